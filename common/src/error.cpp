@@ -1,0 +1,45 @@
+#include "molt/common/error.hpp"
+
+#include <cstdio>
+#include <cstdlib>
+
+#include "molt/common/assert.hpp"
+
+namespace molt {
+
+std::string_view to_string(errc code) noexcept {
+    switch (code) {
+    case errc::invalid_argument: return "invalid_argument";
+    case errc::parse_error: return "parse_error";
+    case errc::not_found: return "not_found";
+    case errc::unsupported: return "unsupported";
+    case errc::io_error: return "io_error";
+    case errc::tls_error: return "tls_error";
+    case errc::database_error: return "database_error";
+    case errc::unavailable: return "unavailable";
+    case errc::unauthenticated: return "unauthenticated";
+    case errc::limit_exceeded: return "limit_exceeded";
+    case errc::timeout: return "timeout";
+    case errc::cancelled: return "cancelled";
+    case errc::internal: return "internal";
+    }
+    return "unknown";
+}
+
+error error::with_context(std::string_view context) const {
+    std::string message;
+    message.reserve(context.size() + 2 + message_.size());
+    message.append(context).append(": ").append(message_);
+    return {code_, std::move(message)};
+}
+
+namespace detail {
+
+void check_failed(const char* condition, const char* message, const char* file, int line) noexcept {
+    std::fprintf(stderr, "MOLT_CHECK failed: %s (%s) at %s:%d\n", condition, message, file, line);
+    std::fflush(stderr);
+    std::abort();
+}
+
+}  // namespace detail
+}  // namespace molt
