@@ -1,0 +1,695 @@
+#include "molt/proto/decoder.hpp"
+
+#include <algorithm>
+
+#include <fmt/format.h>
+
+#include "arena.hpp"
+#include "json_reader.hpp"
+
+namespace molt::proto {
+
+struct batch::storage {
+    std::string body;
+    detail::arena text;
+    std::vector<value> values;
+    std::vector<column> columns;
+    std::vector<table_mutations> tables;
+    size_t messages = 0;
+    size_t unknown_fields = 0;
+};
+
+batch::batch() : storage_(std::make_unique<storage>()) {}
+batch::batch(std::unique_ptr<storage> s) : storage_(std::move(s)) {}
+batch::batch(batch&&) noexcept = default;
+batch& batch::operator=(batch&&) noexcept = default;
+batch::~batch() = default;
+
+const std::vector<table_mutations>& batch::tables() const noexcept {
+    return storage_->tables;
+}
+size_t batch::message_count() const noexcept {
+    return storage_->messages;
+}
+size_t batch::unknown_field_count() const noexcept {
+    return storage_->unknown_fields;
+}
+
+namespace {
+
+constexpr std::string_view updated_hint =
+    "create the changefeed WITH updated, so that every message carries its timestamp";
+
+// A message while the body is decoded: ranges are indices, turned into spans at the end when the
+// arrays no longer move.
+struct pending {
+    hlc updated;
+    std::optional<hlc> mvcc;
+    std::string_view topic;
+    std::string_view key;
+    uint32_t key_begin = 0, key_count = 0;
+    uint32_t after_begin = 0, after_count = 0;
+    uint32_t before_begin = 0, before_count = 0;
+    bool deleted = true;
+    bool has_before = false;
+    uint32_t index = 0;
+};
+
+class decoder {
+public:
+    decoder(batch::storage& s, const decode_limits& limits)
+        : s_(s), limits_(limits), r_(s.body, limits.max_depth) {
+        s_.columns.reserve(s.body.size() / 24);
+        s_.values.reserve(s.body.size() / 64);
+    }
+
+    result<webhook_body> decode_body();
+    result<void> decode_lines();
+    void group();
+
+private:
+    // Errors -----------------------------------------------------------------------------------
+    molt::error reader_error() const {
+        return {r_.error_code(), fmt::format("invalid request body at byte {}: {}",
+                                             r_.error_offset(), r_.error_message())};
+    }
+    molt::error message_error(const pending& m, size_t at, std::string_view what) const {
+        return {errc::parse_error, fmt::format("message {} (byte {}): {}", m.index, at, what)};
+    }
+    molt::error body_error(size_t at, std::string_view what) const {
+        return {errc::parse_error, fmt::format("invalid request body at byte {}: {}", at, what)};
+    }
+
+    // Parsing ----------------------------------------------------------------------------------
+    bool key_string(std::string_view& out) {
+        bool escaped = false;
+        return r_.read_string(out, escaped);
+    }
+    // A string kept in the batch: a view into the body, or copied to the arena when escaped.
+    bool kept_string(std::string_view& out) {
+        bool escaped = false;
+        if (!r_.read_string(out, escaped)) {
+            return false;
+        }
+        if (escaped) {
+            out = s_.text.copy(out);
+        }
+        return true;
+    }
+    bool read_value(value& v, size_t depth);
+    bool read_row(uint32_t& begin, uint32_t& count, size_t depth);
+    bool read_key(pending& m, size_t depth);
+    bool read_hlc(hlc& out, std::string_view field, const pending& m, molt::error& err);
+    bool skip_value(size_t depth) {
+        scratch_.clear();
+        return r_.append_canonical(scratch_, depth);
+    }
+    result<void> read_message(size_t depth);
+    result<void> read_payload();
+
+    batch::storage& s_;
+    decode_limits limits_;
+    detail::json_reader r_;
+    std::vector<pending> pending_;
+    std::string scratch_;   // canonical text of nested values and skipped fields
+    std::string key_text_;  // canonical text of the current key
+    std::vector<column> bare_columns_;
+};
+
+bool decoder::read_value(value& v, size_t depth) {
+    switch (r_.peek()) {
+    case '"': v.kind = value_kind::string; return kept_string(v.text);
+    case 't':
+    case 'f': v.kind = value_kind::boolean; return r_.read_literal(v.text);
+    case 'n':
+        v.kind = value_kind::null;
+        if (!r_.read_literal(v.text)) {
+            return false;
+        }
+        if (v.text != "null") {
+            return r_.fail_here("invalid literal (expected true, false or null)");
+        }
+        v.text = {};
+        return true;
+    case '{':
+    case '[': {
+        v.kind = value_kind::json;
+        scratch_.clear();
+        if (!r_.append_canonical(scratch_, depth)) {
+            return false;
+        }
+        v.text = s_.text.copy(scratch_);
+        return true;
+    }
+    default: v.kind = value_kind::number; return r_.read_number(v.text);
+    }
+}
+
+// Reads {"col": value, ...} into s_.columns. CockroachDB sorts object keys, so keys normally
+// arrive in increasing order and duplicates are checked only when they do not.
+bool decoder::read_row(uint32_t& begin, uint32_t& count, size_t depth) {
+    if (!r_.check_depth(depth + 1) || !r_.expect('{', "'{'")) {
+        return false;
+    }
+    begin = static_cast<uint32_t>(s_.columns.size());
+    if (!r_.try_consume('}')) {
+        bool sorted = true;
+        for (;;) {
+            column c;
+            const size_t name_at = (r_.skip_ws(), r_.offset());
+            if (!kept_string(c.name) || !r_.expect(':', "':' after a column name") ||
+                !read_value(c.val, depth + 1)) {
+                return false;
+            }
+            if (s_.columns.size() > begin && !(s_.columns.back().name < c.name)) {
+                sorted = false;
+            }
+            if (!sorted) {
+                for (size_t i = begin; i < s_.columns.size(); ++i) {
+                    if (s_.columns[i].name == c.name) {
+                        return r_.fail(name_at, fmt::format("column \"{}\" appears twice", c.name));
+                    }
+                }
+            }
+            s_.columns.push_back(c);
+            if (r_.try_consume(',')) {
+                continue;
+            }
+            if (!r_.expect('}', "',' or '}' after a column")) {
+                return false;
+            }
+            break;
+        }
+    }
+    count = static_cast<uint32_t>(s_.columns.size() - begin);
+    return true;
+}
+
+bool decoder::read_key(pending& m, size_t depth) {
+    if (!r_.check_depth(depth + 1) || !r_.expect('[', "'[' (\"key\" must be an array)")) {
+        return false;
+    }
+    m.key_begin = static_cast<uint32_t>(s_.values.size());
+    std::string& canonical = key_text_;
+    canonical.assign(1, '[');
+    if (!r_.try_consume(']')) {
+        for (;;) {
+            value v;
+            if (!read_value(v, depth + 1)) {
+                return false;
+            }
+            s_.values.push_back(v);
+            switch (v.kind) {
+            case value_kind::null: canonical += "null"; break;
+            case value_kind::string: detail::append_json_string(canonical, v.text); break;
+            default: canonical += v.text; break;
+            }
+            if (r_.try_consume(',')) {
+                canonical.push_back(',');
+                continue;
+            }
+            if (!r_.expect(']', "',' or ']' in \"key\"")) {
+                return false;
+            }
+            break;
+        }
+    }
+    canonical.push_back(']');
+    m.key_count = static_cast<uint32_t>(s_.values.size() - m.key_begin);
+    m.key = s_.text.copy(canonical);
+    return true;
+}
+
+bool decoder::read_hlc(hlc& out, std::string_view field, const pending& m, molt::error& err) {
+    const size_t at = (r_.skip_ws(), r_.offset());
+    std::string_view text;
+    bool escaped = false;
+    if (r_.peek() != '"') {
+        err = message_error(m, at, fmt::format("\"{}\" must be a string", field));
+        return false;
+    }
+    if (!r_.read_string(text, escaped)) {
+        return false;
+    }
+    auto parsed = hlc::parse(text);
+    if (!parsed) {
+        err = message_error(m, at, fmt::format("bad \"{}\": {}", field, parsed.error().message()));
+        return false;
+    }
+    out = *parsed;
+    return true;
+}
+
+result<void> decoder::read_message(size_t depth) {
+    pending m;
+    m.index = static_cast<uint32_t>(pending_.size());
+    if (pending_.size() >= limits_.max_messages) {
+        return molt::error{errc::limit_exceeded,
+                           fmt::format("request body at byte {}: more than {} messages",
+                                       r_.offset(), limits_.max_messages)};
+    }
+    const size_t start = (r_.skip_ws(), r_.offset());
+    if (r_.peek() != '{') {
+        if (r_.failed() || r_.at_end()) {
+            r_.expect('{', "a message object");
+            return reader_error();
+        }
+        return message_error(m, start, "a message must be a JSON object");
+    }
+    if (!r_.check_depth(depth + 1) || !r_.expect('{', "'{'")) {
+        return reader_error();
+    }
+    bool have_updated = false, have_key = false, have_topic = false, have_after = false;
+    bool bare = false;
+    bare_columns_.clear();
+    size_t unknown_here = 0;
+    molt::error err{errc::parse_error, ""};
+
+    // Reads the wrapped-envelope metadata fields; shared by the top level and "__crdb__".
+    auto read_meta = [&](std::string_view name, bool& handled) -> bool {
+        handled = true;
+        const size_t at = (r_.skip_ws(), r_.offset());
+        if (name == "updated") {
+            have_updated = true;
+            return read_hlc(m.updated, name, m, err);
+        }
+        if (name == "mvcc_timestamp") {
+            hlc t;
+            if (!read_hlc(t, name, m, err)) {
+                return false;
+            }
+            m.mvcc = t;
+            return true;
+        }
+        if (name == "topic") {
+            if (r_.peek() != '"') {
+                err = message_error(m, at, "\"topic\" must be a string");
+                return false;
+            }
+            have_topic = true;
+            return kept_string(m.topic);
+        }
+        if (name == "key") {
+            if (r_.peek() != '[') {
+                err = message_error(m, at, "\"key\" must be an array of primary key values");
+                return false;
+            }
+            have_key = true;
+            return read_key(m, depth + 1);
+        }
+        handled = false;
+        return true;
+    };
+
+    if (!r_.try_consume('}')) {
+        for (;;) {
+            std::string_view name;
+            if (!key_string(name) || !r_.expect(':', "':' after a field name")) {
+                return reader_error();
+            }
+            const size_t at = (r_.skip_ws(), r_.offset());
+            bool handled = false;
+            bool ok = true;
+            if (name == "after") {
+                have_after = true;
+                if (r_.peek() == 'n') {
+                    value v;
+                    ok = read_value(v, depth + 1);
+                    m.deleted = true;
+                } else if (r_.peek() == '{') {
+                    ok = read_row(m.after_begin, m.after_count, depth + 1);
+                    m.deleted = false;
+                } else {
+                    return message_error(m, at, "\"after\" must be an object or null");
+                }
+            } else if (name == "before") {
+                m.has_before = true;
+                if (r_.peek() == 'n') {
+                    value v;
+                    ok = read_value(v, depth + 1);
+                } else if (r_.peek() == '{') {
+                    ok = read_row(m.before_begin, m.before_count, depth + 1);
+                } else {
+                    return message_error(m, at, "\"before\" must be an object or null");
+                }
+            } else if (name == "__crdb__") {
+                // Bare envelope: metadata here, columns at the top level.
+                bare = true;
+                if (r_.peek() != '{') {
+                    return message_error(m, at, "\"__crdb__\" must be an object");
+                }
+                ok = r_.check_depth(depth + 2) && r_.expect('{', "'{'");
+                if (ok && !r_.try_consume('}')) {
+                    for (;;) {
+                        std::string_view inner;
+                        if (!key_string(inner) || !r_.expect(':', "':' after a field name")) {
+                            return reader_error();
+                        }
+                        bool inner_handled = false;
+                        if (!read_meta(inner, inner_handled)) {
+                            ok = false;
+                            break;
+                        }
+                        if (!inner_handled) {
+                            ++unknown_here;
+                            if (!skip_value(depth + 2)) {
+                                return reader_error();
+                            }
+                        }
+                        if (r_.try_consume(',')) {
+                            continue;
+                        }
+                        ok = r_.expect('}', "',' or '}' in \"__crdb__\"");
+                        break;
+                    }
+                }
+            } else {
+                ok = read_meta(name, handled);
+                if (ok && !handled) {
+                    // Unknown here; a column if this turns out to be a bare-envelope message.
+                    column c;
+                    c.name = name;
+                    if (name.data() < s_.body.data() ||
+                        name.data() >= s_.body.data() + s_.body.size()) {
+                        c.name = s_.text.copy(name);
+                    }
+                    ok = read_value(c.val, depth + 1);
+                    bare_columns_.push_back(c);
+                    ++unknown_here;
+                }
+            }
+            if (!ok) {
+                return r_.failed() ? reader_error() : err;
+            }
+            if (r_.try_consume(',')) {
+                continue;
+            }
+            if (!r_.expect('}', "',' or '}' after a message field")) {
+                return reader_error();
+            }
+            break;
+        }
+    }
+
+    if (bare && !have_after) {
+        unknown_here -= bare_columns_.size();
+        m.after_begin = static_cast<uint32_t>(s_.columns.size());
+        s_.columns.insert(s_.columns.end(), bare_columns_.begin(), bare_columns_.end());
+        m.after_count = static_cast<uint32_t>(bare_columns_.size());
+        m.deleted = bare_columns_.empty();
+    }
+    s_.unknown_fields += unknown_here;
+    if (!have_updated) {
+        return message_error(m, start, fmt::format("missing \"updated\": {}", updated_hint));
+    }
+    if (!have_topic) {
+        return message_error(m, start,
+                             "missing \"topic\": the message does not name its table (webhook "
+                             "changefeeds put it in every message)");
+    }
+    if (m.topic.empty()) {
+        return message_error(m, start, "empty \"topic\"");
+    }
+    if (!have_key) {
+        return message_error(m, start, "missing \"key\": the primary key of the row is required");
+    }
+    if (m.key_count == 0) {
+        return message_error(m, start, "empty \"key\": the primary key of the row is required");
+    }
+    pending_.push_back(m);
+    return ok();
+}
+
+result<void> decoder::read_payload() {
+    if (r_.peek() != '[') {
+        if (r_.at_end()) {
+            r_.expect('[', "'['");
+            return reader_error();
+        }
+        return body_error(r_.offset(), "\"payload\" must be an array of messages");
+    }
+    if (!r_.check_depth(2) || !r_.expect('[', "'['")) {
+        return reader_error();
+    }
+    if (r_.try_consume(']')) {
+        return ok();
+    }
+    for (;;) {
+        if (auto read = read_message(2); !read) {
+            return read;
+        }
+        if (r_.try_consume(',')) {
+            continue;
+        }
+        if (!r_.expect(']', "',' or ']' after a message")) {
+            return reader_error();
+        }
+        return ok();
+    }
+}
+
+result<webhook_body> decoder::decode_body() {
+    webhook_body out;
+    if (r_.peek() == '\0' && r_.at_end()) {
+        return out;  // An empty body is a no-op, as the original replicator answers it.
+    }
+    if (r_.peek() != '{') {
+        return body_error(r_.offset(),
+                          "the body must be a JSON object ({\"payload\":[...]} or "
+                          "{\"resolved\":\"...\"})");
+    }
+    if (!r_.check_depth(1) || !r_.expect('{', "'{'")) {
+        return reader_error();
+    }
+    bool have_payload = false;
+    std::optional<hlc> resolved;
+    std::optional<std::pair<size_t, uint64_t>> length;  // (byte offset, value)
+    auto read_resolved = [&](size_t at) -> result<void> {
+        if (resolved) {
+            return body_error(at, "\"resolved\" appears twice");
+        }
+        std::string_view text;
+        bool escaped = false;
+        if (r_.peek() != '"') {
+            return body_error(at, "\"resolved\" must be a string");
+        }
+        if (!r_.read_string(text, escaped)) {
+            return reader_error();
+        }
+        auto parsed = hlc::parse(text);
+        if (!parsed) {
+            return body_error(at, fmt::format("bad \"resolved\": {}", parsed.error().message()));
+        }
+        resolved = *parsed;
+        return ok();
+    };
+    if (!r_.try_consume('}')) {
+        for (;;) {
+            std::string_view name;
+            if (!key_string(name) || !r_.expect(':', "':' after a field name")) {
+                return reader_error();
+            }
+            const size_t at = (r_.skip_ws(), r_.offset());
+            if (name == "payload") {
+                if (have_payload) {
+                    return body_error(at, "\"payload\" appears twice");
+                }
+                have_payload = true;
+                if (auto read = read_payload(); !read) {
+                    return read.error();
+                }
+            } else if (name == "length") {
+                std::string_view text;
+                if (r_.peek() == '-' || (r_.peek() >= '0' && r_.peek() <= '9')) {
+                    if (!r_.read_number(text)) {
+                        return reader_error();
+                    }
+                }
+                uint64_t n = 0;
+                const bool integral = !text.empty() && text.size() <= 18 &&
+                                      std::all_of(text.begin(), text.end(),
+                                                  [](char c) { return c >= '0' && c <= '9'; });
+                if (!integral) {
+                    if (text.empty() && !skip_value(1)) {
+                        return reader_error();
+                    }
+                    return body_error(at, "\"length\" must be a non-negative integer");
+                }
+                for (const char c : text) {
+                    n = n * 10 + static_cast<uint64_t>(c - '0');
+                }
+                length.emplace(at, n);
+            } else if (name == "resolved") {
+                if (auto read = read_resolved(at); !read) {
+                    return read.error();
+                }
+            } else if (name == "__crdb__") {
+                if (r_.peek() != '{') {
+                    return body_error(at, "\"__crdb__\" must be an object");
+                }
+                if (!r_.check_depth(2) || !r_.expect('{', "'{'")) {
+                    return reader_error();
+                }
+                if (!r_.try_consume('}')) {
+                    for (;;) {
+                        std::string_view inner;
+                        if (!key_string(inner) || !r_.expect(':', "':' after a field name")) {
+                            return reader_error();
+                        }
+                        const size_t inner_at = (r_.skip_ws(), r_.offset());
+                        if (inner == "resolved") {
+                            if (auto read = read_resolved(inner_at); !read) {
+                                return read.error();
+                            }
+                        } else {
+                            ++s_.unknown_fields;
+                            if (!skip_value(2)) {
+                                return reader_error();
+                            }
+                        }
+                        if (r_.try_consume(',')) {
+                            continue;
+                        }
+                        if (!r_.expect('}', "',' or '}' in \"__crdb__\"")) {
+                            return reader_error();
+                        }
+                        break;
+                    }
+                }
+            } else {
+                ++s_.unknown_fields;
+                if (!skip_value(1)) {
+                    return reader_error();
+                }
+            }
+            if (r_.try_consume(',')) {
+                continue;
+            }
+            if (!r_.expect('}', "',' or '}' after a field")) {
+                return reader_error();
+            }
+            break;
+        }
+    }
+    r_.skip_ws();
+    if (!r_.at_end()) {
+        return body_error(r_.offset(), "unexpected data after the JSON object");
+    }
+    if (have_payload && resolved) {
+        return body_error(0,
+                          "the body mixes rows (\"payload\") and a resolved timestamp; "
+                          "CockroachDB sends them in separate requests");
+    }
+    if (!have_payload && !resolved) {
+        return body_error(0, "neither \"payload\" nor \"resolved\" is present");
+    }
+    if (length && !have_payload) {
+        return body_error(length->first, "\"length\" without \"payload\"");
+    }
+    if (length && length->second != pending_.size()) {
+        return body_error(
+            length->first,
+            fmt::format("\"length\" is {} but \"payload\" holds {} message{}", length->second,
+                        pending_.size(), pending_.size() == 1 ? "" : "s"));
+    }
+    if (resolved) {
+        out.type = webhook_body::kind::resolved;
+        out.resolved = *resolved;
+    }
+    return out;
+}
+
+result<void> decoder::decode_lines() {
+    for (;;) {
+        r_.skip_ws();
+        if (r_.at_end()) {
+            return ok();
+        }
+        if (auto read = read_message(0); !read) {
+            return read;
+        }
+    }
+}
+
+void decoder::group() {
+    s_.messages = pending_.size();
+    for (const pending& p : pending_) {
+        table_mutations* table = nullptr;
+        if (!s_.tables.empty() && s_.tables.back().topic == p.topic) {
+            table = &s_.tables.back();
+        } else {
+            for (table_mutations& t : s_.tables) {
+                if (t.topic == p.topic) {
+                    table = &t;
+                    break;
+                }
+            }
+        }
+        if (table == nullptr) {
+            table = &s_.tables.emplace_back();
+            table->topic = p.topic;
+        }
+        mutation m;
+        m.updated = p.updated;
+        m.mvcc_timestamp = p.mvcc;
+        m.key = p.key;
+        m.key_values = std::span<const value>(s_.values.data() + p.key_begin, p.key_count);
+        m.deleted = p.deleted;
+        if (!p.deleted) {
+            m.after = std::span<const column>(s_.columns.data() + p.after_begin, p.after_count);
+        }
+        m.has_before = p.has_before;
+        m.before = std::span<const column>(s_.columns.data() + p.before_begin, p.before_count);
+        m.message_index = p.index;
+        table->mutations.push_back(m);
+    }
+    for (table_mutations& t : s_.tables) {
+        auto by_time = [](const mutation& a, const mutation& b) { return a.updated < b.updated; };
+        if (!std::is_sorted(t.mutations.begin(), t.mutations.end(), by_time)) {
+            std::stable_sort(t.mutations.begin(), t.mutations.end(), by_time);
+        }
+    }
+}
+
+result<void> check_size(const std::string& body, const decode_limits& limits) {
+    if (body.size() > limits.max_body_bytes) {
+        return molt::error{errc::limit_exceeded,
+                           fmt::format("request body of {} bytes exceeds the limit of {} bytes",
+                                       body.size(), limits.max_body_bytes)};
+    }
+    return ok();
+}
+
+}  // namespace
+
+result<webhook_body> decode_webhook(std::string body, const decode_limits& limits) {
+    if (auto size = check_size(body, limits); !size) {
+        return size.error();
+    }
+    auto s = std::make_unique<batch::storage>();
+    s->body = std::move(body);
+    decoder d(*s, limits);
+    auto decoded = d.decode_body();
+    if (!decoded) {
+        return std::move(decoded).error();
+    }
+    d.group();
+    decoded->rows = batch(std::move(s));
+    return decoded;
+}
+
+result<batch> decode_ndjson(std::string body, const decode_limits& limits) {
+    if (auto size = check_size(body, limits); !size) {
+        return size.error();
+    }
+    auto s = std::make_unique<batch::storage>();
+    s->body = std::move(body);
+    decoder d(*s, limits);
+    if (auto decoded = d.decode_lines(); !decoded) {
+        return decoded.error();
+    }
+    d.group();
+    return batch(std::move(s));
+}
+
+}  // namespace molt::proto
