@@ -280,6 +280,12 @@ bool json_reader::read_string_slow(const char* start, std::string_view& out) {
 
 bool json_reader::read_number(std::string_view& out) {
     skip_ws();
+    if (p_ >= end_) {
+        return fail_here("unexpected end of input, expected a value");
+    }
+    if (*p_ != '-' && (*p_ < '0' || *p_ > '9')) {
+        return fail_here(fmt::format("expected a JSON value, found {}", describe_byte(*p_)));
+    }
     const char* start = p_;
     auto digit = [this] { return p_ < end_ && *p_ >= '0' && *p_ <= '9'; };
     if (p_ < end_ && *p_ == '-') {
