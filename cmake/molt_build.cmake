@@ -17,7 +17,13 @@ endif()
 # GCC 12 in C++20 mode that is a hard error. Force-include <utility> everywhere.
 add_compile_options("SHELL:-include utility")
 
-if(MOLT_SANITIZE)
+if(MOLT_FUZZ)
+    # Coverage instrumentation for every library, so libFuzzer is guided through our code; the
+    # fuzz targets themselves link the libFuzzer driver (-fsanitize=fuzzer).
+    add_compile_options(-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize=vptr
+        -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
+    add_link_options(-fsanitize=address,undefined -fno-sanitize=vptr)
+elseif(MOLT_SANITIZE)
     # vptr is off: SOCI is built with hidden visibility and the vptr check needs its typeinfo.
     add_compile_options(-fsanitize=address,undefined -fno-sanitize=vptr -fno-omit-frame-pointer
         -fno-sanitize-recover=undefined)

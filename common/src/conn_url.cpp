@@ -106,9 +106,10 @@ result<host_port> parse_host_port(std::string_view text) {
             port_text = after.substr(1);
             has_port = true;
         }
-        if (out.host.empty() || !std::all_of(out.host.begin(), out.host.end(), [](char c) {
-                return std::isxdigit(static_cast<unsigned char>(c)) != 0 || c == ':' || c == '.' ||
-                       c == '%';
+        // An IPv6 literal always holds a ':'; zone IDs (%eth0) are not supported.
+        if (out.host.find(':') == std::string::npos ||
+            !std::all_of(out.host.begin(), out.host.end(), [](char c) {
+                return std::isxdigit(static_cast<unsigned char>(c)) != 0 || c == ':' || c == '.';
             })) {
             return invalid(fmt::format("bad IPv6 address \"{}\"", out.host));
         }

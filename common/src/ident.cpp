@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include "molt/common/json_text.hpp"
 #include "molt/common/log.hpp"
 
 namespace molt {
@@ -24,23 +25,12 @@ char quote_char(dialect d) noexcept {
 // Number of code points, or -1 for invalid UTF-8.
 long utf8_length(std::string_view s) noexcept {
     long count = 0;
-    for (size_t i = 0; i < s.size();) {
-        const auto b = static_cast<unsigned char>(s[i]);
-        size_t len = b < 0x80             ? 1
-                     : (b & 0xE0) == 0xC0 ? 2
-                     : (b & 0xF0) == 0xE0 ? 3
-                     : (b & 0xF8) == 0xF0 ? 4
-                                          : 0;
-        if (len == 0 || i + len > s.size()) {
+    for (const char* p = s.data(); p < s.data() + s.size(); ++count) {
+        const size_t len = utf8_sequence_length(p, s.data() + s.size());
+        if (len == 0) {
             return -1;
         }
-        for (size_t k = 1; k < len; ++k) {
-            if ((static_cast<unsigned char>(s[i + k]) & 0xC0) != 0x80) {
-                return -1;
-            }
-        }
-        i += len;
-        ++count;
+        p += len;
     }
     return count;
 }

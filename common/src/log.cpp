@@ -13,6 +13,7 @@
 
 #include <fmt/format.h>
 
+#include "molt/common/json_text.hpp"
 #include "molt/common/redact.hpp"
 #include "molt/common/time_format.hpp"
 
@@ -27,73 +28,6 @@ constexpr std::string_view text_names[] = {"TRACE", "DEBUG", "INFO", "WARN",
 
 size_t index_of(level lvl) noexcept {
     return static_cast<size_t>(lvl);
-}
-
-// Length of a valid UTF-8 sequence starting at s[i], or 0 when it is invalid.
-size_t utf8_sequence_length(std::string_view s, size_t i) noexcept {
-    const auto b0 = static_cast<unsigned char>(s[i]);
-    size_t len = 0;
-    uint32_t min = 0;
-    uint32_t cp = 0;
-    if (b0 < 0x80) {
-        return 1;
-    } else if ((b0 & 0xE0) == 0xC0) {
-        len = 2, min = 0x80, cp = b0 & 0x1F;
-    } else if ((b0 & 0xF0) == 0xE0) {
-        len = 3, min = 0x800, cp = b0 & 0x0F;
-    } else if ((b0 & 0xF8) == 0xF0) {
-        len = 4, min = 0x10000, cp = b0 & 0x07;
-    } else {
-        return 0;
-    }
-    if (i + len > s.size()) {
-        return 0;
-    }
-    for (size_t k = 1; k < len; ++k) {
-        const auto b = static_cast<unsigned char>(s[i + k]);
-        if ((b & 0xC0) != 0x80) {
-            return 0;
-        }
-        cp = (cp << 6) | (b & 0x3F);
-    }
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
-        return 0;
-    }
-    return len;
-}
-
-// Go encoding/json string rules without HTML escaping (what zerolog writes).
-void append_json_string(std::string& out, std::string_view s) {
-    out.push_back('"');
-    for (size_t i = 0; i < s.size();) {
-        const auto c = static_cast<unsigned char>(s[i]);
-        if (c >= 0x80) {
-            const size_t len = utf8_sequence_length(s, i);
-            if (len == 0) {
-                out.append("\\ufffd");
-                ++i;
-            } else {
-                out.append(s.substr(i, len));
-                i += len;
-            }
-            continue;
-        }
-        switch (c) {
-        case '"': out.append("\\\""); break;
-        case '\\': out.append("\\\\"); break;
-        case '\n': out.append("\\n"); break;
-        case '\r': out.append("\\r"); break;
-        case '\t': out.append("\\t"); break;
-        default:
-            if (c < 0x20) {
-                out.append(fmt::format("\\u{:04x}", c));
-            } else {
-                out.push_back(static_cast<char>(c));
-            }
-        }
-        ++i;
-    }
-    out.push_back('"');
 }
 
 std::string format_double(double v) {

@@ -11,9 +11,7 @@ namespace molt::proto {
 
 struct batch::storage {
     std::string body;
-    detail::arena text;
-    std::vector<value> values;
-    std::vector<column> columns;
+    detail::arena text;  // strings, canonical text, and the column/key arrays of every row
     std::vector<table_mutations> tables;
     size_t messages = 0;
     size_t unknown_fields = 0;
@@ -40,28 +38,10 @@ namespace {
 constexpr std::string_view updated_hint =
     "create the changefeed WITH updated, so that every message carries its timestamp";
 
-// A message while the body is decoded: ranges are indices, turned into spans at the end when the
-// arrays no longer move.
-struct pending {
-    hlc updated;
-    std::optional<hlc> mvcc;
-    std::string_view topic;
-    std::string_view key;
-    uint32_t key_begin = 0, key_count = 0;
-    uint32_t after_begin = 0, after_count = 0;
-    uint32_t before_begin = 0, before_count = 0;
-    bool deleted = true;
-    bool has_before = false;
-    uint32_t index = 0;
-};
-
 class decoder {
 public:
     decoder(batch::storage& s, const decode_limits& limits)
-        : s_(s), limits_(limits), r_(s.body, limits.max_depth) {
-        s_.columns.reserve(s.body.size() / 24);
-        s_.values.reserve(s.body.size() / 64);
-    }
+        : s_(s), limits_(limits), r_(s.body, limits.max_depth) {}
 
     result<webhook_body> decode_body();
     result<void> decode_lines();
@@ -73,8 +53,9 @@ private:
         return {r_.error_code(), fmt::format("invalid request body at byte {}: {}",
                                              r_.error_offset(), r_.error_message())};
     }
-    molt::error message_error(const pending& m, size_t at, std::string_view what) const {
-        return {errc::parse_error, fmt::format("message {} (byte {}): {}", m.index, at, what)};
+    molt::error message_error(const mutation& m, size_t at, std::string_view what) const {
+        return {errc::parse_error,
+                fmt::format("message {} (byte {}): {}", m.message_index, at, what)};
     }
     molt::error body_error(size_t at, std::string_view what) const {
         return {errc::parse_error, fmt::format("invalid request body at byte {}: {}", at, what)};
@@ -97,12 +78,36 @@ private:
         return true;
     }
     bool read_value(value& v, size_t depth);
-    bool read_row(uint32_t& begin, uint32_t& count, size_t depth);
-    bool read_key(pending& m, size_t depth);
-    bool read_hlc(hlc& out, std::string_view field, const pending& m, molt::error& err);
+    bool read_row(std::span<const column>& out, size_t depth);
+    bool read_key(mutation& m, size_t depth);
+    bool read_hlc(hlc& out, std::string_view field, const mutation& m, molt::error& err);
+    void add(std::string_view topic, const mutation& m);
     bool skip_value(size_t depth) {
         scratch_.clear();
         return r_.append_canonical(scratch_, depth);
+    }
+    // Reads an object ('{' next) whose parent container is at `depth`: for each member calls
+    // on_member(name, name_offset) with the cursor on the member's value. Names are kept (copied
+    // when escaped). on_member returns false to stop, after recording the error.
+    template <typename OnMember>
+    bool for_each_member(size_t depth, std::string_view colon_what, std::string_view end_what,
+                         OnMember&& on_member) {
+        if (!r_.check_depth(depth + 1) || !r_.expect('{', "'{'")) {
+            return false;
+        }
+        if (r_.try_consume('}')) {
+            return true;
+        }
+        for (;;) {
+            std::string_view name;
+            const size_t name_at = (r_.skip_ws(), r_.offset());
+            if (!kept_string(name) || !r_.expect(':', colon_what) || !on_member(name, name_at)) {
+                return false;
+            }
+            if (!r_.try_consume(',')) {
+                return r_.expect('}', end_what);
+            }
+        }
     }
     result<void> read_message(size_t depth);
     result<void> read_payload();
@@ -110,10 +115,12 @@ private:
     batch::storage& s_;
     decode_limits limits_;
     detail::json_reader r_;
-    std::vector<pending> pending_;
+    size_t messages_ = 0;
     std::string scratch_;   // canonical text of nested values and skipped fields
     std::string key_text_;  // canonical text of the current key
     std::vector<column> bare_columns_;
+    std::vector<column> row_;  // columns of the row being read, before they go to the arena
+    std::vector<value> key_values_;
 };
 
 bool decoder::read_value(value& v, size_t depth) {
@@ -145,51 +152,41 @@ bool decoder::read_value(value& v, size_t depth) {
     }
 }
 
-// Reads {"col": value, ...} into s_.columns. CockroachDB sorts object keys, so keys normally
+// Reads {"col": value, ...} into the arena. CockroachDB sorts object keys, so keys normally
 // arrive in increasing order and duplicates are checked only when they do not.
-bool decoder::read_row(uint32_t& begin, uint32_t& count, size_t depth) {
-    if (!r_.check_depth(depth + 1) || !r_.expect('{', "'{'")) {
-        return false;
-    }
-    begin = static_cast<uint32_t>(s_.columns.size());
-    if (!r_.try_consume('}')) {
-        bool sorted = true;
-        for (;;) {
-            column c;
-            const size_t name_at = (r_.skip_ws(), r_.offset());
-            if (!kept_string(c.name) || !r_.expect(':', "':' after a column name") ||
-                !read_value(c.val, depth + 1)) {
+bool decoder::read_row(std::span<const column>& out, size_t depth) {
+    row_.clear();
+    bool sorted = true;
+    const bool read_ok = for_each_member(
+        depth, "':' after a column name", "',' or '}' after a column",
+        [&](std::string_view name, size_t name_at) {
+            column c{name, {}};
+            if (!read_value(c.val, depth + 1)) {
                 return false;
             }
-            if (s_.columns.size() > begin && !(s_.columns.back().name < c.name)) {
-                sorted = false;
-            }
+            sorted = sorted && (row_.empty() || row_.back().name < c.name);
             if (!sorted) {
-                for (size_t i = begin; i < s_.columns.size(); ++i) {
-                    if (s_.columns[i].name == c.name) {
+                for (const column& prior : row_) {
+                    if (prior.name == c.name) {
                         return r_.fail(name_at, fmt::format("column \"{}\" appears twice", c.name));
                     }
                 }
             }
-            s_.columns.push_back(c);
-            if (r_.try_consume(',')) {
-                continue;
-            }
-            if (!r_.expect('}', "',' or '}' after a column")) {
-                return false;
-            }
-            break;
-        }
+            row_.push_back(c);
+            return true;
+        });
+    if (!read_ok) {
+        return false;
     }
-    count = static_cast<uint32_t>(s_.columns.size() - begin);
+    out = s_.text.copy(std::span<const column>(row_));
     return true;
 }
 
-bool decoder::read_key(pending& m, size_t depth) {
+bool decoder::read_key(mutation& m, size_t depth) {
     if (!r_.check_depth(depth + 1) || !r_.expect('[', "'[' (\"key\" must be an array)")) {
         return false;
     }
-    m.key_begin = static_cast<uint32_t>(s_.values.size());
+    key_values_.clear();
     std::string& canonical = key_text_;
     canonical.assign(1, '[');
     if (!r_.try_consume(']')) {
@@ -198,7 +195,7 @@ bool decoder::read_key(pending& m, size_t depth) {
             if (!read_value(v, depth + 1)) {
                 return false;
             }
-            s_.values.push_back(v);
+            key_values_.push_back(v);
             switch (v.kind) {
             case value_kind::null: canonical += "null"; break;
             case value_kind::string: detail::append_json_string(canonical, v.text); break;
@@ -215,12 +212,12 @@ bool decoder::read_key(pending& m, size_t depth) {
         }
     }
     canonical.push_back(']');
-    m.key_count = static_cast<uint32_t>(s_.values.size() - m.key_begin);
+    m.key_values = s_.text.copy(std::span<const value>(key_values_));
     m.key = s_.text.copy(canonical);
     return true;
 }
 
-bool decoder::read_hlc(hlc& out, std::string_view field, const pending& m, molt::error& err) {
+bool decoder::read_hlc(hlc& out, std::string_view field, const mutation& m, molt::error& err) {
     const size_t at = (r_.skip_ws(), r_.offset());
     std::string_view text;
     bool escaped = false;
@@ -241,9 +238,11 @@ bool decoder::read_hlc(hlc& out, std::string_view field, const pending& m, molt:
 }
 
 result<void> decoder::read_message(size_t depth) {
-    pending m;
-    m.index = static_cast<uint32_t>(pending_.size());
-    if (pending_.size() >= limits_.max_messages) {
+    mutation m;
+    m.deleted = true;
+    m.message_index = static_cast<uint32_t>(messages_);
+    std::string_view topic;
+    if (messages_ >= limits_.max_messages) {
         return molt::error{errc::limit_exceeded,
                            fmt::format("request body at byte {}: more than {} messages",
                                        r_.offset(), limits_.max_messages)};
@@ -255,9 +254,6 @@ result<void> decoder::read_message(size_t depth) {
             return reader_error();
         }
         return message_error(m, start, "a message must be a JSON object");
-    }
-    if (!r_.check_depth(depth + 1) || !r_.expect('{', "'{'")) {
-        return reader_error();
     }
     bool have_updated = false, have_key = false, have_topic = false, have_after = false;
     bool bare = false;
@@ -278,7 +274,7 @@ result<void> decoder::read_message(size_t depth) {
             if (!read_hlc(t, name, m, err)) {
                 return false;
             }
-            m.mvcc = t;
+            m.mvcc_timestamp = t;
             return true;
         }
         if (name == "topic") {
@@ -287,7 +283,7 @@ result<void> decoder::read_message(size_t depth) {
                 return false;
             }
             have_topic = true;
-            return kept_string(m.topic);
+            return kept_string(topic);
         }
         if (name == "key") {
             if (r_.peek() != '[') {
@@ -301,101 +297,68 @@ result<void> decoder::read_message(size_t depth) {
         return true;
     };
 
-    if (!r_.try_consume('}')) {
-        for (;;) {
-            std::string_view name;
-            if (!key_string(name) || !r_.expect(':', "':' after a field name")) {
-                return reader_error();
-            }
+    const bool read_ok = for_each_member(
+        depth, "':' after a field name", "',' or '}' after a message field",
+        [&](std::string_view name, size_t) {
             const size_t at = (r_.skip_ws(), r_.offset());
-            bool handled = false;
-            bool ok = true;
-            if (name == "after") {
-                have_after = true;
+            if (name == "after" || name == "before") {
+                const bool after = name == "after";
+                (after ? have_after : m.has_before) = true;
                 if (r_.peek() == 'n') {
                     value v;
-                    ok = read_value(v, depth + 1);
-                    m.deleted = true;
-                } else if (r_.peek() == '{') {
-                    ok = read_row(m.after_begin, m.after_count, depth + 1);
-                    m.deleted = false;
-                } else {
-                    return message_error(m, at, "\"after\" must be an object or null");
+                    return read_value(v, depth + 1);
                 }
-            } else if (name == "before") {
-                m.has_before = true;
-                if (r_.peek() == 'n') {
-                    value v;
-                    ok = read_value(v, depth + 1);
-                } else if (r_.peek() == '{') {
-                    ok = read_row(m.before_begin, m.before_count, depth + 1);
-                } else {
-                    return message_error(m, at, "\"before\" must be an object or null");
+                if (r_.peek() != '{') {
+                    err =
+                        message_error(m, at, fmt::format("\"{}\" must be an object or null", name));
+                    return false;
                 }
-            } else if (name == "__crdb__") {
+                m.deleted = m.deleted && !after;
+                return read_row(after ? m.after : m.before, depth + 1);
+            }
+            if (name == "__crdb__") {
                 // Bare envelope: metadata here, columns at the top level.
                 bare = true;
                 if (r_.peek() != '{') {
-                    return message_error(m, at, "\"__crdb__\" must be an object");
+                    err = message_error(m, at, "\"__crdb__\" must be an object");
+                    return false;
                 }
-                ok = r_.check_depth(depth + 2) && r_.expect('{', "'{'");
-                if (ok && !r_.try_consume('}')) {
-                    for (;;) {
-                        std::string_view inner;
-                        if (!key_string(inner) || !r_.expect(':', "':' after a field name")) {
-                            return reader_error();
-                        }
-                        bool inner_handled = false;
-                        if (!read_meta(inner, inner_handled)) {
-                            ok = false;
-                            break;
-                        }
-                        if (!inner_handled) {
-                            ++unknown_here;
-                            if (!skip_value(depth + 2)) {
-                                return reader_error();
-                            }
-                        }
-                        if (r_.try_consume(',')) {
-                            continue;
-                        }
-                        ok = r_.expect('}', "',' or '}' in \"__crdb__\"");
-                        break;
-                    }
+                return for_each_member(depth + 1, "':' after a field name",
+                                       "',' or '}' in \"__crdb__\"",
+                                       [&](std::string_view inner, size_t) {
+                                           bool handled = false;
+                                           if (!read_meta(inner, handled)) {
+                                               return false;
+                                           }
+                                           if (!handled) {
+                                               ++unknown_here;
+                                               return skip_value(depth + 2);
+                                           }
+                                           return true;
+                                       });
+            }
+            bool handled = false;
+            if (!read_meta(name, handled)) {
+                return false;
+            }
+            if (!handled) {
+                // Unknown here; a column if this turns out to be a bare-envelope message.
+                column c{name, {}};
+                if (!read_value(c.val, depth + 1)) {
+                    return false;
                 }
-            } else {
-                ok = read_meta(name, handled);
-                if (ok && !handled) {
-                    // Unknown here; a column if this turns out to be a bare-envelope message.
-                    column c;
-                    c.name = name;
-                    if (name.data() < s_.body.data() ||
-                        name.data() >= s_.body.data() + s_.body.size()) {
-                        c.name = s_.text.copy(name);
-                    }
-                    ok = read_value(c.val, depth + 1);
-                    bare_columns_.push_back(c);
-                    ++unknown_here;
-                }
+                bare_columns_.push_back(c);
+                ++unknown_here;
             }
-            if (!ok) {
-                return r_.failed() ? reader_error() : err;
-            }
-            if (r_.try_consume(',')) {
-                continue;
-            }
-            if (!r_.expect('}', "',' or '}' after a message field")) {
-                return reader_error();
-            }
-            break;
-        }
+            return true;
+        });
+    if (!read_ok) {
+        return r_.failed() ? reader_error() : err;
     }
 
     if (bare && !have_after) {
         unknown_here -= bare_columns_.size();
-        m.after_begin = static_cast<uint32_t>(s_.columns.size());
-        s_.columns.insert(s_.columns.end(), bare_columns_.begin(), bare_columns_.end());
-        m.after_count = static_cast<uint32_t>(bare_columns_.size());
+        m.after = s_.text.copy(std::span<const column>(bare_columns_));
         m.deleted = bare_columns_.empty();
     }
     s_.unknown_fields += unknown_here;
@@ -407,17 +370,38 @@ result<void> decoder::read_message(size_t depth) {
                              "missing \"topic\": the message does not name its table (webhook "
                              "changefeeds put it in every message)");
     }
-    if (m.topic.empty()) {
+    if (topic.empty()) {
         return message_error(m, start, "empty \"topic\"");
     }
     if (!have_key) {
         return message_error(m, start, "missing \"key\": the primary key of the row is required");
     }
-    if (m.key_count == 0) {
+    if (m.key_values.empty()) {
         return message_error(m, start, "empty \"key\": the primary key of the row is required");
     }
-    pending_.push_back(m);
+    add(topic, m);
     return ok();
+}
+
+void decoder::add(std::string_view topic, const mutation& m) {
+    ++messages_;
+    // Requests usually carry runs of one table: try the last table first.
+    table_mutations* table = nullptr;
+    if (!s_.tables.empty() && s_.tables.back().topic == topic) {
+        table = &s_.tables.back();
+    } else {
+        for (table_mutations& t : s_.tables) {
+            if (t.topic == topic) {
+                table = &t;
+                break;
+            }
+        }
+    }
+    if (table == nullptr) {
+        table = &s_.tables.emplace_back();
+        table->topic = topic;
+    }
+    table->mutations.push_back(m);
 }
 
 result<void> decoder::read_payload() {
@@ -458,9 +442,6 @@ result<webhook_body> decoder::decode_body() {
                           "the body must be a JSON object ({\"payload\":[...]} or "
                           "{\"resolved\":\"...\"})");
     }
-    if (!r_.check_depth(1) || !r_.expect('{', "'{'")) {
-        return reader_error();
-    }
     bool have_payload = false;
     std::optional<hlc> resolved;
     std::optional<std::pair<size_t, uint64_t>> length;  // (byte offset, value)
@@ -483,93 +464,69 @@ result<webhook_body> decoder::decode_body() {
         resolved = *parsed;
         return ok();
     };
-    if (!r_.try_consume('}')) {
-        for (;;) {
-            std::string_view name;
-            if (!key_string(name) || !r_.expect(':', "':' after a field name")) {
-                return reader_error();
-            }
+    std::optional<molt::error> failure;
+    auto fail_with = [&](molt::error e) {
+        failure = std::move(e);
+        return false;
+    };
+    const bool read_ok = for_each_member(
+        0, "':' after a field name", "',' or '}' after a field",
+        [&](std::string_view name, size_t) {
             const size_t at = (r_.skip_ws(), r_.offset());
             if (name == "payload") {
                 if (have_payload) {
-                    return body_error(at, "\"payload\" appears twice");
+                    return fail_with(body_error(at, "\"payload\" appears twice"));
                 }
                 have_payload = true;
-                if (auto read = read_payload(); !read) {
-                    return read.error();
-                }
-            } else if (name == "length") {
+                auto read = read_payload();
+                return read ? true : fail_with(read.error());
+            }
+            if (name == "length") {
                 std::string_view text;
-                if (r_.peek() == '-' || (r_.peek() >= '0' && r_.peek() <= '9')) {
-                    if (!r_.read_number(text)) {
-                        return reader_error();
-                    }
+                if ((r_.peek() == '-' || (r_.peek() >= '0' && r_.peek() <= '9')) &&
+                    !r_.read_number(text)) {
+                    return false;
                 }
-                uint64_t n = 0;
                 const bool integral = !text.empty() && text.size() <= 18 &&
                                       std::all_of(text.begin(), text.end(),
                                                   [](char c) { return c >= '0' && c <= '9'; });
                 if (!integral) {
-                    if (text.empty() && !skip_value(1)) {
-                        return reader_error();
-                    }
-                    return body_error(at, "\"length\" must be a non-negative integer");
+                    return (text.empty() && !skip_value(1))
+                               ? false
+                               : fail_with(
+                                     body_error(at, "\"length\" must be a non-negative integer"));
                 }
+                uint64_t n = 0;
                 for (const char c : text) {
                     n = n * 10 + static_cast<uint64_t>(c - '0');
                 }
                 length.emplace(at, n);
-            } else if (name == "resolved") {
-                if (auto read = read_resolved(at); !read) {
-                    return read.error();
-                }
-            } else if (name == "__crdb__") {
+                return true;
+            }
+            if (name == "resolved") {
+                auto read = read_resolved(at);
+                return read ? true : fail_with(read.error());
+            }
+            if (name == "__crdb__") {
                 if (r_.peek() != '{') {
-                    return body_error(at, "\"__crdb__\" must be an object");
+                    return fail_with(body_error(at, "\"__crdb__\" must be an object"));
                 }
-                if (!r_.check_depth(2) || !r_.expect('{', "'{'")) {
-                    return reader_error();
-                }
-                if (!r_.try_consume('}')) {
-                    for (;;) {
-                        std::string_view inner;
-                        if (!key_string(inner) || !r_.expect(':', "':' after a field name")) {
-                            return reader_error();
-                        }
-                        const size_t inner_at = (r_.skip_ws(), r_.offset());
-                        if (inner == "resolved") {
-                            if (auto read = read_resolved(inner_at); !read) {
-                                return read.error();
-                            }
-                        } else {
-                            ++s_.unknown_fields;
-                            if (!skip_value(2)) {
-                                return reader_error();
-                            }
-                        }
-                        if (r_.try_consume(',')) {
-                            continue;
-                        }
-                        if (!r_.expect('}', "',' or '}' in \"__crdb__\"")) {
-                            return reader_error();
-                        }
-                        break;
-                    }
-                }
-            } else {
-                ++s_.unknown_fields;
-                if (!skip_value(1)) {
-                    return reader_error();
-                }
+                return for_each_member(1, "':' after a field name", "',' or '}' in \"__crdb__\"",
+                                       [&](std::string_view inner, size_t) {
+                                           const size_t inner_at = (r_.skip_ws(), r_.offset());
+                                           if (inner == "resolved") {
+                                               auto read = read_resolved(inner_at);
+                                               return read ? true : fail_with(read.error());
+                                           }
+                                           ++s_.unknown_fields;
+                                           return skip_value(2);
+                                       });
             }
-            if (r_.try_consume(',')) {
-                continue;
-            }
-            if (!r_.expect('}', "',' or '}' after a field")) {
-                return reader_error();
-            }
-            break;
-        }
+            ++s_.unknown_fields;
+            return skip_value(1);
+        });
+    if (!read_ok) {
+        return failure ? *failure : reader_error();
     }
     r_.skip_ws();
     if (!r_.at_end()) {
@@ -586,11 +543,10 @@ result<webhook_body> decoder::decode_body() {
     if (length && !have_payload) {
         return body_error(length->first, "\"length\" without \"payload\"");
     }
-    if (length && length->second != pending_.size()) {
-        return body_error(
-            length->first,
-            fmt::format("\"length\" is {} but \"payload\" holds {} message{}", length->second,
-                        pending_.size(), pending_.size() == 1 ? "" : "s"));
+    if (length && length->second != messages_) {
+        return body_error(length->first,
+                          fmt::format("\"length\" is {} but \"payload\" holds {} message{}",
+                                      length->second, messages_, messages_ == 1 ? "" : "s"));
     }
     if (resolved) {
         out.type = webhook_body::kind::resolved;
@@ -612,37 +568,7 @@ result<void> decoder::decode_lines() {
 }
 
 void decoder::group() {
-    s_.messages = pending_.size();
-    for (const pending& p : pending_) {
-        table_mutations* table = nullptr;
-        if (!s_.tables.empty() && s_.tables.back().topic == p.topic) {
-            table = &s_.tables.back();
-        } else {
-            for (table_mutations& t : s_.tables) {
-                if (t.topic == p.topic) {
-                    table = &t;
-                    break;
-                }
-            }
-        }
-        if (table == nullptr) {
-            table = &s_.tables.emplace_back();
-            table->topic = p.topic;
-        }
-        mutation m;
-        m.updated = p.updated;
-        m.mvcc_timestamp = p.mvcc;
-        m.key = p.key;
-        m.key_values = std::span<const value>(s_.values.data() + p.key_begin, p.key_count);
-        m.deleted = p.deleted;
-        if (!p.deleted) {
-            m.after = std::span<const column>(s_.columns.data() + p.after_begin, p.after_count);
-        }
-        m.has_before = p.has_before;
-        m.before = std::span<const column>(s_.columns.data() + p.before_begin, p.before_count);
-        m.message_index = p.index;
-        table->mutations.push_back(m);
-    }
+    s_.messages = messages_;
     for (table_mutations& t : s_.tables) {
         auto by_time = [](const mutation& a, const mutation& b) { return a.updated < b.updated; };
         if (!std::is_sorted(t.mutations.begin(), t.mutations.end(), by_time)) {
@@ -650,6 +576,10 @@ void decoder::group() {
         }
     }
 }
+
+}  // namespace
+
+namespace {
 
 result<void> check_size(const std::string& body, const decode_limits& limits) {
     if (body.size() > limits.max_body_bytes) {

@@ -41,6 +41,14 @@ json json::string(std::string s) {
     return j;
 }
 
+json json::array() {
+    return array(std::vector<json>{});
+}
+
+json json::object() {
+    return object(std::vector<member>{});
+}
+
 json json::array(std::vector<json> items) {
     json j;
     j.type_ = type::array;
@@ -165,10 +173,13 @@ bool parse_value(detail::json_reader& r, json& out, size_t depth) {
 }
 
 // A decimal: sign, coefficient digits without leading zeros ("0" for zero), exponent.
+// `exact` is false when the written exponent is too large for exact 64-bit arithmetic (no
+// CockroachDB decimal has one); such numbers keep their text.
 struct decimal_parts {
     bool negative = false;
     std::string digits;
     int64_t exponent = 0;
+    bool exact = true;
 };
 
 decimal_parts split_number(std::string_view text) {
@@ -197,7 +208,11 @@ decimal_parts split_number(std::string_view text) {
             ++i;
         }
         for (; i < text.size(); ++i) {
-            exp = std::min<int64_t>(exp * 10 + (text[i] - '0'), 1'000'000'000'000LL);
+            if (exp > 100'000'000'000'000LL) {
+                d.exact = false;
+                break;
+            }
+            exp = exp * 10 + (text[i] - '0');
         }
         exp = exp_negative ? -exp : exp;
     }
@@ -257,38 +272,7 @@ result<json> json::parse(std::string_view text, size_t max_depth) {
 }
 
 void write_crdb_string(std::string& out, std::string_view s) {
-    out.push_back('"');
-    const char* p = s.data();
-    const char* end = p + s.size();
-    while (p < end) {
-        const auto c = static_cast<unsigned char>(*p);
-        if (c >= 0x80) {
-            const size_t len = detail::utf8_sequence_length(p, end);
-            if (len == 0) {
-                out.append("\\ufffd");
-                ++p;
-            } else {
-                out.append(p, len);
-                p += len;
-            }
-            continue;
-        }
-        switch (c) {
-        case '"': out.append("\\\""); break;
-        case '\\': out.append("\\\\"); break;
-        case '\n': out.append("\\n"); break;
-        case '\r': out.append("\\r"); break;
-        case '\t': out.append("\\t"); break;
-        default:
-            if (c < 0x20) {
-                out.append(fmt::format("\\u{:04x}", c));
-            } else {
-                out.push_back(static_cast<char>(c));
-            }
-        }
-        ++p;
-    }
-    out.push_back('"');
+    append_json_string(out, s);
 }
 
 void write_crdb(std::string& out, const json& v) {
@@ -339,7 +323,8 @@ std::string to_crdb_text(const json& v) {
 }
 
 std::string crdb_decimal_text(std::string_view text) {
-    return to_scientific_string(split_number(text));
+    const decimal_parts d = split_number(text);
+    return d.exact ? to_scientific_string(d) : std::string(text);
 }
 
 std::optional<std::string> crdb_float_text(double v) {

@@ -4,6 +4,8 @@
 
 #include <fmt/format.h>
 
+#include "molt/common/json_text.hpp"
+
 namespace molt::proto::detail {
 namespace {
 
@@ -58,66 +60,6 @@ std::string describe_byte(char c) {
 }
 
 }  // namespace
-
-size_t utf8_sequence_length(const char* p, const char* end) noexcept {
-    const auto b0 = static_cast<unsigned char>(*p);
-    size_t len = 0;
-    uint32_t cp = 0;
-    uint32_t min = 0;
-    if (b0 < 0x80) {
-        return 1;
-    }
-    if ((b0 & 0xE0) == 0xC0) {
-        len = 2, cp = b0 & 0x1Fu, min = 0x80;
-    } else if ((b0 & 0xF0) == 0xE0) {
-        len = 3, cp = b0 & 0x0Fu, min = 0x800;
-    } else if ((b0 & 0xF8) == 0xF0) {
-        len = 4, cp = b0 & 0x07u, min = 0x10000;
-    } else {
-        return 0;
-    }
-    if (static_cast<size_t>(end - p) < len) {
-        return 0;
-    }
-    for (size_t i = 1; i < len; ++i) {
-        const auto b = static_cast<unsigned char>(p[i]);
-        if ((b & 0xC0) != 0x80) {
-            return 0;
-        }
-        cp = (cp << 6) | (b & 0x3Fu);
-    }
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
-        return 0;
-    }
-    return len;
-}
-
-void append_json_string(std::string& out, std::string_view text) {
-    out.push_back('"');
-    size_t run = 0;  // start of the pending run of bytes copied as they are
-    for (size_t i = 0; i < text.size(); ++i) {
-        const auto c = static_cast<unsigned char>(text[i]);
-        if (c >= 0x20 && c != '"' && c != '\\') {
-            continue;
-        }
-        out.append(text.data() + run, i - run);
-        run = i + 1;
-        switch (c) {
-        case '"': out.append("\\\""); break;
-        case '\\': out.append("\\\\"); break;
-        case '\n': out.append("\\n"); break;
-        case '\r': out.append("\\r"); break;
-        case '\t': out.append("\\t"); break;
-        default: {
-            static constexpr char hex[] = "0123456789abcdef";
-            const char esc[] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 0xF]};
-            out.append(esc, sizeof esc);
-        }
-        }
-    }
-    out.append(text.data() + run, text.size() - run);
-    out.push_back('"');
-}
 
 bool json_reader::fail(size_t at, std::string message, errc code) {
     if (!failed_) {

@@ -10,6 +10,7 @@
 #include <string_view>
 
 #include "molt/common/error.hpp"
+#include "molt/common/json_text.hpp"
 
 namespace molt::proto::detail {
 
@@ -83,10 +84,7 @@ private:
     errc error_code_ = errc::parse_error;
 };
 
-/// Appends `text` as a JSON string with minimal escaping: '"', '\\', control characters.
-void append_json_string(std::string& out, std::string_view text);
-
-/// Length of the valid UTF-8 sequence at p (p < end), or 0 when invalid.
-size_t utf8_sequence_length(const char* p, const char* end) noexcept;
+using molt::append_json_string;
+using molt::utf8_sequence_length;
 
 }  // namespace molt::proto::detail

@@ -6,6 +6,8 @@ set -euo pipefail
 packages=(
     # toolchain
     build-essential cmake ninja-build pkg-config ccache git clang-format-14
+    # fuzzing (libFuzzer comes with clang's runtime)
+    clang-14 libclang-rt-14-dev
     # libraries
     libboost-dev libboost-program-options-dev libboost-system-dev libboost-filesystem-dev
     libsoci-dev libpq-dev libmariadb-dev rapidjson-dev libfmt-dev catch2 libssl-dev openssl

@@ -191,6 +191,9 @@ TEST_CASE("conn_url: malformed strings name what is wrong", "[conn_url]") {
          "'%' must be written %25)"},
         {"postgres://u:p@[::1/db", "unterminated '[' in host \"[::1\""},
         {"postgres://u:p@[zz::1]:5432/db", "bad IPv6 address \"zz::1\""},
+        // Found by fuzz_conn_url: "[1%]" was taken for an IPv6 address.
+        {"postgres://u@[1%]:6543/db", "bad IPv6 address \"1%\""},
+        {"postgres://u@[fe80::1%25eth0]:5432/db", "bad IPv6 address \"fe80::1%25eth0\""},
         {"postgres://u:p@::1:5432/db",
          "bad host \"::1:5432\": an IPv6 address must be written in brackets, e.g. [::1]:5432"},
         {"postgres://u:p@h1:5432,h2:5432/db",

@@ -158,6 +158,12 @@ TEST_CASE("encode: CockroachDB number text", "[encode]") {
         INFO(in);
         CHECK(crdb_decimal_text(in) == want);
     }
+    // Found by fuzz_decode_webhook: an exponent beyond exact 64-bit arithmetic keeps its text,
+    // so that encoding stays a fixed point.
+    const std::string huge = "4.55E+28888888888888888888888";
+    CHECK(crdb_decimal_text(huge) == huge);
+    CHECK(crdb_decimal_text(crdb_decimal_text("1E-99999999999999999999")) ==
+          "1E-99999999999999999999");
     const std::pair<double, const char*> floats[] = {
         {10.0, "1E+1"},
         {100.0, "1E+2"},

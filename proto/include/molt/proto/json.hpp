@@ -26,14 +26,16 @@ public:
     struct member;
 
     json() = default;
-    [[nodiscard]] static json null() { return {}; }
+    [[nodiscard]] static json null();
     [[nodiscard]] static json boolean(bool b);
     /// `text` must be a valid JSON number (checked by MOLT_CHECK).
     [[nodiscard]] static json number(std::string_view text);
     [[nodiscard]] static json number(int64_t n);
     [[nodiscard]] static json string(std::string s);
-    [[nodiscard]] static json array(std::vector<json> items = {});
-    [[nodiscard]] static json object(std::vector<member> members = {});
+    [[nodiscard]] static json array();
+    [[nodiscard]] static json array(std::vector<json> items);
+    [[nodiscard]] static json object();
+    [[nodiscard]] static json object(std::vector<member> members);
 
     /// Parses JSON text, keeping exact number text. Errors carry the byte offset.
     [[nodiscard]] static result<json> parse(std::string_view text, size_t max_depth = 128);
@@ -68,6 +70,10 @@ struct json::member {
     json value;
     friend bool operator==(const member&, const member&) = default;
 };
+
+inline json json::null() {
+    return json();
+}
 
 /// Appends CockroachDB's text form of `v` (see above).
 void write_crdb(std::string& out, const json& v);
