@@ -26,11 +26,23 @@ std::string_view to_string(errc code) noexcept {
     return "unknown";
 }
 
+std::string_view to_string(retry_class r) noexcept {
+    switch (r) {
+    case retry_class::none: return "none";
+    case retry_class::retry_now: return "retry_now";
+    case retry_class::reconnect: return "reconnect";
+    case retry_class::defer: return "defer";
+    case retry_class::schema: return "schema";
+    case retry_class::fatal: return "fatal";
+    }
+    return "unknown";
+}
+
 error error::with_context(std::string_view context) const {
     std::string message;
     message.reserve(context.size() + 2 + message_.size());
     message.append(context).append(": ").append(message_);
-    return {code_, std::move(message)};
+    return {code_, std::move(message), retry_};
 }
 
 namespace detail {

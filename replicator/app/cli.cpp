@@ -5,6 +5,8 @@
 #include "molt/common/exit_code.hpp"
 #include "molt/common/log.hpp"
 #include "molt/common/version.hpp"
+#include "molt/replicator/app/application.hpp"
+#include "molt/replicator/app/start_config.hpp"
 
 namespace molt::replicator {
 namespace {
@@ -27,20 +29,6 @@ Flags:
 Use "replicator [command] --help" for more information about a command.
 )";
 
-constexpr std::string_view start_help =
-    R"(Start the changefeed webhook server: an HTTPS endpoint that a CockroachDB
-changefeed (webhook-https://...) posts to, writing every change into the target database.
-
-Status: not available in this build yet; the flags of cockroachdb/replicator
-(--bindAddr, --targetConn, --stagingConn, --stagingSchema, --tlsCertificate, ...) arrive with it.
-
-Usage:
-  replicator start [flags]
-
-Flags:
-  -h, --help   help for start
-)";
-
 int usage_error(std::ostream& err, std::string_view message) {
     err << "Error: " << message << "\n";
     return to_int(exit_code::failure);
@@ -50,8 +38,11 @@ int usage_error(std::ostream& err, std::string_view message) {
 
 int run_cli(const std::vector<std::string_view>& args, std::ostream& out, std::ostream& err) {
     if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
-        out << (args.size() >= 2 && args[0] == "help" && args[1] == "start" ? start_help
-                                                                            : root_help);
+        if (args.size() >= 2 && args[0] == "help" && args[1] == "start") {
+            print_start_help(out);
+        } else {
+            out << root_help;
+        }
         return to_int(exit_code::ok);
     }
     if (args[0] == "--version" || args[0] == "version") {
@@ -59,13 +50,16 @@ int run_cli(const std::vector<std::string_view>& args, std::ostream& out, std::o
         return to_int(exit_code::ok);
     }
     if (args[0] == "start") {
-        for (size_t i = 1; i < args.size(); ++i) {
-            if (args[i] == "--help" || args[i] == "-h") {
-                out << start_help;
-                return to_int(exit_code::ok);
-            }
+        const std::vector<std::string_view> rest(args.begin() + 1, args.end());
+        if (wants_help(rest)) {
+            print_start_help(out);
+            return to_int(exit_code::ok);
         }
-        return usage_error(err, "replicator start is not available in this build yet");
+        auto config = parse_start_flags(rest);
+        if (!config) {
+            return usage_error(err, config.error().message());
+        }
+        return run_start(std::move(config).value());
     }
     if (!args[0].empty() && args[0].front() == '-') {
         return usage_error(err, "unknown flag: " + log::sanitize(args[0]));

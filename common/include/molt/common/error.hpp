@@ -13,6 +13,7 @@
 // Errors turn into HTTP replies in one place (replicator/server) and into process exit codes in
 // one place (exit_code.hpp). Never `catch (...) {}`.
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -39,13 +40,29 @@ enum class errc {
 /// Stable lower-case name of an error kind, for logs and metrics.
 std::string_view to_string(errc code) noexcept;
 
+/// What a caller may do about a failed database operation (set by the dialect that classified
+/// it; `none` for everything else).
+enum class retry_class : uint8_t {
+    none,       ///< not a database failure, or nothing to retry
+    retry_now,  ///< serialization failure, deadlock, lock timeout: retry the transaction
+    reconnect,  ///< the connection is broken: drop it, retry on a new one
+    defer,      ///< a foreign key is not satisfied yet: retry later, after other work
+    schema,     ///< the target's tables or columns changed: refresh the schema, then retry
+    fatal,      ///< bad data or SQL: retrying cannot help
+};
+
+/// Stable lower-case name, for logs and metrics.
+std::string_view to_string(retry_class r) noexcept;
+
 /// An expected failure: a kind plus a message meant for the user. Messages never contain
 /// passwords, private keys or tokens (callers redact before building them).
 class error {
 public:
-    error(errc code, std::string message) : code_(code), message_(std::move(message)) {}
+    error(errc code, std::string message, retry_class retry = retry_class::none)
+        : code_(code), retry_(retry), message_(std::move(message)) {}
 
     [[nodiscard]] errc code() const noexcept { return code_; }
+    [[nodiscard]] retry_class retry() const noexcept { return retry_; }
     [[nodiscard]] const std::string& message() const noexcept { return message_; }
 
     /// Returns the same error with "<context>: " in front of the message.
@@ -53,6 +70,7 @@ public:
 
 private:
     errc code_;
+    retry_class retry_;
     std::string message_;
 };
 

@@ -1,0 +1,451 @@
+#include <algorithm>
+#include <cctype>
+#include <filesystem>
+#include <fstream>
+#include <map>
+
+#include <boost/program_options.hpp>
+#include <fmt/format.h>
+
+#include "molt/common/duration.hpp"
+#include "molt/replicator/app/start_config.hpp"
+
+namespace molt::replicator {
+namespace {
+
+namespace po = boost::program_options;
+
+enum class kind { string, duration, integer, size, boolean };
+
+struct flag {
+    std::string_view name;
+    kind type;
+    std::string_view default_text;  ///< as shown in help; empty: no default shown
+    std::string_view help;
+};
+
+// The flags of `replicator start`, in help order.
+constexpr flag flags[] = {
+    {"applyTimeout", kind::duration, "30s",
+     "the maximum time a request may spend applying to the target"},
+    {"bindAddr", kind::string, ":26258", "the network address to bind to"},
+    {"disableAuthentication", kind::boolean, "",
+     "let any caller write to the target database (logged loudly at startup)"},
+    {"flushSize", kind::integer, "1000", "the most rows written by one SQL statement"},
+    {"gracePeriod", kind::duration, "30s",
+     "how long in-flight requests may take to finish after SIGTERM or SIGINT"},
+    {"httpIdleTimeout", kind::duration, "90s", "close a keep-alive connection idle this long"},
+    {"httpReadTimeout", kind::duration, "1m0s",
+     "the longest time to read one request (TLS handshake, headers and body)"},
+    {"httpResponseTimeout", kind::duration, "2m0s",
+     "the longest time to handle one request once it is read"},
+    {"immediate", kind::boolean, "",
+     "apply each request directly to the target, then acknowledge it (eventually consistent)"},
+    {"insecureHTTP", kind::boolean, "",
+     "serve plain HTTP without TLS (tests only: CockroachDB's webhook sink needs HTTPS)"},
+    {"logDestination", kind::string, "", "write logs to this file instead of stdout"},
+    {"logFormat", kind::string, "json",
+     "log format: json (as molt writes it) or text; fluent is json"},
+    {"maxBodySize", kind::size, "64MiB", "the largest request body accepted (413 above it)"},
+    {"metricsAddr", kind::string, "",
+     "serve /_/healthz and /_/varz on this address instead of --bindAddr"},
+    {"parallelism", kind::integer, "16", "the most requests applied to the target at once"},
+    {"schemaRefresh", kind::duration, "1m0s",
+     "how often the target's tables are introspected again"},
+    {"stagingConn", kind::string, "", "the staging database connection string"},
+    {"stagingSchema", kind::string, "_replicator.public",
+     "the schema that holds staging tables and checkpoints"},
+    {"targetConn", kind::string, "", "the target database connection string (required)"},
+    {"targetMaxPoolSize", kind::integer, "128", "the most connections to the target"},
+    {"tlsCertificate", kind::string, "", "the PEM certificate chain of the HTTPS server"},
+    {"tlsClientCA", kind::string, "",
+     "require client certificates (mTLS) signed by this PEM CA to write"},
+    {"tlsPrivateKey", kind::string, "", "the PEM private key of the HTTPS server"},
+    {"tlsSelfSigned", kind::boolean, "",
+     "generate a self-signed certificate for localhost, 127.0.0.1 and ::1"},
+    {"userscript", kind::string, "", "a TypeScript or JavaScript userscript (not supported yet)"},
+};
+
+// Flags of cockroachdb/replicator that this build does not support yet: refused by name rather
+// than silently ignored, so a command line never means something it does not do.
+constexpr std::string_view unsupported_flags[] = {
+    "assumeIdempotent",
+    "bestEffortOnly",
+    "bestEffortWindow",
+    "collapseMutations",
+    "disableCheckpointStream",
+    "discard",
+    "discardDelay",
+    "dlqTableName",
+    "enableCheckpointStream",
+    "enableParallelApplies",
+    "flushPeriod",
+    "healthCheckTimeout",
+    "limitLookahead",
+    "maxRetries",
+    "metricsSnapshotPeriod",
+    "ndjsonBufferSize",
+    "quiescentPeriod",
+    "retireOffset",
+    "retryInitialBackoff",
+    "retryMaxBackoff",
+    "retryMultiplier",
+    "scanSize",
+    "stageDisableCreateTableReaderIndex",
+    "stageMarkAppliedLimit",
+    "stageSanityCheckPeriod",
+    "stageSanityCheckWindow",
+    "stageUnappliedPeriod",
+    "stagingCreateSchema",
+    "stagingIdleTime",
+    "stagingJitterTime",
+    "stagingMaxLifetime",
+    "stagingMaxPoolSize",
+    "targetApplyQueueSize",
+    "targetIdleTime",
+    "targetJitterTime",
+    "targetMaxLifetime",
+    "targetStatementCacheSize",
+    "taskGracePeriod",
+    "timestampLimit",
+};
+
+// Those of them that are booleans (they take no value).
+constexpr std::string_view unsupported_bool_flags[] = {
+    "assumeIdempotent",
+    "bestEffortOnly",
+    "collapseMutations",
+    "disableCheckpointStream",
+    "discard",
+    "enableCheckpointStream",
+    "enableParallelApplies",
+    "stageDisableCreateTableReaderIndex",
+    "stagingCreateSchema",
+};
+
+std::string_view type_name(kind k) {
+    switch (k) {
+    case kind::string: return "string";
+    case kind::duration: return "duration";
+    case kind::integer: return "int";
+    case kind::size: return "bytes";
+    case kind::boolean: return "";
+    }
+    return "";
+}
+
+// "64MiB", "1048576", "512KiB", "2GiB".
+result<size_t> parse_size(std::string_view text) {
+    size_t i = 0;
+    uint64_t n = 0;
+    while (i < text.size() && text[i] >= '0' && text[i] <= '9' && n < (uint64_t{1} << 50)) {
+        n = n * 10 + static_cast<uint64_t>(text[i++] - '0');
+    }
+    const std::string_view unit = text.substr(i);
+    uint64_t scale = 0;
+    for (const auto& [name, s] : {std::pair<std::string_view, uint64_t>{"", 1},
+                                  {"B", 1},
+                                  {"KiB", 1024},
+                                  {"MiB", 1024 * 1024},
+                                  {"GiB", 1024 * 1024 * 1024}}) {
+        if (unit == name) {
+            scale = s;
+        }
+    }
+    if (i == 0 || scale == 0 || n * scale > (uint64_t{1} << 40)) {
+        return error{errc::invalid_argument,
+                     fmt::format("bad size \"{}\" (expected bytes, or a number with KiB, MiB or "
+                                 "GiB, e.g. 64MiB)",
+                                 text)};
+    }
+    return static_cast<size_t>(n * scale);
+}
+
+// Go's pflag accepts these for booleans.
+std::optional<bool> parse_bool(std::string_view s) {
+    if (s == "true" || s == "1" || s == "t" || s == "T" || s == "TRUE" || s == "True") {
+        return true;
+    }
+    if (s == "false" || s == "0" || s == "f" || s == "F" || s == "FALSE" || s == "False") {
+        return false;
+    }
+    return std::nullopt;
+}
+
+bool readable_file(const std::string& path) {
+    std::ifstream in(path);
+    return in.good();
+}
+
+}  // namespace
+
+bool wants_help(const std::vector<std::string_view>& args) {
+    return std::any_of(args.begin(), args.end(),
+                       [](std::string_view a) { return a == "--help" || a == "-h"; });
+}
+
+void print_start_help(std::ostream& out) {
+    out << "Start the changefeed webhook server: an HTTPS endpoint that a CockroachDB changefeed\n"
+           "(webhook-https://host:port/<database>/<schema>) posts to; every change is written to\n"
+           "the target database.\n\n"
+           "Usage:\n  replicator start [flags]\n\nFlags:\n";
+    for (const flag& f : flags) {
+        std::string left = fmt::format("      --{} {}", f.name, type_name(f.type));
+        std::string text(f.help);
+        if (!f.default_text.empty()) {
+            text += f.type == kind::string ? fmt::format(" (default \"{}\")", f.default_text)
+                                           : fmt::format(" (default {})", f.default_text);
+        }
+        out << fmt::format("{:<40} {}\n", left, text);
+    }
+    out << fmt::format("{:<40} {}\n", "  -h, --help", "help for start");
+    out << fmt::format("{:<40} {}\n", "  -v, --verbose count",
+                       "-v for debug logging, -vv for trace");
+}
+
+result<start_config> parse_start_flags(const std::vector<std::string_view>& raw_args) {
+    std::vector<std::string> problems;
+    start_config cfg;
+
+    // -v, -vv and --verbose count up; pflag-style "--flag=value" and "--flag value" both work.
+    std::vector<std::string> args;
+    for (const std::string_view a : raw_args) {
+        if (a == "-v" || a == "--verbose") {
+            ++cfg.verbosity;
+        } else if (a == "-vv") {
+            cfg.verbosity += 2;
+        } else {
+            args.emplace_back(a);
+        }
+    }
+
+    po::options_description desc;
+    for (const flag& f : flags) {
+        const std::string name(f.name);
+        if (f.type == kind::boolean) {
+            desc.add_options()(name.c_str(), po::value<std::string>()->implicit_value("true"));
+        } else {
+            desc.add_options()(name.c_str(), po::value<std::string>());
+        }
+    }
+    for (const std::string_view name : unsupported_flags) {
+        const bool is_bool =
+            std::find(std::begin(unsupported_bool_flags), std::end(unsupported_bool_flags), name) !=
+            std::end(unsupported_bool_flags);
+        desc.add_options()(
+            std::string(name).c_str(),
+            is_bool ? po::value<std::string>()->implicit_value("true") : po::value<std::string>());
+    }
+    desc.add_options()("molt-positional", po::value<std::vector<std::string>>());
+    po::positional_options_description positional;
+    positional.add("molt-positional", -1);
+    po::variables_map vm;
+    try {
+        auto parsed = po::command_line_parser(args)
+                          .options(desc)
+                          .positional(positional)
+                          .style(po::command_line_style::unix_style &
+                                 ~po::command_line_style::allow_guessing &
+                                 ~po::command_line_style::allow_sticky)
+                          .run();
+        po::store(parsed, vm);
+    } catch (const po::unknown_option& e) {
+        return error{errc::invalid_argument,
+                     fmt::format("unknown flag: {}", log::sanitize(e.get_option_name()))};
+    } catch (const po::error& e) {
+        return error{errc::invalid_argument, log::sanitize(e.what())};
+    }
+    if (vm.count("molt-positional") != 0U) {
+        problems.push_back(fmt::format(
+            "unexpected argument \"{}\" (flags are written --name value or --name=value)",
+            vm["molt-positional"].as<std::vector<std::string>>().front()));
+    }
+
+    for (const std::string_view name : unsupported_flags) {
+        if (vm.count(std::string(name)) != 0U) {
+            problems.push_back(
+                fmt::format("--{} is a flag of cockroachdb/replicator that this "
+                            "replicator does not support yet",
+                            name));
+        }
+    }
+
+    auto text = [&](std::string_view name) -> std::optional<std::string> {
+        const auto it = vm.find(std::string(name));
+        if (it == vm.end()) {
+            return std::nullopt;
+        }
+        return it->second.as<std::string>();
+    };
+    auto boolean = [&](std::string_view name, bool& out) {
+        if (auto v = text(name)) {
+            if (auto b = parse_bool(*v)) {
+                out = *b;
+            } else {
+                problems.push_back(fmt::format("--{}: \"{}\" is not true or false", name, *v));
+            }
+        }
+    };
+    auto duration = [&](std::string_view name, std::chrono::nanoseconds& out, bool positive) {
+        if (auto v = text(name)) {
+            auto d = parse_duration(*v);
+            if (!d) {
+                problems.push_back(fmt::format("--{}: {}", name, d.error().message()));
+            } else if (positive && d->count() <= 0) {
+                problems.push_back(fmt::format("--{} must be positive", name));
+            } else {
+                out = *d;
+            }
+        }
+    };
+    auto integer = [&](std::string_view name, int64_t& out, int64_t min, int64_t max) {
+        if (auto v = text(name)) {
+            const bool digits =
+                !v->empty() && v->size() <= 12 &&
+                std::all_of(v->begin(), v->end(), [](char c) { return c >= '0' && c <= '9'; });
+            const int64_t n = digits ? std::stoll(*v) : -1;
+            if (!digits || n < min || n > max) {
+                problems.push_back(
+                    fmt::format("--{} must be a whole number from {} to {}, not "
+                                "\"{}\"",
+                                name, min, max, *v));
+            } else {
+                out = n;
+            }
+        }
+    };
+    auto connection = [&](std::string_view name) -> std::optional<conn_url> {
+        auto v = text(name);
+        if (!v) {
+            return std::nullopt;
+        }
+        auto url = conn_url::parse(*v);
+        if (!url) {
+            problems.push_back(fmt::format("--{}: {}", name, url.error().message()));
+            return std::nullopt;
+        }
+        return std::move(url).value();
+    };
+
+    if (auto v = text("bindAddr")) {
+        auto a = parse_net_address(*v);
+        if (a) {
+            cfg.bind_addr = *a;
+        } else {
+            problems.push_back(fmt::format("--bindAddr: {}", a.error().message()));
+        }
+    }
+    if (auto v = text("metricsAddr"); v && !v->empty()) {
+        auto a = parse_net_address(*v);
+        if (a) {
+            cfg.metrics_addr = *a;
+        } else {
+            problems.push_back(fmt::format("--metricsAddr: {}", a.error().message()));
+        }
+    }
+    cfg.tls_certificate = text("tlsCertificate").value_or("");
+    cfg.tls_private_key = text("tlsPrivateKey").value_or("");
+    cfg.tls_client_ca = text("tlsClientCA").value_or("");
+    boolean("tlsSelfSigned", cfg.tls_self_signed);
+    boolean("insecureHTTP", cfg.insecure_http);
+    boolean("disableAuthentication", cfg.disable_authentication);
+    boolean("immediate", cfg.immediate);
+    if (auto v = text("maxBodySize")) {
+        auto size = parse_size(*v);
+        if (size && *size >= 1024) {
+            cfg.max_body_bytes = *size;
+        } else {
+            problems.push_back(size ? "--maxBodySize must be at least 1KiB"
+                                    : fmt::format("--maxBodySize: {}", size.error().message()));
+        }
+    }
+    duration("httpReadTimeout", cfg.http_read_timeout, true);
+    duration("httpIdleTimeout", cfg.http_idle_timeout, true);
+    duration("httpResponseTimeout", cfg.http_response_timeout, true);
+    duration("applyTimeout", cfg.apply_timeout, true);
+    duration("schemaRefresh", cfg.schema_refresh, true);
+    duration("gracePeriod", cfg.grace_period, false);
+    integer("targetMaxPoolSize", cfg.target_max_pool_size, 1, 10000);
+    integer("flushSize", cfg.flush_size, 1, 1000000);
+    integer("parallelism", cfg.parallelism, 1, 10000);
+    cfg.log_destination = text("logDestination").value_or("");
+    if (auto v = text("logFormat")) {
+        if (*v == "json" || *v == "fluent") {
+            cfg.log_format = log::format::json;
+        } else if (*v == "text") {
+            cfg.log_format = log::format::text;
+        } else {
+            problems.push_back(fmt::format("--logFormat must be json or text, not \"{}\"", *v));
+        }
+    }
+    cfg.staging_schema = text("stagingSchema").value_or(cfg.staging_schema);
+    cfg.userscript = text("userscript").value_or("");
+
+    // Cross-field rules and the files the flags name.
+    cfg.target = connection("targetConn");
+    cfg.staging = connection("stagingConn");
+    if (!text("targetConn")) {
+        problems.emplace_back("--targetConn must be set");
+    }
+    if (cfg.target && cfg.target->dialect() == dialect::oracle) {
+        problems.emplace_back(
+            "--targetConn: Oracle targets are not supported by this build "
+            "(target dialects: postgres, mysql)");
+    }
+    if (cfg.tls_certificate.empty() != cfg.tls_private_key.empty()) {
+        problems.emplace_back(
+            "either both of --tlsCertificate and --tlsPrivateKey must be set, "
+            "or none");
+    }
+    if (cfg.tls_self_signed && !cfg.tls_certificate.empty()) {
+        problems.emplace_back(
+            "self-signed certificate requested (--tlsSelfSigned), but also "
+            "specified a TLS certificate (--tlsCertificate)");
+    }
+    const bool tls = cfg.tls_self_signed || !cfg.tls_certificate.empty();
+    if (!tls && !cfg.insecure_http) {
+        problems.emplace_back(
+            "no TLS configured: pass --tlsCertificate and --tlsPrivateKey, or "
+            "--tlsSelfSigned (CockroachDB's webhook sink only speaks HTTPS); "
+            "--insecureHTTP serves plain HTTP for tests");
+    }
+    if (tls && cfg.insecure_http) {
+        problems.emplace_back("--insecureHTTP cannot be combined with TLS flags");
+    }
+    if (!cfg.tls_client_ca.empty() && !tls) {
+        problems.emplace_back(
+            "--tlsClientCA needs TLS (--tlsCertificate/--tlsPrivateKey or "
+            "--tlsSelfSigned)");
+    }
+    for (const auto& [name, path] :
+         {std::pair<std::string_view, const std::string*>{"tlsCertificate", &cfg.tls_certificate},
+          {"tlsPrivateKey", &cfg.tls_private_key},
+          {"tlsClientCA", &cfg.tls_client_ca}}) {
+        if (!path->empty() && !readable_file(*path)) {
+            problems.push_back(fmt::format("--{}: cannot read \"{}\"", name, *path));
+        }
+    }
+    if (!cfg.userscript.empty()) {
+        problems.emplace_back("--userscript: userscripts are not supported yet");
+    }
+    if (!cfg.immediate) {
+        problems.emplace_back(
+            "the transactionally consistent mode (the default) is not "
+            "available yet: pass --immediate to apply each request directly");
+    }
+
+    if (!problems.empty()) {
+        // Values echoed in problems come from the command line: no control characters.
+        if (problems.size() == 1) {
+            return error{errc::invalid_argument, log::sanitize(problems[0])};
+        }
+        std::string message = fmt::format("{} problems with the command line:", problems.size());
+        for (const std::string& p : problems) {
+            message += "\n  " + log::sanitize(p);
+        }
+        return error{errc::invalid_argument, message};
+    }
+    return cfg;
+}
+
+}  // namespace molt::replicator

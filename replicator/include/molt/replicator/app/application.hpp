@@ -1,0 +1,13 @@
+#pragma once
+// The composition root of `replicator start`: wires the target, the apply path and the HTTPS
+// server from a checked configuration, runs until SIGTERM/SIGINT, and shuts down within the grace
+// period. The only place that names concrete classes.
+
+#include "molt/replicator/app/start_config.hpp"
+
+namespace molt::replicator {
+
+/// Runs the server; returns the process exit code (0 after a clean stop).
+[[nodiscard]] int run_start(start_config config);
+
+}  // namespace molt::replicator

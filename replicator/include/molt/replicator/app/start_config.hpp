@@ -1,0 +1,67 @@
+#pragma once
+// `replicator start`: its flags (the original's names and defaults where the flag exists), and
+// preflight, which checks them together and reports every problem at once.
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <ostream>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "molt/common/conn_url.hpp"
+#include "molt/common/log.hpp"
+#include "molt/common/net_address.hpp"
+
+namespace molt::replicator {
+
+struct start_config {
+    // HTTP server
+    net_address bind_addr{"", 26258};         ///< --bindAddr
+    std::optional<net_address> metrics_addr;  ///< --metricsAddr: /_/healthz and /_/varz there
+    std::string tls_certificate;              ///< --tlsCertificate (PEM chain)
+    std::string tls_private_key;              ///< --tlsPrivateKey (PEM)
+    bool tls_self_signed = false;             ///< --tlsSelfSigned
+    std::string tls_client_ca;   ///< --tlsClientCA: clients must present a certificate from it
+    bool insecure_http = false;  ///< --insecureHTTP: plain HTTP, for tests only
+    bool disable_authentication = false;       ///< --disableAuthentication
+    size_t max_body_bytes = 64 * 1024 * 1024;  ///< --maxBodySize
+    std::chrono::nanoseconds http_read_timeout = std::chrono::seconds(60);  ///< --httpReadTimeout
+    std::chrono::nanoseconds http_idle_timeout = std::chrono::seconds(90);  ///< --httpIdleTimeout
+    std::chrono::nanoseconds http_response_timeout =
+        std::chrono::minutes(2);  ///< --httpResponseTimeout
+
+    // Target and staging
+    std::optional<conn_url> target;                                     ///< --targetConn (required)
+    std::optional<conn_url> staging;                                    ///< --stagingConn
+    std::string staging_schema = "_replicator.public";                  ///< --stagingSchema
+    int64_t target_max_pool_size = 128;                                 ///< --targetMaxPoolSize
+    std::chrono::nanoseconds apply_timeout = std::chrono::seconds(30);  ///< --applyTimeout
+    std::chrono::nanoseconds schema_refresh = std::chrono::minutes(1);  ///< --schemaRefresh
+
+    // Apply
+    bool immediate = false;     ///< --immediate
+    int64_t flush_size = 1000;  ///< --flushSize: rows per statement at most
+    int64_t parallelism = 16;   ///< --parallelism: requests applied at once
+
+    // Process
+    std::chrono::nanoseconds grace_period = std::chrono::seconds(30);  ///< --gracePeriod
+    log::format log_format = log::format::json;  ///< --logFormat json|text (fluent = json)
+    std::string log_destination;                 ///< --logDestination: a file instead of stdout
+    int verbosity = 0;                           ///< -v debug, -vv trace
+    std::string userscript;                      ///< --userscript (refused: not supported yet)
+};
+
+/// Parses the arguments after "start" and runs preflight. On failure the error message lists
+/// every problem, one per line.
+[[nodiscard]] result<start_config> parse_start_flags(const std::vector<std::string_view>& args);
+
+/// The help text of `replicator start`, generated from the flag table.
+void print_start_help(std::ostream& out);
+
+/// True when the arguments ask for help.
+[[nodiscard]] bool wants_help(const std::vector<std::string_view>& args);
+
+}  // namespace molt::replicator
