@@ -1,0 +1,62 @@
+#pragma once
+// What the replicator knows about a target schema: its tables, their columns and primary keys,
+// and the foreign-key order (parents before children). Built by a dialect's introspection.
+
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "molt/common/ident.hpp"
+
+namespace molt::replicator {
+
+struct column_info {
+    std::string name;        ///< as the catalog spells it
+    std::string sql_type;    ///< full type as the dialect writes it in a cast ("numeric(10,2)")
+    std::string type_name;   ///< base type, lower case ("numeric", "timestamp with time zone")
+    bool array = false;      ///< PostgreSQL array of type_name
+    bool generated = false;  ///< computed or generated: accepted in payloads, never written
+    std::optional<std::string> default_expr;
+    int pk_position = -1;  ///< position in the primary key, or -1
+};
+
+struct table_info {
+    std::string name;                  ///< the table's own name
+    qualified_name qualified;          ///< schema-qualified name used in SQL
+    std::vector<column_info> columns;  ///< primary key columns first (in key order), then the rest
+    size_t pk_count = 0;
+    std::vector<std::string> parents;  ///< tables this one references (foreign keys)
+
+    /// The column named `name` (ASCII case-insensitive), or nullptr.
+    [[nodiscard]] const column_info* find_column(std::string_view column) const;
+    [[nodiscard]] int column_index(std::string_view column) const;
+    /// Builds the lookup index; call after filling columns.
+    void index_columns();
+
+private:
+    std::unordered_map<std::string, int> by_key_;
+};
+
+/// Moves the primary key columns to the front in key order (others keep catalog order) and
+/// sets pk_count. Introspection calls it for every table.
+void order_primary_key_first(table_info& t);
+
+struct schema_snapshot {
+    qualified_name schema;           ///< as named in the URL: {database, schema} or {database}
+    std::vector<table_info> tables;  ///< parents before children
+
+    /// The table named `name` (ASCII case-insensitive), or nullptr.
+    [[nodiscard]] const table_info* find_table(std::string_view name) const;
+    /// Position in the parent-first order.
+    [[nodiscard]] size_t order_of(const table_info& t) const noexcept;
+    /// Sorts tables parents first (cycles keep their catalog order) and builds the indexes.
+    void finish();
+
+private:
+    std::unordered_map<std::string, size_t> by_key_;
+};
+
+}  // namespace molt::replicator

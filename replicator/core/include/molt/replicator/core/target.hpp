@@ -1,0 +1,66 @@
+#pragma once
+// The target database as the apply path sees it: sessions that run SQL with text parameters, and
+// a dialect that writes SQL, converts changefeed values into bind text, reads the catalog, and
+// classifies its errors (molt::error::retry()). Dialects live in target/dialect/<name>/.
+
+#include <cstddef>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "molt/common/dialect.hpp"
+#include "molt/common/result.hpp"
+#include "molt/proto/batch.hpp"
+#include "molt/replicator/core/schema.hpp"
+
+namespace molt::replicator {
+
+/// Bind parameters as text (PostgreSQL casts them; MySQL converts them); nullopt is NULL.
+using sql_params = std::vector<std::optional<std::string>>;
+using sql_row = std::vector<std::optional<std::string>>;
+
+/// One connection. Not thread-safe: one user at a time (the pool hands it out).
+/// Failures are errc::database_error or errc::unavailable with a retry_class.
+class target_session {
+public:
+    virtual ~target_session() = default;
+    virtual result<void> begin() = 0;
+    virtual result<void> commit() = 0;
+    /// Best effort; a failure marks the session broken.
+    virtual void rollback() noexcept = 0;
+    virtual result<void> execute(const std::string& sql, const sql_params& params) = 0;
+    virtual result<std::vector<sql_row>> query(const std::string& sql,
+                                               const sql_params& params) = 0;
+    /// A cheap round trip (SELECT 1).
+    virtual result<void> ping() = 0;
+};
+
+class target_dialect {
+public:
+    virtual ~target_dialect() = default;
+
+    [[nodiscard]] virtual molt::dialect kind() const noexcept = 0;
+    /// URL path segments naming a target schema: 2 (/db/schema) or 1 (/db).
+    [[nodiscard]] virtual size_t schema_segments() const noexcept = 0;
+    /// The most bind parameters one statement may carry.
+    [[nodiscard]] virtual size_t max_parameters() const noexcept = 0;
+
+    /// Upsert of `rows` rows setting `columns` (indices into t.columns, primary key first).
+    [[nodiscard]] virtual std::string upsert_sql(const table_info& t,
+                                                 std::span<const size_t> columns,
+                                                 size_t rows) const = 0;
+    /// Delete of `rows` rows by primary key.
+    [[nodiscard]] virtual std::string delete_sql(const table_info& t, size_t rows) const = 0;
+
+    /// The bind text for a changefeed value in a column; nullopt binds NULL.
+    [[nodiscard]] virtual result<std::optional<std::string>> bind_value(
+        const column_info& column, const proto::value& v) const = 0;
+
+    /// Reads the tables of a target schema (errc::not_found when the schema does not exist).
+    [[nodiscard]] virtual result<schema_snapshot> introspect(
+        target_session& session, const qualified_name& schema) const = 0;
+};
+
+}  // namespace molt::replicator

@@ -1,0 +1,79 @@
+#include "molt/replicator/core/schema.hpp"
+
+#include <algorithm>
+#include <functional>
+
+namespace molt::replicator {
+
+void table_info::index_columns() {
+    by_key_.clear();
+    for (size_t i = 0; i < columns.size(); ++i) {
+        by_key_.emplace(ident_key(columns[i].name), static_cast<int>(i));
+    }
+}
+
+int table_info::column_index(std::string_view column) const {
+    const auto it = by_key_.find(ident_key(column));
+    return it == by_key_.end() ? -1 : it->second;
+}
+
+const column_info* table_info::find_column(std::string_view column) const {
+    const int i = column_index(column);
+    return i < 0 ? nullptr : &columns[static_cast<size_t>(i)];
+}
+
+void order_primary_key_first(table_info& t) {
+    const auto pk_end =
+        std::stable_partition(t.columns.begin(), t.columns.end(),
+                              [](const column_info& c) { return c.pk_position >= 0; });
+    std::sort(t.columns.begin(), pk_end, [](const column_info& a, const column_info& b) {
+        return a.pk_position < b.pk_position;
+    });
+    t.pk_count = static_cast<size_t>(pk_end - t.columns.begin());
+}
+
+const table_info* schema_snapshot::find_table(std::string_view name) const {
+    const auto it = by_key_.find(ident_key(name));
+    return it == by_key_.end() ? nullptr : &tables[it->second];
+}
+
+size_t schema_snapshot::order_of(const table_info& t) const noexcept {
+    return static_cast<size_t>(&t - tables.data());
+}
+
+void schema_snapshot::finish() {
+    // Depth-first topological order over the foreign keys; a table already on the stack (a
+    // cycle) is skipped, so cycles keep catalog order instead of failing.
+    std::unordered_map<std::string, size_t> index;
+    for (size_t i = 0; i < tables.size(); ++i) {
+        index.emplace(ident_key(tables[i].name), i);
+    }
+    std::vector<int> state(tables.size(), 0);  // 0 new, 1 visiting, 2 done
+    std::vector<table_info> ordered;
+    ordered.reserve(tables.size());
+    std::function<void(size_t)> visit = [&](size_t i) {
+        if (state[i] != 0) {
+            return;
+        }
+        state[i] = 1;
+        for (const std::string& parent : tables[i].parents) {
+            const auto it = index.find(ident_key(parent));
+            if (it != index.end() && it->second != i) {
+                visit(it->second);
+            }
+        }
+        state[i] = 2;
+        ordered.push_back(std::move(tables[i]));
+    };
+    for (size_t i = 0; i < tables.size(); ++i) {
+        visit(i);
+    }
+    tables = std::move(ordered);
+    by_key_.clear();
+    for (size_t i = 0; i < tables.size(); ++i) {
+        tables[i].index_columns();
+        by_key_.emplace(ident_key(tables[i].name), i);
+    }
+}
+
+}  // namespace molt::replicator

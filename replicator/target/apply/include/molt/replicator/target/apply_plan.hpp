@@ -1,0 +1,54 @@
+#pragma once
+// Turning a decoded request into SQL for one target schema, without touching the database:
+//   1. each topic is matched to a target table (t, db.schema.t, or t.family);
+//   2. mutations are folded per key in HLC order: a delete discards earlier upserts of the key,
+//      upserts of one key merge column by column (column families, sparse rows);
+//   3. columns are matched case-insensitively: an unknown column or a missing primary key column
+//      is an error naming table and column; generated columns are accepted and never written;
+//   4. statements: deletes children before parents, then upserts parents before children; rows
+//      with the same column set share a statement, chunked to --flushSize rows and the dialect's
+//      parameter limit.
+
+#include <cstddef>
+#include <string>
+#include <vector>
+
+#include "molt/common/result.hpp"
+#include "molt/proto/batch.hpp"
+#include "molt/replicator/core/schema.hpp"
+#include "molt/replicator/core/target.hpp"
+
+namespace molt::replicator {
+
+struct planned_statement {
+    enum class kind { upsert, erase };
+    kind type = kind::upsert;
+    const table_info* table = nullptr;
+    std::string sql;
+    sql_params params;
+    size_t rows = 0;
+};
+
+struct table_counts {
+    const table_info* table = nullptr;
+    size_t received = 0;  ///< mutations in the request
+    size_t upserts = 0;   ///< rows upserted after folding
+    size_t deletes = 0;   ///< rows deleted after folding
+};
+
+struct apply_plan {
+    std::vector<planned_statement> statements;  ///< in execution order
+    std::vector<table_counts> tables;
+};
+
+/// Matches a changefeed topic to a table of the snapshot, or nullptr.
+[[nodiscard]] const table_info* resolve_topic(const schema_snapshot& schema,
+                                              std::string_view topic);
+
+/// Builds the statements of one request. Errors: errc::not_found for an unknown table,
+/// errc::invalid_argument for columns and values (naming table, column and message index).
+[[nodiscard]] result<apply_plan> plan_batch(const schema_snapshot& schema, const proto::batch& rows,
+                                            const target_dialect& dialect,
+                                            size_t rows_per_statement);
+
+}  // namespace molt::replicator

@@ -1,0 +1,57 @@
+#pragma once
+// Immediate mode: each request is planned (apply_plan.hpp) and written to the target in one
+// transaction before the request is acknowledged. Retryable failures (serialization, deadlock,
+// lost connection) retry the whole transaction with capped exponential backoff until
+// --applyTimeout; unsatisfied foreign keys and schema changes answer "unavailable" (503) so the
+// changefeed redelivers; bad data answers 400. Thread-safe: requests run concurrently, each on
+// its own session.
+//
+// Immediate mode is eventually consistent: a changefeed replay may briefly re-apply older
+// versions of a row, and there is no ordering between concurrent requests.
+
+#include <chrono>
+#include <cstddef>
+
+#include "molt/common/metrics.hpp"
+#include "molt/replicator/core/acceptor.hpp"
+#include "molt/replicator/core/target.hpp"
+#include "molt/replicator/target/apply_plan.hpp"
+#include "molt/replicator/target/schema_cache.hpp"
+#include "molt/replicator/target/session_pool.hpp"
+
+namespace molt::replicator {
+
+struct apply_options {
+    size_t rows_per_statement = 1000;                                   ///< --flushSize
+    std::chrono::nanoseconds apply_timeout = std::chrono::seconds(30);  ///< --applyTimeout
+    std::chrono::milliseconds first_backoff{10};
+    std::chrono::milliseconds max_backoff{1000};
+};
+
+class immediate_applier final : public mutation_acceptor {
+public:
+    immediate_applier(const target_dialect& dialect, session_pool& pool, schema_cache& schemas,
+                      metrics::registry& metrics, apply_options options);
+
+    result<accept_stats> accept_rows(const qualified_name& schema,
+                                     const proto::batch& rows) override;
+    result<void> accept_resolved(const qualified_name& schema, hlc resolved) override;
+
+private:
+    result<void> run_transaction(target_session& session, const apply_plan& plan);
+
+    const target_dialect& dialect_;
+    session_pool& pool_;
+    schema_cache& schemas_;
+    apply_options options_;
+    metrics::family<metrics::counter>& received_;
+    metrics::family<metrics::counter>& succeeded_;
+    metrics::family<metrics::counter>& failed_;
+    metrics::family<metrics::counter>& upserts_;
+    metrics::family<metrics::counter>& deletes_;
+    metrics::family<metrics::counter>& retries_;
+    metrics::family<metrics::histogram>& duration_;
+    metrics::family<metrics::gauge>& resolved_;
+};
+
+}  // namespace molt::replicator

@@ -1,0 +1,212 @@
+#include "molt/replicator/target/apply_plan.hpp"
+
+#include <algorithm>
+#include <map>
+#include <unordered_map>
+
+#include <fmt/format.h>
+
+#include "molt/common/log.hpp"
+
+namespace molt::replicator {
+namespace {
+
+// One key's state after folding its mutations.
+struct folded_row {
+    std::span<const proto::value> key_values;
+    bool delete_first = false;  ///< delete the row before any upsert
+    bool upsert = false;
+    std::vector<const proto::value*> values;  ///< by target column; nullptr = not in the payload
+    uint32_t message = 0;                     ///< the last message that touched the key
+};
+
+std::string table_display(const table_info& t) {
+    return t.qualified.to_string();
+}
+
+error row_error(const table_info& t, uint32_t message, std::string_view what) {
+    return {errc::invalid_argument,
+            fmt::format("table {}, message {}: {}", table_display(t), message, what)};
+}
+
+}  // namespace
+
+const table_info* resolve_topic(const schema_snapshot& schema, std::string_view topic) {
+    if (const table_info* t = schema.find_table(topic)) {
+        return t;
+    }
+    const size_t first_dot = topic.find('.');
+    if (first_dot == std::string_view::npos) {
+        return nullptr;
+    }
+    const size_t last_dot = topic.rfind('.');
+    // db.schema.table (WITH full_table_name): the table is the last part.
+    if (const table_info* t = schema.find_table(topic.substr(last_dot + 1));
+        t != nullptr && first_dot != last_dot) {
+        return t;
+    }
+    // table.family (column families): the table is the first part; else schema.table.
+    if (const table_info* t = schema.find_table(topic.substr(0, first_dot))) {
+        return t;
+    }
+    return schema.find_table(topic.substr(last_dot + 1));
+}
+
+result<apply_plan> plan_batch(const schema_snapshot& schema, const proto::batch& rows,
+                              const target_dialect& dialect, size_t rows_per_statement) {
+    struct table_work {
+        const table_info* table = nullptr;
+        std::vector<folded_row> rows;
+        std::unordered_map<std::string_view, size_t> by_key;
+        size_t received = 0;
+    };
+    // Tables in parent-first order; several topics may map to one table (column families).
+    std::map<size_t, table_work> work;
+
+    for (const proto::table_mutations& group : rows.tables()) {
+        const table_info* table = resolve_topic(schema, group.topic);
+        if (table == nullptr) {
+            return error{errc::not_found,
+                         fmt::format("unknown table \"{}\" in target schema {}",
+                                     log::sanitize(group.topic), schema.schema.to_string())};
+        }
+        if (table->pk_count == 0) {
+            return error{errc::invalid_argument,
+                         fmt::format("table {} has no primary key; the replicator needs one to "
+                                     "apply changes",
+                                     table->qualified.to_string())};
+        }
+        table_work& w = work[schema.order_of(*table)];
+        w.table = table;
+        w.received += group.mutations.size();
+        for (const proto::mutation& m : group.mutations) {
+            auto [it, inserted] = w.by_key.try_emplace(m.key, w.rows.size());
+            if (inserted) {
+                w.rows.emplace_back();
+            }
+            folded_row& row = w.rows[it->second];
+            row.key_values = m.key_values;
+            row.message = m.message_index;
+            if (m.deleted) {
+                row.delete_first = true;
+                row.upsert = false;
+                row.values.clear();
+                continue;
+            }
+            if (!row.upsert) {
+                row.upsert = true;
+                row.values.assign(table->columns.size(), nullptr);
+            }
+            for (const proto::column& c : m.after) {
+                const int index = table->column_index(c.name);
+                if (index < 0) {
+                    return row_error(
+                        *table, m.message_index,
+                        fmt::format("the target has no column \"{}\"", log::sanitize(c.name)));
+                }
+                if (!table->columns[static_cast<size_t>(index)].generated) {
+                    row.values[static_cast<size_t>(index)] = &c.val;
+                }
+            }
+        }
+    }
+
+    apply_plan plan;
+    auto chunk_size = [&](size_t columns) {
+        return std::max<size_t>(1,
+                                std::min(rows_per_statement, dialect.max_parameters() / columns));
+    };
+
+    // Deletes, children before parents.
+    for (auto it = work.rbegin(); it != work.rend(); ++it) {
+        const table_work& w = it->second;
+        const table_info& t = *w.table;
+        std::vector<const folded_row*> deletes;
+        for (const folded_row& row : w.rows) {
+            if (row.delete_first) {
+                if (row.key_values.size() != t.pk_count) {
+                    return row_error(t, row.message,
+                                     fmt::format("\"key\" has {} values but the primary key has "
+                                                 "{} columns (schema drift?)",
+                                                 row.key_values.size(), t.pk_count));
+                }
+                deletes.push_back(&row);
+            }
+        }
+        const size_t per = chunk_size(std::max<size_t>(1, t.pk_count));
+        for (size_t start = 0; start < deletes.size(); start += per) {
+            const size_t n = std::min(per, deletes.size() - start);
+            planned_statement st;
+            st.type = planned_statement::kind::erase;
+            st.table = &t;
+            st.rows = n;
+            st.sql = dialect.delete_sql(t, n);
+            st.params.reserve(n * t.pk_count);
+            for (size_t r = start; r < start + n; ++r) {
+                for (size_t k = 0; k < t.pk_count; ++k) {
+                    auto bound = dialect.bind_value(t.columns[k], deletes[r]->key_values[k]);
+                    if (!bound) {
+                        return row_error(t, deletes[r]->message, bound.error().message());
+                    }
+                    st.params.push_back(std::move(bound).value());
+                }
+            }
+            plan.statements.push_back(std::move(st));
+        }
+    }
+
+    // Upserts, parents before children; rows grouped by the set of columns they carry.
+    for (auto& [order, w] : work) {
+        const table_info& t = *w.table;
+        table_counts counts{&t, w.received, 0, 0};
+        std::map<std::vector<size_t>, std::vector<const folded_row*>> by_columns;
+        for (const folded_row& row : w.rows) {
+            counts.deletes += row.delete_first ? 1 : 0;
+            if (!row.upsert) {
+                continue;
+            }
+            for (size_t k = 0; k < t.pk_count; ++k) {
+                if (row.values[k] == nullptr || row.values[k]->is_null()) {
+                    return row_error(t, row.message,
+                                     fmt::format("primary key column \"{}\" is missing from "
+                                                 "\"after\"",
+                                                 t.columns[k].name));
+                }
+            }
+            std::vector<size_t> columns;
+            for (size_t c = 0; c < row.values.size(); ++c) {
+                if (row.values[c] != nullptr) {
+                    columns.push_back(c);
+                }
+            }
+            by_columns[std::move(columns)].push_back(&row);
+            ++counts.upserts;
+        }
+        for (const auto& [columns, group] : by_columns) {
+            const size_t per = chunk_size(columns.size());
+            for (size_t start = 0; start < group.size(); start += per) {
+                const size_t n = std::min(per, group.size() - start);
+                planned_statement st;
+                st.type = planned_statement::kind::upsert;
+                st.table = &t;
+                st.rows = n;
+                st.sql = dialect.upsert_sql(t, columns, n);
+                st.params.reserve(n * columns.size());
+                for (size_t r = start; r < start + n; ++r) {
+                    for (const size_t c : columns) {
+                        auto bound = dialect.bind_value(t.columns[c], *group[r]->values[c]);
+                        if (!bound) {
+                            return row_error(t, group[r]->message, bound.error().message());
+                        }
+                        st.params.push_back(std::move(bound).value());
+                    }
+                }
+                plan.statements.push_back(std::move(st));
+            }
+        }
+        plan.tables.push_back(counts);
+    }
+    return plan;
+}
+
+}  // namespace molt::replicator

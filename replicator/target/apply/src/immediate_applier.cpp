@@ -1,0 +1,189 @@
+#include "molt/replicator/target/immediate_applier.hpp"
+
+#include <random>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "molt/common/log.hpp"
+#include "molt/replicator/target/apply_plan.hpp"
+
+namespace molt::replicator {
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+
+double seconds_since(clock_type::time_point start) {
+    return std::chrono::duration<double>(clock_type::now() - start).count();
+}
+
+}  // namespace
+
+immediate_applier::immediate_applier(const target_dialect& dialect, session_pool& pool,
+                                     schema_cache& schemas, metrics::registry& metrics,
+                                     apply_options options)
+    : dialect_(dialect),
+      pool_(pool),
+      schemas_(schemas),
+      options_(options),
+      received_(metrics.counter("mutations_received_count", "Mutations received, per table",
+                                {"schema", "table"})),
+      succeeded_(metrics.counter("mutations_success_count",
+                                 "Mutations written to the target, per table",
+                                 {"schema", "table"})),
+      failed_(metrics.counter("mutations_error_count", "Mutations whose request failed, per table",
+                              {"schema", "table"})),
+      upserts_(metrics.counter("apply_upserts_total", "Rows upserted into the target, per table",
+                               {"schema", "table"})),
+      deletes_(metrics.counter("apply_deletes_total", "Rows deleted from the target, per table",
+                               {"schema", "table"})),
+      retries_(metrics.counter("apply_retries_total", "Target transactions retried, by reason",
+                               {"schema", "reason"})),
+      duration_(metrics.histogram("apply_duration_seconds",
+                                  "Time to apply one request to the target", {"schema"})),
+      resolved_(metrics.gauge("resolved_timestamp_seconds",
+                              "The latest resolved timestamp received, per schema", {"schema"})) {}
+
+result<void> immediate_applier::run_transaction(target_session& session, const apply_plan& plan) {
+    if (auto begun = session.begin(); !begun) {
+        return begun;
+    }
+    for (const planned_statement& st : plan.statements) {
+        if (auto done = session.execute(st.sql, st.params); !done) {
+            session.rollback();
+            return done.error().with_context(fmt::format(
+                "{} on {}", st.type == planned_statement::kind::upsert ? "upsert" : "delete",
+                st.table->qualified.to_string()));
+        }
+    }
+    return session.commit();
+}
+
+result<accept_stats> immediate_applier::accept_rows(const qualified_name& schema,
+                                                    const proto::batch& rows) {
+    const auto start = clock_type::now();
+    const auto deadline = start + options_.apply_timeout;
+    const std::string schema_label = schema.to_string();
+
+    auto snapshot = schemas_.get(schema, deadline);
+    if (!snapshot) {
+        return std::move(snapshot).error();
+    }
+    auto plan = plan_batch(**snapshot, rows, dialect_, options_.rows_per_statement);
+    if (!plan && plan.error().code() == errc::not_found) {
+        // A table may have been created since the last introspection: look once more.
+        schemas_.invalidate(schema);
+        snapshot = schemas_.get(schema, deadline);
+        if (!snapshot) {
+            return std::move(snapshot).error();
+        }
+        plan = plan_batch(**snapshot, rows, dialect_, options_.rows_per_statement);
+    }
+    if (!plan) {
+        return std::move(plan).error();
+    }
+    for (const table_counts& t : plan->tables) {
+        received_.with({schema_label, t.table->name}).add(t.received);
+    }
+    auto count_failure = [&] {
+        for (const table_counts& t : plan->tables) {
+            failed_.with({schema_label, t.table->name}).add(t.received);
+        }
+    };
+
+    std::mt19937 jitter(std::random_device{}());
+    auto backoff = options_.first_backoff;
+    for (int attempt = 1;; ++attempt) {
+        auto session = pool_.acquire(deadline);
+        if (!session) {
+            count_failure();
+            return std::move(session).error();
+        }
+        auto done = run_transaction(**session, *plan);
+        if (done) {
+            break;
+        }
+        const error& e = done.error();
+        const retry_class why = e.retry();
+        if (why == retry_class::reconnect) {
+            session->mark_broken();
+        }
+        const bool retryable = why == retry_class::retry_now || why == retry_class::reconnect;
+        if (retryable && clock_type::now() + backoff < deadline) {
+            retries_.with({schema_label, std::string(to_string(why))}).add();
+            log::debug()
+                .str("schema", schema_label)
+                .num("attempt", attempt)
+                .err(e)
+                .msg("retrying the target transaction");
+            std::uniform_int_distribution<int64_t> spread(backoff.count() / 2, backoff.count());
+            std::this_thread::sleep_for(std::chrono::milliseconds(spread(jitter)));
+            backoff = std::min(backoff * 2, options_.max_backoff);
+            continue;
+        }
+        count_failure();
+        switch (why) {
+        case retry_class::retry_now:
+        case retry_class::reconnect:
+            return error{
+                errc::unavailable,
+                fmt::format("target unavailable after {} attempts: {}", attempt, e.message()), why};
+        case retry_class::defer:
+            return error{errc::unavailable,
+                         fmt::format("a foreign key is not satisfied yet (its parent row has not "
+                                     "arrived); the changefeed will redeliver: {}",
+                                     e.message()),
+                         why};
+        case retry_class::schema:
+            schemas_.invalidate(schema);
+            return error{errc::unavailable,
+                         fmt::format("the target schema changed; it is read again on the next "
+                                     "delivery: {}",
+                                     e.message()),
+                         why};
+        case retry_class::fatal:
+        case retry_class::none:
+            return error{e.code() == errc::unavailable ? errc::unavailable : errc::invalid_argument,
+                         fmt::format("the target refused the batch: {}", e.message()), why};
+        }
+    }
+
+    accept_stats stats;
+    const double elapsed = seconds_since(start);
+    duration_.with({schema_label}).observe(elapsed);
+    for (const table_counts& t : plan->tables) {
+        succeeded_.with({schema_label, t.table->name}).add(t.received);
+        upserts_.with({schema_label, t.table->name}).add(t.upserts);
+        deletes_.with({schema_label, t.table->name}).add(t.deletes);
+        stats.upserts += t.upserts;
+        stats.deletes += t.deletes;
+        if (t.upserts > 0) {
+            log::debug()
+                .str("target", t.table->qualified.to_string())
+                .unum("upserted", t.upserts)
+                .unum("proposed", t.received)
+                .dbl("duration_ms", elapsed * 1e3)
+                .msg("upserted rows");
+        }
+        if (t.deletes > 0) {
+            log::debug()
+                .str("target", t.table->qualified.to_string())
+                .unum("applied", t.deletes)
+                .unum("proposed", t.received)
+                .msg("deleted rows");
+        }
+    }
+    return stats;
+}
+
+result<void> immediate_applier::accept_resolved(const qualified_name& schema, hlc resolved) {
+    // Immediate mode has nothing to hold back: a resolved timestamp only reports progress.
+    resolved_.with({schema.to_string()}).set(static_cast<double>(resolved.wall()) / 1e9);
+    log::trace()
+        .str("schema", schema.to_string())
+        .str("resolved", resolved.to_string())
+        .msg("resolved timestamp");
+    return ok();
+}
+
+}  // namespace molt::replicator

@@ -1,0 +1,68 @@
+#include "molt/replicator/target/session_pool.hpp"
+
+#include <fmt/format.h>
+
+namespace molt::replicator {
+
+session_pool::lease::~lease() {
+    if (pool_ != nullptr && session_) {
+        pool_->give_back(std::move(session_), broken_);
+    }
+}
+
+session_pool::session_pool(connect_fn connect, size_t max_sessions)
+    : connect_(std::move(connect)), max_(max_sessions) {}
+
+result<session_pool::lease> session_pool::acquire(std::chrono::steady_clock::time_point deadline) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    for (;;) {
+        if (!idle_.empty()) {
+            auto s = std::move(idle_.back());
+            idle_.pop_back();
+            return lease(this, std::move(s));
+        }
+        if (open_ < max_) {
+            ++open_;
+            lock.unlock();
+            auto opened = connect_();
+            if (!opened) {
+                lock.lock();
+                --open_;
+                available_.notify_one();
+                return std::move(opened).error();
+            }
+            return lease(this, std::move(opened).value());
+        }
+        if (available_.wait_until(lock, deadline) == std::cv_status::timeout && idle_.empty() &&
+            open_ >= max_) {
+            return error{
+                errc::unavailable,
+                fmt::format("all {} target connections are busy (--targetMaxPoolSize)", max_)};
+        }
+    }
+}
+
+void session_pool::give_back(std::unique_ptr<target_session> s, bool broken) {
+    {
+        const std::lock_guard<std::mutex> lock(mutex_);
+        if (broken) {
+            --open_;
+        } else {
+            idle_.push_back(std::move(s));
+        }
+    }
+    available_.notify_one();
+    // A broken session is destroyed here, outside the lock.
+}
+
+size_t session_pool::in_use() const {
+    const std::lock_guard<std::mutex> lock(mutex_);
+    return open_ - idle_.size();
+}
+
+size_t session_pool::idle() const {
+    const std::lock_guard<std::mutex> lock(mutex_);
+    return idle_.size();
+}
+
+}  // namespace molt::replicator

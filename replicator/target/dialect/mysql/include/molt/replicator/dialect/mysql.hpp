@@ -1,0 +1,32 @@
+#pragma once
+// MySQL and MariaDB targets: SQL, value binding, catalog introspection, sessions (SOCI mysql).
+//
+//   upsert  INSERT INTO `db`.`t` (`id`,`v`) VALUES (:p1,:p2),(...)
+//           ON DUPLICATE KEY UPDATE `v`=VALUES(`v`)
+//   delete  DELETE FROM `db`.`t` WHERE (`id`) IN ((:p1),(...))
+//
+// Values are sent as text and converted by the server, except: BYTES go as hex through UNHEX(),
+// BIT through CAST(... AS UNSIGNED), GEOMETRY through ST_GeomFromGeoJSON(); booleans become 1/0;
+// TIMESTAMPTZ becomes UTC "YYYY-MM-DD HH:MM:SS.ffffff" (sessions run with time_zone '+00:00');
+// NaN and infinities are refused (MySQL cannot store them). Sessions use utf8mb4 and add
+// STRICT_ALL_TABLES to the sql_mode, so bad data fails instead of being truncated. Errors are
+// classified by MySQL error number, not SQLSTATE.
+
+#include <chrono>
+#include <memory>
+
+#include "molt/common/conn_url.hpp"
+#include "molt/replicator/core/target.hpp"
+
+namespace molt::replicator::mysql {
+
+[[nodiscard]] std::unique_ptr<target_dialect> make_dialect();
+
+/// Opens a session; `lock_timeout` bounds lock waits (innodb_lock_wait_timeout).
+[[nodiscard]] result<std::unique_ptr<target_session>> connect(
+    const conn_url& url, std::chrono::nanoseconds lock_timeout);
+
+/// The retry class of a MySQL/MariaDB error number.
+[[nodiscard]] retry_class classify_error_number(unsigned int number) noexcept;
+
+}  // namespace molt::replicator::mysql

@@ -1,0 +1,312 @@
+#include <algorithm>
+
+#include <fmt/format.h>
+
+#include "molt/common/time_format.hpp"
+#include "molt/replicator/dialect/mysql.hpp"
+
+namespace molt::replicator::mysql {
+namespace {
+
+std::string q(std::string_view name) {
+    return quote_ident(name, dialect::mysql);
+}
+
+bool one_of(std::string_view v, std::initializer_list<std::string_view> set) {
+    return std::find(set.begin(), set.end(), v) != set.end();
+}
+
+bool is_binary(const column_info& c) {
+    return one_of(c.type_name,
+                  {"binary", "varbinary", "blob", "tinyblob", "mediumblob", "longblob"});
+}
+bool is_bit(const column_info& c) {
+    return c.type_name == "bit";
+}
+bool is_geometry(const column_info& c) {
+    return one_of(c.type_name, {"geometry", "point", "linestring", "polygon", "multipoint",
+                                "multilinestring", "multipolygon", "geometrycollection"});
+}
+bool is_datetime(const column_info& c) {
+    return one_of(c.type_name, {"datetime", "timestamp"});
+}
+bool is_floating(const column_info& c) {
+    return one_of(c.type_name, {"float", "double", "real", "decimal", "numeric"});
+}
+
+// The SQL expression for one bound value of a column.
+std::string placeholder(const column_info& c, size_t n) {
+    if (is_binary(c)) {
+        return fmt::format("UNHEX(:p{})", n);
+    }
+    if (is_bit(c)) {
+        return fmt::format("CAST(:p{} AS UNSIGNED)", n);
+    }
+    if (is_geometry(c)) {
+        return fmt::format("ST_GeomFromGeoJSON(:p{})", n);
+    }
+    return fmt::format(":p{}", n);
+}
+
+error bad(const column_info& c, std::string_view value, std::string_view why) {
+    return {errc::invalid_argument, fmt::format("column \"{}\" ({}): cannot store \"{}\": {}",
+                                                c.name, c.sql_type, value.substr(0, 64), why)};
+}
+
+// "04:05:06.789-08" -> "12:05:06.789": a TIMETZ as UTC time of day.
+std::string time_in_utc(std::string_view text) {
+    const size_t sign = text.find_last_of("+-");
+    if (sign == std::string_view::npos || sign < 8) {
+        return std::string(text);
+    }
+    const std::string_view off = text.substr(sign + 1);
+    int parts[3] = {0, 0, 0};
+    size_t part = 0;
+    for (const char ch : off) {
+        if (ch == ':') {
+            part = std::min<size_t>(part + 1, 2);
+        } else if (ch >= '0' && ch <= '9') {
+            parts[part] = parts[part] * 10 + (ch - '0');
+        }
+    }
+    const int offset = (parts[0] * 3600 + parts[1] * 60 + parts[2]) * (text[sign] == '-' ? -1 : 1);
+    const std::string_view clock = text.substr(0, sign);
+    const int h = std::stoi(std::string(clock.substr(0, 2)));
+    const int m = std::stoi(std::string(clock.substr(3, 2)));
+    const int s = std::stoi(std::string(clock.substr(6, 2)));
+    int total = ((h * 3600 + m * 60 + s - offset) % 86400 + 86400) % 86400;
+    return fmt::format("{:02}:{:02}:{:02}{}", total / 3600, total % 3600 / 60, total % 60,
+                       clock.substr(8));
+}
+
+class mysql_dialect final : public target_dialect {
+public:
+    molt::dialect kind() const noexcept override { return dialect::mysql; }
+    size_t schema_segments() const noexcept override { return 1; }
+    size_t max_parameters() const noexcept override { return 65535; }
+
+    std::string upsert_sql(const table_info& t, std::span<const size_t> columns,
+                           size_t rows) const override {
+        std::string sql = fmt::format("INSERT INTO {} (", t.qualified.quoted(dialect::mysql));
+        for (size_t i = 0; i < columns.size(); ++i) {
+            sql += (i == 0 ? "" : ",") + q(t.columns[columns[i]].name);
+        }
+        sql += ") VALUES ";
+        size_t n = 1;
+        for (size_t r = 0; r < rows; ++r) {
+            sql += r == 0 ? "(" : ",(";
+            for (size_t i = 0; i < columns.size(); ++i) {
+                sql += (i == 0 ? "" : ",") + placeholder(t.columns[columns[i]], n++);
+            }
+            sql += ')';
+        }
+        std::string set;
+        for (const size_t c : columns) {
+            if (t.columns[c].pk_position < 0) {
+                const std::string name = q(t.columns[c].name);
+                set += fmt::format("{}{}=VALUES({})", set.empty() ? "" : ",", name, name);
+            }
+        }
+        if (set.empty()) {
+            // Nothing but the key: keep the row as it is.
+            const std::string key = q(t.columns[0].name);
+            set = fmt::format("{}={}", key, key);
+        }
+        return sql + " ON DUPLICATE KEY UPDATE " + set;
+    }
+
+    std::string delete_sql(const table_info& t, size_t rows) const override {
+        std::string sql = fmt::format("DELETE FROM {} WHERE (", t.qualified.quoted(dialect::mysql));
+        for (size_t k = 0; k < t.pk_count; ++k) {
+            sql += (k == 0 ? "" : ",") + q(t.columns[k].name);
+        }
+        sql += ") IN (";
+        size_t n = 1;
+        for (size_t r = 0; r < rows; ++r) {
+            sql += r == 0 ? "(" : ",(";
+            for (size_t k = 0; k < t.pk_count; ++k) {
+                sql += (k == 0 ? "" : ",") + placeholder(t.columns[k], n++);
+            }
+            sql += ')';
+        }
+        return sql + ")";
+    }
+
+    result<std::optional<std::string>> bind_value(const column_info& c,
+                                                  const proto::value& v) const override {
+        using kind = proto::value_kind;
+        const std::string_view text = v.text;
+        switch (v.kind) {
+        case kind::null: return std::optional<std::string>();
+        case kind::boolean: return std::optional<std::string>(text == "true" ? "1" : "0");
+        case kind::number:
+        case kind::json: return std::optional<std::string>(std::string(text));
+        case kind::string: break;
+        }
+        if (is_binary(c)) {
+            std::string hex;
+            if (text.rfind("\\x", 0) == 0) {
+                hex = std::string(text.substr(2));
+            } else if (text.size() == 36 && text[8] == '-' && text[13] == '-') {
+                // A UUID into BINARY(16).
+                hex = std::string(text);
+                hex.erase(std::remove(hex.begin(), hex.end(), '-'), hex.end());
+            } else {
+                return bad(c, text, "expected \\x-prefixed hex bytes");
+            }
+            if (hex.size() % 2 != 0 || !std::all_of(hex.begin(), hex.end(), [](char ch) {
+                    return std::isxdigit(static_cast<unsigned char>(ch)) != 0;
+                })) {
+                return bad(c, text, "not valid hex");
+            }
+            return std::optional<std::string>(std::move(hex));
+        }
+        if (is_bit(c)) {
+            if (text.empty() || text.size() > 64 ||
+                !std::all_of(text.begin(), text.end(),
+                             [](char ch) { return ch == '0' || ch == '1'; })) {
+                return bad(c, text, "expected a string of 0 and 1");
+            }
+            return std::optional<std::string>(
+                std::to_string(std::stoull(std::string(text), nullptr, 2)));
+        }
+        if (is_floating(c) && (text == "NaN" || text == "Infinity" || text == "-Infinity")) {
+            return bad(c, text, "MySQL cannot store NaN or infinite numbers");
+        }
+        if (is_datetime(c)) {
+            if (!text.empty() &&
+                (text.back() == 'Z' || text.find('+', 10) != std::string_view::npos ||
+                 text.find('-', 10) != std::string_view::npos)) {
+                auto nanos = parse_rfc3339(text);
+                if (!nanos) {
+                    return bad(c, text, nanos.error().message());
+                }
+                const civil_time t = civil_from_unix_nanos(*nanos);
+                return std::optional<std::string>(
+                    fmt::format("{:04}-{:02}-{:02} {:02}:{:02}:{:02}.{:06}", t.year, t.month, t.day,
+                                t.hour, t.minute, t.second, t.nanos / 1000));
+            }
+            std::string local(text);
+            if (local.size() > 10 && local[10] == 'T') {
+                local[10] = ' ';
+            }
+            return std::optional<std::string>(std::move(local));
+        }
+        if (c.type_name == "time") {
+            return std::optional<std::string>(time_in_utc(text));
+        }
+        return std::optional<std::string>(std::string(text));
+    }
+
+    result<schema_snapshot> introspect(target_session& s,
+                                       const qualified_name& schema) const override;
+};
+
+result<schema_snapshot> mysql_dialect::introspect(target_session& s,
+                                                  const qualified_name& schema) const {
+    if (schema.parts.size() != 1) {
+        return error{errc::not_found,
+                     fmt::format("unknown schema \"{}\": MySQL targets are named /<database>",
+                                 schema.to_string())};
+    }
+    auto db = s.query(
+        "SELECT schema_name FROM information_schema.schemata "
+        "WHERE lower(schema_name) = lower(:p1) ORDER BY schema_name = :p2 DESC LIMIT 1",
+        {schema.parts[0], schema.parts[0]});
+    if (!db) {
+        return std::move(db).error();
+    }
+    if (db->empty()) {
+        return error{errc::not_found,
+                     fmt::format("unknown schema \"{}\": no such database", schema.to_string())};
+    }
+    const std::string database = *db->front()[0];
+    auto columns = s.query(
+        "SELECT c.table_name, c.column_name, c.column_type, lower(c.data_type), "
+        "CASE WHEN c.generation_expression IS NOT NULL AND c.generation_expression <> '' "
+        "THEN 'true' ELSE 'false' END, c.column_default, "
+        "CAST(COALESCE(k.ordinal_position - 1, -1) AS CHAR) "
+        "FROM information_schema.columns c "
+        "JOIN information_schema.tables t ON t.table_schema = c.table_schema "
+        "AND t.table_name = c.table_name AND t.table_type = 'BASE TABLE' "
+        "LEFT JOIN information_schema.key_column_usage k ON k.table_schema = c.table_schema "
+        "AND k.table_name = c.table_name AND k.column_name = c.column_name "
+        "AND k.constraint_name = 'PRIMARY' "
+        "WHERE c.table_schema = :p1 ORDER BY c.table_name, c.ordinal_position",
+        {database});
+    if (!columns) {
+        return std::move(columns).error();
+    }
+    auto fks = s.query(
+        "SELECT DISTINCT table_name, referenced_table_name "
+        "FROM information_schema.key_column_usage WHERE table_schema = :p1 "
+        "AND referenced_table_schema = :p2 AND referenced_table_name IS NOT NULL",
+        {database, database});
+    if (!fks) {
+        return std::move(fks).error();
+    }
+    schema_snapshot out;
+    out.schema = schema;
+    for (const sql_row& row : *columns) {
+        const std::string& table = *row[0];
+        if (out.tables.empty() || out.tables.back().name != table) {
+            table_info t;
+            t.name = table;
+            t.qualified.parts = {database, table};
+            out.tables.push_back(std::move(t));
+        }
+        column_info c;
+        c.name = *row[1];
+        c.sql_type = *row[2];
+        c.type_name = *row[3];
+        c.generated = row[4] == "true";
+        c.default_expr = row[5];
+        c.pk_position = std::stoi(*row[6]);
+        out.tables.back().columns.push_back(std::move(c));
+    }
+    for (table_info& t : out.tables) {
+        order_primary_key_first(t);
+    }
+    for (const sql_row& row : *fks) {
+        for (table_info& t : out.tables) {
+            if (t.name == *row[0] && *row[1] != t.name) {
+                t.parents.push_back(*row[1]);
+            }
+        }
+    }
+    out.finish();
+    return out;
+}
+
+}  // namespace
+
+std::unique_ptr<target_dialect> make_dialect() {
+    return std::make_unique<mysql_dialect>();
+}
+
+retry_class classify_error_number(unsigned int number) noexcept {
+    switch (number) {
+    // Lost a race with another transaction: deadlock, lock wait timeout, a snapshot conflict.
+    case 1213:
+    case 1205:
+    case 1020: return retry_class::retry_now;
+    // The connection or the server is gone or full: connect again.
+    case 2002:
+    case 2003:
+    case 2006:
+    case 2013:
+    case 2055:
+    case 1040:
+    case 1053:
+    case 1927: return retry_class::reconnect;
+    // A parent row has not arrived yet (1452), or a child row still references it (1451).
+    case 1451:
+    case 1452: return retry_class::defer;
+    // Tables or columns changed under us.
+    case 1146:
+    case 1054: return retry_class::schema;
+    default: return retry_class::fatal;
+    }
+}
+
+}  // namespace molt::replicator::mysql

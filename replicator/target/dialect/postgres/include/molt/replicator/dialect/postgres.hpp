@@ -1,0 +1,33 @@
+#pragma once
+// PostgreSQL targets: SQL, value binding, catalog introspection, sessions (SOCI postgresql).
+//
+//   upsert  INSERT INTO "s"."t" ("id","v") VALUES ($1::bigint,$2::text),(...)
+//           ON CONFLICT ("id") DO UPDATE SET ("v") = ROW(excluded."v")
+//   delete  DELETE FROM "s"."t" WHERE ("id") IN (($1::bigint),(...))
+//
+// Every parameter is text cast to the column's type (format_type); arrays take PostgreSQL array
+// literals converted from the changefeed's JSON arrays; GEOMETRY/GEOGRAPHY go through
+// st_geomfromgeojson. Errors are classified by SQLSTATE (retry_class).
+
+#include <chrono>
+#include <memory>
+#include <string_view>
+
+#include "molt/common/conn_url.hpp"
+#include "molt/replicator/core/target.hpp"
+
+namespace molt::replicator::postgres {
+
+[[nodiscard]] std::unique_ptr<target_dialect> make_dialect();
+
+/// Opens a session; `statement_timeout` bounds each statement (0: none).
+[[nodiscard]] result<std::unique_ptr<target_session>> connect(
+    const conn_url& url, std::chrono::nanoseconds statement_timeout);
+
+/// The retry class of a SQLSTATE.
+[[nodiscard]] retry_class classify_sqlstate(std::string_view sqlstate) noexcept;
+
+/// A PostgreSQL array literal ({1,"a b",NULL}) from a JSON array's text.
+[[nodiscard]] result<std::string> array_literal(std::string_view json_array);
+
+}  // namespace molt::replicator::postgres

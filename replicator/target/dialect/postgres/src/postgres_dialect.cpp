@@ -1,0 +1,272 @@
+#include <fmt/format.h>
+
+#include "molt/common/log.hpp"
+#include "molt/proto/json.hpp"
+#include "molt/replicator/dialect/postgres.hpp"
+
+namespace molt::replicator::postgres {
+namespace {
+
+std::string q(std::string_view name) {
+    return quote_ident(name, dialect::postgres);
+}
+
+bool is_geometry(const column_info& c) {
+    return c.type_name == "geometry" || c.type_name == "geography";
+}
+
+// $n cast to the column's type.
+std::string placeholder(const column_info& c, size_t n) {
+    if (is_geometry(c)) {
+        return fmt::format("st_geomfromgeojson(${}::jsonb)", n);
+    }
+    return fmt::format("${}::{}", n, c.sql_type);
+}
+
+void append_array_element(std::string& out, const proto::json& v) {
+    switch (v.kind()) {
+    case proto::json::type::null: out += "NULL"; break;
+    case proto::json::type::boolean: out += v.as_bool() ? "true" : "false"; break;
+    case proto::json::type::number: out += v.text(); break;
+    case proto::json::type::array: {
+        out += '{';
+        for (size_t i = 0; i < v.items().size(); ++i) {
+            out += i == 0 ? "" : ",";
+            append_array_element(out, v.items()[i]);
+        }
+        out += '}';
+        break;
+    }
+    case proto::json::type::string:
+    case proto::json::type::object: {
+        // Quoted: backslash and double quote escaped; objects (jsonb[]) as their JSON text.
+        const std::string text =
+            v.kind() == proto::json::type::string ? v.text() : proto::to_crdb_text(v);
+        out += '"';
+        for (const char ch : text) {
+            if (ch == '"' || ch == '\\') {
+                out += '\\';
+            }
+            out += ch;
+        }
+        out += '"';
+        break;
+    }
+    }
+}
+
+class postgres_dialect final : public target_dialect {
+public:
+    molt::dialect kind() const noexcept override { return dialect::postgres; }
+    size_t schema_segments() const noexcept override { return 2; }
+    size_t max_parameters() const noexcept override { return 65535; }
+
+    std::string upsert_sql(const table_info& t, std::span<const size_t> columns,
+                           size_t rows) const override {
+        std::string sql = fmt::format("INSERT INTO {} (", t.qualified.quoted(dialect::postgres));
+        for (size_t i = 0; i < columns.size(); ++i) {
+            sql += (i == 0 ? "" : ",") + q(t.columns[columns[i]].name);
+        }
+        sql += ") VALUES ";
+        size_t n = 1;
+        for (size_t r = 0; r < rows; ++r) {
+            sql += r == 0 ? "(" : ",(";
+            for (size_t i = 0; i < columns.size(); ++i) {
+                sql += (i == 0 ? "" : ",") + placeholder(t.columns[columns[i]], n++);
+            }
+            sql += ')';
+        }
+        sql += " ON CONFLICT (";
+        for (size_t k = 0; k < t.pk_count; ++k) {
+            sql += (k == 0 ? "" : ",") + q(t.columns[k].name);
+        }
+        std::string set;
+        std::string from;
+        for (const size_t c : columns) {
+            if (t.columns[c].pk_position < 0) {
+                set += (set.empty() ? "" : ",") + q(t.columns[c].name);
+                from += (from.empty() ? "" : ",") + ("excluded." + q(t.columns[c].name));
+            }
+        }
+        if (set.empty()) {
+            return sql + ") DO NOTHING";
+        }
+        return sql + fmt::format(") DO UPDATE SET ({}) = ROW({})", set, from);
+    }
+
+    std::string delete_sql(const table_info& t, size_t rows) const override {
+        std::string sql =
+            fmt::format("DELETE FROM {} WHERE (", t.qualified.quoted(dialect::postgres));
+        for (size_t k = 0; k < t.pk_count; ++k) {
+            sql += (k == 0 ? "" : ",") + q(t.columns[k].name);
+        }
+        sql += ") IN (";
+        size_t n = 1;
+        for (size_t r = 0; r < rows; ++r) {
+            sql += r == 0 ? "(" : ",(";
+            for (size_t k = 0; k < t.pk_count; ++k) {
+                sql += (k == 0 ? "" : ",") + placeholder(t.columns[k], n++);
+            }
+            sql += ')';
+        }
+        return sql + ")";
+    }
+
+    result<std::optional<std::string>> bind_value(const column_info& c,
+                                                  const proto::value& v) const override {
+        switch (v.kind) {
+        case proto::value_kind::null: return std::optional<std::string>();
+        case proto::value_kind::json:
+            if (c.array) {
+                auto literal = array_literal(v.text);
+                if (!literal) {
+                    return literal.error().with_context(fmt::format("column \"{}\"", c.name));
+                }
+                return std::optional<std::string>(std::move(literal).value());
+            }
+            return std::optional<std::string>(std::string(v.text));
+        default: return std::optional<std::string>(std::string(v.text));
+        }
+    }
+
+    result<schema_snapshot> introspect(target_session& s,
+                                       const qualified_name& schema) const override;
+};
+
+result<schema_snapshot> postgres_dialect::introspect(target_session& s,
+                                                     const qualified_name& schema) const {
+    if (schema.parts.size() != 2) {
+        return error{errc::not_found,
+                     fmt::format("unknown schema \"{}\": PostgreSQL targets are named "
+                                 "/<database>/<schema>",
+                                 schema.to_string())};
+    }
+    auto db = s.query("SELECT current_database()::text", {});
+    if (!db) {
+        return std::move(db).error();
+    }
+    const std::string current = db->empty() ? "" : db->front()[0].value_or("");
+    if (!ident_equal(current, schema.parts[0])) {
+        return error{errc::not_found,
+                     fmt::format("unknown schema \"{}\": --targetConn connects to database "
+                                 "\"{}\", not \"{}\"",
+                                 schema.to_string(), current, schema.parts[0])};
+    }
+    auto ns = s.query(
+        "SELECT nspname::text FROM pg_namespace WHERE lower(nspname) = lower($1) "
+        "ORDER BY nspname = $1 DESC LIMIT 1",
+        {schema.parts[1]});
+    if (!ns) {
+        return std::move(ns).error();
+    }
+    if (ns->empty()) {
+        return error{errc::not_found,
+                     fmt::format("unknown schema \"{}\": database \"{}\" has no schema \"{}\"",
+                                 schema.to_string(), current, schema.parts[1])};
+    }
+    const std::string nspname = *ns->front()[0];
+
+    auto columns = s.query(
+        "SELECT c.relname::text, a.attname::text, format_type(a.atttypid, a.atttypmod), "
+        "(a.attgenerated <> '')::text, pg_get_expr(d.adbin, d.adrelid), "
+        "COALESCE(array_position(i.indkey::int2[], a.attnum) - 1, -1)::text, "
+        "(t.typcategory = 'A')::text, "
+        "CASE WHEN t.typcategory = 'A' THEN format_type(t.typelem, NULL) "
+        "ELSE format_type(a.atttypid, NULL) END "
+        "FROM pg_class c "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped "
+        "JOIN pg_type t ON t.oid = a.atttypid "
+        "LEFT JOIN pg_attrdef d ON d.adrelid = c.oid AND d.adnum = a.attnum "
+        "LEFT JOIN pg_index i ON i.indrelid = c.oid AND i.indisprimary "
+        "WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND NOT c.relispartition "
+        "ORDER BY c.relname, a.attnum",
+        {nspname});
+    if (!columns) {
+        return std::move(columns).error();
+    }
+    auto fks = s.query(
+        "SELECT c.relname::text, p.relname::text FROM pg_constraint f "
+        "JOIN pg_class c ON c.oid = f.conrelid "
+        "JOIN pg_class p ON p.oid = f.confrelid "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE f.contype = 'f' AND n.nspname = $1",
+        {nspname});
+    if (!fks) {
+        return std::move(fks).error();
+    }
+
+    schema_snapshot out;
+    out.schema = schema;
+    for (const sql_row& row : *columns) {
+        const std::string& table = *row[0];
+        if (out.tables.empty() || out.tables.back().name != table) {
+            table_info t;
+            t.name = table;
+            t.qualified.parts = {nspname, table};
+            out.tables.push_back(std::move(t));
+        }
+        column_info c;
+        c.name = *row[1];
+        c.sql_type = *row[2];
+        c.generated = row[3] == "true";
+        c.default_expr = row[4];
+        c.pk_position = std::stoi(*row[5]);
+        c.array = row[6] == "true";
+        c.type_name = *row[7];
+        out.tables.back().columns.push_back(std::move(c));
+    }
+    for (table_info& t : out.tables) {
+        order_primary_key_first(t);
+    }
+    for (const sql_row& row : *fks) {
+        for (table_info& t : out.tables) {
+            if (t.name == *row[0] && *row[1] != t.name) {
+                t.parents.push_back(*row[1]);
+            }
+        }
+    }
+    out.finish();
+    return out;
+}
+
+}  // namespace
+
+std::unique_ptr<target_dialect> make_dialect() {
+    return std::make_unique<postgres_dialect>();
+}
+
+result<std::string> array_literal(std::string_view json_array) {
+    auto parsed = proto::json::parse(json_array);
+    if (!parsed || parsed->kind() != proto::json::type::array) {
+        return error{errc::invalid_argument, "an ARRAY value must be a JSON array"};
+    }
+    std::string out;
+    append_array_element(out, *parsed);
+    return out;
+}
+
+retry_class classify_sqlstate(std::string_view sqlstate) noexcept {
+    // Why each class: 40001/40P01 lose a race with another transaction and succeed when run
+    // again; 55P03 is a lock that was not available in time; class 08 and 57P0x mean the
+    // connection or server went away; 53xxx is a server out of resources (connections, memory);
+    // 57014 is our statement_timeout; 23503 is a parent row that has not arrived yet; 42P01,
+    // 42703 and 42704 mean the tables or types changed under us. Everything else (22xxx bad
+    // data, 23502 NOT NULL, 23505 another unique key, 42xxx syntax) fails the same way again.
+    if (sqlstate == "40001" || sqlstate == "40P01" || sqlstate == "55P03" || sqlstate == "57014") {
+        return retry_class::retry_now;
+    }
+    if (sqlstate.substr(0, 2) == "08" || sqlstate == "57P01" || sqlstate == "57P02" ||
+        sqlstate == "57P03" || sqlstate.substr(0, 2) == "53") {
+        return retry_class::reconnect;
+    }
+    if (sqlstate == "23503") {
+        return retry_class::defer;
+    }
+    if (sqlstate == "42P01" || sqlstate == "42703" || sqlstate == "42704") {
+        return retry_class::schema;
+    }
+    return retry_class::fatal;
+}
+
+}  // namespace molt::replicator::postgres

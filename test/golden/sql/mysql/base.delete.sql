@@ -1,0 +1,1 @@
+DELETE FROM `molt`.`employees` WHERE (`id`) IN ((:p1),(:p2))

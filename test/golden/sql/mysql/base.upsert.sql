@@ -1,0 +1,1 @@
+INSERT INTO `molt`.`employees` (`id`,`name`,`photo`,`flags`,`home`) VALUES (:p1,:p2,UNHEX(:p3),CAST(:p4 AS UNSIGNED),ST_GeomFromGeoJSON(:p5)),(:p6,:p7,UNHEX(:p8),CAST(:p9 AS UNSIGNED),ST_GeomFromGeoJSON(:p10)) ON DUPLICATE KEY UPDATE `name`=VALUES(`name`),`photo`=VALUES(`photo`),`flags`=VALUES(`flags`),`home`=VALUES(`home`)

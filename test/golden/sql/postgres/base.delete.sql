@@ -1,0 +1,1 @@
+DELETE FROM "public"."employees" WHERE ("id") IN (($1::bigint),($2::bigint))

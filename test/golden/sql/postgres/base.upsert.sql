@@ -1,0 +1,1 @@
+INSERT INTO "public"."employees" ("id","name","salary","hired") VALUES ($1::bigint,$2::text,$3::numeric(12,2),$4::timestamp with time zone),($5::bigint,$6::text,$7::numeric(12,2),$8::timestamp with time zone) ON CONFLICT ("id") DO UPDATE SET ("name","salary","hired") = ROW(excluded."name",excluded."salary",excluded."hired")

@@ -1,0 +1,1 @@
+INSERT INTO "migration_schema"."Order Lines" ("order_id","line","qty","tags","shape") VALUES ($1::uuid,$2::smallint,$3::integer,$4::text[],st_geomfromgeojson($5::jsonb)),($6::uuid,$7::smallint,$8::integer,$9::text[],st_geomfromgeojson($10::jsonb)) ON CONFLICT ("order_id","line") DO UPDATE SET ("qty","tags","shape") = ROW(excluded."qty",excluded."tags",excluded."shape")

@@ -1,0 +1,240 @@
+#include "molt/replicator/target/apply_plan.hpp"
+
+#include <catch2/catch.hpp>
+
+#include "molt/proto/decoder.hpp"
+#include "molt/proto/encoder.hpp"
+#include "molt/replicator/dialect/postgres.hpp"
+
+#include "plan_test_support.hpp"
+
+using namespace molt::replicator;
+using namespace molt::replicator::testing;
+using molt::hlc;
+using molt::proto::json;
+
+namespace {
+
+schema_snapshot shop() {
+    schema_snapshot s;
+    s.schema.parts = {"appdb", "public"};
+    // Catalog order puts the child first; finish() must put parents first.
+    s.tables.push_back(
+        table({"public", "order_lines"},
+              {col("order_id", "bigint", "bigint", 0), col("line", "integer", "integer", 1),
+               col("qty", "integer", "integer")},
+              {"orders"}));
+    s.tables.push_back(table(
+        {"public", "orders"},
+        {col("id", "bigint", "bigint", 0), col("Status", "text", "text"),
+         col("note", "text", "text"), col("total", "numeric", "numeric", -1, /*generated=*/true)}));
+    s.tables.push_back(table({"public", "no_key"}, {col("v", "text", "text")}));
+    s.finish();
+    return s;
+}
+
+struct msg {
+    std::string topic;
+    json key;
+    json after;  // null: delete
+    int64_t t = 1;
+};
+
+molt::proto::batch decode(const std::vector<msg>& messages) {
+    std::vector<std::string> encoded;
+    for (const msg& m : messages) {
+        molt::proto::message out;
+        out.topic = m.topic;
+        out.key = m.key;
+        out.after = m.after;
+        out.updated = hlc(m.t, 0);
+        encoded.push_back(molt::proto::encode_message(out));
+    }
+    auto body = molt::proto::decode_webhook(molt::proto::encode_payload(encoded));
+    REQUIRE(body);
+    return std::move(body->rows);
+}
+
+json obj(std::vector<json::member> members) {
+    return json::object(std::move(members));
+}
+json num(int64_t n) {
+    return json::number(n);
+}
+json str(std::string s) {
+    return json::string(std::move(s));
+}
+json key(std::vector<json> k) {
+    return json::array(std::move(k));
+}
+
+std::vector<std::string> sqls(const apply_plan& p) {
+    std::vector<std::string> out;
+    for (const auto& st : p.statements) {
+        out.push_back(st.sql);
+    }
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("plan: fold per key, deletes before upserts, parents before children", "[plan]") {
+    const schema_snapshot s = shop();
+    REQUIRE(s.order_of(*s.find_table("orders")) < s.order_of(*s.find_table("order_lines")));
+    auto d = postgres::make_dialect();
+    const auto batch = decode({
+        {"order_lines", key({num(1), num(1)}),
+         obj({{"order_id", num(1)}, {"line", num(1)}, {"qty", num(5)}}), 3},
+        {"orders", key({num(1)}), obj({{"id", num(1)}, {"status", str("open")}}), 1},
+        {"orders", key({num(1)}), obj({{"ID", num(1)}, {"note", str("rush")}}), 2},
+        {"orders", key({num(2)}), json::null(), 4},
+        {"order_lines", key({num(2), num(7)}), json::null(), 4},
+    });
+    auto plan = plan_batch(s, batch, *d, 1000);
+    REQUIRE(plan);
+    CHECK(
+        sqls(*plan) ==
+        std::vector<std::string>{
+            R"(DELETE FROM "public"."order_lines" WHERE ("order_id","line") IN (($1::bigint,$2::integer)))",
+            R"(DELETE FROM "public"."orders" WHERE ("id") IN (($1::bigint)))",
+            R"(INSERT INTO "public"."orders" ("id","Status","note") VALUES ($1::bigint,$2::text,$3::text) ON CONFLICT ("id") DO UPDATE SET ("Status","note") = ROW(excluded."Status",excluded."note"))",
+            R"(INSERT INTO "public"."order_lines" ("order_id","line","qty") VALUES ($1::bigint,$2::integer,$3::integer) ON CONFLICT ("order_id","line") DO UPDATE SET ("qty") = ROW(excluded."qty"))",
+        });
+    // The two upserts of order 1 merged column by column; "status" matched "Status".
+    CHECK(plan->statements[2].params == sql_params{"1", "open", "rush"});
+    CHECK(plan->statements[0].params == sql_params{"2", "7"});
+    REQUIRE(plan->tables.size() == 2);
+    CHECK(plan->tables[0].table->name == "orders");
+    CHECK(plan->tables[0].received == 3);
+    CHECK(plan->tables[0].upserts == 1);
+    CHECK(plan->tables[0].deletes == 1);
+}
+
+TEST_CASE("plan: a delete discards earlier upserts; an upsert after a delete re-creates",
+          "[plan]") {
+    const schema_snapshot s = shop();
+    auto d = postgres::make_dialect();
+    const auto batch = decode({
+        {"orders", key({num(1)}), obj({{"id", num(1)}, {"status", str("a")}, {"note", str("x")}}),
+         1},
+        {"orders", key({num(1)}), json::null(), 2},
+        {"orders", key({num(1)}), obj({{"id", num(1)}, {"status", str("b")}}), 3},
+        {"orders", key({num(2)}), obj({{"id", num(2)}, {"status", str("c")}}), 1},
+        {"orders", key({num(2)}), json::null(), 2},
+    });
+    auto plan = plan_batch(s, batch, *d, 1000);
+    REQUIRE(plan);
+    REQUIRE(plan->statements.size() == 2);
+    CHECK(plan->statements[0].type == planned_statement::kind::erase);
+    CHECK(plan->statements[0].params == sql_params{"1", "2"});
+    CHECK(plan->statements[1].type == planned_statement::kind::upsert);
+    // Only the columns sent after the delete: "note" is not carried over.
+    CHECK(plan->statements[1].sql.find("\"note\"") == std::string::npos);
+    CHECK(plan->statements[1].params == sql_params{"1", "b"});
+}
+
+TEST_CASE("plan: generated columns are accepted and never written; NULLs bind as NULL", "[plan]") {
+    const schema_snapshot s = shop();
+    auto d = postgres::make_dialect();
+    const auto batch =
+        decode({{"orders", key({num(9)}),
+                 obj({{"id", num(9)}, {"status", json::null()}, {"total", num(100)}}), 1}});
+    auto plan = plan_batch(s, batch, *d, 1000);
+    REQUIRE(plan);
+    REQUIRE(plan->statements.size() == 1);
+    CHECK(plan->statements[0].sql.find("total") == std::string::npos);
+    CHECK(plan->statements[0].params == sql_params{"9", std::nullopt});
+}
+
+TEST_CASE("plan: topics of several forms find their table", "[plan]") {
+    const schema_snapshot s = shop();
+    CHECK(resolve_topic(s, "orders") == s.find_table("orders"));
+    CHECK(resolve_topic(s, "ORDERS") == s.find_table("orders"));
+    CHECK(resolve_topic(s, "appdb.public.orders") == s.find_table("orders"));
+    CHECK(resolve_topic(s, "orders.primary") == s.find_table("orders"));
+    CHECK(resolve_topic(s, "public.orders") == s.find_table("orders"));
+    CHECK(resolve_topic(s, "customers") == nullptr);
+}
+
+TEST_CASE("plan: statements are chunked by --flushSize", "[plan]") {
+    const schema_snapshot s = shop();
+    auto d = postgres::make_dialect();
+    std::vector<msg> messages;
+    for (int i = 0; i < 5; ++i) {
+        messages.push_back(
+            {"orders", key({num(i)}), obj({{"id", num(i)}, {"status", str("s")}}), 1});
+    }
+    auto plan = plan_batch(s, decode(messages), *d, 2);
+    REQUIRE(plan);
+    REQUIRE(plan->statements.size() == 3);
+    CHECK(plan->statements[0].rows == 2);
+    CHECK(plan->statements[1].rows == 2);
+    CHECK(plan->statements[2].rows == 1);
+    CHECK(plan->statements[2].params == sql_params{"4", "s"});
+}
+
+TEST_CASE("plan: errors name the table, the column and the message", "[plan]") {
+    const schema_snapshot s = shop();
+    auto d = postgres::make_dialect();
+    auto unknown_table =
+        plan_batch(s, decode({{"customers", key({num(1)}), obj({{"id", num(1)}}), 1}}), *d, 10);
+    REQUIRE_FALSE(unknown_table);
+    CHECK(unknown_table.error().code() == molt::errc::not_found);
+    CHECK(unknown_table.error().message() ==
+          "unknown table \"customers\" in target schema appdb.public");
+
+    auto unknown_column = plan_batch(
+        s,
+        decode({{"orders", key({num(1)}), obj({{"id", num(1)}}), 1},
+                {"orders", key({num(2)}), obj({{"id", num(2)}, {"stauts", str("x")}}), 1}}),
+        *d, 10);
+    REQUIRE_FALSE(unknown_column);
+    CHECK(unknown_column.error().code() == molt::errc::invalid_argument);
+    CHECK(unknown_column.error().message() ==
+          "table public.orders, message 1: the target has no column \"stauts\"");
+
+    auto missing_pk = plan_batch(s,
+                                 decode({{"order_lines", key({num(1), num(2)}),
+                                          obj({{"order_id", num(1)}, {"qty", num(2)}}), 1}}),
+                                 *d, 10);
+    REQUIRE_FALSE(missing_pk);
+    CHECK(missing_pk.error().message() ==
+          "table public.order_lines, message 0: primary key column \"line\" is missing from "
+          "\"after\"");
+
+    auto short_key =
+        plan_batch(s, decode({{"order_lines", key({num(1)}), json::null(), 1}}), *d, 10);
+    REQUIRE_FALSE(short_key);
+    CHECK(short_key.error().message() ==
+          "table public.order_lines, message 0: \"key\" has 1 values but the primary key has 2 "
+          "columns (schema drift?)");
+
+    auto no_key =
+        plan_batch(s, decode({{"no_key", key({num(1)}), obj({{"v", str("x")}}), 1}}), *d, 10);
+    REQUIRE_FALSE(no_key);
+    CHECK(no_key.error().message() ==
+          "table public.no_key has no primary key; the replicator needs one to apply changes");
+}
+
+TEST_CASE("postgres: array literals from JSON arrays", "[plan]") {
+    CHECK(postgres::array_literal("[1,2,null]").value() == "{1,2,NULL}");
+    CHECK(postgres::array_literal(R"(["a b","c\"d","\\x01",null])").value() ==
+          R"({"a b","c\"d","\\x01",NULL})");
+    CHECK(postgres::array_literal("[]").value() == "{}");
+    CHECK(postgres::array_literal("[[1,2],[3,4]]").value() == "{{1,2},{3,4}}");
+    CHECK(postgres::array_literal(R"([{"a": 1}])").value() == R"({"{\"a\": 1}"})");
+    CHECK_FALSE(postgres::array_literal("{}"));
+}
+
+TEST_CASE("error classes per dialect", "[plan]") {
+    using molt::retry_class;
+    CHECK(postgres::classify_sqlstate("40001") == retry_class::retry_now);
+    CHECK(postgres::classify_sqlstate("40P01") == retry_class::retry_now);
+    CHECK(postgres::classify_sqlstate("08006") == retry_class::reconnect);
+    CHECK(postgres::classify_sqlstate("57P01") == retry_class::reconnect);
+    CHECK(postgres::classify_sqlstate("53300") == retry_class::reconnect);
+    CHECK(postgres::classify_sqlstate("23503") == retry_class::defer);
+    CHECK(postgres::classify_sqlstate("42703") == retry_class::schema);
+    CHECK(postgres::classify_sqlstate("22P02") == retry_class::fatal);
+    CHECK(postgres::classify_sqlstate("23505") == retry_class::fatal);
+}

@@ -1,0 +1,84 @@
+// Golden SQL per dialect: the upsert and delete shapes, locked by files in test/golden/sql/.
+// MOLT_UPDATE_GOLDEN=1 rewrites them (and the lint test then fails until it is unset).
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#include <catch2/catch.hpp>
+
+#include "molt/replicator/dialect/mysql.hpp"
+#include "molt/replicator/dialect/postgres.hpp"
+
+#include "plan_test_support.hpp"
+
+using namespace molt::replicator;
+using namespace molt::replicator::testing;
+
+namespace {
+
+void check_golden(const std::string& dialect, const std::string& name, const std::string& sql) {
+    const std::string path = std::string(MOLT_GOLDEN_DIR) + "/sql/" + dialect + "/" + name + ".sql";
+    const char* update = std::getenv("MOLT_UPDATE_GOLDEN");
+    if (update != nullptr && std::string(update) == "1") {
+        std::ofstream(path) << sql << "\n";
+        return;
+    }
+    std::ifstream in(path);
+    INFO("golden file " << path << " (MOLT_UPDATE_GOLDEN=1 writes it)");
+    REQUIRE(in.good());
+    std::stringstream expected;
+    expected << in.rdbuf();
+    CHECK(expected.str() == sql + "\n");
+}
+
+}  // namespace
+
+TEST_CASE("golden SQL: PostgreSQL upsert and delete shapes", "[golden][sql]") {
+    auto d = postgres::make_dialect();
+    const table_info base =
+        table({"public", "employees"},
+              {col("id", "bigint", "bigint", 0), col("name", "text", "text"),
+               col("salary", "numeric(12,2)", "numeric"),
+               col("hired", "timestamp with time zone", "timestamp with time zone")});
+    const std::vector<size_t> all = {0, 1, 2, 3};
+    check_golden("postgres", "base.upsert", d->upsert_sql(base, all, 2));
+    check_golden("postgres", "base.delete", d->delete_sql(base, 2));
+    const std::vector<size_t> sparse = {0, 2};
+    check_golden("postgres", "sparse.upsert", d->upsert_sql(base, sparse, 1));
+
+    const table_info composite = table(
+        {"migration_schema", "Order Lines"},
+        {col("qty", "integer", "integer"), col("order_id", "uuid", "uuid", 0),
+         col("line", "smallint", "smallint", 1), col("tags", "text[]", "text", -1, false, true),
+         col("shape", "geometry", "geometry")});
+    const std::vector<size_t> composite_all = {0, 1, 2, 3, 4};
+    check_golden("postgres", "composite.upsert", d->upsert_sql(composite, composite_all, 2));
+    check_golden("postgres", "composite.delete", d->delete_sql(composite, 2));
+
+    const table_info key_only = table({"public", "tags"}, {col("tag", "text", "text", 0)});
+    const std::vector<size_t> key = {0};
+    check_golden("postgres", "key_only.upsert", d->upsert_sql(key_only, key, 2));
+}
+
+TEST_CASE("golden SQL: MySQL upsert and delete shapes", "[golden][sql]") {
+    auto d = mysql::make_dialect();
+    const table_info base =
+        table({"molt", "employees"},
+              {col("id", "bigint(20)", "bigint", 0), col("name", "varchar(64)", "varchar"),
+               col("photo", "varbinary(256)", "varbinary"), col("flags", "bit(8)", "bit"),
+               col("home", "point", "point")});
+    const std::vector<size_t> all = {0, 1, 2, 3, 4};
+    check_golden("mysql", "base.upsert", d->upsert_sql(base, all, 2));
+    check_golden("mysql", "base.delete", d->delete_sql(base, 2));
+
+    const table_info composite = table(
+        {"molt", "order`lines"}, {col("order_id", "char(36)", "char", 0),
+                                  col("line", "int(11)", "int", 1), col("qty", "int(11)", "int")});
+    const std::vector<size_t> composite_all = {0, 1, 2};
+    check_golden("mysql", "composite.upsert", d->upsert_sql(composite, composite_all, 2));
+    check_golden("mysql", "composite.delete", d->delete_sql(composite, 2));
+
+    const table_info key_only = table({"molt", "tags"}, {col("tag", "varchar(32)", "varchar", 0)});
+    const std::vector<size_t> key = {0};
+    check_golden("mysql", "key_only.upsert", d->upsert_sql(key_only, key, 1));
+}
