@@ -95,10 +95,10 @@ TEST_CASE("plan: fold per key, deletes before upserts, parents before children",
     CHECK(
         sqls(*plan) ==
         std::vector<std::string>{
-            R"(DELETE FROM "public"."order_lines" WHERE ("order_id","line") IN (($1::bigint,$2::integer)))",
-            R"(DELETE FROM "public"."orders" WHERE ("id") IN (($1::bigint)))",
-            R"(INSERT INTO "public"."orders" ("id","Status","note") VALUES ($1::bigint,$2::text,$3::text) ON CONFLICT ("id") DO UPDATE SET ("Status","note") = ROW(excluded."Status",excluded."note"))",
-            R"(INSERT INTO "public"."order_lines" ("order_id","line","qty") VALUES ($1::bigint,$2::integer,$3::integer) ON CONFLICT ("order_id","line") DO UPDATE SET ("qty") = ROW(excluded."qty"))",
+            R"(DELETE FROM "public"."order_lines" WHERE ("order_id","line") IN ((:p1::bigint,:p2::integer)))",
+            R"(DELETE FROM "public"."orders" WHERE ("id") IN ((:p1::bigint)))",
+            R"(INSERT INTO "public"."orders" ("id","Status","note") VALUES (:p1::bigint,:p2::text,:p3::text) ON CONFLICT ("id") DO UPDATE SET ("Status","note") = ROW(excluded."Status",excluded."note"))",
+            R"(INSERT INTO "public"."order_lines" ("order_id","line","qty") VALUES (:p1::bigint,:p2::integer,:p3::integer) ON CONFLICT ("order_id","line") DO UPDATE SET ("qty") = ROW(excluded."qty"))",
         });
     // The two upserts of order 1 merged column by column; "status" matched "Status".
     CHECK(plan->statements[2].params == sql_params{"1", "open", "rush"});

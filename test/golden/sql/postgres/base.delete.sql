@@ -1,1 +1,1 @@
-DELETE FROM "public"."employees" WHERE ("id") IN (($1::bigint),($2::bigint))
+DELETE FROM "public"."employees" WHERE ("id") IN ((:p1::bigint),(:p2::bigint))

@@ -1,1 +1,1 @@
-DELETE FROM "migration_schema"."Order Lines" WHERE ("order_id","line") IN (($1::uuid,$2::smallint),($3::uuid,$4::smallint))
+DELETE FROM "migration_schema"."Order Lines" WHERE ("order_id","line") IN ((:p1::uuid,:p2::smallint),(:p3::uuid,:p4::smallint))

@@ -15,12 +15,14 @@ bool is_geometry(const column_info& c) {
     return c.type_name == "geometry" || c.type_name == "geography";
 }
 
-// $n cast to the column's type.
+// Parameter n cast to the column's type. SOCI's :pN placeholders (it sends them as $N): with
+// native $N, SOCI 4.0.3 loses the server's error (and its SQLSTATE) while describing the bound
+// parameters.
 std::string placeholder(const column_info& c, size_t n) {
     if (is_geometry(c)) {
-        return fmt::format("st_geomfromgeojson(${}::jsonb)", n);
+        return fmt::format("st_geomfromgeojson(:p{}::jsonb)", n);
     }
-    return fmt::format("${}::{}", n, c.sql_type);
+    return fmt::format(":p{}::{}", n, c.sql_type);
 }
 
 void append_array_element(std::string& out, const proto::json& v) {
@@ -153,9 +155,9 @@ result<schema_snapshot> postgres_dialect::introspect(target_session& s,
                                  schema.to_string(), current, schema.parts[0])};
     }
     auto ns = s.query(
-        "SELECT nspname::text FROM pg_namespace WHERE lower(nspname) = lower($1) "
-        "ORDER BY nspname = $1 DESC LIMIT 1",
-        {schema.parts[1]});
+        "SELECT nspname::text FROM pg_namespace WHERE lower(nspname) = lower(:p1) "
+        "ORDER BY nspname = :p2 DESC LIMIT 1",
+        {schema.parts[1], schema.parts[1]});
     if (!ns) {
         return std::move(ns).error();
     }
@@ -169,7 +171,8 @@ result<schema_snapshot> postgres_dialect::introspect(target_session& s,
     auto columns = s.query(
         "SELECT c.relname::text, a.attname::text, format_type(a.atttypid, a.atttypmod), "
         "(a.attgenerated <> '')::text, pg_get_expr(d.adbin, d.adrelid), "
-        "COALESCE(array_position(i.indkey::int2[], a.attnum) - 1, -1)::text, "
+        "COALESCE((SELECT k.ord - 1 FROM unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord) "
+        "WHERE k.attnum = a.attnum), -1)::text, "
         "(t.typcategory = 'A')::text, "
         "CASE WHEN t.typcategory = 'A' THEN format_type(t.typelem, NULL) "
         "ELSE format_type(a.atttypid, NULL) END "
@@ -179,7 +182,7 @@ result<schema_snapshot> postgres_dialect::introspect(target_session& s,
         "JOIN pg_type t ON t.oid = a.atttypid "
         "LEFT JOIN pg_attrdef d ON d.adrelid = c.oid AND d.adnum = a.attnum "
         "LEFT JOIN pg_index i ON i.indrelid = c.oid AND i.indisprimary "
-        "WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND NOT c.relispartition "
+        "WHERE n.nspname = :p1 AND c.relkind IN ('r', 'p') AND NOT c.relispartition "
         "ORDER BY c.relname, a.attnum",
         {nspname});
     if (!columns) {
@@ -190,7 +193,7 @@ result<schema_snapshot> postgres_dialect::introspect(target_session& s,
         "JOIN pg_class c ON c.oid = f.conrelid "
         "JOIN pg_class p ON p.oid = f.confrelid "
         "JOIN pg_namespace n ON n.oid = c.relnamespace "
-        "WHERE f.contype = 'f' AND n.nspname = $1",
+        "WHERE f.contype = 'f' AND n.nspname = :p1",
         {nspname});
     if (!fks) {
         return std::move(fks).error();

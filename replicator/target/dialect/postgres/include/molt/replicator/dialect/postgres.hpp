@@ -1,9 +1,9 @@
 #pragma once
 // PostgreSQL targets: SQL, value binding, catalog introspection, sessions (SOCI postgresql).
 //
-//   upsert  INSERT INTO "s"."t" ("id","v") VALUES ($1::bigint,$2::text),(...)
+//   upsert  INSERT INTO "s"."t" ("id","v") VALUES (:p1::bigint,:p2::text),(...)
 //           ON CONFLICT ("id") DO UPDATE SET ("v") = ROW(excluded."v")
-//   delete  DELETE FROM "s"."t" WHERE ("id") IN (($1::bigint),(...))
+//   delete  DELETE FROM "s"."t" WHERE ("id") IN ((:p1::bigint),(...))
 //
 // Every parameter is text cast to the column's type (format_type); arrays take PostgreSQL array
 // literals converted from the changefeed's JSON arrays; GEOMETRY/GEOGRAPHY go through

@@ -1,0 +1,128 @@
+#include "molt/replicator/dialect/soci_session.hpp"
+
+#include <fmt/format.h>
+
+#include "molt/common/log.hpp"
+#include "molt/common/redact.hpp"
+
+namespace molt::replicator {
+namespace {
+
+// A column value as text, whatever type SOCI reports.
+std::optional<std::string> column_text(const soci::row& row, size_t i) {
+    if (row.get_indicator(i) == soci::i_null) {
+        return std::nullopt;
+    }
+    switch (row.get_properties(i).get_data_type()) {
+    case soci::dt_string: return row.get<std::string>(i);
+    case soci::dt_integer: return std::to_string(row.get<int>(i));
+    case soci::dt_long_long: return std::to_string(row.get<long long>(i));
+    case soci::dt_unsigned_long_long: return std::to_string(row.get<unsigned long long>(i));
+    case soci::dt_double: return fmt::format("{}", row.get<double>(i));
+    case soci::dt_date: {
+        const std::tm t = row.get<std::tm>(i);
+        return fmt::format("{:04}-{:02}-{:02} {:02}:{:02}:{:02}", t.tm_year + 1900, t.tm_mon + 1,
+                           t.tm_mday, t.tm_hour, t.tm_min, t.tm_sec);
+    }
+    default: return row.get<std::string>(i);
+    }
+}
+
+}  // namespace
+
+std::string soci_session::clean(std::string text) {
+    while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) {
+        text.pop_back();
+    }
+    return redact_secrets(text);
+}
+
+template <typename Fn>
+result<void> soci_session::run(Fn&& fn) {
+    try {
+        fn();
+        return ok();
+    } catch (const soci::soci_error&) {
+        return classify_current_exception();
+    } catch (const std::exception& e) {
+        // Not a database error: a conversion or a bug. Never retried.
+        return error{errc::internal, clean(e.what()), retry_class::fatal};
+    }
+}
+
+void soci_session::bind(soci::statement& st, const std::string& text, const sql_params& params) {
+    // The value and indicator arrays must not move until the statement has run.
+    values_.clear();
+    indicators_.clear();
+    values_.reserve(params.size());
+    indicators_.reserve(params.size());
+    for (const auto& p : params) {
+        values_.push_back(p.value_or(std::string()));
+        indicators_.push_back(p ? soci::i_ok : soci::i_null);
+    }
+    for (size_t i = 0; i < params.size(); ++i) {
+        st.exchange(soci::use(values_[i], indicators_[i]));
+    }
+    st.alloc();
+    st.prepare(text);
+    st.define_and_bind();
+}
+
+result<void> soci_session::begin() {
+    return run([&] { sql_->begin(); });
+}
+
+result<void> soci_session::commit() {
+    return run([&] { sql_->commit(); });
+}
+
+void soci_session::rollback() noexcept {
+    try {
+        sql_->rollback();
+    } catch (const std::exception& e) {
+        log::debug().err(clean(e.what())).msg("rollback failed");
+    }
+}
+
+result<void> soci_session::execute(const std::string& text, const sql_params& params) {
+    return run([&] {
+        soci::statement st(*sql_);
+        bind(st, text, params);
+        st.execute(true);
+    });
+}
+
+result<std::vector<sql_row>> soci_session::query(const std::string& text,
+                                                 const sql_params& params) {
+    std::vector<sql_row> rows;
+    auto done = run([&] {
+        soci::statement st(*sql_);
+        soci::row row;
+        st.exchange(soci::into(row));
+        bind(st, text, params);
+        if (!st.execute(true)) {
+            return;
+        }
+        do {
+            sql_row out;
+            out.reserve(row.size());
+            for (size_t i = 0; i < row.size(); ++i) {
+                out.push_back(column_text(row, i));
+            }
+            rows.push_back(std::move(out));
+        } while (st.fetch());
+    });
+    if (!done) {
+        return std::move(done).error();
+    }
+    return rows;
+}
+
+result<void> soci_session::ping() {
+    return run([&] {
+        int one = 0;
+        *sql_ << "SELECT 1", soci::into(one);
+    });
+}
+
+}  // namespace molt::replicator

@@ -1,0 +1,206 @@
+// The immediate apply path against the throwaway MariaDB 10.11.
+#include "molt/proto/crdb_types.hpp"
+
+#include "apply_support.hpp"
+
+using namespace molt::replicator;
+using namespace molt::replicator::testing;
+using molt::proto::json;
+
+namespace {
+
+json obj(std::vector<json::member> m) {
+    return json::object(std::move(m));
+}
+json num(int64_t n) {
+    return json::number(n);
+}
+json str(std::string s) {
+    return json::string(std::move(s));
+}
+json key(std::vector<json> k) {
+    return json::array(std::move(k));
+}
+
+}  // namespace
+
+TEST_CASE("mysql apply: every type of the spec that MySQL has, and NULL in each",
+          "[integration][mysql]") {
+    apply_stack t("MOLT_TEST_MYSQL_URL");
+    t.sql("DROP TABLE IF EXISTS my_types");
+    t.sql(
+        "CREATE TABLE my_types (id BIGINT PRIMARY KEY, b BOOLEAN, i8 BIGINT, f8 DOUBLE, "
+        "d DECIMAL(40,10), dn DECIMAL(10,2), s VARCHAR(100), vb VARBINARY(16), bu BINARY(16), "
+        "uc CHAR(36), dt DATE, t TIME(6), ttz TIME(3), ts DATETIME(6), tstz TIMESTAMP(6) NULL, "
+        "j JSON, e ENUM('sad','ok','happy'), bt BIT(8), iv VARCHAR(64), ip VARCHAR(64)) "
+        "CHARACTER SET utf8mb4");
+    const std::string tricky = "quote \" back\\slash\nnew line, ünïcödé 🦀 <&> '";
+    const std::vector<row> rows = {
+        {"my_types", key({num(1)}),
+         obj({{"id", num(1)},
+              {"b", json::boolean(true)},
+              {"i8", json::number("9007199254740993")},
+              {"f8", pg("float8", "1.5")},
+              {"d", json::number("123456789012345678901234567890.1234567891")},
+              {"dn", json::number("4E+2")},
+              {"s", str(tricky)},
+              {"vb", pg("bytea", "\\x00ff10")},
+              {"bu", pg("uuid", "f47ac10b-58cc-4372-a567-0e02b2c3d479")},
+              {"uc", pg("uuid", "f47ac10b-58cc-4372-a567-0e02b2c3d479")},
+              {"dt", pg("date", "2026-06-08")},
+              {"t", pg("time", "11:01:45.883")},
+              {"ttz", pg("timetz", "04:05:06.789-08")},
+              {"ts", pg("timestamp", "2019-01-02 03:04:05")},
+              {"tstz", pg("timestamptz", "2025-05-09 16:20:29.203923-05")},
+              {"j", pg("jsonb", R"({"b": [1, null, 1e2], "a": "x"})")},
+              {"e", str("happy")},
+              {"bt", str("1010")},
+              {"iv", pg("interval", "1 day 02:03:04.5")},
+              {"ip", pg("inet", "192.168.1.10/24")}})},
+        {"my_types", key({num(2)}),
+         obj({{"id", num(2)},
+              {"b", json::boolean(false)},
+              {"i8", json::number("-9223372036854775808")},
+              {"d", json::number("-0.0000000001")},
+              {"f8", json::number("1E-7")}})},
+        {"my_types", key({num(3)}),
+         obj({{"id", num(3)},        {"b", json::null()},  {"i8", json::null()},
+              {"f8", json::null()},  {"d", json::null()},  {"dn", json::null()},
+              {"s", json::null()},   {"vb", json::null()}, {"bu", json::null()},
+              {"uc", json::null()},  {"dt", json::null()}, {"t", json::null()},
+              {"ttz", json::null()}, {"ts", json::null()}, {"tstz", json::null()},
+              {"j", json::null()},   {"e", json::null()},  {"bt", json::null()},
+              {"iv", json::null()},  {"ip", json::null()}})},
+    };
+    auto applied = t.post(body(rows));
+    if (!applied) {
+        FAIL(applied.error().message());
+    }
+    auto text = [&](const std::string& expr, int id) {
+        return t.one("SELECT CAST(" + expr +
+                     " AS CHAR) FROM my_types WHERE id = " + std::to_string(id));
+    };
+    CHECK(text("b", 1) == "1");
+    CHECK(text("i8", 1) == "9007199254740993");
+    CHECK(text("f8", 1) == "1.5");
+    CHECK(text("d", 1) == "123456789012345678901234567890.1234567891");
+    CHECK(text("dn", 1) == "400.00");
+    CHECK(text("s", 1) == tricky);
+    CHECK(text("HEX(vb)", 1) == "00FF10");
+    CHECK(text("HEX(bu)", 1) == "F47AC10B58CC4372A5670E02B2C3D479");
+    CHECK(text("uc", 1) == "f47ac10b-58cc-4372-a567-0e02b2c3d479");
+    CHECK(text("dt", 1) == "2026-06-08");
+    CHECK(text("t", 1) == "11:01:45.883000");
+    CHECK(text("ttz", 1) == "12:05:06.789");
+    CHECK(text("ts", 1) == "2019-01-02 03:04:05.000000");
+    CHECK(text("tstz", 1) == "2025-05-09 21:20:29.203923");
+    CHECK(text("j", 1) == R"({"a":"x","b":[1,null,1E+2]})");
+    CHECK(text("e", 1) == "happy");
+    CHECK(text("bt + 0", 1) == "10");
+    CHECK(text("iv", 1) == "1 day 02:03:04.5");
+    CHECK(text("ip", 1) == "192.168.1.10/24");
+    CHECK(text("b", 2) == "0");
+    CHECK(text("i8", 2) == "-9223372036854775808");
+    CHECK(text("d", 2) == "-0.0000000001");
+    CHECK(text("f8 = 1e-7", 2) == "1");
+    CHECK(
+        t.one("SELECT CAST(COUNT(*) AS CHAR) FROM my_types WHERE id = 3 AND COALESCE(b, i8, f8, d, "
+              "dn, s, vb, bu, uc, dt, t, ttz, ts, tstz, j, e, bt, iv, ip) IS NULL") == "1");
+
+    // MySQL has no NaN: refused with the column named, nothing written.
+    auto nan =
+        t.post(body({{"my_types", key({num(4)}), obj({{"id", num(4)}, {"f8", str("NaN")}}), 2}}));
+    REQUIRE_FALSE(nan);
+    CHECK(nan.error().code() == molt::errc::invalid_argument);
+    CHECK(nan.error().message() ==
+          "table appdb.my_types, message 0: column \"f8\" (double): cannot store \"NaN\": MySQL "
+          "cannot store NaN or infinite numbers");
+    t.sql("DROP TABLE my_types");
+}
+
+TEST_CASE("mysql apply: keys, foreign keys, names, generated columns, redelivery",
+          "[integration][mysql]") {
+    apply_stack t("MOLT_TEST_MYSQL_URL");
+    t.sql("DROP TABLE IF EXISTS my_lines");
+    t.sql("DROP TABLE IF EXISTS my_orders");
+    t.sql(
+        "CREATE TABLE my_orders (id BIGINT PRIMARY KEY, Status VARCHAR(20), note VARCHAR(20) "
+        "DEFAULT 'none')");
+    t.sql(
+        "CREATE TABLE my_lines (order_id BIGINT, line INT, qty INT, double_qty INT AS (qty * 2) "
+        "STORED, "
+        "PRIMARY KEY (order_id, line), FOREIGN KEY (order_id) REFERENCES my_orders (id))");
+
+    const std::string first = body({
+        {"my_lines", key({num(1), num(1)}),
+         obj({{"order_id", num(1)}, {"line", num(1)}, {"qty", num(3)}, {"double_qty", num(999)}}),
+         2},
+        {"my_lines", key({num(1), num(2)}),
+         obj({{"ORDER_ID", num(1)}, {"Line", num(2)}, {"QTY", num(4)}}), 2},
+        {"my_orders", key({num(1)}), obj({{"id", num(1)}, {"status", str("open")}}), 1},
+    });
+    auto applied = t.post(first);
+    if (!applied) {
+        FAIL(applied.error().message());
+    }
+    CHECK(t.one("SELECT GROUP_CONCAT(CONCAT(line, ':', qty, ':', double_qty) ORDER BY line) FROM "
+                "my_lines") == "1:3:6,2:4:8");
+    CHECK(t.one("SELECT CONCAT(Status, '/', note) FROM my_orders") == "open/none");
+    REQUIRE(t.post(first));
+    CHECK(t.one("SELECT CAST(COUNT(*) AS CHAR) FROM my_lines") == "2");
+
+    REQUIRE(t.post(
+        body({{"my_orders", key({num(1)}), obj({{"id", num(1)}, {"note", str("rush")}}), 3}})));
+    CHECK(t.one("SELECT CONCAT(Status, '/', note) FROM my_orders") == "open/rush");
+
+    REQUIRE(t.post(body({
+        {"my_orders", key({num(1)}), json::null(), 4},
+        {"my_lines", key({num(1), num(1)}), json::null(), 4},
+        {"my_lines", key({num(1), num(2)}), json::null(), 4},
+    })));
+    CHECK(t.one("SELECT CAST((SELECT COUNT(*) FROM my_orders) + (SELECT COUNT(*) FROM my_lines) AS "
+                "CHAR)") == "0");
+
+    auto orphan =
+        t.post(body({{"my_lines", key({num(9), num(1)}),
+                      obj({{"order_id", num(9)}, {"line", num(1)}, {"qty", num(1)}}), 6}}));
+    REQUIRE_FALSE(orphan);
+    CHECK(orphan.error().code() == molt::errc::unavailable);
+    CHECK(orphan.error().retry() == molt::retry_class::defer);
+    t.sql("DROP TABLE my_lines");
+    t.sql("DROP TABLE my_orders");
+}
+
+TEST_CASE("mysql apply: bad requests name what is wrong and write nothing",
+          "[integration][mysql]") {
+    apply_stack t("MOLT_TEST_MYSQL_URL");
+    t.sql("DROP TABLE IF EXISTS my_a");
+    t.sql("DROP TABLE IF EXISTS my_b");
+    t.sql("CREATE TABLE my_a (id INT PRIMARY KEY, v TEXT)");
+    t.sql("CREATE TABLE my_b (id INT PRIMARY KEY, n INT)");
+    auto second_fails = t.post(body({
+        {"my_a", key({num(1)}), obj({{"id", num(1)}, {"v", str("kept?")}}), 1},
+        {"my_b", key({num(1)}), obj({{"id", num(1)}, {"n", str("not a number")}}), 1},
+    }));
+    REQUIRE_FALSE(second_fails);
+    CHECK(second_fails.error().code() == molt::errc::invalid_argument);
+    CHECK(second_fails.error().message().find("MySQL error 1366") != std::string::npos);
+    CHECK(t.one("SELECT CAST(COUNT(*) AS CHAR) FROM my_a") == "0");
+
+    auto unknown_column =
+        t.post(body({{"my_a", key({num(1)}), obj({{"id", num(1)}, {"w", str("x")}}), 1}}));
+    REQUIRE_FALSE(unknown_column);
+    CHECK(unknown_column.error().message() ==
+          "table appdb.my_a, message 0: the target has no column \"w\"");
+
+    molt::qualified_name wrong;
+    wrong.parts = {"nope"};
+    auto decoded =
+        molt::proto::decode_webhook(body({{"my_a", key({num(1)}), obj({{"id", num(1)}}), 1}}));
+    auto unknown_schema = t.applier.accept_rows(wrong, decoded->rows);
+    REQUIRE_FALSE(unknown_schema);
+    CHECK(unknown_schema.error().code() == molt::errc::not_found);
+    CHECK(unknown_schema.error().message() == "unknown schema \"nope\": no such database");
+    t.sql("DROP TABLE my_a");
+    t.sql("DROP TABLE my_b");
+}

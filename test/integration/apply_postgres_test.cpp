@@ -1,0 +1,229 @@
+// The immediate apply path against the throwaway PostgreSQL 15.
+#include "molt/proto/crdb_types.hpp"
+
+#include "apply_support.hpp"
+
+using namespace molt::replicator;
+using namespace molt::replicator::testing;
+using molt::proto::json;
+
+namespace {
+
+json obj(std::vector<json::member> m) {
+    return json::object(std::move(m));
+}
+json num(int64_t n) {
+    return json::number(n);
+}
+json str(std::string s) {
+    return json::string(std::move(s));
+}
+json key(std::vector<json> k) {
+    return json::array(std::move(k));
+}
+
+}  // namespace
+
+TEST_CASE("postgres apply: every type of the spec, and NULL in each", "[integration][postgres]") {
+    apply_stack t("MOLT_TEST_PG_URL");
+    t.sql("DROP TABLE IF EXISTS pg_types; DROP TYPE IF EXISTS pg_mood");
+    t.sql("CREATE TYPE pg_mood AS ENUM ('sad', 'ok', 'happy')");
+    t.sql(
+        "CREATE TABLE pg_types (id bigint PRIMARY KEY, b boolean, i2 smallint, i8 bigint, "
+        "f8 double precision, f4 real, d numeric(40,10), dn numeric, s text, vc varchar(20), "
+        "by bytea, u uuid, dt date, t time, ttz timetz, ts timestamp, tstz timestamptz, "
+        "iv interval, ip inet, j jsonb, ai bigint[], at text[], e pg_mood, bt bit(4), vb "
+        "varbit(8))");
+    const std::string tricky = "quote \" back\\slash\nnew line, tab\t, ünïcödé 🦀 <&>";
+    const std::vector<row> rows = {
+        {"pg_types", key({num(1)}),
+         obj({{"id", num(1)},
+              {"b", json::boolean(true)},
+              {"i2", num(-32768)},
+              {"i8", json::number("9007199254740993")},
+              {"f8", pg("float8", "1.5")},
+              {"f4", pg("real", "0.1")},
+              {"d", json::number("123456789012345678901234567890.1234567891")},
+              {"dn", json::number("4E+2")},
+              {"s", str(tricky)},
+              {"vc", str("short")},
+              {"by", pg("bytea", "\\x00ff10")},
+              {"u", pg("uuid", "F47AC10B-58CC-4372-A567-0E02B2C3D479")},
+              {"dt", pg("date", "2026-06-08")},
+              {"t", pg("time", "11:01:45.883")},
+              {"ttz", pg("timetz", "04:05:06.789-08")},
+              {"ts", pg("timestamp", "2019-01-02 03:04:05")},
+              {"tstz", pg("timestamptz", "2025-05-09 16:20:29.203923-05")},
+              {"iv", pg("interval", "1 day 02:03:04.5")},
+              {"ip", pg("inet", "192.168.1.10/24")},
+              {"j", pg("jsonb", R"({"b": [1, null, 1e2], "a": "x"})")},
+              {"ai", pg("bigint[]", "{1,2,NULL}")},
+              {"at", pg("text[]", R"({"a b","c\"d",NULL})")},
+              {"e", str("happy")},
+              {"bt", str("1010")},
+              {"vb", str("101")}})},
+        {"pg_types", key({num(2)}),
+         obj({{"id", num(2)},
+              {"f8", str("NaN")},
+              {"f4", str("-Infinity")},
+              {"dn", str("Infinity")},
+              {"d", json::number("-0.0000000001")},
+              {"i8", json::number("-9223372036854775808")}})},
+        {"pg_types", key({num(3)}),
+         obj({{"id", num(3)},       {"b", json::null()},    {"i2", json::null()},
+              {"i8", json::null()}, {"f8", json::null()},   {"f4", json::null()},
+              {"d", json::null()},  {"dn", json::null()},   {"s", json::null()},
+              {"vc", json::null()}, {"by", json::null()},   {"u", json::null()},
+              {"dt", json::null()}, {"t", json::null()},    {"ttz", json::null()},
+              {"ts", json::null()}, {"tstz", json::null()}, {"iv", json::null()},
+              {"ip", json::null()}, {"j", json::null()},    {"ai", json::null()},
+              {"at", json::null()}, {"e", json::null()},    {"bt", json::null()},
+              {"vb", json::null()}})},
+    };
+    auto applied = t.post(body(rows));
+    if (!applied) {
+        FAIL(applied.error().message());
+    }
+    CHECK(applied->upserts == 3);
+    t.sql("SET TimeZone = 'UTC'");
+    auto text = [&](const char* column, int id) {
+        return t.one(std::string("SELECT ") + column +
+                     "::text FROM pg_types WHERE id = " + std::to_string(id));
+    };
+    CHECK(text("b", 1) == "true");
+    CHECK(text("i2", 1) == "-32768");
+    CHECK(text("i8", 1) == "9007199254740993");
+    CHECK(text("f8", 1) == "1.5");
+    CHECK(text("f4", 1) == "0.1");
+    CHECK(text("d", 1) == "123456789012345678901234567890.1234567891");
+    CHECK(text("dn", 1) == "400");
+    CHECK(text("s", 1) == tricky);
+    CHECK(text("by", 1) == "\\x00ff10");
+    CHECK(text("u", 1) == "f47ac10b-58cc-4372-a567-0e02b2c3d479");
+    CHECK(text("dt", 1) == "2026-06-08");
+    CHECK(text("t", 1) == "11:01:45.883");
+    CHECK(text("ttz", 1) == "04:05:06.789-08");
+    CHECK(text("ts", 1) == "2019-01-02 03:04:05");
+    CHECK(text("tstz", 1) == "2025-05-09 21:20:29.203923+00");
+    CHECK(text("iv", 1) == "1 day 02:03:04.5");
+    CHECK(text("ip", 1) == "192.168.1.10/24");
+    CHECK(text("j", 1) == R"({"a": "x", "b": [1, null, 100]})");
+    CHECK(text("ai", 1) == "{1,2,NULL}");
+    CHECK(text("at", 1) == R"({"a b","c\"d",NULL})");
+    CHECK(text("e", 1) == "happy");
+    CHECK(text("bt", 1) == "1010");
+    CHECK(text("vb", 1) == "101");
+    CHECK(text("f8", 2) == "NaN");
+    CHECK(text("f4", 2) == "-Infinity");
+    CHECK(text("dn", 2) == "Infinity");
+    CHECK(text("d", 2) == "-0.0000000001");
+    CHECK(text("i8", 2) == "-9223372036854775808");
+    CHECK(t.one("SELECT count(*)::text FROM pg_types WHERE id = 3 AND num_nulls(b, i2, i8, f8, f4, "
+                "d, dn, s, vc, by, u, dt, t, ttz, ts, tstz, iv, ip, j, ai, at, e, bt, vb) = 24") ==
+          "1");
+    t.sql("DROP TABLE pg_types; DROP TYPE pg_mood");
+}
+
+TEST_CASE("postgres apply: keys, foreign keys, names, generated columns, redelivery",
+          "[integration][postgres]") {
+    apply_stack t("MOLT_TEST_PG_URL");
+    t.sql("DROP TABLE IF EXISTS pg_lines, pg_orders");
+    t.sql(
+        "CREATE TABLE pg_orders (id bigint PRIMARY KEY, \"Status\" text, note text DEFAULT "
+        "'none')");
+    t.sql(
+        "CREATE TABLE pg_lines (order_id bigint REFERENCES pg_orders (id), line int, qty int, "
+        "double_qty int GENERATED ALWAYS AS (qty * 2) STORED, PRIMARY KEY (order_id, line))");
+
+    // Child before parent in the request: the parent is still written first.
+    const std::string first = body({
+        {"pg_lines", key({num(1), num(1)}),
+         obj({{"order_id", num(1)}, {"line", num(1)}, {"qty", num(3)}, {"double_qty", num(999)}}),
+         2},
+        {"pg_lines", key({num(1), num(2)}),
+         obj({{"ORDER_ID", num(1)}, {"Line", num(2)}, {"QTY", num(4)}}), 2},
+        {"pg_orders", key({num(1)}), obj({{"id", num(1)}, {"status", str("open")}}), 1},
+    });
+    auto applied = t.post(first);
+    if (!applied) {
+        FAIL(applied.error().message());
+    }
+    CHECK(t.one("SELECT string_agg(line || ':' || qty || ':' || double_qty, ',' ORDER BY line) "
+                "FROM pg_lines") == "1:3:6,2:4:8");
+    CHECK(t.one("SELECT \"Status\" || '/' || note FROM pg_orders") == "open/none");
+
+    // Redelivery of the same request changes nothing.
+    REQUIRE(t.post(first));
+    CHECK(t.one("SELECT count(*)::text FROM pg_lines") == "2");
+
+    // A sparse row keeps the columns it does not carry.
+    REQUIRE(t.post(
+        body({{"pg_orders", key({num(1)}), obj({{"id", num(1)}, {"note", str("rush")}}), 3}})));
+    CHECK(t.one("SELECT \"Status\" || '/' || note FROM pg_orders") == "open/rush");
+
+    // Deleting parent and children in one request: children go first.
+    REQUIRE(t.post(body({
+        {"pg_orders", key({num(1)}), json::null(), 4},
+        {"pg_lines", key({num(1), num(1)}), json::null(), 4},
+        {"pg_lines", key({num(1), num(2)}), json::null(), 4},
+    })));
+    CHECK(t.one("SELECT (SELECT count(*) FROM pg_orders) + (SELECT count(*) FROM pg_lines)") ==
+          "0");
+
+    // A delete of a key that never existed is fine.
+    REQUIRE(t.post(body({{"pg_orders", key({num(77)}), json::null(), 5}})));
+
+    // A child whose parent has not arrived: 503-class, nothing written.
+    auto orphan =
+        t.post(body({{"pg_lines", key({num(9), num(1)}),
+                      obj({{"order_id", num(9)}, {"line", num(1)}, {"qty", num(1)}}), 6}}));
+    REQUIRE_FALSE(orphan);
+    CHECK(orphan.error().code() == molt::errc::unavailable);
+    CHECK(orphan.error().retry() == molt::retry_class::defer);
+    t.sql("DROP TABLE pg_lines, pg_orders");
+}
+
+TEST_CASE("postgres apply: bad requests name what is wrong and write nothing",
+          "[integration][postgres]") {
+    apply_stack t("MOLT_TEST_PG_URL");
+    t.sql("DROP TABLE IF EXISTS pg_a, pg_b");
+    t.sql("CREATE TABLE pg_a (id int PRIMARY KEY, v text)");
+    t.sql("CREATE TABLE pg_b (id int PRIMARY KEY, n int)");
+
+    auto unknown_table = t.post(body({{"pg_missing", key({num(1)}), obj({{"id", num(1)}}), 1}}));
+    REQUIRE_FALSE(unknown_table);
+    CHECK(unknown_table.error().code() == molt::errc::not_found);
+    CHECK(unknown_table.error().message() ==
+          "unknown table \"pg_missing\" in target schema appdb.public");
+
+    auto unknown_column =
+        t.post(body({{"pg_a", key({num(1)}), obj({{"id", num(1)}, {"w", str("x")}}), 1}}));
+    REQUIRE_FALSE(unknown_column);
+    CHECK(unknown_column.error().code() == molt::errc::invalid_argument);
+    CHECK(unknown_column.error().message() ==
+          "table public.pg_a, message 0: the target has no column \"w\"");
+
+    // The second table fails in the database: the first table's rows are rolled back too.
+    auto second_fails = t.post(body({
+        {"pg_a", key({num(1)}), obj({{"id", num(1)}, {"v", str("kept?")}}), 1},
+        {"pg_b", key({num(1)}), obj({{"id", num(1)}, {"n", str("not a number")}}), 1},
+    }));
+    REQUIRE_FALSE(second_fails);
+    CHECK(second_fails.error().code() == molt::errc::invalid_argument);
+    CHECK(second_fails.error().message().find("invalid input syntax for type integer") !=
+          std::string::npos);
+    CHECK(t.one("SELECT count(*)::text FROM pg_a") == "0");
+
+    auto unknown_schema = [&] {
+        molt::qualified_name wrong;
+        wrong.parts = {"appdb", "nope"};
+        auto decoded =
+            molt::proto::decode_webhook(body({{"pg_a", key({num(1)}), obj({{"id", num(1)}}), 1}}));
+        return t.applier.accept_rows(wrong, decoded->rows);
+    }();
+    REQUIRE_FALSE(unknown_schema);
+    CHECK(unknown_schema.error().code() == molt::errc::not_found);
+    CHECK(unknown_schema.error().message() ==
+          "unknown schema \"appdb.nope\": database \"appdb\" has no schema \"nope\"");
+    t.sql("DROP TABLE pg_a, pg_b");
+}

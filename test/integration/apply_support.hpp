@@ -1,0 +1,115 @@
+#pragma once
+// The immediate apply path wired to a real target, for integration tests: dialect, pool, schema
+// cache, applier, plus an admin session for setup and checks.
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <catch2/catch.hpp>
+
+#include "molt/common/conn_url.hpp"
+#include "molt/common/metrics.hpp"
+#include "molt/proto/crdb_types.hpp"
+#include "molt/proto/decoder.hpp"
+#include "molt/proto/encoder.hpp"
+#include "molt/replicator/dialect/mysql.hpp"
+#include "molt/replicator/dialect/postgres.hpp"
+#include "molt/replicator/target/immediate_applier.hpp"
+#include "molt/test/servers.hpp"
+
+namespace molt::replicator::testing {
+
+inline result<std::unique_ptr<target_session>> open_session(const conn_url& url) {
+    return url.dialect() == dialect::postgres ? postgres::connect(url, std::chrono::seconds(30))
+                                              : mysql::connect(url, std::chrono::seconds(30));
+}
+
+struct apply_stack {
+    explicit apply_stack(const std::string& env_var)
+        : url(conn_url::parse(test::server_url(env_var.c_str())).value()),
+          dialect(url.dialect() == molt::dialect::postgres ? postgres::make_dialect()
+                                                           : mysql::make_dialect()),
+          pool([this] { return open_session(url); }, 8),
+          schemas(*dialect, pool, std::chrono::seconds(60)),
+          applier(*dialect, pool, schemas, metrics, apply_options{}),
+          admin(open_session(url).value()) {
+        schema.parts = url.dialect() == molt::dialect::postgres
+                           ? std::vector<std::string>{url.database(), "public"}
+                           : std::vector<std::string>{url.database()};
+    }
+
+    /// Runs SQL statements (separated by "; ") on the admin session; fails the test on error.
+    void sql(const std::string& text) {
+        size_t start = 0;
+        while (start < text.size()) {
+            const size_t end = std::min(text.find("; ", start), text.size());
+            const std::string statement = text.substr(start, end - start);
+            auto done = admin->execute(statement, {});
+            if (!done) {
+                FAIL(statement << ": " << done.error().message());
+            }
+            start = end + 2;
+        }
+    }
+    /// The first column of every row.
+    std::vector<std::optional<std::string>> column(const std::string& text) {
+        auto rows = admin->query(text, {});
+        if (!rows) {
+            FAIL(text << ": " << rows.error().message());
+        }
+        std::vector<std::optional<std::string>> out;
+        for (auto& r : *rows) {
+            out.push_back(r.at(0));
+        }
+        return out;
+    }
+    std::optional<std::string> one(const std::string& text) {
+        auto values = column(text);
+        REQUIRE(values.size() == 1);
+        return values[0];
+    }
+    /// Applies a request body and returns the result.
+    result<accept_stats> post(const std::string& body) {
+        auto decoded = proto::decode_webhook(body);
+        REQUIRE(decoded);
+        schemas.invalidate(schema);
+        return applier.accept_rows(schema, decoded->rows);
+    }
+
+    conn_url url;
+    std::unique_ptr<target_dialect> dialect;
+    session_pool pool;
+    schema_cache schemas;
+    metrics::registry metrics;
+    immediate_applier applier;
+    std::unique_ptr<target_session> admin;
+    qualified_name schema;
+};
+
+/// A message for `body()`.
+struct row {
+    std::string topic;
+    proto::json key;
+    proto::json after;  ///< null: delete
+    int64_t wall = 1;
+};
+
+inline std::string body(const std::vector<row>& rows) {
+    std::vector<std::string> encoded;
+    for (const row& r : rows) {
+        proto::message m;
+        m.topic = r.topic;
+        m.key = r.key;
+        m.after = r.after;
+        m.updated = hlc(1'700'000'000'000'000'000 + r.wall, 0);
+        encoded.push_back(proto::encode_message(m));
+    }
+    return proto::encode_payload(encoded);
+}
+
+inline proto::json pg(std::string_view type, std::optional<std::string_view> text) {
+    return proto::value_from_pg_text(proto::column_type_from_name(type), text).value();
+}
+
+}  // namespace molt::replicator::testing
