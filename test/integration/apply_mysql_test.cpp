@@ -1,28 +1,16 @@
 // The immediate apply path against the throwaway MariaDB 10.11.
 #include "molt/proto/crdb_types.hpp"
+#include "molt/test/json_builders.hpp"
 
 #include "apply_support.hpp"
 
 using namespace molt::replicator;
 using namespace molt::replicator::testing;
 using molt::proto::json;
-
-namespace {
-
-json obj(std::vector<json::member> m) {
-    return json::object(std::move(m));
-}
-json num(int64_t n) {
-    return json::number(n);
-}
-json str(std::string s) {
-    return json::string(std::move(s));
-}
-json key(std::vector<json> k) {
-    return json::array(std::move(k));
-}
-
-}  // namespace
+using molt::test::key;
+using molt::test::num;
+using molt::test::obj;
+using molt::test::str;
 
 TEST_CASE("mysql apply: every type of the spec that MySQL has, and NULL in each",
           "[integration][mysql]") {

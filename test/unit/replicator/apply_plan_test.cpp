@@ -5,6 +5,7 @@
 #include "molt/proto/decoder.hpp"
 #include "molt/proto/encoder.hpp"
 #include "molt/replicator/dialect/postgres.hpp"
+#include "molt/test/json_builders.hpp"
 
 #include "plan_test_support.hpp"
 
@@ -12,6 +13,10 @@ using namespace molt::replicator;
 using namespace molt::replicator::testing;
 using molt::hlc;
 using molt::proto::json;
+using molt::test::key;
+using molt::test::num;
+using molt::test::obj;
+using molt::test::str;
 
 namespace {
 
@@ -53,19 +58,6 @@ molt::proto::batch decode(const std::vector<msg>& messages) {
     auto body = molt::proto::decode_webhook(molt::proto::encode_payload(encoded));
     REQUIRE(body);
     return std::move(body->rows);
-}
-
-json obj(std::vector<json::member> members) {
-    return json::object(std::move(members));
-}
-json num(int64_t n) {
-    return json::number(n);
-}
-json str(std::string s) {
-    return json::string(std::move(s));
-}
-json key(std::vector<json> k) {
-    return json::array(std::move(k));
 }
 
 std::vector<std::string> sqls(const apply_plan& p) {
