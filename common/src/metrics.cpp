@@ -142,7 +142,20 @@ family<histogram>& registry::histogram(const std::string& name, const std::strin
     return find_or_add(mutex_, histograms_, name, help, std::move(labels), std::move(bounds));
 }
 
+void registry::on_collect(std::function<void()> collector) {
+    const std::lock_guard<std::mutex> lock(mutex_);
+    collectors_.push_back(std::move(collector));
+}
+
 std::string registry::expose() const {
+    std::vector<std::function<void()>> collectors;
+    {
+        const std::lock_guard<std::mutex> lock(mutex_);
+        collectors = collectors_;
+    }
+    for (const auto& collect : collectors) {
+        collect();
+    }
     std::map<std::string, std::string> blocks;  // by name, so the output is sorted
     const std::lock_guard<std::mutex> lock(mutex_);
     for (const auto& [name, f] : counters_) {

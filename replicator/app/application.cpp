@@ -1,15 +1,232 @@
 #include "molt/replicator/app/application.hpp"
 
+#include <pthread.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdlib>
 #include <iostream>
 
+#include <fmt/format.h>
+
+#include "molt/common/duration.hpp"
 #include "molt/common/exit_code.hpp"
+#include "molt/common/log.hpp"
+#include "molt/common/metrics.hpp"
+#include "molt/common/version.hpp"
+#include "molt/replicator/dialect/mysql.hpp"
+#include "molt/replicator/dialect/postgres.hpp"
+#include "molt/replicator/server/http_server.hpp"
+#include "molt/replicator/server/router.hpp"
+#include "molt/replicator/server/tls.hpp"
+#include "molt/replicator/target/immediate_applier.hpp"
 
 namespace molt::replicator {
+namespace {
 
-int run_start(start_config config) {
-    (void)config;
-    std::cerr << "Error: replicator start is not available in this build yet\n";
+int fail(std::string_view message) {
+    log::error().err(message).msg("exited");
     return to_int(exit_code::failure);
+}
+
+result<void> configure_logging(const start_config& cfg) {
+    log::options options;
+    options.fmt = cfg.log_format;
+    options.min_level = cfg.verbosity >= 2   ? log::level::trace
+                        : cfg.verbosity == 1 ? log::level::debug
+                                             : log::level::info;
+    if (!cfg.log_destination.empty()) {
+        auto sink = log::file_sink(cfg.log_destination);
+        if (!sink) {
+            return sink.error().with_context("--logDestination");
+        }
+        options.sinks.push_back(std::move(sink).value());
+    }
+    log::configure(std::move(options));
+    return ok();
+}
+
+std::string_view auth_text(auth_mode m) {
+    switch (m) {
+    case auth_mode::none: return "none";
+    case auth_mode::disabled: return "disabled";
+    case auth_mode::client_certificate: return "client-certificate";
+    }
+    return "";
+}
+
+}  // namespace
+
+int run_start(start_config cfg) {
+    if (auto logging = configure_logging(cfg); !logging) {
+        std::cerr << "Error: " << logging.error().message() << "\n";
+        return to_int(exit_code::failure);
+    }
+    // Signals go to the main thread only (it waits for them below): block them before any
+    // thread starts, so every thread inherits the mask.
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGINT);
+    sigaddset(&signals, SIGTERM);
+    sigaddset(&signals, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+    const conn_url& target = *cfg.target;
+    const auth_mode auth = cfg.disable_authentication   ? auth_mode::disabled
+                           : !cfg.tls_client_ca.empty() ? auth_mode::client_certificate
+                                                        : auth_mode::none;
+    log::info()
+        .str("version", std::string(build().version))
+        .str("commit", std::string(build().commit))
+        .str("mode", "immediate")
+        .str("targetConn", target.redacted())
+        .str("bindAddr", cfg.bind_addr.to_string())
+        .str("metricsAddr", cfg.metrics_addr ? cfg.metrics_addr->to_string() : "")
+        .str("tls", cfg.insecure_http     ? "off (--insecureHTTP)"
+                    : cfg.tls_self_signed ? "self-signed"
+                                          : "certificate")
+        .str("authentication", std::string(auth_text(auth)))
+        .unum("maxBodySize", cfg.max_body_bytes)
+        .str("httpReadTimeout", format_duration(cfg.http_read_timeout))
+        .str("httpIdleTimeout", format_duration(cfg.http_idle_timeout))
+        .str("applyTimeout", format_duration(cfg.apply_timeout))
+        .str("gracePeriod", format_duration(cfg.grace_period))
+        .num("parallelism", cfg.parallelism)
+        .num("flushSize", cfg.flush_size)
+        .num("targetMaxPoolSize", cfg.target_max_pool_size)
+        .msg("Replicator starting");
+    if (cfg.staging) {
+        log::info().msg("--stagingConn is not used in immediate mode");
+    }
+
+    // TLS material.
+    std::optional<tls_material> tls;
+    if (!cfg.insecure_http) {
+        auto material = cfg.tls_self_signed
+                            ? generate_self_signed()
+                            : load_tls_material(cfg.tls_certificate, cfg.tls_private_key);
+        if (!material) {
+            return fail(material.error().message());
+        }
+        material->client_ca_file = cfg.tls_client_ca;
+        tls = std::move(material).value();
+    }
+
+    // The target.
+    metrics::registry metrics;
+    const bool postgres = target.dialect() == dialect::postgres;
+    std::unique_ptr<target_dialect> dialect =
+        postgres ? postgres::make_dialect() : mysql::make_dialect();
+    session_pool pool(
+        [&target, &cfg, postgres]() {
+            return postgres ? postgres::connect(target, cfg.apply_timeout)
+                            : mysql::connect(target, cfg.apply_timeout);
+        },
+        static_cast<size_t>(cfg.target_max_pool_size));
+    metrics.on_collect([&pool, &metrics] {
+        metrics.gauge("pool_connections_in_use", "Connections in use", {"pool"})
+            .with({"target"})
+            .set(static_cast<double>(pool.in_use()));
+        metrics.gauge("pool_connections_idle", "Idle open connections", {"pool"})
+            .with({"target"})
+            .set(static_cast<double>(pool.idle()));
+        metrics.gauge("pool_connections_max", "Most connections allowed", {"pool"})
+            .with({"target"})
+            .set(static_cast<double>(pool.max_sessions()));
+    });
+    schema_cache schemas(*dialect, pool, cfg.schema_refresh);
+    apply_options apply;
+    apply.rows_per_statement = static_cast<size_t>(cfg.flush_size);
+    apply.apply_timeout = cfg.apply_timeout;
+    immediate_applier applier(*dialect, pool, schemas, metrics, apply);
+
+    auto health = [&pool]() -> result<void> {
+        auto session = pool.acquire(std::chrono::steady_clock::now() + std::chrono::seconds(5));
+        if (!session) {
+            return std::move(session).error();
+        }
+        auto pinged = (*session)->ping();
+        if (!pinged) {
+            session->mark_broken();
+        }
+        return pinged;
+    };
+    if (auto reachable = health(); !reachable) {
+        log::warn()
+            .err(reachable.error())
+            .msg("the target is not reachable yet; requests get 503 until it is");
+    }
+
+    router_config routing;
+    routing.target_dialect = target.dialect();
+    routing.auth = auth;
+    routing.limits.max_body_bytes = cfg.max_body_bytes;
+    routing.diagnostics_elsewhere = cfg.metrics_addr.has_value();
+    router routes(routing, applier, health, metrics);
+
+    http_server_config serving;
+    serving.bind = cfg.bind_addr;
+    serving.diagnostics_bind = cfg.metrics_addr;
+    serving.tls = std::move(tls);
+    serving.max_body_bytes = cfg.max_body_bytes;
+    serving.read_timeout = cfg.http_read_timeout;
+    serving.idle_timeout = cfg.http_idle_timeout;
+    serving.worker_threads = static_cast<size_t>(cfg.parallelism);
+    http_server server(std::move(serving), routes);
+    if (auto started = server.start(); !started) {
+        return fail(started.error().message());
+    }
+    const net_address bound = server.bound_address();
+    log::info().str("address", bound.to_string()).msg("Server listening");
+    if (auto diag = server.bound_diagnostics_address()) {
+        log::info().msg(fmt::format("metrics server bound to {}", diag->to_string()));
+    }
+    if (cfg.insecure_http) {
+        log::warn().msg(
+            "serving plain HTTP (--insecureHTTP): CockroachDB changefeeds need HTTPS; "
+            "use this for tests only");
+    }
+    switch (auth) {
+    case auth_mode::disabled:
+        log::warn().msg("authentication disabled, any caller may write to the target database");
+        break;
+    case auth_mode::none:
+        log::warn().msg(
+            "no credentials are configured, so every write is refused (401): start "
+            "with --tlsClientCA <ca.pem> to accept changefeeds that present a client "
+            "certificate (client_cert/client_key), or --disableAuthentication");
+        break;
+    case auth_mode::client_certificate:
+        log::info()
+            .str("tlsClientCA", cfg.tls_client_ca)
+            .msg("writers must present a client certificate");
+        break;
+    }
+
+    for (;;) {
+        int signal_number = 0;
+        if (sigwait(&signals, &signal_number) != 0) {
+            continue;
+        }
+        if (signal_number == SIGHUP) {
+            log::info().msg("SIGHUP received; there is nothing to reload");
+            continue;
+        }
+        log::info()
+            .str("signal", signal_number == SIGTERM ? "SIGTERM" : "SIGINT")
+            .msg("Interrupted");
+        break;
+    }
+    const bool clean = server.shutdown(cfg.grace_period);
+    if (!clean) {
+        log::error()
+            .str("gracePeriod", format_duration(cfg.grace_period))
+            .msg("requests still running after the grace period; exiting");
+        // Worker threads may still be inside the database: do not wait for them.
+        std::_Exit(to_int(exit_code::failure));
+    }
+    log::info().msg("Server shutdown complete");
+    return to_int(exit_code::ok);
 }
 
 }  // namespace molt::replicator

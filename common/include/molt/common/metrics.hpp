@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -98,10 +99,14 @@ public:
                                           std::vector<std::string> labels = {},
                                           std::vector<double> bounds = latency_buckets());
 
-    /// The Prometheus text exposition of every family, sorted by name.
+    /// The Prometheus text exposition of every family, sorted by name. Collectors run first.
     [[nodiscard]] std::string expose() const;
 
+    /// A callback that refreshes gauges (e.g. pool sizes) just before each exposition.
+    void on_collect(std::function<void()> collector);
+
 private:
+    std::vector<std::function<void()>> collectors_;
     mutable std::mutex mutex_;
     std::map<std::string, std::unique_ptr<family<metrics::counter>>> counters_;
     std::map<std::string, std::unique_ptr<family<metrics::gauge>>> gauges_;

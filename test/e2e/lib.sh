@@ -1,0 +1,115 @@
+# Helpers for e2e shell tests: servers from with-dbs.sh, replicator processes stopped by PID,
+# and assertions that report what differed. Source it; call e2e_init first.
+
+e2e_init() {
+    set -uo pipefail
+    E2E_FAILURES=0
+    E2E_PIDS=()
+    E2E_TMP=$(mktemp -d)
+    trap e2e_cleanup EXIT
+    if [ -z "${MOLT_TEST_PG_URL:-}" ] || [ -z "${MOLT_TEST_MYSQL_URL:-}" ]; then
+        if [ "${MOLT_TEST_REQUIRE_SERVERS:-}" = 1 ]; then
+            echo "FAIL: the test servers are not running (MOLT_TEST_PG_URL / MOLT_TEST_MYSQL_URL unset)" >&2
+            exit 1
+        fi
+        echo "SKIPPED: MOLT_TEST_PG_URL is not set. Run under test/support/db/with-dbs.sh." >&2
+        exit 77
+    fi
+}
+
+e2e_cleanup() {
+    local pid
+    for pid in "${E2E_PIDS[@]:-}"; do
+        [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+    done
+    rm -rf "$E2E_TMP"
+}
+
+# start_replicator NAME ARGS...: starts `replicator start ARGS`, logs in $E2E_TMP/NAME.log, waits
+# for "Server listening"; sets REPLICATOR_PID and REPLICATOR_PORT.
+start_replicator() {
+    local name=$1
+    shift
+    local log="$E2E_TMP/$name.log"
+    "$REPLICATOR" start "$@" >"$log" 2>&1 &
+    REPLICATOR_PID=$!
+    E2E_PIDS+=("$REPLICATOR_PID")
+    for _ in $(seq 1 200); do
+        if grep -q '"message":"Server listening"' "$log"; then
+            REPLICATOR_PORT=$(grep '"message":"Server listening"' "$log" | sed 's/.*"address":"[^"]*:\([0-9]*\)".*/\1/')
+            return 0
+        fi
+        if ! kill -0 "$REPLICATOR_PID" 2>/dev/null; then
+            echo "replicator $name exited early:" >&2
+            cat "$log" >&2
+            return 1
+        fi
+        sleep 0.05
+    done
+    echo "replicator $name did not start:" >&2
+    cat "$log" >&2
+    return 1
+}
+
+# stop_replicator: SIGTERM by PID, waits; sets REPLICATOR_EXIT.
+stop_replicator() {
+    kill -TERM "$REPLICATOR_PID"
+    wait "$REPLICATOR_PID"
+    REPLICATOR_EXIT=$?
+    local remaining=()
+    local pid
+    for pid in "${E2E_PIDS[@]}"; do
+        [ "$pid" != "$REPLICATOR_PID" ] && remaining+=("$pid")
+    done
+    E2E_PIDS=("${remaining[@]:-}")
+}
+
+# post URL BODY [CURL ARGS...]: sets STATUS and RESPONSE.
+post() {
+    local url=$1 body=$2
+    shift 2
+    RESPONSE=$(curl -sS -o - -w '\n%{http_code}' -X POST -H 'Content-Type: application/json' \
+        --data-binary "$body" "$@" "$url" 2>"$E2E_TMP/curl.err")
+    STATUS=${RESPONSE##*$'\n'}
+    RESPONSE=${RESPONSE%$'\n'*}
+    RESPONSE=${RESPONSE%$'\n'}
+}
+
+check() {
+    local what=$1 got=$2 want=$3
+    if [ "$got" == "$want" ]; then
+        echo "ok   $what"
+    else
+        echo "FAIL $what: got '$got', want '$want'"
+        E2E_FAILURES=$((E2E_FAILURES + 1))
+    fi
+}
+
+check_contains() {
+    local what=$1 got=$2 want=$3
+    if [[ "$got" == *"$want"* ]]; then
+        echo "ok   $what"
+    else
+        echo "FAIL $what: '$got' does not contain '$want'"
+        E2E_FAILURES=$((E2E_FAILURES + 1))
+    fi
+}
+
+pg() { psql "$MOLT_TEST_PG_URL" -X -q -At -v ON_ERROR_STOP=1 -c "$1"; }
+
+my() {
+    local rest=${MOLT_TEST_MYSQL_URL#mysql://}
+    local user=${rest%%:*} rest2=${rest#*:}
+    local pass=${rest2%%@*} hostport=${rest2#*@}
+    local host=${hostport%%:*} port_db=${hostport#*:}
+    local port=${port_db%%/*} db=${port_db#*/}
+    mariadb --no-defaults -h "$host" -P "$port" -u "$user" -p"$pass" -N -B "$db" -e "$1"
+}
+
+e2e_finish() {
+    if [ "$E2E_FAILURES" -ne 0 ]; then
+        echo "$E2E_FAILURES check(s) failed"
+        exit 1
+    fi
+    echo "all checks passed"
+}
