@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <iostream>
 
@@ -137,7 +138,8 @@ int run_start(start_config cfg) {
     schema_cache schemas(*dialect, pool, cfg.schema_refresh);
     apply_options apply;
     apply.rows_per_statement = static_cast<size_t>(cfg.flush_size);
-    apply.apply_timeout = cfg.apply_timeout;
+    // A request's deadline: --applyTimeout, but never past --httpResponseTimeout.
+    apply.apply_timeout = std::min(cfg.apply_timeout, cfg.http_response_timeout);
     immediate_applier applier(*dialect, pool, schemas, metrics, apply);
 
     auto health = [&pool]() -> result<void> {

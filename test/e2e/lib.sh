@@ -35,8 +35,9 @@ start_replicator() {
     REPLICATOR_PID=$!
     E2E_PIDS+=("$REPLICATOR_PID")
     for _ in $(seq 1 200); do
-        if grep -q '"message":"Server listening"' "$log"; then
-            REPLICATOR_PORT=$(grep '"message":"Server listening"' "$log" | sed 's/.*"address":"[^"]*:\([0-9]*\)".*/\1/')
+        # JSON ("address":"127.0.0.1:PORT") or text (address=127.0.0.1:PORT) log lines.
+        if grep -q 'Server listening' "$log"; then
+            REPLICATOR_PORT=$(grep 'Server listening' "$log" | grep -o 'address[=":]*[^ ",]*' | head -1 | sed 's/.*:\([0-9]*\)$/\1/')
             return 0
         fi
         if ! kill -0 "$REPLICATOR_PID" 2>/dev/null; then

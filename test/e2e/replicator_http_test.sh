@@ -141,6 +141,23 @@ check_contains "it names the MySQL form" "$RESPONSE" "MySQL targets take the pat
 stop_replicator
 my "DROP TABLE e2e_items"
 
+echo "--- 32 concurrent connections (as a changefeed opens), and the text log format"
+start_replicator concurrent --immediate --insecureHTTP --disableAuthentication --bindAddr 127.0.0.1:0 \
+    --targetConn "$PG_URL" --logFormat text -v || exit 1
+pids=()
+for i in $(seq 100 131); do
+    body="{\"payload\":[{\"after\": {\"id\": $i, \"status\": \"c\"}, \"key\": [$i], \"topic\": \"e2e_orders\", \"updated\": \"7.0000000000\"}]}"
+    (for _ in 1 2 3; do curl -s -o /dev/null -w '%{http_code}\n' -X POST --data-binary "$body" \
+        "http://127.0.0.1:$REPLICATOR_PORT/appdb/public"; done) > "$E2E_TMP/c$i.out" &
+    pids+=($!)
+done
+wait "${pids[@]}"
+check "96 requests on 32 connections, all 200" "$(cat "$E2E_TMP"/c*.out | sort | uniq -c | tr -s ' ')" " 96 200"
+check "32 rows written" "$(pg "SELECT count(*) FROM e2e_orders WHERE id BETWEEN 100 AND 131")" 32
+check_contains "text log format" "$(cat "$E2E_TMP/concurrent.log")" "INFO   ["
+check_contains "-v logs debug lines (upserted rows)" "$(cat "$E2E_TMP/concurrent.log")" "upserted rows"
+stop_replicator
+
 echo "--- SIGTERM during a request"
 start_replicator sigterm --immediate --insecureHTTP --disableAuthentication --bindAddr 127.0.0.1:0 \
     --targetConn "$PG_URL" --gracePeriod 20s || exit 1
