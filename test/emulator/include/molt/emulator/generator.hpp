@@ -1,0 +1,105 @@
+#pragma once
+// Source transactions for a workload: each is 1..N row changes (possibly across tables) that
+// share one HLC; HLCs strictly increase; parents are written before children so foreign keys
+// hold, and deleting a parent deletes its children in the same transaction. Every value is
+// made as PostgreSQL text and encoded by proto exactly as CockroachDB's v2 webhook sink would.
+//
+// The generator keeps the expected state and an event log, so a validator can ask for the
+// state as of any HLC.
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <random>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "molt/common/dialect.hpp"
+#include "molt/common/hlc.hpp"
+#include "molt/emulator/spec.hpp"
+
+namespace molt::emulator {
+
+/// A random value of the column's type as PostgreSQL prints it; nullopt is NULL.
+/// `portable` keeps to values MySQL can store too (finite floats, TIMESTAMP range).
+[[nodiscard]] std::optional<std::string> random_value(const column_spec& c, std::mt19937_64& rng,
+                                                      bool portable);
+
+struct generator_options {
+    size_t keys = 1000;    ///< keyspace per table
+    int64_t key_base = 1;  ///< first key value (large values test INT8 beyond 2^53)
+    int insert_weight = 50, update_weight = 35, delete_weight = 15;
+    size_t min_rows = 1, max_rows = 4;  ///< row changes per transaction
+    double null_rate = 0.1;
+    double phantom_delete_rate = 0;  ///< fault: deletes of keys never inserted
+    bool portable = true;
+    uint64_t seed = 1;
+    int64_t start_wall = 0;  ///< first HLC wall time (0: now)
+};
+
+using row_values = std::vector<std::optional<std::string>>;  ///< PostgreSQL text per column
+
+struct change {
+    size_t table = 0;
+    std::string pk;                 ///< primary key values joined by ','
+    std::optional<row_values> row;  ///< nullopt: a delete
+    std::string message;            ///< the encoded changefeed message
+    uint64_t key_hash = 0;          ///< of the table and key, for per-key ordering
+};
+
+struct transaction {
+    hlc updated;
+    std::vector<change> changes;
+};
+
+class generator {
+public:
+    generator(workload_spec spec, generator_options options);
+
+    [[nodiscard]] transaction next();
+
+    [[nodiscard]] const workload_spec& spec() const noexcept { return spec_; }
+    /// Rows per table by primary key: the state after every transaction at or before `as_of`.
+    [[nodiscard]] std::vector<std::map<std::string, row_values>> state_at(hlc as_of) const;
+    /// The state after every generated transaction.
+    [[nodiscard]] std::vector<std::map<std::string, row_values>> final_state() const;
+    [[nodiscard]] hlc last() const noexcept { return last_; }
+    [[nodiscard]] uint64_t phantom_deletes() const noexcept { return phantom_deletes_; }
+
+private:
+    struct table_state {
+        std::unordered_map<std::string, row_values> rows;
+        std::vector<std::string> present;  // keys, for uniform picks
+        std::unordered_map<std::string, size_t> position;
+    };
+    struct event {
+        hlc updated;
+        size_t table;
+        std::string pk;
+        std::optional<row_values> row;
+    };
+
+    std::string pk_text(size_t table, uint64_t index) const;
+    std::vector<int64_t> pk_values(size_t table, uint64_t index) const;
+    row_values make_row(size_t table, uint64_t index, std::unordered_set<std::string>& touched,
+                        transaction& txn);
+    void emit(transaction& txn, size_t table, const std::string& pk, std::vector<int64_t> key,
+              std::optional<row_values> row);
+    void remove(size_t table, const std::string& pk);
+    void store(size_t table, const std::string& pk, const row_values& row);
+    std::optional<std::string> pick_present(size_t table);
+    void delete_with_children(transaction& txn, size_t table, const std::string& pk,
+                              std::unordered_set<std::string>& touched);
+
+    workload_spec spec_;
+    generator_options options_;
+    std::mt19937_64 rng_;
+    std::vector<table_state> tables_;
+    std::vector<event> events_;
+    hlc last_;
+    uint64_t phantom_deletes_ = 0;
+};
+
+}  // namespace molt::emulator

@@ -1,0 +1,28 @@
+#pragma once
+// The transport a changefeed uses: POST over HTTPS (or HTTP, for tests) with keep-alive, the
+// webhook sink's TLS options, the Go client's headers (Content-Type: application/json,
+// User-Agent: Go-http-client/1.1, Accept-Encoding: gzip), an optional Authorization header, and
+// a client timeout. Failed connections are reopened on the next request.
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "molt/common/result.hpp"
+#include "molt/emulator/sender.hpp"
+
+namespace molt::emulator {
+
+struct endpoint_options {
+    /// webhook-https://host:port/path?query (https:// and http:// too). The sink's own
+    /// parameters (ca_cert, client_cert, client_key, insecure_tls_skip_verify) are consumed;
+    /// the others are passed on, re-encoded as Go does.
+    std::string sink_uri;
+    std::string authorization;                                    ///< webhook_auth_header
+    std::chrono::nanoseconds timeout = std::chrono::seconds(60);  ///< webhook_client_timeout
+};
+
+/// Checks the URI and TLS material, and returns a factory of connections.
+[[nodiscard]] result<transport_factory> make_https_transport(const endpoint_options& options);
+
+}  // namespace molt::emulator

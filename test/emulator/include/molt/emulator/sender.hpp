@@ -1,0 +1,159 @@
+#pragma once
+// Sends transactions the way CockroachDB's v2 webhook sink does (changefeed-webhook.md §1.5-1.8,
+// §3, §8):
+//   - batching per webhook_sink_config Flush: a batch closes at Messages, at Bytes (checked after
+//     appending), Frequency after its first message, before every resolved timestamp, and at
+//     the end; all zero = one message per request;
+//   - W workers; a batch starts only when it is the oldest unfinished batch for every key it
+//     carries, so two batches sharing a key are never in flight together and per-key order
+//     holds, while unrelated batches complete in any order;
+//   - a failed request is retried with identical bytes, waiting Backoff·2^(k-1) capped at 30 s
+//     with ±15 % jitter, Retry.Max times; after that the changefeed "restarts": everything after
+//     the last acknowledged resolved timestamp is sent again, acknowledged rows included;
+//   - resolved T is sent only when every row with updated <= T has been acknowledged, no more
+//     often than max(resolved, min_checkpoint_frequency), never decreasing.
+// Faults, each a probability: duplicate redelivery of an acknowledged batch (sent again right
+// away, keys still held); replay from the checkpoint (a restart); a late duplicate of a batch
+// already covered by a resolved timestamp; duplicate resolved messages; a transaction split
+// across requests; a connection dropped mid-request.
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <set>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "molt/common/hlc.hpp"
+#include "molt/emulator/generator.hpp"
+#include "molt/proto/sink_config.hpp"
+
+namespace molt::emulator {
+
+struct send_outcome {
+    int status = 0;  ///< HTTP status; 0 for a network or TLS failure
+    std::string error;
+};
+
+/// One connection to the receiver; used by one worker thread at a time.
+class transport {
+public:
+    virtual ~transport() = default;
+    /// POSTs a body. With drop_midway, writes part of the request and closes the connection.
+    virtual send_outcome post(const std::string& body, bool drop_midway) = 0;
+};
+using transport_factory = std::function<std::unique_ptr<transport>()>;
+
+struct sink_settings {
+    proto::webhook_sink_config config;
+    std::chrono::nanoseconds resolved_interval = std::chrono::seconds(1);
+    std::chrono::nanoseconds checkpoint_interval = std::chrono::seconds(1);
+    size_t workers = 8;
+    size_t max_unacknowledged = 50000;  ///< add() waits above this many unacknowledged rows
+    bool resolved = true;               ///< WITH resolved
+};
+
+struct fault_rates {
+    double duplicate = 0;           ///< per acknowledged batch
+    double replay = 0;              ///< per resolved emission
+    double late_duplicate = 0;      ///< per resolved emission
+    double duplicate_resolved = 0;  ///< per resolved emission
+    double split_transaction = 0;   ///< per transaction of 2+ rows
+    double drop_connection = 0;     ///< per request
+};
+
+struct sender_stats {
+    uint64_t rows_sent = 0;  ///< messages in requests, duplicates and replays included
+    uint64_t rows_acknowledged = 0;
+    uint64_t requests = 0;
+    uint64_t retries = 0;
+    uint64_t resolved_sent = 0;
+    uint64_t restarts = 0;  ///< replays from the checkpoint (faults and exhausted retries)
+    uint64_t duplicates = 0, late_duplicates = 0, duplicate_resolved = 0;
+    uint64_t split_transactions = 0, dropped_connections = 0;
+    std::vector<double> latencies;  ///< seconds per successful request
+};
+
+class sender {
+public:
+    sender(sink_settings settings, fault_rates faults, transport_factory connect, uint64_t seed);
+    ~sender();
+    sender(const sender&) = delete;
+    sender& operator=(const sender&) = delete;
+
+    void start();
+    /// Queues a transaction (waits while too many rows are unacknowledged).
+    void add(const transaction& txn);
+    /// Flushes, waits until everything is acknowledged, then sends a resolved timestamp for
+    /// `last` and waits for it. False on timeout.
+    bool finish(hlc last, std::chrono::nanoseconds timeout);
+    void stop();
+
+    [[nodiscard]] sender_stats stats() const;
+    /// The latest resolved timestamp the receiver acknowledged.
+    [[nodiscard]] hlc acknowledged_resolved() const;
+
+private:
+    struct logged_message {
+        hlc updated;
+        uint64_t key_hash;
+        const std::string* text;  // owned by texts_
+        bool acknowledged = false;
+    };
+    struct batch {
+        uint64_t seq = 0;
+        std::vector<size_t> messages;  // log indices
+        std::vector<uint64_t> keys;    // distinct
+        std::string body;
+        bool is_resolved = false;
+        bool late = false;  // a late duplicate: no ordering, no acknowledgement bookkeeping
+        hlc resolved;
+        size_t bytes = 0;
+    };
+
+    void feed_locked();  // moves log messages not yet batched into batches
+    void close_open_locked();
+    void enqueue_locked(batch b);
+    bool runnable_locked(const batch& b) const;
+    hlc frontier_locked() const;
+    void restart_locked();
+    void worker_loop();
+    void flusher_loop();
+    bool deliver(transport& t, const batch& b, std::mt19937_64& rng);
+
+    sink_settings settings_;
+    fault_rates faults_;
+    transport_factory connect_;
+    std::mt19937_64 rng_;
+
+    mutable std::mutex mutex_;
+    std::condition_variable changed_;
+    std::deque<std::string> texts_;
+    std::vector<logged_message> log_;
+    std::set<size_t> txn_split_points_;  // log indices where a split fault closes a batch
+    size_t next_unbatched_ = 0;
+    size_t first_unacknowledged_ = 0;
+    batch open_;
+    std::chrono::steady_clock::time_point open_since_;
+    std::deque<batch> pending_;
+    std::vector<batch> history_;  // acknowledged row batches, for late duplicates
+    std::unordered_map<uint64_t, std::deque<uint64_t>> key_queues_;
+    uint64_t next_seq_ = 1;
+    size_t in_flight_ = 0;
+    bool restart_requested_ = false;
+    bool stopping_ = false;
+    hlc resolved_sent_;          // latest resolved queued
+    hlc resolved_acknowledged_;  // latest resolved acknowledged (the checkpoint)
+    std::chrono::steady_clock::time_point last_resolved_emit_;
+    sender_stats stats_;
+    std::vector<std::thread> threads_;
+};
+
+}  // namespace molt::emulator

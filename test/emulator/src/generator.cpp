@@ -1,0 +1,446 @@
+#include "molt/emulator/generator.hpp"
+
+#include <algorithm>
+#include <chrono>
+
+#include <fmt/format.h>
+
+#include "molt/common/ident.hpp"
+#include "molt/proto/encoder.hpp"
+
+namespace molt::emulator {
+namespace {
+
+using proto::sql_type;
+
+// "3,17" -> {3, 17}: a primary key as the generator writes it.
+std::vector<int64_t> split_key(const std::string& pk) {
+    std::vector<int64_t> key;
+    size_t start = 0;
+    while (start <= pk.size()) {
+        const size_t comma = std::min(pk.find(',', start), pk.size());
+        key.push_back(std::stoll(pk.substr(start, comma - start)));
+        start = comma + 1;
+    }
+    return key;
+}
+
+template <typename T>
+T uniform(std::mt19937_64& rng, T lo, T hi) {
+    return std::uniform_int_distribution<T>(lo, hi)(rng);
+}
+
+std::string random_text(std::mt19937_64& rng) {
+    static const char* pieces[] = {"a",  "b",  "Z", "7", " ",  "'",    "\"", "\\",
+                                   "\n", "\t", "é", "ß", "中", "🦀", "<",  "&",
+                                   "%",  "_",  ",", "{", "}",  "null"};
+    std::string s;
+    const int n = uniform(rng, 0, 16);
+    for (int i = 0; i < n; ++i) {
+        s += pieces[uniform<size_t>(rng, 0, std::size(pieces) - 1)];
+    }
+    return s;
+}
+
+std::string trimmed_fraction(int micros) {
+    if (micros == 0) {
+        return "";
+    }
+    std::string f = fmt::format(".{:06}", micros);
+    while (f.back() == '0') {
+        f.pop_back();
+    }
+    return f;
+}
+
+std::string scalar(const column_spec& c, std::mt19937_64& rng, bool portable) {
+    switch (c.family.base) {
+    case sql_type::boolean: return uniform(rng, 0, 1) == 1 ? "t" : "f";
+    case sql_type::integer:
+        switch (uniform(rng, 0, 3)) {
+        case 0: return std::to_string(uniform<int64_t>(rng, INT64_MIN, INT64_MAX));
+        case 1:
+            return std::to_string(uniform<int64_t>(rng, 9007199254740990LL, 9007199254741100LL));
+        default: return std::to_string(uniform<int64_t>(rng, -100000, 100000));
+        }
+    case sql_type::float4:
+        return fmt::format("{}", static_cast<double>(uniform(rng, -4096, 4096)) / 8.0);
+    case sql_type::float8: {
+        if (!portable && uniform(rng, 0, 20) == 0) {
+            return uniform(rng, 0, 1) == 0 ? "NaN" : "Infinity";
+        }
+        const double v =
+            static_cast<double>(uniform<int64_t>(rng, -1'000'000'000, 1'000'000'000)) / 1024.0;
+        return fmt::format("{}", v);
+    }
+    case sql_type::decimal: {
+        const int scale = c.precision > 0 ? c.scale : uniform(rng, 0, 6);
+        const int int_digits =
+            c.precision > 0 ? std::max(1, c.precision - c.scale) : uniform(rng, 1, 20);
+        std::string digits = std::to_string(uniform(rng, 1, 9));
+        const int n = uniform(rng, 0, int_digits - 1);
+        for (int i = 0; i < n; ++i) {
+            digits += static_cast<char>('0' + uniform(rng, 0, 9));
+        }
+        std::string out = (uniform(rng, 0, 4) == 0 ? "-" : "") + digits;
+        if (scale > 0) {
+            out += '.';
+            for (int i = 0; i < scale; ++i) {
+                out += static_cast<char>('0' + uniform(rng, 0, 9));
+            }
+        }
+        return out;
+    }
+    case sql_type::string: return random_text(rng);
+    case sql_type::bytes: {
+        std::string out = "\\x";
+        const int n = uniform(rng, 0, 16);
+        for (int i = 0; i < n; ++i) {
+            out += fmt::format("{:02x}", uniform(rng, 0, 255));
+        }
+        return out;
+    }
+    case sql_type::uuid:
+        return fmt::format("{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
+                           uniform<uint32_t>(rng, 0, UINT32_MAX), uniform(rng, 0, 0xFFFF),
+                           uniform(rng, 0, 0xFFF), uniform(rng, 0x8000, 0xBFFF),
+                           uniform<uint64_t>(rng, 0, 0xFFFFFFFFFFFFULL));
+    case sql_type::date:
+        return fmt::format("{:04}-{:02}-{:02}", uniform(rng, 2000, 2030), uniform(rng, 1, 12),
+                           uniform(rng, 1, 28));
+    case sql_type::time:
+        return fmt::format("{:02}:{:02}:{:02}{}", uniform(rng, 0, 23), uniform(rng, 0, 59),
+                           uniform(rng, 0, 59),
+                           trimmed_fraction(uniform(rng, 0, 3) == 0 ? uniform(rng, 0, 999999) : 0));
+    case sql_type::timetz:
+        return fmt::format("{:02}:{:02}:{:02}+00", uniform(rng, 0, 23), uniform(rng, 0, 59),
+                           uniform(rng, 0, 59));
+    case sql_type::timestamp:
+    case sql_type::timestamptz:
+        return fmt::format("{:04}-{:02}-{:02} {:02}:{:02}:{:02}{}{}", uniform(rng, 2001, 2030),
+                           uniform(rng, 1, 12), uniform(rng, 1, 28), uniform(rng, 0, 23),
+                           uniform(rng, 0, 59), uniform(rng, 0, 59),
+                           trimmed_fraction(uniform(rng, 0, 1) == 0 ? uniform(rng, 0, 999999) : 0),
+                           c.family.base == sql_type::timestamptz ? "+00" : "");
+    case sql_type::interval:
+        return fmt::format("{} days {:02}:{:02}:{:02}", uniform(rng, 2, 400), uniform(rng, 0, 23),
+                           uniform(rng, 0, 59), uniform(rng, 0, 59));
+    case sql_type::inet:
+        return fmt::format("10.{}.{}.{}", uniform(rng, 0, 255), uniform(rng, 0, 255),
+                           uniform(rng, 1, 254));
+    case sql_type::jsonb:
+        return fmt::format(R"({{"n": {}, "s": "{}", "list": [{}, null, true]}})",
+                           uniform(rng, -1000, 1000), uniform(rng, 0, 1) == 0 ? "x" : "y \\\" z",
+                           uniform(rng, 0, 9));
+    case sql_type::bit: {
+        std::string out;
+        for (int i = 0; i < std::max(1, c.precision); ++i) {
+            out += uniform(rng, 0, 1) == 0 ? '0' : '1';
+        }
+        return out;
+    }
+    case sql_type::enumeration: return c.labels[uniform<size_t>(rng, 0, c.labels.size() - 1)];
+    default: return random_text(rng);
+    }
+}
+
+uint64_t fnv1a(std::string_view a, std::string_view b) {
+    uint64_t h = 1469598103934665603ULL;
+    for (const std::string_view part : {a, std::string_view("\x1f", 1), b}) {
+        for (const char c : part) {
+            h = (h ^ static_cast<unsigned char>(c)) * 1099511628211ULL;
+        }
+    }
+    return h;
+}
+
+}  // namespace
+
+std::optional<std::string> random_value(const column_spec& c, std::mt19937_64& rng, bool portable) {
+    if (!c.family.array) {
+        return scalar(c, rng, portable);
+    }
+    // Arrays of simple elements, as PostgreSQL prints them.
+    std::string out = "{";
+    const int n = uniform(rng, 0, 4);
+    for (int i = 0; i < n; ++i) {
+        out += i == 0 ? "" : ",";
+        if (c.family.base == sql_type::integer) {
+            out += std::to_string(uniform(rng, -1000, 1000));
+        } else {
+            out += fmt::format("w{}", uniform(rng, 0, 99));
+        }
+    }
+    return out + "}";
+}
+
+generator::generator(workload_spec spec, generator_options options)
+    : spec_(std::move(spec)), options_(options), rng_(options.seed), tables_(spec_.tables.size()) {
+    const int64_t start = options_.start_wall != 0
+                              ? options_.start_wall
+                              : std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                    std::chrono::system_clock::now().time_since_epoch())
+                                    .count();
+    last_ = hlc(start, 0);
+}
+
+std::vector<int64_t> generator::pk_values(size_t table, uint64_t index) const {
+    const table_spec& t = spec_.tables[table];
+    std::vector<int64_t> out;
+    if (t.primary_key.size() == 1) {
+        out.push_back(options_.key_base + static_cast<int64_t>(index));
+        return out;
+    }
+    // Composite keys: the first column spreads, the others count within it.
+    constexpr uint64_t fanout = 8;
+    out.push_back(options_.key_base + static_cast<int64_t>(index / fanout));
+    for (size_t k = 1; k < t.primary_key.size(); ++k) {
+        out.push_back(static_cast<int64_t>(index % fanout) + static_cast<int64_t>(k) - 1);
+    }
+    return out;
+}
+
+std::string generator::pk_text(size_t table, uint64_t index) const {
+    std::string out;
+    for (const int64_t v : pk_values(table, index)) {
+        out += (out.empty() ? "" : ",") + std::to_string(v);
+    }
+    return out;
+}
+
+void generator::store(size_t table, const std::string& pk, const row_values& row) {
+    table_state& s = tables_[table];
+    if (s.rows.emplace(pk, row).second) {
+        s.position[pk] = s.present.size();
+        s.present.push_back(pk);
+    } else {
+        s.rows[pk] = row;
+    }
+}
+
+void generator::remove(size_t table, const std::string& pk) {
+    table_state& s = tables_[table];
+    if (s.rows.erase(pk) == 0) {
+        return;
+    }
+    const size_t at = s.position[pk];
+    s.position.erase(pk);
+    if (at + 1 != s.present.size()) {
+        s.present[at] = s.present.back();
+        s.position[s.present[at]] = at;
+    }
+    s.present.pop_back();
+}
+
+std::optional<std::string> generator::pick_present(size_t table) {
+    const table_state& s = tables_[table];
+    if (s.present.empty()) {
+        return std::nullopt;
+    }
+    return s.present[uniform<size_t>(rng_, 0, s.present.size() - 1)];
+}
+
+void generator::emit(transaction& txn, size_t table, const std::string& pk,
+                     std::vector<int64_t> key, std::optional<row_values> row) {
+    const table_spec& t = spec_.tables[table];
+    proto::message m;
+    m.topic = t.name;
+    for (const int64_t k : key) {
+        m.key.items().push_back(proto::json::number(k));
+    }
+    if (row) {
+        m.after = proto::json::object();
+        for (size_t c = 0; c < t.columns.size(); ++c) {
+            auto v = proto::value_from_pg_text(t.columns[c].family, (*row)[c]);
+            MOLT_CHECK(v.has_value(), "generated values always encode");
+            m.after.members().push_back({t.columns[c].name, std::move(v).value()});
+        }
+    }
+    m.updated = txn.updated;
+    change ch;
+    ch.table = table;
+    ch.pk = pk;
+    ch.row = std::move(row);
+    ch.message = proto::encode_message(m);
+    ch.key_hash = fnv1a(t.name, pk);
+    events_.push_back({txn.updated, table, pk, ch.row});
+    txn.changes.push_back(std::move(ch));
+}
+
+row_values generator::make_row(size_t table, uint64_t index,
+                               std::unordered_set<std::string>& touched, transaction& txn) {
+    const table_spec& t = spec_.tables[table];
+    const std::vector<int64_t> key = pk_values(table, index);
+    row_values row(t.columns.size());
+    for (size_t c = 0; c < t.columns.size(); ++c) {
+        const column_spec& col = t.columns[c];
+        const auto pk_at = std::find(t.primary_key.begin(), t.primary_key.end(), col.name);
+        if (pk_at != t.primary_key.end()) {
+            row[c] = std::to_string(key[static_cast<size_t>(pk_at - t.primary_key.begin())]);
+            continue;
+        }
+        const foreign_key_spec* fk = nullptr;
+        for (const foreign_key_spec& f : t.foreign_keys) {
+            if (ident_equal(f.column, col.name)) {
+                fk = &f;
+            }
+        }
+        if (fk != nullptr) {
+            // A parent that exists (inserted first in this transaction if there is none), or NULL.
+            size_t parent = 0;
+            for (size_t p = 0; p < spec_.tables.size(); ++p) {
+                if (ident_equal(spec_.tables[p].name, fk->references)) {
+                    parent = p;
+                }
+            }
+            auto existing = pick_present(parent);
+            if (existing && touched.count(fmt::format("{}/{}", parent, *existing)) == 0) {
+                row[c] = *existing;
+                continue;
+            }
+            for (int attempt = 0; attempt < 8; ++attempt) {
+                const uint64_t i = uniform<uint64_t>(rng_, 0, options_.keys - 1);
+                const std::string ppk = pk_text(parent, i);
+                if (touched.insert(fmt::format("{}/{}", parent, ppk)).second &&
+                    tables_[parent].rows.count(ppk) == 0) {
+                    row_values parent_row = make_row(parent, i, touched, txn);
+                    store(parent, ppk, parent_row);
+                    emit(txn, parent, ppk, pk_values(parent, i), parent_row);
+                    row[c] = ppk;
+                    break;
+                }
+            }
+            continue;
+        }
+        if (std::uniform_real_distribution<double>(0, 1)(rng_) < options_.null_rate) {
+            continue;
+        }
+        row[c] = random_value(col, rng_, options_.portable);
+    }
+    return row;
+}
+
+void generator::delete_with_children(transaction& txn, size_t table, const std::string& pk,
+                                     std::unordered_set<std::string>& touched) {
+    // Children first, as a foreign key needs (the receiver orders them anyway).
+    for (size_t child = 0; child < spec_.tables.size(); ++child) {
+        for (const foreign_key_spec& fk : spec_.tables[child].foreign_keys) {
+            if (!ident_equal(fk.references, spec_.tables[table].name)) {
+                continue;
+            }
+            const size_t column = static_cast<size_t>(spec_.tables[child].column(fk.column) -
+                                                      spec_.tables[child].columns.data());
+            std::vector<std::string> doomed;
+            for (const auto& [child_pk, row] : tables_[child].rows) {
+                if (row[column] == pk) {
+                    doomed.push_back(child_pk);
+                }
+            }
+            for (const std::string& child_pk : doomed) {
+                touched.insert(fmt::format("{}/{}", child, child_pk));
+                remove(child, child_pk);
+                emit(txn, child, child_pk, split_key(child_pk), std::nullopt);
+            }
+        }
+    }
+    remove(table, pk);
+    emit(txn, table, pk, split_key(pk), std::nullopt);
+}
+
+transaction generator::next() {
+    transaction txn;
+    // Strictly increasing: usually a new wall time, sometimes the next logical tick.
+    last_ = uniform(rng_, 0, 9) == 0 ? hlc(last_.wall(), last_.logical() + 1)
+                                     : hlc(last_.wall() + uniform<int64_t>(rng_, 1000, 50000), 0);
+    txn.updated = last_;
+    std::unordered_set<std::string> touched;
+    const size_t rows = uniform(rng_, options_.min_rows, options_.max_rows);
+    const int total = options_.insert_weight + options_.update_weight + options_.delete_weight;
+    for (size_t r = 0; r < rows; ++r) {
+        const size_t table = uniform<size_t>(rng_, 0, spec_.tables.size() - 1);
+        const int roll = uniform(rng_, 0, std::max(0, total - 1));
+        const bool want_insert = roll < options_.insert_weight;
+        const bool want_update =
+            !want_insert && roll < options_.insert_weight + options_.update_weight;
+        std::optional<std::string> existing = pick_present(table);
+        if (existing && touched.count(fmt::format("{}/{}", table, *existing)) != 0) {
+            existing.reset();
+        }
+        if (!want_insert && existing) {
+            touched.insert(fmt::format("{}/{}", table, *existing));
+            if (want_update) {
+                const std::string pk = *existing;
+                // Rebuild from the key index encoded in the row's key values.
+                const table_spec& t = spec_.tables[table];
+                std::vector<int64_t> key = split_key(pk);
+                const uint64_t index = t.primary_key.size() == 1
+                                           ? static_cast<uint64_t>(key[0] - options_.key_base)
+                                           : static_cast<uint64_t>(key[0] - options_.key_base) * 8 +
+                                                 static_cast<uint64_t>(key[1]);
+                row_values row = make_row(table, index, touched, txn);
+                store(table, pk, row);
+                emit(txn, table, pk, key, row);
+            } else {
+                delete_with_children(txn, table, *existing, touched);
+            }
+            continue;
+        }
+        // An insert of a key that is not present.
+        for (int attempt = 0; attempt < 8; ++attempt) {
+            const uint64_t index = uniform<uint64_t>(rng_, 0, options_.keys - 1);
+            const std::string pk = pk_text(table, index);
+            if (tables_[table].rows.count(pk) != 0 ||
+                !touched.insert(fmt::format("{}/{}", table, pk)).second) {
+                continue;
+            }
+            row_values row = make_row(table, index, touched, txn);
+            store(table, pk, row);
+            emit(txn, table, pk, pk_values(table, index), row);
+            break;
+        }
+    }
+    if (options_.phantom_delete_rate > 0 &&
+        std::uniform_real_distribution<double>(0, 1)(rng_) < options_.phantom_delete_rate) {
+        // A key outside the keyspace: never inserted.
+        const size_t table = uniform<size_t>(rng_, 0, spec_.tables.size() - 1);
+        const uint64_t index = options_.keys + uniform<uint64_t>(rng_, 0, 1'000'000);
+        const std::string pk = pk_text(table, index);
+        if (touched.insert(fmt::format("{}/{}", table, pk)).second) {
+            proto::message m;
+            m.topic = spec_.tables[table].name;
+            for (const int64_t k : pk_values(table, index)) {
+                m.key.items().push_back(proto::json::number(k));
+            }
+            m.updated = txn.updated;
+            change ch;
+            ch.table = table;
+            ch.pk = pk;
+            ch.message = proto::encode_message(m);
+            ch.key_hash = fnv1a(spec_.tables[table].name, pk);
+            txn.changes.push_back(std::move(ch));
+            ++phantom_deletes_;
+        }
+    }
+    return txn;
+}
+
+std::vector<std::map<std::string, row_values>> generator::state_at(hlc as_of) const {
+    std::vector<std::map<std::string, row_values>> out(spec_.tables.size());
+    for (const event& e : events_) {
+        if (e.updated > as_of) {
+            break;
+        }
+        if (e.row) {
+            out[e.table][e.pk] = *e.row;
+        } else {
+            out[e.table].erase(e.pk);
+        }
+    }
+    return out;
+}
+
+std::vector<std::map<std::string, row_values>> generator::final_state() const {
+    return state_at(last_);
+}
+
+}  // namespace molt::emulator

@@ -1,0 +1,270 @@
+// The emulator's HTTP(S) client: Beast, one TU. Operations are asynchronous so that each can be
+// bounded by the client timeout (io_context::run_for), on a context per connection.
+#include "molt/emulator/https_transport.hpp"
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <fmt/format.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+#include "molt/proto/sink_config.hpp"
+
+namespace molt::emulator {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace ssl = asio::ssl;
+using tcp = asio::ip::tcp;
+using boost::system::error_code;
+
+struct parsed_uri {
+    bool tls = true;
+    std::string host;
+    std::string port;
+    std::string target;  // path and passed-on query
+    proto::sink_query query;
+};
+
+result<parsed_uri> parse_uri(std::string_view uri) {
+    parsed_uri out;
+    std::string_view rest;
+    for (const auto& [prefix, tls] : {std::pair<std::string_view, bool>{"webhook-https://", true},
+                                      {"https://", true},
+                                      {"http://", false}}) {
+        if (uri.rfind(prefix, 0) == 0) {
+            rest = uri.substr(prefix.size());
+            out.tls = tls;
+        }
+    }
+    if (rest.empty()) {
+        if (uri.rfind("webhook-http://", 0) == 0) {
+            return error{errc::invalid_argument, "this sink requires webhook-https"};
+        }
+        return error{errc::invalid_argument,
+                     "the sink URI must start with webhook-https://, https:// or http://"};
+    }
+    const size_t slash = std::min(rest.find('/'), rest.find('?'));
+    const std::string_view authority = rest.substr(0, slash);
+    std::string_view path_query = slash == std::string_view::npos ? "" : rest.substr(slash);
+    // host, host:port, [v6] or [v6]:port
+    const size_t colon = authority.rfind(':');
+    if (colon != std::string_view::npos && authority.back() != ']') {
+        out.host = std::string(authority.substr(0, colon));
+        out.port = std::string(authority.substr(colon + 1));
+    } else {
+        out.host = std::string(authority);
+        out.port = out.tls ? "443" : "80";
+    }
+    if (!out.host.empty() && out.host.front() == '[') {
+        out.host = out.host.substr(1, out.host.size() - 2);
+    }
+    const size_t question = path_query.find('?');
+    std::string path(path_query.substr(0, question));
+    if (path.empty()) {
+        path = "/";
+    }
+    auto query = proto::sink_query::parse(
+        question == std::string_view::npos ? "" : path_query.substr(question + 1));
+    if (!query) {
+        return std::move(query).error();
+    }
+    out.query = std::move(query).value();
+    const std::string passed = out.query.encoded_passthrough();
+    out.target = passed.empty() ? path : path + "?" + passed;
+    return out;
+}
+
+class https_transport final : public transport {
+public:
+    https_transport(std::shared_ptr<const parsed_uri> uri, std::shared_ptr<ssl::context> tls,
+                    std::string authorization, std::chrono::nanoseconds timeout)
+        : uri_(std::move(uri)),
+          tls_(std::move(tls)),
+          authorization_(std::move(authorization)),
+          timeout_(timeout) {}
+
+    send_outcome post(const std::string& body, bool drop_midway) override {
+        error_code ec;
+        if (!connected_) {
+            if (!connect(ec)) {
+                return {0, ec.message()};
+            }
+        }
+        http::request<http::string_body> req{http::verb::post, uri_->target, 11};
+        req.set(http::field::host, uri_->host);
+        req.set(http::field::content_type, "application/json");
+        req.set(http::field::user_agent, "Go-http-client/1.1");
+        req.set(http::field::accept_encoding, "gzip");
+        if (!authorization_.empty()) {
+            req.set(http::field::authorization, authorization_);
+        }
+        req.body() = body;
+        req.prepare_payload();
+        if (drop_midway) {
+            // Headers and half the body, then the connection goes away.
+            std::string head = fmt::format(
+                "POST {} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n"
+                "Content-Length: {}\r\n\r\n",
+                uri_->target, uri_->host, body.size());
+            head += body.substr(0, body.size() / 2);
+            run([&](auto& stream,
+                    auto done) { asio::async_write(stream, asio::buffer(head), done); },
+                ec);
+            close();
+            return {0, "connection dropped mid-request (fault)"};
+        }
+        run([&](auto& stream, auto done) { http::async_write(stream, req, done); }, ec);
+        if (ec) {
+            close();
+            return {0, ec.message()};
+        }
+        http::response<http::string_body> res;
+        run([&](auto& stream, auto done) { http::async_read(stream, buffer_, res, done); }, ec);
+        if (ec) {
+            close();
+            return {0, ec.message()};
+        }
+        if (!res.keep_alive()) {
+            close();
+        }
+        return {static_cast<int>(res.result_int()), res.body()};
+    }
+
+    ~https_transport() override { close(); }
+
+private:
+    // Starts one asynchronous operation and runs it to completion or the timeout.
+    template <typename Start>
+    void wait_for(Start&& start, error_code& ec) {
+        bool done = false;
+        start([&](error_code e, auto&&...) {
+            ec = e;
+            done = true;
+        });
+        io_.restart();
+        io_.run_for(timeout_);
+        if (!done) {
+            close();
+            io_.restart();
+            io_.run();
+            ec = asio::error::timed_out;
+        }
+    }
+
+    // The same on the plain or TLS stream.
+    template <typename Start>
+    void run(Start&& start, error_code& ec) {
+        wait_for(
+            [&](auto handler) {
+                if (tls_stream_) {
+                    start(*tls_stream_, handler);
+                } else {
+                    start(*plain_, handler);
+                }
+            },
+            ec);
+    }
+
+    bool connect(error_code& ec) {
+        tcp::resolver resolver(io_);
+        auto endpoints = resolver.resolve(uri_->host, uri_->port, ec);
+        if (ec) {
+            return false;
+        }
+        if (uri_->tls) {
+            tls_stream_ = std::make_unique<beast::ssl_stream<beast::tcp_stream>>(io_, *tls_);
+            // SNI (SSL_set_tlsext_host_name is a macro with a C cast).
+            SSL_ctrl(tls_stream_->native_handle(), SSL_CTRL_SET_TLSEXT_HOSTNAME,
+                     TLSEXT_NAMETYPE_host_name, const_cast<char*>(uri_->host.c_str()));
+            if (!uri_->query.insecure_tls_skip_verify) {
+                tls_stream_->set_verify_callback(ssl::host_name_verification(uri_->host));
+            }
+        } else {
+            plain_ = std::make_unique<beast::tcp_stream>(io_);
+        }
+        auto& lowest = tls_stream_ ? beast::get_lowest_layer(*tls_stream_) : *plain_;
+        wait_for([&](auto handler) { lowest.async_connect(endpoints, handler); }, ec);
+        if (!ec && tls_stream_) {
+            wait_for(
+                [&](auto handler) {
+                    tls_stream_->async_handshake(ssl::stream_base::client, handler);
+                },
+                ec);
+        }
+        if (ec) {
+            close();
+            return false;
+        }
+        connected_ = true;
+        return true;
+    }
+
+    void close() {
+        error_code ignored;
+        if (tls_stream_) {
+            beast::get_lowest_layer(*tls_stream_).socket().close(ignored);
+        }
+        if (plain_) {
+            plain_->socket().close(ignored);
+        }
+        connected_ = false;
+        buffer_.clear();
+        io_.restart();
+        io_.poll();
+        tls_stream_.reset();
+        plain_.reset();
+    }
+
+    std::shared_ptr<const parsed_uri> uri_;
+    std::shared_ptr<ssl::context> tls_;
+    std::string authorization_;
+    std::chrono::nanoseconds timeout_;
+    asio::io_context io_;
+    std::unique_ptr<beast::ssl_stream<beast::tcp_stream>> tls_stream_;
+    std::unique_ptr<beast::tcp_stream> plain_;
+    beast::flat_buffer buffer_;
+    bool connected_ = false;
+};
+
+}  // namespace
+
+result<transport_factory> make_https_transport(const endpoint_options& options) {
+    auto uri = parse_uri(options.sink_uri);
+    if (!uri) {
+        return std::move(uri).error();
+    }
+    auto shared = std::make_shared<const parsed_uri>(std::move(uri).value());
+    auto tls = std::make_shared<ssl::context>(ssl::context::tls_client);
+    try {
+        tls->set_options(ssl::context::no_sslv2 | ssl::context::no_sslv3 | ssl::context::no_tlsv1 |
+                         ssl::context::no_tlsv1_1);
+        tls->set_default_verify_paths();
+        if (!shared->query.ca_cert.empty()) {
+            // Added to the system roots, as the sink does.
+            tls->add_certificate_authority(asio::buffer(shared->query.ca_cert));
+        }
+        if (!shared->query.client_cert.empty()) {
+            tls->use_certificate_chain(asio::buffer(shared->query.client_cert));
+            tls->use_private_key(asio::buffer(shared->query.client_key), ssl::context::pem);
+        }
+        tls->set_verify_mode(shared->query.insecure_tls_skip_verify ? ssl::verify_none
+                                                                    : ssl::verify_peer);
+    } catch (const boost::system::system_error& e) {
+        return error{errc::tls_error, fmt::format("sink TLS settings: {}", e.code().message())};
+    }
+    const std::string authorization = options.authorization;
+    const auto timeout = options.timeout;
+    return transport_factory([shared, tls, authorization, timeout]() -> std::unique_ptr<transport> {
+        return std::make_unique<https_transport>(shared, tls, authorization, timeout);
+    });
+}
+
+}  // namespace molt::emulator

@@ -1,0 +1,367 @@
+// crdb-emulator: a CockroachDB changefeed stand-in for tests and load tests.
+//
+//   crdb-emulator workload --sink-uri webhook-https://host:port/db/schema?... [flags]
+//
+// Generates transactions over the tables of a spec, sends them as CockroachDB's v2 webhook sink
+// does (with optional faults), then optionally verifies the target. Prints progress on stderr
+// and a JSON summary on stdout. Exit 0 when everything was acknowledged (and verified).
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <thread>
+
+#include <boost/program_options.hpp>
+#include <fmt/format.h>
+
+#include "molt/common/duration.hpp"
+#include "molt/emulator/https_transport.hpp"
+#include "molt/emulator/sender.hpp"
+#include "molt/emulator/verify.hpp"
+#include "molt/proto/json.hpp"
+
+namespace po = boost::program_options;
+using namespace molt;
+using namespace molt::emulator;
+
+namespace {
+
+int fail(const std::string& message) {
+    std::cerr << "Error: " << message << "\n";
+    return 1;
+}
+
+double percentile(std::vector<double> v, double p) {
+    if (v.empty()) {
+        return 0;
+    }
+    std::sort(v.begin(), v.end());
+    return v[std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size())))];
+}
+
+constexpr const char* usage =
+    R"(crdb-emulator workload: send a synthetic changefeed to a webhook sink.
+
+Usage:
+  crdb-emulator workload --sink-uri URI [flags]
+
+The sink URI is what CREATE CHANGEFEED takes (webhook-https://host:port/path?query, with
+insecure_tls_skip_verify, ca_cert, client_cert and client_key); https:// and http:// work too.
+)";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    if (argc < 2 || std::string_view(argv[1]) != "workload") {
+        std::cerr << usage;
+        return argc >= 2 &&
+                       (std::string_view(argv[1]) == "--help" || std::string_view(argv[1]) == "-h")
+                   ? 0
+                   : 1;
+    }
+    po::options_description desc("Flags");
+    desc.add_options()("help,h", "this help")("sink-uri", po::value<std::string>(),
+                                              "where to POST (required)")(
+        "spec", po::value<std::string>(),
+        "a JSON file describing the tables (default: a built-in two-table spec)")(
+        "no-foreign-keys",
+        "leave the spec's foreign keys out (immediate mode is for workloads without them)")(
+        "introspect", po::value<std::string>(),
+        "take the tables from this target connection instead")(
+        "create", po::value<std::string>(),
+        "create the spec's tables on this target first (drops them)")(
+        "mutations", po::value<uint64_t>()->default_value(10000),
+        "row changes to send in total (0: only --create and --verify)")(
+        "duration", po::value<std::string>(), "send for this long instead of --mutations")(
+        "rate", po::value<double>()->default_value(0),
+        "transactions per second (0: as fast as acknowledged)")(
+        "keys", po::value<uint64_t>()->default_value(1000), "keyspace per table")(
+        "key-base", po::value<int64_t>()->default_value(1),
+        "first key value (e.g. 9007199254740000)")(
+        "mix", po::value<std::string>()->default_value("50,35,15"), "insert,update,delete weights")(
+        "rows-per-txn", po::value<std::string>()->default_value("1-4"),
+        "row changes per transaction")("workers", po::value<size_t>()->default_value(8),
+                                       "concurrent requests (sink I/O workers)")(
+        "webhook-sink-config", po::value<std::string>()->default_value("{}"),
+        "Flush and Retry, as CREATE CHANGEFEED takes it")(
+        "resolved", po::value<std::string>()->default_value("1s"),
+        "resolved timestamp interval; 0 for none")("min-checkpoint-frequency",
+                                                   po::value<std::string>()->default_value("1s"),
+                                                   "checkpoint interval")(
+        "client-timeout", po::value<std::string>()->default_value("60s"), "webhook_client_timeout")(
+        "auth-header", po::value<std::string>()->default_value(""), "webhook_auth_header")(
+        "all-faults", po::value<double>()->default_value(0),
+        "set every fault below except late duplicates")(
+        "fault-duplicate", po::value<double>(), "redeliver an acknowledged batch (per batch)")(
+        "fault-replay", po::value<double>(),
+        "restart and replay from the checkpoint (per resolved)")(
+        "fault-late-duplicate", po::value<double>(),
+        "resend an old batch after its resolved timestamp")(
+        "fault-duplicate-resolved", po::value<double>(), "send a resolved timestamp twice")(
+        "fault-split-transaction", po::value<double>(), "split a transaction across requests")(
+        "fault-drop-connection", po::value<double>(), "drop the connection mid-request")(
+        "fault-phantom-delete", po::value<double>(),
+        "delete a key that was never inserted (per transaction)")(
+        "pg-types", "generate values only PostgreSQL stores (NaN floats)")(
+        "verify", po::value<std::string>(),
+        "compare this target with the expected state at the end")(
+        "timeout", po::value<std::string>()->default_value("10m"),
+        "how long to wait at the end for every row to be acknowledged")(
+        "seed", po::value<uint64_t>()->default_value(1), "random seed")(
+        "summary", po::value<std::string>(), "also write the JSON summary to this file");
+    po::variables_map vm;
+    try {
+        po::store(po::parse_command_line(argc - 1, argv + 1, desc), vm);
+        po::notify(vm);
+    } catch (const po::error& e) {
+        return fail(e.what());
+    }
+    if (vm.count("help") != 0U) {
+        std::cout << usage << "\n" << desc;
+        return 0;
+    }
+    if (vm.count("sink-uri") == 0U) {
+        return fail("--sink-uri is required");
+    }
+
+    // Tables.
+    workload_spec spec = default_spec();
+    if (vm.count("spec") != 0U) {
+        std::ifstream in(vm["spec"].as<std::string>());
+        if (!in) {
+            return fail("cannot read --spec " + vm["spec"].as<std::string>());
+        }
+        std::stringstream text;
+        text << in.rdbuf();
+        auto parsed = workload_spec::parse(text.str());
+        if (!parsed) {
+            return fail(parsed.error().message());
+        }
+        spec = std::move(parsed).value();
+    }
+    const auto drop_foreign_keys = [&] {
+        if (vm.count("no-foreign-keys") != 0U) {
+            for (table_spec& t : spec.tables) {
+                t.foreign_keys.clear();
+            }
+        }
+    };
+    drop_foreign_keys();
+    if (vm.count("create") != 0U) {
+        auto target = conn_url::parse(vm["create"].as<std::string>());
+        if (!target) {
+            return fail("--create: " + target.error().message());
+        }
+        if (auto created = create_tables(*target, spec); !created) {
+            return fail("--create: " + created.error().message());
+        }
+    }
+    if (vm.count("introspect") != 0U) {
+        auto target = conn_url::parse(vm["introspect"].as<std::string>());
+        if (!target) {
+            return fail("--introspect: " + target.error().message());
+        }
+        auto read = introspect_spec(*target);
+        if (!read) {
+            return fail("--introspect: " + read.error().message());
+        }
+        spec = std::move(read).value();
+        drop_foreign_keys();
+    }
+
+    // Generator.
+    generator_options gen;
+    gen.keys = std::max<uint64_t>(1, vm["keys"].as<uint64_t>());
+    gen.key_base = vm["key-base"].as<int64_t>();
+    gen.seed = vm["seed"].as<uint64_t>();
+    gen.portable = vm.count("pg-types") == 0U;
+    if (std::sscanf(vm["mix"].as<std::string>().c_str(), "%d,%d,%d", &gen.insert_weight,
+                    &gen.update_weight, &gen.delete_weight) != 3) {
+        return fail("--mix takes insert,update,delete weights, e.g. 50,35,15");
+    }
+    if (std::sscanf(vm["rows-per-txn"].as<std::string>().c_str(), "%zu-%zu", &gen.min_rows,
+                    &gen.max_rows) != 2 ||
+        gen.min_rows < 1 || gen.max_rows < gen.min_rows) {
+        return fail("--rows-per-txn takes MIN-MAX, e.g. 1-4");
+    }
+    const double all = vm["all-faults"].as<double>();
+    auto fault = [&](const char* name) {
+        return vm.count(name) != 0U ? vm[name].as<double>() : all;
+    };
+    gen.phantom_delete_rate = fault("fault-phantom-delete");
+    fault_rates faults;
+    faults.duplicate = fault("fault-duplicate");
+    faults.replay = fault("fault-replay");
+    faults.late_duplicate =
+        vm.count("fault-late-duplicate") != 0U ? vm["fault-late-duplicate"].as<double>() : 0;
+    faults.duplicate_resolved = fault("fault-duplicate-resolved");
+    faults.split_transaction = fault("fault-split-transaction");
+    faults.drop_connection = fault("fault-drop-connection");
+
+    // Sink.
+    sink_settings sink;
+    auto config = proto::webhook_sink_config::parse(vm["webhook-sink-config"].as<std::string>());
+    if (!config) {
+        return fail(config.error().message());
+    }
+    sink.config = *config;
+    sink.workers = std::max<size_t>(1, vm["workers"].as<size_t>());
+    for (const auto& [flag, target] :
+         {std::pair<const char*, std::chrono::nanoseconds*>{"resolved", &sink.resolved_interval},
+          {"min-checkpoint-frequency", &sink.checkpoint_interval}}) {
+        auto d = parse_duration(vm[flag].as<std::string>());
+        if (!d) {
+            return fail(std::string("--") + flag + ": " + d.error().message());
+        }
+        *target = *d;
+    }
+    sink.resolved = sink.resolved_interval.count() > 0;
+    endpoint_options endpoint;
+    endpoint.sink_uri = vm["sink-uri"].as<std::string>();
+    endpoint.authorization = vm["auth-header"].as<std::string>();
+    auto timeout = parse_duration(vm["client-timeout"].as<std::string>());
+    if (!timeout) {
+        return fail("--client-timeout: " + timeout.error().message());
+    }
+    endpoint.timeout = *timeout;
+    auto connect = make_https_transport(endpoint);
+    if (!connect) {
+        return fail(connect.error().message());
+    }
+
+    std::optional<std::chrono::nanoseconds> duration;
+    if (vm.count("duration") != 0U) {
+        auto d = parse_duration(vm["duration"].as<std::string>());
+        if (!d) {
+            return fail("--duration: " + d.error().message());
+        }
+        duration = *d;
+    }
+    auto end_timeout = parse_duration(vm["timeout"].as<std::string>());
+    if (!end_timeout) {
+        return fail("--timeout: " + end_timeout.error().message());
+    }
+    const uint64_t target_mutations = vm["mutations"].as<uint64_t>();
+    // --mutations 0 sends nothing: the run only creates and/or verifies tables.
+    const bool sending = duration.has_value() || target_mutations > 0;
+
+    generator g(spec, gen);
+    sender s(sink, faults, *connect, gen.seed);
+    if (sending) {
+        s.start();
+    }
+    const auto start = std::chrono::steady_clock::now();
+    std::atomic<uint64_t> queued{0};
+    std::atomic<bool> done{false};
+    std::thread reporter([&] {
+        // Progress once a second on stderr, while generating and while waiting for the end.
+        while (!done) {
+            for (int i = 0; i < 100 && !done; ++i) {
+                std::this_thread::sleep_for(std::chrono::milliseconds(10));
+            }
+            if (done) {
+                break;
+            }
+            const sender_stats st = s.stats();
+            std::cerr << fmt::format(
+                "crdb-emulator: {} mutations queued, {} acknowledged, {} "
+                "requests, {} retries, {} restarts, resolved {}\n",
+                queued.load(), st.rows_acknowledged, st.requests, st.retries, st.restarts,
+                s.acknowledged_resolved().to_string());
+        }
+    });
+    const double rate = vm["rate"].as<double>();
+    uint64_t mutations = 0;
+    uint64_t transactions = 0;
+    while (duration ? std::chrono::steady_clock::now() - start < *duration
+                    : mutations < target_mutations) {
+        const transaction txn = g.next();
+        mutations += txn.changes.size();
+        ++transactions;
+        s.add(txn);
+        if (rate > 0) {
+            std::this_thread::sleep_until(
+                start +
+                std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                    std::chrono::duration<double>(static_cast<double>(transactions) / rate)));
+        }
+        queued = mutations;
+    }
+    const bool finished = !sending || s.finish(g.last(), *end_timeout);
+    s.stop();
+    done = true;
+    reporter.join();
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    const sender_stats st = s.stats();
+
+    proto::json summary = proto::json::object();
+    summary.set("transactions", proto::json::number(static_cast<int64_t>(transactions)));
+    summary.set("mutations", proto::json::number(static_cast<int64_t>(mutations)));
+    summary.set("rows_sent", proto::json::number(static_cast<int64_t>(st.rows_sent)));
+    summary.set("rows_acknowledged",
+                proto::json::number(static_cast<int64_t>(st.rows_acknowledged)));
+    summary.set("requests", proto::json::number(static_cast<int64_t>(st.requests)));
+    summary.set("retries", proto::json::number(static_cast<int64_t>(st.retries)));
+    summary.set("resolved_acknowledged",
+                proto::json::string(s.acknowledged_resolved().to_string()));
+    proto::json f = proto::json::object();
+    f.set("duplicate", proto::json::number(static_cast<int64_t>(st.duplicates)));
+    f.set("replay", proto::json::number(static_cast<int64_t>(st.restarts)));
+    f.set("late_duplicate", proto::json::number(static_cast<int64_t>(st.late_duplicates)));
+    f.set("duplicate_resolved", proto::json::number(static_cast<int64_t>(st.duplicate_resolved)));
+    f.set("split_transaction", proto::json::number(static_cast<int64_t>(st.split_transactions)));
+    f.set("dropped_connection", proto::json::number(static_cast<int64_t>(st.dropped_connections)));
+    f.set("phantom_delete", proto::json::number(static_cast<int64_t>(g.phantom_deletes())));
+    summary.set("faults", std::move(f));
+    summary.set("seconds", proto::json::number(fmt::format("{:.3f}", seconds)));
+    summary.set("mutations_per_second", proto::json::number(fmt::format(
+                                            "{:.1f}", static_cast<double>(mutations) / seconds)));
+    proto::json latency = proto::json::object();
+    for (const auto& [name, p] :
+         {std::pair<const char*, double>{"p50", 0.5}, {"p90", 0.9}, {"p99", 0.99}, {"max", 1.0}}) {
+        latency.set(name,
+                    proto::json::number(fmt::format("{:.3f}", percentile(st.latencies, p) * 1e3)));
+    }
+    summary.set("request_latency_ms", std::move(latency));
+    summary.set("finished", proto::json::boolean(finished));
+
+    bool verified = true;
+    if (vm.count("verify") != 0U && finished) {
+        auto target = conn_url::parse(vm["verify"].as<std::string>());
+        if (!target) {
+            return fail("--verify: " + target.error().message());
+        }
+        auto report = verify_target(*target, spec, g.final_state());
+        if (!report) {
+            return fail("--verify: " + report.error().message());
+        }
+        verified = report->ok();
+        proto::json v = proto::json::object();
+        v.set("ok", proto::json::boolean(report->ok()));
+        v.set("rows_expected", proto::json::number(static_cast<int64_t>(report->rows_expected)));
+        v.set("rows_found", proto::json::number(static_cast<int64_t>(report->rows_found)));
+        v.set("missing", proto::json::number(static_cast<int64_t>(report->missing)));
+        v.set("unexpected", proto::json::number(static_cast<int64_t>(report->unexpected)));
+        v.set("differing", proto::json::number(static_cast<int64_t>(report->differing)));
+        proto::json diffs = proto::json::array();
+        for (const std::string& d : report->differences) {
+            diffs.items().push_back(proto::json::string(d));
+            std::cerr << "crdb-emulator: verify: " << d << "\n";
+        }
+        v.set("differences", std::move(diffs));
+        summary.set("verify", std::move(v));
+    }
+    const std::string text = proto::to_crdb_text(summary);
+    std::cout << text << std::endl;
+    if (vm.count("summary") != 0U) {
+        std::ofstream(vm["summary"].as<std::string>()) << text << "\n";
+    }
+    if (!finished) {
+        std::cerr << "crdb-emulator: not every row was acknowledged in time\n";
+        return 1;
+    }
+    return verified ? 0 : 1;
+}

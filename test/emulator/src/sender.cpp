@@ -1,0 +1,401 @@
+#include "molt/emulator/sender.hpp"
+
+#include <algorithm>
+#include <unordered_set>
+
+#include "molt/proto/encoder.hpp"
+
+namespace molt::emulator {
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+
+bool chance(std::mt19937_64& rng, double p) {
+    return p > 0 && std::uniform_real_distribution<double>(0, 1)(rng) < p;
+}
+
+}  // namespace
+
+sender::sender(sink_settings settings, fault_rates faults, transport_factory connect, uint64_t seed)
+    : settings_(std::move(settings)), faults_(faults), connect_(std::move(connect)), rng_(seed) {}
+
+sender::~sender() {
+    stop();
+}
+
+void sender::start() {
+    last_resolved_emit_ = clock_type::now();
+    for (size_t i = 0; i < settings_.workers; ++i) {
+        threads_.emplace_back([this] { worker_loop(); });
+    }
+    threads_.emplace_back([this] { flusher_loop(); });
+}
+
+void sender::stop() {
+    {
+        const std::lock_guard<std::mutex> lock(mutex_);
+        stopping_ = true;
+    }
+    changed_.notify_all();
+    for (std::thread& t : threads_) {
+        t.join();
+    }
+    threads_.clear();
+}
+
+void sender::add(const transaction& txn) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    changed_.wait(lock, [&] {
+        return stopping_ || log_.size() - first_unacknowledged_ < settings_.max_unacknowledged;
+    });
+    const size_t first = log_.size();
+    for (const change& c : txn.changes) {
+        texts_.push_back(c.message);
+        log_.push_back({txn.updated, c.key_hash, &texts_.back(), false});
+    }
+    if (txn.changes.size() >= 2 && chance(rng_, faults_.split_transaction)) {
+        txn_split_points_.insert(first + txn.changes.size() / 2);
+        ++stats_.split_transactions;
+    }
+    feed_locked();
+    changed_.notify_all();
+}
+
+void sender::feed_locked() {
+    const auto& flush = settings_.config.flush;
+    while (next_unbatched_ < log_.size()) {
+        if (txn_split_points_.count(next_unbatched_) != 0) {
+            close_open_locked();
+        }
+        if (open_.messages.empty()) {
+            open_since_ = clock_type::now();
+        }
+        open_.messages.push_back(next_unbatched_);
+        open_.bytes += log_[next_unbatched_].text->size();
+        ++next_unbatched_;
+        // Thresholds are checked after appending; all zero sends every message on its own.
+        if (flush.immediate() ||
+            (flush.messages > 0 && open_.messages.size() >= static_cast<size_t>(flush.messages)) ||
+            (flush.bytes > 0 && open_.bytes >= static_cast<size_t>(flush.bytes))) {
+            close_open_locked();
+        }
+    }
+}
+
+void sender::close_open_locked() {
+    if (open_.messages.empty()) {
+        return;
+    }
+    batch b = std::move(open_);
+    open_ = batch{};
+    std::vector<std::string> texts;
+    texts.reserve(b.messages.size());
+    std::unordered_set<uint64_t> keys;
+    for (const size_t i : b.messages) {
+        texts.push_back(*log_[i].text);
+        keys.insert(log_[i].key_hash);
+    }
+    b.keys.assign(keys.begin(), keys.end());
+    b.body = proto::encode_payload(texts);
+    enqueue_locked(std::move(b));
+}
+
+void sender::enqueue_locked(batch b) {
+    b.seq = next_seq_++;
+    if (!b.is_resolved && !b.late) {
+        for (const uint64_t k : b.keys) {
+            key_queues_[k].push_back(b.seq);
+        }
+    }
+    pending_.push_back(std::move(b));
+    changed_.notify_all();
+}
+
+bool sender::runnable_locked(const batch& b) const {
+    if (b.is_resolved || b.late) {
+        return true;
+    }
+    for (const uint64_t k : b.keys) {
+        const auto it = key_queues_.find(k);
+        if (it == key_queues_.end() || it->second.front() != b.seq) {
+            return false;
+        }
+    }
+    return true;
+}
+
+hlc sender::frontier_locked() const {
+    if (first_unacknowledged_ >= log_.size()) {
+        return log_.empty() ? hlc() : log_.back().updated;
+    }
+    // Just below the oldest unacknowledged row: every row at or below it is acknowledged.
+    const hlc h = log_[first_unacknowledged_].updated;
+    return h.logical() > 0 ? hlc(h.wall(), h.logical() - 1) : hlc(h.wall() - 1, 0);
+}
+
+void sender::restart_locked() {
+    // The changefeed restarts from its checkpoint: what is pending is dropped and everything
+    // after the last acknowledged resolved timestamp is emitted again, in order.
+    pending_.clear();
+    key_queues_.clear();
+    open_ = batch{};
+    const auto from =
+        std::upper_bound(log_.begin(), log_.end(), resolved_acknowledged_,
+                         [](const hlc& t, const logged_message& m) { return t < m.updated; });
+    const size_t start = static_cast<size_t>(from - log_.begin());
+    for (size_t i = start; i < log_.size(); ++i) {
+        log_[i].acknowledged = false;
+    }
+    first_unacknowledged_ = std::min(first_unacknowledged_, start);
+    next_unbatched_ = start;
+    resolved_sent_ = resolved_acknowledged_;
+    restart_requested_ = false;
+    ++stats_.restarts;
+    feed_locked();
+}
+
+bool sender::deliver(transport& t, const batch& b, std::mt19937_64& rng) {
+    const auto& retry = settings_.config.retry;
+    const int64_t attempts = retry.max ? *retry.max + 1 : INT64_MAX;
+    auto backoff = retry.backoff;
+    for (int64_t attempt = 1; attempt <= attempts; ++attempt) {
+        bool drop = false;
+        {
+            const std::lock_guard<std::mutex> lock(mutex_);
+            if (stopping_) {
+                return false;
+            }
+            drop = chance(rng, faults_.drop_connection);
+            ++stats_.requests;
+            stats_.dropped_connections += drop ? 1 : 0;
+            stats_.rows_sent += b.messages.size();
+        }
+        const auto start = clock_type::now();
+        const send_outcome out = t.post(b.body, drop);
+        if (out.status >= 200 && out.status < 300) {
+            const std::lock_guard<std::mutex> lock(mutex_);
+            stats_.latencies.push_back(
+                std::chrono::duration<double>(clock_type::now() - start).count());
+            return true;
+        }
+        if (attempt == attempts) {
+            break;
+        }
+        {
+            const std::lock_guard<std::mutex> lock(mutex_);
+            ++stats_.retries;
+        }
+        // Backoff·2^(k-1), capped at 30 s, ±15 % jitter; identical bytes next time.
+        const double jitter = std::uniform_real_distribution<double>(0.85, 1.15)(rng);
+        const auto wait = std::chrono::duration_cast<std::chrono::nanoseconds>(
+            std::min<std::chrono::nanoseconds>(backoff, std::chrono::seconds(30)) * jitter);
+        std::unique_lock<std::mutex> lock(mutex_);
+        if (changed_.wait_for(lock, wait, [&] { return stopping_; })) {
+            return false;
+        }
+        backoff = std::min<std::chrono::nanoseconds>(backoff * 2, std::chrono::seconds(30));
+    }
+    return false;
+}
+
+void sender::worker_loop() {
+    std::unique_ptr<transport> t = connect_();
+    std::mt19937_64 rng(std::random_device{}());
+    for (;;) {
+        batch b;
+        {
+            std::unique_lock<std::mutex> lock(mutex_);
+            std::deque<batch>::iterator it;
+            changed_.wait(lock, [&] {
+                if (stopping_) {
+                    return true;
+                }
+                if (restart_requested_) {
+                    return false;
+                }
+                it = std::find_if(pending_.begin(), pending_.end(), [&](const batch& candidate) {
+                    return runnable_locked(candidate);
+                });
+                return it != pending_.end();
+            });
+            if (stopping_) {
+                return;
+            }
+            b = std::move(*it);
+            pending_.erase(it);
+            ++in_flight_;
+        }
+        bool ok = deliver(*t, b, rng);
+        if (ok && !b.late) {
+            bool duplicate = false;
+            {
+                const std::lock_guard<std::mutex> lock(mutex_);
+                duplicate =
+                    chance(rng, b.is_resolved ? faults_.duplicate_resolved : faults_.duplicate);
+                if (duplicate) {
+                    ++(b.is_resolved ? stats_.duplicate_resolved : stats_.duplicates);
+                }
+            }
+            if (duplicate) {
+                // The request landed but its response was lost: the sink retries the same bytes
+                // (until a 2xx, like any retry) while this batch still holds its keys.
+                ok = deliver(*t, b, rng);
+            }
+        }
+        const std::lock_guard<std::mutex> lock(mutex_);
+        --in_flight_;
+        if (b.late) {
+            changed_.notify_all();
+            continue;
+        }
+        if (!ok) {
+            // Retries ran out: the changefeed restarts from its checkpoint.
+            restart_requested_ = true;
+            changed_.notify_all();
+            continue;
+        }
+        if (b.is_resolved) {
+            resolved_acknowledged_ = std::max(resolved_acknowledged_, b.resolved);
+            ++stats_.resolved_sent;
+        } else {
+            for (const size_t i : b.messages) {
+                if (!log_[i].acknowledged) {
+                    log_[i].acknowledged = true;
+                    ++stats_.rows_acknowledged;
+                }
+            }
+            while (first_unacknowledged_ < log_.size() &&
+                   log_[first_unacknowledged_].acknowledged) {
+                ++first_unacknowledged_;
+            }
+            for (const uint64_t k : b.keys) {
+                auto q = key_queues_.find(k);
+                if (q != key_queues_.end() && !q->second.empty() && q->second.front() == b.seq) {
+                    q->second.pop_front();
+                    if (q->second.empty()) {
+                        key_queues_.erase(q);
+                    }
+                }
+            }
+            if (history_.size() < 256) {
+                history_.push_back(std::move(b));
+            } else {
+                history_[std::uniform_int_distribution<size_t>(0, 255)(rng_)] = std::move(b);
+            }
+        }
+        changed_.notify_all();
+    }
+}
+
+void sender::flusher_loop() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    while (!stopping_) {
+        changed_.wait_for(lock, std::chrono::milliseconds(5));
+        if (stopping_) {
+            return;
+        }
+        if (restart_requested_) {
+            if (in_flight_ == 0) {
+                restart_locked();
+                changed_.notify_all();
+            }
+            continue;
+        }
+        const auto now = clock_type::now();
+        const auto& flush = settings_.config.flush;
+        if (!open_.messages.empty() && flush.frequency.count() > 0 &&
+            now - open_since_ >= flush.frequency) {
+            close_open_locked();
+        }
+        const auto interval = std::max(settings_.resolved_interval, settings_.checkpoint_interval);
+        if (!settings_.resolved || now - last_resolved_emit_ < interval) {
+            continue;
+        }
+        last_resolved_emit_ = now;
+        // The sink is flushed before a resolved timestamp goes out.
+        close_open_locked();
+        const hlc frontier = frontier_locked();
+        if (!(resolved_sent_ < frontier)) {
+            continue;
+        }
+        resolved_sent_ = frontier;
+        batch r;
+        r.is_resolved = true;
+        r.resolved = frontier;
+        r.body = proto::encode_resolved(frontier);
+        enqueue_locked(std::move(r));
+        if (chance(rng_, faults_.late_duplicate)) {
+            // A slow copy of an old request arriving after its rows were resolved.
+            std::vector<const batch*> covered;
+            for (const batch& h : history_) {
+                if (!h.messages.empty() &&
+                    !(resolved_acknowledged_ < log_[h.messages.back()].updated)) {
+                    covered.push_back(&h);
+                }
+            }
+            if (!covered.empty()) {
+                batch late =
+                    *covered[std::uniform_int_distribution<size_t>(0, covered.size() - 1)(rng_)];
+                late.late = true;
+                enqueue_locked(std::move(late));
+                ++stats_.late_duplicates;
+            }
+        }
+        if (chance(rng_, faults_.replay)) {
+            restart_requested_ = true;
+        }
+    }
+}
+
+bool sender::finish(hlc last, std::chrono::nanoseconds timeout) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    const auto deadline = clock_type::now() + timeout;
+    close_open_locked();
+    auto idle = [&] { return !restart_requested_ && in_flight_ == 0 && pending_.empty(); };
+    auto rows_acknowledged = [&] {
+        return !restart_requested_ && first_unacknowledged_ >= log_.size() && in_flight_ == 0 &&
+               std::none_of(pending_.begin(), pending_.end(),
+                            [](const batch& b) { return !b.is_resolved; });
+    };
+    for (;;) {
+        if (!changed_.wait_until(lock, deadline,
+                                 [&] { return rows_acknowledged() || stopping_; }) ||
+            stopping_) {
+            return false;
+        }
+        if (!settings_.resolved || !(resolved_acknowledged_ < last)) {
+            return changed_.wait_until(lock, deadline, [&] { return idle() || stopping_; }) &&
+                   !stopping_;
+        }
+        // The closing resolved timestamp; a restart drops it with everything else pending, so
+        // it is queued again until one is acknowledged.
+        if (idle()) {
+            batch r;
+            r.is_resolved = true;
+            r.resolved = last;
+            r.body = proto::encode_resolved(last);
+            resolved_sent_ = std::max(resolved_sent_, last);
+            enqueue_locked(std::move(r));
+        }
+        if (!changed_.wait_until(lock, deadline,
+                                 [&] {
+                                     return stopping_ || !(resolved_acknowledged_ < last) ||
+                                            restart_requested_ || idle();
+                                 }) ||
+            stopping_) {
+            return false;
+        }
+    }
+}
+
+sender_stats sender::stats() const {
+    const std::lock_guard<std::mutex> lock(mutex_);
+    return stats_;
+}
+
+hlc sender::acknowledged_resolved() const {
+    const std::lock_guard<std::mutex> lock(mutex_);
+    return resolved_acknowledged_;
+}
+
+}  // namespace molt::emulator
