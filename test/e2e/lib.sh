@@ -98,13 +98,16 @@ check_contains() {
 
 pg() { psql "$MOLT_TEST_PG_URL" -X -q -At -v ON_ERROR_STOP=1 -c "$1"; }
 
-my() {
-    local rest=${MOLT_TEST_MYSQL_URL#mysql://}
+my() { my_at "$MOLT_TEST_MYSQL_URL" "$1"; }
+
+# my_at URL SQL: runs SQL on the MySQL/MariaDB server and database of URL.
+my_at() {
+    local rest=${1#mysql://}
     local user=${rest%%:*} rest2=${rest#*:}
     local pass=${rest2%%@*} hostport=${rest2#*@}
     local host=${hostport%%:*} port_db=${hostport#*:}
     local port=${port_db%%/*} db=${port_db#*/}
-    mariadb --no-defaults -h "$host" -P "$port" -u "$user" -p"$pass" -N -B "$db" -e "$1"
+    mariadb --no-defaults -h "$host" -P "$port" -u "$user" -p"$pass" -N -B "$db" -e "$2"
 }
 
 e2e_finish() {

@@ -1,0 +1,134 @@
+#!/usr/bin/env bash
+# crdb-emulator workload against `replicator start --immediate` over HTTPS, on PostgreSQL and on
+# MariaDB: a long run with every fault on except late duplicates, then verify. And the
+# validator's own test: a target that silently drops rows must fail verification, naming them.
+# Usage: emulator_workload_test.sh REPLICATOR CRDB_EMULATOR [MUTATIONS]
+#   (servers from test/support/db/with-dbs.sh)
+REPLICATOR=$1
+EMULATOR=$2
+MUTATIONS=${3:-100000}
+. "$(dirname "$0")/lib.sh"
+e2e_init
+
+# Immediate mode is for workloads without foreign keys (replicator.md §2): a replay from the
+# checkpoint can re-send a child row whose parent is already gone, which only the staged modes
+# absorb. The consistent mode's tests run the same spec with its foreign keys.
+sink_config='{"Flush":{"Messages":200,"Bytes":1048576,"Frequency":"20ms"},"Retry":{"Max":4,"Backoff":"50ms"}}'
+faults=(--all-faults 0.02 --fault-drop-connection 0.005)
+
+# json_field FILE KEY: a number or boolean from the one-line JSON summary.
+json_field() { grep -o "\"$2\": *[^,}]*" "$1" | head -1 | cut -d: -f2 | tr -d " "; }
+
+# workload NAME TARGET PATH [EMULATOR ARGS...]: a replicator on TARGET, the emulator against it;
+# sets WORKLOAD_EXIT and leaves the summary in $E2E_TMP/NAME.json.
+workload() {
+    local name=$1 target=$2 path=$3
+    shift 3
+    start_replicator "$name" --immediate --tlsSelfSigned --disableAuthentication \
+        --bindAddr 127.0.0.1:0 --targetConn "$target" || exit 1
+    "$EMULATOR" workload \
+        --sink-uri "webhook-https://127.0.0.1:$REPLICATOR_PORT$path?insecure_tls_skip_verify=true" \
+        --webhook-sink-config "$sink_config" --resolved 200ms --min-checkpoint-frequency 200ms \
+        --summary "$E2E_TMP/$name.json" "$@" >/dev/null 2>"$E2E_TMP/$name.err"
+    WORKLOAD_EXIT=$?
+    stop_replicator
+}
+
+# check_run NAME: the summary shows a finished, verified run with every fault injected.
+check_run() {
+    local name=$1 summary="$E2E_TMP/$1.json"
+    check "$name: emulator exit code" "$WORKLOAD_EXIT" 0
+    [ "$WORKLOAD_EXIT" = 0 ] || tail -20 "$E2E_TMP/$name.err"
+    check "$name: finished" "$(json_field "$summary" finished)" true
+    check "$name: verified" "$(json_field "$summary" ok)" true
+    local mutations
+    mutations=$(json_field "$summary" mutations)
+    if [ "${mutations:-0}" -ge "$MUTATIONS" ]; then
+        echo "ok   $name: $mutations mutations"
+    else
+        echo "FAIL $name: $mutations mutations, want $MUTATIONS or more"
+        E2E_FAILURES=$((E2E_FAILURES + 1))
+    fi
+    local f n
+    for f in duplicate replay duplicate_resolved split_transaction dropped_connection phantom_delete; do
+        n=$(json_field "$summary" "$f")
+        if [ "${n:-0}" -gt 0 ]; then
+            echo "ok   $name: $n $f faults"
+        else
+            echo "FAIL $name: no $f fault was injected"
+            E2E_FAILURES=$((E2E_FAILURES + 1))
+        fi
+    done
+    check "$name: no late duplicates (immediate mode)" "$(json_field "$summary" late_duplicate)" 0
+    echo "     $name: $(json_field "$summary" mutations_per_second) mutations/s," \
+        "$(json_field "$summary" requests) requests, $(json_field "$summary" retries) retries"
+}
+
+echo "--- PostgreSQL: $MUTATIONS mutations with faults"
+workload pg "$MOLT_TEST_PG_URL" /appdb/public --create "$MOLT_TEST_PG_URL" --no-foreign-keys \
+    --pg-types --mutations "$MUTATIONS" --keys 2000 --seed 11 "${faults[@]}" \
+    --verify "$MOLT_TEST_PG_URL"
+check_run pg
+
+echo "--- MariaDB: $MUTATIONS mutations with faults"
+workload mysql "$MOLT_TEST_MYSQL_URL" /appdb --create "$MOLT_TEST_MYSQL_URL" --no-foreign-keys \
+    --mutations "$MUTATIONS" --keys 2000 --seed 12 "${faults[@]}" --verify "$MOLT_TEST_MYSQL_URL"
+check_run mysql
+
+echo "--- tables introspected from the target (a database of their own)"
+pg_db="${MOLT_TEST_PG_ADMIN_URL%%/postgres\?*}/emu_introspect?sslmode=disable"
+psql "$MOLT_TEST_PG_ADMIN_URL" -X -q -c "DROP DATABASE IF EXISTS emu_introspect" \
+    -c "CREATE DATABASE emu_introspect" || exit 1
+my_db="${MOLT_TEST_MYSQL_ADMIN_URL%/*}/emu_introspect"
+my_at "$MOLT_TEST_MYSQL_ADMIN_URL" "DROP DATABASE IF EXISTS emu_introspect; CREATE DATABASE emu_introspect" ||
+    exit 1
+for target in "pg_introspect|$pg_db|/emu_introspect/public" "mysql_introspect|$my_db|/emu_introspect"; do
+    IFS='|' read -r name url path <<<"$target"
+    "$EMULATOR" workload --sink-uri http://127.0.0.1:1/ --create "$url" --no-foreign-keys \
+        --mutations 0 >/dev/null || exit 1
+    workload "$name" "$url" "$path" --introspect "$url" --mutations 3000 --keys 300 --seed 14 \
+        --all-faults 0.02 --verify "$url"
+    check "$name: emulator exit code" "$WORKLOAD_EXIT" 0
+    [ "$WORKLOAD_EXIT" = 0 ] || tail -5 "$E2E_TMP/$name.err"
+    check "$name: verified" "$(json_field "$E2E_TMP/$name.json" ok)" true
+    rows=$(json_field "$E2E_TMP/$name.json" rows_found)
+    if [ "${rows:-0}" -gt 0 ]; then
+        echo "ok   $name: $rows rows compared"
+    else
+        echo "FAIL $name: no rows compared"
+        E2E_FAILURES=$((E2E_FAILURES + 1))
+    fi
+done
+psql "$MOLT_TEST_PG_ADMIN_URL" -X -q -c "DROP DATABASE emu_introspect"
+my_at "$MOLT_TEST_MYSQL_ADMIN_URL" "DROP DATABASE emu_introspect"
+
+echo "--- the validator fails on a target that silently drops rows"
+# Create the tables, then make the target swallow every wl_accounts row whose id ends in 7.
+"$EMULATOR" workload --sink-uri http://127.0.0.1:1/ --create "$MOLT_TEST_PG_URL" --no-foreign-keys \
+    --mutations 0 >/dev/null || exit 1
+pg "CREATE FUNCTION e2e_drop_sevens() RETURNS trigger LANGUAGE plpgsql AS
+    \$\$BEGIN IF NEW.id % 10 = 7 THEN RETURN NULL; END IF; RETURN NEW; END\$\$"
+pg "CREATE TRIGGER e2e_drop_sevens BEFORE INSERT ON wl_accounts FOR EACH ROW
+    EXECUTE FUNCTION e2e_drop_sevens()"
+workload lossy "$MOLT_TEST_PG_URL" /appdb/public --no-foreign-keys --pg-types --mutations 3000 \
+    --keys 200 --seed 13 --timeout 2m --verify "$MOLT_TEST_PG_URL"
+check "lossy: emulator exit code" "$WORKLOAD_EXIT" 1
+check "lossy: every request was acknowledged" "$(json_field "$E2E_TMP/lossy.json" finished)" true
+check "lossy: verify failed" "$(json_field "$E2E_TMP/lossy.json" ok)" false
+# Every difference it names is a wl_accounts row the trigger dropped: a key ending in 7.
+named=$(grep -o 'wl_accounts key ([0-9]*): missing from the target' "$E2E_TMP/lossy.err" |
+    grep -o '([0-9]*)' | tr -d '()')
+if [ -n "$named" ]; then
+    echo "ok   lossy: it names $(echo "$named" | wc -l) missing wl_accounts rows"
+else
+    echo "FAIL lossy: no missing wl_accounts row named:"
+    cat "$E2E_TMP/lossy.err"
+    E2E_FAILURES=$((E2E_FAILURES + 1))
+fi
+check "lossy: only dropped keys are named" "$(echo "$named" | grep -cv '7$')" 0
+check "lossy: nothing else differs" \
+    "$(grep 'verify:' "$E2E_TMP/lossy.err" | grep -cv 'wl_accounts key ([0-9]*7): missing')" 0
+pg "DROP TABLE wl_transfers, wl_accounts"
+pg "DROP FUNCTION e2e_drop_sevens()"
+
+e2e_finish
