@@ -1,6 +1,7 @@
 #include "molt/proto/decoder.hpp"
 
 #include <algorithm>
+#include <tuple>
 
 #include <fmt/format.h>
 
@@ -119,6 +120,7 @@ private:
     std::string scratch_;   // canonical text of nested values and skipped fields
     std::string key_text_;  // canonical text of the current key
     std::vector<column> bare_columns_;
+    std::vector<size_t> bare_offsets_;  // where each bare column's name starts
     std::vector<column> row_;  // columns of the row being read, before they go to the arena
     std::vector<value> key_values_;
 };
@@ -258,6 +260,7 @@ result<void> decoder::read_message(size_t depth) {
     bool have_updated = false, have_key = false, have_topic = false, have_after = false;
     bool bare = false;
     bare_columns_.clear();
+    bare_offsets_.clear();
     size_t unknown_here = 0;
     molt::error err{errc::parse_error, ""};
 
@@ -299,7 +302,7 @@ result<void> decoder::read_message(size_t depth) {
 
     const bool read_ok = for_each_member(
         depth, "':' after a field name", "',' or '}' after a message field",
-        [&](std::string_view name, size_t) {
+        [&](std::string_view name, size_t name_at) {
             const size_t at = (r_.skip_ws(), r_.offset());
             if (name == "after" || name == "before") {
                 const bool after = name == "after";
@@ -348,6 +351,7 @@ result<void> decoder::read_message(size_t depth) {
                     return false;
                 }
                 bare_columns_.push_back(c);
+                bare_offsets_.push_back(name_at);
                 ++unknown_here;
             }
             return true;
@@ -357,6 +361,21 @@ result<void> decoder::read_message(size_t depth) {
     }
 
     if (bare && !have_after) {
+        // The same rule as for "after": a column may appear once.
+        std::vector<size_t> order(bare_columns_.size());
+        for (size_t i = 0; i < order.size(); ++i) {
+            order[i] = i;
+        }
+        std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+            return std::tie(bare_columns_[a].name, a) < std::tie(bare_columns_[b].name, b);
+        });
+        for (size_t i = 1; i < order.size(); ++i) {
+            if (bare_columns_[order[i]].name == bare_columns_[order[i - 1]].name) {
+                return message_error(
+                    m, bare_offsets_[order[i]],
+                    fmt::format("column \"{}\" appears twice", bare_columns_[order[i]].name));
+            }
+        }
         unknown_here -= bare_columns_.size();
         m.after = s_.text.copy(std::span<const column>(bare_columns_));
         m.deleted = bare_columns_.empty();

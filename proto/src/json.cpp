@@ -299,13 +299,20 @@ void write_crdb(std::string& out, const json& v) {
             sorted.push_back(&m);
         }
         // Bytewise order: std::string compares as unsigned char via char_traits<char>::compare.
-        std::sort(sorted.begin(), sorted.end(),
-                  [](const json::member* a, const json::member* b) { return a->key < b->key; });
+        // A repeated key keeps its last value, as JSONB does.
+        std::stable_sort(
+            sorted.begin(), sorted.end(),
+            [](const json::member* a, const json::member* b) { return a->key < b->key; });
         out.push_back('{');
+        bool first = true;
         for (size_t i = 0; i < sorted.size(); ++i) {
-            if (i != 0) {
+            if (i + 1 < sorted.size() && sorted[i + 1]->key == sorted[i]->key) {
+                continue;
+            }
+            if (!first) {
                 out.append(", ");
             }
+            first = false;
             write_crdb_string(out, sorted[i]->key);
             out.append(": ");
             write_crdb(out, sorted[i]->value);

@@ -181,6 +181,13 @@ std::vector<bad_case> cases() {
             R"("after": {"b": 1, "a": 2, "b": 3}, "key": [1], "topic": "t", "updated": "1.0000000000")");
         add(b, body_at(b, "\"b\": 3", "column \"b\" appears twice"));
     }
+    {
+        // Found by fuzz_decode_webhook: a bare-envelope message repeating a column decoded,
+        // and its re-encoded (wrapped) form was then refused. Both forms refuse it now.
+        std::string b = one(
+            R"("__crdb__": {"key": [1], "topic": "t", "updated": "3.0"}, "id": [1], "x": 1, "id": [2])");
+        add(b, msg0(b, "column \"id\" appears twice", "\"id\": [2]", 0));
+    }
 
     // ---- JSON text
     {
