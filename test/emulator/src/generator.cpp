@@ -264,6 +264,15 @@ void generator::emit(transaction& txn, size_t table, const std::string& pk,
     ch.message = proto::encode_message(m);
     ch.key_hash = fnv1a(t.name, pk);
     events_.push_back({txn.updated, table, pk, ch.row});
+    // A changefeed sends one message per key and timestamp: its final version in the
+    // transaction. (A row updated to point at a parent that the same transaction then deletes is
+    // deleted with it: the delete replaces the update.)
+    for (change& earlier : txn.changes) {
+        if (earlier.table == table && earlier.pk == pk) {
+            earlier = std::move(ch);
+            return;
+        }
+    }
     txn.changes.push_back(std::move(ch));
 }
 
@@ -429,6 +438,22 @@ std::vector<std::map<std::string, row_values>> generator::state_at(hlc as_of) co
     for (const event& e : events_) {
         if (e.updated > as_of) {
             break;
+        }
+        if (e.row) {
+            out[e.table][e.pk] = *e.row;
+        } else {
+            out[e.table].erase(e.pk);
+        }
+    }
+    return out;
+}
+
+std::vector<std::map<std::string, row_values>> generator::state_where(
+    const std::function<bool(hlc)>& applied) const {
+    std::vector<std::map<std::string, row_values>> out(spec_.tables.size());
+    for (const event& e : events_) {
+        if (!applied(e.updated)) {
+            continue;
         }
         if (e.row) {
             out[e.table][e.pk] = *e.row;

@@ -105,6 +105,12 @@ int main(int argc, char** argv) {
         "fault-phantom-delete", po::value<double>(),
         "delete a key that was never inserted (per transaction)")(
         "pg-types", "generate values only PostgreSQL stores (NaN floats)")(
+        "verify-wait", po::value<std::string>()->default_value("0s"),
+        "retry --verify for up to this long while the target catches up (consistent mode "
+        "applies after the resolved timestamp)")(
+        "check-progress", po::value<std::string>(),
+        "every this long, check the --verify target against its _replicator_progress table "
+        "(consistent mode): the tables must hold exactly the transactions it says are applied")(
         "verify", po::value<std::string>(),
         "compare this target with the expected state at the end")(
         "timeout", po::value<std::string>()->default_value("10m"),
@@ -243,6 +249,29 @@ int main(int argc, char** argv) {
     if (!end_timeout) {
         return fail("--timeout: " + end_timeout.error().message());
     }
+    std::optional<conn_url> verify_url;
+    if (vm.count("verify") != 0U) {
+        auto target = conn_url::parse(vm["verify"].as<std::string>());
+        if (!target) {
+            return fail("--verify: " + target.error().message());
+        }
+        verify_url = *target;
+    }
+    auto verify_wait = parse_duration(vm["verify-wait"].as<std::string>());
+    if (!verify_wait) {
+        return fail("--verify-wait: " + verify_wait.error().message());
+    }
+    std::optional<std::chrono::nanoseconds> check_every;
+    if (vm.count("check-progress") != 0U) {
+        auto d = parse_duration(vm["check-progress"].as<std::string>());
+        if (!d || d->count() <= 0) {
+            return fail("--check-progress takes a positive duration, e.g. 2s");
+        }
+        if (!verify_url) {
+            return fail("--check-progress needs --verify (the target to check)");
+        }
+        check_every = *d;
+    }
     const uint64_t target_mutations = vm["mutations"].as<uint64_t>();
     // --mutations 0 sends nothing: the run only creates and/or verifies tables.
     const bool sending = duration.has_value() || target_mutations > 0;
@@ -275,6 +304,41 @@ int main(int argc, char** argv) {
     const double rate = vm["rate"].as<double>();
     uint64_t mutations = 0;
     uint64_t transactions = 0;
+    // Sampled checks of a consistent-mode target against its progress table.
+    struct {
+        uint64_t checks = 0, ok = 0, failed = 0, not_ready = 0, errors = 0;
+        std::vector<std::string> differences;
+        hlc newest;
+    } progress;
+    auto next_check = start + check_every.value_or(std::chrono::nanoseconds(0));
+    auto sample = [&] {
+        auto checked = check_progress(*verify_url, g, 5);
+        if (!checked) {
+            // The target may be down on purpose (outage tests): not a failed check.
+            ++progress.errors;
+            return;
+        }
+        if (!checked->ready) {
+            ++progress.not_ready;
+            return;
+        }
+        ++progress.checks;
+        progress.newest = std::max(progress.newest, checked->committed);
+        if (checked->report.ok()) {
+            ++progress.ok;
+            return;
+        }
+        ++progress.failed;
+        for (const std::string& d : checked->report.differences) {
+            const std::string line =
+                fmt::format("at checkpoint {} (+{} ranges): {}", checked->committed.to_string(),
+                            checked->ranges.size(), d);
+            std::cerr << "crdb-emulator: progress check: " << line << "\n";
+            if (progress.differences.size() < 20) {
+                progress.differences.push_back(line);
+            }
+        }
+    };
     while (duration ? std::chrono::steady_clock::now() - start < *duration
                     : mutations < target_mutations) {
         const transaction txn = g.next();
@@ -288,6 +352,10 @@ int main(int argc, char** argv) {
                     std::chrono::duration<double>(static_cast<double>(transactions) / rate)));
         }
         queued = mutations;
+        if (check_every && std::chrono::steady_clock::now() >= next_check) {
+            sample();
+            next_check = std::chrono::steady_clock::now() + *check_every;
+        }
     }
     const bool finished = !sending || s.finish(g.last(), *end_timeout);
     s.stop();
@@ -329,12 +397,13 @@ int main(int argc, char** argv) {
     summary.set("finished", proto::json::boolean(finished));
 
     bool verified = true;
-    if (vm.count("verify") != 0U && finished) {
-        auto target = conn_url::parse(vm["verify"].as<std::string>());
-        if (!target) {
-            return fail("--verify: " + target.error().message());
+    if (verify_url && finished) {
+        const auto give_up = std::chrono::steady_clock::now() + *verify_wait;
+        auto report = verify_target(*verify_url, spec, g.final_state());
+        while ((!report || !report->ok()) && std::chrono::steady_clock::now() < give_up) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(500));
+            report = verify_target(*verify_url, spec, g.final_state());
         }
-        auto report = verify_target(*target, spec, g.final_state());
         if (!report) {
             return fail("--verify: " + report.error().message());
         }
@@ -353,6 +422,23 @@ int main(int argc, char** argv) {
         }
         v.set("differences", std::move(diffs));
         summary.set("verify", std::move(v));
+    }
+    if (check_every) {
+        sample();  // once more, at the end
+        proto::json p = proto::json::object();
+        p.set("checks", proto::json::number(static_cast<int64_t>(progress.checks)));
+        p.set("ok", proto::json::number(static_cast<int64_t>(progress.ok)));
+        p.set("failed", proto::json::number(static_cast<int64_t>(progress.failed)));
+        p.set("not_ready", proto::json::number(static_cast<int64_t>(progress.not_ready)));
+        p.set("unreachable", proto::json::number(static_cast<int64_t>(progress.errors)));
+        p.set("newest_checkpoint", proto::json::string(progress.newest.to_string()));
+        proto::json diffs = proto::json::array();
+        for (const std::string& d : progress.differences) {
+            diffs.items().push_back(proto::json::string(d));
+        }
+        p.set("differences", std::move(diffs));
+        summary.set("progress_checks", std::move(p));
+        verified = verified && progress.failed == 0;
     }
     const std::string text = proto::to_crdb_text(summary);
     std::cout << text << std::endl;

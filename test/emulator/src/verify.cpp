@@ -1,6 +1,7 @@
 #include "molt/emulator/verify.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cstdlib>
 #include <set>
 
@@ -206,16 +207,11 @@ std::set<std::string> mariadb_json_columns(replicator::target_session& s,
     return out;
 }
 
-}  // namespace
-
-result<verify_report> verify_target(const conn_url& target, const workload_spec& spec,
-                                    const std::vector<std::map<std::string, row_values>>& expected,
-                                    size_t max_reported) {
-    auto session = open(target);
-    if (!session) {
-        return std::move(session).error();
-    }
-    const dialect d = target.dialect();
+// Compares the spec's tables, read on `session`, with the expected state.
+result<verify_report> compare_tables(replicator::target_session& session, dialect d,
+                                     const workload_spec& spec,
+                                     const std::vector<std::map<std::string, row_values>>& expected,
+                                     size_t max_reported) {
     verify_report report;
     auto note = [&](std::string text) {
         if (report.differences.size() < max_reported) {
@@ -233,7 +229,7 @@ result<verify_report> verify_target(const conn_url& target, const workload_spec&
             sql += (c == 0 ? "" : ", ") + select_expression(table.columns[c], d);
         }
         sql += " FROM " + quote_ident(table.name, d);
-        auto rows = (*session)->query(sql, {});
+        auto rows = session.query(sql, {});
         if (!rows) {
             return rows.error().with_context(fmt::format("reading {}", table.name));
         }
@@ -280,6 +276,74 @@ result<verify_report> verify_target(const conn_url& target, const workload_spec&
     return report;
 }
 
+}  // namespace
+
+result<verify_report> verify_target(const conn_url& target, const workload_spec& spec,
+                                    const std::vector<std::map<std::string, row_values>>& expected,
+                                    size_t max_reported) {
+    auto session = open(target);
+    if (!session) {
+        return std::move(session).error();
+    }
+    return compare_tables(**session, target.dialect(), spec, expected, max_reported);
+}
+
+result<progress_check> check_progress(const conn_url& target, const generator& g,
+                                      size_t max_reported) {
+    auto session = open(target);
+    if (!session) {
+        return std::move(session).error();
+    }
+    replicator::target_session& db = **session;
+    const dialect d = target.dialect();
+    const bool pg = d == dialect::postgres;
+    if (auto begun = db.execute(pg ? "START TRANSACTION ISOLATION LEVEL REPEATABLE READ"
+                                   : "START TRANSACTION WITH CONSISTENT SNAPSHOT",
+                                {});
+        !begun) {
+        return begun.error();
+    }
+    auto finish = [&] { (void)db.execute("ROLLBACK", {}); };
+    progress_check out;
+    auto rows = db.query(
+        "SELECT first_nanos, first_logical, last_nanos, last_logical FROM _replicator_progress",
+        {});
+    if (!rows) {
+        finish();
+        return out;  // no progress table yet
+    }
+    for (const replicator::sql_row& row : *rows) {
+        std::array<int64_t, 4> v{};
+        for (size_t i = 0; i < 4; ++i) {
+            v[i] = std::stoll(row[i].value_or("0"));
+        }
+        const hlc first(v[0], static_cast<int32_t>(v[1]));
+        const hlc last(v[2], static_cast<int32_t>(v[3]));
+        if (first.is_zero()) {
+            out.committed = std::max(out.committed, last);
+        } else {
+            out.ranges.emplace_back(first, last);
+        }
+    }
+    if (out.committed.is_zero()) {
+        finish();
+        return out;
+    }
+    out.ready = true;
+    const auto expected = g.state_where([&](hlc t) {
+        return t <= out.committed ||
+               std::any_of(out.ranges.begin(), out.ranges.end(),
+                           [t](const auto& r) { return r.first <= t && t <= r.second; });
+    });
+    auto report = compare_tables(db, d, g.spec(), expected, max_reported);
+    finish();
+    if (!report) {
+        return report.error();
+    }
+    out.report = std::move(report).value();
+    return out;
+}
+
 result<void> create_tables(const conn_url& target, const workload_spec& spec) {
     auto session = open(target);
     if (!session) {
@@ -313,6 +377,9 @@ result<workload_spec> introspect_spec(const conn_url& target) {
     // Rebuild a spec document and parse it, so the same checks apply.
     proto::json tables = proto::json::array();
     for (const replicator::table_info& t : snapshot->tables) {
+        if (t.name == "_replicator_progress") {
+            continue;  // the consistent mode's bookkeeping, not a workload table
+        }
         if (!t.parents.empty()) {
             return error{errc::unsupported,
                          fmt::format("table {} has foreign keys, which introspection does not "

@@ -8,6 +8,7 @@
 // state as of any HLC.
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <random>
@@ -63,6 +64,10 @@ public:
     [[nodiscard]] const workload_spec& spec() const noexcept { return spec_; }
     /// Rows per table by primary key: the state after every transaction at or before `as_of`.
     [[nodiscard]] std::vector<std::map<std::string, row_values>> state_at(hlc as_of) const;
+    /// Rows per table after the transactions whose HLC `applied` accepts, in HLC order (the
+    /// state a consistent-mode target holds when it has applied exactly those).
+    [[nodiscard]] std::vector<std::map<std::string, row_values>> state_where(
+        const std::function<bool(hlc)>& applied) const;
     /// The state after every generated transaction.
     [[nodiscard]] std::vector<std::map<std::string, row_values>> final_state() const;
     [[nodiscard]] hlc last() const noexcept { return last_; }

@@ -31,6 +31,22 @@ struct verify_report {
     const conn_url& target, const workload_spec& spec,
     const std::vector<std::map<std::string, row_values>>& expected, size_t max_reported = 20);
 
+/// A sampled check of a consistent-mode target: what its progress table says it holds, and how
+/// the tables compare with the generator's state for exactly that.
+struct progress_check {
+    bool ready = false;  ///< false: the target has no committed checkpoint yet (nothing checked)
+    hlc committed;       ///< every transaction up to here is applied
+    std::vector<std::pair<hlc, hlc>> ranges;  ///< plus those inside these (a window in progress)
+    verify_report report;
+};
+
+/// Reads the replicator's _replicator_progress table and every table of the spec in one
+/// snapshot (REPEATABLE READ / CONSISTENT SNAPSHOT) and compares the tables with the generator's
+/// state for the transactions the progress covers: never a partial transaction, never a
+/// regressed row.
+[[nodiscard]] result<progress_check> check_progress(const conn_url& target, const generator& g,
+                                                    size_t max_reported = 20);
+
 /// Runs the spec's DDL on the target (dropping its tables first).
 [[nodiscard]] result<void> create_tables(const conn_url& target, const workload_spec& spec);
 
