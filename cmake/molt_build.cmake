@@ -51,13 +51,19 @@ endfunction()
 # Each Catch2 test case becomes one CTest test carrying LABELS (unit, integration, e2e, fuzz).
 # Exit code 77 means "skipped" (an integration test whose server is absent outside CI).
 function(molt_test)
-    cmake_parse_arguments(ARG "" "NAME" "SRCS;DEPS;LABELS" ${ARGN})
+    # RESOURCE_LOCK: a name for what the test cases share (e.g. tables of the test database),
+    # so CTest runs them one at a time.
+    cmake_parse_arguments(ARG "" "NAME;RESOURCE_LOCK" "SRCS;DEPS;LABELS" ${ARGN})
     add_executable(${ARG_NAME} ${ARG_SRCS})
     target_compile_options(${ARG_NAME} PRIVATE ${MOLT_WARNINGS})
     target_link_libraries(${ARG_NAME} PRIVATE ${ARG_DEPS} Catch2::Catch2WithMain)
     set_target_properties(${ARG_NAME} PROPERTIES RUNTIME_OUTPUT_DIRECTORY "${CMAKE_BINARY_DIR}/tests")
+    set(lock "")
+    if(ARG_RESOURCE_LOCK)
+        set(lock RESOURCE_LOCK "${ARG_RESOURCE_LOCK}")
+    endif()
     catch_discover_tests(${ARG_NAME}
         TEST_PREFIX "${ARG_NAME}: "
-        PROPERTIES LABELS "${ARG_LABELS}" SKIP_RETURN_CODE 77
+        PROPERTIES LABELS "${ARG_LABELS}" SKIP_RETURN_CODE 77 ${lock}
         EXTRA_ARGS --use-colour no)
 endfunction()

@@ -20,6 +20,8 @@
 #include "molt/replicator/server/http_server.hpp"
 #include "molt/replicator/server/router.hpp"
 #include "molt/replicator/server/tls.hpp"
+#include "molt/replicator/staging/consistent_applier.hpp"
+#include "molt/replicator/staging/staging_store.hpp"
 #include "molt/replicator/target/immediate_applier.hpp"
 
 namespace molt::replicator {
@@ -45,6 +47,54 @@ result<void> configure_logging(const start_config& cfg) {
     }
     log::configure(std::move(options));
     return ok();
+}
+
+// Pool gauges (in use, idle, max) under pool=<name>, refreshed at each scrape.
+void watch_pool(metrics::registry& metrics, const session_pool& pool, std::string name) {
+    metrics.on_collect([&metrics, &pool, name = std::move(name)] {
+        metrics.gauge("pool_connections_in_use", "Connections in use", {"pool"})
+            .with({name})
+            .set(static_cast<double>(pool.in_use()));
+        metrics.gauge("pool_connections_idle", "Idle open connections", {"pool"})
+            .with({name})
+            .set(static_cast<double>(pool.idle()));
+        metrics.gauge("pool_connections_max", "Most connections allowed", {"pool"})
+            .with({name})
+            .set(static_cast<double>(pool.max_sessions()));
+    });
+}
+
+// Pings a pool's database; `what` names it in the error.
+result<void> ping(session_pool& pool, std::string_view what) {
+    auto session = pool.acquire(std::chrono::steady_clock::now() + std::chrono::seconds(5));
+    if (!session) {
+        return session.error().with_context(what);
+    }
+    auto pinged = (*session)->ping();
+    if (!pinged) {
+        session->mark_broken();
+        return pinged.error().with_context(what);
+    }
+    return ok();
+}
+
+// Connects to staging, works out what it is (CockroachDB or PostgreSQL) and where the staging
+// schema lives, and creates what is missing.
+result<staging_location> open_staging(session_pool& pool, const start_config& cfg) {
+    auto session = pool.acquire(std::chrono::steady_clock::now() + std::chrono::seconds(30));
+    if (!session) {
+        return session.error().with_context("cannot connect to the staging database");
+    }
+    auto rows = (*session)->query("SELECT version(), current_database()", {});
+    if (!rows || rows->empty() || rows->front().size() < 2) {
+        session->mark_broken();
+        return rows ? error{errc::database_error, "the staging database did not say what it is"}
+                    : rows.error().with_context("querying the staging database");
+    }
+    const std::string version = rows->front()[0].value_or("");
+    const bool cockroach = version.find("CockroachDB") != std::string::npos;
+    return resolve_staging_schema(cfg.staging_schema, cfg.staging_schema_given, cockroach,
+                                  rows->front()[1].value_or(""));
 }
 
 std::string_view auth_text(auth_mode m) {
@@ -79,8 +129,9 @@ int run_start(start_config cfg) {
     log::info()
         .str("version", std::string(build().version))
         .str("commit", std::string(build().commit))
-        .str("mode", "immediate")
+        .str("mode", cfg.immediate ? "immediate" : "consistent")
         .str("targetConn", target.redacted())
+        .str("stagingConn", cfg.immediate ? "" : (cfg.staging ? *cfg.staging : target).redacted())
         .str("bindAddr", cfg.bind_addr.to_string())
         .str("metricsAddr", cfg.metrics_addr ? cfg.metrics_addr->to_string() : "")
         .str("tls", cfg.insecure_http     ? "off (--insecureHTTP)"
@@ -96,7 +147,7 @@ int run_start(start_config cfg) {
         .num("flushSize", cfg.flush_size)
         .num("targetMaxPoolSize", cfg.target_max_pool_size)
         .msg("Replicator starting");
-    if (cfg.staging) {
+    if (cfg.staging && cfg.immediate) {
         log::info().msg("--stagingConn is not used in immediate mode");
     }
 
@@ -124,39 +175,70 @@ int run_start(start_config cfg) {
                             : mysql::connect(target, cfg.apply_timeout);
         },
         static_cast<size_t>(cfg.target_max_pool_size));
-    metrics.on_collect([&pool, &metrics] {
-        metrics.gauge("pool_connections_in_use", "Connections in use", {"pool"})
-            .with({"target"})
-            .set(static_cast<double>(pool.in_use()));
-        metrics.gauge("pool_connections_idle", "Idle open connections", {"pool"})
-            .with({"target"})
-            .set(static_cast<double>(pool.idle()));
-        metrics.gauge("pool_connections_max", "Most connections allowed", {"pool"})
-            .with({"target"})
-            .set(static_cast<double>(pool.max_sessions()));
-    });
+    watch_pool(metrics, pool, "target");
     schema_cache schemas(*dialect, pool, cfg.schema_refresh);
     apply_options apply;
     apply.rows_per_statement = static_cast<size_t>(cfg.flush_size);
     // A request's deadline: --applyTimeout, but never past --httpResponseTimeout.
     apply.apply_timeout = std::min(cfg.apply_timeout, cfg.http_response_timeout);
-    immediate_applier applier(*dialect, pool, schemas, metrics, apply);
 
-    auto health = [&pool]() -> result<void> {
-        auto session = pool.acquire(std::chrono::steady_clock::now() + std::chrono::seconds(5));
-        if (!session) {
-            return std::move(session).error();
+    // The mode: immediate, or consistent over staging.
+    std::unique_ptr<immediate_applier> immediate;
+    std::unique_ptr<session_pool> staging_pool;
+    std::unique_ptr<staging_store> staging;
+    std::unique_ptr<consistent_applier> consistent;
+    if (cfg.immediate) {
+        immediate = std::make_unique<immediate_applier>(*dialect, pool, schemas, metrics, apply);
+    } else {
+        const conn_url staging_url = cfg.staging ? *cfg.staging : target;
+        staging_pool = std::make_unique<session_pool>(
+            [staging_url, &cfg]() { return postgres::connect(staging_url, cfg.apply_timeout); },
+            static_cast<size_t>(cfg.staging_max_pool_size), "staging", "--stagingMaxPoolSize");
+        auto where = open_staging(*staging_pool, cfg);
+        if (!where) {
+            return fail(where.error().message());
         }
-        auto pinged = (*session)->ping();
-        if (!pinged) {
-            session->mark_broken();
+        staging = std::make_unique<staging_store>(*staging_pool, *where, cfg.apply_timeout);
+        if (auto prepared = staging->prepare(); !prepared) {
+            return fail(prepared.error().message());
         }
-        return pinged;
+        log::info()
+            .str("stagingSchema", where->to_string())
+            .str("server", where->cockroach ? "CockroachDB" : "PostgreSQL")
+            .msg("staging schema ready (created if it was missing)");
+        consistent_options options;
+        options.flush_size = static_cast<size_t>(cfg.flush_size);
+        options.parallelism = static_cast<size_t>(cfg.parallelism);
+        options.scan_size = static_cast<size_t>(cfg.scan_size);
+        options.flush_period = cfg.flush_period;
+        options.retire_offset = cfg.retire_offset;
+        options.max_backlog = static_cast<uint64_t>(cfg.staging_max_backlog);
+        options.allow_backwards_checkpoint = cfg.allow_backwards_checkpoint;
+        options.request_timeout = std::min(cfg.apply_timeout, cfg.http_response_timeout);
+        options.apply_timeout = cfg.apply_timeout;
+        consistent = std::make_unique<consistent_applier>(*dialect, pool, schemas, *staging,
+                                                          metrics, options);
+        if (auto started = consistent->start(); !started) {
+            return fail(started.error().message());
+        }
+        watch_pool(metrics, *staging_pool, "staging");
+    }
+    mutation_acceptor& applier = immediate ? static_cast<mutation_acceptor&>(*immediate)
+                                           : static_cast<mutation_acceptor&>(*consistent);
+
+    auto health = [&pool, &staging_pool]() -> result<void> {
+        if (staging_pool) {
+            if (auto staged = ping(*staging_pool, "staging"); !staged) {
+                return staged;
+            }
+        }
+        return ping(pool, "target");
     };
-    if (auto reachable = health(); !reachable) {
+    if (auto reachable = ping(pool, "target"); !reachable) {
         log::warn()
             .err(reachable.error())
-            .msg("the target is not reachable yet; requests get 503 until it is");
+            .msg(cfg.immediate ? "the target is not reachable yet; requests get 503 until it is"
+                               : "the target is not reachable yet; changes are staged until it is");
     }
 
     router_config routing;
@@ -220,6 +302,9 @@ int run_start(start_config cfg) {
         break;
     }
     const bool clean = server.shutdown(cfg.grace_period);
+    if (consistent) {
+        consistent->stop();
+    }
     if (!clean) {
         log::error()
             .str("gracePeriod", format_duration(cfg.grace_period))

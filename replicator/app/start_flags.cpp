@@ -26,12 +26,19 @@ struct flag {
 
 // The flags of `replicator start`, in help order.
 constexpr flag flags[] = {
+    {"allowBackwardsCheckpoint", kind::boolean, "",
+     "acknowledge and ignore resolved timestamps older than the newest one (after a changefeed "
+     "was recreated with an older cursor) instead of refusing them"},
     {"applyTimeout", kind::duration, "30s",
-     "the maximum time a request may spend applying to the target"},
+     "the maximum time a request or a target transaction may spend applying"},
     {"bindAddr", kind::string, ":26258", "the network address to bind to"},
     {"disableAuthentication", kind::boolean, "",
      "let any caller write to the target database (logged loudly at startup)"},
-    {"flushSize", kind::integer, "1000", "the most rows written by one SQL statement"},
+    {"flushPeriod", kind::duration, "1s",
+     "how often the apply loop looks for work when it is not woken by a resolved timestamp"},
+    {"flushSize", kind::integer, "1000",
+     "the most rows written by one SQL statement; in consistent mode also about the mutations of "
+     "one target transaction"},
     {"gracePeriod", kind::duration, "30s",
      "how long in-flight requests may take to finish after SIGTERM or SIGINT"},
     {"httpIdleTimeout", kind::duration, "90s", "close a keep-alive connection idle this long"},
@@ -49,12 +56,24 @@ constexpr flag flags[] = {
     {"maxBodySize", kind::size, "64MiB", "the largest request body accepted (413 above it)"},
     {"metricsAddr", kind::string, "",
      "serve /_/healthz and /_/varz on this address instead of --bindAddr"},
-    {"parallelism", kind::integer, "16", "the most requests applied to the target at once"},
+    {"parallelism", kind::integer, "16",
+     "the most requests handled at once, and target transactions with disjoint keys applied at "
+     "once per target schema"},
+    {"retireOffset", kind::duration, "24h0m0s",
+     "how long applied mutations stay in staging before they are deleted (0 is allowed)"},
+    {"scanSize", kind::integer, "10000", "rows per staging read query, per table"},
     {"schemaRefresh", kind::duration, "1m0s",
      "how often the target's tables are introspected again"},
-    {"stagingConn", kind::string, "", "the staging database connection string"},
+    {"stagingConn", kind::string, "",
+     "the staging database (CockroachDB or PostgreSQL); default: --targetConn when it is "
+     "PostgreSQL"},
+    {"stagingCreateSchema", kind::boolean, "",
+     "accepted for compatibility: the staging database and schema are always created if missing"},
+    {"stagingMaxBacklog", kind::integer, "0",
+     "answer 503 while this many staged mutations wait for the target (0: no bound)"},
+    {"stagingMaxPoolSize", kind::integer, "128", "the most connections to the staging database"},
     {"stagingSchema", kind::string, "_replicator.public",
-     "the schema that holds staging tables and checkpoints"},
+     "the schema that holds staging tables and checkpoints (see replicator/README.md)"},
     {"targetConn", kind::string, "", "the target database connection string (required)"},
     {"targetMaxPoolSize", kind::integer, "128", "the most connections to the target"},
     {"tlsCertificate", kind::string, "", "the PEM certificate chain of the HTTPS server"},
@@ -79,28 +98,23 @@ constexpr std::string_view unsupported_flags[] = {
     "dlqTableName",
     "enableCheckpointStream",
     "enableParallelApplies",
-    "flushPeriod",
     "healthCheckTimeout",
     "limitLookahead",
     "maxRetries",
     "metricsSnapshotPeriod",
     "ndjsonBufferSize",
     "quiescentPeriod",
-    "retireOffset",
     "retryInitialBackoff",
     "retryMaxBackoff",
     "retryMultiplier",
-    "scanSize",
     "stageDisableCreateTableReaderIndex",
     "stageMarkAppliedLimit",
     "stageSanityCheckPeriod",
     "stageSanityCheckWindow",
     "stageUnappliedPeriod",
-    "stagingCreateSchema",
     "stagingIdleTime",
     "stagingJitterTime",
     "stagingMaxLifetime",
-    "stagingMaxPoolSize",
     "targetApplyQueueSize",
     "targetIdleTime",
     "targetJitterTime",
@@ -120,7 +134,6 @@ constexpr std::string_view unsupported_bool_flags[] = {
     "enableCheckpointStream",
     "enableParallelApplies",
     "stageDisableCreateTableReaderIndex",
-    "stagingCreateSchema",
 };
 
 std::string_view type_name(kind k) {
@@ -350,6 +363,8 @@ result<start_config> parse_start_flags(const std::vector<std::string_view>& raw_
     boolean("insecureHTTP", cfg.insecure_http);
     boolean("disableAuthentication", cfg.disable_authentication);
     boolean("immediate", cfg.immediate);
+    boolean("allowBackwardsCheckpoint", cfg.allow_backwards_checkpoint);
+    boolean("stagingCreateSchema", cfg.staging_create_schema);
     if (auto v = text("maxBodySize")) {
         auto size = parse_size(*v);
         if (size && *size >= 1024) {
@@ -365,9 +380,17 @@ result<start_config> parse_start_flags(const std::vector<std::string_view>& raw_
     duration("applyTimeout", cfg.apply_timeout, true);
     duration("schemaRefresh", cfg.schema_refresh, true);
     duration("gracePeriod", cfg.grace_period, false);
+    duration("flushPeriod", cfg.flush_period, true);
+    duration("retireOffset", cfg.retire_offset, false);
+    if (cfg.retire_offset.count() < 0) {
+        problems.emplace_back("--retireOffset must not be negative");
+    }
     integer("targetMaxPoolSize", cfg.target_max_pool_size, 1, 10000);
     integer("flushSize", cfg.flush_size, 1, 1000000);
     integer("parallelism", cfg.parallelism, 1, 10000);
+    integer("scanSize", cfg.scan_size, 1, 1000000);
+    integer("stagingMaxPoolSize", cfg.staging_max_pool_size, 1, 10000);
+    integer("stagingMaxBacklog", cfg.staging_max_backlog, 0, 1000000000000);
     cfg.log_destination = text("logDestination").value_or("");
     if (auto v = text("logFormat")) {
         if (*v == "json" || *v == "fluent") {
@@ -378,6 +401,7 @@ result<start_config> parse_start_flags(const std::vector<std::string_view>& raw_
             problems.push_back(fmt::format("--logFormat must be json or text, not \"{}\"", *v));
         }
     }
+    cfg.staging_schema_given = text("stagingSchema").has_value();
     cfg.staging_schema = text("stagingSchema").value_or(cfg.staging_schema);
     cfg.userscript = text("userscript").value_or("");
 
@@ -428,10 +452,16 @@ result<start_config> parse_start_flags(const std::vector<std::string_view>& raw_
     if (!cfg.userscript.empty()) {
         problems.emplace_back("--userscript: userscripts are not supported yet");
     }
-    if (!cfg.immediate) {
+    if (cfg.staging && cfg.staging->dialect() != dialect::postgres) {
         problems.emplace_back(
-            "the transactionally consistent mode (the default) is not "
-            "available yet: pass --immediate to apply each request directly");
+            "--stagingConn must be a CockroachDB or PostgreSQL connection string "
+            "(postgres://...)");
+    }
+    if (!cfg.immediate && !cfg.staging && cfg.target && cfg.target->dialect() == dialect::mysql) {
+        problems.emplace_back(
+            "the transactionally consistent mode (the default) stages changes in CockroachDB "
+            "or PostgreSQL: pass --stagingConn (usually the CockroachDB source), or --immediate "
+            "to apply each request directly");
     }
 
     if (!problems.empty()) {

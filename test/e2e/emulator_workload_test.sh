@@ -16,8 +16,6 @@ e2e_init
 sink_config='{"Flush":{"Messages":200,"Bytes":1048576,"Frequency":"20ms"},"Retry":{"Max":4,"Backoff":"50ms"}}'
 faults=(--all-faults 0.02 --fault-drop-connection 0.005)
 
-# json_field FILE KEY: a number or boolean from the one-line JSON summary.
-json_field() { grep -o "\"$2\": *[^,}]*" "$1" | head -1 | cut -d: -f2 | tr -d " "; }
 
 # workload NAME TARGET PATH [EMULATOR ARGS...]: a replicator on TARGET, the emulator against it;
 # sets WORKLOAD_EXIT and leaves the summary in $E2E_TMP/NAME.json.
@@ -49,16 +47,7 @@ check_run() {
         echo "FAIL $name: $mutations mutations, want $MUTATIONS or more"
         E2E_FAILURES=$((E2E_FAILURES + 1))
     fi
-    local f n
-    for f in duplicate replay duplicate_resolved split_transaction dropped_connection phantom_delete; do
-        n=$(json_field "$summary" "$f")
-        if [ "${n:-0}" -gt 0 ]; then
-            echo "ok   $name: $n $f faults"
-        else
-            echo "FAIL $name: no $f fault was injected"
-            E2E_FAILURES=$((E2E_FAILURES + 1))
-        fi
-    done
+    check_faults "$name" "$summary" duplicate replay duplicate_resolved split_transaction dropped_connection phantom_delete
     check "$name: no late duplicates (immediate mode)" "$(json_field "$summary" late_duplicate)" 0
     echo "     $name: $(json_field "$summary" mutations_per_second) mutations/s," \
         "$(json_field "$summary" requests) requests, $(json_field "$summary" retries) retries"

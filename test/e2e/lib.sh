@@ -22,6 +22,10 @@ e2e_cleanup() {
     for pid in "${E2E_PIDS[@]:-}"; do
         [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
     done
+    # MOLT_E2E_KEEP=DIR keeps the logs and summaries for a look afterwards.
+    if [ -n "${MOLT_E2E_KEEP:-}" ]; then
+        mkdir -p "$MOLT_E2E_KEEP" && cp -r "$E2E_TMP"/. "$MOLT_E2E_KEEP"/
+    fi
     rm -rf "$E2E_TMP"
 }
 
@@ -108,6 +112,24 @@ my_at() {
     local host=${hostport%%:*} port_db=${hostport#*:}
     local port=${port_db%%/*} db=${port_db#*/}
     mariadb --no-defaults -h "$host" -P "$port" -u "$user" -p"$pass" -N -B "$db" -e "$2"
+}
+
+# json_field FILE KEY: the first value of KEY in a one-line JSON summary (quotes dropped).
+json_field() { grep -o "\"$2\": *[^,}]*" "$1" | head -1 | cut -d: -f2 | tr -d " \""; }
+
+# check_faults NAME SUMMARY FAULT...: each fault was injected at least once by crdb-emulator.
+check_faults() {
+    local name=$1 summary=$2 f n
+    shift 2
+    for f in "$@"; do
+        n=$(json_field "$summary" "$f")
+        if [ "${n:-0}" -gt 0 ]; then
+            echo "ok   $name: $n $f faults"
+        else
+            echo "FAIL $name: no $f fault was injected"
+            E2E_FAILURES=$((E2E_FAILURES + 1))
+        fi
+    done
 }
 
 e2e_finish() {

@@ -77,8 +77,8 @@ http_response router::route(http_request&& request) {
             if (auto healthy = health_(); healthy) {
                 r.body = "OK\n";
             } else {
-                r = error_reply(error{errc::unavailable, "health check failed for target: " +
-                                                             healthy.error().message()});
+                r = error_reply(error{errc::unavailable,
+                                      "health check failed for " + healthy.error().message()});
             }
         } else if (path == "/_/varz") {
             r = route_diagnostics(request);

@@ -125,6 +125,49 @@ TEST_CASE("plan: a delete discards earlier upserts; an upsert after a delete re-
     CHECK(plan->statements[1].params == sql_params{"1", "b"});
 }
 
+TEST_CASE("plan: consistent order writes upserts parents first, then deletes children first",
+          "[plan]") {
+    const schema_snapshot s = shop();
+    auto d = postgres::make_dialect();
+    // Line (1,1) moves from order 1 to a new order 2 ... as a delete and an insert, order 1 goes;
+    // order 3 is deleted and written again (a whole row: no delete needed).
+    const auto batch = decode({
+        {"orders", key({num(2)}), obj({{"id", num(2)}, {"status", str("new")}}), 1},
+        {"order_lines", key({num(2), num(1)}),
+         obj({{"order_id", num(2)}, {"line", num(1)}, {"qty", num(1)}}), 1},
+        {"order_lines", key({num(1), num(1)}), json::null(), 1},
+        {"orders", key({num(1)}), json::null(), 2},
+        {"orders", key({num(3)}), json::null(), 2},
+        {"orders", key({num(3)}), obj({{"id", num(3)}, {"status", str("again")}}), 3},
+    });
+    auto plan = plan_batch(s, batch, *d, 1000, statement_order::upserts_first);
+    REQUIRE(plan);
+    std::vector<std::string> shape;
+    for (const auto& st : plan->statements) {
+        std::string line = st.type == planned_statement::kind::upsert ? "upsert " : "delete ";
+        line += st.table->name + " ";
+        for (size_t i = 0; i < st.params.size(); ++i) {
+            line += (i == 0 ? "" : "/") + st.params[i].value_or("NULL");
+        }
+        shape.push_back(line);
+    }
+    CHECK(shape == std::vector<std::string>{
+                       "upsert orders 2/new/3/again",
+                       "upsert order_lines 2/1/1",
+                       "delete order_lines 1/1",
+                       "delete orders 1",
+                   });
+    REQUIRE(plan->tables.size() == 2);
+    CHECK(plan->tables[0].upserts == 2);
+    CHECK(plan->tables[0].deletes == 1);
+
+    // The same batch in immediate order: every delete first.
+    auto immediate = plan_batch(s, batch, *d, 1000);
+    REQUIRE(immediate);
+    CHECK(immediate->statements.front().type == planned_statement::kind::erase);
+    CHECK(immediate->statements.front().table->name == "order_lines");
+}
+
 TEST_CASE("plan: generated columns are accepted and never written; NULLs bind as NULL", "[plan]") {
     const schema_snapshot s = shop();
     auto d = postgres::make_dialect();

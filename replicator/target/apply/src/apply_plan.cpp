@@ -53,7 +53,8 @@ const table_info* resolve_topic(const schema_snapshot& schema, std::string_view 
 }
 
 result<apply_plan> plan_batch(const schema_snapshot& schema, const proto::batch& rows,
-                              const target_dialect& dialect, size_t rows_per_statement) {
+                              const target_dialect& dialect, size_t rows_per_statement,
+                              statement_order order) {
     struct table_work {
         const table_info* table = nullptr;
         std::vector<folded_row> rows;
@@ -117,13 +118,17 @@ result<apply_plan> plan_batch(const schema_snapshot& schema, const proto::batch&
                                 std::min(rows_per_statement, dialect.max_parameters() / columns));
     };
 
-    // Deletes, children before parents.
-    for (auto it = work.rbegin(); it != work.rend(); ++it) {
-        const table_work& w = it->second;
-        const table_info& t = *w.table;
-        std::vector<const folded_row*> deletes;
-        for (const folded_row& row : w.rows) {
-            if (row.delete_first) {
+    // Deletes, children before parents. Upserts first: a key written again after its delete
+    // needs no delete, as the changefeed sends whole rows (every family) and the upsert sets them.
+    auto plan_deletes = [&]() -> result<void> {
+        for (auto it = work.rbegin(); it != work.rend(); ++it) {
+            const table_work& w = it->second;
+            const table_info& t = *w.table;
+            std::vector<const folded_row*> deletes;
+            for (const folded_row& row : w.rows) {
+                if (!row.delete_first || (row.upsert && order == statement_order::upserts_first)) {
+                    continue;
+                }
                 if (row.key_values.size() != t.pk_count) {
                     return row_error(t, row.message,
                                      fmt::format("\"key\" has {} values but the primary key has "
@@ -132,36 +137,44 @@ result<apply_plan> plan_batch(const schema_snapshot& schema, const proto::batch&
                 }
                 deletes.push_back(&row);
             }
-        }
-        const size_t per = chunk_size(std::max<size_t>(1, t.pk_count));
-        for (size_t start = 0; start < deletes.size(); start += per) {
-            const size_t n = std::min(per, deletes.size() - start);
-            planned_statement st;
-            st.type = planned_statement::kind::erase;
-            st.table = &t;
-            st.rows = n;
-            st.sql = dialect.delete_sql(t, n);
-            st.params.reserve(n * t.pk_count);
-            for (size_t r = start; r < start + n; ++r) {
-                for (size_t k = 0; k < t.pk_count; ++k) {
-                    auto bound = dialect.bind_value(t.columns[k], deletes[r]->key_values[k]);
-                    if (!bound) {
-                        return row_error(t, deletes[r]->message, bound.error().message());
+            const size_t per = chunk_size(std::max<size_t>(1, t.pk_count));
+            for (size_t start = 0; start < deletes.size(); start += per) {
+                const size_t n = std::min(per, deletes.size() - start);
+                planned_statement st;
+                st.type = planned_statement::kind::erase;
+                st.table = &t;
+                st.rows = n;
+                st.sql = dialect.delete_sql(t, n);
+                st.params.reserve(n * t.pk_count);
+                for (size_t r = start; r < start + n; ++r) {
+                    for (size_t k = 0; k < t.pk_count; ++k) {
+                        auto bound = dialect.bind_value(t.columns[k], deletes[r]->key_values[k]);
+                        if (!bound) {
+                            return row_error(t, deletes[r]->message, bound.error().message());
+                        }
+                        st.params.push_back(std::move(bound).value());
                     }
-                    st.params.push_back(std::move(bound).value());
                 }
+                plan.statements.push_back(std::move(st));
             }
-            plan.statements.push_back(std::move(st));
+        }
+        return ok();
+    };
+    if (order == statement_order::deletes_first) {
+        if (auto done = plan_deletes(); !done) {
+            return std::move(done).error();
         }
     }
 
     // Upserts, parents before children; rows grouped by the set of columns they carry.
-    for (auto& [order, w] : work) {
+    for (auto& [position, w] : work) {
         const table_info& t = *w.table;
         table_counts counts{&t, w.received, 0, 0};
         std::map<std::vector<size_t>, std::vector<const folded_row*>> by_columns;
         for (const folded_row& row : w.rows) {
-            counts.deletes += row.delete_first ? 1 : 0;
+            counts.deletes +=
+                row.delete_first && !(row.upsert && order == statement_order::upserts_first) ? 1
+                                                                                             : 0;
             if (!row.upsert) {
                 continue;
             }
@@ -206,7 +219,44 @@ result<apply_plan> plan_batch(const schema_snapshot& schema, const proto::batch&
         }
         plan.tables.push_back(counts);
     }
+    if (order == statement_order::upserts_first) {
+        if (auto done = plan_deletes(); !done) {
+            return std::move(done).error();
+        }
+    }
     return plan;
+}
+
+result<void> execute_statements(target_session& session, const apply_plan& plan) {
+    for (const planned_statement& st : plan.statements) {
+        if (auto done = session.execute(st.sql, st.params); !done) {
+            session.rollback();
+            return done.error().with_context(fmt::format(
+                "{} on {}", st.type == planned_statement::kind::upsert ? "upsert" : "delete",
+                st.table->qualified.to_string()));
+        }
+    }
+    return ok();
+}
+
+void log_applied(const apply_plan& plan, double elapsed_seconds) {
+    for (const table_counts& t : plan.tables) {
+        if (t.upserts > 0) {
+            log::debug()
+                .str("target", t.table->qualified.to_string())
+                .unum("upserted", t.upserts)
+                .unum("proposed", t.received)
+                .dbl("duration_ms", elapsed_seconds * 1e3)
+                .msg("upserted rows");
+        }
+        if (t.deletes > 0) {
+            log::debug()
+                .str("target", t.table->qualified.to_string())
+                .unum("applied", t.deletes)
+                .unum("proposed", t.received)
+                .msg("deleted rows");
+        }
+    }
 }
 
 }  // namespace molt::replicator

@@ -48,13 +48,8 @@ result<void> immediate_applier::run_transaction(target_session& session, const a
     if (auto begun = session.begin(); !begun) {
         return begun;
     }
-    for (const planned_statement& st : plan.statements) {
-        if (auto done = session.execute(st.sql, st.params); !done) {
-            session.rollback();
-            return done.error().with_context(fmt::format(
-                "{} on {}", st.type == planned_statement::kind::upsert ? "upsert" : "delete",
-                st.table->qualified.to_string()));
-        }
+    if (auto done = execute_statements(session, plan); !done) {
+        return done;
     }
     return session.commit();
 }
@@ -157,22 +152,8 @@ result<accept_stats> immediate_applier::accept_rows(const qualified_name& schema
         deletes_.with({schema_label, t.table->name}).add(t.deletes);
         stats.upserts += t.upserts;
         stats.deletes += t.deletes;
-        if (t.upserts > 0) {
-            log::debug()
-                .str("target", t.table->qualified.to_string())
-                .unum("upserted", t.upserts)
-                .unum("proposed", t.received)
-                .dbl("duration_ms", elapsed * 1e3)
-                .msg("upserted rows");
-        }
-        if (t.deletes > 0) {
-            log::debug()
-                .str("target", t.table->qualified.to_string())
-                .unum("applied", t.deletes)
-                .unum("proposed", t.received)
-                .msg("deleted rows");
-        }
     }
+    log_applied(*plan, elapsed);
     return stats;
 }
 

@@ -10,8 +10,12 @@ session_pool::lease::~lease() {
     }
 }
 
-session_pool::session_pool(connect_fn connect, size_t max_sessions)
-    : connect_(std::move(connect)), max_(max_sessions) {}
+session_pool::session_pool(connect_fn connect, size_t max_sessions, std::string name,
+                           std::string flag)
+    : connect_(std::move(connect)),
+      max_(max_sessions),
+      name_(std::move(name)),
+      flag_(std::move(flag)) {}
 
 result<session_pool::lease> session_pool::acquire(std::chrono::steady_clock::time_point deadline) {
     std::unique_lock<std::mutex> lock(mutex_);
@@ -35,9 +39,8 @@ result<session_pool::lease> session_pool::acquire(std::chrono::steady_clock::tim
         }
         if (available_.wait_until(lock, deadline) == std::cv_status::timeout && idle_.empty() &&
             open_ >= max_) {
-            return error{
-                errc::unavailable,
-                fmt::format("all {} target connections are busy (--targetMaxPoolSize)", max_)};
+            return error{errc::unavailable,
+                         fmt::format("all {} {} connections are busy ({})", max_, name_, flag_)};
         }
     }
 }

@@ -34,10 +34,14 @@ struct start_config {
         std::chrono::minutes(2);  ///< --httpResponseTimeout
 
     // Target and staging
-    std::optional<conn_url> target;                                     ///< --targetConn (required)
-    std::optional<conn_url> staging;                                    ///< --stagingConn
-    std::string staging_schema = "_replicator.public";                  ///< --stagingSchema
-    int64_t target_max_pool_size = 128;                                 ///< --targetMaxPoolSize
+    std::optional<conn_url> target;                     ///< --targetConn (required)
+    std::optional<conn_url> staging;                    ///< --stagingConn
+    std::string staging_schema = "_replicator.public";  ///< --stagingSchema
+    bool staging_schema_given = false;                  ///< --stagingSchema was on the command line
+    bool staging_create_schema = false;                 ///< --stagingCreateSchema
+    int64_t staging_max_pool_size = 128;                ///< --stagingMaxPoolSize
+    int64_t staging_max_backlog = 0;     ///< --stagingMaxBacklog: 503 above (0: no bound)
+    int64_t target_max_pool_size = 128;  ///< --targetMaxPoolSize
     std::chrono::nanoseconds apply_timeout = std::chrono::seconds(30);  ///< --applyTimeout
     std::chrono::nanoseconds schema_refresh = std::chrono::minutes(1);  ///< --schemaRefresh
 
@@ -45,6 +49,10 @@ struct start_config {
     bool immediate = false;     ///< --immediate
     int64_t flush_size = 1000;  ///< --flushSize: rows per statement at most
     int64_t parallelism = 16;   ///< --parallelism: requests applied at once
+    int64_t scan_size = 10000;  ///< --scanSize: staging rows per read, per table
+    std::chrono::nanoseconds flush_period = std::chrono::seconds(1);  ///< --flushPeriod
+    std::chrono::nanoseconds retire_offset = std::chrono::hours(24);  ///< --retireOffset
+    bool allow_backwards_checkpoint = false;  ///< --allowBackwardsCheckpoint
 
     // Process
     std::chrono::nanoseconds grace_period = std::chrono::seconds(30);  ///< --gracePeriod

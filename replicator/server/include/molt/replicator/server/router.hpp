@@ -2,7 +2,8 @@
 // Request routing and the one place where errors become HTTP replies. Pure: no sockets; the
 // HTTP server calls route() on a worker thread for every request it has read completely.
 //
-//   GET  /_/healthz   200 "OK" when the target answers, else 503 with the reason (no auth)
+//   GET  /_/healthz   200 "OK" when the target (and staging) answer, else 503 with the reason
+//                     (no auth)
 //   GET  /_/varz      Prometheus metrics (no auth)
 //   *    /_/...       404: reserved
 //   POST /<schema>    the changefeed webhook (authentication required)

@@ -5,9 +5,13 @@
 //      upserts of one key merge column by column (column families, sparse rows);
 //   3. columns are matched case-insensitively: an unknown column or a missing primary key column
 //      is an error naming table and column; generated columns are accepted and never written;
-//   4. statements: deletes children before parents, then upserts parents before children; rows
-//      with the same column set share a statement, chunked to --flushSize rows and the dialect's
-//      parameter limit.
+//   4. statements (statement_order::deletes_first, immediate mode): deletes children before
+//      parents, then upserts parents before children. statement_order::upserts_first (consistent
+//      mode, where a batch goes from one consistent source state to a later one): deletes of keys
+//      that are deleted and written again, children first; upserts, parents first; then the
+//      remaining deletes, children first, so that a child moved to a new parent leaves the old
+//      parent free to be deleted. Rows with the same column set share a statement, chunked to
+//      --flushSize rows and the dialect's parameter limit.
 
 #include <cstddef>
 #include <string>
@@ -45,10 +49,20 @@ struct apply_plan {
 [[nodiscard]] const table_info* resolve_topic(const schema_snapshot& schema,
                                               std::string_view topic);
 
+enum class statement_order { deletes_first, upserts_first };
+
 /// Builds the statements of one request. Errors: errc::not_found for an unknown table,
 /// errc::invalid_argument for columns and values (naming table, column and message index).
 [[nodiscard]] result<apply_plan> plan_batch(const schema_snapshot& schema, const proto::batch& rows,
                                             const target_dialect& dialect,
-                                            size_t rows_per_statement);
+                                            size_t rows_per_statement,
+                                            statement_order order = statement_order::deletes_first);
+
+/// Runs the plan's statements in order on a session inside a transaction the caller began; on
+/// a failure it rolls back and names the statement's kind and table.
+[[nodiscard]] result<void> execute_statements(target_session& session, const apply_plan& plan);
+
+/// The debug lines "upserted rows" and "deleted rows" per table, as the original writes them.
+void log_applied(const apply_plan& plan, double elapsed_seconds);
 
 }  // namespace molt::replicator

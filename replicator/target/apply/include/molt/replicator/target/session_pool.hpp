@@ -11,6 +11,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <vector>
 
 #include "molt/common/result.hpp"
@@ -43,7 +44,10 @@ public:
         bool broken_ = false;
     };
 
-    session_pool(connect_fn connect, size_t max_sessions);
+    /// `name` and `flag` word the error when every session is busy ("target",
+    /// "--targetMaxPoolSize").
+    session_pool(connect_fn connect, size_t max_sessions, std::string name = "target",
+                 std::string flag = "--targetMaxPoolSize");
 
     [[nodiscard]] result<lease> acquire(std::chrono::steady_clock::time_point deadline);
 
@@ -56,6 +60,8 @@ private:
 
     connect_fn connect_;
     size_t max_;
+    std::string name_;
+    std::string flag_;
     mutable std::mutex mutex_;
     std::condition_variable available_;
     std::vector<std::unique_ptr<target_session>> idle_;

@@ -1,0 +1,124 @@
+#pragma once
+// The transactionally consistent mode (the default).
+//
+// Ingest (HTTP threads): a request's rows are staged durably (staging_store) before the 200;
+// rows at or below the committed checkpoint are late duplicates, dropped and counted (a content
+// mismatch with what was staged is logged as a changefeed protocol violation). A resolved
+// timestamp is recorded when it is not older than the newest one; an older one is refused (400,
+// "going backwards") unless --allowBackwardsCheckpoint acknowledges and ignores it. Above
+// --stagingMaxBacklog unapplied rows, requests get 503.
+//
+// Apply (one pipeline thread per target schema): for the window (committed C, resolved R] it
+// reads the staged rows of every table merged by HLC, cuts them into target transactions of
+// about --flushSize mutations that never split one HLC, folds each per key and writes upserts
+// parents first, then deletes children first. Up to --parallelism transactions run at once, only
+// when their key sets are disjoint. Each transaction also records its HLC range in the target's
+// _replicator_progress table, so a crash never re-applies or half-applies it; when every range of
+// the window is in, one transaction folds them into the new committed checkpoint R, which staging
+// then records too. Applied staged rows are retired after --retireOffset.
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "molt/common/metrics.hpp"
+#include "molt/replicator/core/acceptor.hpp"
+#include "molt/replicator/core/target.hpp"
+#include "molt/replicator/staging/staging_store.hpp"
+#include "molt/replicator/target/schema_cache.hpp"
+#include "molt/replicator/target/session_pool.hpp"
+
+namespace molt::replicator {
+
+struct consistent_options {
+    size_t flush_size = 1000;                                         ///< --flushSize
+    size_t parallelism = 16;                                          ///< --parallelism
+    size_t scan_size = 10000;                                         ///< --scanSize
+    std::chrono::nanoseconds flush_period = std::chrono::seconds(1);  ///< --flushPeriod
+    std::chrono::nanoseconds retire_offset = std::chrono::hours(24);  ///< --retireOffset
+    uint64_t max_backlog = 0;                 ///< --stagingMaxBacklog (0: no bound)
+    bool allow_backwards_checkpoint = false;  ///< --allowBackwardsCheckpoint
+    std::chrono::nanoseconds request_timeout = std::chrono::seconds(30);  ///< per request
+    std::chrono::nanoseconds apply_timeout = std::chrono::seconds(30);    ///< --applyTimeout
+    std::chrono::milliseconds first_backoff{50};
+    std::chrono::milliseconds max_backoff{5000};
+};
+
+/// The name of the progress table the consistent mode keeps in each target schema.
+inline constexpr std::string_view progress_table_name = "_replicator_progress";
+
+class consistent_applier final : public mutation_acceptor {
+public:
+    consistent_applier(const target_dialect& dialect, session_pool& target_pool,
+                       schema_cache& schemas, staging_store& staging, metrics::registry& metrics,
+                       consistent_options options);
+    ~consistent_applier() override;
+    consistent_applier(const consistent_applier&) = delete;
+    consistent_applier& operator=(const consistent_applier&) = delete;
+
+    /// Starts the pipelines of target schemas with resolved timestamps not applied yet.
+    [[nodiscard]] result<void> start();
+    /// Stops every pipeline (a window in progress stops between transactions).
+    void stop();
+
+    result<accept_stats> accept_rows(const qualified_name& schema,
+                                     const proto::batch& rows) override;
+    result<void> accept_resolved(const qualified_name& schema, hlc resolved) override;
+
+    /// The committed checkpoint of a target schema, as far as this process knows it.
+    [[nodiscard]] hlc committed(const qualified_name& schema);
+    /// Rows staged and not applied yet.
+    [[nodiscard]] int64_t backlog() const noexcept { return backlog_.load(); }
+
+private:
+    struct group;
+    struct window;
+
+    result<std::shared_ptr<group>> group_for(const qualified_name& schema);
+    void run(group& g);
+    result<void> load_progress(group& g);
+    result<void> count_backlog(group& g, const schema_snapshot& snapshot);
+    result<void> apply_window(group& g, hlc resolved);
+    result<void> apply_chunk(group& g, window& w, uint64_t sequence);
+    result<void> complete_window(group& g, hlc resolved);
+    void retire(group& g);
+    bool sleep_for(group& g, std::chrono::nanoseconds d);
+    void publish(group& g);
+
+    const target_dialect& dialect_;
+    session_pool& target_pool_;
+    schema_cache& schemas_;
+    staging_store& staging_;
+    consistent_options options_;
+    std::atomic<bool> stopping_{false};
+    std::atomic<int64_t> backlog_{0};
+
+    std::mutex mutex_;
+    std::map<std::string, std::shared_ptr<group>> groups_;
+
+    metrics::family<metrics::counter>& staged_;
+    metrics::family<metrics::counter>& duplicates_;
+    metrics::family<metrics::counter>& late_;
+    metrics::family<metrics::counter>& violations_;
+    metrics::family<metrics::counter>& backwards_;
+    metrics::family<metrics::counter>& upserts_;
+    metrics::family<metrics::counter>& deletes_;
+    metrics::family<metrics::counter>& applied_;
+    metrics::family<metrics::counter>& retries_;
+    metrics::family<metrics::counter>& apply_errors_;
+    metrics::family<metrics::counter>& retired_;
+    metrics::family<metrics::histogram>& stage_duration_;
+    metrics::family<metrics::histogram>& apply_duration_;
+    metrics::family<metrics::gauge>& pending_;
+    metrics::family<metrics::gauge>& committed_time_;
+    metrics::family<metrics::gauge>& proposed_time_;
+    metrics::family<metrics::gauge>& source_lag_;
+    metrics::family<metrics::gauge>& target_lag_;
+};
+
+}  // namespace molt::replicator

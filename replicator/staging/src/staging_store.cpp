@@ -1,0 +1,632 @@
+#include "molt/replicator/staging/staging_store.hpp"
+
+#include <algorithm>
+#include <map>
+#include <tuple>
+
+#include <fmt/format.h>
+
+namespace molt::replicator {
+namespace {
+
+constexpr int64_t layout_version = 1;
+constexpr size_t rows_per_statement = 1000;
+constexpr size_t max_identifier = 63;  // PostgreSQL's NAMEDATALEN - 1
+
+std::string q(std::string_view name) {
+    return quote_ident(name, dialect::postgres);
+}
+
+std::string lower(std::string_view s) {
+    std::string out(s);
+    std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) {
+        return static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+    });
+    return out;
+}
+
+// FNV-1a, for shortening long staging table names deterministically.
+uint64_t fnv1a(std::string_view s) {
+    uint64_t h = 1469598103934665603ULL;
+    for (const unsigned char c : s) {
+        h = (h ^ c) * 1099511628211ULL;
+    }
+    return h;
+}
+
+// PostgreSQL array literals.
+std::string text_array(const std::vector<const std::string*>& items) {
+    std::string out = "{";
+    for (size_t i = 0; i < items.size(); ++i) {
+        out += i == 0 ? "\"" : ",\"";
+        for (const char c : *items[i]) {
+            if (c == '"' || c == '\\') {
+                out += '\\';
+            }
+            out += c;
+        }
+        out += '"';
+    }
+    out += '}';
+    return out;
+}
+
+template <typename T, typename Fn>
+std::string number_array(const std::vector<T>& items, Fn&& fn) {
+    std::string out = "{";
+    for (size_t i = 0; i < items.size(); ++i) {
+        if (i != 0) {
+            out += ',';
+        }
+        out += fn(items[i]);
+    }
+    out += '}';
+    return out;
+}
+
+sql_params hlc_params(hlc t) {
+    return {std::to_string(t.wall()), std::to_string(t.logical())};
+}
+
+// Appends a timestamp's two parameters.
+void add_hlc(sql_params& params, hlc t) {
+    params.emplace_back(std::to_string(t.wall()));
+    params.emplace_back(std::to_string(t.logical()));
+}
+
+result<hlc> hlc_of(const sql_row& row, size_t at) {
+    if (row.size() < at + 2 || !row[at] || !row[at + 1]) {
+        return error{errc::database_error, "staging returned a NULL timestamp"};
+    }
+    try {
+        return hlc(std::stoll(*row[at]), static_cast<int32_t>(std::stol(*row[at + 1])));
+    } catch (const std::exception&) {
+        return error{errc::database_error, fmt::format("staging returned a bad timestamp \"{}.{}\"",
+                                                       *row[at], *row[at + 1])};
+    }
+}
+
+}  // namespace
+
+std::string staging_location::qualify(std::string_view table) const {
+    return cockroach ? fmt::format("{}.{}.{}", q(database), q(schema), q(table))
+                     : fmt::format("{}.{}", q(schema), q(table));
+}
+
+std::string staging_location::catalog_tables() const {
+    return cockroach ? q(database) + ".information_schema.tables"
+                     : std::string("information_schema.tables");
+}
+
+std::string staging_location::to_string() const {
+    return cockroach ? database + "." + schema : schema;
+}
+
+result<staging_location> resolve_staging_schema(std::string_view flag, bool given, bool cockroach,
+                                                std::string_view connected_database) {
+    staging_location where;
+    where.cockroach = cockroach;
+    auto name = parse_qualified_name(flag, dialect::postgres, 1, 2);
+    if (!name) {
+        return name.error().with_context("--stagingSchema");
+    }
+    const std::vector<std::string>& parts = name->parts;
+    if (cockroach) {
+        where.database = parts[0];
+        where.schema = parts.size() == 2 ? parts[1] : "public";
+        return where;
+    }
+    if (!given) {
+        where.schema = "_replicator";
+        return where;
+    }
+    if (parts.size() == 2 && parts[0] != connected_database) {
+        return error{errc::invalid_argument,
+                     fmt::format("--stagingSchema {}: a PostgreSQL staging server cannot reach "
+                                 "database \"{}\" from database \"{}\"; name a schema of the "
+                                 "connected database (e.g. --stagingSchema _replicator), or "
+                                 "connect --stagingConn to {}",
+                                 name->to_string(), parts[0], connected_database, parts[0])};
+    }
+    where.schema = parts.back();
+    return where;
+}
+
+staging_store::staging_store(session_pool& pool, staging_location where,
+                             std::chrono::nanoseconds timeout)
+    : pool_(pool), where_(std::move(where)), timeout_(timeout) {}
+
+result<session_pool::lease> staging_store::session() {
+    auto s = pool_.acquire(std::chrono::steady_clock::now() + timeout_);
+    if (!s) {
+        return s.error().with_context("staging");
+    }
+    return s;
+}
+
+std::string staging_store::group_of(const qualified_name& target_schema) {
+    std::string out;
+    for (const std::string& p : target_schema.parts) {
+        out += (out.empty() ? "" : ".") + p;
+    }
+    return out;
+}
+
+std::string staging_store::stage_table(const qualified_name& target_schema,
+                                       std::string_view table) {
+    std::string name = "molt_stage";
+    for (const std::string& p : target_schema.parts) {
+        name += "_" + lower(p);
+    }
+    name += "_" + lower(table);
+    if (name.size() > max_identifier) {
+        // Keep a readable prefix; the hash of the whole name keeps it unique.
+        name = fmt::format("{}_{:016x}", name.substr(0, max_identifier - 17), fnv1a(name));
+    }
+    return name;
+}
+
+result<void> staging_store::prepare() {
+    auto s = session();
+    if (!s) {
+        return s.error();
+    }
+    target_session& db = **s;
+    if (where_.cockroach) {
+        if (auto r = db.execute("CREATE DATABASE IF NOT EXISTS " + q(where_.database), {}); !r) {
+            return r.error().with_context("creating the staging database");
+        }
+        if (auto r = db.execute(fmt::format("CREATE SCHEMA IF NOT EXISTS {}.{}", q(where_.database),
+                                            q(where_.schema)),
+                                {});
+            !r) {
+            return r.error().with_context("creating the staging schema");
+        }
+    } else if (auto r = db.execute("CREATE SCHEMA IF NOT EXISTS " + q(where_.schema), {}); !r) {
+        return r.error().with_context("creating the staging schema");
+    }
+    const std::string ddl[] = {
+        fmt::format("CREATE TABLE IF NOT EXISTS {} (name TEXT PRIMARY KEY, version INT8 NOT NULL, "
+                    "written_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+                    where_.qualify("molt_layout")),
+        fmt::format("CREATE TABLE IF NOT EXISTS {} (group_name TEXT NOT NULL, source_nanos INT8 "
+                    "NOT NULL, source_logical INT4 NOT NULL, first_seen TIMESTAMPTZ NOT NULL "
+                    "DEFAULT now(), target_applied_at TIMESTAMPTZ, PRIMARY KEY (group_name, "
+                    "source_nanos, source_logical))",
+                    where_.qualify("molt_checkpoints")),
+        fmt::format("INSERT INTO {} (name, version) VALUES ('staging', {}) ON CONFLICT (name) DO "
+                    "NOTHING",
+                    where_.qualify("molt_layout"), layout_version),
+    };
+    for (const std::string& sql : ddl) {
+        if (auto r = db.execute(sql, {}); !r) {
+            return r.error().with_context("preparing staging " + where_.to_string());
+        }
+    }
+    auto version = db.query(
+        fmt::format("SELECT version FROM {} WHERE name = 'staging'", where_.qualify("molt_layout")),
+        {});
+    if (!version) {
+        return version.error().with_context("reading the staging layout version");
+    }
+    const std::string found = version->empty() || !version->front()[0] ? "" : *version->front()[0];
+    if (found != std::to_string(layout_version)) {
+        return error{
+            errc::invalid_argument,
+            fmt::format("staging {} has layout version {}, but this replicator uses "
+                        "version {}; use another --stagingSchema or migrate it (see "
+                        "replicator/README.md)",
+                        where_.to_string(), found.empty() ? "(none)" : found, layout_version)};
+    }
+    return ok();
+}
+
+result<void> staging_store::ensure_table(target_session& s, const std::string& stage_table) {
+    {
+        const std::lock_guard<std::mutex> lock(mutex_);
+        if (created_.count(stage_table) != 0) {
+            return ok();
+        }
+    }
+    auto made = s.execute(fmt::format("CREATE TABLE IF NOT EXISTS {} (nanos INT8 NOT NULL, "
+                                      "logical INT4 NOT NULL, key TEXT NOT NULL, mut TEXT NOT "
+                                      "NULL, deletion BOOL NOT NULL DEFAULT false, "
+                                      "PRIMARY KEY (nanos, logical, key))",
+                                      where_.qualify(stage_table)),
+                          {});
+    if (!made) {
+        // Two requests may create the same table at once; PostgreSQL then fails the slower
+        // CREATE TABLE IF NOT EXISTS with a unique violation although the table exists.
+        auto rows = s.query(fmt::format("SELECT count(*) FROM {} WHERE table_schema = :p1 AND "
+                                        "table_name = :p2",
+                                        where_.catalog_tables()),
+                            {where_.schema, stage_table});
+        if (!rows || rows->empty() || !rows->front()[0] || *rows->front()[0] == "0") {
+            return made.error().with_context("creating staging table " + stage_table);
+        }
+    }
+    const std::lock_guard<std::mutex> lock(mutex_);
+    created_.insert(stage_table);
+    return ok();
+}
+
+result<bool> staging_store::exists(const std::string& stage_table) {
+    {
+        const std::lock_guard<std::mutex> lock(mutex_);
+        if (created_.count(stage_table) != 0) {
+            return true;
+        }
+    }
+    auto s = session();
+    if (!s) {
+        return s.error();
+    }
+    auto rows = (*s)->query(fmt::format("SELECT count(*) FROM {} WHERE table_schema = :p1 AND "
+                                        "table_name = :p2",
+                                        where_.catalog_tables()),
+                            {where_.schema, stage_table});
+    if (!rows) {
+        return rows.error().with_context("looking up staging table " + stage_table);
+    }
+    const bool found = !rows->empty() && rows->front()[0] && *rows->front()[0] != "0";
+    if (found) {
+        const std::lock_guard<std::mutex> lock(mutex_);
+        created_.insert(stage_table);
+    }
+    return found;
+}
+
+result<stage_outcome> staging_store::stage(const std::vector<table_rows>& tables,
+                                           hlc resolved_bound) {
+    auto s = session();
+    if (!s) {
+        return s.error();
+    }
+    target_session& db = **s;
+    for (const table_rows& t : tables) {
+        if (auto made = ensure_table(db, t.stage_table); !made) {
+            s->mark_broken();
+            return made.error();
+        }
+    }
+    if (auto begun = db.begin(); !begun) {
+        s->mark_broken();
+        return begun.error().with_context("staging");
+    }
+    stage_outcome out;
+    for (const table_rows& t : tables) {
+        // One row per (HLC, key); within a request the last one wins.
+        std::map<std::pair<hlc, std::string_view>, const staged_mutation*> unique;
+        for (const staged_mutation& m : t.rows) {
+            unique[{m.updated, m.key}] = &m;
+        }
+        std::vector<const staged_mutation*> rows;
+        rows.reserve(unique.size());
+        for (const auto& [k, m] : unique) {
+            rows.push_back(m);
+        }
+        const std::string sql = fmt::format(
+            "INSERT INTO {} (nanos, logical, key, mut, deletion) SELECT * FROM "
+            "unnest(:p1::INT8[], :p2::INT4[], :p3::TEXT[], :p4::TEXT[], :p5::BOOL[]) ON CONFLICT "
+            "(nanos, logical, key) DO NOTHING RETURNING nanos, logical, key",
+            where_.qualify(t.stage_table));
+        for (size_t start = 0; start < rows.size(); start += rows_per_statement) {
+            const std::vector<const staged_mutation*> part(
+                rows.begin() + static_cast<std::ptrdiff_t>(start),
+                rows.begin() +
+                    static_cast<std::ptrdiff_t>(std::min(rows.size(), start + rows_per_statement)));
+            std::vector<const std::string*> keys, messages;
+            for (const staged_mutation* m : part) {
+                keys.push_back(&m->key);
+                messages.push_back(&m->message);
+            }
+            sql_params params{number_array(part,
+                                           [](const staged_mutation* m) {
+                                               return std::to_string(m->updated.wall());
+                                           }),
+                              number_array(part,
+                                           [](const staged_mutation* m) {
+                                               return std::to_string(m->updated.logical());
+                                           }),
+                              text_array(keys), text_array(messages),
+                              number_array(part, [](const staged_mutation* m) {
+                                  return std::string(m->deletion ? "t" : "f");
+                              })};
+            auto inserted = db.query(sql, params);
+            if (!inserted) {
+                db.rollback();
+                return inserted.error().with_context("staging rows in " + t.stage_table);
+            }
+            out.staged += inserted->size();
+            out.duplicates += part.size() - inserted->size();
+            for (const sql_row& row : *inserted) {
+                auto h = hlc_of(row, 0);
+                if (h && !(resolved_bound < *h) && !resolved_bound.is_zero()) {
+                    out.after_resolved.push_back(fmt::format("{} key {} at {}", t.stage_table,
+                                                             row[2].value_or(""), h->to_string()));
+                }
+            }
+        }
+    }
+    if (auto done = db.commit(); !done) {
+        s->mark_broken();
+        return done.error().with_context("committing staged rows");
+    }
+    return out;
+}
+
+result<std::vector<const staged_mutation*>> staging_store::differing(
+    const std::string& stage_table, const std::vector<staged_mutation>& rows) {
+    std::vector<const staged_mutation*> out;
+    auto present = exists(stage_table);
+    if (!present) {
+        return present.error();
+    }
+    if (!*present || rows.empty()) {
+        return out;
+    }
+    auto s = session();
+    if (!s) {
+        return s.error();
+    }
+    std::vector<const std::string*> keys;
+    std::vector<const staged_mutation*> all;
+    for (const staged_mutation& m : rows) {
+        keys.push_back(&m.key);
+        all.push_back(&m);
+    }
+    auto found = (*s)->query(
+        fmt::format("SELECT s.nanos, s.logical, s.key, s.mut FROM {} AS s JOIN "
+                    "unnest(:p1::INT8[], :p2::INT4[], :p3::TEXT[]) AS u (n, l, k) ON s.nanos = "
+                    "u.n AND s.logical = u.l AND s.key = u.k",
+                    where_.qualify(stage_table)),
+        {number_array(all,
+                      [](const staged_mutation* m) { return std::to_string(m->updated.wall()); }),
+         number_array(
+             all, [](const staged_mutation* m) { return std::to_string(m->updated.logical()); }),
+         text_array(keys)});
+    if (!found) {
+        return found.error().with_context("reading staged rows of " + stage_table);
+    }
+    std::map<std::pair<hlc, std::string>, std::string> staged;
+    for (const sql_row& row : *found) {
+        auto h = hlc_of(row, 0);
+        if (!h) {
+            return h.error();
+        }
+        staged[{*h, row[2].value_or("")}] = row[3].value_or("");
+    }
+    for (const staged_mutation& m : rows) {
+        const auto it = staged.find({m.updated, m.key});
+        if (it != staged.end() && it->second != m.message) {
+            out.push_back(&m);
+        }
+    }
+    return out;
+}
+
+result<resolved_outcome> staging_store::record_resolved(const std::string& group, hlc t,
+                                                        hlc* latest) {
+    auto s = session();
+    if (!s) {
+        return s.error();
+    }
+    target_session& db = **s;
+    if (auto begun = db.begin(); !begun) {
+        s->mark_broken();
+        return begun.error().with_context("staging");
+    }
+    const std::string table = where_.qualify("molt_checkpoints");
+    auto newest =
+        db.query(fmt::format("SELECT source_nanos, source_logical FROM {} WHERE group_name = :p1 "
+                             "ORDER BY source_nanos DESC, source_logical DESC LIMIT 1 FOR UPDATE",
+                             table),
+                 {group});
+    if (!newest) {
+        db.rollback();
+        return newest.error().with_context("reading checkpoints");
+    }
+    if (!newest->empty()) {
+        auto h = hlc_of(newest->front(), 0);
+        if (!h) {
+            db.rollback();
+            return h.error();
+        }
+        if (latest != nullptr) {
+            *latest = *h;
+        }
+        if (t <= *h) {
+            db.rollback();
+            return t == *h ? resolved_outcome::repeated : resolved_outcome::backwards;
+        }
+    }
+    sql_params params{group};
+    add_hlc(params, t);
+    if (auto r = db.execute(fmt::format("INSERT INTO {} (group_name, source_nanos, source_logical) "
+                                        "VALUES (:p1, :p2::INT8, :p3::INT4) ON CONFLICT DO NOTHING",
+                                        table),
+                            params);
+        !r) {
+        db.rollback();
+        return r.error().with_context("recording a checkpoint");
+    }
+    if (auto done = db.commit(); !done) {
+        s->mark_broken();
+        return done.error().with_context("recording a checkpoint");
+    }
+    if (latest != nullptr) {
+        *latest = t;
+    }
+    return resolved_outcome::recorded;
+}
+
+namespace {
+
+result<hlc> newest_checkpoint(target_session& db, const std::string& table,
+                              const std::string& group, bool applied_only) {
+    auto rows =
+        db.query(fmt::format("SELECT source_nanos, source_logical FROM {} WHERE group_name "
+                             "= :p1{} ORDER BY source_nanos DESC, source_logical DESC "
+                             "LIMIT 1",
+                             table, applied_only ? " AND target_applied_at IS NOT NULL" : ""),
+                 {group});
+    if (!rows) {
+        return rows.error().with_context("reading checkpoints");
+    }
+    if (rows->empty()) {
+        return hlc();
+    }
+    return hlc_of(rows->front(), 0);
+}
+
+}  // namespace
+
+result<hlc> staging_store::latest_resolved(const std::string& group) {
+    auto s = session();
+    if (!s) {
+        return s.error();
+    }
+    return newest_checkpoint(**s, where_.qualify("molt_checkpoints"), group, false);
+}
+
+result<hlc> staging_store::committed(const std::string& group) {
+    auto s = session();
+    if (!s) {
+        return s.error();
+    }
+    return newest_checkpoint(**s, where_.qualify("molt_checkpoints"), group, true);
+}
+
+result<void> staging_store::mark_committed(const std::string& group, hlc t) {
+    auto s = session();
+    if (!s) {
+        return s.error();
+    }
+    sql_params params{group};
+    add_hlc(params, t);
+    auto r = (*s)->execute(fmt::format("UPDATE {} SET target_applied_at = now() WHERE group_name = "
+                                       ":p1 AND (source_nanos, source_logical) <= (:p2::INT8, "
+                                       ":p3::INT4) AND target_applied_at IS NULL",
+                                       where_.qualify("molt_checkpoints")),
+                           params);
+    if (!r) {
+        return r.error().with_context("marking checkpoints applied");
+    }
+    return ok();
+}
+
+result<std::vector<std::string>> staging_store::pending_groups() {
+    auto s = session();
+    if (!s) {
+        return s.error();
+    }
+    auto rows = (*s)->query(fmt::format("SELECT DISTINCT group_name FROM {} WHERE "
+                                        "target_applied_at IS NULL ORDER BY group_name",
+                                        where_.qualify("molt_checkpoints")),
+                            {});
+    if (!rows) {
+        return rows.error().with_context("reading checkpoints");
+    }
+    std::vector<std::string> out;
+    for (const sql_row& row : *rows) {
+        out.push_back(row[0].value_or(""));
+    }
+    return out;
+}
+
+result<std::vector<stored_mutation>> staging_store::read(const std::string& stage_table, hlc after,
+                                                         const std::string& after_key, hlc upto,
+                                                         size_t limit) {
+    auto s = session();
+    if (!s) {
+        return s.error();
+    }
+    sql_params params = hlc_params(after);
+    params.emplace_back(after_key);
+    add_hlc(params, upto);
+    auto rows = (*s)->query(
+        fmt::format("SELECT nanos, logical, key, mut FROM {} WHERE (nanos, logical, key) > "
+                    "(:p1::INT8, :p2::INT4, :p3) AND (nanos, logical) <= (:p4::INT8, :p5::INT4) "
+                    "ORDER BY nanos, logical, key LIMIT {}",
+                    where_.qualify(stage_table), limit),
+        params);
+    if (!rows) {
+        return rows.error().with_context("reading staged rows of " + stage_table);
+    }
+    std::vector<stored_mutation> out;
+    out.reserve(rows->size());
+    for (sql_row& row : *rows) {
+        auto h = hlc_of(row, 0);
+        if (!h) {
+            return h.error();
+        }
+        out.push_back({*h, std::move(row[2]).value_or(""), std::move(row[3]).value_or("")});
+    }
+    return out;
+}
+
+result<uint64_t> staging_store::count_above(const std::string& stage_table, hlc after) {
+    auto present = exists(stage_table);
+    if (!present) {
+        return present.error();
+    }
+    if (!*present) {
+        return uint64_t{0};
+    }
+    auto s = session();
+    if (!s) {
+        return s.error();
+    }
+    auto rows = (*s)->query(fmt::format("SELECT count(*) FROM {} WHERE (nanos, logical) > "
+                                        "(:p1::INT8, :p2::INT4)",
+                                        where_.qualify(stage_table)),
+                            hlc_params(after));
+    if (!rows) {
+        return rows.error().with_context("counting staged rows of " + stage_table);
+    }
+    return static_cast<uint64_t>(std::stoull(rows->front()[0].value_or("0")));
+}
+
+result<uint64_t> staging_store::retire(const std::string& stage_table, hlc upto, size_t limit) {
+    auto s = session();
+    if (!s) {
+        return s.error();
+    }
+    const std::string table = where_.qualify(stage_table);
+    auto rows = (*s)->query(
+        fmt::format("WITH d AS (DELETE FROM {} WHERE (nanos, logical, key) IN (SELECT nanos, "
+                    "logical, key FROM {} WHERE (nanos, logical) <= (:p1::INT8, :p2::INT4) ORDER "
+                    "BY nanos, logical, key LIMIT {}) RETURNING 1) SELECT count(*) FROM d",
+                    table, table, limit),
+        hlc_params(upto));
+    if (!rows) {
+        return rows.error().with_context("retiring staged rows of " + stage_table);
+    }
+    return static_cast<uint64_t>(std::stoull(rows->front()[0].value_or("0")));
+}
+
+result<void> staging_store::retire_checkpoints(const std::string& group, hlc upto) {
+    auto s = session();
+    if (!s) {
+        return s.error();
+    }
+    const std::string table = where_.qualify("molt_checkpoints");
+    sql_params params{group};
+    add_hlc(params, upto);
+    params.emplace_back(group);  // placeholders bind in order of appearance
+    // The newest applied checkpoint stays: it is where a restart resumes.
+    auto r = (*s)->execute(
+        fmt::format("DELETE FROM {0} WHERE group_name = :p1 AND target_applied_at IS NOT NULL "
+                    "AND (source_nanos, source_logical) <= (:p2::INT8, :p3::INT4) AND "
+                    "(source_nanos, source_logical) < (SELECT source_nanos, source_logical FROM "
+                    "{0} WHERE group_name = :p4 AND target_applied_at IS NOT NULL ORDER BY "
+                    "source_nanos DESC, source_logical DESC LIMIT 1)",
+                    table),
+        params);
+    if (!r) {
+        return r.error().with_context("retiring checkpoints");
+    }
+    return ok();
+}
+
+}  // namespace molt::replicator

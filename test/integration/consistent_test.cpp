@@ -1,0 +1,284 @@
+// The consistent mode against real servers: staging on the throwaway PostgreSQL, targets
+// PostgreSQL and MariaDB. Each scenario runs on both targets.
+#include <unistd.h>
+
+#include <thread>
+
+#include "molt/replicator/staging/consistent_applier.hpp"
+#include "molt/replicator/staging/staging_store.hpp"
+#include "molt/test/json_builders.hpp"
+
+#include "apply_support.hpp"
+
+using namespace molt::replicator;
+using namespace molt::replicator::testing;
+using molt::hlc;
+using molt::proto::json;
+using molt::test::key;
+using molt::test::num;
+using molt::test::obj;
+using molt::test::str;
+
+namespace {
+
+hlc at(int64_t wall) {
+    return hlc(1'700'000'000'000'000'000 + wall, 0);
+}
+
+// A target with parent/child tables, staging in a schema of its own on PostgreSQL, and a
+// consistent applier (restartable) over both.
+struct consistent_stack {
+    explicit consistent_stack(const std::string& target_env, consistent_options opts = {})
+        : target(target_env),
+          staging_url(molt::conn_url::parse(molt::test::server_url("MOLT_TEST_PG_URL")).value()),
+          staging_pool([this] { return open_session(staging_url); }, 8, "staging",
+                       "--stagingMaxPoolSize"),
+          options(opts) {
+        const bool pg = target.url.dialect() == molt::dialect::postgres;
+        target.sql(
+            "DROP TABLE IF EXISTS it_child; DROP TABLE IF EXISTS it_parent; "
+            "DROP TABLE IF EXISTS _replicator_progress");
+        target.sql(std::string("CREATE TABLE it_parent (id BIGINT PRIMARY KEY, v ") +
+                   (pg ? "TEXT" : "VARCHAR(100)") +
+                   "); CREATE TABLE it_child (id BIGINT PRIMARY KEY, parent_id BIGINT NOT NULL "
+                   "REFERENCES it_parent (id), v " +
+                   (pg ? "TEXT" : "VARCHAR(100)") + ")");
+        staging_schema = "it_staging_" + std::to_string(getpid()) + (pg ? "_pg" : "_my");
+        auto admin = open_session(staging_url).value();
+        REQUIRE(admin->execute("DROP SCHEMA IF EXISTS " + staging_schema + " CASCADE", {}));
+        where.schema = staging_schema;
+        staging = std::make_unique<staging_store>(staging_pool, where, std::chrono::seconds(30));
+        REQUIRE(staging->prepare());
+        start();
+    }
+    ~consistent_stack() {
+        applier.reset();
+        if (auto admin = open_session(staging_url)) {
+            (void)(*admin)->execute("DROP SCHEMA IF EXISTS " + staging_schema + " CASCADE", {});
+        }
+    }
+
+    void start() {
+        applier = std::make_unique<consistent_applier>(*target.dialect, target.pool, target.schemas,
+                                                       *staging, metrics, options);
+        REQUIRE(applier->start());
+    }
+    /// Stops the applier and starts a new one, as a restarted process would.
+    void restart() {
+        applier.reset();
+        start();
+    }
+
+    molt::result<accept_stats> post(const std::vector<row>& rows) {
+        auto decoded = molt::proto::decode_webhook(body(rows));
+        REQUIRE(decoded);
+        return applier->accept_rows(target.schema, decoded->rows);
+    }
+    molt::result<void> resolve(int64_t wall) {
+        return applier->accept_resolved(target.schema, at(wall));
+    }
+    /// Waits until the target holds `wall`'s checkpoint.
+    void wait_committed(int64_t wall) {
+        const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+        while (applier->committed(target.schema) < at(wall)) {
+            if (std::chrono::steady_clock::now() > give_up) {
+                FAIL("the target did not reach checkpoint "
+                     << wall << "; it holds " << applier->committed(target.schema).to_string());
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        }
+    }
+    /// "id:parent_id:v" rows of it_child, or "id:v" rows of it_parent, by id.
+    std::vector<std::string> rows_of(const std::string& table) {
+        const bool child = table == "it_child";
+        auto rows = target.admin->query(child ? "SELECT id, parent_id, v FROM it_child ORDER BY id"
+                                              : "SELECT id, v FROM it_parent ORDER BY id",
+                                        {});
+        REQUIRE(rows);
+        std::vector<std::string> out;
+        for (const auto& r : *rows) {
+            std::string line;
+            for (const auto& v : r) {
+                line += (line.empty() ? "" : ":") + v.value_or("NULL");
+            }
+            out.push_back(line);
+        }
+        return out;
+    }
+    uint64_t counter(const std::string& name, const std::vector<std::string>& labels) {
+        return metrics.counter(name, "", {"schema"}).with(labels).value();
+    }
+    uint64_t transactions() {
+        return metrics.histogram("apply_duration_seconds", "", {"schema"})
+            .with({target.schema.to_string()})
+            .read()
+            .count;
+    }
+
+    apply_stack target;
+    molt::conn_url staging_url;
+    session_pool staging_pool;
+    std::string staging_schema;
+    staging_location where;
+    std::unique_ptr<staging_store> staging;
+    molt::metrics::registry metrics;
+    consistent_options options;
+    std::unique_ptr<consistent_applier> applier;
+};
+
+json parent(int64_t id, const std::string& v) {
+    return obj({{"id", num(id)}, {"v", str(v)}});
+}
+json child(int64_t id, int64_t parent_id, const std::string& v) {
+    return obj({{"id", num(id)}, {"parent_id", num(parent_id)}, {"v", str(v)}});
+}
+
+void fk_transactions_in_order(const std::string& env) {
+    consistent_stack s(env);
+    // Three source transactions; payload order puts children first, which the target's foreign
+    // keys only accept if the apply orders them.
+    REQUIRE(s.post({
+        {"it_child", key({num(1)}), child(1, 1, "c1"), 10},
+        {"it_parent", key({num(1)}), parent(1, "p1"), 10},
+        // T2: child 1 moves to a new parent 2, parent 1 goes.
+        {"it_parent", key({num(1)}), json::null(), 20},
+        {"it_child", key({num(1)}), child(1, 2, "c1 moved"), 20},
+        {"it_parent", key({num(2)}), parent(2, "p2"), 20},
+    }));
+    // T3: child and parent deleted, the parent first in the payload.
+    REQUIRE(s.post({
+        {"it_parent", key({num(2)}), json::null(), 30},
+        {"it_child", key({num(1)}), json::null(), 30},
+        {"it_parent", key({num(3)}), parent(3, "p3"), 30},
+    }));
+    // Nothing is applied before a resolved timestamp covers it.
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    CHECK(s.rows_of("it_parent").empty());
+
+    REQUIRE(s.resolve(15));
+    s.wait_committed(15);
+    CHECK(s.rows_of("it_parent") == std::vector<std::string>{"1:p1"});
+    CHECK(s.rows_of("it_child") == std::vector<std::string>{"1:1:c1"});
+
+    REQUIRE(s.resolve(25));
+    s.wait_committed(25);
+    CHECK(s.rows_of("it_parent") == std::vector<std::string>{"2:p2"});
+    CHECK(s.rows_of("it_child") == std::vector<std::string>{"1:2:c1 moved"});
+
+    REQUIRE(s.resolve(35));
+    s.wait_committed(35);
+    CHECK(s.rows_of("it_parent") == std::vector<std::string>{"3:p3"});
+    CHECK(s.rows_of("it_child").empty());
+    CHECK(s.counter("stage_mutations_total", {s.target.schema.to_string()}) == 8);
+
+    // An unknown target schema is refused (404), and gets no apply loop.
+    molt::qualified_name unknown = s.target.schema;
+    unknown.parts.back() = "no_such_schema";
+    auto refused = s.applier->accept_resolved(unknown, at(40));
+    REQUIRE_FALSE(refused);
+    CHECK(refused.error().code() == molt::errc::not_found);
+    auto decoded =
+        molt::proto::decode_webhook(body({{"it_parent", key({num(9)}), parent(9, "x"), 40}}));
+    REQUIRE(decoded);
+    auto rows_refused = s.applier->accept_rows(unknown, decoded->rows);
+    REQUIRE_FALSE(rows_refused);
+    CHECK(rows_refused.error().code() == molt::errc::not_found);
+    CHECK(s.applier->committed(unknown).is_zero());
+}
+
+void fragments_and_duplicates(const std::string& env) {
+    consistent_stack s(env, [] {
+        consistent_options o;
+        o.flush_size = 1;  // a transaction per HLC: only whole HLCs may share one
+        return o;
+    }());
+    // One source transaction (HLC 40) arrives in two requests, children first; a lone row at 41.
+    const std::vector<row> first = {{"it_child", key({num(5)}), child(5, 5, "c5"), 40},
+                                    {"it_child", key({num(6)}), child(6, 5, "c6"), 40}};
+    const std::vector<row> second = {{"it_parent", key({num(5)}), parent(5, "p5"), 40},
+                                     {"it_parent", key({num(7)}), parent(7, "p7"), 41}};
+    REQUIRE(s.post(first));
+    REQUIRE(s.post(second));
+    // Redelivery and a replay: absorbed by staging.
+    REQUIRE(s.post(first));
+    REQUIRE(s.post(second));
+    REQUIRE(s.post(first));
+    const std::string label = s.target.schema.to_string();
+    CHECK(s.counter("stage_mutations_total", {label}) == 4);
+    CHECK(s.counter("stage_duplicate_mutations_total", {label}) == 6);
+
+    REQUIRE(s.resolve(45));
+    s.wait_committed(45);
+    CHECK(s.rows_of("it_parent") == std::vector<std::string>{"5:p5", "7:p7"});
+    CHECK(s.rows_of("it_child") == std::vector<std::string>{"5:5:c5", "6:5:c6"});
+    // HLC 40's three rows went in one target transaction despite --flushSize 1; 41 in another.
+    CHECK(s.transactions() == 2);
+
+    // A late duplicate, with different content: dropped, counted, reported.
+    REQUIRE(s.post({{"it_parent", key({num(5)}), parent(5, "rewritten"), 40}}));
+    CHECK(s.counter("stage_late_duplicate_mutations_total", {label}) == 1);
+    CHECK(s.metrics.counter("changefeed_protocol_violations_total", "", {"schema", "kind"})
+              .with({label, "late_duplicate_differs"})
+              .value() == 1);
+    REQUIRE(s.post({{"it_parent", key({num(8)}), parent(8, "p8"), 50}}));
+    REQUIRE(s.resolve(55));
+    s.wait_committed(55);
+    CHECK(s.rows_of("it_parent") == std::vector<std::string>{"5:p5", "7:p7", "8:p8"});
+}
+
+void resolved_timestamps(const std::string& env) {
+    consistent_stack s(env);
+    REQUIRE(s.post({{"it_parent", key({num(1)}), parent(1, "a"), 10}}));
+    REQUIRE(s.resolve(20));
+    REQUIRE(s.resolve(20));  // a duplicate is fine
+    s.wait_committed(20);
+    auto backwards = s.resolve(15);
+    REQUIRE_FALSE(backwards);
+    CHECK(backwards.error().code() == molt::errc::invalid_argument);
+    CHECK_THAT(backwards.error().message(), Catch::Contains("is going backwards") &&
+                                                Catch::Contains("--allowBackwardsCheckpoint"));
+    CHECK(s.metrics.counter("checkpoint_proposed_going_backwards_errors", "", {"schema"})
+              .with({s.target.schema.to_string()})
+              .value() == 1);
+
+    // Rows staged above the checkpoint survive a restart; the new process resumes from the
+    // target's committed checkpoint and applies them once resolved.
+    REQUIRE(s.post({{"it_parent", key({num(2)}), parent(2, "b"), 30}}));
+    s.options.allow_backwards_checkpoint = true;
+    s.restart();
+    CHECK(s.applier->committed(s.target.schema) <= at(20));
+    REQUIRE(s.resolve(15));  // acknowledged and ignored now
+    REQUIRE(s.resolve(35));
+    s.wait_committed(35);
+    CHECK(s.rows_of("it_parent") == std::vector<std::string>{"1:a", "2:b"});
+    // The progress table holds one row: the committed checkpoint.
+    CHECK(s.target.column("SELECT last_nanos FROM _replicator_progress") ==
+          std::vector<std::optional<std::string>>{std::to_string(at(35).wall())});
+}
+
+}  // namespace
+
+TEST_CASE("consistent, PostgreSQL: FK-linked transactions apply atomically, in order",
+          "[integration][consistent]") {
+    fk_transactions_in_order("MOLT_TEST_PG_URL");
+}
+TEST_CASE("consistent, MariaDB: FK-linked transactions apply atomically, in order",
+          "[integration][consistent]") {
+    fk_transactions_in_order("MOLT_TEST_MYSQL_URL");
+}
+TEST_CASE("consistent, PostgreSQL: fragments across requests, duplicates, late duplicates",
+          "[integration][consistent]") {
+    fragments_and_duplicates("MOLT_TEST_PG_URL");
+}
+TEST_CASE("consistent, MariaDB: fragments across requests, duplicates, late duplicates",
+          "[integration][consistent]") {
+    fragments_and_duplicates("MOLT_TEST_MYSQL_URL");
+}
+TEST_CASE("consistent, PostgreSQL: duplicate and backwards resolved timestamps, restart",
+          "[integration][consistent]") {
+    resolved_timestamps("MOLT_TEST_PG_URL");
+}
+TEST_CASE("consistent, MariaDB: duplicate and backwards resolved timestamps, restart",
+          "[integration][consistent]") {
+    resolved_timestamps("MOLT_TEST_MYSQL_URL");
+}
