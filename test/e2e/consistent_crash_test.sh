@@ -7,7 +7,7 @@
 # the expected state. On PostgreSQL (staging in the target database) and on MariaDB (staging on
 # PostgreSQL).
 # Usage: consistent_crash_test.sh REPLICATOR CRDB_EMULATOR [SECONDS_PER_TARGET] [KILLS]
-#   A longer soak: consistent_crash_test.sh build/ci/bin/replicator build/ci/bin/crdb-emulator 1800 200
+#   A longer soak: consistent_soak.sh [MINUTES]
 #   (servers from test/support/db/with-dbs.sh)
 REPLICATOR=$1
 EMULATOR=$2
@@ -17,8 +17,8 @@ KILLS=${4:-6}
 e2e_init
 
 sink_config='{"Flush":{"Messages":100,"Bytes":1048576,"Frequency":"20ms"},"Retry":{"Max":3,"Backoff":"100ms"}}'
-faults=(--fault-duplicate 0.1 --fault-replay 0.05 --fault-late-duplicate 0.05
-    --fault-duplicate-resolved 0.05 --fault-split-transaction 0.05 --fault-phantom-delete 0.01)
+faults=(--fault-duplicate 0.1 --fault-replay 0.05 --fault-late-duplicate 0.1
+    --fault-duplicate-resolved 0.1 --fault-split-transaction 0.05 --fault-phantom-delete 0.01)
 
 
 # staged_rows SCHEMA: rows in the staging tables (molt_stage_*) of a staging schema in crash_pg.
