@@ -17,7 +17,7 @@ KILLS=${4:-6}
 e2e_init
 
 sink_config='{"Flush":{"Messages":100,"Bytes":1048576,"Frequency":"20ms"},"Retry":{"Max":3,"Backoff":"100ms"}}'
-faults=(--fault-duplicate 0.1 --fault-replay 0.05 --fault-late-duplicate 0.1
+faults=(--fault-duplicate 0.1 --fault-replay 0.1 --fault-late-duplicate 0.1
     --fault-duplicate-resolved 0.1 --fault-split-transaction 0.05 --fault-phantom-delete 0.01)
 
 
