@@ -99,17 +99,6 @@ sql_params range_params(hlc first, hlc last) {
             std::to_string(last.wall()), std::to_string(last.logical())};
 }
 
-result<hlc> parse_hlc(const sql_row& row, size_t at) {
-    if (row.size() < at + 2 || !row[at] || !row[at + 1]) {
-        return error{errc::database_error, "the progress table holds a NULL timestamp"};
-    }
-    try {
-        return hlc(std::stoll(*row[at]), static_cast<int32_t>(std::stol(*row[at + 1])));
-    } catch (const std::exception&) {
-        return error{errc::database_error, "the progress table holds a bad timestamp"};
-    }
-}
-
 // The staged key: the key's JSON, plus the topic for column families (t.family), whose
 // messages share a key and an HLC. A tab never appears in compact JSON outside strings.
 std::string staged_key(const table_info& t, std::string_view topic, std::string_view key) {
@@ -601,8 +590,8 @@ result<void> consistent_applier::load_progress(group& g) {
     hlc base;
     std::vector<std::pair<hlc, hlc>> ranges;
     for (const sql_row& row : *rows) {
-        auto first = parse_hlc(row, 0);
-        auto last = parse_hlc(row, 2);
+        auto first = hlc_from_row(row, 0, sql.table);
+        auto last = hlc_from_row(row, 2, sql.table);
         if (!first || !last) {
             return first ? last.error() : first.error();
         }

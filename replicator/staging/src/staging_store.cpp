@@ -75,18 +75,22 @@ void add_hlc(sql_params& params, hlc t) {
 }
 
 result<hlc> hlc_of(const sql_row& row, size_t at) {
+    return hlc_from_row(row, at, "staging");
+}
+
+}  // namespace
+
+result<hlc> hlc_from_row(const sql_row& row, size_t at, std::string_view source) {
     if (row.size() < at + 2 || !row[at] || !row[at + 1]) {
-        return error{errc::database_error, "staging returned a NULL timestamp"};
+        return error{errc::database_error, fmt::format("{} holds a NULL timestamp", source)};
     }
     try {
         return hlc(std::stoll(*row[at]), static_cast<int32_t>(std::stol(*row[at + 1])));
     } catch (const std::exception&) {
-        return error{errc::database_error, fmt::format("staging returned a bad timestamp \"{}.{}\"",
+        return error{errc::database_error, fmt::format("{} holds a bad timestamp \"{}.{}\"", source,
                                                        *row[at], *row[at + 1])};
     }
 }
-
-}  // namespace
 
 std::string staging_location::qualify(std::string_view table) const {
     return cockroach ? fmt::format("{}.{}.{}", q(database), q(schema), q(table))

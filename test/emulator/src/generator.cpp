@@ -434,18 +434,7 @@ transaction generator::next() {
 }
 
 std::vector<std::map<std::string, row_values>> generator::state_at(hlc as_of) const {
-    std::vector<std::map<std::string, row_values>> out(spec_.tables.size());
-    for (const event& e : events_) {
-        if (e.updated > as_of) {
-            break;
-        }
-        if (e.row) {
-            out[e.table][e.pk] = *e.row;
-        } else {
-            out[e.table].erase(e.pk);
-        }
-    }
-    return out;
+    return state_where([as_of](hlc t) { return t <= as_of; });
 }
 
 std::vector<std::map<std::string, row_values>> generator::state_where(

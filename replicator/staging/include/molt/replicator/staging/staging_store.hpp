@@ -52,6 +52,10 @@ struct staging_location {
                                                               bool cockroach,
                                                               std::string_view connected_database);
 
+/// A timestamp from two columns of a row (nanos, logical) at `at`; `source` names the table in
+/// the error.
+[[nodiscard]] result<hlc> hlc_from_row(const sql_row& row, size_t at, std::string_view source);
+
 /// A mutation to stage.
 struct staged_mutation {
     hlc updated;
