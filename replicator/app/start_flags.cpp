@@ -390,7 +390,7 @@ result<start_config> parse_start_flags(const std::vector<std::string_view>& raw_
     integer("parallelism", cfg.parallelism, 1, 10000);
     integer("scanSize", cfg.scan_size, 1, 1000000);
     integer("stagingMaxPoolSize", cfg.staging_max_pool_size, 1, 10000);
-    integer("stagingMaxBacklog", cfg.staging_max_backlog, 0, 1000000000000);
+    integer("stagingMaxBacklog", cfg.staging_max_backlog, 0, 999999999999);
     cfg.log_destination = text("logDestination").value_or("");
     if (auto v = text("logFormat")) {
         if (*v == "json" || *v == "fluent") {
