@@ -157,13 +157,12 @@ struct consistent_applier::window {
         hlc first;
         hlc last;
         size_t rows = 0;
-        bool done = false;
         std::thread thread;
     };
     std::mutex mutex;
     std::condition_variable changed;
     std::map<uint64_t, std::unique_ptr<chunk>> chunks;  ///< running or finished, not reaped
-    std::set<uint64_t> unfinished;
+    std::set<uint64_t> unfinished;                      ///< sequences still running
     std::optional<error> failure;  ///< set when a chunk gave up (only while stopping)
 };
 
@@ -185,15 +184,10 @@ consistent_applier::consistent_applier(const target_dialect& dialect, session_po
                                   {"schema", "kind"})),
       backwards_(metrics.counter("checkpoint_proposed_going_backwards_errors",
                                  "Resolved timestamps older than the newest one", {"schema"})),
-      upserts_(metrics.counter("apply_upserts_total", "Rows upserted into the target, per table",
-                               {"schema", "table"})),
-      deletes_(metrics.counter("apply_deletes_total", "Rows deleted from the target, per table",
-                               {"schema", "table"})),
+      apply_metrics_(metrics),
       applied_(metrics.counter("apply_mutations_total",
                                "Staged mutations applied to the target, per table",
                                {"schema", "table"})),
-      retries_(metrics.counter("apply_retries_total", "Target transactions retried, by reason",
-                               {"schema", "reason"})),
       apply_errors_(metrics.counter("apply_errors_total",
                                     "Target transactions that failed, by reason",
                                     {"schema", "reason"})),
@@ -202,8 +196,6 @@ consistent_applier::consistent_applier(const target_dialect& dialect, session_po
                                {"schema"})),
       stage_duration_(
           metrics.histogram("stage_duration_seconds", "Time to stage one request", {"schema"})),
-      apply_duration_(metrics.histogram("apply_duration_seconds",
-                                        "Time to apply one target transaction", {"schema"})),
       pending_(metrics.gauge("stage_pending_mutations",
                              "Mutations staged and not applied yet (all schemas)", {})),
       committed_time_(metrics.gauge("checkpoint_committed_time_seconds",
@@ -781,17 +773,16 @@ result<void> consistent_applier::apply_window(group& g, hlc resolved) {
     size_t rows_read = 0;
     auto chunk = std::make_unique<window::chunk>();
 
-    // Waits for finished chunks and reaps them; returns false if one gave up.
-    auto reap = [&](std::unique_lock<std::mutex>& lock) {
+    // Joins finished chunks (under w.mutex); returns false if one gave up.
+    auto reap = [&] {
         for (auto it = w.chunks.begin(); it != w.chunks.end();) {
-            if (it->second->done) {
+            if (w.unfinished.count(it->first) == 0) {
                 it->second->thread.join();
                 it = w.chunks.erase(it);
             } else {
                 ++it;
             }
         }
-        (void)lock;
         return !w.failure.has_value();
     };
     auto dispatch = [&]() -> result<void> {
@@ -801,7 +792,7 @@ result<void> consistent_applier::apply_window(group& g, hlc resolved) {
         std::unique_lock<std::mutex> lock(w.mutex);
         // Wait for room, and for every running chunk that shares a key with this one.
         for (;;) {
-            if (!reap(lock)) {
+            if (!reap()) {
                 return *w.failure;
             }
             const bool room = w.chunks.size() < options_.parallelism;
@@ -822,13 +813,12 @@ result<void> consistent_applier::apply_window(group& g, hlc resolved) {
         w.unfinished.insert(sequence);
         window::chunk* raw = chunk.get();
         w.chunks.emplace(sequence, std::move(chunk));
-        raw->thread = std::thread([this, &g, &w, sequence, raw] {
+        raw->thread = std::thread([this, &g, &w, sequence] {
             auto done = apply_chunk(g, w, sequence);
             const std::lock_guard<std::mutex> l(w.mutex);
             if (!done && !w.failure) {
                 w.failure = done.error();
             }
-            raw->done = true;
             w.unfinished.erase(sequence);
             w.changed.notify_all();
         });
@@ -838,7 +828,7 @@ result<void> consistent_applier::apply_window(group& g, hlc resolved) {
     auto drain = [&]() -> result<void> {
         std::unique_lock<std::mutex> lock(w.mutex);
         w.changed.wait(lock, [&] { return w.unfinished.empty(); });
-        reap(lock);
+        reap();
         if (w.failure) {
             return *w.failure;
         }
@@ -987,13 +977,10 @@ result<void> consistent_applier::apply_chunk(group& g, window& w, uint64_t seque
                 auto done = attempt_once();
                 if (done) {
                     const double elapsed = seconds_since(start);
-                    apply_duration_.with({g.label}).observe(elapsed);
+                    apply_metrics_.applied(g.label, *plan, elapsed);
                     for (const table_counts& t : plan->tables) {
                         applied_.with({g.label, t.table->name}).add(t.received);
-                        upserts_.with({g.label, t.table->name}).add(t.upserts);
-                        deletes_.with({g.label, t.table->name}).add(t.deletes);
                     }
-                    log_applied(*plan, elapsed);
                     return ok();
                 }
                 failure = done.error();
@@ -1004,7 +991,7 @@ result<void> consistent_applier::apply_chunk(group& g, window& w, uint64_t seque
             }
         }
         const retry_class why = failure.retry();
-        retries_.with({g.label, std::string(to_string(why))}).add();
+        apply_metrics_.retried(g.label, why);
         if (why == retry_class::defer) {
             // A foreign key needs a row that an earlier transaction of this window writes:
             // wait for every earlier one, then try again.

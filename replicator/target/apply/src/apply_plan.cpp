@@ -239,24 +239,4 @@ result<void> execute_statements(target_session& session, const apply_plan& plan)
     return ok();
 }
 
-void log_applied(const apply_plan& plan, double elapsed_seconds) {
-    for (const table_counts& t : plan.tables) {
-        if (t.upserts > 0) {
-            log::debug()
-                .str("target", t.table->qualified.to_string())
-                .unum("upserted", t.upserts)
-                .unum("proposed", t.received)
-                .dbl("duration_ms", elapsed_seconds * 1e3)
-                .msg("upserted rows");
-        }
-        if (t.deletes > 0) {
-            log::debug()
-                .str("target", t.table->qualified.to_string())
-                .unum("applied", t.deletes)
-                .unum("proposed", t.received)
-                .msg("deleted rows");
-        }
-    }
-}
-
 }  // namespace molt::replicator

@@ -33,14 +33,7 @@ immediate_applier::immediate_applier(const target_dialect& dialect, session_pool
                                  {"schema", "table"})),
       failed_(metrics.counter("mutations_error_count", "Mutations whose request failed, per table",
                               {"schema", "table"})),
-      upserts_(metrics.counter("apply_upserts_total", "Rows upserted into the target, per table",
-                               {"schema", "table"})),
-      deletes_(metrics.counter("apply_deletes_total", "Rows deleted from the target, per table",
-                               {"schema", "table"})),
-      retries_(metrics.counter("apply_retries_total", "Target transactions retried, by reason",
-                               {"schema", "reason"})),
-      duration_(metrics.histogram("apply_duration_seconds",
-                                  "Time to apply one request to the target", {"schema"})),
+      applied_(metrics),
       resolved_(metrics.gauge("resolved_timestamp_seconds",
                               "The latest resolved timestamp received, per schema", {"schema"})) {}
 
@@ -105,7 +98,7 @@ result<accept_stats> immediate_applier::accept_rows(const qualified_name& schema
         }
         const bool retryable = why == retry_class::retry_now || why == retry_class::reconnect;
         if (retryable && clock_type::now() + backoff < deadline) {
-            retries_.with({schema_label, std::string(to_string(why))}).add();
+            applied_.retried(schema_label, why);
             log::debug()
                 .str("schema", schema_label)
                 .num("attempt", attempt)
@@ -144,16 +137,12 @@ result<accept_stats> immediate_applier::accept_rows(const qualified_name& schema
     }
 
     accept_stats stats;
-    const double elapsed = seconds_since(start);
-    duration_.with({schema_label}).observe(elapsed);
+    applied_.applied(schema_label, *plan, seconds_since(start));
     for (const table_counts& t : plan->tables) {
         succeeded_.with({schema_label, t.table->name}).add(t.received);
-        upserts_.with({schema_label, t.table->name}).add(t.upserts);
-        deletes_.with({schema_label, t.table->name}).add(t.deletes);
         stats.upserts += t.upserts;
         stats.deletes += t.deletes;
     }
-    log_applied(*plan, elapsed);
     return stats;
 }
 

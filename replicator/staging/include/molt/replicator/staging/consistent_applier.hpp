@@ -30,6 +30,7 @@
 #include "molt/replicator/core/acceptor.hpp"
 #include "molt/replicator/core/target.hpp"
 #include "molt/replicator/staging/staging_store.hpp"
+#include "molt/replicator/target/apply_metrics.hpp"
 #include "molt/replicator/target/schema_cache.hpp"
 #include "molt/replicator/target/session_pool.hpp"
 
@@ -106,14 +107,11 @@ private:
     metrics::family<metrics::counter>& late_;
     metrics::family<metrics::counter>& violations_;
     metrics::family<metrics::counter>& backwards_;
-    metrics::family<metrics::counter>& upserts_;
-    metrics::family<metrics::counter>& deletes_;
+    apply_metrics apply_metrics_;
     metrics::family<metrics::counter>& applied_;
-    metrics::family<metrics::counter>& retries_;
     metrics::family<metrics::counter>& apply_errors_;
     metrics::family<metrics::counter>& retired_;
     metrics::family<metrics::histogram>& stage_duration_;
-    metrics::family<metrics::histogram>& apply_duration_;
     metrics::family<metrics::gauge>& pending_;
     metrics::family<metrics::gauge>& committed_time_;
     metrics::family<metrics::gauge>& proposed_time_;

@@ -62,7 +62,4 @@ enum class statement_order { deletes_first, upserts_first };
 /// a failure it rolls back and names the statement's kind and table.
 [[nodiscard]] result<void> execute_statements(target_session& session, const apply_plan& plan);
 
-/// The debug lines "upserted rows" and "deleted rows" per table, as the original writes them.
-void log_applied(const apply_plan& plan, double elapsed_seconds);
-
 }  // namespace molt::replicator

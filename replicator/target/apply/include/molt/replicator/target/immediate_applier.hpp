@@ -15,6 +15,7 @@
 #include "molt/common/metrics.hpp"
 #include "molt/replicator/core/acceptor.hpp"
 #include "molt/replicator/core/target.hpp"
+#include "molt/replicator/target/apply_metrics.hpp"
 #include "molt/replicator/target/apply_plan.hpp"
 #include "molt/replicator/target/schema_cache.hpp"
 #include "molt/replicator/target/session_pool.hpp"
@@ -47,10 +48,7 @@ private:
     metrics::family<metrics::counter>& received_;
     metrics::family<metrics::counter>& succeeded_;
     metrics::family<metrics::counter>& failed_;
-    metrics::family<metrics::counter>& upserts_;
-    metrics::family<metrics::counter>& deletes_;
-    metrics::family<metrics::counter>& retries_;
-    metrics::family<metrics::histogram>& duration_;
+    apply_metrics applied_;
     metrics::family<metrics::gauge>& resolved_;
 };
 
