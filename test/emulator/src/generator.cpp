@@ -144,17 +144,17 @@ std::string scalar(const column_spec& c, std::mt19937_64& rng, bool portable) {
     }
 }
 
-uint64_t fnv1a(std::string_view a, std::string_view b) {
-    uint64_t h = 1469598103934665603ULL;
-    for (const std::string_view part : {a, std::string_view("\x1f", 1), b}) {
+}  // namespace
+
+uint64_t key_hash(std::string_view table, std::string_view key) {
+    uint64_t h = 1469598103934665603ULL;  // FNV-1a
+    for (const std::string_view part : {table, std::string_view("\x1f", 1), key}) {
         for (const char c : part) {
             h = (h ^ static_cast<unsigned char>(c)) * 1099511628211ULL;
         }
     }
     return h;
 }
-
-}  // namespace
 
 std::optional<std::string> random_value(const column_spec& c, std::mt19937_64& rng, bool portable) {
     if (!c.family.array) {
@@ -262,7 +262,7 @@ void generator::emit(transaction& txn, size_t table, const std::string& pk,
     ch.pk = pk;
     ch.row = std::move(row);
     ch.message = proto::encode_message(m);
-    ch.key_hash = fnv1a(t.name, pk);
+    ch.key_hash = key_hash(t.name, pk);
     events_.push_back({txn.updated, table, pk, ch.row});
     // A changefeed sends one message per key and timestamp: its final version in the
     // transaction. (A row updated to point at a parent that the same transaction then deletes is
@@ -425,7 +425,7 @@ transaction generator::next() {
             ch.table = table;
             ch.pk = pk;
             ch.message = proto::encode_message(m);
-            ch.key_hash = fnv1a(spec_.tables[table].name, pk);
+            ch.key_hash = key_hash(spec_.tables[table].name, pk);
             txn.changes.push_back(std::move(ch));
             ++phantom_deletes_;
         }

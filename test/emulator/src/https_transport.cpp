@@ -95,7 +95,7 @@ public:
         error_code ec;
         if (!connected_) {
             if (!connect(ec)) {
-                return {0, ec.message()};
+                return {0, network_error(ec)};
             }
         }
         http::request<http::string_body> req{http::verb::post, uri_->target, 11};
@@ -124,23 +124,40 @@ public:
         run([&](auto& stream, auto done) { http::async_write(stream, req, done); }, ec);
         if (ec) {
             close();
-            return {0, ec.message()};
+            return {0, network_error(ec)};
         }
         http::response<http::string_body> res;
         run([&](auto& stream, auto done) { http::async_read(stream, buffer_, res, done); }, ec);
         if (ec) {
             close();
-            return {0, ec.message()};
+            return {0, network_error(ec)};
         }
         if (!res.keep_alive()) {
             close();
         }
-        return {static_cast<int>(res.result_int()), res.body()};
+        // The sink's error text: the status line, then the body ("400 Bad Request: ...").
+        const int status = static_cast<int>(res.result_int());
+        return {status,
+                status >= 200 && status < 300
+                    ? std::string()
+                    : fmt::format("{} {}: {}", status,
+                                  std::string_view(res.reason().data(), res.reason().size()),
+                                  res.body())};
     }
 
     ~https_transport() override { close(); }
 
 private:
+    // Go's wording for a failed exchange: Post "https://host:port/path": <what happened>.
+    std::string network_error(const error_code& ec) const {
+        return fmt::format("Post \"{}://{}:{}{}\": {}", uri_->tls ? "https" : "http", uri_->host,
+                           uri_->port, uri_->target,
+                           ec == asio::error::timed_out
+                               ? "context deadline exceeded (Client.Timeout exceeded while "
+                                 "awaiting headers)"
+                               : ec.message());
+    }
+
     // Starts one asynchronous operation and runs it to completion or the timeout.
     template <typename Start>
     void wait_for(Start&& start, error_code& ec) {

@@ -1,6 +1,7 @@
 // crdb-emulator: a CockroachDB changefeed stand-in for tests and load tests.
 //
 //   crdb-emulator workload --sink-uri webhook-https://host:port/db/schema?... [flags]
+//   crdb-emulator serve --backend postgres://... [--listen host:port]   (pg_proxy.hpp)
 //
 // Generates transactions over the tables of a spec, sends them as CockroachDB's v2 webhook sink
 // does (with optional faults), then optionally verifies the target. Prints progress on stderr
@@ -8,6 +9,8 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <csignal>
+#include <cstdio>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -17,7 +20,10 @@
 #include <fmt/format.h>
 
 #include "molt/common/duration.hpp"
+#include "molt/common/net_address.hpp"
+#include "molt/emulator/cluster.hpp"
 #include "molt/emulator/https_transport.hpp"
+#include "molt/emulator/pg_proxy.hpp"
 #include "molt/emulator/sender.hpp"
 #include "molt/emulator/verify.hpp"
 #include "molt/proto/json.hpp"
@@ -51,16 +57,38 @@ The sink URI is what CREATE CHANGEFEED takes (webhook-https://host:port/path?que
 insecure_tls_skip_verify, ca_cert, client_cert and client_key); https:// and http:// work too.
 )";
 
+void add_fault_options(po::options_description& desc) {
+    desc.add_options()("all-faults", po::value<double>()->default_value(0),
+                       "set every fault except late duplicates")(
+        "fault-duplicate", po::value<double>(), "redeliver an acknowledged batch (per batch)")(
+        "fault-replay", po::value<double>(),
+        "restart and replay from the checkpoint (per resolved)")(
+        "fault-late-duplicate", po::value<double>(),
+        "resend an old batch after its resolved timestamp")(
+        "fault-duplicate-resolved", po::value<double>(), "send a resolved timestamp twice")(
+        "fault-split-transaction", po::value<double>(), "split a transaction across requests")(
+        "fault-drop-connection", po::value<double>(), "drop the connection mid-request");
+}
+
+fault_rates read_fault_options(const po::variables_map& vm) {
+    const double all = vm["all-faults"].as<double>();
+    auto fault = [&](const char* name) {
+        return vm.count(name) != 0U ? vm[name].as<double>() : all;
+    };
+    fault_rates faults;
+    faults.duplicate = fault("fault-duplicate");
+    faults.replay = fault("fault-replay");
+    faults.late_duplicate =
+        vm.count("fault-late-duplicate") != 0U ? vm["fault-late-duplicate"].as<double>() : 0;
+    faults.duplicate_resolved = fault("fault-duplicate-resolved");
+    faults.split_transaction = fault("fault-split-transaction");
+    faults.drop_connection = fault("fault-drop-connection");
+    return faults;
+}
+
 }  // namespace
 
-int main(int argc, char** argv) {
-    if (argc < 2 || std::string_view(argv[1]) != "workload") {
-        std::cerr << usage;
-        return argc >= 2 &&
-                       (std::string_view(argv[1]) == "--help" || std::string_view(argv[1]) == "-h")
-                   ? 0
-                   : 1;
-    }
+int workload(int argc, char** argv) {
     po::options_description desc("Flags");
     desc.add_options()("help,h", "this help")("sink-uri", po::value<std::string>(),
                                               "where to POST (required)")(
@@ -92,16 +120,6 @@ int main(int argc, char** argv) {
                                                    "checkpoint interval")(
         "client-timeout", po::value<std::string>()->default_value("60s"), "webhook_client_timeout")(
         "auth-header", po::value<std::string>()->default_value(""), "webhook_auth_header")(
-        "all-faults", po::value<double>()->default_value(0),
-        "set every fault below except late duplicates")(
-        "fault-duplicate", po::value<double>(), "redeliver an acknowledged batch (per batch)")(
-        "fault-replay", po::value<double>(),
-        "restart and replay from the checkpoint (per resolved)")(
-        "fault-late-duplicate", po::value<double>(),
-        "resend an old batch after its resolved timestamp")(
-        "fault-duplicate-resolved", po::value<double>(), "send a resolved timestamp twice")(
-        "fault-split-transaction", po::value<double>(), "split a transaction across requests")(
-        "fault-drop-connection", po::value<double>(), "drop the connection mid-request")(
         "fault-phantom-delete", po::value<double>(),
         "delete a key that was never inserted (per transaction)")(
         "pg-types", "generate values only PostgreSQL stores (NaN floats)")(
@@ -117,9 +135,10 @@ int main(int argc, char** argv) {
         "how long to wait at the end for every row to be acknowledged")(
         "seed", po::value<uint64_t>()->default_value(1), "random seed")(
         "summary", po::value<std::string>(), "also write the JSON summary to this file");
+    add_fault_options(desc);
     po::variables_map vm;
     try {
-        po::store(po::parse_command_line(argc - 1, argv + 1, desc), vm);
+        po::store(po::parse_command_line(argc, argv, desc), vm);
         po::notify(vm);
     } catch (const po::error& e) {
         return fail(e.what());
@@ -192,19 +211,10 @@ int main(int argc, char** argv) {
         gen.min_rows < 1 || gen.max_rows < gen.min_rows) {
         return fail("--rows-per-txn takes MIN-MAX, e.g. 1-4");
     }
-    const double all = vm["all-faults"].as<double>();
-    auto fault = [&](const char* name) {
-        return vm.count(name) != 0U ? vm[name].as<double>() : all;
-    };
-    gen.phantom_delete_rate = fault("fault-phantom-delete");
-    fault_rates faults;
-    faults.duplicate = fault("fault-duplicate");
-    faults.replay = fault("fault-replay");
-    faults.late_duplicate =
-        vm.count("fault-late-duplicate") != 0U ? vm["fault-late-duplicate"].as<double>() : 0;
-    faults.duplicate_resolved = fault("fault-duplicate-resolved");
-    faults.split_transaction = fault("fault-split-transaction");
-    faults.drop_connection = fault("fault-drop-connection");
+    gen.phantom_delete_rate = vm.count("fault-phantom-delete") != 0U
+                                  ? vm["fault-phantom-delete"].as<double>()
+                                  : vm["all-faults"].as<double>();
+    const fault_rates faults = read_fault_options(vm);
 
     // Sink.
     sink_settings sink;
@@ -450,4 +460,117 @@ int main(int argc, char** argv) {
         return 1;
     }
     return verified ? 0 : 1;
+}
+
+namespace {
+
+constexpr const char* serve_usage =
+    R"(crdb-emulator serve: a CockroachDB stand-in in front of a PostgreSQL server.
+
+Usage:
+  crdb-emulator serve --backend postgres://user:pass@host:port/db [flags]
+
+Clients connect with the PostgreSQL protocol; statements pass through to the backend, except
+CockroachDB's own (SELECT version(), SHOW/SET CLUSTER SETTING, CREATE CHANGEFEED ... INTO
+'webhook-https://...', SHOW CHANGEFEED JOBS, PAUSE/RESUME/CANCEL JOB,
+cluster_logical_timestamp()), which it answers. Changefeeds read the backend's changes through
+logical decoding (wal2json). SIGTERM or SIGINT stops it (exit 0).
+)";
+
+int serve(int argc, char** argv) {
+    po::options_description desc("Flags");
+    desc.add_options()("help,h", "this help")(
+        "backend", po::value<std::string>(),
+        "the PostgreSQL behind it (required; its role needs REPLICATION, the server "
+        "wal_level=logical and wal2json)")(
+        "listen", po::value<std::string>()->default_value("127.0.0.1:26257"),
+        "host:port to accept clients on (port 0: any)")(
+        "tls-cert", po::value<std::string>(),
+        "PEM certificate chain: clients may then use TLS (sslmode=require/verify-full)")(
+        "tls-key", po::value<std::string>(), "PEM private key of --tls-cert")(
+        "ready-file", po::value<std::string>(), "write host:port here once clients can connect");
+    add_fault_options(desc);
+    po::variables_map vm;
+    try {
+        po::store(po::parse_command_line(argc, argv, desc), vm);
+        po::notify(vm);
+    } catch (const po::error& e) {
+        return fail(e.what());
+    }
+    if (vm.count("help") != 0U) {
+        std::cout << serve_usage << "\n" << desc;
+        return 0;
+    }
+    if (vm.count("backend") == 0U) {
+        return fail("--backend is required");
+    }
+    auto backend = conn_url::parse(vm["backend"].as<std::string>());
+    if (!backend) {
+        return fail("--backend: " + backend.error().message());
+    }
+    if (backend->dialect() != dialect::postgres) {
+        return fail("--backend must be a PostgreSQL connection (postgres://...)");
+    }
+    auto listen = parse_net_address(vm["listen"].as<std::string>());
+    if (!listen) {
+        return fail("--listen: " + listen.error().message());
+    }
+    if ((vm.count("tls-cert") != 0U) != (vm.count("tls-key") != 0U)) {
+        return fail("--tls-cert and --tls-key go together");
+    }
+    // Signals are taken by this thread only (sigwait below).
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGTERM);
+    sigaddset(&signals, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+    cluster_options copts;
+    copts.backend = *backend;
+    copts.faults = read_fault_options(vm);
+    cluster c(copts);
+    if (auto started = c.start(); !started) {
+        return fail(started.error().message());
+    }
+    proxy_options popts;
+    popts.listen_host = listen->host;
+    popts.listen_port = listen->port;
+    popts.backend_host = backend->host().empty() ? "127.0.0.1" : backend->host();
+    popts.backend_port = backend->port_or_default();
+    if (vm.count("tls-cert") != 0U) {
+        popts.tls_certificate = vm["tls-cert"].as<std::string>();
+        popts.tls_private_key = vm["tls-key"].as<std::string>();
+    }
+    pg_proxy proxy(popts, c);
+    if (auto started = proxy.start(); !started) {
+        return fail(started.error().message());
+    }
+    const std::string address = fmt::format("{}:{}", popts.listen_host, proxy.port());
+    std::cerr << fmt::format("crdb-emulator: serving CockroachDB on {}{} in front of {}\n", address,
+                             popts.tls_certificate.empty() ? "" : " (TLS)", backend->redacted());
+    if (vm.count("ready-file") != 0U) {
+        const std::string path = vm["ready-file"].as<std::string>();
+        std::ofstream(path + ".tmp") << address << "\n";
+        std::rename((path + ".tmp").c_str(), path.c_str());
+    }
+    int sig = 0;
+    sigwait(&signals, &sig);
+    std::cerr << "crdb-emulator: stopping\n";
+    proxy.stop();
+    c.stop();
+    return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    const std::string_view command = argc >= 2 ? std::string_view(argv[1]) : "";
+    if (command == "workload") {
+        return workload(argc - 1, argv + 1);
+    }
+    if (command == "serve") {
+        return serve(argc - 1, argv + 1);
+    }
+    std::cerr << usage << "\n" << serve_usage;
+    return command == "--help" || command == "-h" ? 0 : 1;
 }

@@ -125,12 +125,20 @@ bool sender::runnable_locked(const batch& b) const {
 }
 
 hlc sender::frontier_locked() const {
+    const hlc top = settings_.explicit_frontier ? source_frontier_
+                    : log_.empty()              ? hlc()
+                                                : log_.back().updated;
     if (first_unacknowledged_ >= log_.size()) {
-        return log_.empty() ? hlc() : log_.back().updated;
+        return top;
     }
     // Just below the oldest unacknowledged row: every row at or below it is acknowledged.
     const hlc h = log_[first_unacknowledged_].updated;
-    return h.logical() > 0 ? hlc(h.wall(), h.logical() - 1) : hlc(h.wall() - 1, 0);
+    return std::min(top, h.logical() > 0 ? hlc(h.wall(), h.logical() - 1) : hlc(h.wall() - 1, 0));
+}
+
+void sender::advance(hlc frontier) {
+    const std::lock_guard<std::mutex> lock(mutex_);
+    source_frontier_ = std::max(source_frontier_, frontier);
 }
 
 void sender::restart_locked() {
@@ -176,7 +184,12 @@ bool sender::deliver(transport& t, const batch& b, std::mt19937_64& rng) {
             const std::lock_guard<std::mutex> lock(mutex_);
             stats_.latencies.push_back(
                 std::chrono::duration<double>(clock_type::now() - start).count());
+            last_error_.clear();
             return true;
+        }
+        {
+            const std::lock_guard<std::mutex> lock(mutex_);
+            last_error_ = out.error;
         }
         if (attempt == attempts) {
             break;
@@ -391,6 +404,16 @@ bool sender::finish(hlc last, std::chrono::nanoseconds timeout) {
 sender_stats sender::stats() const {
     const std::lock_guard<std::mutex> lock(mutex_);
     return stats_;
+}
+
+std::string sender::last_error() const {
+    const std::lock_guard<std::mutex> lock(mutex_);
+    return last_error_;
+}
+
+hlc sender::high_water() const {
+    const std::lock_guard<std::mutex> lock(mutex_);
+    return settings_.resolved ? resolved_acknowledged_ : frontier_locked();
 }
 
 hlc sender::acknowledged_resolved() const {

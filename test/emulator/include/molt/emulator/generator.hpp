@@ -50,6 +50,9 @@ struct change {
     uint64_t key_hash = 0;          ///< of the table and key, for per-key ordering
 };
 
+/// The hash a sender orders batches by: of the table (topic) and the key's text.
+[[nodiscard]] uint64_t key_hash(std::string_view table, std::string_view key);
+
 struct transaction {
     hlc updated;
     std::vector<change> changes;

@@ -58,6 +58,9 @@ struct sink_settings {
     size_t workers = 8;
     size_t max_unacknowledged = 50000;  ///< add() waits above this many unacknowledged rows
     bool resolved = true;               ///< WITH resolved
+    /// Resolved timestamps never pass what advance() reported (a source still being read);
+    /// otherwise every added row counts as the source's frontier.
+    bool explicit_frontier = false;
 };
 
 struct fault_rates {
@@ -95,8 +98,16 @@ public:
     /// `last` and waits for it. False on timeout.
     bool finish(hlc last, std::chrono::nanoseconds timeout);
     void stop();
+    /// Every row at or below `frontier` has been added (with explicit_frontier).
+    void advance(hlc frontier);
 
     [[nodiscard]] sender_stats stats() const;
+    /// The latest failed request's error ("400 Bad Request: ...", "Post \"https://...\": ..."),
+    /// or "" once a request succeeded again.
+    [[nodiscard]] std::string last_error() const;
+    /// The checkpoint: the acknowledged resolved timestamp, or without resolved timestamps the
+    /// time below which every row was acknowledged.
+    [[nodiscard]] hlc high_water() const;
     /// The latest resolved timestamp the receiver acknowledged.
     [[nodiscard]] hlc acknowledged_resolved() const;
 
@@ -151,6 +162,8 @@ private:
     bool stopping_ = false;
     hlc resolved_sent_;          // latest resolved queued
     hlc resolved_acknowledged_;  // latest resolved acknowledged (the checkpoint)
+    hlc source_frontier_;        // with explicit_frontier
+    std::string last_error_;
     std::chrono::steady_clock::time_point last_resolved_emit_;
     sender_stats stats_;
     std::vector<std::thread> threads_;

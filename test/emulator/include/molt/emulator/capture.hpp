@@ -1,0 +1,131 @@
+#pragma once
+// What the CockroachDB stand-in knows of its backend's history: every committed transaction
+// since the stand-in started, read through PostgreSQL logical decoding (wal2json, format
+// version 2) on one temporary slot (dropped by PostgreSQL when the stand-in's session ends),
+// each stamped with an HLC from one cluster clock.
+//
+// The clock makes the CockroachDB guarantees hold by construction:
+//   - every HLC it hands out (transactions, cluster_logical_timestamp(), the frontier) is above
+//     every earlier one, so a transaction committed after a cursor was read gets a later HLC;
+//   - a transaction's HLC is its commit time, or just above the clock's last value when that is
+//     later (decoding runs behind commits);
+//   - the frontier is a clock value read before a synchronously committed marker: once a poll
+//     has read past the marker, every transaction with an HLC at or below it is in the history.
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "molt/common/hlc.hpp"
+#include "molt/common/result.hpp"
+
+namespace molt::emulator {
+
+/// The cluster's hybrid logical clock: strictly increasing, never behind the wall clock.
+class hlc_clock {
+public:
+    /// Above every value handed out before, and at least the wall clock.
+    [[nodiscard]] hlc now();
+    /// Above every value handed out before, and at least `wall_nanos`.
+    [[nodiscard]] hlc at_least(int64_t wall_nanos);
+
+private:
+    std::mutex mutex_;
+    hlc last_;
+};
+
+struct column_value {
+    std::string name;
+    std::string type;                 ///< as format_type writes it ("bigint", "numeric(10,2)")
+    std::optional<std::string> text;  ///< PostgreSQL's text form; nullopt is NULL
+};
+
+struct row_change {
+    std::string schema, table;
+    char op = 'I';                       ///< 'I', 'U', 'D', or 'T' (TRUNCATE)
+    std::vector<column_value> columns;   ///< the new row (I, U)
+    std::vector<column_value> identity;  ///< the old key, or the old row with REPLICA IDENTITY FULL
+};
+
+struct source_txn {
+    hlc updated;
+    uint32_t xid = 0;
+    std::vector<row_change> changes;
+};
+
+/// Folds wal2json format-version 2 actions (one JSON object per call) into transactions.
+class wal2json_reader {
+public:
+    /// A completed transaction with row changes when `action` is its commit.
+    result<std::optional<source_txn>> add(std::string_view action);
+    /// The commit time (ns since the epoch) of the transaction add() last returned.
+    [[nodiscard]] int64_t commit_nanos() const noexcept { return commit_nanos_; }
+
+private:
+    std::optional<source_txn> open_;
+    int64_t commit_nanos_ = 0;
+};
+
+class pg_client;
+/// Sets a session's text forms to what CockroachDB encodes from: UTC, ISO dates, postgres
+/// intervals, shortest floats, hex bytea.
+result<void> use_changefeed_text_forms(pg_client& session);
+
+class capture {
+public:
+    capture(std::string conninfo, hlc_clock& clock,
+            std::chrono::milliseconds poll = std::chrono::milliseconds(20));
+    ~capture();
+    capture(const capture&) = delete;
+    capture& operator=(const capture&) = delete;
+
+    /// Creates the slot and starts decoding.
+    result<void> start();
+    void stop();
+
+    /// Nothing before this is known (CockroachDB's GC threshold, for cursors).
+    [[nodiscard]] hlc start_time() const;
+    /// Every transaction with an HLC at or below this is in the history.
+    [[nodiscard]] hlc frontier() const;
+    /// The decoder's failure, once it has stopped on one.
+    [[nodiscard]] std::optional<std::string> failure() const;
+
+    struct news {
+        std::vector<std::shared_ptr<const source_txn>> txns;  ///< from the index asked for on
+        hlc frontier;  ///< every transaction at or below it is in `txns` or before them
+    };
+    /// Transactions from index `from` on (possibly none) and the frontier, read together, after
+    /// waiting up to `wait` for new ones or a frontier beyond `seen`.
+    [[nodiscard]] news since(size_t from, hlc seen, std::chrono::milliseconds wait) const;
+    /// The index of the first transaction with an HLC above `h`.
+    [[nodiscard]] size_t first_after(hlc h) const;
+
+private:
+    void run();
+    result<void> poll_once(bool& more);
+
+    std::string conninfo_;
+    hlc_clock& clock_;
+    std::chrono::milliseconds poll_;
+    std::string slot_;
+
+    mutable std::mutex mutex_;
+    mutable std::condition_variable changed_;
+    std::deque<std::shared_ptr<const source_txn>> history_;
+    hlc start_, frontier_;
+    std::optional<std::string> failure_;
+    bool stopping_ = false;
+
+    struct session;
+    std::unique_ptr<session> session_;
+    std::thread thread_;
+};
+
+}  // namespace molt::emulator

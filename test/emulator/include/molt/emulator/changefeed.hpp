@@ -1,0 +1,134 @@
+#pragma once
+// A changefeed job of the CockroachDB stand-in: CREATE CHANGEFEED's options, the watched tables,
+// the initial scan, and the feed from the cluster's history into the simulator's sender
+// (changefeed-webhook.md §1-§3, §6):
+//   - messages per source transaction, one per key (its final version), all with the
+//     transaction's HLC; a primary-key change is a delete of the old key and an insert of the
+//     new one; `before` (diff) from REPLICA IDENTITY FULL, which CREATE sets for diff feeds;
+//   - initial_scan: every row of one REPEATABLE READ snapshot at one HLC, then the transactions
+//     that snapshot did not see; 'only' ends the job once the scan is acknowledged;
+//   - cursor: the transactions after it (not before the stand-in started: GC threshold);
+//   - resolved timestamps from the capture's frontier, sent by the sender after every earlier
+//     row was acknowledged;
+//   - PAUSE stops the sender; RESUME starts a new one from the last acknowledged resolved
+//     timestamp, replaying what came after it (as CockroachDB does); CANCEL stops for good.
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "molt/common/hlc.hpp"
+#include "molt/common/result.hpp"
+#include "molt/emulator/capture.hpp"
+#include "molt/emulator/generator.hpp"
+#include "molt/emulator/pg_client.hpp"
+#include "molt/emulator/sender.hpp"
+#include "molt/proto/encoder.hpp"
+#include "molt/proto/sink_config.hpp"
+
+namespace molt::emulator {
+
+struct table_info {
+    std::string database, schema, name;
+    std::vector<std::pair<std::string, std::string>> columns;  ///< name, format_type
+    std::vector<std::string> primary_key;                      ///< in key order
+    std::string topic;
+};
+
+/// Reads a table's columns and primary key from the catalog. Errors are CockroachDB's words.
+[[nodiscard]] result<table_info> describe_table(pg_client& db, const std::string& database,
+                                                const std::string& schema, const std::string& name);
+
+enum class initial_scan_mode { yes, no, only };
+
+struct changefeed_options {
+    proto::message_options message;
+    bool full_table_name = false;
+    bool resolved = false;
+    std::chrono::nanoseconds resolved_interval{0};
+    std::chrono::nanoseconds checkpoint_interval = std::chrono::seconds(30);
+    initial_scan_mode initial_scan = initial_scan_mode::yes;
+    std::optional<hlc> cursor;
+    proto::webhook_sink_config sink_config;
+    std::chrono::nanoseconds client_timeout = std::chrono::seconds(60);
+    std::string auth_header;
+};
+
+/// CREATE CHANGEFEED ... WITH options (names lower-case); errors as CockroachDB words them.
+[[nodiscard]] result<changefeed_options> parse_changefeed_options(
+    const std::vector<std::pair<std::string, std::optional<std::string>>>& options);
+
+/// The messages of one source transaction for a feed on `tables`: one per key, in the order
+/// keys were first changed. `before_tables` has the feed's tables only.
+[[nodiscard]] std::vector<change> feed_changes(const source_txn& txn,
+                                               const std::vector<table_info>& tables,
+                                               const changefeed_options& options, hlc updated);
+
+/// One row of SHOW CHANGEFEED JOBS.
+struct job_status {
+    int64_t id = 0;
+    std::string description, user, status, running_status, error, sink_uri, topics;
+    std::vector<std::string> full_table_names;
+    int64_t created = 0, started = 0, modified = 0;
+    std::optional<int64_t> finished;  ///< unix ns
+    hlc high_water;
+};
+
+class changefeed_job {
+public:
+    struct setup {
+        int64_t id = 0;
+        std::string description;  ///< secrets already redacted
+        std::string sink_uri;     ///< secrets already redacted
+        std::string user;
+        std::vector<table_info> tables;
+        changefeed_options options;
+        transport_factory connect;
+        size_t workers = 2;
+        fault_rates faults;
+        std::string conninfo;  ///< the backend, for the initial scan
+    };
+    changefeed_job(setup s, capture& history, hlc_clock& clock);
+    ~changefeed_job();
+    changefeed_job(const changefeed_job&) = delete;
+    changefeed_job& operator=(const changefeed_job&) = delete;
+
+    /// Starts the feed (the initial scan runs in the job's thread).
+    void start();
+    /// PAUSE JOB / RESUME JOB / CANCEL JOB; errors as CockroachDB words them.
+    result<void> pause();
+    result<void> resume();
+    result<void> cancel();
+
+    [[nodiscard]] job_status status() const;
+
+private:
+    void run();
+    void stop_feed();  // joins the thread, keeps the checkpoint
+    result<void> scan();
+    void set_status(std::string status);
+
+    setup setup_;
+    capture& history_;
+    hlc_clock& clock_;
+    hlc start_after_;  // changes strictly after this (statement time or cursor)
+    std::optional<transaction> scan_;
+    std::optional<std::string> snapshot_;  // pg_current_snapshot() of the scan
+    hlc checkpoint_;                       // resolved timestamp acknowledged before a pause
+
+    mutable std::mutex mutex_;
+    job_status status_;
+    std::unique_ptr<sender> sender_;
+    bool stop_ = false;
+    std::thread thread_;
+};
+
+/// Whether a transaction is visible in a pg_current_snapshot() text ("xmin:xmax:xip,...").
+[[nodiscard]] bool visible_in_snapshot(std::string_view snapshot, uint32_t xid);
+
+}  // namespace molt::emulator

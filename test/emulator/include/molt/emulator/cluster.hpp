@@ -1,0 +1,80 @@
+#pragma once
+// The state of the CockroachDB stand-in for the life of its process: the cluster clock, the
+// change capture on the backend PostgreSQL, the cluster settings and the changefeed jobs. A
+// `cluster_session` per client connection answers CockroachDB-only statements (crdb_sql.hpp).
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "molt/common/conn_url.hpp"
+#include "molt/common/result.hpp"
+#include "molt/emulator/capture.hpp"
+#include "molt/emulator/changefeed.hpp"
+#include "molt/emulator/crdb_sql.hpp"
+#include "molt/emulator/sender.hpp"
+
+namespace molt::emulator {
+
+struct cluster_options {
+    conn_url backend;  ///< PostgreSQL, with a role that may create logical replication slots
+    fault_rates faults;
+};
+
+class cluster {
+public:
+    explicit cluster(cluster_options options);
+    ~cluster();
+    cluster(const cluster&) = delete;
+    cluster& operator=(const cluster&) = delete;
+
+    /// Connects, starts the change capture and reads the backend's version.
+    result<void> start();
+    /// Stops every changefeed and the capture.
+    void stop();
+
+    [[nodiscard]] std::string version() const { return version_; }
+    [[nodiscard]] hlc logical_timestamp() { return clock_.now(); }
+    [[nodiscard]] crdb::statement_result execute(const crdb::statement& s, const std::string& user,
+                                                 const std::string& database);
+
+private:
+    crdb::statement_result create(const crdb::create_changefeed& cf, const std::string& user,
+                                  const std::string& database);
+    crdb::statement_result show(const crdb::show_jobs& s);
+    changefeed_job* job(int64_t id);
+
+    cluster_options options_;
+    hlc_clock clock_;
+    std::unique_ptr<capture> capture_;
+    std::string version_;
+
+    std::mutex mutex_;
+    std::map<std::string, std::string> settings_;  ///< values set, by name
+    std::map<int64_t, std::unique_ptr<changefeed_job>> jobs_;
+    int64_t job_sequence_ = 0;
+};
+
+/// One client connection's view: its user and database.
+class cluster_session final : public crdb::executor {
+public:
+    cluster_session(cluster& c, std::string user, std::string database)
+        : cluster_(c), user_(std::move(user)), database_(std::move(database)) {}
+
+    std::string version() override { return cluster_.version(); }
+    hlc logical_timestamp() override { return cluster_.logical_timestamp(); }
+    crdb::statement_result execute(const crdb::statement& s) override {
+        return cluster_.execute(s, user_, database_);
+    }
+
+private:
+    cluster& cluster_;
+    std::string user_, database_;
+};
+
+/// The sink URI with client_key's value replaced by "redacted" (for job descriptions).
+[[nodiscard]] std::string redact_sink_uri(std::string_view uri);
+
+}  // namespace molt::emulator

@@ -1,0 +1,120 @@
+#pragma once
+// The SQL side of the CockroachDB stand-in (`crdb-emulator serve`): which statements CockroachDB
+// has and PostgreSQL lacks, and how their results reach the client. Pure functions, no I/O.
+//
+// The proxy hands every statement a client sends (Query, or Parse in the extended protocol) to
+// rewrite(). Ordinary SQL passes through unchanged, except that calls of version() and
+// cluster_logical_timestamp() become constants (CockroachDB's answers). A CockroachDB-only
+// statement is parsed into a `statement`, executed by the caller's `executor`, and replaced by a
+// PostgreSQL statement that produces its result with the same column names and types:
+//
+//   rows     SELECT * FROM (VALUES ('1'::int8, 'running'::text)) AS crdb_result("job_id", ...)
+//   no rows  DO $crdb_emulator$BEGIN END$crdb_emulator$
+//   error    DO $crdb_emulator$BEGIN RAISE EXCEPTION USING MESSAGE = '...', ERRCODE = '...';
+//            END$crdb_emulator$
+//
+// so both protocols, transactions and result shapes are PostgreSQL's own.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "molt/common/hlc.hpp"
+
+namespace molt::emulator::crdb {
+
+/// A token of SQL text: what the statement parser and the function substitution look at.
+struct token {
+    enum class kind { word, quoted_ident, string, number, symbol } type = kind::symbol;
+    std::string text;  ///< words as written; strings and quoted identifiers unescaped
+    size_t begin = 0, end = 0;
+};
+/// Tokens of one statement; comments and whitespace dropped. Unterminated quotes end the text.
+[[nodiscard]] std::vector<token> tokenize(std::string_view sql);
+
+/// Splits a simple-query string at semicolons outside quotes and comments; blank statements
+/// are dropped.
+[[nodiscard]] std::vector<std::string_view> split_statements(std::string_view sql);
+
+struct show_setting {
+    std::string name;
+};
+struct show_all_settings {};
+struct set_setting {
+    std::string name;
+    std::optional<std::string> value;  ///< nullopt: DEFAULT or RESET
+};
+struct create_changefeed {
+    std::vector<std::vector<std::string>> tables;  ///< name parts: [db.][schema.]table
+    std::string sink_uri;
+    std::vector<std::pair<std::string, std::optional<std::string>>> options;  ///< lower-case names
+};
+struct show_jobs {
+    bool changefeeds_only = false;
+    std::optional<int64_t> job;
+};
+struct control_job {
+    enum class action { pause, resume, cancel } what = action::pause;
+    int64_t job = 0;
+};
+/// A CockroachDB-only statement the stand-in does not emulate; `what` names it.
+struct not_emulated {
+    std::string what;
+};
+/// A CockroachDB-only statement that does not parse.
+struct syntax_error {
+    std::string message;
+};
+using statement = std::variant<show_setting, show_all_settings, set_setting, create_changefeed,
+                               show_jobs, control_job, not_emulated, syntax_error>;
+
+/// The CockroachDB-only statement `sql` is, or nullopt for SQL that passes through.
+[[nodiscard]] std::optional<statement> parse_statement(std::string_view sql);
+
+struct sql_error {
+    std::string sqlstate;  ///< e.g. "0A000"
+    std::string message;
+};
+
+/// What an emulated statement returns.
+struct statement_result {
+    struct column {
+        std::string name;
+        std::string type;  ///< PostgreSQL type name (int8, text, bool, numeric, ...)
+    };
+    std::vector<column> columns;                                ///< empty: a command without rows
+    std::vector<std::vector<std::optional<std::string>>> rows;  ///< values as text; nullopt NULL
+    std::optional<sql_error> error;
+
+    [[nodiscard]] static statement_result failure(std::string sqlstate, std::string message);
+};
+
+/// The PostgreSQL statement that produces `r` (see the top of this file).
+[[nodiscard]] std::string to_postgres(const statement_result& r);
+
+/// What the stand-in answers; implemented by the cluster.
+class executor {
+public:
+    virtual ~executor() = default;
+    /// SELECT version()
+    [[nodiscard]] virtual std::string version() = 0;
+    /// SELECT cluster_logical_timestamp(): a fresh HLC, above every one handed out before.
+    [[nodiscard]] virtual hlc logical_timestamp() = 0;
+    [[nodiscard]] virtual statement_result execute(const statement& s) = 0;
+};
+
+/// One statement, rewritten for PostgreSQL (executing it first when it is CockroachDB's).
+[[nodiscard]] std::string rewrite_statement(std::string_view sql, executor& ex);
+/// A simple-query string: each statement rewritten, joined again with ';'.
+[[nodiscard]] std::string rewrite_query(std::string_view sql, executor& ex);
+
+/// A SQL string literal: 'it''s'.
+[[nodiscard]] std::string quote_literal(std::string_view s);
+/// A quoted identifier: "My ""table""".
+[[nodiscard]] std::string quote_identifier(std::string_view s);
+
+}  // namespace molt::emulator::crdb

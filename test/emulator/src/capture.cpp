@@ -1,0 +1,315 @@
+#include "molt/emulator/capture.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <charconv>
+#include <climits>
+
+#include <fmt/format.h>
+
+#include "molt/common/time_format.hpp"
+#include "molt/emulator/pg_client.hpp"
+#include "molt/proto/json.hpp"
+
+namespace molt::emulator {
+namespace {
+
+int64_t wall_now() {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+// wal2json prints numbers and booleans as JSON, everything else as the type's text, except
+// bytea, whose hex digits come without PostgreSQL's "\x".
+std::optional<std::string> pg_text(const proto::json& v, std::string_view type) {
+    switch (v.kind()) {
+    case proto::json::type::null: return std::nullopt;
+    case proto::json::type::boolean: return std::string(v.as_bool() ? "t" : "f");
+    case proto::json::type::string: return type == "bytea" ? "\\x" + v.text() : v.text();
+    default: return v.text();
+    }
+}
+
+result<std::vector<column_value>> columns_of(const proto::json* list) {
+    std::vector<column_value> out;
+    if (list == nullptr) {
+        return out;
+    }
+    for (const proto::json& c : list->items()) {
+        const proto::json* name = c.find("name");
+        const proto::json* type = c.find("type");
+        const proto::json* value = c.find("value");
+        if (name == nullptr || type == nullptr || value == nullptr) {
+            return error{errc::parse_error, "wal2json column without name, type or value"};
+        }
+        out.push_back({name->text(), type->text(), pg_text(*value, type->text())});
+    }
+    return out;
+}
+
+// "2026-11-26 18:56:03.350861+00" (the session runs in UTC).
+result<int64_t> commit_time(std::string text) {
+    const size_t sign = text.find_last_of("+-");
+    if (sign != std::string::npos && sign + 3 == text.size()) {
+        text += ":00";
+    }
+    return parse_rfc3339(text);
+}
+
+std::atomic<int> slot_counter{0};
+
+}  // namespace
+
+result<void> use_changefeed_text_forms(pg_client& session) {
+    for (const char* set :
+         {"SET TimeZone = 'UTC'", "SET DateStyle = 'ISO'", "SET IntervalStyle = 'postgres'",
+          "SET extra_float_digits = 1", "SET bytea_output = 'hex'"}) {
+        if (auto r = session.exec(set); !r) {
+            return r;
+        }
+    }
+    return ok();
+}
+
+hlc hlc_clock::now() {
+    return at_least(wall_now());
+}
+
+hlc hlc_clock::at_least(int64_t wall_nanos) {
+    const std::lock_guard<std::mutex> lock(mutex_);
+    if (wall_nanos > last_.wall()) {
+        last_ = hlc(wall_nanos, 0);
+    } else if (last_.logical() < INT32_MAX) {
+        last_ = hlc(last_.wall(), last_.logical() + 1);
+    } else {
+        last_ = hlc(last_.wall() + 1, 0);
+    }
+    return last_;
+}
+
+result<std::optional<source_txn>> wal2json_reader::add(std::string_view text) {
+    auto parsed = proto::json::parse(text);
+    if (!parsed) {
+        return error{errc::parse_error, "wal2json: " + parsed.error().message()};
+    }
+    const proto::json& a = *parsed;
+    const proto::json* action = a.find("action");
+    if (action == nullptr || action->text().size() != 1) {
+        return error{errc::parse_error, "wal2json: an action without \"action\""};
+    }
+    const char kind = action->text()[0];
+    switch (kind) {
+    case 'B': {
+        open_ = source_txn{};
+        if (const proto::json* xid = a.find("xid")) {
+            std::from_chars(xid->text().data(), xid->text().data() + xid->text().size(),
+                            open_->xid);
+        }
+        return std::optional<source_txn>();
+    }
+    case 'I':
+    case 'U':
+    case 'D':
+    case 'T': {
+        if (!open_) {
+            return error{errc::parse_error, "wal2json: a row change outside a transaction"};
+        }
+        const proto::json* schema = a.find("schema");
+        const proto::json* table = a.find("table");
+        if (schema == nullptr || table == nullptr) {
+            return error{errc::parse_error, "wal2json: a row change without schema or table"};
+        }
+        row_change rc;
+        rc.schema = schema->text();
+        rc.table = table->text();
+        rc.op = kind;
+        auto columns = columns_of(a.find("columns"));
+        auto identity = columns_of(a.find("identity"));
+        if (!columns) {
+            return std::move(columns).error();
+        }
+        if (!identity) {
+            return std::move(identity).error();
+        }
+        rc.columns = std::move(columns).value();
+        rc.identity = std::move(identity).value();
+        open_->changes.push_back(std::move(rc));
+        return std::optional<source_txn>();
+    }
+    case 'C': {
+        if (!open_) {
+            return error{errc::parse_error, "wal2json: a commit outside a transaction"};
+        }
+        const proto::json* ts = a.find("timestamp");
+        auto nanos = ts == nullptr ? result<int64_t>(wall_now()) : commit_time(ts->text());
+        if (!nanos) {
+            return error{errc::parse_error,
+                         "wal2json commit timestamp: " + nanos.error().message()};
+        }
+        commit_nanos_ = *nanos;
+        std::optional<source_txn> done = std::move(open_);
+        open_.reset();
+        if (done->changes.empty()) {
+            return std::optional<source_txn>();
+        }
+        return done;
+    }
+    default: return std::optional<source_txn>();  // 'M' (messages), and anything newer
+    }
+}
+
+struct capture::session {
+    pg_client client;
+    wal2json_reader reader;
+};
+
+capture::capture(std::string conninfo, hlc_clock& clock, std::chrono::milliseconds poll)
+    : conninfo_(std::move(conninfo)), clock_(clock), poll_(poll) {}
+
+capture::~capture() {
+    stop();
+}
+
+result<void> capture::start() {
+    auto client = pg_client::connect(conninfo_);
+    if (!client) {
+        return std::move(client).error();
+    }
+    // Values are decoded in this session. The marker that advances the frontier is committed
+    // synchronously, which flushes the WAL of every transaction committed before it.
+    if (auto r = use_changefeed_text_forms(*client); !r) {
+        return r.error();
+    }
+    if (auto r = client->exec("SET synchronous_commit = on"); !r) {
+        return r.error();
+    }
+    slot_ = fmt::format("crdb_emulator_{}_{}", ::getpid(), slot_counter++);
+    auto slot =
+        client->query("SELECT pg_create_logical_replication_slot($1, 'wal2json', true)", {slot_});
+    if (!slot) {
+        return error{errc::unavailable,
+                     fmt::format("cannot create the logical replication slot (the backend needs "
+                                 "wal_level=logical, wal2json and a role with REPLICATION): {}",
+                                 slot.error().message())};
+    }
+    session_ = std::make_unique<session>(session{std::move(client).value(), {}});
+    {
+        const std::lock_guard<std::mutex> lock(mutex_);
+        start_ = clock_.now();
+        frontier_ = start_;
+    }
+    thread_ = std::thread([this] { run(); });
+    return ok();
+}
+
+void capture::stop() {
+    {
+        const std::lock_guard<std::mutex> lock(mutex_);
+        stopping_ = true;
+    }
+    changed_.notify_all();
+    if (thread_.joinable()) {
+        thread_.join();
+    }
+    session_.reset();  // the temporary slot goes with the session
+}
+
+void capture::run() {
+    for (;;) {
+        bool more = false;
+        auto polled = poll_once(more);
+        std::unique_lock<std::mutex> lock(mutex_);
+        if (!polled) {
+            failure_ = "change capture stopped: " + polled.error().message();
+            changed_.notify_all();
+            return;
+        }
+        if (!more && changed_.wait_for(lock, poll_, [&] { return stopping_; })) {
+            return;
+        }
+        if (stopping_) {
+            return;
+        }
+    }
+}
+
+result<void> capture::poll_once(bool& more) {
+    constexpr size_t limit = 20000;
+    const hlc marker_time = clock_.now();
+    if (auto r = session_->client.exec(
+            "SELECT pg_logical_emit_message(true, 'crdb_emulator', 'frontier')");
+        !r) {
+        return r;
+    }
+    auto rows = session_->client.query(
+        "SELECT data FROM pg_logical_slot_get_changes($1, NULL, $2, 'format-version', '2', "
+        "'include-xids', '1', 'include-timestamp', '1', 'include-pk', '0')",
+        {slot_, std::to_string(limit)});
+    if (!rows) {
+        return std::move(rows).error();
+    }
+    std::vector<std::shared_ptr<const source_txn>> decoded;
+    for (const pg_row& row : rows->rows) {
+        if (!row.empty() && row[0]) {
+            auto txn = session_->reader.add(*row[0]);
+            if (!txn) {
+                return std::move(txn).error();
+            }
+            if (*txn) {
+                (*txn)->updated = clock_.at_least(session_->reader.commit_nanos());
+                decoded.push_back(std::make_shared<const source_txn>(std::move(**txn)));
+            }
+        }
+    }
+    more = rows->rows.size() >= limit;
+    {
+        const std::lock_guard<std::mutex> lock(mutex_);
+        history_.insert(history_.end(), decoded.begin(), decoded.end());
+        if (!more) {
+            frontier_ = marker_time;
+        }
+    }
+    changed_.notify_all();
+    return ok();
+}
+
+hlc capture::start_time() const {
+    const std::lock_guard<std::mutex> lock(mutex_);
+    return start_;
+}
+
+hlc capture::frontier() const {
+    const std::lock_guard<std::mutex> lock(mutex_);
+    return frontier_;
+}
+
+std::optional<std::string> capture::failure() const {
+    const std::lock_guard<std::mutex> lock(mutex_);
+    return failure_;
+}
+
+capture::news capture::since(size_t from, hlc seen, std::chrono::milliseconds wait) const {
+    std::unique_lock<std::mutex> lock(mutex_);
+    changed_.wait_for(lock, wait, [&] {
+        return stopping_ || failure_ || history_.size() > from || seen < frontier_;
+    });
+    news out;
+    out.frontier = frontier_;
+    if (from < history_.size()) {
+        out.txns.assign(history_.begin() + static_cast<std::ptrdiff_t>(from), history_.end());
+    }
+    return out;
+}
+
+size_t capture::first_after(hlc h) const {
+    const std::lock_guard<std::mutex> lock(mutex_);
+    const auto it = std::upper_bound(
+        history_.begin(), history_.end(), h,
+        [](const hlc& t, const std::shared_ptr<const source_txn>& x) { return t < x->updated; });
+    return static_cast<size_t>(it - history_.begin());
+}
+
+}  // namespace molt::emulator

@@ -1,0 +1,620 @@
+#include "molt/emulator/changefeed.hpp"
+
+#include <algorithm>
+#include <charconv>
+#include <map>
+
+#include <fmt/format.h>
+
+#include "molt/common/duration.hpp"
+#include "molt/emulator/crdb_sql.hpp"
+#include "molt/proto/crdb_types.hpp"
+
+namespace molt::emulator {
+namespace {
+
+int64_t wall_now() {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+result<std::chrono::nanoseconds> option_duration(std::string_view name,
+                                                 const std::optional<std::string>& v) {
+    if (!v) {
+        return error{errc::invalid_argument, fmt::format("option \"{}\" requires a value", name)};
+    }
+    auto d = parse_duration(*v);
+    if (!d) {
+        return error{errc::invalid_argument,
+                     fmt::format("invalid duration value for {}: '{}'", name, *v)};
+    }
+    return *d;
+}
+
+// A key and a row object from column values by name.
+struct row_builder {
+    const table_info& table;
+
+    const column_value* find(const std::vector<column_value>& values, std::string_view name) const {
+        for (const column_value& v : values) {
+            if (v.name == name) {
+                return &v;
+            }
+        }
+        return nullptr;
+    }
+    // nullopt when a key column is missing from `values`.
+    result<std::optional<proto::json>> key(const std::vector<column_value>& values) const {
+        proto::json k = proto::json::array();
+        for (const std::string& column : table.primary_key) {
+            const column_value* v = find(values, column);
+            if (v == nullptr) {
+                return std::optional<proto::json>();
+            }
+            auto j = proto::value_from_pg_text(proto::column_type_from_name(v->type), v->text);
+            if (!j) {
+                return std::move(j).error();
+            }
+            k.items().push_back(std::move(j).value());
+        }
+        return std::optional<proto::json>(std::move(k));
+    }
+    result<proto::json> row(const std::vector<column_value>& values) const {
+        proto::json r = proto::json::object();
+        for (const column_value& v : values) {
+            auto j = proto::value_from_pg_text(proto::column_type_from_name(v.type), v.text);
+            if (!j) {
+                return error{errc::parse_error,
+                             fmt::format("{}.{}: {}", table.name, v.name, j.error().message())};
+            }
+            r.members().push_back({v.name, std::move(j).value()});
+        }
+        return r;
+    }
+};
+
+}  // namespace
+
+result<table_info> describe_table(pg_client& db, const std::string& database,
+                                  const std::string& schema, const std::string& name) {
+    auto rel = db.query(
+        "SELECT c.oid::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')",
+        {schema, name});
+    if (!rel) {
+        return std::move(rel).error();
+    }
+    if (rel->rows.empty()) {
+        return error{errc::not_found,
+                     fmt::format("relation \"{}.{}.{}\" does not exist", database, schema, name)};
+    }
+    const std::string oid = *rel->rows[0][0];
+    auto columns = db.query(
+        "SELECT attname::text, format_type(atttypid, atttypmod) FROM pg_attribute "
+        "WHERE attrelid = $1::oid AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
+        {oid});
+    auto key = db.query(
+        "SELECT a.attname::text FROM pg_index i "
+        "CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord) "
+        "JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum "
+        "WHERE i.indrelid = $1::oid AND i.indisprimary ORDER BY k.ord",
+        {oid});
+    if (!columns) {
+        return std::move(columns).error();
+    }
+    if (!key) {
+        return std::move(key).error();
+    }
+    table_info t{database, schema, name, {}, {}, name};
+    for (const pg_row& r : columns->rows) {
+        t.columns.emplace_back(*r[0], *r[1]);
+    }
+    for (const pg_row& r : key->rows) {
+        t.primary_key.push_back(*r[0]);
+    }
+    if (t.primary_key.empty()) {
+        return error{errc::unsupported,
+                     fmt::format("table \"{}\" has no primary key; crdb-emulator keys messages "
+                                 "by it (CockroachDB would use its hidden rowid column)",
+                                 name)};
+    }
+    return t;
+}
+
+result<changefeed_options> parse_changefeed_options(
+    const std::vector<std::pair<std::string, std::optional<std::string>>>& options) {
+    changefeed_options o;
+    o.message.updated = false;
+    bool initial_scan_given = false;
+    for (const auto& [name, value] : options) {
+        if (name == "updated") {
+            o.message.updated = true;
+        } else if (name == "resolved") {
+            o.resolved = true;
+            if (value) {
+                auto d = option_duration(name, value);
+                if (!d) {
+                    return std::move(d).error();
+                }
+                o.resolved_interval = *d;
+            }
+        } else if (name == "min_checkpoint_frequency") {
+            auto d = option_duration(name, value);
+            if (!d) {
+                return std::move(d).error();
+            }
+            o.checkpoint_interval = *d;
+        } else if (name == "initial_scan") {
+            initial_scan_given = true;
+            const std::string v = value.value_or("yes");
+            if (v == "yes") {
+                o.initial_scan = initial_scan_mode::yes;
+            } else if (v == "no") {
+                o.initial_scan = initial_scan_mode::no;
+            } else if (v == "only") {
+                o.initial_scan = initial_scan_mode::only;
+            } else {
+                return error{errc::invalid_argument, fmt::format("unknown initial_scan: {}", v)};
+            }
+        } else if (name == "no_initial_scan") {
+            initial_scan_given = true;
+            o.initial_scan = initial_scan_mode::no;
+        } else if (name == "initial_scan_only") {
+            initial_scan_given = true;
+            o.initial_scan = initial_scan_mode::only;
+        } else if (name == "cursor") {
+            auto c = hlc::parse_cursor(value.value_or(""));
+            if (!c) {
+                return error{
+                    errc::invalid_argument,
+                    fmt::format("cursor: cannot parse '{}' as a timestamp", value.value_or(""))};
+            }
+            o.cursor = *c;
+        } else if (name == "diff") {
+            o.message.diff = true;
+        } else if (name == "mvcc_timestamp") {
+            o.message.mvcc_timestamp = true;
+        } else if (name == "full_table_name") {
+            o.full_table_name = true;
+        } else if (name == "envelope") {
+            const std::string v = value.value_or("");
+            if (v == "wrapped") {
+                o.message.envelope = proto::envelope::wrapped;
+            } else if (v == "bare") {
+                o.message.envelope = proto::envelope::bare;
+            } else {
+                return error{errc::invalid_argument,
+                             fmt::format("this sink is incompatible with envelope={}", v)};
+            }
+        } else if (name == "format") {
+            if (value.value_or("") != "json") {
+                return error{
+                    errc::invalid_argument,
+                    fmt::format("this sink is incompatible with format={}", value.value_or(""))};
+            }
+        } else if (name == "webhook_sink_config") {
+            auto c = proto::webhook_sink_config::parse(value.value_or(""));
+            if (!c) {
+                return std::move(c).error();
+            }
+            o.sink_config = *c;
+        } else if (name == "webhook_client_timeout") {
+            auto d = option_duration(name, value);
+            if (!d) {
+                return std::move(d).error();
+            }
+            if (d->count() <= 0) {
+                return error{errc::invalid_argument,
+                             "webhook_client_timeout must be a positive duration"};
+            }
+            o.client_timeout = *d;
+        } else if (name == "webhook_auth_header") {
+            o.auth_header = value.value_or("");
+        } else if (name == "key_in_value" || name == "topic_in_value" || name == "on_error" ||
+                   name == "virtual_columns" || name == "gc_protect_expires_after" ||
+                   name == "metrics_label" || name == "schema_change_policy" ||
+                   name == "schema_change_events" || name == "protect_data_from_gc_on_pause" ||
+                   name.rfind("lagging_ranges_", 0) == 0) {
+            // Accepted; nothing to emulate (key and topic are always in the value here).
+        } else if (name == "compression" || name == "extra_headers" || name == "end_time" ||
+                   name == "split_column_families" || name == "key_column" || name == "unordered" ||
+                   name == "encode_json_value_null_as_object") {
+            return error{
+                errc::unsupported,
+                fmt::format("unimplemented: option {} is not emulated by crdb-emulator", name)};
+        } else {
+            return error{errc::invalid_argument, fmt::format("invalid option \"{}\"", name)};
+        }
+    }
+    if (o.cursor && !initial_scan_given) {
+        o.initial_scan = initial_scan_mode::no;  // a cursor means no initial scan by default
+    }
+    if (o.cursor && o.initial_scan != initial_scan_mode::no) {
+        return error{errc::unsupported,
+                     "unimplemented: an initial scan at a cursor is not emulated by "
+                     "crdb-emulator (it scans only the present)"};
+    }
+    return o;
+}
+
+std::vector<change> feed_changes(const source_txn& txn, const std::vector<table_info>& tables,
+                                 const changefeed_options& options, hlc updated) {
+    struct pending {
+        std::string topic, key_text;
+        proto::json key, after, before;
+    };
+    std::vector<pending> out;
+    std::map<std::pair<std::string, std::string>, size_t> index;  // (topic, key) -> out
+    auto emit = [&](const std::string& topic, proto::json key, proto::json after,
+                    proto::json before) {
+        std::string key_text = proto::to_crdb_text(key);
+        const auto [it, added] = index.try_emplace({topic, key_text}, out.size());
+        if (added) {
+            out.push_back(
+                {topic, std::move(key_text), std::move(key), std::move(after), std::move(before)});
+        } else {
+            // One message per key per transaction: the final row; the before image stays the
+            // one from before the transaction.
+            out[it->second].after = std::move(after);
+        }
+    };
+    for (const row_change& rc : txn.changes) {
+        const auto t = std::find_if(tables.begin(), tables.end(), [&](const table_info& ti) {
+            return ti.schema == rc.schema && ti.name == rc.table;
+        });
+        if (t == tables.end() || rc.op == 'T') {
+            continue;
+        }
+        const row_builder b{*t};
+        // A full old row (REPLICA IDENTITY FULL) is the before image; a key alone is not.
+        proto::json before;
+        if (options.message.diff && rc.identity.size() == t->columns.size()) {
+            auto r = b.row(rc.identity);
+            if (r) {
+                before = std::move(r).value();
+            }
+        }
+        auto new_key = b.key(rc.columns);
+        auto old_key = b.key(rc.identity);
+        if (!new_key || !old_key) {
+            continue;  // a value that does not encode: reported by the scan of the same type
+        }
+        if (rc.op == 'D') {
+            if (*old_key) {
+                emit(t->topic, std::move(**old_key), proto::json(), std::move(before));
+            }
+            continue;
+        }
+        auto after = b.row(rc.columns);
+        if (!after || !*new_key) {
+            continue;
+        }
+        if (rc.op == 'U' && *old_key && !(**old_key == **new_key)) {
+            // A primary-key change: the old key is deleted, the new one inserted.
+            emit(t->topic, std::move(**old_key), proto::json(), std::move(before));
+            before = proto::json();
+        }
+        emit(t->topic, std::move(**new_key), std::move(after).value(), std::move(before));
+    }
+    std::vector<change> changes;
+    changes.reserve(out.size());
+    for (pending& p : out) {
+        proto::message m;
+        m.topic = p.topic;
+        m.key = std::move(p.key);
+        m.after = std::move(p.after);
+        m.before = std::move(p.before);
+        m.updated = updated;
+        m.mvcc = updated;
+        change c;
+        c.pk = p.key_text;
+        c.message = proto::encode_message(m, options.message);
+        c.key_hash = key_hash(p.topic, p.key_text);
+        changes.push_back(std::move(c));
+    }
+    return changes;
+}
+
+bool visible_in_snapshot(std::string_view snapshot, uint32_t xid) {
+    // "xmin:xmax:xip1,xip2" with 64-bit transaction ids; the low 32 bits are wal2json's.
+    auto number = [](std::string_view s) {
+        uint64_t v = 0;
+        std::from_chars(s.data(), s.data() + s.size(), v);
+        return static_cast<uint32_t>(v & 0xffffffffU);
+    };
+    const size_t c1 = snapshot.find(':');
+    const size_t c2 = snapshot.find(':', c1 + 1);
+    if (c1 == std::string_view::npos || c2 == std::string_view::npos) {
+        return false;
+    }
+    const uint32_t xmin = number(snapshot.substr(0, c1));
+    const uint32_t xmax = number(snapshot.substr(c1 + 1, c2 - c1 - 1));
+    if (xid < xmin) {
+        return true;
+    }
+    if (xid >= xmax) {
+        return false;
+    }
+    std::string_view xip = snapshot.substr(c2 + 1);
+    while (!xip.empty()) {
+        const size_t comma = xip.find(',');
+        if (number(xip.substr(0, comma)) == xid) {
+            return false;
+        }
+        xip = comma == std::string_view::npos ? std::string_view() : xip.substr(comma + 1);
+    }
+    return true;
+}
+
+changefeed_job::changefeed_job(setup s, capture& history, hlc_clock& clock)
+    : setup_(std::move(s)), history_(history), clock_(clock) {
+    start_after_ = setup_.options.cursor ? *setup_.options.cursor : clock_.now();
+    const int64_t now = wall_now();
+    status_.id = setup_.id;
+    status_.description = setup_.description;
+    status_.user = setup_.user;
+    status_.status = "running";
+    status_.sink_uri = setup_.sink_uri;
+    status_.created = status_.started = status_.modified = now;
+    for (const table_info& t : setup_.tables) {
+        status_.full_table_names.push_back(t.database + "." + t.schema + "." + t.name);
+        status_.topics += (status_.topics.empty() ? "" : ",") + t.topic;
+    }
+}
+
+changefeed_job::~changefeed_job() {
+    stop_feed();
+}
+
+void changefeed_job::start() {
+    const std::lock_guard<std::mutex> lock(mutex_);
+    stop_ = false;
+    thread_ = std::thread([this] { run(); });
+}
+
+void changefeed_job::set_status(std::string status) {
+    status_.status = std::move(status);
+    status_.modified = wall_now();
+    if (status_.status != "running" && status_.status != "paused") {
+        status_.finished = status_.modified;
+    }
+}
+
+result<void> changefeed_job::scan() {
+    auto db = pg_client::connect(setup_.conninfo);
+    if (!db) {
+        return std::move(db).error();
+    }
+    if (auto r = use_changefeed_text_forms(*db); !r) {
+        return r;
+    }
+    if (auto r = db->exec("BEGIN ISOLATION LEVEL REPEATABLE READ"); !r) {
+        return r;
+    }
+    // Every transaction this snapshot misses commits after it, so it is decoded, and stamped,
+    // after `at`: the scan's rows all carry `at` and the changes after it come later.
+    const hlc at = clock_.now();
+    auto snap = db->query("SELECT pg_current_snapshot()::text");
+    if (!snap) {
+        return std::move(snap).error();
+    }
+    transaction txn;
+    txn.updated = at;
+    for (const table_info& t : setup_.tables) {
+        std::string columns;
+        for (const auto& [name, type] : t.columns) {
+            columns += (columns.empty() ? "" : ", ") + crdb::quote_identifier(name);
+        }
+        auto rows =
+            db->query(fmt::format("SELECT {} FROM {}.{}", columns, crdb::quote_identifier(t.schema),
+                                  crdb::quote_identifier(t.name)));
+        if (!rows) {
+            return std::move(rows).error();
+        }
+        for (pg_row& r : rows->rows) {
+            row_change rc;
+            rc.schema = t.schema;
+            rc.table = t.name;
+            for (size_t c = 0; c < t.columns.size(); ++c) {
+                rc.columns.push_back({t.columns[c].first, t.columns[c].second, std::move(r[c])});
+            }
+            source_txn one;
+            one.changes.push_back(std::move(rc));
+            for (change& ch : feed_changes(one, {t}, setup_.options, at)) {
+                txn.changes.push_back(std::move(ch));
+            }
+        }
+    }
+    (void)db->exec("COMMIT");
+    snapshot_ = *snap->rows[0][0];
+    start_after_ = at;
+    scan_ = std::move(txn);
+    return ok();
+}
+
+void changefeed_job::run() {
+    const changefeed_options& o = setup_.options;
+    sink_settings settings;
+    settings.config = o.sink_config;
+    settings.resolved_interval = o.resolved_interval;
+    settings.checkpoint_interval = o.checkpoint_interval;
+    settings.workers = setup_.workers;
+    settings.resolved = o.resolved && o.initial_scan != initial_scan_mode::only;
+    settings.explicit_frontier = true;
+    sender* s = nullptr;
+    {
+        const std::lock_guard<std::mutex> lock(mutex_);
+        if (stop_) {
+            return;
+        }
+        sender_ = std::make_unique<sender>(settings, setup_.faults, setup_.connect,
+                                           static_cast<uint64_t>(setup_.id));
+        s = sender_.get();
+        s->start();
+    }
+    // The job ends: its sender stops (pending requests are dropped), its status stays.
+    auto end = [&](const std::string& status, const std::string& message) {
+        {
+            const std::lock_guard<std::mutex> lock(mutex_);
+            status_.error = message;
+            set_status(status);
+            stop_ = true;
+        }
+        s->stop();
+    };
+    auto fail = [&](const std::string& message) { end("failed", message); };
+    if (o.initial_scan != initial_scan_mode::no && !scan_) {
+        if (auto r = scan(); !r) {
+            fail("initial scan: " + r.error().message());
+            return;
+        }
+    }
+    hlc seen = start_after_;
+    if (scan_ && checkpoint_ < scan_->updated) {
+        s->add(*scan_);
+    }
+    s->advance(std::max(seen, checkpoint_));
+    if (o.initial_scan == initial_scan_mode::only) {
+        while (!s->finish(scan_->updated, std::chrono::seconds(1))) {
+            const std::lock_guard<std::mutex> lock(mutex_);
+            if (stop_) {
+                return;
+            }
+        }
+        end("succeeded", "");
+        return;
+    }
+    size_t next = history_.first_after(std::max(start_after_, checkpoint_));
+    for (;;) {
+        {
+            const std::lock_guard<std::mutex> lock(mutex_);
+            if (stop_) {
+                return;
+            }
+        }
+        const capture::news news = history_.since(next, seen, std::chrono::milliseconds(100));
+        if (auto f = history_.failure()) {
+            fail(*f);
+            return;
+        }
+        for (const auto& txn : news.txns) {
+            ++next;
+            if (!(start_after_ < txn->updated) ||
+                (snapshot_ && visible_in_snapshot(*snapshot_, txn->xid))) {
+                continue;
+            }
+            for (const row_change& rc : txn->changes) {
+                if (rc.op != 'T') {
+                    continue;
+                }
+                for (const table_info& t : setup_.tables) {
+                    if (t.schema == rc.schema && t.name == rc.table) {
+                        fail(
+                            fmt::format("table \"{}\" was truncated (a changefeed cannot "
+                                        "continue past a TRUNCATE)",
+                                        t.name));
+                        return;
+                    }
+                }
+            }
+            std::vector<change> changes = feed_changes(*txn, setup_.tables, o, txn->updated);
+            if (!changes.empty()) {
+                s->add(transaction{txn->updated, std::move(changes)});
+            }
+        }
+        seen = news.frontier;
+        s->advance(seen);
+    }
+}
+
+void changefeed_job::stop_feed() {
+    sender* s = nullptr;
+    {
+        const std::lock_guard<std::mutex> lock(mutex_);
+        stop_ = true;
+        s = sender_.get();
+    }
+    if (s != nullptr) {
+        s->stop();
+    }
+    if (thread_.joinable()) {
+        thread_.join();
+    }
+    const std::lock_guard<std::mutex> lock(mutex_);
+    if (sender_) {
+        checkpoint_ = std::max(checkpoint_, sender_->high_water());
+        sender_.reset();
+    }
+}
+
+result<void> changefeed_job::pause() {
+    {
+        const std::lock_guard<std::mutex> lock(mutex_);
+        if (status_.status != "running") {
+            return error{errc::invalid_argument,
+                         fmt::format("job {}: cannot be requested to be paused, current status: {}",
+                                     setup_.id, status_.status)};
+        }
+    }
+    stop_feed();
+    const std::lock_guard<std::mutex> lock(mutex_);
+    set_status("paused");
+    return ok();
+}
+
+result<void> changefeed_job::resume() {
+    {
+        const std::lock_guard<std::mutex> lock(mutex_);
+        if (status_.status != "paused") {
+            return error{errc::invalid_argument,
+                         fmt::format("job {}: cannot be resumed, current status: {}", setup_.id,
+                                     status_.status)};
+        }
+        set_status("running");
+    }
+    start();
+    return ok();
+}
+
+result<void> changefeed_job::cancel() {
+    {
+        const std::lock_guard<std::mutex> lock(mutex_);
+        if (status_.status != "running" && status_.status != "paused") {
+            return error{errc::invalid_argument,
+                         fmt::format("job {}: cannot be requested to be canceled, current "
+                                     "status: {}",
+                                     setup_.id, status_.status)};
+        }
+    }
+    stop_feed();
+    const std::lock_guard<std::mutex> lock(mutex_);
+    set_status("canceled");
+    return ok();
+}
+
+job_status changefeed_job::status() const {
+    const std::lock_guard<std::mutex> lock(mutex_);
+    job_status st = status_;
+    st.high_water = checkpoint_;
+    if (sender_) {
+        st.high_water = std::max(st.high_water, sender_->high_water());
+    }
+    if (st.status == "running") {
+        const std::string err = sender_ ? sender_->last_error() : std::string();
+        if (!err.empty()) {
+            st.running_status = "transient error: " + err;
+            st.error = st.running_status;
+        } else {
+            st.running_status =
+                st.high_water.is_zero()
+                    ? "running"
+                    : fmt::format("running: resolved={}.{:09},{}",
+                                  st.high_water.wall() / 1000000000,
+                                  st.high_water.wall() % 1000000000, st.high_water.logical());
+        }
+    }
+    return st;
+}
+
+}  // namespace molt::emulator

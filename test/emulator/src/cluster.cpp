@@ -1,0 +1,453 @@
+#include "molt/emulator/cluster.hpp"
+
+#include <algorithm>
+#include <array>
+#include <charconv>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "molt/common/duration.hpp"
+#include "molt/common/time_format.hpp"
+#include "molt/emulator/https_transport.hpp"
+#include "molt/emulator/pg_client.hpp"
+
+namespace molt::emulator {
+namespace {
+
+using crdb::statement_result;
+
+// The cluster settings molt, replicator and the failback docs use. Types: b bool, i int,
+// d duration, s string (SHOW CLUSTER SETTINGS' setting_type letters).
+struct setting_def {
+    std::string_view name;
+    char type;
+    std::string_view default_value;
+    std::string_view description;
+};
+constexpr std::array<setting_def, 11> known_settings = {{
+    {"changefeed.new_webhook_sink_enabled", 'b', "true",
+     "use the v2 webhook sink (the only one crdb-emulator has)"},
+    {"changefeed.sink_io_workers", 'i', "0",
+     "concurrent requests per changefeed (0: min(cores, 32)); applies to new feeds"},
+    {"cluster.organization", 's', "", "organization name"},
+    {"enterprise.license", 's', "", "the licence (crdb-emulator needs none)"},
+    {"kv.closed_timestamp.target_duration", 'd', "3s", "accepted; not emulated"},
+    {"kv.rangefeed.closed_timestamp_refresh_interval", 'd', "3s", "accepted; not emulated"},
+    {"kv.rangefeed.concurrent_catchup_iterators", 'i', "16", "accepted; not emulated"},
+    {"kv.rangefeed.enabled", 'b', "false", "if set, rangefeeds (and changefeeds) are enabled"},
+    {"server.time_until_store_dead", 'd', "5m0s", "accepted; not emulated"},
+    {"sql.stats.automatic_collection.enabled", 'b', "true", "accepted; not emulated"},
+    {"version", 's', "25.2", "the cluster version"},
+}};
+
+const setting_def* find_setting(std::string_view name) {
+    const auto it = std::find_if(known_settings.begin(), known_settings.end(),
+                                 [&](const setting_def& d) { return d.name == name; });
+    return it == known_settings.end() ? nullptr : &*it;
+}
+
+std::string_view pg_type(char setting_type) {
+    switch (setting_type) {
+    case 'b': return "bool";
+    case 'i': return "int8";
+    case 'd': return "interval";
+    default: return "text";
+    }
+}
+
+// A value as stored: canonical text of its type, or an error as CockroachDB words it.
+result<std::string> setting_value(const setting_def& d, const std::string& v) {
+    switch (d.type) {
+    case 'b':
+        if (v == "true" || v == "false") {
+            return v;
+        }
+        return error{errc::invalid_argument,
+                     fmt::format("could not parse \"{}\" as type bool: invalid bool value", v)};
+    case 'i': {
+        int64_t n = 0;
+        const auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+        if (ec != std::errc() || end != v.data() + v.size()) {
+            return error{errc::invalid_argument,
+                         fmt::format("could not parse \"{}\" as type int", v)};
+        }
+        return std::to_string(n);
+    }
+    case 'd': {
+        auto parsed = parse_duration(v);
+        if (!parsed) {
+            return error{errc::invalid_argument,
+                         fmt::format("could not parse \"{}\" as type interval", v)};
+        }
+        return format_duration(*parsed);
+    }
+    default: return v;
+    }
+}
+
+std::string timestamp_text(int64_t nanos) {
+    return format_rfc3339_nanos_utc(nanos);
+}
+
+std::string text_array(const std::vector<std::string>& items) {
+    std::string out = "{";
+    for (const std::string& i : items) {
+        out += out.size() > 1 ? ",\"" : "\"";
+        for (const char c : i) {
+            if (c == '"' || c == '\\') {
+                out += '\\';
+            }
+            out += c;
+        }
+        out += '"';
+    }
+    return out + "}";
+}
+
+std::string sqlstate_of(const error& e) {
+    switch (e.code()) {
+    case errc::not_found: return "42P01";
+    case errc::unsupported: return "0A000";
+    case errc::invalid_argument: return "22023";
+    default: return "XX000";
+    }
+}
+
+int64_t wall_now() {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+}  // namespace
+
+std::string redact_sink_uri(std::string_view uri) {
+    std::string out(uri);
+    for (size_t at = out.find("client_key="); at != std::string::npos;
+         at = out.find("client_key=", at + 1)) {
+        if (at > 0 && out[at - 1] != '?' && out[at - 1] != '&') {
+            continue;
+        }
+        const size_t value = at + std::string_view("client_key=").size();
+        const size_t end = out.find('&', value);
+        out.replace(value, end == std::string::npos ? std::string::npos : end - value, "redacted");
+    }
+    return out;
+}
+
+cluster::cluster(cluster_options options) : options_(std::move(options)) {}
+
+cluster::~cluster() {
+    stop();
+}
+
+result<void> cluster::start() {
+    auto db = pg_client::connect(options_.backend.libpq_conninfo());
+    if (!db) {
+        return std::move(db).error();
+    }
+    auto v = db->query("SHOW server_version");
+    if (!v) {
+        return std::move(v).error();
+    }
+    version_ = fmt::format(
+        "CockroachDB CCL v25.2.0 (x86_64-pc-linux-gnu, built 2025/05/01 00:00:00, go1.23.7) "
+        "[emulated: crdb-emulator over PostgreSQL {}]",
+        v->rows.empty() ? "?" : v->rows[0][0].value_or("?"));
+    capture_ = std::make_unique<capture>(options_.backend.libpq_conninfo(), clock_);
+    return capture_->start();
+}
+
+void cluster::stop() {
+    std::vector<changefeed_job*> jobs;
+    {
+        const std::lock_guard<std::mutex> lock(mutex_);
+        for (auto& [id, j] : jobs_) {
+            jobs.push_back(j.get());
+        }
+    }
+    for (changefeed_job* j : jobs) {
+        (void)j->pause();  // stops its sender; the process is going away
+    }
+    if (capture_) {
+        capture_->stop();
+    }
+}
+
+changefeed_job* cluster::job(int64_t id) {
+    const std::lock_guard<std::mutex> lock(mutex_);
+    const auto it = jobs_.find(id);
+    return it == jobs_.end() ? nullptr : it->second.get();
+}
+
+statement_result cluster::execute(const crdb::statement& s, const std::string& user,
+                                  const std::string& database) {
+    if (const auto* show = std::get_if<crdb::show_setting>(&s)) {
+        const setting_def* d = find_setting(show->name);
+        if (d == nullptr) {
+            return statement_result::failure(
+                "42704", fmt::format("unknown cluster setting \"{}\"", show->name));
+        }
+        const std::lock_guard<std::mutex> lock(mutex_);
+        const auto it = settings_.find(show->name);
+        statement_result r;
+        r.columns.push_back({show->name, std::string(pg_type(d->type))});
+        r.rows.push_back({it == settings_.end() ? std::string(d->default_value) : it->second});
+        return r;
+    }
+    if (std::holds_alternative<crdb::show_all_settings>(s)) {
+        const std::lock_guard<std::mutex> lock(mutex_);
+        statement_result r;
+        r.columns = {{"variable", "text"},
+                     {"value", "text"},
+                     {"setting_type", "text"},
+                     {"description", "text"}};
+        for (const setting_def& d : known_settings) {
+            const auto it = settings_.find(std::string(d.name));
+            r.rows.push_back({std::string(d.name),
+                              it == settings_.end() ? std::string(d.default_value) : it->second,
+                              std::string(1, d.type), std::string(d.description)});
+        }
+        return r;
+    }
+    if (const auto* set = std::get_if<crdb::set_setting>(&s)) {
+        const setting_def* d = find_setting(set->name);
+        if (d == nullptr) {
+            return statement_result::failure(
+                "42704", fmt::format("unknown cluster setting \"{}\"", set->name));
+        }
+        const std::lock_guard<std::mutex> lock(mutex_);
+        if (!set->value) {
+            settings_.erase(set->name);
+            return {};
+        }
+        auto v = setting_value(*d, *set->value);
+        if (!v) {
+            return statement_result::failure("22023", v.error().message());
+        }
+        settings_[set->name] = *v;
+        return {};
+    }
+    if (const auto* cf = std::get_if<crdb::create_changefeed>(&s)) {
+        return create(*cf, user, database);
+    }
+    if (const auto* sj = std::get_if<crdb::show_jobs>(&s)) {
+        return show(*sj);
+    }
+    if (const auto* c = std::get_if<crdb::control_job>(&s)) {
+        changefeed_job* j = job(c->job);
+        if (j == nullptr) {
+            return statement_result::failure("42704",
+                                             fmt::format("job with ID {} does not exist", c->job));
+        }
+        const result<void> done = c->what == crdb::control_job::action::pause    ? j->pause()
+                                  : c->what == crdb::control_job::action::resume ? j->resume()
+                                                                                 : j->cancel();
+        if (!done) {
+            return statement_result::failure("55000", done.error().message());
+        }
+        return {};
+    }
+    return statement_result::failure("0A000", "unimplemented: statement not emulated");
+}
+
+statement_result cluster::create(const crdb::create_changefeed& cf, const std::string& user,
+                                 const std::string& database) {
+    {
+        const std::lock_guard<std::mutex> lock(mutex_);
+        const auto it = settings_.find("kv.rangefeed.enabled");
+        if (it == settings_.end() || it->second != "true") {
+            return statement_result::failure(
+                "55000",
+                "rangefeeds require the kv.rangefeed.enabled setting. See "
+                "https://www.cockroachlabs.com/docs/v25.2/"
+                "create-and-configure-changefeeds.html#enable-rangefeeds");
+        }
+    }
+    const std::string& backend_db = options_.backend.database();
+    if (database != backend_db) {
+        return statement_result::failure(
+            "0A000", fmt::format("unimplemented: crdb-emulator captures changes in database "
+                                 "\"{}\" only (its --backend); this session uses \"{}\"",
+                                 backend_db, database));
+    }
+    const std::string& uri = cf.sink_uri;
+    if (uri.rfind("webhook-http://", 0) == 0) {
+        return statement_result::failure("22023", "this sink requires webhook-https");
+    }
+    if (uri.rfind("webhook-https://", 0) != 0) {
+        const size_t colon = uri.find("://");
+        return statement_result::failure(
+            "0A000", fmt::format("unimplemented: sink scheme \"{}\" is not emulated by "
+                                 "crdb-emulator (only webhook-https://)",
+                                 colon == std::string::npos ? uri : uri.substr(0, colon)));
+    }
+    auto options = parse_changefeed_options(cf.options);
+    if (!options) {
+        return statement_result::failure(sqlstate_of(options.error()), options.error().message());
+    }
+    if (options->cursor && *options->cursor < capture_->start_time()) {
+        return statement_result::failure(
+            "XXUUU", fmt::format("batch timestamp {} must be after replica GC threshold {}",
+                                 options->cursor->to_string(), capture_->start_time().to_string()));
+    }
+    auto db = pg_client::connect(options_.backend.libpq_conninfo());
+    if (!db) {
+        return statement_result::failure("08006", db.error().message());
+    }
+    std::vector<table_info> tables;
+    for (const std::vector<std::string>& name : cf.tables) {
+        const std::string table = name.back();
+        const std::string schema = name.size() >= 2 ? name[name.size() - 2] : "public";
+        if (name.size() == 3 && name[0] != backend_db) {
+            return statement_result::failure(
+                "0A000", fmt::format("unimplemented: table {}.{}.{} is in another database "
+                                     "than crdb-emulator's backend (\"{}\")",
+                                     name[0], schema, table, backend_db));
+        }
+        auto t = describe_table(*db, backend_db, schema, table);
+        if (!t) {
+            return statement_result::failure(sqlstate_of(t.error()), t.error().message());
+        }
+        if (options->full_table_name) {
+            t->topic = backend_db + "." + schema + "." + table;
+        }
+        if (options->message.diff) {
+            // Before images need the whole old row in the WAL.
+            auto altered = db->exec(fmt::format("ALTER TABLE {}.{} REPLICA IDENTITY FULL",
+                                                crdb::quote_identifier(schema),
+                                                crdb::quote_identifier(table)));
+            if (!altered) {
+                return statement_result::failure(
+                    "XX000", "diff needs REPLICA IDENTITY FULL: " + altered.error().message());
+            }
+        }
+        tables.push_back(std::move(t).value());
+    }
+    endpoint_options endpoint;
+    endpoint.sink_uri = uri;
+    endpoint.authorization = options->auth_header;
+    endpoint.timeout = options->client_timeout;
+    auto connect = make_https_transport(endpoint);
+    if (!connect) {
+        return statement_result::failure("22023", connect.error().message());
+    }
+
+    changefeed_job::setup setup;
+    setup.sink_uri = redact_sink_uri(uri);
+    std::string description = "CREATE CHANGEFEED FOR TABLE ";
+    for (size_t i = 0; i < cf.tables.size(); ++i) {
+        std::string joined;
+        for (const std::string& part : cf.tables[i]) {
+            joined += (joined.empty() ? "" : ".") + part;
+        }
+        description += (i == 0 ? "" : ", ") + joined;
+    }
+    description += " INTO " + crdb::quote_literal(setup.sink_uri);
+    for (size_t i = 0; i < cf.options.size(); ++i) {
+        const auto& [name, value] = cf.options[i];
+        description += (i == 0 ? " WITH OPTIONS (" : ", ") + name;
+        if (value) {
+            description +=
+                " = " + crdb::quote_literal(name == "webhook_auth_header" ? "redacted" : *value);
+        }
+        description += i + 1 == cf.options.size() ? ")" : "";
+    }
+    setup.description = std::move(description);
+    setup.user = user;
+    setup.tables = std::move(tables);
+    setup.options = std::move(options).value();
+    setup.connect = std::move(connect).value();
+    setup.faults = options_.faults;
+    setup.conninfo = options_.backend.libpq_conninfo();
+    {
+        const std::lock_guard<std::mutex> lock(mutex_);
+        const auto workers = settings_.find("changefeed.sink_io_workers");
+        const int64_t configured = workers == settings_.end() ? 0 : std::stoll(workers->second);
+        setup.workers = configured > 0
+                            ? static_cast<size_t>(configured)
+                            : std::clamp<size_t>(std::thread::hardware_concurrency(), 1, 32);
+        // Job ids look like CockroachDB's (unique_rowid: time in 10 µs units, then 15 bits).
+        setup.id = ((wall_now() / 10000) << 15) | (job_sequence_++ & 0x7fff);
+    }
+    const int64_t id = setup.id;
+    auto j = std::make_unique<changefeed_job>(std::move(setup), *capture_, clock_);
+    j->start();
+    {
+        const std::lock_guard<std::mutex> lock(mutex_);
+        jobs_.emplace(id, std::move(j));
+    }
+    statement_result r;
+    r.columns.push_back({"job_id", "int8"});
+    r.rows.push_back({std::to_string(id)});
+    return r;
+}
+
+statement_result cluster::show(const crdb::show_jobs& s) {
+    std::vector<job_status> rows;
+    {
+        const std::lock_guard<std::mutex> lock(mutex_);
+        for (const auto& [id, j] : jobs_) {
+            if (!s.job || *s.job == id) {
+                rows.push_back(j->status());
+            }
+        }
+    }
+    if (s.job && rows.empty()) {
+        return statement_result::failure("42704",
+                                         fmt::format("job with ID {} does not exist", *s.job));
+    }
+    auto opt_time = [](std::optional<int64_t> t) -> std::optional<std::string> {
+        return t ? std::optional<std::string>(timestamp_text(*t)) : std::nullopt;
+    };
+    auto hw = [](const hlc& h) -> std::optional<std::string> {
+        return h.is_zero() ? std::nullopt : std::optional<std::string>(h.to_string());
+    };
+    auto hw_time = [](const hlc& h) -> std::optional<std::string> {
+        return h.is_zero() ? std::nullopt : std::optional<std::string>(h.to_rfc3339());
+    };
+    statement_result r;
+    if (s.changefeeds_only) {
+        r.columns = {{"job_id", "int8"},
+                     {"description", "text"},
+                     {"user_name", "text"},
+                     {"status", "text"},
+                     {"running_status", "text"},
+                     {"created", "timestamp"},
+                     {"started", "timestamp"},
+                     {"finished", "timestamp"},
+                     {"modified", "timestamp"},
+                     {"high_water_timestamp", "numeric"},
+                     {"readable_high_water_timestamptz", "timestamptz"},
+                     {"error", "text"},
+                     {"sink_uri", "text"},
+                     {"full_table_names", "text[]"},
+                     {"topics", "text"},
+                     {"format", "text"}};
+        for (const job_status& j : rows) {
+            r.rows.push_back(
+                {std::to_string(j.id), j.description, j.user, j.status, j.running_status,
+                 timestamp_text(j.created), timestamp_text(j.started), opt_time(j.finished),
+                 timestamp_text(j.modified), hw(j.high_water), hw_time(j.high_water), j.error,
+                 j.sink_uri, text_array(j.full_table_names), j.topics, std::string("json")});
+        }
+        return r;
+    }
+    r.columns = {
+        {"job_id", "int8"},         {"job_type", "text"},      {"description", "text"},
+        {"statement", "text"},      {"user_name", "text"},     {"status", "text"},
+        {"running_status", "text"}, {"created", "timestamp"},  {"started", "timestamp"},
+        {"finished", "timestamp"},  {"modified", "timestamp"}, {"fraction_completed", "float8"},
+        {"error", "text"},          {"coordinator_id", "int8"}};
+    for (const job_status& j : rows) {
+        r.rows.push_back(
+            {std::to_string(j.id), std::string("CHANGEFEED"), j.description, std::string(""),
+             j.user, j.status, j.running_status, timestamp_text(j.created),
+             timestamp_text(j.started), opt_time(j.finished), timestamp_text(j.modified),
+             std::string(j.status == "succeeded" ? "1" : "0"), j.error, std::string("1")});
+    }
+    return r;
+}
+
+}  // namespace molt::emulator

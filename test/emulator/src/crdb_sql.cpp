@@ -1,0 +1,660 @@
+#include "molt/emulator/crdb_sql.hpp"
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <charconv>
+
+#include <fmt/format.h>
+
+namespace molt::emulator::crdb {
+namespace {
+
+bool ident_start(char c) {
+    return std::isalpha(static_cast<unsigned char>(c)) != 0 || c == '_' ||
+           static_cast<unsigned char>(c) >= 0x80;
+}
+bool ident_char(char c) {
+    return ident_start(c) || std::isdigit(static_cast<unsigned char>(c)) != 0 || c == '$';
+}
+
+std::string lower(std::string_view s) {
+    std::string out(s);
+    std::transform(out.begin(), out.end(), out.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    return out;
+}
+
+bool iequals(std::string_view a, std::string_view b) {
+    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+               return std::tolower(static_cast<unsigned char>(x)) ==
+                      std::tolower(static_cast<unsigned char>(y));
+           });
+}
+
+// The end of a quoted run starting at `i` (just after the opening quote); doubled quotes stay
+// inside, and with `backslash` (E'...') so do escaped ones.
+size_t quoted_end(std::string_view s, size_t i, char quote, bool backslash, std::string* out) {
+    while (i < s.size()) {
+        const char c = s[i];
+        if (backslash && c == '\\' && i + 1 < s.size()) {
+            if (out != nullptr) {
+                out->push_back(s[i + 1]);
+            }
+            i += 2;
+            continue;
+        }
+        if (c == quote) {
+            if (i + 1 < s.size() && s[i + 1] == quote) {
+                if (out != nullptr) {
+                    out->push_back(quote);
+                }
+                i += 2;
+                continue;
+            }
+            return i + 1;
+        }
+        if (out != nullptr) {
+            out->push_back(c);
+        }
+        ++i;
+    }
+    return s.size();
+}
+
+// Parses tokens of one CockroachDB statement.
+class parser {
+public:
+    explicit parser(std::vector<token> tokens) : t_(std::move(tokens)) {}
+
+    bool word(std::string_view w) const { return word_at(pos_, w); }
+    bool word_at(size_t i, std::string_view w) const {
+        return i < t_.size() && t_[i].type == token::kind::word && iequals(t_[i].text, w);
+    }
+    bool symbol(char c) const {
+        return pos_ < t_.size() && t_[pos_].type == token::kind::symbol &&
+               t_[pos_].text.size() == 1 && t_[pos_].text[0] == c;
+    }
+    bool accept(std::string_view w) {
+        if (word(w)) {
+            ++pos_;
+            return true;
+        }
+        return false;
+    }
+    bool accept_symbol(char c) {
+        if (symbol(c)) {
+            ++pos_;
+            return true;
+        }
+        return false;
+    }
+    bool done() const { return pos_ >= t_.size(); }
+    const token* peek() const { return done() ? nullptr : &t_[pos_]; }
+    void advance() { ++pos_; }
+
+    /// CockroachDB's syntax error at the current token.
+    syntax_error error() const {
+        return syntax_error{
+            fmt::format("at or near \"{}\": syntax error", done() ? "EOF" : lower(t_[pos_].text))};
+    }
+
+    /// An identifier: a word (folded to lower case) or a quoted identifier.
+    std::optional<std::string> identifier() {
+        if (done()) {
+            return std::nullopt;
+        }
+        const token& tk = t_[pos_];
+        if (tk.type == token::kind::word) {
+            ++pos_;
+            return lower(tk.text);
+        }
+        if (tk.type == token::kind::quoted_ident) {
+            ++pos_;
+            return tk.text;
+        }
+        return std::nullopt;
+    }
+    /// a.b.c
+    std::optional<std::vector<std::string>> dotted_name() {
+        std::vector<std::string> parts;
+        do {
+            auto part = identifier();
+            if (!part) {
+                return std::nullopt;
+            }
+            parts.push_back(std::move(*part));
+        } while (accept_symbol('.'));
+        return parts;
+    }
+    /// A value: a string, a number, or a word (lower-cased); a trailing ::type cast is skipped.
+    std::optional<std::string> value() {
+        if (done()) {
+            return std::nullopt;
+        }
+        const token& tk = t_[pos_];
+        std::optional<std::string> v;
+        if (tk.type == token::kind::string || tk.type == token::kind::number) {
+            v = tk.text;
+        } else if (tk.type == token::kind::word) {
+            v = lower(tk.text);
+        } else if (tk.type == token::kind::symbol && tk.text == "-" && pos_ + 1 < t_.size() &&
+                   t_[pos_ + 1].type == token::kind::number) {
+            ++pos_;
+            v = "-" + t_[pos_].text;
+        } else {
+            return std::nullopt;
+        }
+        ++pos_;
+        if (accept_symbol(':') && accept_symbol(':')) {
+            (void)identifier();
+        }
+        return v;
+    }
+    std::optional<int64_t> job_id() {
+        if (done() || t_[pos_].type != token::kind::number) {
+            return std::nullopt;
+        }
+        int64_t id = 0;
+        const std::string& s = t_[pos_].text;
+        const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), id);
+        if (ec != std::errc() || end != s.data() + s.size()) {
+            return std::nullopt;
+        }
+        ++pos_;
+        return id;
+    }
+    bool contains_words(std::string_view a, std::string_view b) const {
+        for (size_t i = 0; i + 1 < t_.size(); ++i) {
+            if (word_at(i, a) && word_at(i + 1, b)) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+private:
+    std::vector<token> t_;
+    size_t pos_ = 0;
+};
+
+statement parse_changefeed(parser& p) {
+    // CREATE CHANGEFEED FOR [TABLE] t [, [TABLE] t ...] INTO 'uri' [WITH opt [= v] [, ...]]
+    if (!p.accept("for")) {
+        if (p.word("into") || p.word("with")) {
+            return not_emulated{"CDC queries (CREATE CHANGEFEED ... AS SELECT)"};
+        }
+        return p.error();
+    }
+    create_changefeed cf;
+    do {
+        (void)p.accept("table");
+        auto name = p.dotted_name();
+        if (!name || name->size() > 3) {
+            return p.error();
+        }
+        if (p.word("family")) {
+            return not_emulated{"column family targets"};
+        }
+        cf.tables.push_back(std::move(*name));
+    } while (p.accept_symbol(','));
+    if (!p.accept("into")) {
+        if (p.done() || p.word("with")) {
+            return not_emulated{"sinkless changefeeds (CREATE CHANGEFEED without INTO)"};
+        }
+        return p.error();
+    }
+    const token* uri = p.peek();
+    if (uri == nullptr || uri->type != token::kind::string) {
+        return p.error();
+    }
+    cf.sink_uri = uri->text;
+    p.advance();
+    if (p.accept("with")) {
+        (void)p.accept("options");
+        const bool parenthesised = p.accept_symbol('(');
+        do {
+            auto name = p.identifier();
+            if (!name) {
+                return p.error();
+            }
+            std::optional<std::string> v;
+            if (p.accept_symbol('=')) {
+                v = p.value();
+                if (!v) {
+                    return p.error();
+                }
+            }
+            cf.options.emplace_back(std::move(*name), std::move(v));
+        } while (p.accept_symbol(','));
+        if (parenthesised && !p.accept_symbol(')')) {
+            return p.error();
+        }
+    }
+    if (p.word("as")) {
+        return not_emulated{"CDC queries (CREATE CHANGEFEED ... AS SELECT)"};
+    }
+    if (!p.done()) {
+        return p.error();
+    }
+    return cf;
+}
+
+// nullopt: a PostgreSQL SHOW, which passes through.
+std::optional<statement> parse_show(parser& p) {
+    if (p.accept("cluster")) {
+        if (p.accept("setting")) {
+            auto name = p.dotted_name();
+            if (!name || !p.done()) {
+                return p.error();
+            }
+            std::string joined;
+            for (const std::string& part : *name) {
+                joined += (joined.empty() ? "" : ".") + part;
+            }
+            return show_setting{joined};
+        }
+        if (p.accept("settings") && p.done()) {
+            return show_all_settings{};
+        }
+        return not_emulated{"SHOW CLUSTER ..."};
+    }
+    if ((p.accept("all") || p.accept("public")) && p.accept("cluster")) {
+        if (p.accept("settings") && p.done()) {
+            return show_all_settings{};
+        }
+        return p.error();
+    }
+    show_jobs s;
+    s.changefeeds_only = p.accept("changefeed");
+    if (p.accept("jobs")) {
+        if (!p.done()) {
+            return not_emulated{"SHOW JOBS with a selection"};
+        }
+        return s;
+    }
+    if (p.accept("job")) {
+        if (p.word("when")) {
+            return not_emulated{"SHOW JOB WHEN COMPLETE"};
+        }
+        s.job = p.job_id();
+        if (!s.job || !p.done()) {
+            return p.error();
+        }
+        return s;
+    }
+    if (s.changefeeds_only) {
+        return p.error();
+    }
+    // Other SHOW statements of CockroachDB; PostgreSQL's SHOW only reads settings, and would
+    // answer "unrecognized configuration parameter".
+    static constexpr std::array<std::string_view, 28> crdb_only = {
+        "databases",  "tables",   "schemas",     "sequences", "types",    "columns", "indexes",
+        "index",      "keys",     "constraints", "grants",    "roles",    "users",   "create",
+        "partitions", "locality", "statistics",  "functions", "ranges",   "range",   "zone",
+        "zones",      "regions",  "backup",      "schedules", "sessions", "queries", "trace"};
+    const token* next = p.peek();
+    if (next != nullptr && next->type == token::kind::word) {
+        const std::string w = lower(next->text);
+        if (std::find(crdb_only.begin(), crdb_only.end(), w) != crdb_only.end()) {
+            return not_emulated{"SHOW " + w};
+        }
+    }
+    return std::nullopt;
+}
+
+std::string replace_all(std::string s, std::string_view from, std::string_view to) {
+    for (size_t at = s.find(from); at != std::string::npos; at = s.find(from, at + to.size())) {
+        s.replace(at, from.size(), to);
+    }
+    return s;
+}
+
+constexpr std::string_view dollar = "$crdb_emulator$";
+
+}  // namespace
+
+std::vector<token> tokenize(std::string_view s) {
+    std::vector<token> out;
+    size_t i = 0;
+    while (i < s.size()) {
+        const char c = s[i];
+        if (std::isspace(static_cast<unsigned char>(c)) != 0) {
+            ++i;
+            continue;
+        }
+        if (c == '-' && i + 1 < s.size() && s[i + 1] == '-') {
+            const size_t nl = s.find('\n', i);
+            i = nl == std::string_view::npos ? s.size() : nl + 1;
+            continue;
+        }
+        if (c == '/' && i + 1 < s.size() && s[i + 1] == '*') {
+            int depth = 1;
+            i += 2;
+            while (i < s.size() && depth > 0) {
+                if (s.compare(i, 2, "/*") == 0) {
+                    ++depth;
+                    i += 2;
+                } else if (s.compare(i, 2, "*/") == 0) {
+                    --depth;
+                    i += 2;
+                } else {
+                    ++i;
+                }
+            }
+            continue;
+        }
+        token t;
+        t.begin = i;
+        if (c == '\'') {
+            t.type = token::kind::string;
+            i = quoted_end(s, i + 1, '\'', false, &t.text);
+        } else if ((c == 'e' || c == 'E') && i + 1 < s.size() && s[i + 1] == '\'') {
+            t.type = token::kind::string;
+            i = quoted_end(s, i + 2, '\'', true, &t.text);
+        } else if ((c == 'b' || c == 'B' || c == 'x' || c == 'X' || c == 'n' || c == 'N') &&
+                   i + 1 < s.size() && s[i + 1] == '\'') {
+            t.type = token::kind::string;
+            i = quoted_end(s, i + 2, '\'', false, &t.text);
+        } else if (c == '"') {
+            t.type = token::kind::quoted_ident;
+            i = quoted_end(s, i + 1, '"', false, &t.text);
+        } else if (c == '$' && i + 1 < s.size() && (s[i + 1] == '$' || (ident_start(s[i + 1])))) {
+            // $tag$ ... $tag$ (a dollar-quoted string), unless it is not closed as a tag.
+            size_t j = i + 1;
+            while (j < s.size() && s[j] != '$' && ident_char(s[j])) {
+                ++j;
+            }
+            if (j < s.size() && s[j] == '$') {
+                const std::string_view tag = s.substr(i, j - i + 1);
+                const size_t close = s.find(tag, j + 1);
+                t.type = token::kind::string;
+                t.text = std::string(s.substr(j + 1, close == std::string_view::npos
+                                                         ? std::string_view::npos
+                                                         : close - j - 1));
+                i = close == std::string_view::npos ? s.size() : close + tag.size();
+            } else {
+                t.type = token::kind::symbol;
+                t.text = "$";
+                ++i;
+            }
+        } else if (std::isdigit(static_cast<unsigned char>(c)) != 0 ||
+                   (c == '.' && i + 1 < s.size() &&
+                    std::isdigit(static_cast<unsigned char>(s[i + 1])) != 0)) {
+            t.type = token::kind::number;
+            size_t j = i;
+            while (j < s.size() &&
+                   (std::isdigit(static_cast<unsigned char>(s[j])) != 0 || s[j] == '.')) {
+                ++j;
+            }
+            if (j < s.size() && (s[j] == 'e' || s[j] == 'E')) {
+                size_t k = j + 1;
+                if (k < s.size() && (s[k] == '+' || s[k] == '-')) {
+                    ++k;
+                }
+                if (k < s.size() && std::isdigit(static_cast<unsigned char>(s[k])) != 0) {
+                    j = k;
+                    while (j < s.size() && std::isdigit(static_cast<unsigned char>(s[j])) != 0) {
+                        ++j;
+                    }
+                }
+            }
+            t.text = std::string(s.substr(i, j - i));
+            i = j;
+        } else if (ident_start(c)) {
+            t.type = token::kind::word;
+            size_t j = i;
+            while (j < s.size() && ident_char(s[j])) {
+                ++j;
+            }
+            t.text = std::string(s.substr(i, j - i));
+            i = j;
+        } else {
+            t.type = token::kind::symbol;
+            t.text = std::string(1, c);
+            ++i;
+        }
+        t.end = i;
+        out.push_back(std::move(t));
+    }
+    return out;
+}
+
+std::vector<std::string_view> split_statements(std::string_view sql) {
+    std::vector<std::string_view> out;
+    size_t start = 0;
+    bool any = false;
+    for (const token& t : tokenize(sql)) {
+        if (t.type == token::kind::symbol && t.text == ";") {
+            if (any) {
+                out.push_back(sql.substr(start, t.begin - start));
+            }
+            start = t.end;
+            any = false;
+        } else {
+            any = true;
+        }
+    }
+    if (any) {
+        out.push_back(sql.substr(start));
+    }
+    return out;
+}
+
+std::optional<statement> parse_statement(std::string_view sql) {
+    auto tokens = tokenize(sql);
+    if (tokens.empty() || tokens[0].type != token::kind::word) {
+        return std::nullopt;
+    }
+    parser p(std::move(tokens));
+    if (p.contains_words("configure", "zone")) {
+        return not_emulated{"zone configurations (CONFIGURE ZONE)"};
+    }
+    for (const auto& [a, b] : {std::pair<std::string_view, std::string_view>{"split", "at"},
+                               {"unsplit", "at"},
+                               {"unsplit", "all"}}) {
+        if (p.word("alter") && p.contains_words(a, b)) {
+            return not_emulated{"range splits (SPLIT AT)"};
+        }
+    }
+    if (p.accept("show")) {
+        return parse_show(p);
+    }
+    if (p.accept("set")) {
+        if (!p.accept("cluster")) {
+            return std::nullopt;
+        }
+        if (!p.accept("setting")) {
+            return p.error();
+        }
+        auto name = p.dotted_name();
+        if (!name || !(p.accept_symbol('=') || p.accept("to"))) {
+            return p.error();
+        }
+        set_setting s;
+        for (const std::string& part : *name) {
+            s.name += (s.name.empty() ? "" : ".") + part;
+        }
+        if (!p.accept("default")) {
+            s.value = p.value();
+            if (!s.value) {
+                return p.error();
+            }
+        }
+        if (!p.done()) {
+            return p.error();
+        }
+        return s;
+    }
+    if (p.accept("reset")) {
+        if (!p.accept("cluster")) {
+            return std::nullopt;
+        }
+        if (!p.accept("setting")) {
+            return p.error();
+        }
+        auto name = p.dotted_name();
+        if (!name || !p.done()) {
+            return p.error();
+        }
+        set_setting s;
+        for (const std::string& part : *name) {
+            s.name += (s.name.empty() ? "" : ".") + part;
+        }
+        return s;
+    }
+    if (p.accept("create")) {
+        if (p.accept("changefeed")) {
+            return parse_changefeed(p);
+        }
+        if (p.accept("schedule")) {
+            return not_emulated{"CREATE SCHEDULE"};
+        }
+        if (p.accept("external")) {
+            return not_emulated{"external connections (CREATE EXTERNAL CONNECTION)"};
+        }
+        return std::nullopt;
+    }
+    for (const auto& [w, what] :
+         {std::pair<std::string_view, control_job::action>{"pause", control_job::action::pause},
+          {"resume", control_job::action::resume},
+          {"cancel", control_job::action::cancel}}) {
+        if (!p.accept(w)) {
+            continue;
+        }
+        if (!p.accept("job")) {
+            const token* next = p.peek();
+            return not_emulated{
+                fmt::format("{} {}", lower(w), next == nullptr ? "" : lower(next->text))};
+        }
+        control_job c;
+        c.what = what;
+        auto id = p.job_id();
+        if (!id || !p.done()) {
+            return p.error();
+        }
+        c.job = *id;
+        return c;
+    }
+    for (const std::string_view w :
+         {"backup", "restore", "import", "export", "upsert", "experimental"}) {
+        if (p.word(w)) {
+            return not_emulated{lower(w)};
+        }
+    }
+    if (p.accept("alter") && (p.word("changefeed") || p.word("backup"))) {
+        return not_emulated{"ALTER " + lower(p.peek()->text)};
+    }
+    return std::nullopt;
+}
+
+statement_result statement_result::failure(std::string sqlstate, std::string message) {
+    statement_result r;
+    r.error = sql_error{std::move(sqlstate), std::move(message)};
+    return r;
+}
+
+std::string quote_literal(std::string_view s) {
+    return "'" + replace_all(std::string(s), "'", "''") + "'";
+}
+
+std::string quote_identifier(std::string_view s) {
+    return "\"" + replace_all(std::string(s), "\"", "\"\"") + "\"";
+}
+
+std::string to_postgres(const statement_result& r) {
+    if (r.error) {
+        // The message must not close the dollar quote.
+        const std::string message = replace_all(r.error->message, dollar, "$crdb_emulator $");
+        return fmt::format("DO {}BEGIN RAISE EXCEPTION USING MESSAGE = {}, ERRCODE = {}; END{}",
+                           dollar, quote_literal(message), quote_literal(r.error->sqlstate),
+                           dollar);
+    }
+    if (r.columns.empty()) {
+        return fmt::format("DO {}BEGIN END{}", dollar, dollar);
+    }
+    auto cell = [&](const std::optional<std::string>& v, size_t c) {
+        return fmt::format("{}::{}", v ? quote_literal(*v) : "NULL", r.columns[c].type);
+    };
+    std::string sql;
+    if (r.rows.empty()) {
+        sql = "SELECT ";
+        for (size_t c = 0; c < r.columns.size(); ++c) {
+            sql += fmt::format("{}{} AS {}", c == 0 ? "" : ", ", cell(std::nullopt, c),
+                               quote_identifier(r.columns[c].name));
+        }
+        return sql + " WHERE false";
+    }
+    sql = "SELECT * FROM (VALUES ";
+    for (size_t row = 0; row < r.rows.size(); ++row) {
+        sql += row == 0 ? "(" : ", (";
+        for (size_t c = 0; c < r.columns.size(); ++c) {
+            sql += (c == 0 ? "" : ", ") +
+                   cell(c < r.rows[row].size() ? r.rows[row][c] : std::nullopt, c);
+        }
+        sql += ")";
+    }
+    sql += ") AS crdb_result(";
+    for (size_t c = 0; c < r.columns.size(); ++c) {
+        sql += (c == 0 ? "" : ", ") + quote_identifier(r.columns[c].name);
+    }
+    return sql + ")";
+}
+
+std::string rewrite_statement(std::string_view sql, executor& ex) {
+    if (auto s = parse_statement(sql)) {
+        if (const auto* e = std::get_if<syntax_error>(&*s)) {
+            return to_postgres(statement_result::failure("42601", e->message));
+        }
+        if (const auto* n = std::get_if<not_emulated>(&*s)) {
+            return to_postgres(statement_result::failure(
+                "0A000", fmt::format("unimplemented: {} is not emulated by crdb-emulator (a "
+                                     "CockroachDB stand-in over PostgreSQL)",
+                                     n->what)));
+        }
+        return to_postgres(ex.execute(*s));
+    }
+    // version() and cluster_logical_timestamp() calls become CockroachDB's answers.
+    const std::vector<token> tokens = tokenize(sql);
+    std::string out;
+    size_t copied = 0;
+    for (size_t i = 0; i + 2 < tokens.size(); ++i) {
+        const token& t = tokens[i];
+        if (t.type != token::kind::word || tokens[i + 1].text != "(" || tokens[i + 2].text != ")" ||
+            (i > 0 && tokens[i - 1].text == ".")) {
+            continue;
+        }
+        std::string replacement;
+        if (iequals(t.text, "version")) {
+            replacement = fmt::format("(SELECT {}::text AS version)", quote_literal(ex.version()));
+        } else if (iequals(t.text, "cluster_logical_timestamp")) {
+            replacement = fmt::format("(SELECT {}::numeric AS cluster_logical_timestamp)",
+                                      ex.logical_timestamp().to_string());
+        } else {
+            continue;
+        }
+        out.append(sql.substr(copied, t.begin - copied));
+        out += replacement;
+        copied = tokens[i + 2].end;
+        i += 2;
+    }
+    if (copied == 0) {
+        return std::string(sql);
+    }
+    out.append(sql.substr(copied));
+    return out;
+}
+
+std::string rewrite_query(std::string_view sql, executor& ex) {
+    const std::vector<std::string_view> statements = split_statements(sql);
+    if (statements.size() <= 1) {
+        return statements.empty() ? std::string(sql) : rewrite_statement(statements[0], ex);
+    }
+    std::string out;
+    for (const std::string_view s : statements) {
+        out += (out.empty() ? "" : "; ") + rewrite_statement(s, ex);
+    }
+    return out;
+}
+
+}  // namespace molt::emulator::crdb

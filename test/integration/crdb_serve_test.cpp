@@ -1,0 +1,625 @@
+// `crdb-emulator serve` against the test PostgreSQL: clients (libpq, SOCI's extended protocol)
+// through the stand-in, and changefeeds delivered to an HTTPS receiver that requires a client
+// certificate, checked message by message against what the SQL did.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include <catch2/catch.hpp>
+#include <fmt/format.h>
+#include <libpq-fe.h>
+#include <openssl/ssl.h>
+#include <soci/postgresql/soci-postgresql.h>
+#include <soci/soci.h>
+
+#include "molt/common/base64.hpp"
+#include "molt/common/conn_url.hpp"
+#include "molt/common/percent.hpp"
+#include "molt/emulator/cluster.hpp"
+#include "molt/emulator/pg_proxy.hpp"
+#include "molt/proto/json.hpp"
+#include "molt/test/servers.hpp"
+
+using namespace molt;
+using namespace molt::emulator;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::string read_file(const std::string& path) {
+    std::ifstream in(path);
+    std::stringstream s;
+    s << in.rdbuf();
+    return s.str();
+}
+
+// A CA, a server certificate for localhost and a client certificate, made with openssl.
+struct certificates {
+    std::string dir;
+    certificates() {
+        char templ[] = "/tmp/crdb-serve-test-XXXXXX";
+        dir = ::mkdtemp(templ);
+        const std::string script = fmt::format(
+            "(cd {} && openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days "
+            "2 "
+            "-subj '/CN=test CA' && openssl req -newkey rsa:2048 -nodes -keyout server.key -out "
+            "server.csr -subj '/CN=localhost' && printf 'subjectAltName=DNS:localhost' > san.ext "
+            "&& openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out "
+            "server.crt -days 2 -extfile san.ext && openssl req -newkey rsa:2048 -nodes -keyout "
+            "client.key -out client.csr -subj '/CN=changefeed' && openssl x509 -req -in "
+            "client.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out client.crt -days 2)",
+            dir);
+        REQUIRE(std::system((script + " >/dev/null 2>&1").c_str()) == 0);
+    }
+    ~certificates() { (void)std::system(("rm -rf " + dir).c_str()); }
+    [[nodiscard]] std::string file(const char* name) const { return dir + "/" + name; }
+    // The sink query parameter form: standard base64, URL-encoded.
+    [[nodiscard]] std::string param(const char* name) const {
+        return percent_encode(base64_encode(read_file(file(name))));
+    }
+};
+
+// An HTTPS/1.1 receiver that requires a client certificate from the test CA and records every
+// request with the status it answered.
+class mtls_receiver {
+public:
+    struct request {
+        std::string method, target, content_type, user_agent, authorization, body;
+        int status = 0;
+    };
+
+    explicit mtls_receiver(const certificates& certs) {
+        ctx_ = SSL_CTX_new(TLS_server_method());
+        REQUIRE(SSL_CTX_use_certificate_chain_file(ctx_, certs.file("server.crt").c_str()) == 1);
+        REQUIRE(SSL_CTX_use_PrivateKey_file(ctx_, certs.file("server.key").c_str(),
+                                            SSL_FILETYPE_PEM) == 1);
+        REQUIRE(SSL_CTX_load_verify_locations(ctx_, certs.file("ca.crt").c_str(), nullptr) == 1);
+        SSL_CTX_set_verify(ctx_, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
+        listener_ = ::socket(AF_INET, SOCK_STREAM, 0);
+        sockaddr_in addr{};
+        addr.sin_family = AF_INET;
+        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        REQUIRE(::bind(listener_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+        REQUIRE(::listen(listener_, 64) == 0);
+        socklen_t len = sizeof addr;
+        ::getsockname(listener_, reinterpret_cast<sockaddr*>(&addr), &len);
+        port_ = ntohs(addr.sin_port);
+        acceptor_ = std::thread([this] { accept_loop(); });
+    }
+    ~mtls_receiver() {
+        stopping_ = true;
+        acceptor_.join();
+        ::close(listener_);
+        {
+            const std::lock_guard<std::mutex> lock(mutex_);
+            for (const int fd : fds_) {
+                ::shutdown(fd, SHUT_RDWR);
+            }
+        }
+        for (std::thread& t : threads_) {
+            t.join();
+        }
+        SSL_CTX_free(ctx_);
+    }
+    [[nodiscard]] uint16_t port() const { return port_; }
+    void answer(int status, std::string body) {
+        const std::lock_guard<std::mutex> lock(mutex_);
+        status_ = status;
+        answer_body_ = std::move(body);
+    }
+    [[nodiscard]] std::vector<request> requests() const {
+        const std::lock_guard<std::mutex> lock(mutex_);
+        return requests_;
+    }
+    [[nodiscard]] int handshake_failures() const { return handshake_failures_; }
+
+private:
+    void accept_loop() {
+        while (!stopping_) {
+            pollfd p{listener_, POLLIN, 0};
+            if (::poll(&p, 1, 100) <= 0) {
+                continue;
+            }
+            const int fd = ::accept(listener_, nullptr, nullptr);
+            const std::lock_guard<std::mutex> lock(mutex_);
+            fds_.push_back(fd);
+            threads_.emplace_back([this, fd] { serve(fd); });
+        }
+    }
+    void serve(int fd) {
+        SSL* ssl = SSL_new(ctx_);
+        SSL_set_fd(ssl, fd);
+        if (SSL_accept(ssl) != 1) {
+            ++handshake_failures_;
+            SSL_free(ssl);
+            return;
+        }
+        std::string in;
+        char buf[16384];
+        for (;;) {
+            size_t head_end;
+            while ((head_end = in.find("\r\n\r\n")) == std::string::npos) {
+                const int n = SSL_read(ssl, buf, sizeof buf);
+                if (n <= 0) {
+                    SSL_free(ssl);
+                    return;
+                }
+                in.append(buf, static_cast<size_t>(n));
+            }
+            request r;
+            std::istringstream head(in.substr(0, head_end));
+            std::string line;
+            std::getline(head, line);
+            std::istringstream first(line);
+            first >> r.method >> r.target;
+            size_t length = 0;
+            while (std::getline(head, line)) {
+                if (!line.empty() && line.back() == '\r') {
+                    line.pop_back();
+                }
+                const size_t colon = line.find(':');
+                std::string name = line.substr(0, colon);
+                std::transform(name.begin(), name.end(), name.begin(), ::tolower);
+                const std::string value = colon == std::string::npos
+                                              ? ""
+                                              : line.substr(line.find_first_not_of(' ', colon + 1));
+                if (name == "content-length") {
+                    length = std::stoul(value);
+                } else if (name == "content-type") {
+                    r.content_type = value;
+                } else if (name == "user-agent") {
+                    r.user_agent = value;
+                } else if (name == "authorization") {
+                    r.authorization = value;
+                }
+            }
+            in.erase(0, head_end + 4);
+            while (in.size() < length) {
+                const int n = SSL_read(ssl, buf, sizeof buf);
+                if (n <= 0) {
+                    SSL_free(ssl);
+                    return;
+                }
+                in.append(buf, static_cast<size_t>(n));
+            }
+            r.body = in.substr(0, length);
+            in.erase(0, length);
+            std::string reply;
+            {
+                const std::lock_guard<std::mutex> lock(mutex_);
+                r.status = status_;
+                reply = fmt::format(
+                    "HTTP/1.1 {} {}\r\nContent-Type: text/plain\r\nContent-Length: "
+                    "{}\r\n\r\n{}",
+                    status_, status_ == 200 ? "OK" : "Bad Request", answer_body_.size(),
+                    answer_body_);
+                requests_.push_back(std::move(r));
+            }
+            if (SSL_write(ssl, reply.data(), static_cast<int>(reply.size())) <= 0) {
+                SSL_free(ssl);
+                return;
+            }
+        }
+    }
+
+    SSL_CTX* ctx_ = nullptr;
+    int listener_ = -1;
+    uint16_t port_ = 0;
+    std::atomic<bool> stopping_{false};
+    std::atomic<int> handshake_failures_{0};
+    std::thread acceptor_;
+    mutable std::mutex mutex_;
+    std::vector<int> fds_;
+    std::vector<std::thread> threads_;
+    std::vector<request> requests_;
+    int status_ = 200;
+    std::string answer_body_;
+};
+
+// The stand-in, in this process, in front of the test PostgreSQL.
+struct stand_in {
+    conn_url backend = conn_url::parse(test::server_url("MOLT_TEST_PG_URL")).value();
+    cluster c{cluster_options{backend, {}}};
+    std::unique_ptr<pg_proxy> proxy;
+
+    stand_in() {
+        auto started = c.start();
+        INFO((started ? "" : started.error().message()));
+        REQUIRE(started);
+        proxy_options o;
+        o.listen_port = 0;
+        o.backend_host = backend.host();
+        o.backend_port = backend.port_or_default();
+        proxy = std::make_unique<pg_proxy>(o, c);
+        REQUIRE(proxy->start());
+    }
+    ~stand_in() {
+        proxy->stop();
+        c.stop();
+    }
+    [[nodiscard]] std::string conninfo() const {
+        return fmt::format("host=127.0.0.1 port={} dbname={} user={} password={} sslmode=disable",
+                           proxy->port(), backend.database(), backend.user(), backend.password());
+    }
+};
+
+// A libpq connection through the stand-in.
+struct client {
+    PGconn* conn;
+    explicit client(const stand_in& s) : conn(PQconnectdb(s.conninfo().c_str())) {
+        INFO(PQerrorMessage(conn));
+        REQUIRE(PQstatus(conn) == CONNECTION_OK);
+    }
+    ~client() { PQfinish(conn); }
+    // Rows of the last statement as text; fails the test on an error.
+    std::vector<std::vector<std::string>> query(const std::string& sql) {
+        PGresult* r = PQexec(conn, sql.c_str());
+        const ExecStatusType st = PQresultStatus(r);
+        INFO(sql << ": " << PQresultErrorMessage(r));
+        REQUIRE((st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK));
+        std::vector<std::vector<std::string>> rows;
+        for (int i = 0; i < PQntuples(r); ++i) {
+            std::vector<std::string> row;
+            for (int j = 0; j < PQnfields(r); ++j) {
+                row.emplace_back(PQgetvalue(r, i, j));
+            }
+            rows.push_back(std::move(row));
+        }
+        PQclear(r);
+        return rows;
+    }
+    // SQLSTATE and message of a statement that must fail.
+    std::pair<std::string, std::string> failure(const std::string& sql) {
+        PGresult* r = PQexec(conn, sql.c_str());
+        INFO(sql);
+        REQUIRE(PQresultStatus(r) == PGRES_FATAL_ERROR);
+        std::pair<std::string, std::string> out{PQresultErrorField(r, PG_DIAG_SQLSTATE),
+                                                PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY)};
+        PQclear(r);
+        return out;
+    }
+    // The value of `column` in SHOW CHANGEFEED JOB <job>.
+    std::string job_field(const std::string& job, const std::string& column) {
+        PGresult* r = PQexec(conn, ("SHOW CHANGEFEED JOB " + job).c_str());
+        INFO(PQresultErrorMessage(r));
+        REQUIRE(PQresultStatus(r) == PGRES_TUPLES_OK);
+        REQUIRE(PQntuples(r) == 1);
+        const int c = PQfnumber(r, column.c_str());
+        REQUIRE(c >= 0);
+        std::string value = PQgetvalue(r, 0, c);
+        PQclear(r);
+        return value;
+    }
+};
+
+template <typename Pred>
+bool wait_until(Pred pred, std::chrono::milliseconds timeout = 15s) {
+    const auto end = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < end) {
+        if (pred()) {
+            return true;
+        }
+        std::this_thread::sleep_for(20ms);
+    }
+    return pred();
+}
+
+struct received_message {
+    std::string text, topic, key, updated;
+    size_t request = 0;
+};
+
+// Messages of the row requests so far, and the resolved timestamps with their request index.
+struct delivery {
+    std::vector<received_message> messages;
+    std::vector<std::pair<hlc, size_t>> resolved;
+};
+
+delivery split(const std::vector<mtls_receiver::request>& requests) {
+    delivery d;
+    for (size_t i = 0; i < requests.size(); ++i) {
+        const auto& r = requests[i];
+        auto body = proto::json::parse(r.body);
+        REQUIRE(body);
+        if (const proto::json* resolved = body->find("resolved")) {
+            // {"resolved":"<hlc>"}, compact
+            CHECK(r.body == "{\"resolved\":\"" + resolved->text() + "\"}");
+            d.resolved.emplace_back(hlc::parse(resolved->text()).value(), i);
+            continue;
+        }
+        const proto::json* payload = body->find("payload");
+        REQUIRE(payload != nullptr);
+        // The frame is compact; the messages inside are CockroachDB's text form.
+        std::string rebuilt = "{\"payload\":[";
+        for (size_t m = 0; m < payload->items().size(); ++m) {
+            const proto::json& msg = payload->items()[m];
+            const std::string text = proto::to_crdb_text(msg);
+            rebuilt += (m == 0 ? "" : ",") + text;
+            d.messages.push_back({text, msg.find("topic")->text(),
+                                  proto::to_crdb_text(*msg.find("key")),
+                                  msg.find("updated")->text(), i});
+        }
+        rebuilt += fmt::format("],\"length\":{}}}", payload->items().size());
+        CHECK(r.body == rebuilt);
+    }
+    return d;
+}
+
+}  // namespace
+
+TEST_CASE("serve: libpq and SOCI through the stand-in", "[integration][serve]") {
+    stand_in s;
+    client pq(s);
+    const auto version = pq.query("SELECT version()").at(0).at(0);
+    CHECK(version.find("CockroachDB CCL v") == 0);
+    CHECK(version.find("emulated") != std::string::npos);
+    // Ordinary SQL is PostgreSQL's; CockroachDB's own statements are answered.
+    CHECK(pq.query("SELECT current_database()").at(0).at(0) == s.backend.database());
+    CHECK(pq.query("SHOW CLUSTER SETTING kv.rangefeed.enabled").at(0).at(0) == "f");
+    const auto no_rangefeed =
+        pq.failure("CREATE CHANGEFEED FOR TABLE pg_class INTO 'webhook-https://localhost:1/x'");
+    CHECK(no_rangefeed.first == "55000");
+    CHECK(no_rangefeed.second.find("rangefeeds require the kv.rangefeed.enabled setting") == 0);
+    pq.query("SET CLUSTER SETTING kv.rangefeed.enabled = true");
+    CHECK(pq.query("SHOW CLUSTER SETTING kv.rangefeed.enabled").at(0).at(0) == "t");
+    const auto backup = pq.failure("BACKUP INTO 'nodelocal://1/x'");
+    CHECK(backup.first == "0A000");
+    CHECK(backup.second.find("unimplemented: backup is not emulated") == 0);
+    CHECK(pq.failure("SET CLUSTER SETTING kv.rangefeed.enabled = maybe").second ==
+          "could not parse \"maybe\" as type bool: invalid bool value");
+    CHECK(pq.failure("SHOW CLUSTER SETTING no.such").first == "42704");
+    CHECK(pq.failure("CANCEL JOB 12345").second == "job with ID 12345 does not exist");
+    CHECK(pq.failure("CREATE CHANGEFEED FOR TABLE nosuch INTO 'webhook-https://localhost:1/x'")
+              .second == "relation \"" + s.backend.database() + ".public.nosuch\" does not exist");
+    CHECK(pq.failure("CREATE CHANGEFEED FOR TABLE pg_class INTO 'webhook-http://localhost:1/x'")
+              .second == "this sink requires webhook-https");
+
+    // SOCI's PostgreSQL backend: prepared statements with bound values (extended protocol).
+    soci::session sql(soci::postgresql, s.conninfo());
+    std::string v;
+    sql << "SELECT version()", soci::into(v);
+    CHECK(v == version);
+    std::string before, after;
+    sql << "SELECT cluster_logical_timestamp()::text", soci::into(before);
+    sql << "SELECT cluster_logical_timestamp()::text", soci::into(after);
+    CHECK(hlc::parse(before).value() < hlc::parse(after).value());
+    sql << "DROP TABLE IF EXISTS serve_soci";
+    sql << "CREATE TABLE serve_soci (id INT8 PRIMARY KEY, name TEXT)";
+    for (int i = 1; i <= 3; ++i) {
+        const std::string name = "n" + std::to_string(i);
+        sql << "INSERT INTO serve_soci VALUES (:id, :name)", soci::use(i), soci::use(name);
+    }
+    int count = 0;
+    std::string setting;
+    soci::statement st = (sql.prepare << "SELECT count(*) FROM serve_soci WHERE id >= :min",
+                          soci::use(2), soci::into(count));
+    st.execute(true);
+    CHECK(count == 2);
+    sql << "SHOW CLUSTER SETTING kv.rangefeed.enabled", soci::into(setting);
+    CHECK(setting == "t");
+    sql << "DROP TABLE serve_soci";
+}
+
+TEST_CASE("serve: a three-table changefeed reaches an mTLS receiver message for message",
+          "[integration][serve]") {
+    certificates certs;
+    mtls_receiver receiver(certs);
+    stand_in s;
+    client pq(s);
+    pq.query("DROP TABLE IF EXISTS serve_parent, serve_child, serve_pair");
+    pq.query("CREATE TABLE serve_parent (id INT8 PRIMARY KEY, name TEXT)");
+    pq.query(
+        "CREATE TABLE serve_child (id INT8 PRIMARY KEY, parent_id INT8, amount NUMERIC(10,2))");
+    pq.query("CREATE TABLE serve_pair (a INT8, b TEXT, v JSONB, PRIMARY KEY (b, a))");
+    pq.query("SET CLUSTER SETTING kv.rangefeed.enabled = true");
+    const std::string job =
+        pq
+            .query(fmt::format(
+                "CREATE CHANGEFEED FOR TABLE serve_parent, serve_child, public.serve_pair "
+                "INTO 'webhook-https://localhost:{}/{}/public?route=r1&ca_cert={}&client_cert={}"
+                "&client_key={}' WITH updated, resolved = '100ms', min_checkpoint_frequency = "
+                "'100ms', initial_scan = 'no', webhook_auth_header = 'Bearer s3cret', "
+                "webhook_sink_config = '{{\"Flush\":{{\"Messages\":3,\"Frequency\":\"20ms\"}}}}'",
+                receiver.port(), s.backend.database(), certs.param("ca.crt"),
+                certs.param("client.crt"), certs.param("client.key")))
+            .at(0)
+            .at(0);
+    // The job row shows no key material and no auth header.
+    const std::string description = pq.job_field(job, "description");
+    CHECK(description.find("client_key=redacted") != std::string::npos);
+    CHECK(description.find("s3cret") == std::string::npos);
+    CHECK(pq.job_field(job, "status") == "running");
+    CHECK(pq.job_field(job, "full_table_names") ==
+          fmt::format("{{{0}.public.serve_parent,{0}.public.serve_child,{0}.public.serve_pair}}",
+                      s.backend.database()));
+
+    // Three multi-row transactions; each message below is what it must produce, without
+    // "updated" (one value per transaction, checked separately).
+    const std::vector<std::vector<std::string>> statements = {
+        {"INSERT INTO serve_parent VALUES (1, 'p1'), (2, 'p2')",
+         "INSERT INTO serve_child VALUES (10, 1, 5.5)",
+         "INSERT INTO serve_pair VALUES (1, 'x', '{\"b\": 2, \"a\": [1e2, null]}')"},
+        {"UPDATE serve_parent SET name = 'p1b' WHERE id = 1",
+         "UPDATE serve_child SET amount = 6 WHERE id = 10", "DELETE FROM serve_parent WHERE id = 2",
+         "UPDATE serve_pair SET b = 'y' WHERE a = 1"},
+        {"DELETE FROM serve_child WHERE id = 10", "DELETE FROM serve_parent WHERE id = 1",
+         "INSERT INTO serve_child VALUES (11, NULL, -0.01)",
+         "UPDATE serve_child SET amount = 0.02 WHERE id = 11"},
+    };
+    const std::vector<std::set<std::string>> expected = {
+        {R"({"after": {"id": 1, "name": "p1"}, "key": [1], "topic": "serve_parent")",
+         R"({"after": {"id": 2, "name": "p2"}, "key": [2], "topic": "serve_parent")",
+         R"({"after": {"amount": 5.50, "id": 10, "parent_id": 1}, "key": [10], "topic": "serve_child")",
+         R"({"after": {"a": 1, "b": "x", "v": {"a": [100, null], "b": 2}}, "key": ["x", 1], "topic": "serve_pair")"},
+        {R"({"after": {"id": 1, "name": "p1b"}, "key": [1], "topic": "serve_parent")",
+         R"({"after": {"amount": 6.00, "id": 10, "parent_id": 1}, "key": [10], "topic": "serve_child")",
+         R"({"after": null, "key": [2], "topic": "serve_parent")",
+         R"({"after": null, "key": ["x", 1], "topic": "serve_pair")",
+         R"({"after": {"a": 1, "b": "y", "v": {"a": [100, null], "b": 2}}, "key": ["y", 1], "topic": "serve_pair")"},
+        {R"({"after": null, "key": [10], "topic": "serve_child")",
+         R"({"after": null, "key": [1], "topic": "serve_parent")",
+         R"({"after": {"amount": 0.02, "id": 11, "parent_id": null}, "key": [11], "topic": "serve_child")"},
+    };
+    for (const auto& txn : statements) {
+        pq.query("BEGIN");
+        for (const std::string& sql : txn) {
+            pq.query(sql);
+        }
+        pq.query("COMMIT");
+    }
+    size_t expected_count = 0;
+    for (const auto& e : expected) {
+        expected_count += e.size();
+    }
+    // Everything delivered, and a resolved timestamp covering it.
+    REQUIRE(wait_until([&] {
+        const delivery d = split(receiver.requests());
+        if (d.messages.size() < expected_count || d.resolved.empty()) {
+            return false;
+        }
+        hlc newest;
+        for (const auto& m : d.messages) {
+            newest = std::max(newest, hlc::parse(m.updated).value());
+        }
+        return !(d.resolved.back().first < newest);
+    }));
+    const auto requests = receiver.requests();
+    const delivery d = split(requests);
+    CHECK(receiver.handshake_failures() == 0);
+    for (const auto& r : requests) {
+        CHECK(r.method == "POST");
+        CHECK(r.target == fmt::format("/{}/public?route=r1", s.backend.database()));
+        CHECK(r.content_type == "application/json");
+        CHECK(r.user_agent == "Go-http-client/1.1");
+        CHECK(r.authorization == "Bearer s3cret");
+    }
+    REQUIRE(d.messages.size() == expected_count);  // no faults: no duplicates
+
+    // One HLC per transaction, increasing in commit order; exactly the expected messages.
+    std::map<hlc, std::set<std::string>> by_txn;
+    for (const auto& m : d.messages) {
+        const std::string suffix = ", \"updated\": \"" + m.updated + "\"}";
+        REQUIRE(m.text.size() > suffix.size());
+        CHECK(m.text.substr(m.text.size() - suffix.size()) == suffix);
+        by_txn[hlc::parse(m.updated).value()].insert(
+            m.text.substr(0, m.text.size() - suffix.size()));
+    }
+    REQUIRE(by_txn.size() == expected.size());
+    size_t t = 0;
+    for (const auto& [updated, messages] : by_txn) {
+        INFO("transaction " << t << " at " << updated.to_string());
+        CHECK(messages == expected[t]);
+        ++t;
+    }
+
+    // Per-key order, and resolved only after every row at or below it was acknowledged.
+    std::map<std::pair<std::string, std::string>, hlc> last;
+    for (const auto& m : d.messages) {
+        const hlc u = hlc::parse(m.updated).value();
+        auto [it, added] = last.try_emplace({m.topic, m.key}, u);
+        if (!added) {
+            CHECK(it->second < u);
+            it->second = u;
+        }
+    }
+    hlc previous;
+    for (const auto& [resolved, index] : d.resolved) {
+        CHECK_FALSE(resolved < previous);
+        previous = resolved;
+        for (const auto& m : d.messages) {
+            if (!(resolved < hlc::parse(m.updated).value())) {
+                CHECK(m.request < index);
+            }
+        }
+    }
+    pq.query("CANCEL JOB " + job);
+    pq.query("DROP TABLE serve_parent, serve_child, serve_pair");
+}
+
+TEST_CASE("serve: initial scan, a failing sink, CANCEL JOB", "[integration][serve]") {
+    certificates certs;
+    mtls_receiver receiver(certs);
+    stand_in s;
+    client pq(s);
+    pq.query("DROP TABLE IF EXISTS serve_scan");
+    pq.query("CREATE TABLE serve_scan (id INT8 PRIMARY KEY, v TEXT)");
+    pq.query("INSERT INTO serve_scan VALUES (1, 'old1'), (2, 'old2')");
+    pq.query("SET CLUSTER SETTING kv.rangefeed.enabled = true");
+    const std::string job =
+        pq
+            .query(fmt::format(
+                "CREATE CHANGEFEED FOR TABLE serve_scan INTO "
+                "'webhook-https://localhost:{}/{}/public?ca_cert={}&client_cert={}&client_key={}' "
+                "WITH updated, resolved = '100ms', min_checkpoint_frequency = '100ms', "
+                "initial_scan = 'yes', webhook_sink_config = "
+                "'{{\"Retry\":{{\"Max\":2,\"Backoff\":\"20ms\"}}}}'",
+                receiver.port(), s.backend.database(), certs.param("ca.crt"),
+                certs.param("client.crt"), certs.param("client.key")))
+            .at(0)
+            .at(0);
+
+    // initial_scan='yes': the existing rows, at one timestamp, before any resolved timestamp.
+    REQUIRE(wait_until([&] { return !split(receiver.requests()).resolved.empty(); }));
+    delivery d = split(receiver.requests());
+    REQUIRE(d.messages.size() == 2);
+    CHECK(d.messages[0].updated == d.messages[1].updated);
+    CHECK(d.messages[0].request < d.resolved.front().second);
+    CHECK(d.messages[1].request < d.resolved.front().second);
+    std::set<std::string> scanned = {d.messages[0].text, d.messages[1].text};
+    CHECK(
+        scanned ==
+        std::set<std::string>{
+            R"({"after": {"id": 1, "v": "old1"}, "key": [1], "topic": "serve_scan", "updated": ")" +
+                d.messages[0].updated + "\"}",
+            R"({"after": {"id": 2, "v": "old2"}, "key": [2], "topic": "serve_scan", "updated": ")" +
+                d.messages[0].updated + "\"}"});
+
+    // The sink answers 400: the job shows CockroachDB's error text, the row is retried.
+    receiver.answer(400, "unknown schema: nowhere");
+    pq.query("INSERT INTO serve_scan VALUES (3, 'new')");
+    auto answered = [&](int status) {
+        for (const auto& r : receiver.requests()) {
+            if (r.status == status && r.body.find("\"key\": [3]") != std::string::npos) {
+                return true;
+            }
+        }
+        return false;
+    };
+    CHECK(wait_until([&] {
+        return pq.job_field(job, "error") ==
+               "transient error: 400 Bad Request: unknown schema: nowhere";
+    }));
+    CHECK(pq.job_field(job, "running_status") ==
+          "transient error: 400 Bad Request: unknown schema: nowhere");
+    CHECK(answered(400));
+    CHECK_FALSE(answered(200));
+    receiver.answer(200, "");
+    CHECK(wait_until([&] { return answered(200); }));
+    CHECK(wait_until([&] { return pq.job_field(job, "error").empty(); }));
+    CHECK(pq.job_field(job, "running_status").find("running: resolved=") == 0);
+    CHECK_FALSE(pq.job_field(job, "high_water_timestamp").empty());
+
+    // CANCEL JOB: nothing more is sent.
+    pq.query("CANCEL JOB " + job);
+    CHECK(pq.job_field(job, "status") == "canceled");
+    CHECK_FALSE(pq.job_field(job, "finished").empty());
+    const size_t sent = receiver.requests().size();
+    pq.query("INSERT INTO serve_scan VALUES (4, 'after cancel')");
+    std::this_thread::sleep_for(1s);
+    CHECK(receiver.requests().size() == sent);
+    CHECK(pq.failure("CANCEL JOB " + job).second ==
+          fmt::format("job {}: cannot be requested to be canceled, current status: canceled", job));
+    pq.query("DROP TABLE serve_scan");
+}
