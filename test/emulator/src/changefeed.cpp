@@ -544,8 +544,30 @@ void changefeed_job::stop_feed() {
     const std::lock_guard<std::mutex> lock(mutex_);
     if (sender_) {
         checkpoint_ = std::max(checkpoint_, sender_->high_water());
+        stopped_stats_ = stats_locked();
         sender_.reset();
     }
+}
+
+sender_stats changefeed_job::stats() const {
+    const std::lock_guard<std::mutex> lock(mutex_);
+    return stats_locked();
+}
+
+sender_stats changefeed_job::stats_locked() const {
+    sender_stats total = stopped_stats_;
+    if (sender_) {
+        const sender_stats now = sender_->stats();
+        for (const auto field :
+             {&sender_stats::rows_sent, &sender_stats::rows_acknowledged, &sender_stats::requests,
+              &sender_stats::retries, &sender_stats::resolved_sent, &sender_stats::restarts,
+              &sender_stats::duplicates, &sender_stats::late_duplicates,
+              &sender_stats::duplicate_resolved, &sender_stats::split_transactions,
+              &sender_stats::dropped_connections}) {
+            total.*field += now.*field;
+        }
+    }
+    return total;
 }
 
 result<void> changefeed_job::pause() {

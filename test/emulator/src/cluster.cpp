@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <charconv>
+#include <iostream>
 #include <thread>
 
 #include <fmt/format.h>
@@ -163,12 +164,25 @@ void cluster::stop() {
     std::vector<changefeed_job*> jobs;
     {
         const std::lock_guard<std::mutex> lock(mutex_);
+        if (stopped_) {
+            return;
+        }
+        stopped_ = true;
         for (auto& [id, j] : jobs_) {
             jobs.push_back(j.get());
         }
     }
     for (changefeed_job* j : jobs) {
+        const job_status st = j->status();
         (void)j->pause();  // stops its sender; the process is going away
+        const sender_stats n = j->stats();
+        std::cerr << fmt::format(
+            "crdb-emulator: job {} ({}): {} rows sent, {} acknowledged, {} requests, {} retries, "
+            "{} resolved timestamps, {} restarts; faults: duplicate={} late_duplicate={} "
+            "duplicate_resolved={} split_transaction={} dropped_connection={}\n",
+            st.id, st.status, n.rows_sent, n.rows_acknowledged, n.requests, n.retries,
+            n.resolved_sent, n.restarts, n.duplicates, n.late_duplicates, n.duplicate_resolved,
+            n.split_transactions, n.dropped_connections);
     }
     if (capture_) {
         capture_->stop();
@@ -234,6 +248,29 @@ statement_result cluster::execute(const crdb::statement& s, const std::string& u
     }
     if (const auto* sj = std::get_if<crdb::show_jobs>(&s)) {
         return show(*sj);
+    }
+    if (const auto* d = std::get_if<crdb::create_database>(&s)) {
+        // One database: the backend's. Creating it again "if not exists" is a no-op.
+        if (d->name == options_.backend.database()) {
+            return {};
+        }
+        return statement_result::failure(
+            "0A000", fmt::format("unimplemented: crdb-emulator has one database, its backend's "
+                                 "(\"{}\"); CREATE DATABASE \"{}\" is not emulated",
+                                 options_.backend.database(), d->name));
+    }
+    if (const auto* cs = std::get_if<crdb::create_schema>(&s)) {
+        if (cs->database != database) {
+            return statement_result::failure(
+                "0A000", fmt::format("unimplemented: schema {}.{} is in another database than "
+                                     "this session's (\"{}\")",
+                                     cs->database, cs->schema, database));
+        }
+        statement_result r;
+        r.postgres_sql =
+            fmt::format("CREATE SCHEMA {}{}", cs->if_not_exists ? "IF NOT EXISTS " : "",
+                        crdb::quote_identifier(cs->schema));
+        return r;
     }
     if (const auto* c = std::get_if<crdb::control_job>(&s)) {
         changefeed_job* j = job(c->job);

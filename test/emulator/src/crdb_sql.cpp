@@ -507,6 +507,43 @@ std::optional<statement> parse_statement(std::string_view sql) {
         if (p.accept("changefeed")) {
             return parse_changefeed(p);
         }
+        if (p.accept("database")) {
+            create_database d;
+            if (p.accept("if")) {
+                if (!p.accept("not") || !p.accept("exists")) {
+                    return p.error();
+                }
+                d.if_not_exists = true;
+            }
+            auto name = p.identifier();
+            if (!name) {
+                return p.error();
+            }
+            if (!p.done()) {
+                return std::nullopt;  // options (ENCODING, ...): PostgreSQL's own syntax
+            }
+            if (!d.if_not_exists) {
+                return std::nullopt;
+            }
+            d.name = std::move(*name);
+            return d;
+        }
+        if (p.accept("schema")) {
+            create_schema c;
+            if (p.accept("if")) {
+                if (!p.accept("not") || !p.accept("exists")) {
+                    return p.error();
+                }
+                c.if_not_exists = true;
+            }
+            auto name = p.dotted_name();
+            if (!name || name->size() != 2 || !p.done()) {
+                return std::nullopt;
+            }
+            c.database = (*name)[0];
+            c.schema = (*name)[1];
+            return c;
+        }
         if (p.accept("schedule")) {
             return not_emulated{"CREATE SCHEDULE"};
         }
@@ -563,6 +600,9 @@ std::string quote_identifier(std::string_view s) {
 }
 
 std::string to_postgres(const statement_result& r) {
+    if (r.postgres_sql) {
+        return *r.postgres_sql;
+    }
     if (r.error) {
         // The message must not close the dollar quote.
         const std::string message = replace_all(r.error->message, dollar, "$crdb_emulator $");

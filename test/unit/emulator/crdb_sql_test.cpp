@@ -170,3 +170,22 @@ TEST_CASE("rewrite: CockroachDB's functions become constants; its statements are
     CHECK(rewrite_statement("PAUSE JOB abc", ex).find("ERRCODE = '42601'") != std::string::npos);
     CHECK(ex.executed.size() == 2);
 }
+
+TEST_CASE("CREATE DATABASE IF NOT EXISTS and database-qualified CREATE SCHEMA are CockroachDB's",
+          "[crdb_sql]") {
+    const auto db = parsed_as<create_database>("CREATE DATABASE IF NOT EXISTS \"_replicator\"");
+    CHECK(db.name == "_replicator");
+    CHECK(db.if_not_exists);
+    const auto schema = parsed_as<create_schema>("CREATE SCHEMA IF NOT EXISTS appdb.\"Staging\"");
+    CHECK(schema.database == "appdb");
+    CHECK(schema.schema == "Staging");
+    // PostgreSQL's own forms pass through.
+    for (const char* sql : {"CREATE DATABASE x", "CREATE DATABASE x OWNER app",
+                            "CREATE SCHEMA IF NOT EXISTS s", "CREATE SCHEMA s AUTHORIZATION app"}) {
+        INFO(sql);
+        CHECK_FALSE(parse_statement(sql).has_value());
+    }
+    statement_result instead;
+    instead.postgres_sql = "CREATE SCHEMA IF NOT EXISTS \"Staging\"";
+    CHECK(to_postgres(instead) == "CREATE SCHEMA IF NOT EXISTS \"Staging\"");
+}

@@ -106,12 +106,15 @@ public:
     result<void> cancel();
 
     [[nodiscard]] job_status status() const;
+    /// What the job's senders did so far (every pause and resume included).
+    [[nodiscard]] sender_stats stats() const;
 
 private:
     void run();
     void stop_feed();  // joins the thread, keeps the checkpoint
     result<void> scan();
     void set_status(std::string status);
+    sender_stats stats_locked() const;
 
     setup setup_;
     capture& history_;
@@ -120,6 +123,7 @@ private:
     std::optional<transaction> scan_;
     std::optional<std::string> snapshot_;  // pg_current_snapshot() of the scan
     hlc checkpoint_;                       // resolved timestamp acknowledged before a pause
+    sender_stats stopped_stats_;           // of senders stopped before
 
     mutable std::mutex mutex_;
     job_status status_;

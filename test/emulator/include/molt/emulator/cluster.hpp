@@ -55,6 +55,7 @@ private:
     std::map<std::string, std::string> settings_;  ///< values set, by name
     std::map<int64_t, std::unique_ptr<changefeed_job>> jobs_;
     int64_t job_sequence_ = 0;
+    bool stopped_ = false;
 };
 
 /// One client connection's view: its user and database.

@@ -61,6 +61,17 @@ struct control_job {
     enum class action { pause, resume, cancel } what = action::pause;
     int64_t job = 0;
 };
+/// CREATE DATABASE [IF NOT EXISTS] name: PostgreSQL has no IF NOT EXISTS here.
+struct create_database {
+    std::string name;
+    bool if_not_exists = false;
+};
+/// CREATE SCHEMA [IF NOT EXISTS] db.schema: a database-qualified schema, which PostgreSQL
+/// does not take.
+struct create_schema {
+    std::string database, schema;
+    bool if_not_exists = false;
+};
 /// A CockroachDB-only statement the stand-in does not emulate; `what` names it.
 struct not_emulated {
     std::string what;
@@ -69,8 +80,9 @@ struct not_emulated {
 struct syntax_error {
     std::string message;
 };
-using statement = std::variant<show_setting, show_all_settings, set_setting, create_changefeed,
-                               show_jobs, control_job, not_emulated, syntax_error>;
+using statement =
+    std::variant<show_setting, show_all_settings, set_setting, create_changefeed, show_jobs,
+                 control_job, create_database, create_schema, not_emulated, syntax_error>;
 
 /// The CockroachDB-only statement `sql` is, or nullopt for SQL that passes through.
 [[nodiscard]] std::optional<statement> parse_statement(std::string_view sql);
@@ -89,6 +101,7 @@ struct statement_result {
     std::vector<column> columns;                                ///< empty: a command without rows
     std::vector<std::vector<std::optional<std::string>>> rows;  ///< values as text; nullopt NULL
     std::optional<sql_error> error;
+    std::optional<std::string> postgres_sql;  ///< run this PostgreSQL statement instead
 
     [[nodiscard]] static statement_result failure(std::string sqlstate, std::string message);
 };

@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# The CockroachDB stand-in end to end, the way failback runs: `crdb-emulator serve` (TLS towards
+# clients, changefeed faults on) in front of a PostgreSQL database; psql through it with
+# sslmode=verify-full; `replicator start` in the consistent mode with its staging on the
+# stand-in and its target on MariaDB; a changefeed created as the MOLT docs do (cursor from
+# cluster_logical_timestamp()); transactions written through the stand-in with psql. The target
+# must end equal to the source. Then CANCEL JOB, SIGTERM (exit 0, replication slot gone).
+# Usage: crdb_serve_test.sh REPLICATOR CRDB_EMULATOR   (servers from test/support/db/with-dbs.sh)
+REPLICATOR=$1
+EMULATOR=$2
+. "$(dirname "$0")/lib.sh"
+e2e_init
+
+# Databases of their own.
+psql "$MOLT_TEST_PG_ADMIN_URL" -X -q -c "DROP DATABASE IF EXISTS serve_src" \
+    -c "CREATE DATABASE serve_src OWNER app" || exit 1
+my_at "$MOLT_TEST_MYSQL_ADMIN_URL" "DROP DATABASE IF EXISTS serve_dst; CREATE DATABASE serve_dst;
+    GRANT ALL ON serve_dst.* TO 'app'@'%'; GRANT ALL ON serve_dst.* TO 'app'@'localhost'" || exit 1
+src=${MOLT_TEST_PG_URL/\/appdb\?/\/serve_src?}
+dst=${MOLT_TEST_MYSQL_URL%/appdb}/serve_dst
+
+certs="$E2E_TMP/certs"
+mkdir -p "$certs"
+(
+    cd "$certs" || exit 1
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 2 -subj "/CN=e2e CA"
+    openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj "/CN=localhost"
+    printf 'subjectAltName=DNS:localhost' > san.ext
+    openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out server.crt -days 2 -extfile san.ext
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout other.key -out other.crt -days 2 -subj "/CN=other CA"
+) >/dev/null 2>&1 || exit 1
+
+echo "--- the stand-in"
+"$EMULATOR" serve --backend "$src" --listen 127.0.0.1:0 --ready-file "$E2E_TMP/ready" \
+    --tls-cert "$certs/server.crt" --tls-key "$certs/server.key" \
+    --fault-duplicate 0.05 --fault-replay 0.05 --fault-duplicate-resolved 0.1 \
+    --fault-split-transaction 0.2 --fault-drop-connection 0.01 >"$E2E_TMP/serve.log" 2>&1 &
+serve_pid=$!
+E2E_PIDS+=("$serve_pid")
+for _ in $(seq 1 100); do [ -s "$E2E_TMP/ready" ] && break; sleep 0.05; done
+[ -s "$E2E_TMP/ready" ] || { cat "$E2E_TMP/serve.log"; exit 1; }
+port=$(cut -d: -f2 "$E2E_TMP/ready")
+crdb="postgresql://app:app@localhost:$port/serve_src?sslmode=verify-full&sslrootcert=$certs/ca.crt"
+sql() { psql "$crdb" -X -q -At -v ON_ERROR_STOP=1 -c "$1"; }
+
+check_contains "psql with sslmode=verify-full: SELECT version()" "$(sql 'SELECT version()')" \
+    "CockroachDB CCL v"
+check "the session is TLS" "$(psql "$crdb" -X -At -c '\conninfo' | grep -c 'SSL connection')" 1
+out=$(psql "postgresql://app:app@localhost:$port/serve_src?sslmode=verify-full&sslrootcert=$certs/other.crt" \
+    -X -At -c 'SELECT 1' 2>&1)
+check_contains "a server certificate from another CA is refused" "$out" "certificate verify failed"
+out=$(psql "postgresql://app:wrong@localhost:$port/serve_src?sslmode=require" -X -At -c 'SELECT 1' 2>&1)
+check_contains "authentication is PostgreSQL's" "$out" 'password authentication failed for user "app"'
+out=$(psql "$crdb" -X -At -c "CREATE CHANGEFEED FOR TABLE t INTO 'webhook-https://localhost:1/x'" 2>&1)
+check_contains "CREATE CHANGEFEED needs kv.rangefeed.enabled" "$out" \
+    "rangefeeds require the kv.rangefeed.enabled setting"
+
+echo "--- replicator: consistent mode, staging on the stand-in, target MariaDB"
+sql "CREATE TABLE accounts (id INT8 PRIMARY KEY, owner TEXT NOT NULL, balance NUMERIC(12,2))"
+sql "CREATE TABLE transfers (id INT8, seq INT8, amount NUMERIC(12,2), note TEXT, PRIMARY KEY (id, seq))"
+my_at "$dst" "CREATE TABLE accounts (id BIGINT PRIMARY KEY, owner TEXT NOT NULL, balance DECIMAL(12,2));
+    CREATE TABLE transfers (id BIGINT, seq BIGINT, amount DECIMAL(12,2), note TEXT, PRIMARY KEY (id, seq))" || exit 1
+start_replicator repl --tlsSelfSigned --disableAuthentication --bindAddr 127.0.0.1:0 \
+    --targetConn "$dst" --stagingConn "$crdb" --stagingSchema serve_src._replicator \
+    --flushPeriod 100ms || exit 1
+check_contains "replicator staged on the stand-in, as on CockroachDB" \
+    "$(grep 'staging schema ready' "$E2E_TMP/repl.log")" '"server":"CockroachDB"'
+
+sql "SET CLUSTER SETTING kv.rangefeed.enabled = true"
+cursor=$(sql "SELECT cluster_logical_timestamp()")
+job=$(sql "CREATE CHANGEFEED FOR TABLE accounts, transfers
+    INTO 'webhook-https://127.0.0.1:$REPLICATOR_PORT/serve_dst?insecure_tls_skip_verify=true'
+    WITH updated, resolved = '250ms', min_checkpoint_frequency = '250ms', initial_scan = 'no',
+    cursor = '$cursor', webhook_client_timeout = '10s',
+    webhook_sink_config = '{\"Flush\":{\"Messages\":50,\"Frequency\":\"50ms\"},\"Retry\":{\"Max\":3,\"Backoff\":\"50ms\"}}'")
+check "CREATE CHANGEFEED returns a job id" "$([[ "$job" =~ ^[0-9]{15,19}$ ]] && echo yes)" yes
+
+echo "--- transactions through the stand-in"
+for round in $(seq 1 40); do
+    sql "BEGIN;
+        INSERT INTO accounts SELECT g, 'owner ' || g, g * 1.25 FROM generate_series($round * 7, $round * 7 + 20) g
+            ON CONFLICT (id) DO UPDATE SET balance = accounts.balance + 1;
+        INSERT INTO transfers SELECT g % 50, $round, g * 0.01, 'round $round' FROM generate_series(1, 25) g
+            ON CONFLICT DO NOTHING;
+        UPDATE accounts SET owner = owner || '+' WHERE id % 5 = $round % 5;
+        DELETE FROM accounts WHERE id % 11 = $round % 11;
+        DELETE FROM transfers WHERE seq = $round - 3 AND id % 2 = 0;
+        COMMIT" || exit 1
+done
+source_rows() {
+    psql "$src" -X -q -At -F $'\t' -c "SELECT id, owner, balance FROM accounts ORDER BY id" \
+        -c "SELECT id, seq, amount, note FROM transfers ORDER BY id, seq"
+}
+target_rows() {
+    my_at "$dst" "SELECT id, owner, balance FROM accounts ORDER BY id;
+        SELECT id, seq, amount, note FROM transfers ORDER BY id, seq"
+}
+for _ in $(seq 1 120); do
+    [ "$(source_rows | md5sum)" == "$(target_rows | md5sum)" ] && break
+    sleep 0.5
+done
+check "the target equals the source ($(source_rows | wc -l) rows)" \
+    "$(target_rows | md5sum)" "$(source_rows | md5sum)"
+job_status() { psql "$crdb" -X -q -At -F $'\t' -c "SHOW CHANGEFEED JOB $job" | cut -f4; }
+check "the job is running" "$(job_status)" running
+
+echo "--- CANCEL JOB and SIGTERM"
+sql "CANCEL JOB $job"
+check "the job is canceled" "$(job_status)" canceled
+stop_replicator
+kill -TERM "$serve_pid"
+wait "$serve_pid"
+check "crdb-emulator exits 0 on SIGTERM" "$?" 0
+E2E_PIDS=()
+stats=$(grep "crdb-emulator: job $job" "$E2E_TMP/serve.log")
+echo "     $stats"
+for f in duplicate duplicate_resolved split_transaction; do
+    n=$(grep -o " $f=[0-9]*" <<<"$stats" | cut -d= -f2)
+    if [ "${n:-0}" -gt 0 ]; then echo "ok   $n $f faults injected"; else
+        echo "FAIL no $f fault was injected"; E2E_FAILURES=$((E2E_FAILURES + 1)); fi
+done
+check "its replication slot is gone" \
+    "$(psql "$MOLT_TEST_PG_ADMIN_URL" -X -At -c "SELECT count(*) FROM pg_replication_slots WHERE slot_name LIKE 'crdb_emulator_${serve_pid}_%'")" 0
+
+psql "$MOLT_TEST_PG_ADMIN_URL" -X -q -c "DROP DATABASE serve_src WITH (FORCE)"
+my_at "$MOLT_TEST_MYSQL_ADMIN_URL" "DROP DATABASE serve_dst"
+e2e_finish
