@@ -78,6 +78,8 @@ public:
     struct request {
         std::string method, target, content_type, user_agent, authorization, body;
         int status = 0;
+        // Positions on one event counter: when the request arrived, when its answer was sent.
+        uint64_t arrived = 0, answered = 0;
     };
 
     explicit mtls_receiver(const certificates& certs) {
@@ -119,6 +121,8 @@ public:
         status_ = status;
         answer_body_ = std::move(body);
     }
+    /// Row requests are answered this much later (a slow receiver).
+    void delay_rows(std::chrono::milliseconds d) { delay_ = d; }
     [[nodiscard]] std::vector<request> requests() const {
         const std::lock_guard<std::mutex> lock(mutex_);
         return requests_;
@@ -196,16 +200,28 @@ private:
             }
             r.body = in.substr(0, length);
             in.erase(0, length);
+            const bool rows = r.body.find("\"payload\"") != std::string::npos;
             std::string reply;
+            size_t index = 0;
             {
                 const std::lock_guard<std::mutex> lock(mutex_);
                 r.status = status_;
+                r.arrived = ++events_;
                 reply = fmt::format(
                     "HTTP/1.1 {} {}\r\nContent-Type: text/plain\r\nContent-Length: "
                     "{}\r\n\r\n{}",
                     status_, status_ == 200 ? "OK" : "Bad Request", answer_body_.size(),
                     answer_body_);
+                index = requests_.size();
                 requests_.push_back(std::move(r));
+            }
+            if (rows) {
+                std::this_thread::sleep_for(delay_.load());
+            }
+            {
+                // Counted before the answer leaves: the sender cannot act on it earlier.
+                const std::lock_guard<std::mutex> lock(mutex_);
+                requests_[index].answered = ++events_;
             }
             if (SSL_write(ssl, reply.data(), static_cast<int>(reply.size())) <= 0) {
                 SSL_free(ssl);
@@ -226,6 +242,8 @@ private:
     std::vector<request> requests_;
     int status_ = 200;
     std::string answer_body_;
+    uint64_t events_ = 0;
+    std::atomic<std::chrono::milliseconds> delay_{std::chrono::milliseconds(0)};
 };
 
 // The stand-in, in this process, in front of the test PostgreSQL.
@@ -416,6 +434,7 @@ TEST_CASE("serve: a three-table changefeed reaches an mTLS receiver message for 
           "[integration][serve]") {
     certificates certs;
     mtls_receiver receiver(certs);
+    receiver.delay_rows(30ms);  // resolved timestamps would overtake rows still in flight
     stand_in s;
     client pq(s);
     pq.query("DROP TABLE IF EXISTS serve_parent, serve_child, serve_pair");
@@ -540,7 +559,8 @@ TEST_CASE("serve: a three-table changefeed reaches an mTLS receiver message for 
         previous = resolved;
         for (const auto& m : d.messages) {
             if (!(resolved < hlc::parse(m.updated).value())) {
-                CHECK(m.request < index);
+                // Answered (2xx) before the resolved timestamp was even sent.
+                CHECK(requests[m.request].answered < requests[index].arrived);
             }
         }
     }
