@@ -322,6 +322,22 @@ struct client {
     }
 };
 
+// CREATE CHANGEFEED FOR `targets` INTO the receiver at `path_query` (ending in '?' or '&'),
+// with the client certificate and the test CA, WITH `options`; the job id.
+std::string create_changefeed(client& pq, const mtls_receiver& receiver, const certificates& certs,
+                              std::string_view targets, std::string_view path_query,
+                              std::string_view options) {
+    return pq
+        .query(
+            fmt::format("CREATE CHANGEFEED FOR TABLE {} INTO "
+                        "'webhook-https://localhost:{}{}ca_cert={}&client_cert={}&client_key={}' "
+                        "WITH {}",
+                        targets, receiver.port(), path_query, certs.param("ca.crt"),
+                        certs.param("client.crt"), certs.param("client.key"), options))
+        .at(0)
+        .at(0);
+}
+
 template <typename Pred>
 bool wait_until(Pred pred, std::chrono::milliseconds timeout = 15s) {
     const auto end = std::chrono::steady_clock::now() + timeout;
@@ -443,18 +459,12 @@ TEST_CASE("serve: a three-table changefeed reaches an mTLS receiver message for 
         "CREATE TABLE serve_child (id INT8 PRIMARY KEY, parent_id INT8, amount NUMERIC(10,2))");
     pq.query("CREATE TABLE serve_pair (a INT8, b TEXT, v JSONB, PRIMARY KEY (b, a))");
     pq.query("SET CLUSTER SETTING kv.rangefeed.enabled = true");
-    const std::string job =
-        pq
-            .query(fmt::format(
-                "CREATE CHANGEFEED FOR TABLE serve_parent, serve_child, public.serve_pair "
-                "INTO 'webhook-https://localhost:{}/{}/public?route=r1&ca_cert={}&client_cert={}"
-                "&client_key={}' WITH updated, resolved = '100ms', min_checkpoint_frequency = "
-                "'100ms', initial_scan = 'no', webhook_auth_header = 'Bearer s3cret', "
-                "webhook_sink_config = '{{\"Flush\":{{\"Messages\":3,\"Frequency\":\"20ms\"}}}}'",
-                receiver.port(), s.backend.database(), certs.param("ca.crt"),
-                certs.param("client.crt"), certs.param("client.key")))
-            .at(0)
-            .at(0);
+    const std::string job = create_changefeed(
+        pq, receiver, certs, "serve_parent, serve_child, public.serve_pair",
+        fmt::format("/{}/public?route=r1&", s.backend.database()),
+        "updated, resolved = '100ms', min_checkpoint_frequency = '100ms', initial_scan = 'no', "
+        "webhook_auth_header = 'Bearer s3cret', webhook_sink_config = "
+        "'{\"Flush\":{\"Messages\":3,\"Frequency\":\"20ms\"}}'");
     // The job row shows no key material and no auth header.
     const std::string description = pq.job_field(job, "description");
     CHECK(description.find("client_key=redacted") != std::string::npos);
@@ -577,18 +587,10 @@ TEST_CASE("serve: initial scan, a failing sink, CANCEL JOB", "[integration][serv
     pq.query("CREATE TABLE serve_scan (id INT8 PRIMARY KEY, v TEXT)");
     pq.query("INSERT INTO serve_scan VALUES (1, 'old1'), (2, 'old2')");
     pq.query("SET CLUSTER SETTING kv.rangefeed.enabled = true");
-    const std::string job =
-        pq
-            .query(fmt::format(
-                "CREATE CHANGEFEED FOR TABLE serve_scan INTO "
-                "'webhook-https://localhost:{}/{}/public?ca_cert={}&client_cert={}&client_key={}' "
-                "WITH updated, resolved = '100ms', min_checkpoint_frequency = '100ms', "
-                "initial_scan = 'yes', webhook_sink_config = "
-                "'{{\"Retry\":{{\"Max\":2,\"Backoff\":\"20ms\"}}}}'",
-                receiver.port(), s.backend.database(), certs.param("ca.crt"),
-                certs.param("client.crt"), certs.param("client.key")))
-            .at(0)
-            .at(0);
+    const std::string job = create_changefeed(
+        pq, receiver, certs, "serve_scan", fmt::format("/{}/public?", s.backend.database()),
+        "updated, resolved = '100ms', min_checkpoint_frequency = '100ms', initial_scan = 'yes', "
+        "webhook_sink_config = '{\"Retry\":{\"Max\":2,\"Backoff\":\"20ms\"}}'");
 
     // initial_scan='yes': the existing rows, at one timestamp, before any resolved timestamp.
     REQUIRE(wait_until([&] { return !split(receiver.requests()).resolved.empty(); }));

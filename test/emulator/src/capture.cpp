@@ -16,12 +16,6 @@
 namespace molt::emulator {
 namespace {
 
-int64_t wall_now() {
-    return std::chrono::duration_cast<std::chrono::nanoseconds>(
-               std::chrono::system_clock::now().time_since_epoch())
-        .count();
-}
-
 // wal2json prints numbers and booleans as JSON, everything else as the type's text, except
 // bytea, whose hex digits come without PostgreSQL's "\x".
 std::optional<std::string> pg_text(const proto::json& v, std::string_view type) {
@@ -74,8 +68,14 @@ result<void> use_changefeed_text_forms(pg_client& session) {
     return ok();
 }
 
+int64_t wall_clock_nanos() {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
 hlc hlc_clock::now() {
-    return at_least(wall_now());
+    return at_least(wall_clock_nanos());
 }
 
 hlc hlc_clock::at_least(int64_t wall_nanos) {
@@ -144,7 +144,7 @@ result<std::optional<source_txn>> wal2json_reader::add(std::string_view text) {
             return error{errc::parse_error, "wal2json: a commit outside a transaction"};
         }
         const proto::json* ts = a.find("timestamp");
-        auto nanos = ts == nullptr ? result<int64_t>(wall_now()) : commit_time(ts->text());
+        auto nanos = ts == nullptr ? result<int64_t>(wall_clock_nanos()) : commit_time(ts->text());
         if (!nanos) {
             return error{errc::parse_error,
                          "wal2json commit timestamp: " + nanos.error().message()};

@@ -13,12 +13,6 @@
 namespace molt::emulator {
 namespace {
 
-int64_t wall_now() {
-    return std::chrono::duration_cast<std::chrono::nanoseconds>(
-               std::chrono::system_clock::now().time_since_epoch())
-        .count();
-}
-
 result<std::chrono::nanoseconds> option_duration(std::string_view name,
                                                  const std::optional<std::string>& v) {
     if (!v) {
@@ -350,7 +344,7 @@ bool visible_in_snapshot(std::string_view snapshot, uint32_t xid) {
 changefeed_job::changefeed_job(setup s, capture& history, hlc_clock& clock)
     : setup_(std::move(s)), history_(history), clock_(clock) {
     start_after_ = setup_.options.cursor ? *setup_.options.cursor : clock_.now();
-    const int64_t now = wall_now();
+    const int64_t now = wall_clock_nanos();
     status_.id = setup_.id;
     status_.description = setup_.description;
     status_.user = setup_.user;
@@ -375,7 +369,7 @@ void changefeed_job::start() {
 
 void changefeed_job::set_status(std::string status) {
     status_.status = std::move(status);
-    status_.modified = wall_now();
+    status_.modified = wall_clock_nanos();
     if (status_.status != "running" && status_.status != "paused") {
         status_.finished = status_.modified;
     }

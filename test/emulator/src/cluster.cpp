@@ -115,12 +115,6 @@ std::string sqlstate_of(const error& e) {
     }
 }
 
-int64_t wall_now() {
-    return std::chrono::duration_cast<std::chrono::nanoseconds>(
-               std::chrono::system_clock::now().time_since_epoch())
-        .count();
-}
-
 }  // namespace
 
 std::string redact_sink_uri(std::string_view uri) {
@@ -406,7 +400,7 @@ statement_result cluster::create(const crdb::create_changefeed& cf, const std::s
                             ? static_cast<size_t>(configured)
                             : std::clamp<size_t>(std::thread::hardware_concurrency(), 1, 32);
         // Job ids look like CockroachDB's (unique_rowid: time in 10 µs units, then 15 bits).
-        setup.id = ((wall_now() / 10000) << 15) | (job_sequence_++ & 0x7fff);
+        setup.id = ((wall_clock_nanos() / 10000) << 15) | (job_sequence_++ & 0x7fff);
     }
     const int64_t id = setup.id;
     auto j = std::make_unique<changefeed_job>(std::move(setup), *capture_, clock_);

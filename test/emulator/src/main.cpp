@@ -57,6 +57,22 @@ The sink URI is what CREATE CHANGEFEED takes (webhook-https://host:port/path?que
 insecure_tls_skip_verify, ca_cert, client_cert and client_key); https:// and http:// work too.
 )";
 
+// Parses a command's flags; an exit code when the command is done (--help, or bad flags).
+std::optional<int> parse_flags(int argc, char** argv, const po::options_description& desc,
+                               const char* help, po::variables_map& vm) {
+    try {
+        po::store(po::parse_command_line(argc, argv, desc), vm);
+        po::notify(vm);
+    } catch (const po::error& e) {
+        return fail(e.what());
+    }
+    if (vm.count("help") != 0U) {
+        std::cout << help << "\n" << desc;
+        return 0;
+    }
+    return std::nullopt;
+}
+
 void add_fault_options(po::options_description& desc) {
     desc.add_options()("all-faults", po::value<double>()->default_value(0),
                        "set every fault except late duplicates")(
@@ -137,15 +153,8 @@ int workload(int argc, char** argv) {
         "summary", po::value<std::string>(), "also write the JSON summary to this file");
     add_fault_options(desc);
     po::variables_map vm;
-    try {
-        po::store(po::parse_command_line(argc, argv, desc), vm);
-        po::notify(vm);
-    } catch (const po::error& e) {
-        return fail(e.what());
-    }
-    if (vm.count("help") != 0U) {
-        std::cout << usage << "\n" << desc;
-        return 0;
+    if (auto done = parse_flags(argc, argv, desc, usage, vm)) {
+        return *done;
     }
     if (vm.count("sink-uri") == 0U) {
         return fail("--sink-uri is required");
@@ -491,15 +500,8 @@ int serve(int argc, char** argv) {
         "ready-file", po::value<std::string>(), "write host:port here once clients can connect");
     add_fault_options(desc);
     po::variables_map vm;
-    try {
-        po::store(po::parse_command_line(argc, argv, desc), vm);
-        po::notify(vm);
-    } catch (const po::error& e) {
-        return fail(e.what());
-    }
-    if (vm.count("help") != 0U) {
-        std::cout << serve_usage << "\n" << desc;
-        return 0;
+    if (auto done = parse_flags(argc, argv, desc, serve_usage, vm)) {
+        return *done;
     }
     if (vm.count("backend") == 0U) {
         return fail("--backend is required");

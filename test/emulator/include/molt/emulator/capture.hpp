@@ -28,6 +28,9 @@
 
 namespace molt::emulator {
 
+/// Nanoseconds since the Unix epoch, now.
+[[nodiscard]] int64_t wall_clock_nanos();
+
 /// The cluster's hybrid logical clock: strictly increasing, never behind the wall clock.
 class hlc_clock {
 public:
