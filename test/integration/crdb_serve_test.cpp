@@ -419,6 +419,12 @@ TEST_CASE("serve: libpq and SOCI through the stand-in", "[integration][serve]") 
               .second == "relation \"" + s.backend.database() + ".public.nosuch\" does not exist");
     CHECK(pq.failure("CREATE CHANGEFEED FOR TABLE pg_class INTO 'webhook-http://localhost:1/x'")
               .second == "this sink requires webhook-https");
+    pq.query("DROP TABLE IF EXISTS serve_noid");
+    pq.query("CREATE TABLE serve_noid (id INT8 PRIMARY KEY)");
+    pq.query("ALTER TABLE serve_noid REPLICA IDENTITY NOTHING");
+    CHECK(pq.failure("CREATE CHANGEFEED FOR TABLE serve_noid INTO 'webhook-https://localhost:1/x'")
+              .second.find("has REPLICA IDENTITY NOTHING") != std::string::npos);
+    pq.query("DROP TABLE serve_noid");
 
     // SOCI's PostgreSQL backend: prepared statements with bound values (extended protocol).
     soci::session sql(soci::postgresql, s.conninfo());
@@ -644,4 +650,73 @@ TEST_CASE("serve: initial scan, a failing sink, CANCEL JOB", "[integration][serv
     CHECK(pq.failure("CANCEL JOB " + job).second ==
           fmt::format("job {}: cannot be requested to be canceled, current status: canceled", job));
     pq.query("DROP TABLE serve_scan");
+}
+
+TEST_CASE("serve: diff before images; PAUSE JOB holds changes back, RESUME JOB delivers them",
+          "[integration][serve]") {
+    certificates certs;
+    mtls_receiver receiver(certs);
+    stand_in s;
+    client pq(s);
+    pq.query("DROP TABLE IF EXISTS serve_diff");
+    pq.query("CREATE TABLE serve_diff (id INT8 PRIMARY KEY, v TEXT)");
+    pq.query("INSERT INTO serve_diff VALUES (1, 'a')");
+    pq.query("SET CLUSTER SETTING kv.rangefeed.enabled = true");
+    const std::string job = create_changefeed(
+        pq, receiver, certs, "serve_diff", fmt::format("/{}/public?", s.backend.database()),
+        "updated, diff, resolved = '100ms', min_checkpoint_frequency = '100ms', "
+        "initial_scan = 'no'");
+    // Before images need the old row in the WAL.
+    CHECK(pq.query("SELECT relreplident FROM pg_class WHERE relname = 'serve_diff'").at(0).at(0) ==
+          "f");
+    pq.query("UPDATE serve_diff SET v = 'b' WHERE id = 1");
+    pq.query("DELETE FROM serve_diff WHERE id = 1");
+    pq.query("INSERT INTO serve_diff VALUES (2, 'c')");
+    REQUIRE(wait_until([&] { return split(receiver.requests()).messages.size() >= 3; }));
+    delivery d = split(receiver.requests());
+    REQUIRE(d.messages.size() == 3);
+    auto without_updated = [](const received_message& m) {
+        return m.text.substr(0, m.text.find(", \"updated\": "));
+    };
+    // Keys are independent (any order between them); one key's versions come in order.
+    std::vector<std::string> key1;
+    std::set<std::string> key2;
+    for (const auto& m : d.messages) {
+        if (m.key == "[1]") {
+            key1.push_back(without_updated(m));
+        } else {
+            key2.insert(without_updated(m));
+        }
+    }
+    CHECK(
+        key1 ==
+        std::vector<std::string>{
+            R"({"after": {"id": 1, "v": "b"}, "before": {"id": 1, "v": "a"}, "key": [1], "topic": "serve_diff")",
+            R"({"after": null, "before": {"id": 1, "v": "b"}, "key": [1], "topic": "serve_diff")"});
+    CHECK(
+        key2 ==
+        std::set<std::string>{
+            R"({"after": {"id": 2, "v": "c"}, "before": null, "key": [2], "topic": "serve_diff")"});
+
+    // Paused, nothing goes out; resumed, the change made meanwhile arrives.
+    pq.query("PAUSE JOB " + job);
+    CHECK(pq.job_field(job, "status") == "paused");
+    const size_t sent = receiver.requests().size();
+    pq.query("INSERT INTO serve_diff VALUES (3, 'while paused')");
+    std::this_thread::sleep_for(500ms);
+    CHECK(receiver.requests().size() == sent);
+    CHECK(pq.failure("PAUSE JOB " + job).second ==
+          fmt::format("job {}: cannot be requested to be paused, current status: paused", job));
+    pq.query("RESUME JOB " + job);
+    CHECK(pq.job_field(job, "status") == "running");
+    CHECK(wait_until([&] {
+        for (const auto& m : split(receiver.requests()).messages) {
+            if (m.key == "[3]") {
+                return true;
+            }
+        }
+        return false;
+    }));
+    pq.query("CANCEL JOB " + job);
+    pq.query("DROP TABLE serve_diff");
 }

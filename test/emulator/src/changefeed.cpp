@@ -73,7 +73,8 @@ struct row_builder {
 result<table_info> describe_table(pg_client& db, const std::string& database,
                                   const std::string& schema, const std::string& name) {
     auto rel = db.query(
-        "SELECT c.oid::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "SELECT c.oid::text, c.relreplident::text FROM pg_class c "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace "
         "WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')",
         {schema, name});
     if (!rel) {
@@ -101,6 +102,7 @@ result<table_info> describe_table(pg_client& db, const std::string& database,
         return std::move(key).error();
     }
     table_info t{database, schema, name, {}, {}, name};
+    t.replica_identity = rel->rows[0][1].value_or("d").front();
     for (const pg_row& r : columns->rows) {
         t.columns.emplace_back(*r[0], *r[1]);
     }
@@ -232,8 +234,9 @@ result<changefeed_options> parse_changefeed_options(
     return o;
 }
 
-std::vector<change> feed_changes(const source_txn& txn, const std::vector<table_info>& tables,
-                                 const changefeed_options& options, hlc updated) {
+result<std::vector<change>> feed_changes(const source_txn& txn,
+                                         const std::vector<table_info>& tables,
+                                         const changefeed_options& options, hlc updated) {
     struct pending {
         std::string topic, key_text;
         proto::json key, after, before;
@@ -265,24 +268,36 @@ std::vector<change> feed_changes(const source_txn& txn, const std::vector<table_
         proto::json before;
         if (options.message.diff && rc.identity.size() == t->columns.size()) {
             auto r = b.row(rc.identity);
-            if (r) {
-                before = std::move(r).value();
+            if (!r) {
+                return std::move(r).error();
             }
+            before = std::move(r).value();
         }
         auto new_key = b.key(rc.columns);
         auto old_key = b.key(rc.identity);
-        if (!new_key || !old_key) {
-            continue;  // a value that does not encode: reported by the scan of the same type
+        if (!new_key) {
+            return std::move(new_key).error();
+        }
+        if (!old_key) {
+            return std::move(old_key).error();
+        }
+        if (rc.op == 'D' && !*old_key) {
+            return error{errc::parse_error,
+                         fmt::format("a delete in {} without its primary key (REPLICA IDENTITY "
+                                     "must be DEFAULT or FULL)",
+                                     t->name)};
         }
         if (rc.op == 'D') {
-            if (*old_key) {
-                emit(t->topic, std::move(**old_key), proto::json(), std::move(before));
-            }
+            emit(t->topic, std::move(**old_key), proto::json(), std::move(before));
             continue;
         }
         auto after = b.row(rc.columns);
-        if (!after || !*new_key) {
-            continue;
+        if (!after) {
+            return std::move(after).error();
+        }
+        if (!*new_key) {
+            return error{errc::parse_error,
+                         fmt::format("a row of {} without its primary key", t->name)};
         }
         if (rc.op == 'U' && *old_key && !(**old_key == **new_key)) {
             // A primary-key change: the old key is deleted, the new one inserted.
@@ -415,7 +430,11 @@ result<void> changefeed_job::scan() {
             }
             source_txn one;
             one.changes.push_back(std::move(rc));
-            for (change& ch : feed_changes(one, {t}, setup_.options, at)) {
+            auto changes = feed_changes(one, {t}, setup_.options, at);
+            if (!changes) {
+                return std::move(changes).error();
+            }
+            for (change& ch : *changes) {
                 txn.changes.push_back(std::move(ch));
             }
         }
@@ -512,9 +531,13 @@ void changefeed_job::run() {
                     }
                 }
             }
-            std::vector<change> changes = feed_changes(*txn, setup_.tables, o, txn->updated);
-            if (!changes.empty()) {
-                s->add(transaction{txn->updated, std::move(changes)});
+            auto changes = feed_changes(*txn, setup_.tables, o, txn->updated);
+            if (!changes) {
+                fail(changes.error().message());
+                return;
+            }
+            if (!changes->empty()) {
+                s->add(transaction{txn->updated, std::move(changes).value()});
             }
         }
         seen = news.frontier;

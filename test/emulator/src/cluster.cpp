@@ -344,7 +344,14 @@ statement_result cluster::create(const crdb::create_changefeed& cf, const std::s
         if (options->full_table_name) {
             t->topic = backend_db + "." + schema + "." + table;
         }
-        if (options->message.diff) {
+        if (!options->message.diff && t->replica_identity != 'd' && t->replica_identity != 'f') {
+            return statement_result::failure(
+                "0A000",
+                fmt::format("unimplemented: table \"{}\" has REPLICA IDENTITY {}; its deletes "
+                            "would come without the primary key (set it to DEFAULT or FULL)",
+                            table, t->replica_identity == 'n' ? "NOTHING" : "USING INDEX"));
+        }
+        if (options->message.diff && t->replica_identity != 'f') {
             // Before images need the whole old row in the WAL.
             auto altered = db->exec(fmt::format("ALTER TABLE {}.{} REPLICA IDENTITY FULL",
                                                 crdb::quote_identifier(schema),

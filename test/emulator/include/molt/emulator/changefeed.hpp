@@ -38,6 +38,7 @@ struct table_info {
     std::vector<std::pair<std::string, std::string>> columns;  ///< name, format_type
     std::vector<std::string> primary_key;                      ///< in key order
     std::string topic;
+    char replica_identity = 'd';  ///< pg_class.relreplident: d(efault), f(ull), n(othing), i(ndex)
 };
 
 /// Reads a table's columns and primary key from the catalog. Errors are CockroachDB's words.
@@ -64,10 +65,12 @@ struct changefeed_options {
     const std::vector<std::pair<std::string, std::optional<std::string>>>& options);
 
 /// The messages of one source transaction for a feed on `tables`: one per key, in the order
-/// keys were first changed. `before_tables` has the feed's tables only.
-[[nodiscard]] std::vector<change> feed_changes(const source_txn& txn,
-                                               const std::vector<table_info>& tables,
-                                               const changefeed_options& options, hlc updated);
+/// keys were first changed. An error for a value that does not encode or a change without its
+/// key (the feed then fails: nothing is skipped silently).
+[[nodiscard]] result<std::vector<change>> feed_changes(const source_txn& txn,
+                                                       const std::vector<table_info>& tables,
+                                                       const changefeed_options& options,
+                                                       hlc updated);
 
 /// One row of SHOW CHANGEFEED JOBS.
 struct job_status {
