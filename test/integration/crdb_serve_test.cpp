@@ -322,21 +322,28 @@ struct client {
     }
 };
 
-// CREATE CHANGEFEED FOR `targets` INTO the receiver at `path_query` (ending in '?' or '&'),
-// with the client certificate and the test CA, WITH `options`; the job id.
-std::string create_changefeed(client& pq, const mtls_receiver& receiver, const certificates& certs,
-                              std::string_view targets, std::string_view path_query,
-                              std::string_view options) {
-    return pq
-        .query(
-            fmt::format("CREATE CHANGEFEED FOR TABLE {} INTO "
-                        "'webhook-https://localhost:{}{}ca_cert={}&client_cert={}&client_key={}' "
-                        "WITH {}",
-                        targets, receiver.port(), path_query, certs.param("ca.crt"),
-                        certs.param("client.crt"), certs.param("client.key"), options))
-        .at(0)
-        .at(0);
-}
+// What a changefeed test needs: certificates, the receiver, the stand-in and a client.
+struct feed_fixture {
+    certificates certs;
+    mtls_receiver receiver{certs};
+    stand_in s;
+    client pq{s};
+
+    // CREATE CHANGEFEED FOR `targets` INTO the receiver at /<db>/public with `query` (ending in
+    // '?' or '&') plus the client certificate and the test CA, WITH `options`, after enabling
+    // rangefeeds; the job id.
+    std::string create(std::string_view targets, std::string_view query, std::string_view options) {
+        pq.query("SET CLUSTER SETTING kv.rangefeed.enabled = true");
+        return pq
+            .query(fmt::format(
+                "CREATE CHANGEFEED FOR TABLE {} INTO 'webhook-https://localhost:{}/{}"
+                "/public{}ca_cert={}&client_cert={}&client_key={}' WITH {}",
+                targets, receiver.port(), s.backend.database(), query, certs.param("ca.crt"),
+                certs.param("client.crt"), certs.param("client.key"), options))
+            .at(0)
+            .at(0);
+    }
+};
 
 template <typename Pred>
 bool wait_until(Pred pred, std::chrono::milliseconds timeout = 15s) {
@@ -452,22 +459,17 @@ TEST_CASE("serve: libpq and SOCI through the stand-in", "[integration][serve]") 
     sql << "DROP TABLE serve_soci";
 }
 
-TEST_CASE("serve: a three-table changefeed reaches an mTLS receiver message for message",
-          "[integration][serve]") {
-    certificates certs;
-    mtls_receiver receiver(certs);
+TEST_CASE_METHOD(feed_fixture,
+                 "serve: a three-table changefeed reaches an mTLS receiver message for message",
+                 "[integration][serve]") {
     receiver.delay_rows(30ms);  // resolved timestamps would overtake rows still in flight
-    stand_in s;
-    client pq(s);
     pq.query("DROP TABLE IF EXISTS serve_parent, serve_child, serve_pair");
     pq.query("CREATE TABLE serve_parent (id INT8 PRIMARY KEY, name TEXT)");
     pq.query(
         "CREATE TABLE serve_child (id INT8 PRIMARY KEY, parent_id INT8, amount NUMERIC(10,2))");
     pq.query("CREATE TABLE serve_pair (a INT8, b TEXT, v JSONB, PRIMARY KEY (b, a))");
-    pq.query("SET CLUSTER SETTING kv.rangefeed.enabled = true");
-    const std::string job = create_changefeed(
-        pq, receiver, certs, "serve_parent, serve_child, public.serve_pair",
-        fmt::format("/{}/public?route=r1&", s.backend.database()),
+    const std::string job = create(
+        "serve_parent, serve_child, public.serve_pair", "?route=r1&",
         "updated, resolved = '100ms', min_checkpoint_frequency = '100ms', initial_scan = 'no', "
         "webhook_auth_header = 'Bearer s3cret', webhook_sink_config = "
         "'{\"Flush\":{\"Messages\":3,\"Frequency\":\"20ms\"}}'");
@@ -584,17 +586,13 @@ TEST_CASE("serve: a three-table changefeed reaches an mTLS receiver message for 
     pq.query("DROP TABLE serve_parent, serve_child, serve_pair");
 }
 
-TEST_CASE("serve: initial scan, a failing sink, CANCEL JOB", "[integration][serve]") {
-    certificates certs;
-    mtls_receiver receiver(certs);
-    stand_in s;
-    client pq(s);
+TEST_CASE_METHOD(feed_fixture, "serve: initial scan, a failing sink, CANCEL JOB",
+                 "[integration][serve]") {
     pq.query("DROP TABLE IF EXISTS serve_scan");
     pq.query("CREATE TABLE serve_scan (id INT8 PRIMARY KEY, v TEXT)");
     pq.query("INSERT INTO serve_scan VALUES (1, 'old1'), (2, 'old2')");
-    pq.query("SET CLUSTER SETTING kv.rangefeed.enabled = true");
-    const std::string job = create_changefeed(
-        pq, receiver, certs, "serve_scan", fmt::format("/{}/public?", s.backend.database()),
+    const std::string job = create(
+        "serve_scan", "?",
         "updated, resolved = '100ms', min_checkpoint_frequency = '100ms', initial_scan = 'yes', "
         "webhook_sink_config = '{\"Retry\":{\"Max\":2,\"Backoff\":\"20ms\"}}'");
 
@@ -652,20 +650,17 @@ TEST_CASE("serve: initial scan, a failing sink, CANCEL JOB", "[integration][serv
     pq.query("DROP TABLE serve_scan");
 }
 
-TEST_CASE("serve: diff before images; PAUSE JOB holds changes back, RESUME JOB delivers them",
-          "[integration][serve]") {
-    certificates certs;
-    mtls_receiver receiver(certs);
-    stand_in s;
-    client pq(s);
+TEST_CASE_METHOD(
+    feed_fixture,
+    "serve: diff before images; PAUSE JOB holds changes back, RESUME JOB delivers them",
+    "[integration][serve]") {
     pq.query("DROP TABLE IF EXISTS serve_diff");
     pq.query("CREATE TABLE serve_diff (id INT8 PRIMARY KEY, v TEXT)");
     pq.query("INSERT INTO serve_diff VALUES (1, 'a')");
-    pq.query("SET CLUSTER SETTING kv.rangefeed.enabled = true");
-    const std::string job = create_changefeed(
-        pq, receiver, certs, "serve_diff", fmt::format("/{}/public?", s.backend.database()),
-        "updated, diff, resolved = '100ms', min_checkpoint_frequency = '100ms', "
-        "initial_scan = 'no'");
+    const std::string job =
+        create("serve_diff", "?",
+               "updated, diff, resolved = '100ms', min_checkpoint_frequency = '100ms', "
+               "initial_scan = 'no'");
     // Before images need the old row in the WAL.
     CHECK(pq.query("SELECT relreplident FROM pg_class WHERE relname = 'serve_diff'").at(0).at(0) ==
           "f");

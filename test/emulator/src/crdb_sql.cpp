@@ -164,6 +164,28 @@ public:
         ++pos_;
         return id;
     }
+    /// IF NOT EXISTS: true when there, false when not, nullopt for IF alone.
+    std::optional<bool> if_not_exists() {
+        if (!accept("if")) {
+            return false;
+        }
+        if (accept("not") && accept("exists")) {
+            return true;
+        }
+        return std::nullopt;
+    }
+    /// A dotted name joined again: kv.rangefeed.enabled
+    std::optional<std::string> setting_name() {
+        auto parts = dotted_name();
+        if (!parts) {
+            return std::nullopt;
+        }
+        std::string joined;
+        for (const std::string& part : *parts) {
+            joined += (joined.empty() ? "" : ".") + part;
+        }
+        return joined;
+    }
     bool contains_words(std::string_view a, std::string_view b) const {
         for (size_t i = 0; i + 1 < t_.size(); ++i) {
             if (word_at(i, a) && word_at(i + 1, b)) {
@@ -244,15 +266,11 @@ statement parse_changefeed(parser& p) {
 std::optional<statement> parse_show(parser& p) {
     if (p.accept("cluster")) {
         if (p.accept("setting")) {
-            auto name = p.dotted_name();
+            auto name = p.setting_name();
             if (!name || !p.done()) {
                 return p.error();
             }
-            std::string joined;
-            for (const std::string& part : *name) {
-                joined += (joined.empty() ? "" : ".") + part;
-            }
-            return show_setting{joined};
+            return show_setting{*name};
         }
         if (p.accept("settings") && p.done()) {
             return show_all_settings{};
@@ -467,14 +485,12 @@ std::optional<statement> parse_statement(std::string_view sql) {
         if (!p.accept("setting")) {
             return p.error();
         }
-        auto name = p.dotted_name();
+        auto name = p.setting_name();
         if (!name || !(p.accept_symbol('=') || p.accept("to"))) {
             return p.error();
         }
         set_setting s;
-        for (const std::string& part : *name) {
-            s.name += (s.name.empty() ? "" : ".") + part;
-        }
+        s.name = std::move(*name);
         if (!p.accept("default")) {
             s.value = p.value();
             if (!s.value) {
@@ -493,15 +509,11 @@ std::optional<statement> parse_statement(std::string_view sql) {
         if (!p.accept("setting")) {
             return p.error();
         }
-        auto name = p.dotted_name();
+        auto name = p.setting_name();
         if (!name || !p.done()) {
             return p.error();
         }
-        set_setting s;
-        for (const std::string& part : *name) {
-            s.name += (s.name.empty() ? "" : ".") + part;
-        }
-        return s;
+        return set_setting{std::move(*name), std::nullopt};
     }
     if (p.accept("create")) {
         if (p.accept("changefeed")) {
@@ -509,12 +521,11 @@ std::optional<statement> parse_statement(std::string_view sql) {
         }
         if (p.accept("database")) {
             create_database d;
-            if (p.accept("if")) {
-                if (!p.accept("not") || !p.accept("exists")) {
-                    return p.error();
-                }
-                d.if_not_exists = true;
+            const auto ine = p.if_not_exists();
+            if (!ine) {
+                return p.error();
             }
+            d.if_not_exists = *ine;
             auto name = p.identifier();
             if (!name) {
                 return p.error();
@@ -530,12 +541,11 @@ std::optional<statement> parse_statement(std::string_view sql) {
         }
         if (p.accept("schema")) {
             create_schema c;
-            if (p.accept("if")) {
-                if (!p.accept("not") || !p.accept("exists")) {
-                    return p.error();
-                }
-                c.if_not_exists = true;
+            const auto ine = p.if_not_exists();
+            if (!ine) {
+                return p.error();
             }
+            c.if_not_exists = *ine;
             auto name = p.dotted_name();
             if (!name || name->size() != 2 || !p.done()) {
                 return std::nullopt;
