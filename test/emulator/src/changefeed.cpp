@@ -498,7 +498,13 @@ void changefeed_job::run() {
         end("succeeded", "");
         return;
     }
-    size_t next = history_.first_after(std::max(start_after_, checkpoint_));
+    // With a scan, what the snapshot saw decides, not the HLC: a transaction whose commit was
+    // decoded a moment before the snapshot but was not yet visible to it still belongs after
+    // the scan, so it is looked for a second back and sent above the scan's HLC.
+    const hlc from = std::max(start_after_, checkpoint_);
+    size_t next = history_.first_after(
+        snapshot_ ? hlc(std::max<int64_t>(0, from.wall() - 1000000000), 0) : from);
+    hlc last = from;  // HLCs sent stay strictly increasing and above the scan
     for (;;) {
         {
             const std::lock_guard<std::mutex> lock(mutex_);
@@ -513,10 +519,16 @@ void changefeed_job::run() {
         }
         for (const auto& txn : news.txns) {
             ++next;
-            if (!(start_after_ < txn->updated) ||
-                (snapshot_ && visible_in_snapshot(*snapshot_, txn->xid))) {
+            if (snapshot_ ? visible_in_snapshot(*snapshot_, txn->xid)
+                          : !(start_after_ < txn->updated)) {
                 continue;
             }
+            if (start_after_ < checkpoint_ && !(checkpoint_ < txn->updated)) {
+                continue;  // resumed: covered by the checkpoint
+            }
+            const hlc updated =
+                last < txn->updated ? txn->updated : hlc(last.wall(), last.logical() + 1);
+            last = updated;
             for (const row_change& rc : txn->changes) {
                 if (rc.op != 'T') {
                     continue;
@@ -531,13 +543,13 @@ void changefeed_job::run() {
                     }
                 }
             }
-            auto changes = feed_changes(*txn, setup_.tables, o, txn->updated);
+            auto changes = feed_changes(*txn, setup_.tables, o, updated);
             if (!changes) {
                 fail(changes.error().message());
                 return;
             }
             if (!changes->empty()) {
-                s->add(transaction{txn->updated, std::move(changes).value()});
+                s->add(transaction{updated, std::move(changes).value()});
             }
         }
         seen = news.frontier;

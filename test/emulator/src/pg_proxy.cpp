@@ -128,11 +128,23 @@ result<std::string> rewritten_frame(const pgwire::message& m, crdb::executor& se
 
 }  // namespace
 
+// A client connection and its backend connection. The sockets stay open until the thread has
+// been joined, so a shutdown() from stop() never reaches a reused descriptor.
 struct pg_proxy::connection {
     int client = -1;
     std::atomic<int> backend{-1};
     std::atomic<bool> done{false};
     std::thread thread;
+
+    ~connection() {
+        if (thread.joinable()) {
+            thread.join();
+        }
+        ::close(client);
+        if (backend >= 0) {
+            ::close(backend);
+        }
+    }
 };
 
 pg_proxy::pg_proxy(proxy_options options, cluster& c) : options_(std::move(options)), cluster_(c) {}
@@ -211,10 +223,7 @@ void pg_proxy::stop() {
             ::shutdown(c->backend, SHUT_RDWR);
         }
     }
-    for (auto& c : connections_) {
-        c->thread.join();
-    }
-    connections_.clear();
+    connections_.clear();  // joins, then closes
 }
 
 void pg_proxy::accept_loop() {
@@ -233,7 +242,6 @@ void pg_proxy::accept_loop() {
         // Finished connections are reaped here.
         for (auto it = connections_.begin(); it != connections_.end();) {
             if ((*it)->done) {
-                (*it)->thread.join();
                 it = connections_.erase(it);
             } else {
                 ++it;
@@ -245,11 +253,7 @@ void pg_proxy::accept_loop() {
         connections_.push_back(std::move(c));
         ref.thread = std::thread([this, &ref] {
             serve(ref);
-            ::close(ref.client);
-            if (ref.backend >= 0) {
-                ::close(ref.backend);
-            }
-            ref.done = true;
+            ref.done = true;  // its sockets are closed once the thread is joined
         });
     }
 }
