@@ -249,10 +249,11 @@ private:
 // The stand-in, in this process, in front of the test PostgreSQL.
 struct stand_in {
     conn_url backend = conn_url::parse(test::server_url("MOLT_TEST_PG_URL")).value();
-    cluster c{cluster_options{backend, {}}};
+    cluster c;
     std::unique_ptr<pg_proxy> proxy;
 
-    stand_in() {
+    explicit stand_in(std::chrono::nanoseconds gc_ttl = std::chrono::hours(4))
+        : c(cluster_options{backend, {}, gc_ttl}) {
         auto started = c.start();
         INFO((started ? "" : started.error().message()));
         REQUIRE(started);
@@ -714,4 +715,57 @@ TEST_CASE_METHOD(
     }));
     pq.query("CANCEL JOB " + job);
     pq.query("DROP TABLE serve_diff");
+}
+
+TEST_CASE("serve: history older than --gc-ttl is gone, as past CockroachDB's GC threshold",
+          "[integration][serve]") {
+    certificates certs;
+    mtls_receiver receiver(certs);
+    stand_in s(1s);
+    client pq(s);
+    pq.query("DROP TABLE IF EXISTS serve_gc");
+    pq.query("CREATE TABLE serve_gc (id INT8 PRIMARY KEY)");
+    pq.query("SET CLUSTER SETTING kv.rangefeed.enabled = true");
+    const std::string old_cursor = pq.query("SELECT cluster_logical_timestamp()").at(0).at(0);
+    pq.query("INSERT INTO serve_gc VALUES (1)");
+    std::this_thread::sleep_for(1500ms);
+    pq.query("INSERT INTO serve_gc VALUES (2)");  // the capture drops what is older than 1s
+    const std::string sink = fmt::format(
+        "'webhook-https://localhost:{}/{}/public?ca_cert={}&client_cert={}&client_key={}'",
+        receiver.port(), s.backend.database(), certs.param("ca.crt"), certs.param("client.crt"),
+        certs.param("client.key"));
+    CHECK(wait_until([&] {
+        PGresult* r = PQexec(pq.conn, ("CREATE CHANGEFEED FOR TABLE serve_gc INTO " + sink +
+                                       " WITH cursor = '" + old_cursor + "'")
+                                          .c_str());
+        const bool refused =
+            PQresultStatus(r) == PGRES_FATAL_ERROR &&
+            std::string(PQresultErrorMessage(r)).find("must be after replica GC threshold") !=
+                std::string::npos;
+        if (PQresultStatus(r) == PGRES_TUPLES_OK) {
+            pq.query(std::string("CANCEL JOB ") + PQgetvalue(r, 0, 0));
+        }
+        PQclear(r);
+        return refused;
+    }));
+
+    // A feed paused for longer than the history is kept fails on resume, as CockroachDB's do.
+    const std::string job =
+        pq.query("CREATE CHANGEFEED FOR TABLE serve_gc INTO " + sink +
+                 " WITH updated, resolved = '100ms', min_checkpoint_frequency = '100ms', "
+                 "initial_scan = 'no'")
+            .at(0)
+            .at(0);
+    pq.query("INSERT INTO serve_gc VALUES (3)");
+    REQUIRE(wait_until([&] { return !split(receiver.requests()).resolved.empty(); }));
+    pq.query("PAUSE JOB " + job);
+    pq.query("INSERT INTO serve_gc VALUES (4)");
+    std::this_thread::sleep_for(1500ms);
+    pq.query("INSERT INTO serve_gc VALUES (5)");
+    std::this_thread::sleep_for(200ms);
+    pq.query("RESUME JOB " + job);
+    CHECK(wait_until([&] { return pq.job_field(job, "status") == "failed"; }));
+    CHECK(pq.job_field(job, "error").find("must be after replica GC threshold") !=
+          std::string::npos);
+    pq.query("DROP TABLE serve_gc");
 }

@@ -166,8 +166,9 @@ struct capture::session {
     wal2json_reader reader;
 };
 
-capture::capture(std::string conninfo, hlc_clock& clock, std::chrono::milliseconds poll)
-    : conninfo_(std::move(conninfo)), clock_(clock), poll_(poll) {}
+capture::capture(std::string conninfo, hlc_clock& clock, std::chrono::nanoseconds gc_ttl,
+                 std::chrono::milliseconds poll)
+    : conninfo_(std::move(conninfo)), clock_(clock), gc_ttl_(gc_ttl), poll_(poll) {}
 
 capture::~capture() {
     stop();
@@ -198,8 +199,8 @@ result<void> capture::start() {
     session_ = std::make_unique<session>(session{std::move(client).value(), {}});
     {
         const std::lock_guard<std::mutex> lock(mutex_);
-        start_ = clock_.now();
-        frontier_ = start_;
+        gc_threshold_ = clock_.now();
+        frontier_ = gc_threshold_;
     }
     thread_ = std::thread([this] { run(); });
     return ok();
@@ -268,6 +269,12 @@ result<void> capture::poll_once(bool& more) {
     {
         const std::lock_guard<std::mutex> lock(mutex_);
         history_.insert(history_.end(), decoded.begin(), decoded.end());
+        const int64_t horizon = wall_clock_nanos() - gc_ttl_.count();
+        while (!history_.empty() && history_.front()->updated.wall() < horizon) {
+            gc_threshold_ = history_.front()->updated;
+            history_.pop_front();
+            ++collected_;
+        }
         if (!more) {
             frontier_ = marker_time;
         }
@@ -276,9 +283,9 @@ result<void> capture::poll_once(bool& more) {
     return ok();
 }
 
-hlc capture::start_time() const {
+hlc capture::gc_threshold() const {
     const std::lock_guard<std::mutex> lock(mutex_);
-    return start_;
+    return gc_threshold_;
 }
 
 hlc capture::frontier() const {
@@ -294,12 +301,15 @@ std::optional<std::string> capture::failure() const {
 capture::news capture::since(size_t from, hlc seen, std::chrono::milliseconds wait) const {
     std::unique_lock<std::mutex> lock(mutex_);
     changed_.wait_for(lock, wait, [&] {
-        return stopping_ || failure_ || history_.size() > from || seen < frontier_;
+        return stopping_ || failure_ || collected_ + history_.size() > from || seen < frontier_;
     });
     news out;
     out.frontier = frontier_;
-    if (from < history_.size()) {
-        out.txns.assign(history_.begin() + static_cast<std::ptrdiff_t>(from), history_.end());
+    if (from < collected_) {
+        out.collected = true;
+    } else if (from - collected_ < history_.size()) {
+        out.txns.assign(history_.begin() + static_cast<std::ptrdiff_t>(from - collected_),
+                        history_.end());
     }
     return out;
 }
@@ -309,7 +319,7 @@ size_t capture::first_after(hlc h) const {
     const auto it = std::upper_bound(
         history_.begin(), history_.end(), h,
         [](const hlc& t, const std::shared_ptr<const source_txn>& x) { return t < x->updated; });
-    return static_cast<size_t>(it - history_.begin());
+    return collected_ + static_cast<size_t>(it - history_.begin());
 }
 
 }  // namespace molt::emulator

@@ -502,6 +502,11 @@ void changefeed_job::run() {
     // decoded a moment before the snapshot but was not yet visible to it still belongs after
     // the scan, so it is looked for a second back and sent above the scan's HLC.
     const hlc from = std::max(start_after_, checkpoint_);
+    if (from < history_.gc_threshold()) {
+        fail(fmt::format("batch timestamp {} must be after replica GC threshold {}",
+                         from.to_string(), history_.gc_threshold().to_string()));
+        return;
+    }
     size_t next = history_.first_after(
         snapshot_ ? hlc(std::max<int64_t>(0, from.wall() - 1000000000), 0) : from);
     hlc last = from;  // HLCs sent stay strictly increasing and above the scan
@@ -515,6 +520,13 @@ void changefeed_job::run() {
         const capture::news news = history_.since(next, seen, std::chrono::milliseconds(100));
         if (auto f = history_.failure()) {
             fail(*f);
+            return;
+        }
+        if (news.collected) {
+            // Behind the GC threshold (a long pause, or a feed far behind): as CockroachDB.
+            fail(fmt::format("batch timestamp {} must be after replica GC threshold {}",
+                             std::max(last, checkpoint_).to_string(),
+                             history_.gc_threshold().to_string()));
             return;
         }
         for (const auto& txn : news.txns) {

@@ -150,7 +150,8 @@ result<void> cluster::start() {
         "CockroachDB CCL v25.2.0 (x86_64-pc-linux-gnu, built 2025/05/01 00:00:00, go1.23.7) "
         "[emulated: crdb-emulator over PostgreSQL {}]",
         v->rows.empty() ? "?" : v->rows[0][0].value_or("?"));
-    capture_ = std::make_unique<capture>(options_.backend.libpq_conninfo(), clock_);
+    capture_ =
+        std::make_unique<capture>(options_.backend.libpq_conninfo(), clock_, options_.gc_ttl);
     return capture_->start();
 }
 
@@ -318,10 +319,11 @@ statement_result cluster::create(const crdb::create_changefeed& cf, const std::s
     if (!options) {
         return statement_result::failure(sqlstate_of(options.error()), options.error().message());
     }
-    if (options->cursor && *options->cursor < capture_->start_time()) {
+    if (options->cursor && !(capture_->gc_threshold() < *options->cursor)) {
         return statement_result::failure(
-            "XXUUU", fmt::format("batch timestamp {} must be after replica GC threshold {}",
-                                 options->cursor->to_string(), capture_->start_time().to_string()));
+            "XXUUU",
+            fmt::format("batch timestamp {} must be after replica GC threshold {}",
+                        options->cursor->to_string(), capture_->gc_threshold().to_string()));
     }
     auto db = pg_client::connect(options_.backend.libpq_conninfo());
     if (!db) {

@@ -497,7 +497,10 @@ int serve(int argc, char** argv) {
         "tls-cert", po::value<std::string>(),
         "PEM certificate chain: clients may then use TLS (sslmode=require/verify-full)")(
         "tls-key", po::value<std::string>(), "PEM private key of --tls-cert")(
-        "ready-file", po::value<std::string>(), "write host:port here once clients can connect");
+        "ready-file", po::value<std::string>(), "write host:port here once clients can connect")(
+        "gc-ttl", po::value<std::string>()->default_value("4h"),
+        "keep this much change history (gc.ttlseconds): older cursors and feeds paused longer "
+        "fail as on CockroachDB");
     add_fault_options(desc);
     po::variables_map vm;
     if (auto done = parse_flags(argc, argv, desc, serve_usage, vm)) {
@@ -530,6 +533,11 @@ int serve(int argc, char** argv) {
     cluster_options copts;
     copts.backend = *backend;
     copts.faults = read_fault_options(vm);
+    auto gc_ttl = parse_duration(vm["gc-ttl"].as<std::string>());
+    if (!gc_ttl || gc_ttl->count() <= 0) {
+        return fail("--gc-ttl takes a positive duration, e.g. 4h");
+    }
+    copts.gc_ttl = *gc_ttl;
     cluster c(copts);
     if (auto started = c.start(); !started) {
         return fail(started.error().message());

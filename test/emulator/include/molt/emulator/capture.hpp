@@ -83,7 +83,10 @@ result<void> use_changefeed_text_forms(pg_client& session);
 
 class capture {
 public:
+    /// Transactions older than `gc_ttl` are dropped from the history (CockroachDB's
+    /// gc.ttlseconds); feeds that still need them fail as CockroachDB's do.
     capture(std::string conninfo, hlc_clock& clock,
+            std::chrono::nanoseconds gc_ttl = std::chrono::hours(4),
             std::chrono::milliseconds poll = std::chrono::milliseconds(20));
     ~capture();
     capture(const capture&) = delete;
@@ -93,8 +96,9 @@ public:
     result<void> start();
     void stop();
 
-    /// Nothing before this is known (CockroachDB's GC threshold, for cursors).
-    [[nodiscard]] hlc start_time() const;
+    /// Nothing at or before this is known: the start, or the newest transaction dropped by GC
+    /// (CockroachDB's GC threshold, for cursors).
+    [[nodiscard]] hlc gc_threshold() const;
     /// Every transaction with an HLC at or below this is in the history.
     [[nodiscard]] hlc frontier() const;
     /// The decoder's failure, once it has stopped on one.
@@ -102,10 +106,12 @@ public:
 
     struct news {
         std::vector<std::shared_ptr<const source_txn>> txns;  ///< from the index asked for on
-        hlc frontier;  ///< every transaction at or below it is in `txns` or before them
+        hlc frontier;            ///< every transaction at or below it is in `txns` or before them
+        bool collected = false;  ///< some asked for were dropped by GC (txns is empty)
     };
     /// Transactions from index `from` on (possibly none) and the frontier, read together, after
-    /// waiting up to `wait` for new ones or a frontier beyond `seen`.
+    /// waiting up to `wait` for new ones or a frontier beyond `seen`. Indices count every
+    /// transaction since the start, dropped ones included.
     [[nodiscard]] news since(size_t from, hlc seen, std::chrono::milliseconds wait) const;
     /// The index of the first transaction with an HLC above `h`.
     [[nodiscard]] size_t first_after(hlc h) const;
@@ -116,13 +122,15 @@ private:
 
     std::string conninfo_;
     hlc_clock& clock_;
+    std::chrono::nanoseconds gc_ttl_;
     std::chrono::milliseconds poll_;
     std::string slot_;
 
     mutable std::mutex mutex_;
     mutable std::condition_variable changed_;
     std::deque<std::shared_ptr<const source_txn>> history_;
-    hlc start_, frontier_;
+    size_t collected_ = 0;  // transactions dropped from the front of history_
+    hlc gc_threshold_, frontier_;
     std::optional<std::string> failure_;
     bool stopping_ = false;
 

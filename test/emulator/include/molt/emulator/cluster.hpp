@@ -3,6 +3,7 @@
 // change capture on the backend PostgreSQL, the cluster settings and the changefeed jobs. A
 // `cluster_session` per client connection answers CockroachDB-only statements (crdb_sql.hpp).
 
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -21,6 +22,7 @@ namespace molt::emulator {
 struct cluster_options {
     conn_url backend;  ///< PostgreSQL, with a role that may create logical replication slots
     fault_rates faults;
+    std::chrono::nanoseconds gc_ttl = std::chrono::hours(4);  ///< history kept (gc.ttlseconds)
 };
 
 class cluster {
