@@ -14,10 +14,10 @@ build/release/bin/molt --version
 build/release/bin/replicator --version
 cat >&2 <<'MSG'
 
-The failback demo is not available yet. It needs pieces that are still being built:
-  - replicator start (the HTTPS webhook sink that applies changefeeds),
-  - the CockroachDB stand-in in test/ (pgwire in front of PostgreSQL, changefeeds as webhooks),
-  - molt fetch --mode failback (starts the replicator and creates the changefeed).
-What works today: both executables build, and ./test.sh runs the test suite.
+The failback demo is not available yet: it needs molt fetch --mode failback (which starts the
+replicator and creates the changefeed), still being built.
+What works today: replicator start (the HTTPS webhook sink that applies changefeeds), and the
+CockroachDB stand-in crdb-emulator serve (built with the tests, see test/emulator/README.md);
+test/e2e/crdb_serve_test.sh runs the two together, and ./test.sh runs the whole test suite.
 MSG
 exit 1
