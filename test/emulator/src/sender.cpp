@@ -51,6 +51,7 @@ void sender::add(const transaction& txn) {
     const size_t first = log_.size();
     for (const change& c : txn.changes) {
         texts_.push_back(c.message);
+        stats_.text_bytes_held += c.message.size();
         log_.push_back({txn.updated, c.key_hash, &texts_.back(), false});
     }
     if (txn.changes.size() >= 2 && chance(rng_, faults_.split_transaction)) {
@@ -162,6 +163,17 @@ void sender::restart_locked() {
     feed_locked();
 }
 
+void sender::release_resolved_locked() {
+    // A restart replays only what comes after the acknowledged resolved timestamp, and every
+    // batch keeps its own body: the text of the rows it covers is never read again.
+    while (released_ < next_unbatched_ && !(resolved_acknowledged_ < log_[released_].updated)) {
+        std::string& text = texts_[released_];
+        stats_.text_bytes_held -= text.size();
+        std::string().swap(text);
+        ++released_;
+    }
+}
+
 bool sender::deliver(transport& t, const batch& b, std::mt19937_64& rng) {
     const auto& retry = settings_.config.retry;
     const int64_t attempts = retry.max ? *retry.max + 1 : INT64_MAX;
@@ -270,6 +282,7 @@ void sender::worker_loop() {
         if (b.is_resolved) {
             resolved_acknowledged_ = std::max(resolved_acknowledged_, b.resolved);
             ++stats_.resolved_sent;
+            release_resolved_locked();
         } else {
             for (const size_t i : b.messages) {
                 if (!log_[i].acknowledged) {

@@ -296,6 +296,8 @@ TEST_CASE("per-key order holds under 8 workers, failures and every fault but rep
     CHECK(transports.size() > 1);
     // Applied in arrival order, the receiver ends where the source did.
     CHECK(sink.state == r.expected);
+    // Everything is covered by the closing resolved timestamp: no message text is held.
+    CHECK(r.stats.text_bytes_held == 0);
 }
 
 TEST_CASE("with replays and exhausted retries, no resolved timestamp precedes its rows",
@@ -315,6 +317,7 @@ TEST_CASE("with replays and exhausted retries, no resolved timestamp precedes it
     CHECK(sink.regressions > 0);  // replays did send older versions again
     CHECK(sink.state == r.expected);
     CHECK(sink.max_resolved > hlc());
+    CHECK(r.stats.text_bytes_held == 0);  // freed while replays went on, and nothing broke
 }
 
 TEST_CASE("Flush.Messages closes a batch at that many messages", "[emulator]") {

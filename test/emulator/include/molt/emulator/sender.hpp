@@ -82,6 +82,8 @@ struct sender_stats {
     uint64_t duplicates = 0, late_duplicates = 0, duplicate_resolved = 0;
     uint64_t split_transactions = 0, dropped_connections = 0;
     std::vector<double> latencies;  ///< seconds per successful request
+    /// Message text still held for replays; what a resolved timestamp covers is freed.
+    uint64_t text_bytes_held = 0;
 };
 
 class sender {
@@ -135,6 +137,7 @@ private:
     bool runnable_locked(const batch& b) const;
     hlc frontier_locked() const;
     void restart_locked();
+    void release_resolved_locked();
     void worker_loop();
     void flusher_loop();
     bool deliver(transport& t, const batch& b, std::mt19937_64& rng);
@@ -150,6 +153,7 @@ private:
     std::vector<logged_message> log_;
     std::set<size_t> txn_split_points_;  // log indices where a split fault closes a batch
     size_t next_unbatched_ = 0;
+    size_t released_ = 0;  // log entries before this have had their text freed
     size_t first_unacknowledged_ = 0;
     batch open_;
     std::chrono::steady_clock::time_point open_since_;
