@@ -110,13 +110,9 @@ crash_run() {
     fi
 }
 
-# Databases of their own, so that tests running alongside never share a table.
-psql "$MOLT_TEST_PG_ADMIN_URL" -X -q -c "DROP DATABASE IF EXISTS crash_pg" \
-    -c "CREATE DATABASE crash_pg OWNER app" || exit 1
-my_at "$MOLT_TEST_MYSQL_ADMIN_URL" "DROP DATABASE IF EXISTS crash_my; CREATE DATABASE crash_my;
-    GRANT ALL ON crash_my.* TO 'app'@'%'; GRANT ALL ON crash_my.* TO 'app'@'localhost'" || exit 1
-pg_target=${MOLT_TEST_PG_URL/\/appdb\?/\/crash_pg?}
-my_target=${MOLT_TEST_MYSQL_URL%/appdb}/crash_my
+own_databases crash_pg crash_my || exit 1
+pg_target=$OWN_PG_URL
+my_target=$OWN_MY_URL
 pg_at() { psql "$pg_target" -X -q -At -v ON_ERROR_STOP=1 -c "$1"; }
 
 echo "--- PostgreSQL target, staging in the target database"
@@ -125,7 +121,6 @@ crash_run pg "$pg_target" /crash_pg/public crash_staging_pg
 echo "--- MariaDB target, staging on PostgreSQL"
 crash_run mysql "$my_target" /crash_my crash_staging_my --stagingConn "$pg_target"
 
-psql "$MOLT_TEST_PG_ADMIN_URL" -X -q -c "DROP DATABASE crash_pg WITH (FORCE)"
-my_at "$MOLT_TEST_MYSQL_ADMIN_URL" "DROP DATABASE crash_my"
+drop_own_databases crash_pg crash_my
 
 e2e_finish

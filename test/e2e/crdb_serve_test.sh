@@ -11,13 +11,9 @@ EMULATOR=$2
 . "$(dirname "$0")/lib.sh"
 e2e_init
 
-# Databases of their own.
-psql "$MOLT_TEST_PG_ADMIN_URL" -X -q -c "DROP DATABASE IF EXISTS serve_src" \
-    -c "CREATE DATABASE serve_src OWNER app" || exit 1
-my_at "$MOLT_TEST_MYSQL_ADMIN_URL" "DROP DATABASE IF EXISTS serve_dst; CREATE DATABASE serve_dst;
-    GRANT ALL ON serve_dst.* TO 'app'@'%'; GRANT ALL ON serve_dst.* TO 'app'@'localhost'" || exit 1
-src=${MOLT_TEST_PG_URL/\/appdb\?/\/serve_src?}
-dst=${MOLT_TEST_MYSQL_URL%/appdb}/serve_dst
+own_databases serve_src serve_dst || exit 1
+src=$OWN_PG_URL
+dst=$OWN_MY_URL
 
 certs="$E2E_TMP/certs"
 mkdir -p "$certs"
@@ -122,6 +118,5 @@ done
 check "its replication slot is gone" \
     "$(psql "$MOLT_TEST_PG_ADMIN_URL" -X -At -c "SELECT count(*) FROM pg_replication_slots WHERE slot_name LIKE 'crdb_emulator_${serve_pid}_%'")" 0
 
-psql "$MOLT_TEST_PG_ADMIN_URL" -X -q -c "DROP DATABASE serve_src WITH (FORCE)"
-my_at "$MOLT_TEST_MYSQL_ADMIN_URL" "DROP DATABASE serve_dst"
+drop_own_databases serve_src serve_dst
 e2e_finish

@@ -65,12 +65,9 @@ workload mysql "$MOLT_TEST_MYSQL_URL" /appdb --create "$MOLT_TEST_MYSQL_URL" --n
 check_run mysql
 
 echo "--- tables introspected from the target (a database of their own)"
-pg_db="${MOLT_TEST_PG_ADMIN_URL%%/postgres\?*}/emu_introspect?sslmode=disable"
-psql "$MOLT_TEST_PG_ADMIN_URL" -X -q -c "DROP DATABASE IF EXISTS emu_introspect" \
-    -c "CREATE DATABASE emu_introspect" || exit 1
-my_db="${MOLT_TEST_MYSQL_ADMIN_URL%/*}/emu_introspect"
-my_at "$MOLT_TEST_MYSQL_ADMIN_URL" "DROP DATABASE IF EXISTS emu_introspect; CREATE DATABASE emu_introspect" ||
-    exit 1
+own_databases emu_introspect emu_introspect || exit 1
+pg_db=$OWN_PG_URL
+my_db=$OWN_MY_URL
 for target in "pg_introspect|$pg_db|/emu_introspect/public" "mysql_introspect|$my_db|/emu_introspect"; do
     IFS='|' read -r name url path <<<"$target"
     "$EMULATOR" workload --sink-uri http://127.0.0.1:1/ --create "$url" --no-foreign-keys \
@@ -88,8 +85,7 @@ for target in "pg_introspect|$pg_db|/emu_introspect/public" "mysql_introspect|$m
         E2E_FAILURES=$((E2E_FAILURES + 1))
     fi
 done
-psql "$MOLT_TEST_PG_ADMIN_URL" -X -q -c "DROP DATABASE emu_introspect"
-my_at "$MOLT_TEST_MYSQL_ADMIN_URL" "DROP DATABASE emu_introspect"
+drop_own_databases emu_introspect emu_introspect
 
 echo "--- the validator fails on a target that silently drops rows"
 # Create the tables, then make the target swallow every wl_accounts row whose id ends in 7.

@@ -102,6 +102,23 @@ check_contains() {
 
 pg() { psql "$MOLT_TEST_PG_URL" -X -q -At -v ON_ERROR_STOP=1 -c "$1"; }
 
+# own_databases PG_NAME MY_NAME: fresh databases of the test's own, for user app, so that tests
+# running alongside never share a table; sets OWN_PG_URL and OWN_MY_URL (connecting as app).
+own_databases() {
+    psql "$MOLT_TEST_PG_ADMIN_URL" -X -q -c "DROP DATABASE IF EXISTS $1 WITH (FORCE)" \
+        -c "CREATE DATABASE $1 OWNER app" || return 1
+    my_at "$MOLT_TEST_MYSQL_ADMIN_URL" "DROP DATABASE IF EXISTS $2; CREATE DATABASE $2;
+        GRANT ALL ON $2.* TO 'app'@'%'; GRANT ALL ON $2.* TO 'app'@'localhost'" || return 1
+    OWN_PG_URL=${MOLT_TEST_PG_URL/\/appdb\?/\/$1?}
+    OWN_MY_URL=${MOLT_TEST_MYSQL_URL%/appdb}/$2
+}
+
+# drop_own_databases PG_NAME MY_NAME: what own_databases made.
+drop_own_databases() {
+    psql "$MOLT_TEST_PG_ADMIN_URL" -X -q -c "DROP DATABASE $1 WITH (FORCE)"
+    my_at "$MOLT_TEST_MYSQL_ADMIN_URL" "DROP DATABASE $2"
+}
+
 my() { my_at "$MOLT_TEST_MYSQL_URL" "$1"; }
 
 # my_at URL SQL: runs SQL on the MySQL/MariaDB server and database of URL.

@@ -22,10 +22,6 @@ namespace {
 using clock_type = std::chrono::steady_clock;
 constexpr size_t retire_batch = 10000;
 
-double seconds_since(clock_type::time_point start) {
-    return std::chrono::duration<double>(clock_type::now() - start).count();
-}
-
 double wall_seconds(hlc t) {
     return static_cast<double>(t.wall()) / 1e9;
 }
@@ -425,7 +421,7 @@ result<accept_stats> consistent_applier::accept_rows(const qualified_name& schem
         }
         backlog_ += static_cast<int64_t>(outcome->staged);
         pending_.get().set(static_cast<double>(backlog_.load()));
-        const double elapsed = seconds_since(start);
+        const double elapsed = metrics::seconds_since(start);
         stage_duration_.with({g.label}).observe(elapsed);
         staged_.with({g.label}).add(outcome->staged);
         duplicates_.with({g.label}).add(outcome->duplicates);
@@ -976,7 +972,7 @@ result<void> consistent_applier::apply_chunk(group& g, window& w, uint64_t seque
                 };
                 auto done = attempt_once();
                 if (done) {
-                    const double elapsed = seconds_since(start);
+                    const double elapsed = metrics::seconds_since(start);
                     apply_metrics_.applied(g.label, *plan, elapsed);
                     for (const table_counts& t : plan->tables) {
                         applied_.with({g.label, t.table->name}).add(t.received);

@@ -454,7 +454,6 @@ void changefeed_job::run() {
     settings.checkpoint_interval = o.checkpoint_interval;
     settings.workers = setup_.workers;
     settings.resolved = o.resolved && o.initial_scan != initial_scan_mode::only;
-    settings.explicit_frontier = true;
     sender* s = nullptr;
     {
         const std::lock_guard<std::mutex> lock(mutex_);

@@ -14,9 +14,6 @@
 #include "molt/emulator/pg_client.hpp"
 
 namespace molt::emulator {
-namespace {
-
-using crdb::statement_result;
 
 // The cluster settings molt, replicator and the failback docs use. Types: b bool, i int,
 // d duration, s string (SHOW CLUSTER SETTINGS' setting_type letters).
@@ -26,6 +23,10 @@ struct setting_def {
     std::string_view default_value;
     std::string_view description;
 };
+namespace {
+
+using crdb::statement_result;
+
 constexpr std::array<setting_def, 11> known_settings = {{
     {"changefeed.new_webhook_sink_enabled", 'b', "true",
      "use the v2 webhook sink (the only one crdb-emulator has)"},
@@ -46,6 +47,10 @@ const setting_def* find_setting(std::string_view name) {
     const auto it = std::find_if(known_settings.begin(), known_settings.end(),
                                  [&](const setting_def& d) { return d.name == name; });
     return it == known_settings.end() ? nullptr : &*it;
+}
+
+statement_result unknown_setting(std::string_view name) {
+    return statement_result::failure("42704", fmt::format("unknown cluster setting \"{}\"", name));
 }
 
 std::string_view pg_type(char setting_type) {
@@ -184,6 +189,11 @@ void cluster::stop() {
     }
 }
 
+std::string cluster::setting_locked(const setting_def& d) const {
+    const auto it = settings_.find(std::string(d.name));
+    return it == settings_.end() ? std::string(d.default_value) : it->second;
+}
+
 changefeed_job* cluster::job(int64_t id) {
     const std::lock_guard<std::mutex> lock(mutex_);
     const auto it = jobs_.find(id);
@@ -195,14 +205,12 @@ statement_result cluster::execute(const crdb::statement& s, const std::string& u
     if (const auto* show = std::get_if<crdb::show_setting>(&s)) {
         const setting_def* d = find_setting(show->name);
         if (d == nullptr) {
-            return statement_result::failure(
-                "42704", fmt::format("unknown cluster setting \"{}\"", show->name));
+            return unknown_setting(show->name);
         }
         const std::lock_guard<std::mutex> lock(mutex_);
-        const auto it = settings_.find(show->name);
         statement_result r;
         r.columns.push_back({show->name, std::string(pg_type(d->type))});
-        r.rows.push_back({it == settings_.end() ? std::string(d->default_value) : it->second});
+        r.rows.push_back({setting_locked(*d)});
         return r;
     }
     if (std::holds_alternative<crdb::show_all_settings>(s)) {
@@ -213,18 +221,15 @@ statement_result cluster::execute(const crdb::statement& s, const std::string& u
                      {"setting_type", "text"},
                      {"description", "text"}};
         for (const setting_def& d : known_settings) {
-            const auto it = settings_.find(std::string(d.name));
-            r.rows.push_back({std::string(d.name),
-                              it == settings_.end() ? std::string(d.default_value) : it->second,
-                              std::string(1, d.type), std::string(d.description)});
+            r.rows.push_back({std::string(d.name), setting_locked(d), std::string(1, d.type),
+                              std::string(d.description)});
         }
         return r;
     }
     if (const auto* set = std::get_if<crdb::set_setting>(&s)) {
         const setting_def* d = find_setting(set->name);
         if (d == nullptr) {
-            return statement_result::failure(
-                "42704", fmt::format("unknown cluster setting \"{}\"", set->name));
+            return unknown_setting(set->name);
         }
         const std::lock_guard<std::mutex> lock(mutex_);
         if (!set->value) {
@@ -288,8 +293,7 @@ statement_result cluster::create(const crdb::create_changefeed& cf, const std::s
                                  const std::string& database) {
     {
         const std::lock_guard<std::mutex> lock(mutex_);
-        const auto it = settings_.find("kv.rangefeed.enabled");
-        if (it == settings_.end() || it->second != "true") {
+        if (setting_locked(*find_setting("kv.rangefeed.enabled")) != "true") {
             return statement_result::failure(
                 "55000",
                 "rangefeeds require the kv.rangefeed.enabled setting. See "
@@ -403,8 +407,8 @@ statement_result cluster::create(const crdb::create_changefeed& cf, const std::s
     setup.conninfo = options_.backend.libpq_conninfo();
     {
         const std::lock_guard<std::mutex> lock(mutex_);
-        const auto workers = settings_.find("changefeed.sink_io_workers");
-        const int64_t configured = workers == settings_.end() ? 0 : std::stoll(workers->second);
+        const int64_t configured =
+            std::stoll(setting_locked(*find_setting("changefeed.sink_io_workers")));
         setup.workers = configured > 0
                             ? static_cast<size_t>(configured)
                             : std::clamp<size_t>(std::thread::hardware_concurrency(), 1, 32);

@@ -49,6 +49,8 @@ void sender::add(const transaction& txn) {
         return stopping_ || log_.size() - first_unacknowledged_ < settings_.max_unacknowledged;
     });
     const size_t first = log_.size();
+    // Transactions come in HLC order: every row at or below this one's HLC is now added.
+    source_frontier_ = std::max(source_frontier_, txn.updated);
     for (const change& c : txn.changes) {
         texts_.push_back(c.message);
         stats_.text_bytes_held += c.message.size();
@@ -126,9 +128,7 @@ bool sender::runnable_locked(const batch& b) const {
 }
 
 hlc sender::frontier_locked() const {
-    const hlc top = settings_.explicit_frontier ? source_frontier_
-                    : log_.empty()              ? hlc()
-                                                : log_.back().updated;
+    const hlc top = source_frontier_;
     if (first_unacknowledged_ >= log_.size()) {
         return top;
     }

@@ -7,6 +7,7 @@
 //   upserts.with({"db.public", "employees"}).add(12);
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -112,5 +113,10 @@ private:
     std::map<std::string, std::unique_ptr<family<metrics::gauge>>> gauges_;
     std::map<std::string, std::unique_ptr<family<metrics::histogram>>> histograms_;
 };
+
+/// Seconds elapsed since `start`, for a duration histogram.
+[[nodiscard]] inline double seconds_since(std::chrono::steady_clock::time_point start) noexcept {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
 
 }  // namespace molt::metrics

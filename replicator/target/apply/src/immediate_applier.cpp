@@ -13,10 +13,6 @@ namespace {
 
 using clock_type = std::chrono::steady_clock;
 
-double seconds_since(clock_type::time_point start) {
-    return std::chrono::duration<double>(clock_type::now() - start).count();
-}
-
 }  // namespace
 
 immediate_applier::immediate_applier(const target_dialect& dialect, session_pool& pool,
@@ -137,7 +133,7 @@ result<accept_stats> immediate_applier::accept_rows(const qualified_name& schema
     }
 
     accept_stats stats;
-    applied_.applied(schema_label, *plan, seconds_since(start));
+    applied_.applied(schema_label, *plan, metrics::seconds_since(start));
     for (const table_counts& t : plan->tables) {
         succeeded_.with({schema_label, t.table->name}).add(t.received);
         stats.upserts += t.upserts;

@@ -19,6 +19,8 @@
 
 namespace molt::emulator {
 
+struct setting_def;  // a cluster setting molt or the replicator uses (cluster.cpp)
+
 struct cluster_options {
     conn_url backend;  ///< PostgreSQL, with a role that may create logical replication slots
     fault_rates faults;
@@ -47,6 +49,8 @@ private:
                                   const std::string& database);
     crdb::statement_result show(const crdb::show_jobs& s);
     changefeed_job* job(int64_t id);
+    /// A known setting's value, or its default when never set; the caller holds mutex_.
+    std::string setting_locked(const setting_def& d) const;
 
     cluster_options options_;
     hlc_clock clock_;

@@ -58,9 +58,6 @@ struct sink_settings {
     size_t workers = 8;
     size_t max_unacknowledged = 50000;  ///< add() waits above this many unacknowledged rows
     bool resolved = true;               ///< WITH resolved
-    /// Resolved timestamps never pass what advance() reported (a source still being read);
-    /// otherwise every added row counts as the source's frontier.
-    bool explicit_frontier = false;
 };
 
 struct fault_rates {
@@ -100,7 +97,8 @@ public:
     /// `last` and waits for it. False on timeout.
     bool finish(hlc last, std::chrono::nanoseconds timeout);
     void stop();
-    /// Every row at or below `frontier` has been added (with explicit_frontier).
+    /// Every row at or below `frontier` has been added, though none came lately (a source's
+    /// heartbeat). add() advances the frontier to the transaction's HLC by itself.
     void advance(hlc frontier);
 
     [[nodiscard]] sender_stats stats() const;
@@ -166,7 +164,7 @@ private:
     bool stopping_ = false;
     hlc resolved_sent_;          // latest resolved queued
     hlc resolved_acknowledged_;  // latest resolved acknowledged (the checkpoint)
-    hlc source_frontier_;        // with explicit_frontier
+    hlc source_frontier_;        // every row at or below it has been added
     std::string last_error_;
     std::chrono::steady_clock::time_point last_resolved_emit_;
     sender_stats stats_;
