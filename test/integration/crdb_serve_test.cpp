@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
@@ -309,6 +310,18 @@ struct client {
         PQclear(r);
         return out;
     }
+    // The column names of a statement's result.
+    std::vector<std::string> columns(const std::string& sql) {
+        PGresult* r = PQexec(conn, sql.c_str());
+        INFO(sql << ": " << PQresultErrorMessage(r));
+        REQUIRE(PQresultStatus(r) == PGRES_TUPLES_OK);
+        std::vector<std::string> names;
+        for (int j = 0; j < PQnfields(r); ++j) {
+            names.emplace_back(PQfname(r, j));
+        }
+        PQclear(r);
+        return names;
+    }
     // The value of `column` in SHOW CHANGEFEED JOB <job>.
     std::string job_field(const std::string& job, const std::string& column) {
         PGresult* r = PQexec(conn, ("SHOW CHANGEFEED JOB " + job).c_str());
@@ -458,6 +471,145 @@ TEST_CASE("serve: libpq and SOCI through the stand-in", "[integration][serve]") 
     sql << "SHOW CLUSTER SETTING kv.rangefeed.enabled", soci::into(setting);
     CHECK(setting == "t");
     sql << "DROP TABLE serve_soci";
+}
+
+TEST_CASE("serve: other databases are schemas of the backend's, named as on CockroachDB",
+          "[integration][serve]") {
+    using rows = std::vector<std::vector<std::string>>;
+    using failure = std::pair<std::string, std::string>;
+    stand_in s;
+    client pq(s);
+    const std::string db = "serve_db_1739996035106984000";
+    const std::string backend = s.backend.database();
+    pq.query("DROP DATABASE IF EXISTS " + db);  // what an interrupted run left
+    pq.query("DROP DATABASE IF EXISTS serve_db_direct");
+    pq.query("DROP TABLE IF EXISTS serve_db_local");
+
+    // What the replicator's staging runs on CockroachDB, then more of the same.
+    pq.query("CREATE DATABASE IF NOT EXISTS \"" + db + "\"");
+    CHECK(pq.failure("CREATE DATABASE " + db) ==
+          failure{"42P04", "database \"" + db + "\" already exists"});
+    pq.query("CREATE DATABASE IF NOT EXISTS " + db);
+    pq.query("CREATE SCHEMA IF NOT EXISTS \"" + db + "\".\"public\"");
+    pq.query("CREATE SCHEMA " + db + ".\"Staging\"");
+    CHECK(pq.failure("CREATE SCHEMA " + db + ".\"Staging\"") ==
+          failure{"42P06", "schema \"Staging\" already exists"});
+    CHECK(pq.query("SELECT nspname FROM pg_namespace WHERE starts_with(nspname, '" + db +
+                   "') ORDER BY 1") ==
+          rows{{db + ".Staging"}, {db + ".information_schema"}, {db + ".public"}});
+
+    // Tables and rows, by db.schema.table and db.table, quoted or not; the session's own
+    // database keeps its name.
+    pq.query("CREATE TABLE IF NOT EXISTS \"" + db +
+             "\".\"public\".\"t\" (id INT8 PRIMARY KEY, v TEXT NOT NULL)");
+    pq.query("INSERT INTO " + db + ".public.t VALUES (1, 'one'), (2, 'two')");
+    pq.query("CREATE TABLE " + db + ".\"Staging\".u (id INT8 PRIMARY KEY REFERENCES " + db +
+             ".t (id))");
+    pq.query("INSERT INTO " + db + ".\"Staging\".u SELECT id FROM " + db + ".t WHERE id > 1");
+    CHECK(pq.query("SELECT t.v, u.id IS NOT NULL FROM " + db + ".public.t AS t LEFT JOIN " + db +
+                   ".\"Staging\".u ON u.id = t.id ORDER BY t.id") ==
+          rows{{"one", "f"}, {"two", "t"}});
+    pq.query("UPDATE " + db + ".t SET v = upper(v) WHERE id IN (SELECT id FROM " + db +
+             ".\"Staging\".u)");
+    pq.query("CREATE TABLE " + backend + ".public.serve_db_local (id INT8 PRIMARY KEY)");
+    pq.query("INSERT INTO " + backend + ".serve_db_local SELECT id FROM " + db + ".t");
+    CHECK(pq.query("SELECT count(*) FROM public.serve_db_local") == rows{{"2"}});
+    CHECK(pq.query("SELECT table_schema, table_name, table_catalog FROM " + db +
+                   ".information_schema.tables WHERE table_schema <> 'information_schema' "
+                   "ORDER BY 1, 2") == rows{{"Staging", "u", db}, {"public", "t", db}});
+
+    // The extended protocol with bound values, as the replicator's SOCI sessions send it.
+    {
+        soci::session sql(soci::postgresql, s.conninfo());
+        // SOCI binds by reference: every value lives past its statement.
+        const std::string schema = "public", table = "t", three = "three";
+        const int id = 3;
+        int found = 0;
+        sql << "SELECT count(*) FROM \"" + db +
+                   "\".information_schema.tables WHERE table_schema = :s AND table_name = :t",
+            soci::use(schema), soci::use(table), soci::into(found);
+        CHECK(found == 1);
+        sql << "INSERT INTO \"" + db + "\".\"public\".\"t\" (id, v) VALUES (:id, :v)",
+            soci::use(id), soci::use(three);
+        std::string v;
+        sql << "SELECT v FROM \"" + db + "\".\"public\".\"t\" WHERE id = :id", soci::use(id),
+            soci::into(v);
+        CHECK(v == "three");
+    }
+
+    // A database made behind the stand-in's back is found too.
+    {
+        PGconn* direct = PQconnectdb(s.backend.libpq_conninfo().c_str());
+        REQUIRE(PQstatus(direct) == CONNECTION_OK);
+        PGresult* r = PQexec(direct,
+                             "CREATE SCHEMA \"serve_db_direct.public\"; CREATE TABLE "
+                             "\"serve_db_direct.public\".d (x INT8); INSERT INTO "
+                             "\"serve_db_direct.public\".d VALUES (7)");
+        CHECK(PQresultStatus(r) == PGRES_COMMAND_OK);
+        PQclear(r);
+        PQfinish(direct);
+    }
+    CHECK(pq.query("SELECT x FROM serve_db_direct.d") == rows{{"7"}});
+
+    // SHOW DATABASES, with CockroachDB's columns.
+    CHECK(pq.columns("SHOW DATABASES") ==
+          std::vector<std::string>{"database_name", "owner", "primary_region", "secondary_region",
+                                   "regions", "survival_goal"});
+    const rows databases = pq.query("SHOW DATABASES");
+    CHECK(std::count(databases.begin(), databases.end(),
+                     std::vector<std::string>{db, s.backend.user(), "", "", "{}", ""}) == 1);
+    CHECK(std::count_if(databases.begin(), databases.end(),
+                        [&](const auto& row) { return row.at(0) == backend; }) == 1);
+    CHECK(std::count_if(databases.begin(), databases.end(),
+                        [&](const auto& row) { return row.at(0) == "serve_db_direct"; }) == 1);
+    CHECK(pq.columns("SHOW DATABASES WITH COMMENT").back() == "comment");
+
+    // What CockroachDB refuses, with its errors.
+    CHECK(pq.failure("SELECT * FROM serve_db_nosuch.public.t") ==
+          failure{"42P01", "relation \"serve_db_nosuch.public.t\" does not exist"});
+    CHECK(pq.failure("SELECT * FROM serve_db_nosuch.t") ==
+          failure{"42P01", "relation \"serve_db_nosuch.t\" does not exist"});
+    CHECK(pq.failure("CREATE TABLE serve_db_nosuch.public.t (a INT8)") ==
+          failure{"3F000",
+                  "cannot create \"serve_db_nosuch.public.t\" because the target "
+                  "database or schema does not exist"});
+    CHECK(pq.failure("CREATE TABLE " + db + ".nosuch.t (a INT8)").first == "3F000");
+    CHECK(pq.failure("CREATE SCHEMA serve_db_nosuch.s") ==
+          failure{"3D000", "database \"serve_db_nosuch\" does not exist"});
+    CHECK(pq.failure("DROP DATABASE serve_db_nosuch") ==
+          failure{"3D000", "database \"serve_db_nosuch\" does not exist"});
+    pq.query("DROP DATABASE IF EXISTS serve_db_nosuch");
+    CHECK(pq.failure("DROP DATABASE " + db + " RESTRICT") ==
+          failure{"2BP01", "database \"" + db + "\" is not empty and RESTRICT was specified"});
+    CHECK(pq.failure("USE " + db).first == "0A000");
+    pq.query("USE " + backend);
+    CHECK(pq.failure("DROP DATABASE " + backend).first == "0A000");
+    pq.query("SET CLUSTER SETTING kv.rangefeed.enabled = true");
+    for (const std::string& table : {db + ".public.t", db + ".t"}) {
+        const failure refused = pq.failure("CREATE CHANGEFEED FOR TABLE " + table +
+                                           " INTO 'webhook-https://localhost:1/x'");
+        CHECK(refused.first == "0A000");
+        CHECK(refused.second.find("changefeeds on tables of databases other than") !=
+              std::string::npos);
+    }
+
+    // DROP DATABASE (CASCADE, the default) drops its schemas, in the client's transaction.
+    pq.query("BEGIN");
+    pq.query("DROP DATABASE " + db);
+    pq.query("ROLLBACK");
+    CHECK(pq.query("SELECT count(*) FROM " + db + ".t") == rows{{"3"}});
+    pq.query("DROP DATABASE " + db);
+    pq.query("DROP DATABASE serve_db_direct CASCADE");
+    CHECK(pq.query("SELECT count(*) FROM pg_namespace WHERE starts_with(nspname, 'serve_db_')") ==
+          rows{{"0"}});
+    CHECK(pq.failure("SELECT * FROM " + db + ".public.t").first == "42P01");
+    for (const auto& row : pq.query("SHOW DATABASES")) {
+        CHECK(row.at(0).rfind("serve_db_", 0) != 0);
+    }
+    // Empty databases can go RESTRICT.
+    pq.query("CREATE DATABASE " + db);
+    pq.query("DROP DATABASE " + db + " RESTRICT");
+    pq.query("DROP TABLE serve_db_local");
 }
 
 TEST_CASE_METHOD(feed_fixture,

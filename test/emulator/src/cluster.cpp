@@ -10,6 +10,8 @@
 
 #include "molt/common/duration.hpp"
 #include "molt/common/time_format.hpp"
+#include "molt/emulator/crdb_databases.hpp"
+#include "molt/emulator/crdb_names.hpp"
 #include "molt/emulator/https_transport.hpp"
 #include "molt/emulator/pg_client.hpp"
 
@@ -249,28 +251,11 @@ statement_result cluster::execute(const crdb::statement& s, const std::string& u
     if (const auto* sj = std::get_if<crdb::show_jobs>(&s)) {
         return show(*sj);
     }
-    if (const auto* d = std::get_if<crdb::create_database>(&s)) {
-        // One database: the backend's. Creating it again "if not exists" is a no-op.
-        if (d->name == options_.backend.database()) {
-            return {};
+    if (auto r = crdb::execute_database_statement(s, database)) {
+        if (!r->error) {
+            note_schemas(s, database);
         }
-        return statement_result::failure(
-            "0A000", fmt::format("unimplemented: crdb-emulator has one database, its backend's "
-                                 "(\"{}\"); CREATE DATABASE \"{}\" is not emulated",
-                                 options_.backend.database(), d->name));
-    }
-    if (const auto* cs = std::get_if<crdb::create_schema>(&s)) {
-        if (cs->database != database) {
-            return statement_result::failure(
-                "0A000", fmt::format("unimplemented: schema {}.{} is in another database than "
-                                     "this session's (\"{}\")",
-                                     cs->database, cs->schema, database));
-        }
-        statement_result r;
-        r.postgres_sql =
-            fmt::format("CREATE SCHEMA {}{}", cs->if_not_exists ? "IF NOT EXISTS " : "",
-                        crdb::quote_identifier(cs->schema));
-        return r;
+        return std::move(*r);
     }
     if (const auto* c = std::get_if<crdb::control_job>(&s)) {
         changefeed_job* j = job(c->job);
@@ -287,6 +272,35 @@ statement_result cluster::execute(const crdb::statement& s, const std::string& u
         return {};
     }
     return statement_result::failure("0A000", "unimplemented: statement not emulated");
+}
+
+schema_cache& cluster::schemas(const std::string& database) {
+    const std::lock_guard<std::mutex> lock(mutex_);
+    std::unique_ptr<schema_cache>& cache = schemas_[database];
+    if (!cache) {
+        // Later keywords of a libpq conninfo win: the backend's role, another database.
+        std::string name;
+        for (const char c : database) {
+            name += c == '\'' || c == '\\' ? std::string{'\\', c} : std::string{c};
+        }
+        cache = std::make_unique<schema_cache>(options_.backend.libpq_conninfo() + " dbname='" +
+                                               name + "'");
+    }
+    return *cache;
+}
+
+void cluster::note_schemas(const crdb::statement& s, const std::string& database) {
+    if (const auto* d = std::get_if<crdb::create_database>(&s);
+        d != nullptr && d->name != database) {
+        schemas(database).added({crdb::backend_schema(d->name, "public"),
+                                 crdb::backend_schema(d->name, "information_schema")});
+    } else if (const auto* dd = std::get_if<crdb::drop_database>(&s);
+               dd != nullptr && dd->name != database) {
+        schemas(database).dropped_database(dd->name);
+    } else if (const auto* cs = std::get_if<crdb::create_schema>(&s);
+               cs != nullptr && cs->database != database) {
+        schemas(database).added({crdb::backend_schema(cs->database, cs->schema)});
+    }
 }
 
 statement_result cluster::create(const crdb::create_changefeed& cf, const std::string& user,
@@ -337,11 +351,15 @@ statement_result cluster::create(const crdb::create_changefeed& cf, const std::s
     for (const std::vector<std::string>& name : cf.tables) {
         const std::string table = name.back();
         const std::string schema = name.size() >= 2 ? name[name.size() - 2] : "public";
-        if (name.size() == 3 && name[0] != backend_db) {
+        const bool emulated_database =
+            (name.size() == 3 && name[0] != backend_db) ||
+            (name.size() == 2 && !schemas(database).schema_exists(name[0]) &&
+             schemas(database).database_exists(name[0]));
+        if (emulated_database) {
             return statement_result::failure(
-                "0A000", fmt::format("unimplemented: table {}.{}.{} is in another database "
-                                     "than crdb-emulator's backend (\"{}\")",
-                                     name[0], schema, table, backend_db));
+                "0A000", fmt::format("unimplemented: changefeeds on tables of databases other "
+                                     "than crdb-emulator's backend (\"{}\") are not emulated: {}",
+                                     backend_db, crdb::display_name(name)));
         }
         auto t = describe_table(*db, backend_db, schema, table);
         if (!t) {

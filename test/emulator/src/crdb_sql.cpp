@@ -7,6 +7,8 @@
 
 #include <fmt/format.h>
 
+#include "molt/emulator/crdb_names.hpp"
+
 namespace molt::emulator::crdb {
 namespace {
 
@@ -304,13 +306,26 @@ std::optional<statement> parse_show(parser& p) {
     if (s.changefeeds_only) {
         return p.error();
     }
+    if (p.accept("databases")) {
+        show_databases d;
+        if (p.accept("with")) {
+            if (!p.accept("comment")) {
+                return p.error();
+            }
+            d.with_comment = true;
+        }
+        if (!p.done()) {
+            return p.error();
+        }
+        return d;
+    }
     // Other SHOW statements of CockroachDB; PostgreSQL's SHOW only reads settings, and would
     // answer "unrecognized configuration parameter".
-    static constexpr std::array<std::string_view, 28> crdb_only = {
-        "databases",  "tables",   "schemas",     "sequences", "types",    "columns", "indexes",
-        "index",      "keys",     "constraints", "grants",    "roles",    "users",   "create",
-        "partitions", "locality", "statistics",  "functions", "ranges",   "range",   "zone",
-        "zones",      "regions",  "backup",      "schedules", "sessions", "queries", "trace"};
+    static constexpr std::array<std::string_view, 27> crdb_only = {
+        "tables",   "schemas",     "sequences", "types",    "columns", "indexes", "index",
+        "keys",     "constraints", "grants",    "roles",    "users",   "create",  "partitions",
+        "locality", "statistics",  "functions", "ranges",   "range",   "zone",    "zones",
+        "regions",  "backup",      "schedules", "sessions", "queries", "trace"};
     const token* next = p.peek();
     if (next != nullptr && next->type == token::kind::word) {
         const std::string w = lower(next->text);
@@ -479,6 +494,25 @@ std::optional<statement> parse_statement(std::string_view sql) {
         return parse_show(p);
     }
     if (p.accept("set")) {
+        if (p.word("database") || (p.word("session") && p.word_at(2, "database"))) {
+            // SET [SESSION] database = name: CockroachDB's USE.
+            (void)p.accept("session");
+            p.advance();
+            if (!(p.accept_symbol('=') || p.accept("to"))) {
+                return p.error();
+            }
+            std::optional<std::string> name;
+            if (const token* v = p.peek(); v != nullptr && v->type == token::kind::string) {
+                name = v->text;
+                p.advance();
+            } else {
+                name = p.identifier();
+            }
+            if (!name || !p.done()) {
+                return p.error();
+            }
+            return use_database{std::move(*name)};
+        }
         if (!p.accept("cluster")) {
             return std::nullopt;
         }
@@ -531,10 +565,7 @@ std::optional<statement> parse_statement(std::string_view sql) {
                 return p.error();
             }
             if (!p.done()) {
-                return std::nullopt;  // options (ENCODING, ...): PostgreSQL's own syntax
-            }
-            if (!d.if_not_exists) {
-                return std::nullopt;
+                return not_emulated{"CREATE DATABASE options (ENCODING, OWNER, regions, ...)"};
             }
             d.name = std::move(*name);
             return d;
@@ -561,6 +592,38 @@ std::optional<statement> parse_statement(std::string_view sql) {
             return not_emulated{"external connections (CREATE EXTERNAL CONNECTION)"};
         }
         return std::nullopt;
+    }
+    if (p.word("drop") && p.word_at(1, "database")) {
+        p.advance();
+        p.advance();
+        drop_database d;
+        if (p.accept("if")) {
+            if (!p.accept("exists")) {
+                return p.error();
+            }
+            d.if_exists = true;
+        }
+        auto name = p.identifier();
+        if (!name) {
+            return p.error();
+        }
+        d.name = std::move(*name);
+        if (p.accept("restrict")) {
+            d.restricted = true;
+        } else {
+            (void)p.accept("cascade");
+        }
+        if (!p.done()) {
+            return p.error();
+        }
+        return d;
+    }
+    if (p.accept("use")) {
+        auto name = p.identifier();
+        if (!name || !p.done()) {
+            return p.error();
+        }
+        return use_database{std::move(*name)};
     }
     for (const auto& [w, what] :
          {std::pair<std::string_view, control_job::action>{"pause", control_job::action::pause},
@@ -607,6 +670,50 @@ std::string quote_literal(std::string_view s) {
 
 std::string quote_identifier(std::string_view s) {
     return "\"" + replace_all(std::string(s), "\"", "\"\"") + "\"";
+}
+
+std::string fold_case(std::string_view s) {
+    std::string out(s);
+    for (char& c : out) {
+        if (c >= 'A' && c <= 'Z') {
+            c = static_cast<char>(c - 'A' + 'a');
+        }
+    }
+    return out;
+}
+
+std::string do_block(std::string_view body) {
+    std::string tag(dollar);
+    for (int n = 1; body.find(tag) != std::string_view::npos; ++n) {
+        tag = fmt::format("$crdb_emulator{}$", n);
+    }
+    return fmt::format("DO {}{}{}", tag, body, tag);
+}
+
+std::string message_quote(std::string_view name) {
+    std::string out = "\"";
+    for (const char c : name) {
+        if (c == '"' || c == '\\') {
+            out += '\\';
+        }
+        out += c;
+    }
+    return out + "\"";
+}
+
+std::string display_name(const std::vector<std::string>& parts) {
+    std::string out;
+    for (const std::string& part : parts) {
+        const bool plain =
+            !part.empty() &&
+            (std::islower(static_cast<unsigned char>(part[0])) != 0 || part[0] == '_') &&
+            std::all_of(part.begin(), part.end(), [](char c) {
+                return std::islower(static_cast<unsigned char>(c)) != 0 ||
+                       std::isdigit(static_cast<unsigned char>(c)) != 0 || c == '_';
+            });
+        out += (out.empty() ? "" : ".") + (plain ? part : quote_identifier(part));
+    }
+    return out;
 }
 
 std::string to_postgres(const statement_result& r) {
@@ -664,10 +771,13 @@ std::string rewrite_statement(std::string_view sql, executor& ex) {
         }
         return to_postgres(ex.execute(*s));
     }
-    // version() and cluster_logical_timestamp() calls become CockroachDB's answers.
     const std::vector<token> tokens = tokenize(sql);
-    std::string out;
-    size_t copied = 0;
+    auto names = resolve_names(tokens, ex);
+    if (const auto* e = std::get_if<sql_error>(&names)) {
+        return to_postgres(statement_result::failure(e->sqlstate, e->message));
+    }
+    std::vector<text_edit> edits = std::get<std::vector<text_edit>>(std::move(names));
+    // version() and cluster_logical_timestamp() calls become CockroachDB's answers.
     for (size_t i = 0; i + 2 < tokens.size(); ++i) {
         const token& t = tokens[i];
         if (t.type != token::kind::word || tokens[i + 1].text != "(" || tokens[i + 2].text != ")" ||
@@ -683,16 +793,15 @@ std::string rewrite_statement(std::string_view sql, executor& ex) {
         } else {
             continue;
         }
-        out.append(sql.substr(copied, t.begin - copied));
-        out += replacement;
-        copied = tokens[i + 2].end;
+        edits.push_back({t.begin, tokens[i + 2].end, std::move(replacement)});
         i += 2;
     }
-    if (copied == 0) {
+    if (edits.empty()) {
         return std::string(sql);
     }
-    out.append(sql.substr(copied));
-    return out;
+    std::sort(edits.begin(), edits.end(),
+              [](const text_edit& a, const text_edit& b) { return a.begin < b.begin; });
+    return apply_edits(sql, edits);
 }
 
 std::string rewrite_query(std::string_view sql, executor& ex) {

@@ -482,8 +482,9 @@ Usage:
 Clients connect with the PostgreSQL protocol; statements pass through to the backend, except
 CockroachDB's own (SELECT version(), SHOW/SET CLUSTER SETTING, CREATE CHANGEFEED ... INTO
 'webhook-https://...', SHOW CHANGEFEED JOBS, PAUSE/RESUME/CANCEL JOB,
-cluster_logical_timestamp()), which it answers. Changefeeds read the backend's changes through
-logical decoding (wal2json). SIGTERM or SIGINT stops it (exit 0).
+cluster_logical_timestamp(), CREATE/DROP DATABASE, SHOW DATABASES and db.schema.table names:
+other databases are schemas of the backend's), which it answers. Changefeeds read the backend's
+changes through logical decoding (wal2json). SIGTERM or SIGINT stops it (exit 0).
 )";
 
 int serve(int argc, char** argv) {

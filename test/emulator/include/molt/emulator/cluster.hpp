@@ -1,6 +1,7 @@
 #pragma once
 // The state of the CockroachDB stand-in for the life of its process: the cluster clock, the
-// change capture on the backend PostgreSQL, the cluster settings and the changefeed jobs. A
+// change capture on the backend PostgreSQL, the cluster settings, the changefeed jobs and what
+// it knows of each backend database's schemas (its emulated databases, crdb_names.hpp). A
 // `cluster_session` per client connection answers CockroachDB-only statements (crdb_sql.hpp).
 
 #include <chrono>
@@ -15,6 +16,7 @@
 #include "molt/emulator/capture.hpp"
 #include "molt/emulator/changefeed.hpp"
 #include "molt/emulator/crdb_sql.hpp"
+#include "molt/emulator/schema_cache.hpp"
 #include "molt/emulator/sender.hpp"
 
 namespace molt::emulator {
@@ -43,8 +45,12 @@ public:
     [[nodiscard]] hlc logical_timestamp() { return clock_.now(); }
     [[nodiscard]] crdb::statement_result execute(const crdb::statement& s, const std::string& user,
                                                  const std::string& database);
+    /// The schema names of a backend database (sessions connect to any database of the server).
+    [[nodiscard]] schema_cache& schemas(const std::string& database);
 
 private:
+    /// Tells the schema cache what a database statement that succeeded created or dropped.
+    void note_schemas(const crdb::statement& s, const std::string& database);
     crdb::statement_result create(const crdb::create_changefeed& cf, const std::string& user,
                                   const std::string& database);
     crdb::statement_result show(const crdb::show_jobs& s);
@@ -60,6 +66,7 @@ private:
     std::mutex mutex_;
     std::map<std::string, std::string> settings_;  ///< values set, by name
     std::map<int64_t, std::unique_ptr<changefeed_job>> jobs_;
+    std::map<std::string, std::unique_ptr<schema_cache>> schemas_;  ///< by database
     int64_t job_sequence_ = 0;
     bool stopped_ = false;
 };
@@ -74,6 +81,13 @@ public:
     hlc logical_timestamp() override { return cluster_.logical_timestamp(); }
     crdb::statement_result execute(const crdb::statement& s) override {
         return cluster_.execute(s, user_, database_);
+    }
+    std::string current_database() override { return database_; }
+    bool schema_exists(std::string_view backend_schema) override {
+        return cluster_.schemas(database_).schema_exists(backend_schema);
+    }
+    bool database_exists(std::string_view database) override {
+        return cluster_.schemas(database_).database_exists(database);
     }
 
 private:

@@ -36,6 +36,9 @@ struct token {
 /// Tokens of one statement; comments and whitespace dropped. Unterminated quotes end the text.
 [[nodiscard]] std::vector<token> tokenize(std::string_view sql);
 
+/// ASCII lower case: how unquoted identifiers and keywords fold.
+[[nodiscard]] std::string fold_case(std::string_view s);
+
 /// Splits a simple-query string at semicolons outside quotes and comments; blank statements
 /// are dropped.
 [[nodiscard]] std::vector<std::string_view> split_statements(std::string_view sql);
@@ -61,10 +64,24 @@ struct control_job {
     enum class action { pause, resume, cancel } what = action::pause;
     int64_t job = 0;
 };
-/// CREATE DATABASE [IF NOT EXISTS] name: PostgreSQL has no IF NOT EXISTS here.
+/// CREATE DATABASE [IF NOT EXISTS] name: an emulated database (crdb_names.hpp).
 struct create_database {
     std::string name;
     bool if_not_exists = false;
+};
+/// DROP DATABASE [IF EXISTS] name [CASCADE | RESTRICT]; CASCADE is CockroachDB's default.
+struct drop_database {
+    std::string name;
+    bool if_exists = false;
+    bool restricted = false;  ///< RESTRICT: refuse a database that holds tables
+};
+/// SHOW DATABASES [WITH COMMENT]
+struct show_databases {
+    bool with_comment = false;
+};
+/// USE name, SET [SESSION] database = name: only the session's own database is accepted.
+struct use_database {
+    std::string name;
 };
 /// CREATE SCHEMA [IF NOT EXISTS] db.schema: a database-qualified schema, which PostgreSQL
 /// does not take.
@@ -82,7 +99,8 @@ struct syntax_error {
 };
 using statement =
     std::variant<show_setting, show_all_settings, set_setting, create_changefeed, show_jobs,
-                 control_job, create_database, create_schema, not_emulated, syntax_error>;
+                 control_job, create_database, drop_database, show_databases, use_database,
+                 create_schema, not_emulated, syntax_error>;
 
 /// The CockroachDB-only statement `sql` is, or nullopt for SQL that passes through.
 [[nodiscard]] std::optional<statement> parse_statement(std::string_view sql);
@@ -109,10 +127,22 @@ struct statement_result {
 /// The PostgreSQL statement that produces `r` (see the top of this file).
 [[nodiscard]] std::string to_postgres(const statement_result& r);
 
-/// What the stand-in answers; implemented by the cluster.
-class executor {
+/// What resolving database-qualified names needs to know (crdb_names.hpp); implemented by the
+/// cluster for each session.
+class catalog {
 public:
-    virtual ~executor() = default;
+    virtual ~catalog() = default;
+    /// The session's database: the backend PostgreSQL database the client connected to.
+    [[nodiscard]] virtual std::string current_database() = 0;
+    /// Whether the current database has this schema (PostgreSQL's name, e.g. "public").
+    [[nodiscard]] virtual bool schema_exists(std::string_view backend_schema) = 0;
+    /// Whether the emulated database exists (the current database is not one).
+    [[nodiscard]] virtual bool database_exists(std::string_view database) = 0;
+};
+
+/// What the stand-in answers; implemented by the cluster.
+class executor : public catalog {
+public:
     /// SELECT version()
     [[nodiscard]] virtual std::string version() = 0;
     /// SELECT cluster_logical_timestamp(): a fresh HLC, above every one handed out before.
@@ -120,7 +150,8 @@ public:
     [[nodiscard]] virtual statement_result execute(const statement& s) = 0;
 };
 
-/// One statement, rewritten for PostgreSQL (executing it first when it is CockroachDB's).
+/// One statement, rewritten for PostgreSQL (executing it first when it is CockroachDB's):
+/// CockroachDB's functions become constants and database-qualified names PostgreSQL's.
 [[nodiscard]] std::string rewrite_statement(std::string_view sql, executor& ex);
 /// A simple-query string: each statement rewritten, joined again with ';'.
 [[nodiscard]] std::string rewrite_query(std::string_view sql, executor& ex);
@@ -129,5 +160,13 @@ public:
 [[nodiscard]] std::string quote_literal(std::string_view s);
 /// A quoted identifier: "My ""table""".
 [[nodiscard]] std::string quote_identifier(std::string_view s);
+/// A PL/pgSQL block run as one statement: DO $crdb_emulator$<body>$crdb_emulator$, with a tag
+/// the body does not contain.
+[[nodiscard]] std::string do_block(std::string_view body);
+/// A name quoted as CockroachDB's messages quote names (Go's %q): "a \"b\"".
+[[nodiscard]] std::string message_quote(std::string_view name);
+/// A name as CockroachDB prints it in errors: parts joined by '.', each in double quotes
+/// unless it is a plain lower-case identifier.
+[[nodiscard]] std::string display_name(const std::vector<std::string>& parts);
 
 }  // namespace molt::emulator::crdb
