@@ -17,8 +17,17 @@ KILLS=${4:-6}
 e2e_init
 
 sink_config='{"Flush":{"Messages":100,"Bytes":1048576,"Frequency":"20ms"},"Retry":{"Max":3,"Backoff":"100ms"}}'
+# check_faults below counts on every one of these, so each must fire, whatever the seed and the
+# timing: --faults-at-least-once fires each at its first opportunity, and every run has them.
+# split_transaction: the first transaction has 2+ rows (the generator makes it so) and is
+# split. duplicate: the first acknowledged row batch ("every row acknowledged" is checked).
+# duplicate_resolved: the first acknowledged resolved timestamp (the run ends with one).
+# replay: the first resolved timestamp sent, or else in the end, before the closing one.
+# late_duplicate: the first resolved timestamp sent with an acknowledged batch below the
+# checkpoint, or else after the closing resolved timestamp, when every batch is below it.
 faults=(--fault-duplicate 0.1 --fault-replay 0.1 --fault-late-duplicate 0.1
-    --fault-duplicate-resolved 0.1 --fault-split-transaction 0.05 --fault-phantom-delete 0.01)
+    --fault-duplicate-resolved 0.1 --fault-split-transaction 0.05 --fault-phantom-delete 0.01
+    --faults-at-least-once)
 
 
 # staged_rows SCHEMA: rows in the staging tables (molt_stage_*) of a staging schema in crash_pg.

@@ -14,7 +14,15 @@ e2e_init
 # checkpoint can re-send a child row whose parent is already gone, which only the staged modes
 # absorb. The consistent mode's tests run the same spec with its foreign keys.
 sink_config='{"Flush":{"Messages":200,"Bytes":1048576,"Frequency":"20ms"},"Retry":{"Max":4,"Backoff":"50ms"}}'
-faults=(--all-faults 0.02 --fault-drop-connection 0.005)
+# check_run counts on every one of these, so each must fire, whatever the timing (the rates
+# alone make that likely, not certain): --faults-at-least-once fires each at its first
+# opportunity, and every run has them. dropped_connection: the first request. phantom_delete
+# and split_transaction: the first transaction (the generator gives it a phantom delete and 2+
+# rows). duplicate: the first acknowledged row batch ("finished" is checked: every row was).
+# duplicate_resolved: the first acknowledged resolved timestamp (the run ends with one).
+# replay: the first resolved timestamp sent, or else in the end, before the closing one. Late
+# duplicates stay off (--all-faults leaves them at 0, and at_least_once forces only rates > 0).
+faults=(--all-faults 0.02 --fault-drop-connection 0.005 --faults-at-least-once)
 
 
 # workload NAME TARGET PATH [EMULATOR ARGS...]: a replicator on TARGET, the emulator against it;

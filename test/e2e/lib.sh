@@ -135,6 +135,8 @@ my_at() {
 json_field() { grep -o "\"$2\": *[^,}]*" "$1" | head -1 | cut -d: -f2 | tr -d " \""; }
 
 # check_faults NAME SUMMARY FAULT...: each fault was injected at least once by crdb-emulator.
+# Run it with --faults-at-least-once (and say why each fault has its opportunity): fault rates
+# alone make a count above 0 likely, never certain.
 check_faults() {
     local name=$1 summary=$2 f n
     shift 2

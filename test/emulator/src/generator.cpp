@@ -363,7 +363,11 @@ transaction generator::next() {
                                      : hlc(last_.wall() + uniform<int64_t>(rng_, 1000, 50000), 0);
     txn.updated = last_;
     std::unordered_set<std::string> touched;
-    const size_t rows = uniform(rng_, options_.min_rows, options_.max_rows);
+    size_t rows = uniform(rng_, options_.min_rows, options_.max_rows);
+    const bool first = transactions_++ == 0;
+    if (first && options_.at_least_once) {
+        rows = std::max(rows, std::min<size_t>(2, options_.max_rows));
+    }
     const int total = options_.insert_weight + options_.update_weight + options_.delete_weight;
     for (size_t r = 0; r < rows; ++r) {
         const size_t table = uniform<size_t>(rng_, 0, spec_.tables.size() - 1);
@@ -409,7 +413,8 @@ transaction generator::next() {
         }
     }
     if (options_.phantom_delete_rate > 0 &&
-        std::uniform_real_distribution<double>(0, 1)(rng_) < options_.phantom_delete_rate) {
+        (std::uniform_real_distribution<double>(0, 1)(rng_) < options_.phantom_delete_rate ||
+         (first && options_.at_least_once))) {
         // A key outside the keyspace: never inserted.
         const size_t table = uniform<size_t>(rng_, 0, spec_.tables.size() - 1);
         const uint64_t index = options_.keys + uniform<uint64_t>(rng_, 0, 1'000'000);

@@ -83,7 +83,10 @@ void add_fault_options(po::options_description& desc) {
         "resend an old batch after its resolved timestamp")(
         "fault-duplicate-resolved", po::value<double>(), "send a resolved timestamp twice")(
         "fault-split-transaction", po::value<double>(), "split a transaction across requests")(
-        "fault-drop-connection", po::value<double>(), "drop the connection mid-request");
+        "fault-drop-connection", po::value<double>(), "drop the connection mid-request")(
+        "faults-at-least-once",
+        "inject every fault whose rate is above 0 at least once, at its first opportunity (so "
+        "tests can count on each)");
 }
 
 fault_rates read_fault_options(const po::variables_map& vm) {
@@ -99,6 +102,7 @@ fault_rates read_fault_options(const po::variables_map& vm) {
     faults.duplicate_resolved = fault("fault-duplicate-resolved");
     faults.split_transaction = fault("fault-split-transaction");
     faults.drop_connection = fault("fault-drop-connection");
+    faults.at_least_once = vm.count("faults-at-least-once") != 0U;
     return faults;
 }
 
@@ -224,6 +228,7 @@ int workload(int argc, char** argv) {
                                   ? vm["fault-phantom-delete"].as<double>()
                                   : vm["all-faults"].as<double>();
     const fault_rates faults = read_fault_options(vm);
+    gen.at_least_once = faults.at_least_once;
 
     // Sink.
     sink_settings sink;

@@ -19,6 +19,50 @@ bool chance(std::mt19937_64& rng, double p) {
 sender::sender(sink_settings settings, fault_rates faults, transport_factory connect, uint64_t seed)
     : settings_(std::move(settings)), faults_(faults), connect_(std::move(connect)), rng_(seed) {}
 
+double sender::rate(fault f) const {
+    switch (f) {
+    case fault::duplicate: return faults_.duplicate;
+    case fault::replay: return faults_.replay;
+    case fault::late_duplicate: return faults_.late_duplicate;
+    case fault::duplicate_resolved: return faults_.duplicate_resolved;
+    case fault::split: return faults_.split_transaction;
+    case fault::drop: return faults_.drop_connection;
+    }
+    return 0;
+}
+
+bool sender::owed_locked(fault f) const {
+    return faults_.at_least_once && rate(f) > 0 && !fired_[static_cast<size_t>(f)];
+}
+
+bool sender::draw_locked(fault f, std::mt19937_64& rng) {
+    const bool owed = owed_locked(f);
+    if (!chance(rng, rate(f)) && !owed) {
+        return false;
+    }
+    fired_[static_cast<size_t>(f)] = true;
+    return true;
+}
+
+bool sender::inject_late_locked() {
+    // A slow copy of an old request arriving after its rows were resolved.
+    std::vector<const batch*> covered;
+    for (const batch& h : history_) {
+        if (!h.messages.empty() && !(resolved_acknowledged_ < log_[h.messages.back()].updated)) {
+            covered.push_back(&h);
+        }
+    }
+    if (covered.empty()) {
+        return false;
+    }
+    batch late = *covered[std::uniform_int_distribution<size_t>(0, covered.size() - 1)(rng_)];
+    late.late = true;
+    enqueue_locked(std::move(late));
+    ++stats_.late_duplicates;
+    fired_[static_cast<size_t>(fault::late_duplicate)] = true;
+    return true;
+}
+
 sender::~sender() {
     stop();
 }
@@ -56,7 +100,7 @@ void sender::add(const transaction& txn) {
         stats_.text_bytes_held += c.message.size();
         log_.push_back({txn.updated, c.key_hash, &texts_.back(), false});
     }
-    if (txn.changes.size() >= 2 && chance(rng_, faults_.split_transaction)) {
+    if (txn.changes.size() >= 2 && draw_locked(fault::split, rng_)) {
         txn_split_points_.insert(first + txn.changes.size() / 2);
         ++stats_.split_transactions;
     }
@@ -185,7 +229,7 @@ bool sender::deliver(transport& t, const batch& b, std::mt19937_64& rng) {
             if (stopping_) {
                 return false;
             }
-            drop = chance(rng, faults_.drop_connection);
+            drop = draw_locked(fault::drop, rng);
             ++stats_.requests;
             stats_.dropped_connections += drop ? 1 : 0;
             stats_.rows_sent += b.messages.size();
@@ -256,7 +300,7 @@ void sender::worker_loop() {
             {
                 const std::lock_guard<std::mutex> lock(mutex_);
                 duplicate =
-                    chance(rng, b.is_resolved ? faults_.duplicate_resolved : faults_.duplicate);
+                    draw_locked(b.is_resolved ? fault::duplicate_resolved : fault::duplicate, rng);
                 if (duplicate) {
                     ++(b.is_resolved ? stats_.duplicate_resolved : stats_.duplicates);
                 }
@@ -350,24 +394,11 @@ void sender::flusher_loop() {
         r.resolved = frontier;
         r.body = proto::encode_resolved(frontier);
         enqueue_locked(std::move(r));
-        if (chance(rng_, faults_.late_duplicate)) {
-            // A slow copy of an old request arriving after its rows were resolved.
-            std::vector<const batch*> covered;
-            for (const batch& h : history_) {
-                if (!h.messages.empty() &&
-                    !(resolved_acknowledged_ < log_[h.messages.back()].updated)) {
-                    covered.push_back(&h);
-                }
-            }
-            if (!covered.empty()) {
-                batch late =
-                    *covered[std::uniform_int_distribution<size_t>(0, covered.size() - 1)(rng_)];
-                late.late = true;
-                enqueue_locked(std::move(late));
-                ++stats_.late_duplicates;
-            }
+        // A late duplicate owed under at_least_once waits for an emission with a covered batch.
+        if (chance(rng_, faults_.late_duplicate) || owed_locked(fault::late_duplicate)) {
+            (void)inject_late_locked();
         }
-        if (chance(rng_, faults_.replay)) {
+        if (draw_locked(fault::replay, rng_)) {
             restart_requested_ = true;
         }
     }
@@ -377,6 +408,12 @@ bool sender::finish(hlc last, std::chrono::nanoseconds timeout) {
     std::unique_lock<std::mutex> lock(mutex_);
     const auto deadline = clock_type::now() + timeout;
     close_open_locked();
+    if (owed_locked(fault::replay) && settings_.resolved) {
+        // at_least_once: a run too short for a resolved emission still replays once.
+        fired_[static_cast<size_t>(fault::replay)] = true;
+        restart_requested_ = true;
+        changed_.notify_all();
+    }
     auto idle = [&] { return !restart_requested_ && in_flight_ == 0 && pending_.empty(); };
     auto rows_acknowledged = [&] {
         return !restart_requested_ && first_unacknowledged_ >= log_.size() && in_flight_ == 0 &&
@@ -390,6 +427,10 @@ bool sender::finish(hlc last, std::chrono::nanoseconds timeout) {
             return false;
         }
         if (!settings_.resolved || !(resolved_acknowledged_ < last)) {
+            if (owed_locked(fault::late_duplicate)) {
+                // at_least_once: every acknowledged batch is covered now.
+                (void)inject_late_locked();
+            }
             return changed_.wait_until(lock, deadline, [&] { return idle() || stopping_; }) &&
                    !stopping_;
         }

@@ -53,3 +53,35 @@ TEST_CASE("generator: one message per key per transaction; foreign keys hold aft
     }
     CHECK(replaced > 3000);
 }
+
+TEST_CASE("generator: at_least_once opens with 2+ rows and a phantom delete, then goes by chance",
+          "[emulator]") {
+    for (uint64_t seed = 1; seed <= 50; ++seed) {
+        generator_options options;
+        options.seed = seed;
+        options.phantom_delete_rate = 1e-12;  // never by chance
+        options.at_least_once = true;
+        generator g(default_spec(), options);
+        INFO("seed " << seed);
+        // Two rows, and the phantom delete on top.
+        CHECK(g.next().changes.size() >= 3);
+        CHECK(g.phantom_deletes() == 1);
+        for (int i = 0; i < 100; ++i) {
+            (void)g.next();
+        }
+        CHECK(g.phantom_deletes() == 1);
+    }
+    // Without it, one-row transactions (no foreign keys to pull parents in) and no phantoms.
+    workload_spec spec = default_spec();
+    for (table_spec& t : spec.tables) {
+        t.foreign_keys.clear();
+    }
+    generator_options by_chance;
+    by_chance.phantom_delete_rate = 1e-12;
+    by_chance.min_rows = by_chance.max_rows = 1;
+    generator g(spec, by_chance);
+    for (int i = 0; i < 100; ++i) {
+        CHECK(g.next().changes.size() == 1);
+    }
+    CHECK(g.phantom_deletes() == 0);
+}

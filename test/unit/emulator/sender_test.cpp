@@ -273,6 +273,7 @@ TEST_CASE("per-key order holds under 8 workers, failures and every fault but rep
     faults.duplicate_resolved = 0.2;
     faults.split_transaction = 0.2;
     faults.drop_connection = 0.05;
+    faults.at_least_once = true;  // the counts below are certain, not likely
     generator_options gen;
     gen.phantom_delete_rate = 0.05;
     const run_result r = run(sink, fast_settings(), faults, 5000, gen);
@@ -309,6 +310,7 @@ TEST_CASE("with replays and exhausted retries, no resolved timestamp precedes it
     fault_rates faults;
     faults.replay = 0.2;
     faults.duplicate = 0.05;
+    faults.at_least_once = true;
     const run_result r = run(sink, settings, faults, 3000);
 
     REQUIRE(r.finished);
@@ -318,6 +320,46 @@ TEST_CASE("with replays and exhausted retries, no resolved timestamp precedes it
     CHECK(sink.state == r.expected);
     CHECK(sink.max_resolved > hlc());
     CHECK(r.stats.text_bytes_held == 0);  // freed while replays went on, and nothing broke
+}
+
+TEST_CASE("at_least_once: each enabled fault fires once even where chance and timing would not",
+          "[emulator]") {
+    fault_rates faults;
+    for (double* rate :
+         {&faults.duplicate, &faults.replay, &faults.late_duplicate, &faults.duplicate_resolved,
+          &faults.split_transaction, &faults.drop_connection}) {
+        *rate = 1e-12;  // never by chance
+    }
+    faults.at_least_once = true;
+    generator_options gen;
+    gen.at_least_once = true;  // the first transaction has 2+ rows to split
+    sink_settings settings = fast_settings();
+    // No resolved timestamp before finish(): the replay and the late duplicate are made up there.
+    settings.resolved_interval = settings.checkpoint_interval = std::chrono::hours(1);
+    {
+        scripted_sink sink(0);
+        const run_result r = run(sink, settings, faults, 6, gen);
+        REQUIRE(r.finished);
+        require_no_violations(sink);
+        CHECK(r.stats.duplicates == 1);
+        CHECK(r.stats.restarts == 1);
+        CHECK(r.stats.late_duplicates == 1);
+        CHECK(r.stats.duplicate_resolved == 1);
+        CHECK(r.stats.split_transactions == 1);
+        CHECK(r.stats.dropped_connections == 1);
+    }
+    {
+        // Rates of 0 stay off.
+        scripted_sink sink(0);
+        fault_rates off;
+        off.at_least_once = true;
+        const run_result r = run(sink, settings, off, 6, gen);
+        REQUIRE(r.finished);
+        CHECK(r.stats.duplicates + r.stats.restarts + r.stats.late_duplicates +
+                  r.stats.duplicate_resolved + r.stats.split_transactions +
+                  r.stats.dropped_connections ==
+              0);
+    }
 }
 
 TEST_CASE("Flush.Messages closes a batch at that many messages", "[emulator]") {

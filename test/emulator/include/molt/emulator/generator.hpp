@@ -35,6 +35,9 @@ struct generator_options {
     size_t min_rows = 1, max_rows = 4;  ///< row changes per transaction
     double null_rate = 0.1;
     double phantom_delete_rate = 0;  ///< fault: deletes of keys never inserted
+    /// The first transaction has 2+ rows (when max_rows allows) and, with phantom deletes on,
+    /// one: every fault then has its first opportunity at once (fault_rates::at_least_once).
+    bool at_least_once = false;
     bool portable = true;
     uint64_t seed = 1;
     int64_t start_wall = 0;  ///< first HLC wall time (0: now)
@@ -108,6 +111,7 @@ private:
     std::vector<event> events_;
     hlc last_;
     uint64_t phantom_deletes_ = 0;
+    uint64_t transactions_ = 0;
 };
 
 }  // namespace molt::emulator

@@ -15,8 +15,10 @@
 // Faults, each a probability: duplicate redelivery of an acknowledged batch (sent again right
 // away, keys still held); replay from the checkpoint (a restart); a late duplicate of a batch
 // already covered by a resolved timestamp; duplicate resolved messages; a transaction split
-// across requests; a connection dropped mid-request.
+// across requests; a connection dropped mid-request. With `at_least_once`, each fault whose
+// rate is above 0 also fires at its first opportunity, so tests can count on every one.
 
+#include <array>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -67,6 +69,12 @@ struct fault_rates {
     double duplicate_resolved = 0;  ///< per resolved emission
     double split_transaction = 0;   ///< per transaction of 2+ rows
     double drop_connection = 0;     ///< per request
+    /// Each fault with a rate above 0 fires at its first opportunity (then at its rate): the
+    /// first acknowledged batch and resolved timestamp, the first transaction of 2+ rows, the
+    /// first request, the first resolved emission (replay; a late duplicate at the first with an
+    /// acknowledged batch below it). What timing may never offer is made up in finish(): a
+    /// replay before the end, a late duplicate after the closing resolved timestamp.
+    bool at_least_once = false;
 };
 
 struct sender_stats {
@@ -138,6 +146,15 @@ private:
     void release_resolved_locked();
     void worker_loop();
     void flusher_loop();
+    enum class fault { duplicate, replay, late_duplicate, duplicate_resolved, split, drop };
+    /// Whether a fault fires at this opportunity; counts it as fired when it does.
+    bool draw_locked(fault f, std::mt19937_64& rng);
+    [[nodiscard]] double rate(fault f) const;
+    /// at_least_once and the fault has not fired yet.
+    [[nodiscard]] bool owed_locked(fault f) const;
+    /// Queues a late copy of an acknowledged batch that a resolved timestamp covers; false when
+    /// there is none.
+    bool inject_late_locked();
     bool deliver(transport& t, const batch& b, std::mt19937_64& rng);
 
     sink_settings settings_;
@@ -162,9 +179,10 @@ private:
     size_t in_flight_ = 0;
     bool restart_requested_ = false;
     bool stopping_ = false;
-    hlc resolved_sent_;          // latest resolved queued
-    hlc resolved_acknowledged_;  // latest resolved acknowledged (the checkpoint)
-    hlc source_frontier_;        // every row at or below it has been added
+    hlc resolved_sent_;            // latest resolved queued
+    hlc resolved_acknowledged_;    // latest resolved acknowledged (the checkpoint)
+    hlc source_frontier_;          // every row at or below it has been added
+    std::array<bool, 6> fired_{};  // per fault: injected at least once
     std::string last_error_;
     std::chrono::steady_clock::time_point last_resolved_emit_;
     sender_stats stats_;
