@@ -335,6 +335,20 @@ void logger::write(level lvl, const std::vector<field>& fields, std::string_view
     }
 }
 
+void logger::write_preformatted(level lvl, std::string_view line) {
+    if (!enabled(lvl)) {
+        return;
+    }
+    std::string text(line);
+    if (text.empty() || text.back() != '\n') {
+        text += '\n';
+    }
+    const std::lock_guard<std::mutex> lock(write_mutex_);
+    for (const sink& s : sinks_) {
+        s(text);
+    }
+}
+
 namespace {
 std::unique_ptr<logger>& global_slot() {
     static std::unique_ptr<logger> instance = std::make_unique<logger>();

@@ -12,7 +12,7 @@ namespace {
 
 constexpr std::string_view known_keys =
     "host, port, sink_query_parameters, resolved, min_checkpoint_frequency, initial_scan, "
-    "webhook_sink_config";
+    "webhook_sink_config, webhook_client_timeout";
 
 error key_error(std::string_view key, std::string_view what) {
     return {errc::invalid_argument, fmt::format("--changefeeds-path: \"{}\" {}", key, what)};
@@ -107,6 +107,12 @@ result<changefeed_settings> parse_changefeed_override(std::string_view json_text
                 return value.error();
             }
             out.min_checkpoint_frequency = std::move(*value);
+        } else if (m.key == "webhook_client_timeout") {
+            auto value = duration_value(m, false);
+            if (!value) {
+                return value.error();
+            }
+            out.webhook_client_timeout = std::move(*value);
         } else if (m.key == "initial_scan") {
             auto value = string_value(m);
             if (!value) {

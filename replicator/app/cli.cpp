@@ -59,6 +59,9 @@ int run_cli(const std::vector<std::string_view>& args, std::ostream& out, std::o
         if (!config) {
             return usage_error(err, config.error().message());
         }
+        if (config->dry_run) {
+            return to_int(exit_code::ok);
+        }
         return run_start(std::move(config).value());
     }
     if (!args[0].empty() && args[0].front() == '-') {

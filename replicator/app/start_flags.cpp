@@ -34,6 +34,9 @@ constexpr flag flags[] = {
     {"bindAddr", kind::string, ":26258", "the network address to bind to"},
     {"disableAuthentication", kind::boolean, "",
      "let any caller write to the target database (logged loudly at startup)"},
+    {"dryRun", kind::boolean, "",
+     "check the flags and the files they name, print nothing and exit 0 without starting "
+     "(molt fetch asks this before it spawns the replicator)"},
     {"flushPeriod", kind::duration, "1s",
      "how often the apply loop looks for work when it is not woken by a resolved timestamp"},
     {"flushSize", kind::integer, "1000",
@@ -363,6 +366,7 @@ result<start_config> parse_start_flags(const std::vector<std::string_view>& raw_
     boolean("insecureHTTP", cfg.insecure_http);
     boolean("disableAuthentication", cfg.disable_authentication);
     boolean("immediate", cfg.immediate);
+    boolean("dryRun", cfg.dry_run);
     boolean("allowBackwardsCheckpoint", cfg.allow_backwards_checkpoint);
     boolean("stagingCreateSchema", cfg.staging_create_schema);
     if (auto v = text("maxBodySize")) {

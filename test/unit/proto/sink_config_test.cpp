@@ -184,7 +184,11 @@ TEST_CASE("override: each bad key is named", "[override]") {
     const std::pair<const char*, const char*> cases[] = {
         {R"({"hots": "x"})",
          "--changefeeds-path: unknown key \"hots\" (known keys: host, port, sink_query_parameters, "
-         "resolved, min_checkpoint_frequency, initial_scan, webhook_sink_config)"},
+         "resolved, min_checkpoint_frequency, initial_scan, webhook_sink_config, "
+         "webhook_client_timeout)"},
+        {R"({"webhook_client_timeout": "soon"})",
+         "--changefeeds-path: \"webhook_client_timeout\" is not a duration: bad duration \"soon\": "
+         "expected a number (expected e.g. 250ms, 1s, 1m30s)"},
         {R"({"host": ""})",
          "--changefeeds-path: \"host\" must be a host name or IP address reachable from the "
          "CockroachDB nodes"},

@@ -128,6 +128,10 @@ public:
                                           const clock_reading& when) const;
 
     void write(level lvl, const std::vector<field>& fields, std::string_view message);
+    /// Writes a line that is already in this logger's format (another process's log line that
+    /// the caller has checked and redacted), if `lvl` is enabled.
+    void write_preformatted(level lvl, std::string_view line);
+    [[nodiscard]] format line_format() const noexcept { return format_; }
 
 private:
     level min_level_;

@@ -4,7 +4,8 @@
 //
 //   {"host": "localhost", "port": 30004, "sink_query_parameters": "insecure_tls_skip_verify=true",
 //    "resolved": "1s", "min_checkpoint_frequency": "1s", "initial_scan": "no",
-//    "webhook_sink_config": "{\"Flush\":{\"Bytes\":1048576,\"Frequency\":\"1s\"}}"}
+//    "webhook_sink_config": "{\"Flush\":{\"Bytes\":1048576,\"Frequency\":\"1s\"}}",
+//    "webhook_client_timeout": "10s"}   (the last key is ours)
 
 #include <cstdint>
 #include <string>
@@ -23,6 +24,8 @@ struct changefeed_settings {
     std::string min_checkpoint_frequency = "1s";
     std::string initial_scan = "no";
     std::string webhook_sink_config = R"({"Flush":{"Bytes":1048576,"Frequency":"1s"}})";
+    /// Ours (MOLT could not set it): CockroachDB's current advice is 10s; its default is none.
+    std::string webhook_client_timeout = "10s";
 };
 
 /// Parses an override file's text and merges it over the defaults. Every error names the key

@@ -26,8 +26,9 @@ struct start_config {
     bool tls_self_signed = false;             ///< --tlsSelfSigned
     std::string tls_client_ca;   ///< --tlsClientCA: clients must present a certificate from it
     bool insecure_http = false;  ///< --insecureHTTP: plain HTTP, for tests only
-    bool disable_authentication = false;       ///< --disableAuthentication
-    size_t max_body_bytes = 64 * 1024 * 1024;  ///< --maxBodySize
+    bool disable_authentication = false;  ///< --disableAuthentication
+    bool dry_run = false;  ///< --dryRun: check the flags, then exit 0 without starting
+    size_t max_body_bytes = 64 * 1024 * 1024;                               ///< --maxBodySize
     std::chrono::nanoseconds http_read_timeout = std::chrono::seconds(60);  ///< --httpReadTimeout
     std::chrono::nanoseconds http_idle_timeout = std::chrono::seconds(90);  ///< --httpIdleTimeout
     std::chrono::nanoseconds http_response_timeout =
