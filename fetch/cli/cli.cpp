@@ -2,9 +2,13 @@
 
 #include <string>
 
+#include <fmt/format.h>
+
 #include "molt/common/exit_code.hpp"
 #include "molt/common/log.hpp"
 #include "molt/common/version.hpp"
+#include "molt/fetch/failback.hpp"
+#include "molt/fetch/fetch_flags.hpp"
 
 namespace molt::fetch {
 namespace {
@@ -25,21 +29,6 @@ Flags:
 Use "molt [command] --help" for more information about a command.
 )";
 
-constexpr std::string_view fetch_help =
-    R"(Run a fetch. In failback mode (--mode failback), molt starts a replicator,
-creates a CockroachDB changefeed that posts to it, and streams every change made on
-CockroachDB back to the original PostgreSQL, MySQL or Oracle database.
-
-Status: failback mode is not available in this build yet; the flags of MOLT Fetch
-(--source, --target, --mode, --replicator-flags, --changefeeds-path, ...) arrive with it.
-
-Usage:
-  molt fetch [flags]
-
-Flags:
-  -h, --help   help for fetch
-)";
-
 // cobra's "Error: " prefix, which scripts recognise; printed once, not twice as MOLT did.
 int usage_error(std::ostream& err, std::string_view message) {
     err << "Error: " << message << "\n";
@@ -47,15 +36,27 @@ int usage_error(std::ostream& err, std::string_view message) {
 }
 
 int run_fetch(const std::vector<std::string_view>& args, std::ostream& out, std::ostream& err) {
-    for (const std::string_view arg : args) {
-        if (arg == "--help" || arg == "-h") {
-            out << fetch_help;
-            return to_int(exit_code::ok);
+    fetch_command command = parse_fetch_flags(args);
+    if (command.help) {
+        print_fetch_help(out);
+        return to_int(exit_code::ok);
+    }
+    const fetch_config& cfg = command.config;
+    log::options opts;
+    opts.min_level = cfg.logging;
+    opts.fmt = cfg.use_console_writer ? log::format::console : log::format::json;
+    opts.sinks.push_back(log::stdout_sink());
+    if (!cfg.log_file.empty()) {
+        auto file = log::file_sink(cfg.log_file);
+        if (file) {
+            opts.sinks.push_back(std::move(file).value());
+        } else {
+            command.problems.push_back(fmt::format("--log-file: {}", file.error().message()));
         }
     }
-    return usage_error(err,
-                       "molt fetch is not available in this build yet: failback mode "
-                       "(--mode failback) is still being built");
+    log::configure(std::move(opts));
+    out.flush();
+    return run_failback(cfg, std::move(command.problems), err);
 }
 
 }  // namespace
@@ -63,7 +64,7 @@ int run_fetch(const std::vector<std::string_view>& args, std::ostream& out, std:
 int run_cli(const std::vector<std::string_view>& args, std::ostream& out, std::ostream& err) {
     if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
         if (args.size() >= 2 && args[0] == "help" && args[1] == "fetch") {
-            out << fetch_help;
+            print_fetch_help(out);
         } else {
             out << root_help;
         }

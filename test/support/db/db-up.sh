@@ -30,6 +30,27 @@ free_port() {
     log "no free port found"; return 1
 }
 
+# ---- TLS: one CA, a server certificate for localhost and 127.0.0.1, a client certificate --------
+# Both servers accept TLS (and plain connections, which most tests use); tests that connect with
+# sslmode=verify-full use MOLT_TEST_TLS_DIR/ca.crt (and client.crt/client.key for MySQL's form).
+TLS="$BASE/tls"
+mkdir -p "$TLS"
+(
+    cd "$TLS"
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 3 -subj "/CN=molt test CA"
+    openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj "/CN=localhost"
+    printf 'subjectAltName=DNS:localhost,IP:127.0.0.1' > san.ext
+    openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out server.crt -days 3 -extfile san.ext
+    openssl req -newkey rsa:2048 -nodes -keyout client.key -out client.csr -subj "/CN=app"
+    openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out client.crt -days 3
+    chmod 644 ./*.crt client.key
+    chmod 600 server.key ca.key
+) > "$BASE/tls.log" 2>&1 || { cat "$BASE/tls.log" >&2; exit 1; }
+install -d "$BASE/pg-tls"
+cp "$TLS/server.crt" "$TLS/server.key" "$BASE/pg-tls/"
+chmod 600 "$BASE/pg-tls/server.key"
+[ $as_root = 1 ] && chown -R postgres "$BASE/pg-tls"
+
 # ---- PostgreSQL 15 ------------------------------------------------------------------------
 if [ $as_root = 1 ]; then install -d -o postgres -g postgres "$BASE/pg" "$BASE/pg/sock"; else mkdir -p "$BASE/pg/sock"; fi
 PGSUPER_PASSWORD=pgsuper
@@ -48,7 +69,7 @@ PGPORT=""
 for attempt in 1 2 3 4 5; do
     port=$(free_port)
     if pg_run "$PGBIN/pg_ctl" -D "$BASE/pg/data" -l "$BASE/pg/server.log" -w -t 60 \
-        -o "-c listen_addresses=127.0.0.1 -p $port -k $BASE/pg/sock -c wal_level=logical -c max_replication_slots=20 -c max_wal_senders=20 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300 $plugins" \
+        -o "-c listen_addresses=127.0.0.1 -p $port -k $BASE/pg/sock -c wal_level=logical -c max_replication_slots=20 -c max_wal_senders=20 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300 -c ssl=on -c ssl_cert_file=$BASE/pg-tls/server.crt -c ssl_key_file=$BASE/pg-tls/server.key $plugins" \
         start > "$BASE/pg/pg_ctl.log" 2>&1; then
         PGPORT=$port; break
     fi
@@ -78,6 +99,7 @@ for attempt in 1 2 3 4 5; do
         --pid-file="$BASE/my/run/mysqld.pid" --log-error="$BASE/my/error.log" \
         --innodb-flush-log-at-trx-commit=0 --innodb-doublewrite=0 --max-connections=500 \
         --character-set-server=utf8mb4 --collation-server=utf8mb4_unicode_ci \
+        --ssl-ca="$TLS/ca.crt" --ssl-cert="$TLS/server.crt" --ssl-key="$TLS/server.key" \
         > "$BASE/my/stdout.log" 2>&1 &
     mypid=$!
     for _ in $(seq 1 300); do
@@ -106,6 +128,7 @@ export MOLT_TEST_PG_URL='postgres://app:app@127.0.0.1:$PGPORT/appdb?sslmode=disa
 export MOLT_TEST_PG_ADMIN_URL='postgres://postgres:$PGSUPER_PASSWORD@127.0.0.1:$PGPORT/postgres?sslmode=disable'
 export MOLT_TEST_MYSQL_URL='mysql://app:app@127.0.0.1:$MYPORT/appdb'
 export MOLT_TEST_MYSQL_ADMIN_URL='mysql://molt_admin:admin@127.0.0.1:$MYPORT/appdb'
+export MOLT_TEST_TLS_DIR='$TLS'
 export MOLT_TEST_PG_PID=$PGPID
 export MOLT_TEST_MYSQL_PID=$MYPID
 ENV

@@ -1,0 +1,283 @@
+#include "molt/fetch/catalog.hpp"
+
+#include <regex.h>
+
+#include <algorithm>
+#include <map>
+#include <memory>
+
+#include <fmt/format.h>
+
+namespace molt::fetch {
+namespace {
+
+std::string lower(std::string s) {
+    std::transform(s.begin(), s.end(), s.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    return s;
+}
+
+// A compiled, anchored POSIX ERE (validity was checked with the flags).
+class name_regex {
+public:
+    name_regex(const std::string& pattern, bool case_sensitive) {
+        const std::string anchored = "^(" + pattern + ")$";
+        ok_ = regcomp(&re_, anchored.c_str(),
+                      REG_EXTENDED | REG_NOSUB | (case_sensitive ? 0 : REG_ICASE)) == 0;
+    }
+    name_regex(const name_regex&) = delete;
+    name_regex& operator=(const name_regex&) = delete;
+    ~name_regex() {
+        if (ok_) {
+            regfree(&re_);
+        }
+    }
+    [[nodiscard]] bool ok() const { return ok_; }
+    [[nodiscard]] bool matches(const std::string& name) const {
+        return ok_ && regexec(&re_, name.c_str(), 0, nullptr, 0) == 0;
+    }
+
+private:
+    regex_t re_{};
+    bool ok_ = false;
+};
+
+std::vector<table_info> rows_to_tables(const sql_rows& rows) {
+    std::vector<table_info> out;
+    for (const auto& row : rows.rows) {
+        const std::string schema = row[0].value_or("");
+        const std::string name = row[1].value_or("");
+        if (out.empty() || out.back().schema != schema || out.back().name != name) {
+            out.push_back(table_info{schema, name, {}});
+        }
+        if (row[2]) {
+            out.back().primary_key.push_back(*row[2]);
+        }
+    }
+    return out;
+}
+
+std::string key_text(const std::vector<std::string>& key) {
+    return key.empty() ? "none" : fmt::format("{}", fmt::join(key, ", "));
+}
+
+}  // namespace
+
+result<std::vector<table_info>> list_tables(sql_client& db, bool is_source) {
+    std::string sql;
+    if (db.dialect() == dialect::mysql) {
+        sql =
+            "SELECT t.TABLE_SCHEMA, t.TABLE_NAME, k.COLUMN_NAME FROM information_schema.TABLES t "
+            "LEFT JOIN information_schema.KEY_COLUMN_USAGE k ON k.TABLE_SCHEMA = t.TABLE_SCHEMA "
+            "AND k.TABLE_NAME = t.TABLE_NAME AND k.CONSTRAINT_NAME = 'PRIMARY' "
+            "WHERE t.TABLE_SCHEMA = DATABASE() AND t.TABLE_TYPE = 'BASE TABLE' "
+            "ORDER BY t.TABLE_NAME, k.ORDINAL_POSITION";
+    } else if (is_source) {
+        sql =
+            "SELECT t.table_schema, t.table_name, k.column_name FROM information_schema.tables t "
+            "LEFT JOIN information_schema.table_constraints c ON c.table_catalog = "
+            "t.table_catalog AND c.table_schema = t.table_schema AND c.table_name = t.table_name "
+            "AND c.constraint_type = 'PRIMARY KEY' "
+            "LEFT JOIN information_schema.key_column_usage k ON k.constraint_catalog = "
+            "c.constraint_catalog AND k.constraint_schema = c.constraint_schema AND "
+            "k.constraint_name = c.constraint_name AND k.table_name = t.table_name "
+            "WHERE t.table_type = 'BASE TABLE' AND t.table_catalog = current_database() AND "
+            "t.table_schema NOT IN ('pg_catalog', 'information_schema', 'crdb_internal', "
+            "'pg_extension') "
+            "ORDER BY t.table_schema, t.table_name, k.ordinal_position";
+    } else {
+        sql =
+            "SELECT n.nspname, c.relname, a.attname FROM pg_catalog.pg_class c "
+            "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+            "LEFT JOIN pg_catalog.pg_index i ON i.indrelid = c.oid AND i.indisprimary "
+            "LEFT JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord) ON true "
+            "LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum "
+            "WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition AND n.nspname NOT IN "
+            "('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%' "
+            "ORDER BY n.nspname, c.relname, k.ord";
+    }
+    auto rows = db.query(sql);
+    if (!rows) {
+        return std::move(rows).error();
+    }
+    return rows_to_tables(*rows);
+}
+
+result<table_selection> select_tables(const std::vector<table_info>& source,
+                                      const std::vector<table_info>& target,
+                                      const table_filters& filters, dialect target_dialect) {
+    const name_regex schema_re(filters.schema, filters.case_sensitive);
+    const name_regex table_re(filters.table, filters.case_sensitive);
+    std::unique_ptr<name_regex> exclusion_re;
+    if (!filters.exclusion.empty()) {
+        exclusion_re = std::make_unique<name_regex>(filters.exclusion, filters.case_sensitive);
+    }
+    if (!schema_re.ok() || !table_re.ok() || (exclusion_re && !exclusion_re->ok())) {
+        return error{errc::invalid_argument, "a table filter is not a POSIX regular expression"};
+    }
+    const bool mysql = target_dialect == dialect::mysql;
+    auto selected = [&](const table_info& t, bool apply_schema) {
+        return (!apply_schema || schema_re.matches(t.schema)) && table_re.matches(t.name) &&
+               !(exclusion_re && exclusion_re->matches(t.name));
+    };
+    auto fold = [&](const std::string& s) { return filters.case_sensitive ? s : lower(s); };
+    // MySQL has no schemas: the target's tables are the connected database's, by name.
+    auto target_key = [&](const std::string& schema, const std::string& name) {
+        return mysql ? fold(name) : fold(schema) + "\x1f" + fold(name);
+    };
+    std::map<std::string, const table_info*> targets;
+    for (const table_info& t : target) {
+        targets.emplace(target_key(t.schema, t.name), &t);
+    }
+
+    table_selection out;
+    std::map<std::string, std::string> claimed;  // target key -> the source table using it
+    for (const table_info& s : source) {
+        if (!selected(s, true)) {
+            continue;
+        }
+        const auto it = targets.find(target_key(s.schema, s.name));
+        if (it == targets.end()) {
+            out.skipped.push_back(fmt::format(
+                "{}: missing on the target{} (or the target user cannot see it)", s.display(),
+                mysql ? "" : fmt::format(" (no table {} there)", s.display())));
+            continue;
+        }
+        const table_info& t = *it->second;
+        if (s.primary_key.empty()) {
+            out.skipped.push_back(fmt::format("{}: no primary key on the source", s.display()));
+            continue;
+        }
+        std::vector<std::string> sk;
+        std::vector<std::string> tk;
+        for (const auto& c : s.primary_key) {
+            sk.push_back(fold(c));
+        }
+        for (const auto& c : t.primary_key) {
+            tk.push_back(fold(c));
+        }
+        if (sk != tk) {
+            out.skipped.push_back(fmt::format(
+                "{}: primary keys differ (source {}: {}; target {}: {})", s.display(), s.display(),
+                key_text(s.primary_key), t.display(), key_text(t.primary_key)));
+            continue;
+        }
+        if (auto [c, fresh] = claimed.emplace(it->first, s.display()); !fresh) {
+            return error{errc::invalid_argument,
+                         fmt::format("source tables {} and {} would both fail back into {}: "
+                                     "narrow --schema-filter to one source schema",
+                                     c->second, s.display(), t.display())};
+        }
+        out.tables.push_back(table_pair{s, t});
+    }
+    std::sort(out.tables.begin(), out.tables.end(), [](const table_pair& a, const table_pair& b) {
+        return std::tie(a.source.schema, a.source.name) < std::tie(b.source.schema, b.source.name);
+    });
+    return out;
+}
+
+result<std::vector<std::string>> check_target_privileges(sql_client& target,
+                                                         const std::string& user,
+                                                         const std::vector<table_pair>& tables,
+                                                         bool needs_create) {
+    const dialect d = target.dialect();
+    std::vector<std::string> problems;
+    if (d == dialect::postgres) {
+        std::vector<std::string> schemas;
+        for (const table_pair& p : tables) {
+            const std::string q = quote_literal(
+                d, quote_ident(d, p.target.schema) + "." + quote_ident(d, p.target.name));
+            auto rows = target.query(fmt::format(
+                "SELECT has_table_privilege({0}, 'SELECT'), has_table_privilege({0}, 'INSERT'), "
+                "has_table_privilege({0}, 'UPDATE'), has_table_privilege({0}, 'DELETE')",
+                q));
+            if (!rows) {
+                return std::move(rows).error();
+            }
+            std::vector<std::string> missing;
+            const char* names[] = {"SELECT", "INSERT", "UPDATE", "DELETE"};
+            for (size_t i = 0; i < 4; ++i) {
+                if (rows->rows.at(0).at(i).value_or("f") != "t") {
+                    missing.emplace_back(names[i]);
+                }
+            }
+            if (!missing.empty()) {
+                const std::string list = fmt::format("{}", fmt::join(missing, ", "));
+                problems.push_back(fmt::format(
+                    "--target: user {} cannot {} on {}: run GRANT {} ON {}.{} TO {};", user, list,
+                    p.target.display(), list, quote_ident(d, p.target.schema),
+                    quote_ident(d, p.target.name), quote_ident(d, user)));
+            }
+            if (std::find(schemas.begin(), schemas.end(), p.target.schema) == schemas.end()) {
+                schemas.push_back(p.target.schema);
+            }
+        }
+        for (const std::string& schema : schemas) {
+            const std::string s = quote_literal(d, schema);
+            auto rows = target.query(fmt::format(
+                "SELECT has_schema_privilege({0}, 'USAGE'), has_schema_privilege({0}, 'CREATE'), "
+                "EXISTS (SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON "
+                "n.oid = c.relnamespace WHERE n.nspname = {1} AND c.relname = "
+                "'_replicator_progress')",
+                s, quote_literal(d, schema)));
+            if (!rows) {
+                return std::move(rows).error();
+            }
+            const auto& row = rows->rows.at(0);
+            if (row.at(0).value_or("f") != "t") {
+                problems.push_back(fmt::format(
+                    "--target: user {} cannot use schema {}: run GRANT USAGE ON SCHEMA {} TO {};",
+                    user, schema, quote_ident(d, schema), quote_ident(d, user)));
+            } else if (needs_create && row.at(1).value_or("f") != "t" &&
+                       row.at(2).value_or("f") != "t") {
+                problems.push_back(fmt::format(
+                    "--target: user {} cannot create the replicator's progress table "
+                    "_replicator_progress in schema {}: run GRANT CREATE ON SCHEMA {} TO {}; (or "
+                    "create the table as its owner)",
+                    user, schema, quote_ident(d, schema), quote_ident(d, user)));
+            }
+        }
+        return problems;
+    }
+    // MySQL: privileges come from users, hosts, roles, databases, tables and columns. Rather
+    // than re-deriving them, run statements that touch no row and see what the server refuses.
+    if (auto r = target.query("START TRANSACTION"); !r) {
+        return std::move(r).error();
+    }
+    for (const table_pair& p : tables) {
+        const std::string t = quote_ident(d, p.target.name);
+        const std::string k = quote_ident(d, p.target.primary_key.front());
+        const std::pair<const char*, std::string> probes[] = {
+            {"SELECT", fmt::format("SELECT 1 FROM {} WHERE 1 = 0", t)},
+            // Every column (SELECT *): naming only the key fails in strict mode with 1364
+            // "Field ... doesn't have a default value" on any NOT NULL column without a default,
+            // even for zero rows; generated columns are fine here (checked per row).
+            {"INSERT", fmt::format("INSERT INTO {0} SELECT * FROM {0} WHERE 1 = 0", t)},
+            {"UPDATE", fmt::format("UPDATE {} SET {} = {} WHERE 1 = 0", t, k, k)},
+            {"DELETE", fmt::format("DELETE FROM {} WHERE 1 = 0", t)},
+        };
+        std::vector<std::string> missing;
+        for (const auto& [privilege, sql] : probes) {
+            if (auto r = target.query(sql); !r) {
+                // 1142: command denied; 1143: column command denied.
+                if (target.last_error_code() == "1142" || target.last_error_code() == "1143") {
+                    missing.emplace_back(privilege);
+                } else {
+                    (void)target.query("ROLLBACK");
+                    return std::move(r).error();
+                }
+            }
+        }
+        if (!missing.empty()) {
+            const std::string list = fmt::format("{}", fmt::join(missing, ", "));
+            problems.push_back(
+                fmt::format("--target: user {} cannot {} on {}: run GRANT {} ON {}.{} TO {};", user,
+                            list, p.target.display(), list, quote_ident(d, p.target.schema), t,
+                            quote_literal(d, user)));
+        }
+    }
+    (void)target.query("ROLLBACK");
+    return problems;
+}
+
+}  // namespace molt::fetch

@@ -1,0 +1,175 @@
+// The pure parts of a failback run: table selection, the changefeed statement, progress from
+// /_/varz, the replicator's log lines in molt's log.
+#include <catch2/catch.hpp>
+
+#include "molt/fetch/catalog.hpp"
+#include "molt/fetch/changefeed.hpp"
+#include "molt/fetch/child_log.hpp"
+#include "molt/fetch/progress.hpp"
+
+using namespace molt;
+using namespace molt::fetch;
+
+TEST_CASE("tables: filters are anchored POSIX regexes; keys must match", "[catalog]") {
+    const std::vector<table_info> source = {
+        {"migration_schema", "employees", {"id"}},
+        {"migration_schema", "employees_archive", {"id"}},
+        {"migration_schema", "orders", {"id", "region"}},
+        {"migration_schema", "payments", {"id"}},
+        {"migration_schema", "notes", {}},
+        {"migration_schema", "only_here", {"id"}},
+        {"other", "employees", {"id"}},
+    };
+    const std::vector<table_info> target = {
+        {"migration_schema", "Employees", {"ID"}},
+        {"migration_schema", "employees_archive", {"id"}},
+        {"migration_schema", "orders", {"region", "id"}},
+        {"migration_schema", "payments", {"id"}},
+        {"migration_schema", "notes", {"id"}},
+        {"other", "employees", {"id"}},
+    };
+    table_filters f;
+    f.schema = "migration_schema";
+    f.table = "employees|payments|orders|notes|only_here";
+    auto sel = select_tables(source, target, f, dialect::postgres);
+    REQUIRE(sel);
+    REQUIRE(sel->tables.size() == 2);
+    CHECK(sel->tables[0].source.name == "employees");
+    CHECK(sel->tables[0].target.name == "Employees");  // case-insensitive by default
+    CHECK(sel->tables[1].source.name == "payments");
+    REQUIRE(sel->skipped.size() == 3);
+    CHECK(sel->skipped[0] ==
+          "migration_schema.orders: primary keys differ (source "
+          "migration_schema.orders: id, region; target "
+          "migration_schema.orders: region, id)");
+    CHECK(sel->skipped[1] == "migration_schema.notes: no primary key on the source");
+    CHECK(sel->skipped[2].rfind("migration_schema.only_here: missing on the target", 0) == 0);
+
+    f.case_sensitive = true;
+    auto strict = select_tables(source, target, f, dialect::postgres);
+    REQUIRE(strict);
+    CHECK(strict->tables.size() == 1);  // Employees no longer matches employees
+
+    table_filters excl;
+    excl.schema = "migration_schema";
+    excl.exclusion = ".*_archive|notes|orders|only_here";
+    auto ex = select_tables(source, target, excl, dialect::postgres);
+    REQUIRE(ex);
+    CHECK(ex->tables.size() == 2);
+    CHECK(ex->skipped.empty());
+}
+
+TEST_CASE("tables: MySQL targets match by name; two source schemas cannot share one", "[catalog]") {
+    const std::vector<table_info> source = {{"public", "t", {"id"}}, {"other", "t", {"id"}}};
+    const std::vector<table_info> target = {{"molt", "t", {"id"}}};
+    table_filters f;
+    auto sel = select_tables(source, target, f, dialect::mysql);
+    REQUIRE_FALSE(sel);
+    CHECK(sel.error().message().find("would both fail back into molt.t") != std::string::npos);
+    f.schema = "public";
+    auto one = select_tables(source, target, f, dialect::mysql);
+    REQUIRE(one);
+    REQUIRE(one->tables.size() == 1);
+    CHECK(one->tables[0].target.display() == "molt.t");
+}
+
+TEST_CASE("changefeed: path by dialect, sorted tables, the statement", "[changefeed]") {
+    auto pg = conn_url::parse("postgres://u@h:5432/molt?sslmode=verify-full");
+    auto my = conn_url::parse("mysql://u@tcp(h:3306)/molt");
+    REQUIRE(pg);
+    REQUIRE(my);
+    CHECK(webhook_path(*pg, "migration_schema") == "/molt/migration_schema");
+    CHECK(webhook_path(*my, "molt") == "/molt");
+    CHECK(target_group(*pg, "public") == "molt.public");
+    CHECK(target_group(*my, "molt") == "molt");
+
+    proto::changefeed_settings s;
+    s.sink_query_parameters = "client_cert=AA&client_key=BB&ca_cert=CC";
+    const auto spec = make_changefeed_spec(
+        s, "/molt/migration_schema",
+        {"defaultdb.migration_schema.payments", "defaultdb.migration_schema.employees"});
+    CHECK(spec.tables.front() == "defaultdb.migration_schema.employees");
+    CHECK(spec.sink_base == "webhook-https://localhost:30004/molt/migration_schema");
+    const std::string sql = create_changefeed_sql(spec, s, hlc(1726072415000000000, 3));
+    CHECK(sql ==
+          "CREATE CHANGEFEED FOR TABLE \"defaultdb\".\"migration_schema\".\"employees\", "
+          "\"defaultdb\".\"migration_schema\".\"payments\" INTO "
+          "'webhook-https://localhost:30004/molt/"
+          "migration_schema?client_cert=AA&client_key=BB&ca_cert=CC' WITH updated, resolved = "
+          "'1s', min_checkpoint_frequency = '1s', initial_scan = 'no', webhook_client_timeout = "
+          "'10s', cursor = '1726072415000000000.0000000003', webhook_sink_config = "
+          "'{\"Flush\":{\"Bytes\":1048576,\"Frequency\":\"1s\"}}'");
+}
+
+TEST_CASE("changefeed: a running feed to the same sink and tables is reused", "[changefeed]") {
+    proto::changefeed_settings s;
+    const auto spec = make_changefeed_spec(s, "/molt/public", {"db.public.a", "db.public.b"});
+    changefeed_job same{"1",
+                        "running",
+                        "",
+                        "",
+                        "",
+                        spec.sink_uri + "&client_key=redacted",
+                        {"db.public.b", "db.public.a"}};
+    changefeed_job other_sink = same;
+    other_sink.id = "2";
+    other_sink.sink_uri = "webhook-https://localhost:30005/molt/public";
+    changefeed_job other_tables = same;
+    other_tables.id = "3";
+    other_tables.tables = {"db.public.a"};
+    changefeed_job canceled = same;
+    canceled.id = "4";
+    canceled.status = "canceled";
+    CHECK_FALSE(find_reusable_job({other_sink, other_tables, canceled}, spec));
+    auto found = find_reusable_job({other_sink, other_tables, canceled, same}, spec);
+    REQUIRE(found);
+    CHECK(found->id == "1");
+}
+
+TEST_CASE("progress: the replicator's /_/varz", "[progress]") {
+    const std::string text =
+        "# HELP apply_upserts_total Rows upserted\n"
+        "# TYPE apply_upserts_total counter\n"
+        "apply_upserts_total{schema=\"molt.public\",table=\"employees\"} 40\n"
+        "apply_upserts_total{schema=\"molt.public\",table=\"pay\\\"ments\"} 2\n"
+        "apply_deletes_total{schema=\"molt.public\",table=\"employees\"} 2\n"
+        "source_lag_seconds{schema=\"molt.public\"} 0.5\n"
+        "target_lag_seconds{schema=\"molt.public\"} 1.25\n"
+        "checkpoint_committed_time_seconds{schema=\"molt.public\"} 1764489600.123456\n"
+        "broken{schema=\"x} 1\n"
+        "also_broken 1x\n";
+    const auto samples = parse_prometheus_text(text);
+    CHECK(samples.size() == 6);
+    const auto p = summarize_varz(samples);
+    CHECK(p.rows_applied.at("employees") == 42);
+    CHECK(p.rows_applied.at("pay\"ments") == 2);
+    CHECK(p.total_rows() == 44);
+    CHECK(p.source_lag_seconds == 0.5);
+    CHECK(p.target_lag_seconds == 1.25);
+    CHECK(p.applied_checkpoint_seconds == 1764489600.123456);
+}
+
+TEST_CASE("replicator log lines: tagged after the level", "[child_log]") {
+    log::level lvl = log::level::trace;
+    CHECK(tag_json_line(R"({"level":"warn","time":"t","message":"m"})", "replicator", lvl) ==
+          R"({"level":"warn","process":"replicator","time":"t","message":"m"})");
+    CHECK(lvl == log::level::warn);
+    CHECK(tag_json_line("plain text", "replicator", lvl).empty());
+    CHECK(tag_json_line(R"({"level":"nope","message":"m"})", "replicator", lvl).empty());
+
+    std::vector<std::string> lines;
+    log::options opts;
+    opts.sinks.push_back([&](std::string_view l) { lines.emplace_back(l); });
+    opts.clock = [] { return log::clock_reading{0, 0}; };
+    log::logger logger(opts);
+    relay_child_line(logger, "replicator",
+                     R"({"level":"info","targetConn":"postgres://u:hunter2@h/db","message":"x"})");
+    relay_child_line(logger, "replicator", R"({"level":"debug","message":"filtered"})");
+    relay_child_line(logger, "replicator", "==123== AddressSanitizer: boom");
+    REQUIRE(lines.size() == 2);
+    CHECK(lines[0] ==
+          "{\"level\":\"info\",\"process\":\"replicator\",\"targetConn\":\"postgres://"
+          "u:xxxxx@h/db\",\"message\":\"x\"}\n");
+    CHECK(lines[1].find("\"process\":\"replicator\"") != std::string::npos);
+    CHECK(lines[1].find("AddressSanitizer: boom") != std::string::npos);
+}
