@@ -2,9 +2,11 @@
 # The CockroachDB stand-in end to end, the way failback runs: `crdb-emulator serve` (TLS towards
 # clients, changefeed faults on) in front of a PostgreSQL database; psql through it with
 # sslmode=verify-full; `replicator start` in the consistent mode with its staging on the
-# stand-in and its target on MariaDB; a changefeed created as the MOLT docs do (cursor from
+# stand-in in a database of its own (--stagingSchema _replicator_<nanos>, one part, as MOLT
+# passes it) and its target on MariaDB; a changefeed created as the MOLT docs do (cursor from
 # cluster_logical_timestamp()); transactions written through the stand-in with psql. The target
-# must end equal to the source. Then CANCEL JOB, SIGTERM (exit 0, replication slot gone).
+# must end equal to the source. Then CANCEL JOB, SIGTERM (exit 0, replication slot gone), and
+# DROP DATABASE of the staging database.
 # Usage: crdb_serve_test.sh REPLICATOR CRDB_EMULATOR   (servers from test/support/db/with-dbs.sh)
 REPLICATOR=$1
 EMULATOR=$2
@@ -59,16 +61,24 @@ out=$(psql "$crdb" -X -At -c "CREATE CHANGEFEED FOR TABLE t INTO 'webhook-https:
 check_contains "CREATE CHANGEFEED needs kv.rangefeed.enabled" "$out" \
     "rangefeeds require the kv.rangefeed.enabled setting"
 
-echo "--- replicator: consistent mode, staging on the stand-in, target MariaDB"
+echo "--- replicator: consistent mode, staging in a database of its own on the stand-in, target MariaDB"
+staging_db="_replicator_$(date +%s%N)"
 sql "CREATE TABLE accounts (id INT8 PRIMARY KEY, owner TEXT NOT NULL, balance NUMERIC(12,2))"
 sql "CREATE TABLE transfers (id INT8, seq INT8, amount NUMERIC(12,2), note TEXT, PRIMARY KEY (id, seq))"
 my_at "$dst" "CREATE TABLE accounts (id BIGINT PRIMARY KEY, owner TEXT NOT NULL, balance DECIMAL(12,2));
     CREATE TABLE transfers (id BIGINT, seq BIGINT, amount DECIMAL(12,2), note TEXT, PRIMARY KEY (id, seq))" || exit 1
 start_replicator repl --tlsSelfSigned --disableAuthentication --bindAddr 127.0.0.1:0 \
-    --targetConn "$dst" --stagingConn "$crdb" --stagingSchema serve_src._replicator \
+    --targetConn "$dst" --stagingConn "$crdb" --stagingSchema "$staging_db" \
     --flushPeriod 100ms || exit 1
-check_contains "replicator staged on the stand-in, as on CockroachDB" \
-    "$(grep 'staging schema ready' "$E2E_TMP/repl.log")" '"server":"CockroachDB"'
+ready=$(grep 'staging schema ready' "$E2E_TMP/repl.log")
+check_contains "replicator staged on the stand-in, as on CockroachDB" "$ready" '"server":"CockroachDB"'
+check_contains "in database $staging_db, schema public" "$ready" "\"stagingSchema\":\"$staging_db.public\""
+check "SHOW DATABASES lists the staging database" \
+    "$(psql "$crdb" -X -q -At -F '|' -c 'SHOW DATABASES' | grep -c "^$staging_db|app|||{}|\$")" 1
+check "its tables are in the backend schema \"$staging_db.public\"" \
+    "$(psql "$src" -X -q -At -c "SELECT string_agg(table_name, ',' ORDER BY table_name)
+        FROM information_schema.tables WHERE table_schema = '$staging_db.public'")" \
+    "molt_checkpoints,molt_layout"
 
 sql "SET CLUSTER SETTING kv.rangefeed.enabled = true"
 cursor=$(sql "SELECT cluster_logical_timestamp()")
@@ -105,13 +115,19 @@ for _ in $(seq 1 120); do
 done
 check "the target equals the source ($(source_rows | wc -l) rows)" \
     "$(target_rows | md5sum)" "$(source_rows | md5sum)"
+staged=$(sql "SELECT count(*) FROM $staging_db.molt_checkpoints WHERE target_applied_at IS NOT NULL")
+if [ "${staged:-0}" -gt 0 ]; then echo "ok   $staged checkpoints applied, read as $staging_db.molt_checkpoints"; else
+    echo "FAIL no applied checkpoint in $staging_db.public.molt_checkpoints"; E2E_FAILURES=$((E2E_FAILURES + 1)); fi
 job_status() { psql "$crdb" -X -q -At -F $'\t' -c "SHOW CHANGEFEED JOB $job" | cut -f4; }
 check "the job is running" "$(job_status)" running
 
-echo "--- CANCEL JOB and SIGTERM"
+echo "--- CANCEL JOB, DROP DATABASE and SIGTERM"
 sql "CANCEL JOB $job"
 check "the job is canceled" "$(job_status)" canceled
 stop_replicator
+sql "DROP DATABASE $staging_db CASCADE"
+check "DROP DATABASE dropped the staging schemas" \
+    "$(psql "$src" -X -q -At -c "SELECT count(*) FROM pg_namespace WHERE starts_with(nspname, '$staging_db.')")" 0
 kill -TERM "$serve_pid"
 wait "$serve_pid"
 check "crdb-emulator exits 0 on SIGTERM" "$?" 0
