@@ -66,7 +66,7 @@ FAILBACK_TABLES="CREATE SCHEMA migration_schema;
     CREATE TABLE migration_schema.payments (id INT8 PRIMARY KEY, employee_id INT8, amount NUMERIC(12,2));
     CREATE TABLE migration_schema.orders (id INT8 PRIMARY KEY, item TEXT, qty INT8);
     CREATE TABLE migration_schema.audit (id INT8 PRIMARY KEY, note TEXT);"
-FAILBACK_TABLES_MYSQL="CREATE TABLE employees (id BIGINT PRIMARY KEY, name TEXT, salary DECIMAL(12,2));
+FAILBACK_TABLES_MYSQL="CREATE TABLE employees (id BIGINT PRIMARY KEY, name TEXT NOT NULL, salary DECIMAL(12,2));
     CREATE TABLE payments (id BIGINT PRIMARY KEY, employee_id BIGINT, amount DECIMAL(12,2));
     CREATE TABLE orders (id BIGINT PRIMARY KEY, item TEXT, qty BIGINT);
     CREATE TABLE audit (id BIGINT PRIMARY KEY, note TEXT)"
