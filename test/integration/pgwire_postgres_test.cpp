@@ -5,6 +5,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cstdlib>
+
 #include <catch2/catch.hpp>
 
 #include "molt/common/conn_url.hpp"
@@ -57,12 +59,14 @@ TEST_CASE("pgwire against PostgreSQL: SSLRequest, startup, an error without a us
           "[integration][pgwire]") {
     const conn_url url = conn_url::parse(test::server_url("MOLT_TEST_PG_URL")).value();
     {
-        // SSLRequest: the server answers one byte, 'N' (the test server has no TLS).
+        // SSLRequest: the server answers one byte, 'S' when it offers TLS (the servers of
+        // db-up.sh do, with MOLT_TEST_TLS_DIR), else 'N'.
+        const char* tls = std::getenv("MOLT_TEST_TLS_DIR");
         connection c(url.port_or_default());
         c.send(frame('\0', std::string("\x04\xd2\x16\x2f", 4)));
         char answer = 0;
         REQUIRE(::recv(c.fd, &answer, 1, 0) == 1);
-        CHECK(answer == 'N');
+        CHECK(answer == (tls != nullptr && *tls != '\0' ? 'S' : 'N'));
     }
     {
         // A v3 startup for the app user: the server asks for SCRAM (AuthenticationSASL, code 10).
