@@ -11,9 +11,10 @@
 #
 # --metrics-addr: molt's --metrics-listen-addr (default: read from molt's command line, else
 #   127.0.0.1:3030); the script reads http://<addr>/status.
-# --molt-log: molt's log (its stdout or --log-file). Without it the script cannot see molt's exit
-#   code (molt is not its child) and says so; with it, the last line "molt fetch stopped" must
-#   carry exit_code 0.
+# --molt-log: molt's log (its --log-file, or the file its stdout goes to): molt is not this
+#   script's child, so its exit code is read from the "molt fetch stopped" line it writes last.
+#   Default: molt's --log-file, else its stdout when that is a file; without either the script
+#   refuses to start (it could not check the exit code).
 # Needs psql, curl and awk. Exit codes: 0 cut over; 1 a step failed (nothing was stopped unless
 # the message says so); 2 usage.
 set -uo pipefail
@@ -45,6 +46,16 @@ if [ -z "$metrics_addr" ]; then
              /^--metrics-listen-addr$/ { f = 1 }')
     metrics_addr=${metrics_addr:-127.0.0.1:3030}
 fi
+if [ -z "$molt_log" ]; then
+    molt_log=$(tr '\0' '\n' < "/proc/$molt_pid/cmdline" 2>/dev/null |
+        awk 'f { print; exit } /^--log-file=/ { sub(/^[^=]*=/, ""); print; exit } /^--log-file$/ { f = 1 }')
+    if [ -n "$molt_log" ] && [ "${molt_log#/}" = "$molt_log" ]; then
+        molt_log="$(readlink "/proc/$molt_pid/cwd")/$molt_log"
+    fi
+    [ -z "$molt_log" ] && [ -f "$(readlink "/proc/$molt_pid/fd/1")" ] && molt_log=$(readlink "/proc/$molt_pid/fd/1")
+fi
+[ -n "$molt_log" ] && [ -r "$molt_log" ] ||
+    { echo "molt-cutover: cannot find molt's log to check its exit code: pass --molt-log FILE" >&2; exit 2; }
 status() { curl -fsS --max-time 5 "http://$metrics_addr/status"; }
 field() { sed -n "s/.*\"$1\":\\([^,}]*\\).*/\\1/p" | tr -d '"'; }
 status >/dev/null || fail "molt's status endpoint http://$metrics_addr/status does not answer (pass --metrics-addr)"
@@ -80,6 +91,7 @@ waited=$(( $(date +%s) - start ))
 say "the target holds every change up to $applied (after ${waited}s); stopping molt (SIGTERM to $molt_pid)"
 rows=$(sed -n 's/.*"rows_applied":{\([^}]*\)}.*/\1/p' <<<"$doc" | tr -d '"' | sed 's/:/=/g; s/,/ /g')
 
+log_size=$(stat -c %s "$molt_log")  # only what molt writes from now on counts
 kill -TERM "$molt_pid" || fail "cannot signal $molt_pid"
 for _ in $(seq 1 $((timeout * 10))); do
     kill -0 "$molt_pid" 2>/dev/null || break
@@ -87,14 +99,10 @@ for _ in $(seq 1 $((timeout * 10))); do
 done
 kill -0 "$molt_pid" 2>/dev/null && fail "molt ($molt_pid) is still running ${timeout}s after SIGTERM"
 
-exit_note="exit code unknown (pass --molt-log to check it)"
-if [ -n "$molt_log" ]; then
-    last=$(grep '"message":"molt fetch stopped"' "$molt_log" | tail -1)
-    code=$(field exit_code <<<"$last")
-    [ -n "$code" ] || fail "molt's log $molt_log has no \"molt fetch stopped\" line"
-    [ "$code" = 0 ] || fail "molt exited with code $code"
-    exit_note="exit code 0"
-fi
+last=$(tail -c +$((log_size + 1)) "$molt_log" | grep '"message":"molt fetch stopped"' | tail -1)
+code=$(field exit_code <<<"$last")
+[ -n "$code" ] || fail "molt stopped without writing \"molt fetch stopped\" to $molt_log (killed?)"
+[ "$code" = 0 ] || fail "molt exited with code $code"
 
 cat <<SUMMARY
 cutover complete
@@ -102,5 +110,7 @@ cutover complete
   applied checkpoint:  $applied (Unix seconds)
   waited:              ${waited}s
   rows applied:        ${rows:-?} (by the replicator since it last started)
-  molt:                stopped, $exit_note
+  molt:                stopped, exit code 0
+  the changefeed:      kept on the source unless molt ran with --cancel-changefeed-on-exit
+                       (CANCEL JOB <id>; the id is in molt's log)
 SUMMARY

@@ -87,8 +87,25 @@ result<std::unique_ptr<sql_client>> connect_postgres(const conn_url& url, std::s
     if (!url.param("connect_timeout")) {
         conninfo += fmt::format(" connect_timeout={}", timeout.count());
     }
-    // Every statement molt runs is small; a stalled server must not hang molt.
-    conninfo += fmt::format(" options='-c statement_timeout={}s'", timeout.count());
+    // A server that vanishes without a reset must not hang molt for TCP's retransmission
+    // timeout (about 15 minutes): keepalives and a TCP user timeout bound every wait.
+    conninfo += fmt::format(
+        " keepalives=1 keepalives_idle=5 keepalives_interval=5 keepalives_count=3 "
+        "tcp_user_timeout={}",
+        timeout.count() * 1000);
+    // Every statement molt runs is small; a stalled server must not hang molt. The user's own
+    // options (e.g. CockroachDB Cloud's --cluster=...) are kept.
+    std::string options = std::string(url.param("options").value_or(""));
+    options +=
+        (options.empty() ? "" : " ") + fmt::format("-c statement_timeout={}s", timeout.count());
+    std::string quoted;
+    for (const char c : options) {
+        if (c == '\\' || c == '\'') {
+            quoted += '\\';
+        }
+        quoted += c;
+    }
+    conninfo += " options='" + quoted + "'";
     PGconn* conn = PQconnectdb(conninfo.c_str());
     if (PQstatus(conn) != CONNECTION_OK) {
         std::string message = first_line(PQerrorMessage(conn));

@@ -241,6 +241,15 @@ result<std::vector<std::string>> check_target_privileges(sql_client& target,
     }
     // MySQL: privileges come from users, hosts, roles, databases, tables and columns. Rather
     // than re-deriving them, run statements that touch no row and see what the server refuses.
+    // The account as the server resolved it ('user'@'host'), for the GRANT hints.
+    std::string account = quote_literal(d, user);
+    if (auto who = target.query("SELECT CURRENT_USER()"); who && !who->rows.empty()) {
+        const std::string text = who->rows[0][0].value_or("");
+        if (const size_t at = text.rfind('@'); at != std::string::npos) {
+            account =
+                quote_literal(d, text.substr(0, at)) + "@" + quote_literal(d, text.substr(at + 1));
+        }
+    }
     if (auto r = target.query("START TRANSACTION"); !r) {
         return std::move(r).error();
     }
@@ -270,10 +279,9 @@ result<std::vector<std::string>> check_target_privileges(sql_client& target,
         }
         if (!missing.empty()) {
             const std::string list = fmt::format("{}", fmt::join(missing, ", "));
-            problems.push_back(
-                fmt::format("--target: user {} cannot {} on {}: run GRANT {} ON {}.{} TO {};", user,
-                            list, p.target.display(), list, quote_ident(d, p.target.schema), t,
-                            quote_literal(d, user)));
+            problems.push_back(fmt::format(
+                "--target: user {} cannot {} on {}: run GRANT {} ON {}.{} TO {};", user, list,
+                p.target.display(), list, quote_ident(d, p.target.schema), t, account));
         }
     }
     (void)target.query("ROLLBACK");

@@ -158,31 +158,77 @@ result<std::vector<changefeed_job>> show_changefeed_jobs(sql_client& source,
     return out;
 }
 
+namespace {
+
+std::vector<std::string> sorted_lower(const std::vector<std::string>& names) {
+    std::vector<std::string> out;
+    for (const std::string& t : names) {
+        out.push_back(lower(t));
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+}
+
+bool live_on_sink(const changefeed_job& j, const changefeed_spec& spec) {
+    return (j.status == "running" || j.status == "paused") &&
+           j.sink_uri.substr(0, j.sink_uri.find('?')) == spec.sink_base;
+}
+
+}  // namespace
+
 std::optional<changefeed_job> find_reusable_job(const std::vector<changefeed_job>& jobs,
                                                 const changefeed_spec& spec) {
-    std::vector<std::string> want;
-    for (const std::string& t : spec.tables) {
-        want.push_back(lower(t));
-    }
-    std::sort(want.begin(), want.end());
+    const std::vector<std::string> want = sorted_lower(spec.tables);
     for (const changefeed_job& j : jobs) {
-        if (j.status != "running" && j.status != "paused") {
-            continue;
-        }
-        const std::string base = j.sink_uri.substr(0, j.sink_uri.find('?'));
-        if (base != spec.sink_base) {
-            continue;
-        }
-        std::vector<std::string> have;
-        for (const std::string& t : j.tables) {
-            have.push_back(lower(t));
-        }
-        std::sort(have.begin(), have.end());
-        if (have == want) {
+        if (live_on_sink(j, spec) && sorted_lower(j.tables) == want) {
             return j;
         }
     }
     return std::nullopt;
+}
+
+std::vector<changefeed_job> conflicting_jobs(const std::vector<changefeed_job>& jobs,
+                                             const changefeed_spec& spec) {
+    const std::vector<std::string> want = sorted_lower(spec.tables);
+    std::vector<changefeed_job> out;
+    for (const changefeed_job& j : jobs) {
+        if (live_on_sink(j, spec) && sorted_lower(j.tables) != want) {
+            out.push_back(j);
+        }
+    }
+    return out;
+}
+
+result<std::optional<std::string>> find_earlier_staging(sql_client& source,
+                                                        const std::string& group) {
+    auto dbs = source.query("SHOW DATABASES");
+    if (!dbs) {
+        return std::move(dbs).error();
+    }
+    const auto col = dbs->column("database_name");
+    if (!col) {
+        return error{errc::parse_error, "--source: SHOW DATABASES has no database_name column"};
+    }
+    std::optional<std::string> best;
+    hlc newest;
+    for (const auto& row : dbs->rows) {
+        const std::string name = row[*col].value_or("");
+        constexpr std::string_view prefix = "_replicator_";
+        if (name.size() <= prefix.size() || name.compare(0, prefix.size(), prefix) != 0 ||
+            !std::all_of(name.begin() + prefix.size(), name.end(),
+                         [](char c) { return c >= '0' && c <= '9'; })) {
+            continue;
+        }
+        auto checkpoint = staged_checkpoint(source, name, group);
+        if (!checkpoint) {
+            return std::move(checkpoint).error();
+        }
+        if (*checkpoint && (!best || newest < **checkpoint)) {
+            best = name;
+            newest = **checkpoint;
+        }
+    }
+    return best;
 }
 
 result<std::optional<hlc>> staged_checkpoint(sql_client& source, const std::string& staging_schema,

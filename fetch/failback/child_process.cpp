@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -30,7 +31,8 @@ int status_code(int raw) {
 }  // namespace
 
 result<child_process> child_process::spawn(const std::string& path,
-                                           const std::vector<std::string>& args) {
+                                           const std::vector<std::string>& args,
+                                           const std::vector<std::string>& env) {
     // Everything the child needs is prepared before fork(): after it, in a process that may
     // have threads, only async-signal-safe calls are allowed.
     std::vector<char*> argv;
@@ -39,6 +41,23 @@ result<child_process> child_process::spawn(const std::string& path,
         argv.push_back(const_cast<char*>(a.c_str()));
     }
     argv.push_back(nullptr);
+    std::vector<std::string> env_text;
+    for (char** e = environ; *e != nullptr; ++e) {
+        const std::string_view entry(*e);
+        const std::string_view name = entry.substr(0, entry.find('='));
+        const bool replaced = std::any_of(env.begin(), env.end(), [&](const std::string& v) {
+            return v.compare(0, name.size() + 1, std::string(name) + "=") == 0;
+        });
+        if (!replaced) {
+            env_text.emplace_back(entry);
+        }
+    }
+    env_text.insert(env_text.end(), env.begin(), env.end());
+    std::vector<char*> envp;
+    for (std::string& e : env_text) {
+        envp.push_back(e.data());
+    }
+    envp.push_back(nullptr);
     int fds[2];
     if (pipe2(fds, O_CLOEXEC) != 0) {
         return error{errc::io_error, fmt::format("cannot create a pipe: {}", std::strerror(errno))};
@@ -82,7 +101,7 @@ result<child_process> child_process::spawn(const std::string& path,
         // exec_fds[1] is close-on-exec and reports a failed exec.
         close_range(3, static_cast<unsigned>(exec_fds[1]) - 1, 0);
         close_range(static_cast<unsigned>(exec_fds[1]) + 1, ~0U, 0);
-        execv(path.c_str(), argv.data());
+        execve(path.c_str(), argv.data(), envp.data());
         const int e = errno;
         ssize_t ignored = write(exec_fds[1], &e, sizeof e);
         (void)ignored;
@@ -209,8 +228,9 @@ void child_process::signal(int sig) const {
 }
 
 result<captured_run> run_and_capture(const std::string& path, const std::vector<std::string>& args,
-                                     std::chrono::milliseconds timeout) {
-    auto child = child_process::spawn(path, args);
+                                     std::chrono::milliseconds timeout,
+                                     const std::vector<std::string>& env) {
+    auto child = child_process::spawn(path, args, env);
     if (!child) {
         return std::move(child).error();
     }

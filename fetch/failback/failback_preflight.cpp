@@ -1,4 +1,5 @@
 // Every check of a failback run before anything starts (see failback_run.hpp).
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -10,6 +11,7 @@
 #include <fmt/format.h>
 
 #include "molt/common/log.hpp"
+#include "molt/common/redact.hpp"
 #include "molt/fetch/webhook_tls.hpp"
 
 #include "failback/failback_run.hpp"
@@ -60,6 +62,37 @@ std::optional<std::string> find_replicator(const std::string& given,
     return std::nullopt;
 }
 
+// "scheme://user:pass@host..." → "scheme://user@host..." (canonical URLs percent-encode ':' in
+// user names, so the first ':' of the user info starts the password).
+std::string without_password(const std::string& url) {
+    const size_t start = url.find("://");
+    if (start == std::string::npos) {
+        return url;
+    }
+    const size_t at = url.find('@', start + 3);
+    const size_t slash = url.find('/', start + 3);
+    if (at == std::string::npos || (slash != std::string::npos && slash < at)) {
+        return url;
+    }
+    const size_t colon = url.find(':', start + 3);
+    if (colon == std::string::npos || colon > at) {
+        return url;
+    }
+    return url.substr(0, colon) + url.substr(at);
+}
+
+// A .pgpass field: ':' and '\' escaped.
+std::string pgpass_field(const std::string& s) {
+    std::string out;
+    for (const char c : s) {
+        if (c == ':' || c == '\\') {
+            out += '\\';
+        }
+        out += c;
+    }
+    return out;
+}
+
 std::string now_nanos() {
     return std::to_string(std::chrono::duration_cast<std::chrono::nanoseconds>(
                               std::chrono::system_clock::now().time_since_epoch())
@@ -81,7 +114,7 @@ std::string replicator_complaint(const std::string& output) {
         if (line.empty() || line.find("problems with the command line:") != std::string::npos) {
             continue;
         }
-        text += (text.empty() ? " " : "; ") + line;
+        text += (text.empty() ? " " : "; ") + redact_secrets(line);
     }
     return text;
 }
@@ -122,12 +155,64 @@ void failback_run::static_checks(std::vector<std::string>& problems) {
     }
     const user_replicator_flags& user_flags = *user_;
 
+    if (char dir_template[] = "/tmp/molt-fetch-XXXXXX"; const char* dir = mkdtemp(dir_template)) {
+        temp_dir_ = dir;  // mode 0700; removed when molt exits
+    } else {
+        problems.emplace_back("cannot create a temporary directory under /tmp");
+        return;
+    }
+    // Passwords never go on the replicator's command line (where `ps` shows them): for
+    // PostgreSQL and CockroachDB they go to a password file (mode 0600) named by PGPASSFILE,
+    // with the lines of the user's own password file after them.
+    std::string target_url = cfg_.target->to_url();
+    std::string source_url = cfg_.source->to_url();
+    std::string pgpass;
+    for (const auto* c : {&*cfg_.source, &*cfg_.target}) {
+        if (c->dialect() == dialect::postgres && c->has_password()) {
+            // host:port:*:user:password (any database: the replicator may use others, e.g. the
+            // staging one), so two servers, or two users of one, each find their own.
+            pgpass += fmt::format(
+                "{}:{}:*:{}:{}\n", pgpass_field(c->host().empty() ? "localhost" : c->host()),
+                c->port_or_default(), pgpass_field(c->user()), pgpass_field(c->password()));
+        }
+    }
+    if (!pgpass.empty()) {
+        const char* own = std::getenv("PGPASSFILE");
+        const char* home = std::getenv("HOME");
+        const std::string own_file = own != nullptr    ? own
+                                     : home != nullptr ? std::string(home) + "/.pgpass"
+                                                       : "";
+        if (!own_file.empty()) {
+            std::ifstream in(own_file);
+            std::stringstream rest;
+            rest << in.rdbuf();
+            pgpass += rest.str();
+        }
+        const std::string file = temp_dir_ + "/pgpass";
+        const int fd = open(file.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0600);
+        const bool written = fd >= 0 && write(fd, pgpass.data(), pgpass.size()) ==
+                                            static_cast<ssize_t>(pgpass.size());
+        if (fd >= 0) {
+            close(fd);
+        }
+        if (!written) {
+            problems.emplace_back("cannot write the replicator's password file under /tmp");
+            return;
+        }
+        child_env_.push_back("PGPASSFILE=" + file);
+        if (cfg_.target->dialect() == dialect::postgres) {
+            target_url = without_password(target_url);
+        }
+        source_url = without_password(source_url);
+    }
+
     staging_schema_ = user_flags.value("stagingSchema").value_or("_replicator_" + now_nanos());
     molt_flags_ = {
-        {"targetConn", cfg_.target->to_url(), true},
-        {"stagingConn", cfg_.source->to_url(), true},
+        {"targetConn", target_url, true},
+        {"stagingConn", source_url, true},
         {"stagingSchema", staging_schema_, false},
         {"bindAddr", fmt::format("0.0.0.0:{}", cfg_.changefeed.port), false},
+        {"stagingCreateSchema", "", false},
     };
 
     // Who may write: the changefeed must be able to authenticate, or every request is a 401.
@@ -141,15 +226,14 @@ void failback_run::static_checks(std::vector<std::string>& problems) {
                 "client-certificate authentication for the replicator: add ca_cert (the CA that "
                 "signed both certificates), or pass --tlsClientCA in --replicator-flags");
         } else if (!sink_.client_cert.empty()) {
-            char dir_template[] = "/tmp/molt-fetch-XXXXXX";
-            if (const char* dir = mkdtemp(dir_template)) {
-                temp_dir_ = dir;
-                client_ca_file = temp_dir_ + "/changefeed-ca.crt";
-                std::ofstream(client_ca_file) << sink_.ca_cert;
-                molt_flags_.push_back({"tlsClientCA", client_ca_file, false});
-            } else {
-                problems.emplace_back("cannot create a temporary directory for the client CA");
+            client_ca_file = temp_dir_ + "/changefeed-ca.crt";
+            std::ofstream out(client_ca_file);
+            out << sink_.ca_cert;
+            out.close();
+            if (!out) {
+                problems.emplace_back("cannot write the client CA for the replicator under /tmp");
             }
+            molt_flags_.push_back({"tlsClientCA", client_ca_file, false});
         } else {
             problems.emplace_back(
                 "the replicator would refuse every changefeed request (401): give the changefeed "
@@ -195,12 +279,20 @@ void failback_run::static_checks(std::vector<std::string>& problems) {
             "--replicator-flags: port 0 cannot be used for --bindAddr or --metricsAddr here: "
             "the changefeed and molt need to know the port");
     }
+    if (auto user_bind = user_flags.value("bindAddr")) {
+        if (auto b = parse_net_address(*user_bind); b && b->port != cfg_.changefeed.port) {
+            problems.push_back(fmt::format(
+                "--replicator-flags has --bindAddr {}, but the changefeed posts to port {} (the "
+                "\"port\" of --changefeeds-path, default 30004): make them the same",
+                *user_bind, cfg_.changefeed.port));
+        }
+    }
 
     // The replicator's own verdict on the command line molt would give it.
     if (!replicator_path_.empty()) {
         std::vector<std::string> argv = build_replicator_argv(molt_flags_, user_flags);
         argv.insert(argv.begin() + 1, "--dryRun");
-        auto dry = run_and_capture(replicator_path_, argv, std::chrono::seconds(30));
+        auto dry = run_and_capture(replicator_path_, argv, std::chrono::seconds(30), child_env_);
         if (!dry) {
             problems.push_back(fmt::format("cannot check the replicator's flags with {}: {}",
                                            replicator_path_, dry.error().message()));
@@ -359,6 +451,35 @@ void failback_run::database_checks(std::vector<std::string>& problems) {
     }
     spec_ = make_changefeed_spec(cfg_.changefeed, webhook_path(*cfg_.target, target_schema_),
                                  std::move(names));
+
+    // The staging schema: the user's; else the one an earlier molt left for this target (so
+    // the same command resumes where it stopped, staged rows included); else a new one.
+    const std::string group = target_group(*cfg_.target, target_schema_);
+    if (user_ && !user_->value("stagingSchema")) {
+        auto earlier = find_earlier_staging(*source_, group);
+        if (!earlier) {
+            problems.push_back(earlier.error().message());
+        } else if (*earlier) {
+            staging_schema_ = **earlier;
+            molt_flags_[2].value = staging_schema_;
+            log::info()
+                .str("staging_schema", staging_schema_)
+                .msg("using the staging database an earlier run left for this target");
+        }
+    }
+    // A second changefeed into one target schema would interleave two streams of resolved
+    // timestamps: refuse.
+    if (auto jobs = show_changefeed_jobs(*source_); !jobs) {
+        problems.push_back(jobs.error().message());
+    } else {
+        for (const changefeed_job& j : conflicting_jobs(*jobs, spec_)) {
+            problems.push_back(fmt::format(
+                "changefeed job {} ({}) already posts to {} for other tables ({}); a second "
+                "changefeed into the same target would break its transactional consistency: "
+                "CANCEL JOB {}; first, or use another port",
+                j.id, j.status, spec_.sink_base, fmt::join(j.tables, ", "), j.id));
+        }
+    }
 }
 
 }  // namespace molt::fetch

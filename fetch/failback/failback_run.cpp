@@ -6,6 +6,8 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
 #include <thread>
 
 #include <fmt/format.h>
@@ -46,13 +48,15 @@ std::string json_string(std::string_view s) {
 // "running: resolved=..." is healthy; anything else while running (e.g. "transient error: ...")
 // means the sink is failing.
 bool feed_failing(const changefeed_job& job) {
-    if (!job.error.empty()) {
-        return true;
-    }
-    if (job.status != "running") {
-        return job.status != "paused";
+    if (!job.error.empty() || job.status != "running") {
+        return true;  // paused too: nothing is delivered while it is
     }
     return !job.running_status.empty() && job.running_status.rfind("running", 0) != 0;
+}
+
+// A job that will never deliver again without someone's action.
+bool feed_finished(const changefeed_job& job) {
+    return job.status == "failed" || job.status == "canceled" || job.status == "succeeded";
 }
 
 }  // namespace
@@ -113,7 +117,7 @@ bool failback_run::spawn_replicator() {
     log::debug()
         .str("command", fmt::format("{} {}", replicator_path_, fmt::join(shown, " ")))
         .msg("executing replicator command");
-    auto child = child_process::spawn(replicator_path_, argv);
+    auto child = child_process::spawn(replicator_path_, argv, child_env_);
     if (!child) {
         log::error().err(child.error()).msg("error while running the replicator");
         return false;
@@ -302,10 +306,11 @@ void failback_run::report_progress() {
             event.str("changefeed_error", job_.error);
         }
     }
-    event.msg(
-        job_known && feed_failing(job_)
-            ? "failback progress: the changefeed is NOT delivering (see changefeed_running_status)"
-            : "failback progress");
+    event.msg(job_known && feed_failing(job_)
+                  ? "failback progress: the changefeed is NOT delivering (see changefeed_status "
+                    "and changefeed_running_status)"
+                  : "failback progress");
+    feed_finished_ = job_known && feed_finished(job_);
     publish_status();
 }
 
@@ -326,22 +331,36 @@ void failback_run::publish_status() {
         "\"rows_applied\":{{{}}}}}",
         child_ ? child_->pid() : 0, child_ && child_->running() ? "true" : "false", restarts_,
         json_string(staging_schema_), json_string(target_group(*cfg_.target, target_schema_)),
-        json_string(job_id_), json_string(job_.status), json_string(job_.running_status),
-        json_string(job_.error), number(progress_.applied_checkpoint_seconds),
-        number(progress_.source_lag_seconds), number(progress_.target_lag_seconds), tables);
+        json_string(job_id_), json_string(job_.status),
+        json_string(redact_secrets(job_.running_status)), json_string(redact_secrets(job_.error)),
+        number(progress_.applied_checkpoint_seconds), number(progress_.source_lag_seconds),
+        number(progress_.target_lag_seconds), tables);
     const std::lock_guard<std::mutex> lock(status_mutex_);
     status_json_ = std::move(json);
 }
 
-int failback_run::run() {
-    // Signals are read from a signalfd by this thread; they were blocked in every thread.
+result<void> failback_run::watch_signals() {
+    // Signals are read from a signalfd by this thread; they are blocked before any thread
+    // starts, so every thread inherits the mask (the child's is reset before exec).
     sigset_t set;
     sigemptyset(&set);
     for (const int sig : {SIGTERM, SIGINT, SIGCHLD}) {
         sigaddset(&set, sig);
     }
-    pthread_sigmask(SIG_BLOCK, &set, nullptr);  // before any thread starts: all inherit it
+    pthread_sigmask(SIG_BLOCK, &set, nullptr);
     signal_fd_ = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (signal_fd_ < 0) {
+        pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
+        return error{errc::internal, fmt::format("signalfd: {}", std::strerror(errno))};
+    }
+    return ok();
+}
+
+int failback_run::run() {
+    pump(milliseconds(0));  // a SIGTERM during the checks: stop before starting anything
+    if (stop_requested_) {
+        return 0;
+    }
     if (cfg_.metrics_listen_addr.host != "off") {
         auto server = metrics_server::start(cfg_.metrics_listen_addr, registry_, [this] {
             const std::lock_guard<std::mutex> lock(status_mutex_);
@@ -387,6 +406,16 @@ int failback_run::supervise() {
     auto backoff = std::chrono::seconds(1);
     auto healthy_since = clock::now();
     for (;;) {
+        if (feed_finished_) {
+            log::error()
+                .str("job_id", job_id_)
+                .str("status", job_.status)
+                .str("error", redact_secrets(job_.error))
+                .msg(
+                    "the changefeed has stopped for good; fix the cause and run molt again (it "
+                    "resumes from the staging schema's checkpoint)");
+            return shut_down(1);
+        }
         pump(std::chrono::duration_cast<milliseconds>(
             std::min<clock::duration>(next_progress - clock::now(), milliseconds(500))));
         if (stop_requested_) {
@@ -403,9 +432,11 @@ int failback_run::supervise() {
                 .set(0);
             log_last_lines(
                 fmt::format("the replicator exited unexpectedly ({})", describe_exit(status)));
-            // A replicator that ran well for a while earns a fresh backoff.
+            // A replicator that ran well for a while earns a fresh backoff and restart budget:
+            // --replicator-max-restarts bounds a crash loop, not a long run's rare crashes.
             if (clock::now() - healthy_since > std::chrono::minutes(5)) {
                 backoff = std::chrono::seconds(1);
+                restarts_ = 0;
             }
             if (restarts_ >= cfg_.replicator_max_restarts) {
                 log::error()
@@ -440,8 +471,15 @@ int failback_run::supervise() {
             switch (wait_until_healthy()) {
             case wait_outcome::ready: healthy_since = clock::now(); break;
             case wait_outcome::stop_requested: return shut_down(0);
-            case wait_outcome::child_exited:
-            case wait_outcome::timed_out: break;  // handled on the next round
+            case wait_outcome::child_exited: break;  // restarted on the next round
+            case wait_outcome::timed_out:
+                // A replicator that never gets ready is no better than one that exited.
+                log_last_lines("the restarted replicator did not answer /_/healthz in time");
+                child_->signal(SIGKILL);
+                while (child_->running()) {
+                    pump(milliseconds(100));
+                }
+                break;
             }
             publish_status();
             continue;
@@ -508,6 +546,9 @@ int failback_run::shut_down(int code) {
 
 int run_failback(const fetch_config& config, std::vector<std::string> problems, std::ostream& err) {
     failback_run run(config);
+    if (auto watching = run.watch_signals(); !watching) {
+        problems.push_back(watching.error().message());
+    }
     // Two rounds, each reporting all it finds: what needs no network (flags, files,
     // certificates, the replicator's command line), then, only when that is clean, the
     // databases (so a wrong command line never waits on connection timeouts).

@@ -37,6 +37,9 @@ public:
     void static_checks(std::vector<std::string>& problems);
     /// Connects to both databases and checks them; selects the tables. Appends to `problems`.
     void database_checks(std::vector<std::string>& problems);
+    /// Blocks SIGTERM, SIGINT and SIGCHLD and reads them from a signalfd from now on (call
+    /// first, before any thread exists).
+    [[nodiscard]] result<void> watch_signals();
     /// Everything after the checks; returns the exit code.
     [[nodiscard]] int run();
 
@@ -60,7 +63,8 @@ private:
     std::string replicator_path_;
     std::string staging_schema_;
     std::vector<replicator_flag> molt_flags_;
-    std::string temp_dir_;
+    std::string temp_dir_;                ///< 0700: the client CA, the password file
+    std::vector<std::string> child_env_;  ///< added to the replicator's environment
     proto::sink_query sink_;
     http_target diagnostics_;               ///< where /_/healthz and /_/varz are served
     bool diagnostics_check_target_ = true;  ///< /_/healthz there checks target and staging
@@ -77,6 +81,7 @@ private:
     int signal_fd_ = -1;
     bool stop_requested_ = false;
     int restarts_ = 0;
+    bool feed_finished_ = false;  ///< the job failed or was canceled: molt cannot go on
 
     metrics::registry registry_;
     std::unique_ptr<metrics_server> metrics_server_;

@@ -458,6 +458,12 @@ fetch_command parse_fetch_flags(const std::vector<std::string_view>& args) {
     duration("replicator-ready-timeout", cfg.replicator_ready_timeout);
     duration("replicator-stop-timeout", cfg.replicator_stop_timeout);
     duration("connect-timeout", cfg.connect_timeout);
+    if (cfg.connect_timeout < std::chrono::seconds(1)) {
+        problems.emplace_back("--connect-timeout must be at least 1s");
+    }
+    if (cfg.connect_timeout < std::chrono::seconds(1)) {
+        problems.emplace_back("--connect-timeout must be at least 1s");
+    }
     if (auto v = text("replicator-max-restarts")) {
         const bool digits =
             !v->empty() && v->size() <= 6 &&

@@ -99,6 +99,7 @@ start_molt() {
     "$MOLT" fetch "$@" --replicator-path "$REPLICATOR" --metrics-listen-addr 127.0.0.1:0 \
         --progress-interval 1s >"$MOLT_LOG" 2>&1 &
     MOLT_PID=$!
+    E2E_PIDS+=("$MOLT_PID")
     for _ in $(seq 1 400); do
         grep -qE '"message":"(changefeed created|reusing the changefeed)' "$MOLT_LOG" && break
         kill -0 "$MOLT_PID" 2>/dev/null || break
@@ -112,11 +113,18 @@ start_molt() {
     MOLT_METRICS=$(grep 'serving /metrics' "$MOLT_LOG" | grep -o '"address":"[^"]*"' | cut -d'"' -f4)
     REPL_PID=$(grep '"message":"replicator started"' "$MOLT_LOG" | tail -1 | grep -o '"pid":[0-9]*' | cut -d: -f2)
 }
+# reap_molt: waits for molt (already signalled); sets MOLT_EXIT; forgets its PID.
+reap_molt() {
+    wait "$MOLT_PID"
+    MOLT_EXIT=$?
+    local remaining=() pid
+    for pid in "${E2E_PIDS[@]}"; do [ "$pid" != "$MOLT_PID" ] && remaining+=("$pid"); done
+    E2E_PIDS=("${remaining[@]}")
+}
 # stop_molt: SIGTERM, wait; sets MOLT_EXIT.
 stop_molt() {
     kill -TERM "$MOLT_PID"
-    wait "$MOLT_PID"
-    MOLT_EXIT=$?
+    reap_molt
 }
 gone() {  # gone PID: the process is gone within 60 s
     for _ in $(seq 1 600); do kill -0 "$1" 2>/dev/null || { echo yes; return; }; sleep 0.1; done
@@ -143,25 +151,33 @@ done
 check_contains "the replicator's lines are tagged" "$(grep -F '"message":"Server listening"' "$MOLT_LOG")" \
     '"process":"replicator"'
 check "no password in molt's log" "$(grep -c 'app:app@' "$MOLT_LOG")" 0
+check "no password on the replicator's command line" \
+    "$(tr '\0' ' ' <"/proc/$REPL_PID/cmdline" | grep -c ':app@')" 0
 job=$(grep '"message":"changefeed created"' "$MOLT_LOG" | grep -o '"job_id":"[0-9]*"' | cut -d'"' -f4)
 write_rounds 1 15 || exit 1
 wait_equal "secure PostgreSQL" pg_rows
 check "the unselected table is untouched" "$(psql "$(pg_db fb_pg)" -X -At -c 'SELECT count(*) FROM migration_schema.audit')" 0
 check_contains "molt's /status names the job" "$(curl -fsS "http://$MOLT_METRICS/status")" "\"changefeed_job\":\"$job\""
 
-echo "--- 2. SIGKILL of the replicator"
+echo "--- 2. SIGKILL of the replicator, with writes in flight"
 old_repl=$REPL_PID
+write_rounds 16 30 &
+writer=$!
+sleep 1
 kill -KILL "$old_repl"
 for _ in $(seq 1 300); do
     [ "$(grep -c '"message":"replicator is ready"' "$MOLT_LOG")" -ge 2 ] && break
     sleep 0.1
 done
 check_contains "molt restarts it" "$(grep 'restarting the replicator' "$MOLT_LOG")" '"restart":1'
-write_rounds 16 30 || exit 1
+wait "$writer" || exit 1
 wait_equal "after the replicator was killed" pg_rows
 
-echo "--- 3. SIGTERM"
+echo "--- 3. SIGTERM, with writes in flight (they go on while molt is stopped and started again)"
 REPL_PID=$(grep '"message":"replicator started"' "$MOLT_LOG" | tail -1 | grep -o '"pid":[0-9]*' | cut -d: -f2)
+write_rounds 31 50 &
+writer=$!
+sleep 0.5
 stop_molt
 check "molt exits 0 on SIGTERM" "$MOLT_EXIT" 0
 check "no replicator left" "$(gone "$REPL_PID")" yes
@@ -169,27 +185,41 @@ check "the changefeed is kept" "$(job_status "$job")" running
 check_contains "molt says how to cancel it" "$(grep 'keeps running' "$MOLT_LOG")" "CANCEL JOB $job"
 
 echo "--- 4. the same command again while writes continue"
-write_rounds 31 40 || exit 1
 start_molt pg2 "${seed[@]}" || exit 1
 check_contains "the changefeed is reused" "$(grep 'reusing the changefeed' "$MOLT_LOG")" "\"job_id\":\"$job\""
-write_rounds 41 50 || exit 1
+wait "$writer" || exit 1
 wait_equal "after a restart of molt" pg_rows
 check "one changefeed posts to this replicator" "$(running_jobs_to "$pg_port_hook")" 1
 
 echo "--- 5. the cutover script"
+# The changefeed is paused while the last writes happen, so the target is behind when the
+# script starts: it must wait for them, and give up (stopping nothing) when they do not come.
+sql "PAUSE JOB $job" || exit 1
+write_rounds 51 55 || exit 1
 out=$("$CUTOVER" --source "$crdb" --molt-pid "$MOLT_PID" --metrics-addr "$MOLT_METRICS" \
-    --molt-log "$MOLT_LOG" --timeout 120 2>&1)
+    --molt-log "$MOLT_LOG" --timeout 3 2>&1)
+check "cutover: exit 1 when the target does not catch up in time" "$?" 1
+check_contains "cutover: says so" "$out" "did not pass the cutover timestamp within 3s"
+check_contains "cutover: and that it stopped nothing" "$out" "molt was not stopped"
+check "cutover: molt is still running" "$(kill -0 "$MOLT_PID" && echo yes)" yes
+"$CUTOVER" --source "$crdb" --molt-pid "$MOLT_PID" --metrics-addr "$MOLT_METRICS" \
+    --molt-log "$MOLT_LOG" --timeout 120 >"$E2E_TMP/cutover.out" 2>&1 &
+cutover_pid=$!
+for _ in $(seq 1 100); do grep -q 'waiting' "$E2E_TMP/cutover.out" && break; sleep 0.1; done
+check "cutover: waits while the target is behind" "$(kill -0 "$MOLT_PID" && grep -c 'cutover timestamp' "$E2E_TMP/cutover.out")" 1
+sql "RESUME JOB $job" || exit 1
+wait "$cutover_pid"
 rc=$?
-echo "$out" | sed 's/^/     /'
+sed 's/^/     /' "$E2E_TMP/cutover.out"
 check "the cutover script exits 0" "$rc" 0
-wait "$MOLT_PID"
-check "molt exited 0" "$?" 0
+reap_molt
+check "molt exited 0" "$MOLT_EXIT" 0
 check "after the cutover the target equals the source" "$(pg_rows)" "$(source_rows)"
 
 echo "--- 6. SIGKILL of molt"
 start_molt pg3 "${seed[@]}" || exit 1
 kill -KILL "$MOLT_PID"
-wait "$MOLT_PID" 2>/dev/null
+reap_molt
 check "its replicator does not outlive it" "$(gone "$REPL_PID")" yes
 sql "CANCEL JOB $job" || exit 1
 
@@ -204,11 +234,11 @@ start_molt my1 "${my_cmd[@]}" || exit 1
 my_job=$(grep '"message":"changefeed created"' "$MOLT_LOG" | grep -o '"job_id":"[0-9]*"' | cut -d'"' -f4)
 check_contains "the MySQL sink path is /<database>" "$(grep '"message":"changefeed created"' "$MOLT_LOG")" \
     "webhook-https://localhost:$my_port_hook/fb_my\""
-write_rounds 51 60 || exit 1
+write_rounds 56 60 || exit 1
 # The MariaDB target starts empty: only what arrives through this changefeed is there, so
-# compare the rows written from round 51 on (updates carry whole rows).
-for _ in $(seq 1 240); do [ "$(source_since 51)" == "$(my_since 51)" ] && break; sleep 0.25; done
-check "MariaDB: the rows written since the changefeed started arrived" "$(my_since 51)" "$(source_since 51)"
+# compare the rows written from round 56 on (updates carry whole rows).
+for _ in $(seq 1 240); do [ "$(source_since 56)" == "$(my_since 56)" ] && break; sleep 0.25; done
+check "MariaDB: the rows written since the changefeed started arrived" "$(my_since 56)" "$(source_since 56)"
 check "MariaDB: the unselected table is untouched" "$(my_at "$OWN_MY_URL" 'SELECT count(*) FROM audit')" 0
 stop_molt
 check "molt exits 0 on SIGTERM" "$MOLT_EXIT" 0
@@ -220,8 +250,8 @@ start_molt my2 "${my_cmd[@]}" || exit 1
 check_contains "the new changefeed starts at the staged checkpoint" \
     "$(grep 'resumes from the checkpoint' "$MOLT_LOG")" '_replicator_1739996035106984001'
 write_rounds 66 70 || exit 1
-for _ in $(seq 1 240); do [ "$(source_since 51)" == "$(my_since 51)" ] && break; sleep 0.25; done
-check "MariaDB: nothing written while molt was stopped is lost" "$(my_since 51)" "$(source_since 51)"
+for _ in $(seq 1 240); do [ "$(source_since 56)" == "$(my_since 56)" ] && break; sleep 0.25; done
+check "MariaDB: nothing written while molt was stopped is lost" "$(my_since 56)" "$(source_since 56)"
 stop_molt
 check "molt exits 0 on SIGTERM" "$MOLT_EXIT" 0
 

@@ -77,7 +77,7 @@ bad() {
     out=$("$MOLT" fetch "$@" 2>&1)
     rc=$?
     if [ "$rc" != 1 ] || [[ "$out" != *"$want"* ]] || [[ "$out" == *"app:app@"* ]] ||
-        [[ "$out" == *"limited@"* ]] || [[ "$out" == *"PRIVATE KEY"* ]]; then
+        [[ "$out" == *"limited@"* ]] || [[ "$out" == *"wrong@"* ]] || [[ "$out" == *"PRIVATE KEY"* ]]; then
         echo "FAIL $name: exit $rc, output:"
         sed 's/^/     /' <<<"$out"
         echo "     (wanted exit 1 and: $want)"
@@ -89,7 +89,7 @@ bad() {
 
 echo "--- flags and files"
 bad "no --mode" "--mode failback is required" --source "$crdb" --target "$pg_target" \
-    --changefeeds-path "$E2E_TMP/good.json" --replicator-flags "$good_flags"
+    --changefeeds-path "$E2E_TMP/good.json" --replicator-flags "$good_flags" --replicator-path "$spy"
 bad "another MOLT mode" "--mode data-load: this molt does failback only" --mode data-load \
     --source "$crdb" --target "$pg_target" --changefeeds-path "$E2E_TMP/good.json" \
     --replicator-flags "$good_flags" --replicator-path "$spy"
@@ -102,7 +102,7 @@ bad "MySQL target without sslmode" "--target: TLS mode is set to an insecure def
     --changefeeds-path "$E2E_TMP/good.json"
 bad "neither --changefeeds-path nor --allow-tls-mode-disable" \
     "failback mode needs --changefeeds-path" "${base[@]}" --source "$crdb" --target "$pg_target"
-bad "a bad port in a connection string" "--target: " "${base[@]}" --source "$crdb" \
+bad "a bad port in a connection string" '--target: bad port "99999": must be between 1 and 65535' "${base[@]}" --source "$crdb" \
     --target "postgres://app:app@localhost:99999/bad_pg?sslmode=verify-full" \
     --changefeeds-path "$E2E_TMP/good.json"
 bad "an unknown key in the override file" '--changefeeds-path: unknown key "prot"' "${base[@]}" \
@@ -120,19 +120,21 @@ bad "no way to authenticate the changefeed" "would refuse every changefeed reque
     --allow-tls-mode-disable --changefeeds-path "$E2E_TMP/insecure.json" --replicator-flags "--tlsSelfSigned"
 
 echo "--- certificates"
-bad "an expired server certificate" "expired" "${base[@]}" --source "$crdb" --target "$pg_target" \
+bad "an expired server certificate" "--tlsCertificate $certs/expired.crt expired on" "${base[@]}" --source "$crdb" --target "$pg_target" \
     --changefeeds-path "$E2E_TMP/good.json" \
     --replicator-flags "--tlsCertificate $certs/expired.crt --tlsPrivateKey $certs/server.key"
 bad "a server certificate for another host" "not valid for host \"localhost\"" "${base[@]}" \
     --source "$crdb" --target "$pg_target" --changefeeds-path "$E2E_TMP/good.json" \
     --replicator-flags "--tlsCertificate $certs/wronghost.crt --tlsPrivateKey $certs/server.key"
-bad "a key that does not match the certificate" "does not match" "${base[@]}" --source "$crdb" \
+bad "a key that does not match the certificate" \
+    "--tlsPrivateKey $certs/client.key does not match --tlsCertificate $certs/server.crt" "${base[@]}" --source "$crdb" \
     --target "$pg_target" --changefeeds-path "$E2E_TMP/good.json" \
     --replicator-flags "--tlsCertificate $certs/server.crt --tlsPrivateKey $certs/client.key"
-bad "a server certificate from another CA" "ca_cert" "${base[@]}" --source "$crdb" \
+bad "a server certificate from another CA" \
+    "--tlsCertificate $certs/roguesigned.crt is not signed by the ca_cert of --changefeeds-path" "${base[@]}" --source "$crdb" \
     --target "$pg_target" --changefeeds-path "$E2E_TMP/good.json" \
     --replicator-flags "--tlsCertificate $certs/roguesigned.crt --tlsPrivateKey $certs/server.key"
-bad "a client certificate from another CA" "client_cert" "${base[@]}" --source "$crdb" \
+bad "a client certificate from another CA" "sink_query_parameters client_cert is not signed by" "${base[@]}" --source "$crdb" \
     --target "$pg_target" --changefeeds-path "$E2E_TMP/rogue-client.json" --replicator-flags "$good_flags"
 
 echo "--- databases and tables"

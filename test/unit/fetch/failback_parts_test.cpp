@@ -121,6 +121,9 @@ TEST_CASE("changefeed: a running feed to the same sink and tables is reused", "[
     canceled.id = "4";
     canceled.status = "canceled";
     CHECK_FALSE(find_reusable_job({other_sink, other_tables, canceled}, spec));
+    const auto conflicts = conflicting_jobs({other_sink, other_tables, canceled, same}, spec);
+    REQUIRE(conflicts.size() == 1);  // same webhook, other tables: a second stream
+    CHECK(conflicts[0].id == "3");
     auto found = find_reusable_job({other_sink, other_tables, canceled, same}, spec);
     REQUIRE(found);
     CHECK(found->id == "1");

@@ -62,4 +62,13 @@ struct changefeed_job {
                                                            const std::string& staging_schema,
                                                            const std::string& group);
 
+/// The staging database an earlier molt created for `group` (named `_replicator_<digits>`, as
+/// molt names them), the one with the newest checkpoint; nullopt when there is none.
+[[nodiscard]] result<std::optional<std::string>> find_earlier_staging(sql_client& source,
+                                                                      const std::string& group);
+
+/// Running or paused jobs that post to the same webhook (URL without query) for other tables.
+[[nodiscard]] std::vector<changefeed_job> conflicting_jobs(const std::vector<changefeed_job>& jobs,
+                                                           const changefeed_spec& spec);
+
 }  // namespace molt::fetch

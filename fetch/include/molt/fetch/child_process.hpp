@@ -20,9 +20,11 @@ namespace molt::fetch {
 
 class child_process {
 public:
-    /// Starts `path` with `args` (argv[1...]).
+    /// Starts `path` with `args` (argv[1...]), with molt's environment plus `env` ("K=V",
+    /// replacing a variable of the same name).
     [[nodiscard]] static result<child_process> spawn(const std::string& path,
-                                                     const std::vector<std::string>& args);
+                                                     const std::vector<std::string>& args,
+                                                     const std::vector<std::string>& env = {});
 
     child_process(child_process&& other) noexcept;
     child_process& operator=(child_process&& other) noexcept;
@@ -66,7 +68,8 @@ struct captured_run {
 /// Runs a program to completion (killed after `timeout`), capturing its output.
 [[nodiscard]] result<captured_run> run_and_capture(const std::string& path,
                                                    const std::vector<std::string>& args,
-                                                   std::chrono::milliseconds timeout);
+                                                   std::chrono::milliseconds timeout,
+                                                   const std::vector<std::string>& env = {});
 
 /// "exit code 1", "signal 9 (Killed)".
 [[nodiscard]] std::string describe_exit(int status);
