@@ -147,24 +147,10 @@ bool user_replicator_flags::enabled(std::string_view name) const {
     return false;
 }
 
-std::vector<std::string> build_replicator_argv(const std::vector<replicator_flag>& molt_flags,
-                                               const user_replicator_flags& user) {
-    std::vector<std::string> argv{"start"};
-    for (const replicator_flag& f : molt_flags) {
-        if (user.has(f.name)) {
-            continue;
-        }
-        argv.push_back("--" + f.name);
-        if (!f.value.empty()) {
-            argv.push_back(f.value);
-        }
-    }
-    argv.insert(argv.end(), user.words().begin(), user.words().end());
-    return argv;
-}
+namespace {
 
-std::vector<std::string> redacted_replicator_argv(const std::vector<replicator_flag>& molt_flags,
-                                                  const user_replicator_flags& user) {
+std::vector<std::string> assemble_argv(const std::vector<replicator_flag>& molt_flags,
+                                       const user_replicator_flags& user, bool redact) {
     std::vector<std::string> argv{"start"};
     for (const replicator_flag& f : molt_flags) {
         if (user.has(f.name)) {
@@ -174,7 +160,7 @@ std::vector<std::string> redacted_replicator_argv(const std::vector<replicator_f
         if (f.value.empty()) {
             continue;
         }
-        if (f.secret) {
+        if (redact && f.secret) {
             auto url = conn_url::parse(f.value);
             argv.push_back(url ? url->redacted() : std::string(redacted_marker));
         } else {
@@ -182,9 +168,21 @@ std::vector<std::string> redacted_replicator_argv(const std::vector<replicator_f
         }
     }
     for (const std::string& w : user.words()) {
-        argv.push_back(redact_secrets(w));
+        argv.push_back(redact ? redact_secrets(w) : w);
     }
     return argv;
+}
+
+}  // namespace
+
+std::vector<std::string> build_replicator_argv(const std::vector<replicator_flag>& molt_flags,
+                                               const user_replicator_flags& user) {
+    return assemble_argv(molt_flags, user, false);
+}
+
+std::vector<std::string> redacted_replicator_argv(const std::vector<replicator_flag>& molt_flags,
+                                                  const user_replicator_flags& user) {
+    return assemble_argv(molt_flags, user, true);
 }
 
 }  // namespace molt::fetch
