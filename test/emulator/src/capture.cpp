@@ -82,10 +82,8 @@ hlc hlc_clock::at_least(int64_t wall_nanos) {
     const std::lock_guard<std::mutex> lock(mutex_);
     if (wall_nanos > last_.wall()) {
         last_ = hlc(wall_nanos, 0);
-    } else if (last_.logical() < INT32_MAX) {
-        last_ = hlc(last_.wall(), last_.logical() + 1);
     } else {
-        last_ = hlc(last_.wall() + 1, 0);
+        last_ = last_.next();
     }
     return last_;
 }

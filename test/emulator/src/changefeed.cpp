@@ -537,8 +537,7 @@ void changefeed_job::run() {
             if (start_after_ < checkpoint_ && !(checkpoint_ < txn->updated)) {
                 continue;  // resumed: covered by the checkpoint
             }
-            const hlc updated =
-                last < txn->updated ? txn->updated : hlc(last.wall(), last.logical() + 1);
+            const hlc updated = last < txn->updated ? txn->updated : last.next();
             last = updated;
             for (const row_change& rc : txn->changes) {
                 if (rc.op != 'T') {

@@ -359,7 +359,7 @@ void generator::delete_with_children(transaction& txn, size_t table, const std::
 transaction generator::next() {
     transaction txn;
     // Strictly increasing: usually a new wall time, sometimes the next logical tick.
-    last_ = uniform(rng_, 0, 9) == 0 ? hlc(last_.wall(), last_.logical() + 1)
+    last_ = uniform(rng_, 0, 9) == 0 ? last_.next()
                                      : hlc(last_.wall() + uniform<int64_t>(rng_, 1000, 50000), 0);
     txn.updated = last_;
     std::unordered_set<std::string> touched;

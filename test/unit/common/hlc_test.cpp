@@ -1,6 +1,7 @@
 #include "molt/common/hlc.hpp"
 
 #include <algorithm>
+#include <limits>
 #include <random>
 #include <vector>
 
@@ -148,4 +149,23 @@ TEST_CASE("hlc: malformed file names and cursors are refused", "[hlc]") {
     CHECK(before_epoch.error().message() ==
           "bad cursor \"1969-12-31T23:59:59Z\": before 1970-01-01");
     CHECK_FALSE(hlc::parse_cursor(""));
+}
+
+TEST_CASE("hlc: next() is the smallest later timestamp, the logical counter carries into wall",
+          "[hlc]") {
+    CHECK(hlc(5, 0).next() == hlc(5, 1));
+    CHECK(hlc(5, 7).next() == hlc(5, 8));
+    // At CockroachDB's int32 limit the counter cannot grow: the next timestamp is the next
+    // nanosecond, logical 0 — still strictly later, never a negative (wrapped) counter.
+    constexpr int32_t max_logical = std::numeric_limits<int32_t>::max();
+    const hlc at_max(1701102296662969433, max_logical);
+    CHECK(at_max.next() == hlc(1701102296662969434, 0));
+    CHECK(at_max < at_max.next());
+    CHECK(at_max.next().logical() >= 0);
+    const auto reparsed = hlc::parse(at_max.next().to_string());
+    REQUIRE(reparsed);
+    CHECK(*reparsed == at_max.next());
+    // The very last representable timestamp has no successor: next() returns it unchanged.
+    const hlc last(std::numeric_limits<int64_t>::max(), max_logical);
+    CHECK(last.next() == last);
 }

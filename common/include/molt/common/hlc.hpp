@@ -10,6 +10,7 @@
 
 #include <compare>
 #include <cstdint>
+#include <limits>
 #include <string>
 #include <string_view>
 
@@ -28,6 +29,20 @@ public:
     /// Logical counter (CockroachDB's int32, never negative).
     [[nodiscard]] constexpr int32_t logical() const noexcept { return logical_; }
     [[nodiscard]] constexpr bool is_zero() const noexcept { return wall_ == 0 && logical_ == 0; }
+
+    /// The smallest timestamp after this one: logical + 1, or, at the int32 limit of the
+    /// logical counter, the next wall nanosecond with logical 0 (the counter carries into the
+    /// wall time instead of wrapping negative). The last representable timestamp (wall and
+    /// logical both at their maximum, the year 2262) has no successor and is returned as is.
+    [[nodiscard]] constexpr hlc next() const noexcept {
+        if (logical_ < std::numeric_limits<int32_t>::max()) {
+            return {wall_, logical_ + 1};
+        }
+        if (wall_ < std::numeric_limits<int64_t>::max()) {
+            return {wall_ + 1, 0};
+        }
+        return *this;
+    }
 
     /// Parses the text form. One trailing '?' (synthetic timestamps of older clusters) is
     /// tolerated and dropped.
