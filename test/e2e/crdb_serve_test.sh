@@ -61,6 +61,12 @@ out=$(psql "$crdb" -X -At -c "CREATE CHANGEFEED FOR TABLE t INTO 'webhook-https:
 check_contains "CREATE CHANGEFEED needs kv.rangefeed.enabled" "$out" \
     "rangefeeds require the kv.rangefeed.enabled setting"
 
+# One simple query that makes a schema and then a table in it, as psql -c sends it.
+out=$(sql "CREATE SCHEMA migration_schema; CREATE TABLE migration_schema.employees (id INT8 PRIMARY KEY)" 2>&1)
+check "CREATE SCHEMA, then CREATE TABLE in it, in one psql -c" "$out" ""
+check "the table is in the new schema" "$(sql "SELECT count(*) FROM migration_schema.employees" 2>&1)" 0
+sql "DROP SCHEMA migration_schema CASCADE"
+
 echo "--- replicator: consistent mode, staging in a database of its own on the stand-in, target MariaDB"
 staging_db="_replicator_$(date +%s%N)"
 sql "CREATE TABLE accounts (id INT8 PRIMARY KEY, owner TEXT NOT NULL, balance NUMERIC(12,2))"

@@ -473,6 +473,23 @@ TEST_CASE("serve: libpq and SOCI through the stand-in", "[integration][serve]") 
     sql << "DROP TABLE serve_soci";
 }
 
+TEST_CASE("serve: a schema made earlier in a simple-query batch takes tables later in it",
+          "[integration][serve]") {
+    using rows = std::vector<std::vector<std::string>>;
+    stand_in s;
+    client pq(s);
+    pq.query("DROP SCHEMA IF EXISTS serve_batch_schema CASCADE");
+    // What `psql -c "CREATE SCHEMA ...; CREATE TABLE ..."` sends: one Query message.
+    pq.query(
+        "CREATE SCHEMA serve_batch_schema; CREATE TABLE serve_batch_schema.employees (id "
+        "INT8 PRIMARY KEY); INSERT INTO serve_batch_schema.employees VALUES (1)");
+    CHECK(pq.query("SELECT id FROM serve_batch_schema.employees") == rows{{"1"}});
+    CHECK(pq.query("SELECT table_schema FROM information_schema.tables WHERE table_name = "
+                   "'employees' AND table_schema = 'serve_batch_schema'") ==
+          rows{{"serve_batch_schema"}});
+    pq.query("DROP SCHEMA serve_batch_schema CASCADE");
+}
+
 TEST_CASE("serve: other databases are schemas of the backend's, named as on CockroachDB",
           "[integration][serve]") {
     using rows = std::vector<std::vector<std::string>>;

@@ -4,6 +4,7 @@
 #include <array>
 #include <cctype>
 #include <charconv>
+#include <set>
 
 #include <fmt/format.h>
 
@@ -804,14 +805,84 @@ std::string rewrite_statement(std::string_view sql, executor& ex) {
     return apply_edits(sql, edits);
 }
 
+namespace {
+
+// The statements of one simple query are all rewritten before PostgreSQL runs any of them,
+// while CockroachDB runs them one after the other: so that a name resolves as it would there,
+// the schemas that earlier statements of the batch create count as existing for later ones.
+class batch_executor final : public executor {
+public:
+    explicit batch_executor(executor& ex) : ex_(ex) {}
+
+    std::string version() override { return ex_.version(); }
+    hlc logical_timestamp() override { return ex_.logical_timestamp(); }
+    statement_result execute(const statement& s) override { return ex_.execute(s); }
+    std::string current_database() override { return ex_.current_database(); }
+    bool schema_exists(std::string_view name) override {
+        return created_.count(name) != 0 || ex_.schema_exists(name);
+    }
+    bool database_exists(std::string_view database) override {
+        const std::string prefix = database_prefix(database);
+        const auto it = created_.lower_bound(prefix);
+        if (it != created_.end() && std::string_view(*it).substr(0, prefix.size()) == prefix) {
+            return true;
+        }
+        return ex_.database_exists(database);
+    }
+
+    // Notes the schemas `sql` creates (in PostgreSQL's names), if it is CREATE SCHEMA or
+    // CREATE DATABASE.
+    void note_created(std::string_view sql) {
+        if (auto parsed = parse_statement(sql)) {
+            if (const auto* d = std::get_if<create_database>(&*parsed)) {
+                created_.insert(backend_schema(d->name, "public"));
+            } else if (const auto* c = std::get_if<create_schema>(&*parsed)) {
+                created_.insert(c->database == current_database()
+                                    ? c->schema
+                                    : backend_schema(c->database, c->schema));
+            }
+            return;
+        }
+        // CREATE SCHEMA [IF NOT EXISTS] name [AUTHORIZATION role], or CREATE SCHEMA
+        // AUTHORIZATION role (a schema named after the role), passes through to PostgreSQL.
+        const std::vector<token> t = tokenize(sql);
+        auto is_word = [&](size_t i, std::string_view w) {
+            return i < t.size() && t[i].type == token::kind::word && iequals(t[i].text, w);
+        };
+        if (!is_word(0, "create") || !is_word(1, "schema")) {
+            return;
+        }
+        size_t at = 2;
+        if (is_word(2, "if") && is_word(3, "not") && is_word(4, "exists")) {
+            at = 5;
+        }
+        if (is_word(at, "authorization")) {
+            ++at;
+        }
+        const bool one_part = at + 1 >= t.size() || t[at + 1].text != ".";
+        if (at < t.size() && one_part &&
+            (t[at].type == token::kind::word || t[at].type == token::kind::quoted_ident)) {
+            created_.insert(t[at].type == token::kind::word ? fold_case(t[at].text) : t[at].text);
+        }
+    }
+
+private:
+    executor& ex_;
+    std::set<std::string, std::less<>> created_;
+};
+
+}  // namespace
+
 std::string rewrite_query(std::string_view sql, executor& ex) {
     const std::vector<std::string_view> statements = split_statements(sql);
     if (statements.size() <= 1) {
         return statements.empty() ? std::string(sql) : rewrite_statement(statements[0], ex);
     }
+    batch_executor batch(ex);
     std::string out;
     for (const std::string_view s : statements) {
-        out += (out.empty() ? "" : "; ") + rewrite_statement(s, ex);
+        out += (out.empty() ? "" : "; ") + rewrite_statement(s, batch);
+        batch.note_created(s);
     }
     return out;
 }

@@ -515,3 +515,41 @@ TEST_CASE("DO blocks pick a tag their body does not hold; names print as Cockroa
           "DO $crdb_emulator1$BEGIN RAISE '$crdb_emulator$'; END$crdb_emulator1$");
     CHECK(display_name({"a", "Mixed", "x.y", "_r1", "1a"}) == "a.\"Mixed\".\"x.y\"._r1.\"1a\"");
 }
+
+TEST_CASE(
+    "a simple-query batch: schemas and databases made by earlier statements exist for "
+    "later ones",
+    "[crdb_sql]") {
+    recording_executor ex;
+    auto refused = [](const std::string& sql) {
+        return sql.find("ERRCODE = '3F000'") != std::string::npos;
+    };
+    // PostgreSQL runs the batch only after the whole string is rewritten, as CockroachDB runs
+    // it statement by statement: the table goes into the new schema.
+    const std::string created = rewrite_query(
+        "CREATE SCHEMA migration_schema; CREATE TABLE migration_schema.employees "
+        "(id INT8 PRIMARY KEY)",
+        ex);
+    CHECK_FALSE(refused(created));
+    CHECK(created.find("CREATE TABLE migration_schema.employees (id INT8 PRIMARY KEY)") !=
+          std::string::npos);
+    // IF NOT EXISTS, quoted names, the current database named, AUTHORIZATION.
+    const std::string quoted = rewrite_query(
+        "create schema if not exists \"Mixed\" authorization app; create table "
+        "appdb.\"Mixed\".t (a int); CREATE SCHEMA Folded; CREATE TABLE folded.t (a INT)",
+        ex);
+    CHECK_FALSE(refused(quoted));
+    CHECK(quoted.find("create table \"Mixed\".t (a int)") != std::string::npos);
+    // A database-qualified schema, and a new database's public schema.
+    const std::string emulated = rewrite_query(
+        "CREATE DATABASE newdb; CREATE TABLE newdb.t (a INT); CREATE SCHEMA _replicator.later; "
+        "CREATE TABLE _replicator.later.t (a INT)",
+        ex);
+    CHECK_FALSE(refused(emulated));
+    CHECK(emulated.find("CREATE TABLE \"newdb.public\".t (a INT)") != std::string::npos);
+    CHECK(emulated.find("CREATE TABLE \"_replicator.later\".t (a INT)") != std::string::npos);
+    // Only later statements of the same batch: not earlier ones, not the next query.
+    CHECK(refused(rewrite_query("CREATE TABLE early.t (a INT); CREATE SCHEMA early", ex)));
+    CHECK(refused(rewrite_statement("CREATE TABLE migration_schema.t2 (a INT)", ex)));
+    CHECK(refused(rewrite_query("SELECT 1; CREATE TABLE migration_schema.t2 (a INT)", ex)));
+}

@@ -153,7 +153,9 @@ public:
 /// One statement, rewritten for PostgreSQL (executing it first when it is CockroachDB's):
 /// CockroachDB's functions become constants and database-qualified names PostgreSQL's.
 [[nodiscard]] std::string rewrite_statement(std::string_view sql, executor& ex);
-/// A simple-query string: each statement rewritten, joined again with ';'.
+/// A simple-query string: each statement rewritten, joined again with ';'. As on CockroachDB,
+/// a schema (or database) created by a statement exists for the names of later ones, although
+/// PostgreSQL runs none of them before the whole string is rewritten.
 [[nodiscard]] std::string rewrite_query(std::string_view sql, executor& ex);
 
 /// A SQL string literal: 'it''s'.
