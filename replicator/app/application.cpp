@@ -199,13 +199,15 @@ int run_start(start_config cfg) {
             return fail(where.error().message());
         }
         staging = std::make_unique<staging_store>(*staging_pool, *where, cfg.apply_timeout);
-        if (auto prepared = staging->prepare(); !prepared) {
+        if (auto prepared = staging->prepare(cfg.staging_create_schema); !prepared) {
             return fail(prepared.error().message());
         }
         log::info()
             .str("stagingSchema", where->to_string())
             .str("server", where->cockroach ? "CockroachDB" : "PostgreSQL")
-            .msg("staging schema ready (created if it was missing)");
+            .boolean("stagingCreateSchema", cfg.staging_create_schema)
+            .msg(cfg.staging_create_schema ? "staging schema ready (created if it was missing)"
+                                           : "staging schema ready");
         consistent_options options;
         options.flush_size = static_cast<size_t>(cfg.flush_size);
         options.parallelism = static_cast<size_t>(cfg.parallelism);

@@ -71,7 +71,8 @@ constexpr flag flags[] = {
      "the staging database (CockroachDB or PostgreSQL); default: --targetConn when it is "
      "PostgreSQL"},
     {"stagingCreateSchema", kind::boolean, "",
-     "accepted for compatibility: the staging database and schema are always created if missing"},
+     "create the staging database and schema if missing; without it a missing one is an error, "
+     "so a mistyped --stagingSchema cannot strand a backlog (molt fetch passes it)"},
     {"stagingMaxBacklog", kind::integer, "0",
      "answer 503 while this many staged mutations wait for the target (0: no bound)"},
     {"stagingMaxPoolSize", kind::integer, "128", "the most connections to the staging database"},

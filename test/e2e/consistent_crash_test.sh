@@ -48,7 +48,7 @@ crash_run() {
     # The emulator's HLCs advance by microseconds per transaction (a whole run spans well under
     # a second of HLC time), so a retention of 50ms keeps only the newest part of the stream.
     local args=(--tlsSelfSigned --disableAuthentication --targetConn "$target" --retireOffset 50ms
-        --flushSize 200 --stagingSchema "$staging" "$@")
+        --flushSize 200 --stagingSchema "$staging" --stagingCreateSchema "$@")
     start_replicator "$name-0" "${args[@]}" --bindAddr 127.0.0.1:0 || exit 1
     local port=$REPLICATOR_PORT
     "$EMULATOR" workload \

@@ -20,9 +20,17 @@ trap 'e2e_cleanup; "$here/../support/db/db-down.sh" "$private"' EXIT
 target=$(. "$private/env.sh" && echo "$MOLT_TEST_PG_URL")
 
 pg "DROP SCHEMA IF EXISTS outage_staging CASCADE"
+# Without --stagingCreateSchema a missing staging schema is an error that names the flag.
+out=$(timeout 30 "$REPLICATOR" start --tlsSelfSigned --disableAuthentication --bindAddr 127.0.0.1:0 \
+    --targetConn "$target" --stagingConn "$MOLT_TEST_PG_URL" --stagingSchema outage_staging 2>&1)
+check "a missing staging schema is an error without --stagingCreateSchema" "$?" 1
+check_contains "the error names the flag" "$out" \
+    "staging schema outage_staging does not exist: check --stagingSchema, create it, or pass --stagingCreateSchema"
+check "and nothing was created" \
+    "$(pg "SELECT count(*) FROM pg_namespace WHERE nspname = 'outage_staging'")" 0
 start_replicator outage --tlsSelfSigned --disableAuthentication --bindAddr 127.0.0.1:0 \
     --targetConn "$target" --stagingConn "$MOLT_TEST_PG_URL" --stagingSchema outage_staging \
-    --stagingMaxBacklog "$BACKLOG" --retireOffset 0s || exit 1
+    --stagingCreateSchema --stagingMaxBacklog "$BACKLOG" --retireOffset 0s || exit 1
 port=$REPLICATOR_PORT
 varz() { curl -sk "https://127.0.0.1:$port/_/varz"; }
 metric() { varz | grep "^$1" | awk '{ s += $2 } END { printf "%d", s }'; }

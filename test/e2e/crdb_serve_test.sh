@@ -73,8 +73,15 @@ sql "CREATE TABLE accounts (id INT8 PRIMARY KEY, owner TEXT NOT NULL, balance NU
 sql "CREATE TABLE transfers (id INT8, seq INT8, amount NUMERIC(12,2), note TEXT, PRIMARY KEY (id, seq))"
 my_at "$dst" "CREATE TABLE accounts (id BIGINT PRIMARY KEY, owner TEXT NOT NULL, balance DECIMAL(12,2));
     CREATE TABLE transfers (id BIGINT, seq BIGINT, amount DECIMAL(12,2), note TEXT, PRIMARY KEY (id, seq))" || exit 1
+# Without --stagingCreateSchema a missing staging database is an error that names the flag.
+out=$(timeout 30 "$REPLICATOR" start --tlsSelfSigned --disableAuthentication \
+    --bindAddr 127.0.0.1:0 --targetConn "$dst" --stagingConn "$crdb" --stagingSchema "$staging_db" 2>&1)
+check "a missing staging database is an error without --stagingCreateSchema" "$?" 1
+check_contains "the error names the flag" "$out" "pass --stagingCreateSchema to have the replicator create it"
+check "and nothing was created" \
+    "$(psql "$crdb" -X -q -At -F '|' -c 'SHOW DATABASES' | grep -c "^$staging_db|")" 0
 start_replicator repl --tlsSelfSigned --disableAuthentication --bindAddr 127.0.0.1:0 \
-    --targetConn "$dst" --stagingConn "$crdb" --stagingSchema "$staging_db" \
+    --targetConn "$dst" --stagingConn "$crdb" --stagingSchema "$staging_db" --stagingCreateSchema \
     --flushPeriod 100ms || exit 1
 ready=$(grep 'staging schema ready' "$E2E_TMP/repl.log")
 check_contains "replicator staged on the stand-in, as on CockroachDB" "$ready" '"server":"CockroachDB"'

@@ -170,13 +170,49 @@ std::string staging_store::stage_table(const qualified_name& target_schema,
     return name;
 }
 
-result<void> staging_store::prepare() {
+result<bool> staging_store::schema_exists(target_session& db, std::string& why) {
+    // CockroachDB: the staging database's own information_schema (an error when the database
+    // does not exist). PostgreSQL: pg_namespace, which lists schemas the user cannot read too.
+    const std::string sql =
+        where_.cockroach
+            ? fmt::format(
+                  "SELECT count(*) FROM {}.information_schema.schemata WHERE "
+                  "schema_name = :p1",
+                  q(where_.database))
+            : std::string("SELECT count(*) FROM pg_catalog.pg_namespace WHERE nspname = :p1");
+    auto rows = db.query(sql, {where_.schema});
+    if (!rows) {
+        const retry_class retry = rows.error().retry();
+        if (where_.cockroach && retry != retry_class::reconnect &&
+            retry != retry_class::retry_now) {
+            why = rows.error().message();
+            return false;  // no such database
+        }
+        return rows.error().with_context("looking for the staging schema");
+    }
+    return !rows->empty() && !rows->front().empty() && rows->front()[0] && *rows->front()[0] != "0";
+}
+
+result<void> staging_store::prepare(bool create_schema) {
     auto s = session();
     if (!s) {
         return s.error();
     }
     target_session& db = **s;
-    if (where_.cockroach) {
+    if (!create_schema) {
+        std::string why;
+        auto found = schema_exists(db, why);
+        if (!found) {
+            return found.error();
+        }
+        if (!*found) {
+            return error{errc::invalid_argument,
+                         fmt::format("staging schema {} does not exist{}: check --stagingSchema, "
+                                     "create it, or pass --stagingCreateSchema to have the "
+                                     "replicator create it",
+                                     where_.to_string(), why.empty() ? "" : " (" + why + ")")};
+        }
+    } else if (where_.cockroach) {
         if (auto r = db.execute("CREATE DATABASE IF NOT EXISTS " + q(where_.database), {}); !r) {
             return r.error().with_context("creating the staging database");
         }

@@ -86,9 +86,11 @@ public:
 
     [[nodiscard]] const staging_location& location() const noexcept { return where_; }
 
-    /// Creates the database (CockroachDB), schema and shared tables if missing, then checks
-    /// (or writes) the layout version.
-    [[nodiscard]] result<void> prepare();
+    /// With `create_schema` (the app passes --stagingCreateSchema), creates the database
+    /// (CockroachDB) and schema if missing; without it, a missing one is an error naming the
+    /// flag, so a mistyped --stagingSchema cannot strand a backlog in a fresh schema. Then
+    /// creates the shared tables if missing and checks (or writes) the layout version.
+    [[nodiscard]] result<void> prepare(bool create_schema = true);
 
     /// The staging table name for a target table (lower case, <= 63 bytes).
     [[nodiscard]] static std::string stage_table(const qualified_name& target_schema,
@@ -142,6 +144,9 @@ public:
 private:
     [[nodiscard]] result<session_pool::lease> session();
     [[nodiscard]] result<void> ensure_table(target_session& s, const std::string& stage_table);
+    /// Whether the staging database and schema exist; `why` receives the database's message
+    /// when CockroachDB refused to look into a database (it does not exist).
+    [[nodiscard]] result<bool> schema_exists(target_session& db, std::string& why);
 
     session_pool& pool_;
     staging_location where_;
