@@ -48,7 +48,8 @@ constexpr flag flags[] = {
     {"httpReadTimeout", kind::duration, "1m0s",
      "the longest time to read one request (TLS handshake, headers and body)"},
     {"httpResponseTimeout", kind::duration, "2m0s",
-     "the longest time to handle one request once it is read"},
+     "the deadline of one request once it is read (the smaller of this and --applyTimeout): "
+     "waits for a connection and retries stop there, and the answer is 503"},
     {"immediate", kind::boolean, "",
      "apply each request directly to the target, then acknowledge it (eventually consistent)"},
     {"insecureHTTP", kind::boolean, "",
@@ -189,6 +190,16 @@ std::optional<bool> parse_bool(std::string_view s) {
     return std::nullopt;
 }
 
+// Whether `name` (without "--") is a boolean flag, supported or not.
+bool is_boolean_flag(std::string_view name) {
+    const auto supported = std::find_if(std::begin(flags), std::end(flags), [&](const flag& f) {
+        return f.name == name && f.type == kind::boolean;
+    });
+    return supported != std::end(flags) ||
+           std::find(std::begin(unsupported_bool_flags), std::end(unsupported_bool_flags), name) !=
+               std::end(unsupported_bool_flags);
+}
+
 bool readable_file(const std::string& path) {
     std::ifstream in(path);
     return in.good();
@@ -224,13 +235,23 @@ result<start_config> parse_start_flags(const std::vector<std::string_view>& raw_
     std::vector<std::string> problems;
     start_config cfg;
 
-    // -v, -vv and --verbose count up; pflag-style "--flag=value" and "--flag value" both work.
+    // -v, -vv and --verbose count up; pflag-style "--flag=value" and "--flag value" both work,
+    // except for booleans: as in pflag, "--flag" alone means true and a value must be attached
+    // ("--flag=false"), so "--disableAuthentication foo" leaves "foo" an unexpected argument.
     std::vector<std::string> args;
+    bool only_positionals = false;
     for (const std::string_view a : raw_args) {
-        if (a == "-v" || a == "--verbose") {
+        if (only_positionals) {
+            args.emplace_back(a);
+        } else if (a == "--") {
+            only_positionals = true;
+            args.emplace_back(a);
+        } else if (a == "-v" || a == "--verbose") {
             ++cfg.verbosity;
         } else if (a == "-vv") {
             cfg.verbosity += 2;
+        } else if (a.substr(0, 2) == "--" && is_boolean_flag(a.substr(2))) {
+            args.push_back(fmt::format("{}=true", a));
         } else {
             args.emplace_back(a);
         }
@@ -274,7 +295,8 @@ result<start_config> parse_start_flags(const std::vector<std::string_view>& raw_
     }
     if (vm.count("molt-positional") != 0U) {
         problems.push_back(fmt::format(
-            "unexpected argument \"{}\" (flags are written --name value or --name=value)",
+            "unexpected argument \"{}\" (flags are written --name value or --name=value; a "
+            "boolean flag takes no separate value: --name or --name=false)",
             vm["molt-positional"].as<std::vector<std::string>>().front()));
     }
 

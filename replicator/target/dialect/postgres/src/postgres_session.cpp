@@ -4,11 +4,35 @@
 #include <libpq-fe.h>
 #include <soci/postgresql/soci-postgresql.h>
 
+#include "molt/common/log.hpp"
 #include "molt/replicator/dialect/postgres.hpp"
 #include "molt/replicator/dialect/soci_session.hpp"
 
 namespace molt::replicator::postgres {
 namespace {
+
+// libpq's default prints NOTICE and WARNING messages (e.g. `relation "_replicator_progress"
+// already exists, skipping`) raw on stderr, between the JSON log lines. Log them instead:
+// WARNING at warn, everything else (NOTICE, INFO, DEBUG, LOG) at debug.
+void log_notice(void* /*unused*/, const PGresult* notice) {
+    const auto field = [notice](int code) -> std::string_view {
+        const char* value = PQresultErrorField(notice, code);
+        return value != nullptr ? value : "";
+    };
+    const std::string_view severity = field(PG_DIAG_SEVERITY_NONLOCALIZED);
+    std::string_view message = field(PG_DIAG_MESSAGE_PRIMARY);
+    if (message.empty()) {
+        message = PQresultErrorMessage(notice);
+    }
+    while (!message.empty() && (message.back() == '\n' || message.back() == ' ')) {
+        message.remove_suffix(1);
+    }
+    (severity == "WARNING" ? log::warn() : log::debug())
+        .str("severity", severity)
+        .str("sqlstate", field(PG_DIAG_SQLSTATE))
+        .str("notice", log::sanitize(message))
+        .msg("PostgreSQL notice");
+}
 
 class postgres_session final : public soci_session {
 public:
@@ -47,6 +71,8 @@ result<std::unique_ptr<target_session>> connect(const conn_url& url,
     }
     try {
         auto s = std::make_unique<soci::session>(soci::postgresql, conninfo);
+        auto* backend = static_cast<soci::postgresql_session_backend*>(s->get_backend());
+        PQsetNoticeReceiver(backend->conn_, &log_notice, nullptr);
         const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(statement_timeout);
         if (ms.count() > 0) {
             *s << fmt::format("SET statement_timeout = {}", ms.count());
