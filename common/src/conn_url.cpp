@@ -2,9 +2,12 @@
 
 #include <algorithm>
 #include <cctype>
+#include <chrono>
 
 #include <fmt/format.h>
 
+#include "molt/common/duration.hpp"
+#include "molt/common/log.hpp"
 #include "molt/common/percent.hpp"
 #include "molt/common/redact.hpp"
 
@@ -230,6 +233,93 @@ size_t find_dsn_network(std::string_view body, std::string_view& network) {
     return word_begin;
 }
 
+// Every query parameter a MySQL connection string may hold. MOLT's own TLS names; the
+// go-sql-driver names MOLT users write (tls, timeout, readTimeout, writeTimeout are mapped;
+// charset goes to the client; parseTime and loc=UTC describe what the replicator does anyway).
+constexpr std::string_view mysql_params[] = {
+    "sslmode",     "sslrootcert",  "sslcert", "sslkey",    "tls", "timeout",
+    "readTimeout", "writeTimeout", "charset", "parseTime", "loc"};
+
+// A go-sql-driver timeout as whole seconds (rounded up; SOCI takes seconds).
+result<long long> mysql_timeout_seconds(std::string_view key, std::string_view text) {
+    auto d = parse_duration(text);
+    if (!d) {
+        return invalid(fmt::format("bad {}={}: {}", key, log::sanitize(text), d.error().message()));
+    }
+    if (*d <= std::chrono::nanoseconds::zero()) {
+        return invalid(fmt::format("bad {}={}: must be more than zero", key, log::sanitize(text)));
+    }
+    return std::chrono::ceil<std::chrono::seconds>(*d).count();
+}
+
+// Checks a MySQL URL's parameters: unknown ones are named, supported ones checked. Returns the
+// sslmode that a go-sql-driver `tls` parameter stands for, if there is one.
+result<std::optional<ssl_mode>> check_mysql_params(
+    const std::vector<std::pair<std::string, std::string>>& params) {
+    std::string unknown;
+    size_t unknown_count = 0;
+    std::optional<ssl_mode> from_tls;
+    bool has_sslmode = false;
+    for (const auto& [key, value] : params) {
+        if (std::find(std::begin(mysql_params), std::end(mysql_params), key) ==
+            std::end(mysql_params)) {
+            unknown += fmt::format("{}\"{}\"", unknown.empty() ? "" : ", ", log::sanitize(key));
+            ++unknown_count;
+            continue;
+        }
+        if (key == "sslmode") {
+            has_sslmode = true;
+        } else if (key == "tls") {
+            static constexpr std::pair<std::string_view, ssl_mode> modes[] = {
+                {"true", ssl_mode::verify_full},
+                {"skip-verify", ssl_mode::require},
+                {"preferred", ssl_mode::prefer},
+                {"false", ssl_mode::disable}};
+            for (const auto& [name, mode] : modes) {
+                if (value == name) {
+                    from_tls = mode;
+                }
+            }
+            if (!from_tls) {
+                return invalid(fmt::format(
+                    "unsupported value tls={}: give sslmode (and sslrootcert, sslcert, sslkey) "
+                    "instead of a registered TLS configuration (tls=true, skip-verify, "
+                    "preferred or false are understood)",
+                    log::sanitize(value)));
+            }
+        } else if (key == "timeout" || key == "readTimeout" || key == "writeTimeout") {
+            auto seconds = mysql_timeout_seconds(key, value);
+            if (!seconds) {
+                return std::move(seconds).error();
+            }
+        } else if (key == "loc" && value != "UTC") {
+            return invalid(fmt::format(
+                "unsupported value loc={}: the replicator's MySQL sessions always run in UTC "
+                "(time_zone '+00:00'); leave loc out or write loc=UTC",
+                log::sanitize(value)));
+        } else if (key == "parseTime") {
+            static constexpr std::string_view bools[] = {"1", "t", "T", "true",  "TRUE",  "True",
+                                                         "0", "f", "F", "false", "FALSE", "False"};
+            if (std::find(std::begin(bools), std::end(bools), value) == std::end(bools)) {
+                return invalid(
+                    fmt::format("bad parseTime={}: expected true or false", log::sanitize(value)));
+            }
+        }
+    }
+    if (unknown_count > 0) {
+        std::string supported;
+        for (const std::string_view name : mysql_params) {
+            supported += fmt::format("{}{}", supported.empty() ? "" : ", ", name);
+        }
+        return invalid(fmt::format("unsupported MySQL connection parameter{}: {} (supported: {})",
+                                   unknown_count == 1 ? "" : "s", unknown, supported));
+    }
+    if (from_tls && has_sslmode) {
+        return invalid("give either sslmode or tls, not both");
+    }
+    return from_tls;
+}
+
 }  // namespace
 
 std::string_view to_string(ssl_mode mode) noexcept {
@@ -407,6 +497,15 @@ result<conn_url> conn_url::parse(std::string_view raw) {
         url.params_.emplace_back(std::move(*key), std::move(*value));
     }
 
+    if (url.dialect_ == dialect::mysql) {
+        auto from_tls = check_mysql_params(url.params_);
+        if (!from_tls) {
+            return std::move(from_tls).error();
+        }
+        if (*from_tls) {
+            url.tls_.mode = **from_tls;
+        }
+    }
     if (auto mode = url.param("sslmode")) {
         auto parsed = parse_ssl_mode(*mode);
         if (!parsed) {
@@ -560,6 +659,18 @@ std::string conn_url::soci_mysql() const {
     }
     if (auto charset = param("charset")) {
         append_kv(out, "charset", *charset);
+    }
+    // go-sql-driver's timeouts (checked by parse()) as SOCI's whole seconds.
+    static constexpr std::pair<std::string_view, std::string_view> timeouts[] = {
+        {"timeout", "connect_timeout"},
+        {"readTimeout", "read_timeout"},
+        {"writeTimeout", "write_timeout"}};
+    for (const auto& [ours, soci] : timeouts) {
+        if (auto value = param(ours)) {
+            if (auto seconds = mysql_timeout_seconds(ours, *value)) {
+                append_kv(out, soci, std::to_string(*seconds));
+            }
+        }
     }
     return out;
 }

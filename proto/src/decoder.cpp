@@ -5,6 +5,8 @@
 
 #include <fmt/format.h>
 
+#include "molt/proto/json.hpp"
+
 #include "arena.hpp"
 #include "json_reader.hpp"
 
@@ -639,6 +641,25 @@ result<batch> decode_ndjson(std::string body, const decode_limits& limits) {
     }
     d.group();
     return batch(std::move(s));
+}
+
+std::optional<std::string> json_document(const value& v) {
+    // Compact canonical text of {"__crdb_json_null__": true}, as the decoder produces it.
+    static constexpr std::string_view json_null_object = R"({"__crdb_json_null__":true})";
+    switch (v.kind) {
+    case value_kind::null: return std::nullopt;
+    case value_kind::boolean:
+    case value_kind::number: return std::string(v.text);
+    case value_kind::string: {
+        std::string out;
+        out.reserve(v.text.size() + 2);
+        write_crdb_string(out, v.text);
+        return out;
+    }
+    case value_kind::json:
+        return v.text == json_null_object ? std::string("null") : std::string(v.text);
+    }
+    return std::nullopt;
 }
 
 }  // namespace molt::proto

@@ -1,4 +1,10 @@
 // The immediate apply path against the throwaway MariaDB 10.11.
+#include <netdb.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <tuple>
+
 #include "molt/proto/crdb_types.hpp"
 #include "molt/test/json_builders.hpp"
 
@@ -191,4 +197,186 @@ TEST_CASE("mysql apply: bad requests name what is wrong and write nothing",
     CHECK(unknown_schema.error().message() == "unknown schema \"nope\": no such database");
     t.sql("DROP TABLE my_a");
     t.sql("DROP TABLE my_b");
+}
+
+// Issue 13, point 14: every JSON value a JSONB column can hold reaches a JSON column unchanged,
+// scalars at the top level included (MariaDB's JSON is LONGTEXT with a json_valid() check, so
+// the text stored is the text sent). A JSONB 'null' arrives as {"__crdb_json_null__": true} when
+// the changefeed has encode_json_value_null_as_object.
+TEST_CASE("mysql apply: JSON scalars, arrays and objects at the top level round-trip",
+          "[integration][mysql]") {
+    apply_stack t("MOLT_TEST_MYSQL_URL");
+    t.sql("DROP TABLE IF EXISTS my_json");
+    t.sql(
+        "CREATE TABLE my_json (id BIGINT PRIMARY KEY, j JSON, lt LONGTEXT) "
+        "CHARACTER SET utf8mb4");
+    const std::string tricky = "say \"hi\"\\ \n\t ünï 🦀";
+    // value, the JSON text stored, JSON_TYPE()
+    const std::vector<std::tuple<json, std::string, std::string>> cases = {
+        {json::boolean(true), "true", "BOOLEAN"},
+        {json::boolean(false), "false", "BOOLEAN"},
+        {str("pending"), R"("pending")", "STRING"},
+        {str("42"), R"("42")", "STRING"},
+        {str(""), R"("")", "STRING"},
+        {str(tricky), R"("say \"hi\"\\ \n\t ünï 🦀")", "STRING"},
+        {json::number("42"), "42", "INTEGER"},
+        {json::number("-1.5"), "-1.5", "DOUBLE"},
+        {json::number("1E+2"), "1E+2", ""},  // the text is what counts; JSON_TYPE not checked
+        {json::array({num(1), str("a"), json::null(), json::boolean(true)}), R"([1,"a",null,true])",
+         "ARRAY"},
+        {json::array(), "[]", "ARRAY"},
+        {obj({{"a", obj({{"b", str("c")}})}, {"n", json::null()}}), R"({"a":{"b":"c"},"n":null})",
+         "OBJECT"},
+        {obj({{"__crdb_json_null__", json::boolean(true)}}), "null", "NULL"},
+    };
+    std::vector<row> rows;
+    for (size_t i = 0; i < cases.size(); ++i) {
+        const auto id = static_cast<int64_t>(i + 1);
+        rows.push_back(
+            {"my_json", key({num(id)}), obj({{"id", num(id)}, {"j", std::get<0>(cases[i])}})});
+    }
+    // A plain text column keeps the string itself, not its JSON text.
+    rows.push_back({"my_json", key({num(99)}),
+                    obj({{"id", num(99)}, {"j", str("x")}, {"lt", str("pending")}})});
+    rows.push_back({"my_json", key({num(100)}), obj({{"id", num(100)}, {"j", json::null()}})});
+    auto applied = t.post(body(rows));
+    if (!applied) {
+        FAIL(applied.error().message());
+    }
+    for (size_t i = 0; i < cases.size(); ++i) {
+        const std::string id = std::to_string(i + 1);
+        INFO("case " << id << ": " << std::get<1>(cases[i]));
+        CHECK(t.one("SELECT CAST(j AS CHAR) FROM my_json WHERE id = " + id) ==
+              std::get<1>(cases[i]));
+        if (!std::get<2>(cases[i]).empty()) {
+            CHECK(t.one("SELECT JSON_TYPE(j) FROM my_json WHERE id = " + id) ==
+                  std::get<2>(cases[i]));
+        }
+    }
+    CHECK(t.one("SELECT JSON_UNQUOTE(j) FROM my_json WHERE id = 6") == tricky);
+    CHECK(t.one("SELECT lt FROM my_json WHERE id = 99") == "pending");
+    CHECK(t.one("SELECT CAST(COUNT(*) AS CHAR) FROM my_json WHERE id = 100 AND j IS NULL") == "1");
+    t.sql("DROP TABLE my_json");
+}
+
+// Issue 13, point 12: a black-holed server (one that accepts and never answers, or never
+// accepts) must not hold a thread for minutes: connecting is bounded by a timeout derived from
+// the apply timeout (at least 2 s, at most 10 s).
+TEST_CASE("mysql connect: a black-holed server fails within the connect timeout",
+          "[integration][mysql]") {
+    for (const bool accepting : {true, false}) {
+        INFO((accepting ? "accepts, never answers" : "never accepts"));
+        black_hole hole(accepting);
+        const auto url =
+            molt::conn_url::parse(fmt::format("mysql://app:app@127.0.0.1:{}/appdb", hole.port()))
+                .value();
+        check_connect_bounded(hole, std::chrono::seconds(2),
+                              [&] { return mysql::connect(url, std::chrono::seconds(2)); });
+    }
+}
+
+namespace {
+
+// This machine's name when it resolves to 127.0.0.1 (a name the test server's certificate,
+// made for localhost and 127.0.0.1, does not hold), or "".
+std::string other_name_for_loopback() {
+    char name[256] = {};
+    if (::gethostname(name, sizeof name - 1) != 0 || std::string_view(name) == "localhost") {
+        return "";
+    }
+    addrinfo hints{};
+    hints.ai_family = AF_INET;
+    addrinfo* found = nullptr;
+    if (::getaddrinfo(name, nullptr, &hints, &found) != 0) {
+        return "";
+    }
+    bool loopback = false;
+    for (const addrinfo* a = found; a != nullptr; a = a->ai_next) {
+        const auto* in = reinterpret_cast<const sockaddr_in*>(a->ai_addr);
+        loopback = loopback || ntohl(in->sin_addr.s_addr) == INADDR_LOOPBACK;
+    }
+    ::freeaddrinfo(found);
+    return loopback ? name : "";
+}
+
+}  // namespace
+
+// Issue 13, point 15: sslmode=verify-ca and verify-full are enforced on MySQL targets: the
+// server's certificate must chain to sslrootcert, and for verify-full be valid for the host.
+TEST_CASE("mysql connect: sslmode verify-ca and verify-full check the server's certificate",
+          "[integration][mysql]") {
+    const auto base = molt::conn_url::parse(molt::test::server_url("MOLT_TEST_MYSQL_URL")).value();
+    const char* tls_dir = std::getenv("MOLT_TEST_TLS_DIR");
+    if (tls_dir == nullptr) {
+        FAIL("MOLT_TEST_TLS_DIR is not set (test/support/db/with-dbs.sh sets it)");
+    }
+    const std::string dir = tls_dir;
+    auto url = [&](const std::string& host, const std::string& query) {
+        return molt::conn_url::parse(fmt::format("mysql://app:app@{}:{}/appdb?{}", host,
+                                                 base.port_or_default(), query))
+            .value();
+    };
+    auto cipher = [](target_session& s) {
+        auto rows = s.query(
+            "SELECT VARIABLE_VALUE FROM information_schema.SESSION_STATUS "
+            "WHERE VARIABLE_NAME = 'Ssl_cipher'",
+            {});
+        REQUIRE(rows);
+        REQUIRE(rows->size() == 1);
+        return rows->front()[0].value_or("");
+    };
+    const std::string ca = "sslrootcert=" + dir + "/ca.crt";
+    const std::string client = "&sslcert=" + dir + "/client.crt&sslkey=" + dir + "/client.key";
+
+    SECTION("the right CA and host: connected over TLS") {
+        for (const std::string host : {"127.0.0.1", "localhost"}) {
+            for (const std::string mode : {"require", "verify-ca", "verify-full"}) {
+                INFO(host << " sslmode=" << mode);
+                auto s = mysql::connect(url(host, "sslmode=" + mode + "&" + ca + client),
+                                        std::chrono::seconds(10));
+                if (!s) {
+                    FAIL(s.error().message());
+                }
+                CHECK_FALSE(cipher(**s).empty());
+            }
+        }
+    }
+    SECTION("a host name the certificate does not hold: verify-full refuses, verify-ca accepts") {
+        const std::string other = other_name_for_loopback();
+        if (other.empty()) {
+            WARN("no name other than localhost resolves to 127.0.0.1 here; not checked");
+            return;
+        }
+        auto full =
+            mysql::connect(url(other, "sslmode=verify-full&" + ca), std::chrono::seconds(10));
+        REQUIRE_FALSE(full);
+        INFO(full.error().message());
+        CHECK(full.error().message().find("not valid for host \"" + other + "\"") !=
+              std::string::npos);
+        CHECK(full.error().message().find("sslmode=verify-full") != std::string::npos);
+        auto verify_ca =
+            mysql::connect(url(other, "sslmode=verify-ca&" + ca), std::chrono::seconds(10));
+        if (!verify_ca) {
+            FAIL(verify_ca.error().message());
+        }
+        CHECK_FALSE(cipher(**verify_ca).empty());
+    }
+    SECTION("a CA that did not sign the server's certificate: refused") {
+        const std::string other_ca =
+            fmt::format("/tmp/molt-test-other-ca-{}.crt", static_cast<long>(::getpid()));
+        const std::string command =
+            "openssl req -x509 -newkey rsa:2048 -nodes -keyout /dev/null -out '" + other_ca +
+            "' -days 1 -subj '/CN=another CA' >/dev/null 2>&1";
+        REQUIRE(std::system(command.c_str()) == 0);
+        for (const std::string mode : {"require", "verify-ca", "verify-full"}) {
+            INFO("sslmode=" << mode);
+            auto s =
+                mysql::connect(url("127.0.0.1", "sslmode=" + mode + "&sslrootcert=" + other_ca),
+                               std::chrono::seconds(10));
+            REQUIRE_FALSE(s);
+            INFO(s.error().message());
+            CHECK(s.error().message().find("certificate") != std::string::npos);
+        }
+        std::remove(other_ca.c_str());
+    }
 }

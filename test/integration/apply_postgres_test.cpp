@@ -215,3 +215,76 @@ TEST_CASE("postgres apply: bad requests name what is wrong and write nothing",
           "unknown schema \"appdb.nope\": database \"appdb\" has no schema \"nope\"");
     t.sql("DROP TABLE pg_a, pg_b");
 }
+
+// Issue 13, point 14: every JSON value a JSONB column can hold reaches JSON and JSONB columns
+// unchanged, scalars at the top level included. A JSONB 'null' arrives as
+// {"__crdb_json_null__": true} when the changefeed has encode_json_value_null_as_object.
+TEST_CASE("postgres apply: JSON scalars, arrays and objects at the top level round-trip",
+          "[integration][postgres]") {
+    apply_stack t("MOLT_TEST_PG_URL");
+    t.sql("DROP TABLE IF EXISTS pg_json");
+    t.sql("CREATE TABLE pg_json (id bigint PRIMARY KEY, jb jsonb, js json)");
+    const std::string tricky = "say \"hi\"\\ \n\t ünï 🦀";
+    const std::vector<std::pair<json, std::string>> cases = {
+        {json::boolean(true), "true"},
+        {json::boolean(false), "false"},
+        {str("pending"), R"("pending")"},
+        {str("42"), R"("42")"},
+        {str(""), R"("")"},
+        {str(tricky), R"("say \"hi\"\\ \n\t ünï 🦀")"},
+        {json::number("42"), "42"},
+        {json::number("-1.5"), "-1.5"},
+        {json::number("1E+2"), "1E+2"},
+        {json::array({num(1), str("a"), json::null(), json::boolean(true)}),
+         R"([1, "a", null, true])"},
+        {json::array(), "[]"},
+        {obj({{"a", obj({{"b", str("c")}})}, {"n", json::null()}}),
+         R"({"a": {"b": "c"}, "n": null})"},
+        {obj({{"__crdb_json_null__", json::boolean(true)}}), "null"},
+    };
+    std::vector<row> rows;
+    for (size_t i = 0; i < cases.size(); ++i) {
+        const auto id = static_cast<int64_t>(i + 1);
+        rows.push_back({"pg_json", key({num(id)}),
+                        obj({{"id", num(id)}, {"jb", cases[i].first}, {"js", cases[i].first}})});
+    }
+    rows.push_back({"pg_json", key({num(100)}),
+                    obj({{"id", num(100)}, {"jb", json::null()}, {"js", json::null()}})});
+    auto applied = t.post(body(rows));
+    if (!applied) {
+        FAIL(applied.error().message());
+    }
+    for (size_t i = 0; i < cases.size(); ++i) {
+        const std::string id = std::to_string(i + 1);
+        INFO("case " << id << ": " << cases[i].second);
+        // jsonb is compared as a value (its text form normalises spacing and numbers); json
+        // keeps the text it was given.
+        const std::string literal = "'" + cases[i].second + "'::jsonb";  // no ' in any case
+        CHECK(t.one("SELECT (jb = " + literal + ")::text FROM pg_json WHERE id = " + id) == "true");
+        CHECK(t.one("SELECT (js::jsonb = " + literal + ")::text FROM pg_json WHERE id = " + id) ==
+              "true");
+    }
+    CHECK(t.one("SELECT jsonb_typeof(jb) || '/' || json_typeof(js) FROM pg_json WHERE id = 3") ==
+          "string/string");
+    CHECK(t.one("SELECT jsonb_typeof(jb) || '/' || json_typeof(js) FROM pg_json WHERE id = 13") ==
+          "null/null");
+    CHECK(t.one("SELECT (jb IS NULL AND js IS NULL)::text FROM pg_json WHERE id = 100") == "true");
+    t.sql("DROP TABLE pg_json");
+}
+
+// Issue 13, point 12: a black-holed server (one that accepts and never answers, or never
+// accepts) must not hold a thread for minutes: connecting is bounded by a timeout derived from
+// the apply timeout (at least 2 s, libpq's minimum; at most 10 s).
+TEST_CASE("postgres connect: a black-holed server fails within the connect timeout",
+          "[integration][postgres]") {
+    for (const bool accepting : {true, false}) {
+        INFO((accepting ? "accepts, never answers" : "never accepts"));
+        black_hole hole(accepting);
+        const auto url =
+            molt::conn_url::parse(
+                fmt::format("postgres://app:app@127.0.0.1:{}/appdb?sslmode=disable", hole.port()))
+                .value();
+        check_connect_bounded(hole, std::chrono::seconds(2),
+                              [&] { return postgres::connect(url, std::chrono::seconds(2)); });
+    }
+}

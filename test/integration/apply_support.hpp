@@ -2,11 +2,18 @@
 // The immediate apply path wired to a real target, for integration tests: dialect, pool, schema
 // cache, applier, plus an admin session for setup and checks.
 
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <future>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include <catch2/catch.hpp>
+#include <fmt/format.h>
 
 #include "molt/common/conn_url.hpp"
 #include "molt/common/metrics.hpp"
@@ -106,6 +113,75 @@ inline std::string body(const std::vector<row>& rows) {
         encoded.push_back(proto::encode_message(m));
     }
     return proto::encode_payload(encoded);
+}
+
+/// A TCP listener on 127.0.0.1 that never answers: `accepting` lets the kernel complete the
+/// handshake and then never reads or writes; otherwise its one-slot backlog is filled first, so
+/// a new connection's SYN is dropped and connect() itself hangs.
+class black_hole {
+public:
+    explicit black_hole(bool accepting) {
+        fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+        REQUIRE(fd_ >= 0);
+        sockaddr_in addr{};
+        addr.sin_family = AF_INET;
+        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        REQUIRE(::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+        REQUIRE(::listen(fd_, 0) == 0);
+        socklen_t len = sizeof addr;
+        REQUIRE(::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
+        port_ = ntohs(addr.sin_port);
+        if (!accepting) {
+            // Backlog 0 holds one connection; the second and later SYNs are dropped.
+            for (int i = 0; i < 2; ++i) {
+                const int filler = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+                REQUIRE(filler >= 0);
+                (void)::connect(filler, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+                fillers_.push_back(filler);
+            }
+        }
+    }
+    ~black_hole() { close(); }
+    black_hole(const black_hole&) = delete;
+    black_hole& operator=(const black_hole&) = delete;
+
+    [[nodiscard]] uint16_t port() const noexcept { return port_; }
+    /// Closes the listener: every queued connection is reset, so a hung client returns.
+    void close() {
+        for (const int f : fillers_) {
+            ::close(f);
+        }
+        fillers_.clear();
+        if (fd_ >= 0) {
+            ::close(fd_);
+            fd_ = -1;
+        }
+    }
+
+private:
+    int fd_ = -1;
+    uint16_t port_ = 0;
+    std::vector<int> fillers_;
+};
+
+/// Runs `connect` against a black hole and checks that it fails within `bound`; if it is still
+/// hanging after `bound` plus a grace, the black hole is closed so the test ends either way.
+template <typename Connect>
+void check_connect_bounded(black_hole& hole, std::chrono::seconds bound, Connect connect) {
+    const auto start = std::chrono::steady_clock::now();
+    auto attempt = std::async(std::launch::async, connect);
+    const bool in_time =
+        attempt.wait_for(bound + std::chrono::seconds(3)) == std::future_status::ready;
+    if (!in_time) {
+        hole.close();
+    }
+    auto session = attempt.get();
+    const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::chrono::steady_clock::now() - start);
+    INFO("connect took " << took.count() << " ms; bound " << bound.count() << " s");
+    CHECK(in_time);
+    REQUIRE_FALSE(session);
+    CHECK(session.error().retry() == retry_class::reconnect);
 }
 
 inline proto::json pg(std::string_view type, std::optional<std::string_view> text) {

@@ -264,3 +264,59 @@ TEST_CASE("conn_url: redacted() hides passwords in userinfo and in parameters", 
     CHECK(redacted == "postgres://app@h/db?password=xxxxx&sslpassword=xxxxx&sslmode=require");
     CHECK(u.to_url().find("hunter2") != std::string::npos);
 }
+
+// Issue 13, point 15: every MySQL query parameter is either mapped or refused by name, and the
+// go-sql-driver spellings MOLT users write map to what they mean.
+TEST_CASE("conn_url: MySQL parameters are mapped or refused by name", "[conn_url]") {
+    SECTION("go-sql-driver timeouts become SOCI's (whole seconds, rounded up)") {
+        const conn_url u =
+            parse_ok("mysql://app:app@db:3306/molt?timeout=5s&readTimeout=1m30s&writeTimeout=1ms");
+        CHECK(u.soci_mysql() ==
+              "host=db port=3306 dbname=molt user=app password=app connect_timeout=5 "
+              "read_timeout=90 write_timeout=1");
+    }
+    SECTION("tls is the go-sql-driver spelling of sslmode") {
+        CHECK(parse_ok("mysql://a@h/d?tls=true&sslrootcert=ca.crt").tls().mode ==
+              ssl_mode::verify_full);
+        CHECK(parse_ok("mysql://a@h/d?tls=skip-verify&sslrootcert=ca.crt").tls().mode ==
+              ssl_mode::require);
+        CHECK(parse_ok("mysql://a@h/d?tls=preferred").tls().mode == ssl_mode::prefer);
+        CHECK(parse_ok("mysql://a@h/d?tls=false").tls().mode == ssl_mode::disable);
+    }
+    SECTION("parameters that change nothing for the replicator are accepted") {
+        CHECK(parse_ok("mysql://a@h/d?parseTime=true&loc=UTC&charset=utf8mb4").soci_mysql() ==
+              "host=h port=3306 dbname=d user=a charset=utf8mb4");
+    }
+    struct bad_case {
+        const char* input;
+        const char* message;
+    };
+    const bad_case cases[] = {
+        {"mysql://a@h/d?foo=1&collation=utf8mb4_bin&allowNativePasswords=true",
+         "unsupported MySQL connection parameters: \"foo\", \"collation\", "
+         "\"allowNativePasswords\" (supported: sslmode, sslrootcert, sslcert, sslkey, tls, "
+         "timeout, readTimeout, writeTimeout, charset, parseTime, loc)"},
+        {"mysql://a@h/d?tls=custom",
+         "unsupported value tls=custom: give sslmode (and sslrootcert, sslcert, sslkey) instead "
+         "of a registered TLS configuration (tls=true, skip-verify, preferred or false are "
+         "understood)"},
+        {"mysql://a@h/d?tls=true&sslmode=verify-full&sslrootcert=ca.crt",
+         "give either sslmode or tls, not both"},
+        {"mysql://a@h/d?tls=true",
+         "sslmode=verify-full needs sslrootcert (the CA certificate file) for a MySQL connection"},
+        {"mysql://a@h/d?timeout=soon",
+         "bad timeout=soon: bad duration \"soon\": expected a number (expected e.g. 250ms, 1s, "
+         "1m30s)"},
+        {"mysql://a@h/d?readTimeout=0s", "bad readTimeout=0s: must be more than zero"},
+        {"mysql://a@h/d?loc=Local",
+         "unsupported value loc=Local: the replicator's MySQL sessions always run in UTC "
+         "(time_zone '+00:00'); leave loc out or write loc=UTC"},
+        {"mysql://a@h/d?parseTime=maybe", "bad parseTime=maybe: expected true or false"},
+    };
+    for (const auto& c : cases) {
+        INFO("input: " << c.input);
+        auto parsed = conn_url::parse(c.input);
+        REQUIRE_FALSE(parsed);
+        CHECK(parsed.error().message() == c.message);
+    }
+}

@@ -10,7 +10,10 @@
 // User, password, database and query values are percent-decoded ('+' in the query is a space,
 // as Go reads it). Passwords with any of : / ? # @ % must be percent-encoded, in both MySQL
 // forms. TLS parameters (sslmode, sslrootcert, sslcert, sslkey) are checked here; whether the
-// files exist is checked when connecting. Error messages never contain the password.
+// files exist is checked when connecting. A MySQL URL takes only the parameters it can honour
+// (sslmode, sslrootcert, sslcert, sslkey; go-sql-driver's tls, timeout, readTimeout,
+// writeTimeout, charset, parseTime, loc=UTC); any other is refused by name. Error messages never
+// contain the password.
 
 #include <cstdint>
 #include <optional>
@@ -67,8 +70,11 @@ public:
     [[nodiscard]] std::string to_url() const;
     /// libpq key=value conninfo (also what SOCI's postgresql backend takes). PostgreSQL only.
     [[nodiscard]] std::string libpq_conninfo() const;
-    /// SOCI mysql backend connection string. MySQL only. SOCI 4.0.3 can pass the CA, certificate
-    /// and key files but cannot demand server-certificate verification (see common/README.md).
+    /// SOCI mysql backend connection string. MySQL only. Carries the CA, certificate and key
+    /// files and the go-sql-driver timeouts (timeout, readTimeout, writeTimeout as
+    /// connect_timeout, read_timeout, write_timeout in whole seconds). SOCI 4.0.3 cannot demand
+    /// server-certificate verification: the replicator's MySQL dialect checks the certificate
+    /// after the handshake (see common/README.md).
     [[nodiscard]] std::string soci_mysql() const;
 
 private:

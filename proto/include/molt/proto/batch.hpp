@@ -10,6 +10,7 @@
 #include <memory>
 #include <optional>
 #include <span>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -32,6 +33,14 @@ struct value {
     [[nodiscard]] bool is_null() const noexcept { return kind == value_kind::null; }
     friend bool operator==(const value&, const value&) = default;
 };
+
+/// The JSON document a JSON/JSONB column holds for `v`, as compact JSON text: a JSONB column
+/// arrives as its JSON value, so a top-level string is written as a JSON string ("pending"),
+/// booleans and numbers as themselves, objects and arrays as their text. The object
+/// {"__crdb_json_null__": true} (a JSONB 'null' under encode_json_value_null_as_object) is the
+/// JSON null. nullopt: SQL NULL (a plain `null` cannot be told from a JSONB 'null' without that
+/// option, and is taken as SQL NULL).
+[[nodiscard]] std::optional<std::string> json_document(const value& v);
 
 struct column {
     std::string_view name;

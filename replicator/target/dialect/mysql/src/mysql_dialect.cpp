@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "molt/common/time_format.hpp"
+#include "molt/proto/batch.hpp"
 #include "molt/replicator/dialect/mysql.hpp"
 
 namespace molt::replicator::mysql {
@@ -29,6 +30,11 @@ bool is_geometry(const column_info& c) {
 }
 bool is_datetime(const column_info& c) {
     return one_of(c.type_name, {"datetime", "timestamp"});
+}
+// MySQL's JSON type, and MariaDB's (LONGTEXT with a json_valid() check, which introspection
+// reports as "json").
+bool is_json(const column_info& c) {
+    return c.type_name == "json";
 }
 bool is_floating(const column_info& c) {
     return one_of(c.type_name, {"float", "double", "real", "decimal", "numeric"});
@@ -136,6 +142,11 @@ public:
                                                   const proto::value& v) const override {
         using kind = proto::value_kind;
         const std::string_view text = v.text;
+        if (is_json(c)) {
+            // The changefeed sends a JSONB value as itself: true must stay the JSON true (not
+            // the 1 of a BOOLEAN column), "pending" must become the JSON string.
+            return proto::json_document(v);
+        }
         switch (v.kind) {
         case kind::null: return std::optional<std::string>();
         case kind::boolean: return std::optional<std::string>(text == "true" ? "1" : "0");
@@ -210,7 +221,7 @@ result<schema_snapshot> mysql_dialect::introspect(target_session& s,
                                  schema.to_string())};
     }
     auto db = s.query(
-        "SELECT schema_name FROM information_schema.schemata "
+        "SELECT schema_name, VERSION() FROM information_schema.schemata "
         "WHERE lower(schema_name) = lower(:p1) ORDER BY schema_name = :p2 DESC LIMIT 1",
         {schema.parts[0], schema.parts[0]});
     if (!db) {
@@ -221,6 +232,7 @@ result<schema_snapshot> mysql_dialect::introspect(target_session& s,
                      fmt::format("unknown schema \"{}\": no such database", schema.to_string())};
     }
     const std::string database = *db->front()[0];
+    const bool mariadb = db->front()[1].value_or("").find("MariaDB") != std::string::npos;
     auto columns = s.query(
         "SELECT c.table_name, c.column_name, c.column_type, lower(c.data_type), "
         "CASE WHEN c.generation_expression IS NOT NULL AND c.generation_expression <> '' "
@@ -245,6 +257,25 @@ result<schema_snapshot> mysql_dialect::introspect(target_session& s,
     if (!fks) {
         return std::move(fks).error();
     }
+    // MariaDB's JSON is LONGTEXT with a column check json_valid(`name`) (information_schema
+    // reports longtext); MySQL reports json itself and has no table_name in check_constraints.
+    std::vector<sql_row> json_checks;
+    if (mariadb) {
+        auto checks = s.query(
+            "SELECT table_name, check_clause FROM information_schema.check_constraints "
+            "WHERE constraint_schema = :p1 AND check_clause LIKE 'json\\_valid(%'",
+            {database});
+        if (!checks) {
+            return std::move(checks).error();
+        }
+        json_checks = std::move(*checks);
+    }
+    auto is_json_checked = [&](const std::string& table, const std::string& column) {
+        const std::string clause = "json_valid(" + q(column) + ")";
+        return std::any_of(json_checks.begin(), json_checks.end(), [&](const sql_row& r) {
+            return r[0] == table && r[1] && ident_equal(*r[1], clause);
+        });
+    };
     schema_snapshot out;
     out.schema = schema;
     for (const sql_row& row : *columns) {
@@ -262,6 +293,9 @@ result<schema_snapshot> mysql_dialect::introspect(target_session& s,
         c.generated = row[4] == "true";
         c.default_expr = row[5];
         c.pk_position = std::stoi(*row[6]);
+        if (c.type_name == "longtext" && is_json_checked(table, c.name)) {
+            c.type_name = "json";
+        }
         out.tables.back().columns.push_back(std::move(c));
     }
     for (table_info& t : out.tables) {

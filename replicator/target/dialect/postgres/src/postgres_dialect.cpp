@@ -1,6 +1,7 @@
 #include <fmt/format.h>
 
 #include "molt/common/log.hpp"
+#include "molt/proto/batch.hpp"
 #include "molt/proto/json.hpp"
 #include "molt/replicator/dialect/postgres.hpp"
 
@@ -13,6 +14,10 @@ std::string q(std::string_view name) {
 
 bool is_geometry(const column_info& c) {
     return c.type_name == "geometry" || c.type_name == "geography";
+}
+
+bool is_json(const column_info& c) {
+    return !c.array && (c.type_name == "jsonb" || c.type_name == "json");
 }
 
 // Parameter n cast to the column's type. SOCI's :pN placeholders (it sends them as $N): with
@@ -116,6 +121,11 @@ public:
 
     result<std::optional<std::string>> bind_value(const column_info& c,
                                                   const proto::value& v) const override {
+        if (is_json(c)) {
+            // The changefeed sends a JSONB value as itself: "pending" must become the JSON
+            // string, not the bare word.
+            return proto::json_document(v);
+        }
         switch (v.kind) {
         case proto::value_kind::null: return std::optional<std::string>();
         case proto::value_kind::json:

@@ -1,5 +1,8 @@
 // PostgreSQL sessions: SOCI postgresql, errors classified by SQLSTATE, broken connections
 // detected from libpq's status.
+#include <algorithm>
+#include <utility>
+
 #include <fmt/format.h>
 #include <libpq-fe.h>
 #include <soci/postgresql/soci-postgresql.h>
@@ -61,11 +64,38 @@ private:
     }
 };
 
+// libpq's network bounds, unless the URL sets them: connecting (TCP, TLS, authentication)
+// within the statement timeout, at least 2 s (libpq's minimum) and at most 10 s; keepalives so
+// a silent peer is noticed while waiting for an answer; and tcp_user_timeout, so data the
+// server never acknowledges (a black-holed connection) fails the call after the statement
+// timeout plus 5 s instead of the kernel's ~15 minutes of retransmissions.
+std::string with_timeouts(const conn_url& url, std::chrono::nanoseconds statement_timeout) {
+    std::string out = url.libpq_conninfo();
+    const bool bounded = statement_timeout > std::chrono::nanoseconds::zero();
+    const long long seconds = std::chrono::ceil<std::chrono::seconds>(statement_timeout).count();
+    const long long connect = bounded ? std::clamp<long long>(seconds, 2, 10) : 10;
+    const long long unacknowledged_ms = bounded ? (seconds + 5) * 1000 : 60'000;
+    const std::pair<std::string_view, std::string> defaults[] = {
+        {"connect_timeout", std::to_string(connect)},
+        {"keepalives", "1"},
+        {"keepalives_idle", "10"},
+        {"keepalives_interval", "5"},
+        {"keepalives_count", "3"},
+        {"tcp_user_timeout", std::to_string(unacknowledged_ms)},
+    };
+    for (const auto& [key, value] : defaults) {
+        if (!url.param(key)) {
+            out += fmt::format(" {}={}", key, value);
+        }
+    }
+    return out;
+}
+
 }  // namespace
 
 result<std::unique_ptr<target_session>> connect(const conn_url& url,
                                                 std::chrono::nanoseconds statement_timeout) {
-    std::string conninfo = url.libpq_conninfo();
+    std::string conninfo = with_timeouts(url, statement_timeout);
     if (!url.param("application_name")) {
         conninfo += " application_name=replicator";
     }

@@ -8,9 +8,10 @@
 // Values are sent as text and converted by the server, except: BYTES go as hex through UNHEX(),
 // BIT through CAST(... AS UNSIGNED), GEOMETRY through ST_GeomFromGeoJSON(); booleans become 1/0;
 // TIMESTAMPTZ becomes UTC "YYYY-MM-DD HH:MM:SS.ffffff" (sessions run with time_zone '+00:00');
-// NaN and infinities are refused (MySQL cannot store them). Sessions use utf8mb4 and add
-// STRICT_ALL_TABLES to the sql_mode, so bad data fails instead of being truncated. Errors are
-// classified by MySQL error number, not SQLSTATE.
+// NaN and infinities are refused (MySQL cannot store them); a JSON column (MariaDB: LONGTEXT
+// with a json_valid() check) takes the value's JSON text (proto::json_document). Sessions use
+// utf8mb4 and add STRICT_ALL_TABLES to the sql_mode, so bad data fails instead of being
+// truncated. Errors are classified by MySQL error number, not SQLSTATE.
 
 #include <chrono>
 #include <memory>
@@ -22,7 +23,11 @@ namespace molt::replicator::mysql {
 
 [[nodiscard]] std::unique_ptr<target_dialect> make_dialect();
 
-/// Opens a session; `lock_timeout` bounds lock waits (innodb_lock_wait_timeout).
+/// Opens a session; `lock_timeout` bounds lock waits (innodb_lock_wait_timeout), connecting
+/// (clamped to 2..10 s) and each read and write (`lock_timeout` + 5 s), unless the URL sets
+/// timeout/readTimeout/writeTimeout. With sslmode require, verify-ca or verify-full the session
+/// is refused unless TLS is in use with a certificate that chains to sslrootcert and, for
+/// verify-full, is valid for the URL's host — checked before any statement runs.
 [[nodiscard]] result<std::unique_ptr<target_session>> connect(
     const conn_url& url, std::chrono::nanoseconds lock_timeout);
 

@@ -20,7 +20,10 @@ namespace molt::replicator::postgres {
 
 [[nodiscard]] std::unique_ptr<target_dialect> make_dialect();
 
-/// Opens a session; `statement_timeout` bounds each statement (0: none).
+/// Opens a session; `statement_timeout` bounds each statement (0: none), connecting (clamped
+/// to 2..10 s; 10 s when 0) and unacknowledged writes (tcp_user_timeout, `statement_timeout` +
+/// 5 s), with TCP keepalives — unless the URL sets connect_timeout, keepalives* or
+/// tcp_user_timeout. JSON/JSONB columns take the value's JSON text (proto::json_document).
 [[nodiscard]] result<std::unique_ptr<target_session>> connect(
     const conn_url& url, std::chrono::nanoseconds statement_timeout);
 
