@@ -27,8 +27,8 @@ struct flag {
 // The flags of `replicator start`, in help order.
 constexpr flag flags[] = {
     {"allowBackwardsCheckpoint", kind::boolean, "",
-     "acknowledge and ignore resolved timestamps older than the newest one (after a changefeed "
-     "was recreated with an older cursor) instead of refusing them"},
+     "accepted for compatibility: resolved timestamps older than the newest one (a restarted or "
+     "recreated changefeed) are always acknowledged and ignored now"},
     {"applyTimeout", kind::duration, "30s",
      "the maximum time a request or a target transaction may spend applying"},
     {"bindAddr", kind::string, ":26258", "the network address to bind to"},

@@ -232,28 +232,210 @@ void resolved_timestamps(const std::string& env) {
     REQUIRE(s.resolve(20));
     REQUIRE(s.resolve(20));  // a duplicate is fine
     s.wait_committed(20);
-    auto backwards = s.resolve(15);
-    REQUIRE_FALSE(backwards);
-    CHECK(backwards.error().code() == molt::errc::invalid_argument);
-    CHECK_THAT(backwards.error().message(), Catch::Contains("is going backwards") &&
-                                                Catch::Contains("--allowBackwardsCheckpoint"));
-    CHECK(s.metrics.counter("checkpoint_proposed_going_backwards_errors", "", {"schema"})
-              .with({s.target.schema.to_string()})
-              .value() == 1);
+    // An older resolved timestamp (a changefeed that restarted from its persisted high-water
+    // mark re-sends them) says nothing new: acknowledged, counted, and it changes nothing.
+    REQUIRE(s.resolve(15));
+    REQUIRE(s.resolve(12));
+    const std::string label = s.target.schema.to_string();
+    CHECK(s.counter("checkpoint_proposed_going_backwards_errors", {label}) == 2);
+    CHECK(s.applier->committed(s.target.schema) == at(20));
+    CHECK(
+        s.metrics.gauge("checkpoint_proposed_time_seconds", "", {"schema"}).with({label}).value() ==
+        Approx(static_cast<double>(at(20).wall()) / 1e9));
 
     // Rows staged above the checkpoint survive a restart; the new process resumes from the
     // target's committed checkpoint and applies them once resolved.
     REQUIRE(s.post({{"it_parent", key({num(2)}), parent(2, "b"), 30}}));
-    s.options.allow_backwards_checkpoint = true;
     s.restart();
     CHECK(s.applier->committed(s.target.schema) <= at(20));
-    REQUIRE(s.resolve(15));  // acknowledged and ignored now
+    REQUIRE(s.resolve(15));  // acknowledged in a new process too
     REQUIRE(s.resolve(35));
     s.wait_committed(35);
     CHECK(s.rows_of("it_parent") == std::vector<std::string>{"1:a", "2:b"});
     // The progress table holds one row: the committed checkpoint.
     CHECK(s.target.column("SELECT last_nanos FROM _replicator_progress") ==
           std::vector<std::optional<std::string>>{std::to_string(at(35).wall())});
+}
+
+// Runs one statement on the target's admin session (function bodies hold "; ").
+void statement(consistent_stack& s, const std::string& text) {
+    auto done = s.target.admin->execute(text, {});
+    if (!done) {
+        FAIL(text << ": " << done.error().message());
+    }
+}
+
+// Counts every row version a committed target transaction writes into it_parent (it_applied:
+// one row per id per write), so a test can tell "applied once" from "applied twice".
+void count_parent_writes(consistent_stack& s) {
+    const bool pg = s.target.url.dialect() == molt::dialect::postgres;
+    s.target.sql("DROP TABLE IF EXISTS it_applied; CREATE TABLE it_applied (id BIGINT NOT NULL)");
+    if (pg) {
+        statement(
+            s,
+            "CREATE OR REPLACE FUNCTION it_count_write() RETURNS trigger LANGUAGE plpgsql AS $$ "
+            "BEGIN INSERT INTO it_applied VALUES (NEW.id); RETURN NEW; END $$");
+        s.target.sql(
+            "CREATE TRIGGER it_count_write AFTER INSERT OR UPDATE ON it_parent FOR EACH ROW "
+            "EXECUTE FUNCTION it_count_write()");
+    } else {
+        s.target.sql(
+            "CREATE TRIGGER it_count_insert AFTER INSERT ON it_parent FOR EACH ROW INSERT INTO "
+            "it_applied VALUES (NEW.id)");
+        s.target.sql(
+            "CREATE TRIGGER it_count_update AFTER UPDATE ON it_parent FOR EACH ROW INSERT INTO "
+            "it_applied VALUES (NEW.id)");
+    }
+}
+
+/// "id:writes" for each id written since count_parent_writes.
+std::vector<std::optional<std::string>> parent_writes(consistent_stack& s) {
+    const bool pg = s.target.url.dialect() == molt::dialect::postgres;
+    return s.target.column(pg ? "SELECT id || ':' || count(*) FROM it_applied GROUP BY id ORDER "
+                                "BY id"
+                              : "SELECT CONCAT(id, ':', COUNT(*)) FROM it_applied GROUP BY id "
+                                "ORDER BY id");
+}
+
+// Point 1 of issue 13: a transient error after some transactions of a window have committed
+// (here the target refuses the checkpoint transaction once, through a trigger on the progress
+// table that fires once: a sequence on PostgreSQL, a non-transactional MyISAM flag on MariaDB)
+// must not re-apply what this process already committed, nor wedge the loop.
+void window_retried_after_a_transient_fault(const std::string& env) {
+    consistent_stack s(env, [] {
+        consistent_options o;
+        o.flush_size = 1;  // a target transaction per HLC: several commit before the checkpoint
+        return o;
+    }());
+    const bool pg = s.target.url.dialect() == molt::dialect::postgres;
+    // A first window creates the progress table.
+    REQUIRE(s.post({{"it_parent", key({num(1)}), parent(1, "p1"), 10}}));
+    REQUIRE(s.resolve(15));
+    s.wait_committed(15);
+
+    count_parent_writes(s);
+    if (pg) {
+        s.target.sql("DROP SEQUENCE IF EXISTS it_fault_seq; CREATE SEQUENCE it_fault_seq");
+        statement(
+            s,
+            "CREATE OR REPLACE FUNCTION it_fault() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            "IF nextval('it_fault_seq') = 1 THEN RAISE EXCEPTION 'injected fault' USING ERRCODE "
+            "= '40001'; END IF; RETURN OLD; END $$");
+        s.target.sql(
+            "CREATE TRIGGER it_fault BEFORE DELETE ON _replicator_progress FOR EACH ROW EXECUTE "
+            "FUNCTION it_fault()");
+    } else {
+        s.target.sql(
+            "DROP TABLE IF EXISTS it_fault; CREATE TABLE it_fault (armed INT NOT NULL) ENGINE "
+            "MyISAM; INSERT INTO it_fault VALUES (1)");
+        statement(
+            s,
+            "CREATE TRIGGER it_fault BEFORE DELETE ON _replicator_progress FOR EACH ROW BEGIN "
+            "IF (SELECT armed FROM it_fault) > 0 THEN UPDATE it_fault SET armed = 0; SIGNAL "
+            "SQLSTATE '40001' SET MESSAGE_TEXT = 'injected fault', MYSQL_ERRNO = 1213; END IF; "
+            "END");
+    }
+
+    std::vector<row> rows;
+    for (int64_t id = 2; id <= 6; ++id) {
+        rows.push_back(
+            {"it_parent", key({num(id)}), parent(id, "p" + std::to_string(id)), 18 + id});
+    }
+    REQUIRE(s.post(rows));
+    REQUIRE(s.resolve(30));
+    s.wait_committed(30);
+    // The fault fired (the checkpoint transaction was refused once), and every row of the window
+    // was written exactly once.
+    CHECK(s.target.one(pg ? "SELECT CASE WHEN last_value > 1 THEN 'fired' END FROM it_fault_seq"
+                          : "SELECT CASE WHEN armed = 0 THEN 'fired' END FROM it_fault") ==
+          std::optional<std::string>("fired"));
+    CHECK(s.rows_of("it_parent") ==
+          std::vector<std::string>{"1:p1", "2:p2", "3:p3", "4:p4", "5:p5", "6:p6"});
+    CHECK(parent_writes(s) ==
+          std::vector<std::optional<std::string>>{"2:1", "3:1", "4:1", "5:1", "6:1"});
+    CHECK(s.target.column("SELECT last_nanos FROM _replicator_progress") ==
+          std::vector<std::optional<std::string>>{std::to_string(at(30).wall())});
+
+    // The loop goes on.
+    REQUIRE(s.post({{"it_parent", key({num(7)}), parent(7, "p7"), 40}}));
+    REQUIRE(s.resolve(45));
+    s.wait_committed(45);
+    CHECK(parent_writes(s) ==
+          std::vector<std::optional<std::string>>{"2:1", "3:1", "4:1", "5:1", "6:1", "7:1"});
+}
+
+// Point 1 of issue 13, the lost COMMIT acknowledgement: PostgreSQL commits a target transaction
+// locally, then waits for a synchronous standby that does not exist (the trigger turns
+// synchronous_commit on for that one transaction); the admin terminates the session during the
+// wait, so the client hears an error for a transaction that is committed. The retry must see the
+// progress row and not apply the transaction again.
+void lost_commit_acknowledgement() {
+    consistent_stack s("MOLT_TEST_PG_URL");
+    auto admin =
+        open_session(
+            molt::conn_url::parse(molt::test::server_url("MOLT_TEST_PG_ADMIN_URL")).value())
+            .value();
+    auto admin_sql = [&](const std::string& text) {
+        auto done = admin->execute(text, {});
+        if (!done) {
+            FAIL(text << ": " << done.error().message());
+        }
+    };
+    REQUIRE(s.post({{"it_parent", key({num(1)}), parent(1, "p1"), 10}}));
+    REQUIRE(s.resolve(15));
+    s.wait_committed(15);
+
+    count_parent_writes(s);
+    s.target.sql("DROP SEQUENCE IF EXISTS it_ack_seq; CREATE SEQUENCE it_ack_seq");
+    statement(
+        s,
+        "CREATE OR REPLACE FUNCTION it_wait_for_standby() RETURNS trigger LANGUAGE plpgsql AS $$ "
+        "BEGIN IF NEW.first_nanos <> 0 AND nextval('it_ack_seq') = 1 THEN PERFORM "
+        "set_config('synchronous_commit', 'on', true); END IF; RETURN NEW; END $$");
+    s.target.sql(
+        "CREATE TRIGGER it_wait_for_standby AFTER INSERT ON _replicator_progress FOR EACH ROW "
+        "EXECUTE FUNCTION it_wait_for_standby()");
+    struct standby_reset {
+        target_session& admin;
+        ~standby_reset() {
+            (void)admin.execute("ALTER SYSTEM RESET synchronous_standby_names", {});
+            (void)admin.query("SELECT pg_reload_conf()", {});
+        }
+    } reset{*admin};
+    admin_sql("ALTER SYSTEM SET synchronous_standby_names = 'molt_no_such_standby'");
+    REQUIRE(admin->query("SELECT pg_reload_conf()", {}));
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));  // the checkpointer's turn
+
+    REQUIRE(s.post({{"it_parent", key({num(2)}), parent(2, "p2"), 20},
+                    {"it_parent", key({num(3)}), parent(3, "p3"), 21}}));
+    REQUIRE(s.resolve(30));
+    std::optional<std::string> pid;
+    const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (!pid) {
+        auto waiting =
+            admin->query("SELECT pid FROM pg_stat_activity WHERE wait_event = 'SyncRep'", {});
+        REQUIRE(waiting);
+        if (!waiting->empty()) {
+            pid = waiting->front().at(0);
+        } else {
+            REQUIRE(std::chrono::steady_clock::now() < give_up);
+            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        }
+    }
+    REQUIRE(admin->query("SELECT pg_terminate_backend(" + *pid + ")", {}));
+    admin_sql("ALTER SYSTEM RESET synchronous_standby_names");
+    REQUIRE(admin->query("SELECT pg_reload_conf()", {}));
+
+    s.wait_committed(30);
+    CHECK(s.rows_of("it_parent") == std::vector<std::string>{"1:p1", "2:p2", "3:p3"});
+    CHECK(parent_writes(s) == std::vector<std::optional<std::string>>{"2:1", "3:1"});
+    CHECK(s.target.column("SELECT last_nanos FROM _replicator_progress") ==
+          std::vector<std::optional<std::string>>{std::to_string(at(30).wall())});
+
+    REQUIRE(s.post({{"it_parent", key({num(4)}), parent(4, "p4"), 40}}));
+    REQUIRE(s.resolve(45));
+    s.wait_committed(45);
+    CHECK(parent_writes(s) == std::vector<std::optional<std::string>>{"2:1", "3:1", "4:1"});
 }
 
 }  // namespace
@@ -274,11 +456,23 @@ TEST_CASE("consistent, MariaDB: fragments across requests, duplicates, late dupl
           "[integration][consistent]") {
     fragments_and_duplicates("MOLT_TEST_MYSQL_URL");
 }
-TEST_CASE("consistent, PostgreSQL: duplicate and backwards resolved timestamps, restart",
+TEST_CASE("consistent, PostgreSQL: duplicate and older resolved timestamps acknowledged, restart",
           "[integration][consistent]") {
     resolved_timestamps("MOLT_TEST_PG_URL");
 }
-TEST_CASE("consistent, MariaDB: duplicate and backwards resolved timestamps, restart",
+TEST_CASE("consistent, MariaDB: duplicate and older resolved timestamps acknowledged, restart",
           "[integration][consistent]") {
     resolved_timestamps("MOLT_TEST_MYSQL_URL");
+}
+TEST_CASE("consistent, PostgreSQL: a window retried after a transient fault applies each row once",
+          "[integration][consistent]") {
+    window_retried_after_a_transient_fault("MOLT_TEST_PG_URL");
+}
+TEST_CASE("consistent, MariaDB: a window retried after a transient fault applies each row once",
+          "[integration][consistent]") {
+    window_retried_after_a_transient_fault("MOLT_TEST_MYSQL_URL");
+}
+TEST_CASE("consistent, PostgreSQL: a lost COMMIT acknowledgement applies the transaction once",
+          "[integration][consistent]") {
+    lost_commit_acknowledgement();
 }

@@ -51,11 +51,20 @@ error staging_error(const error& e) {
 // The row with first = 0 is the committed checkpoint C: everything up to last is applied. Other
 // rows are the target transactions of the window in progress: every staged HLC from first to
 // last, except those of other rows, is applied.
+//
+// A target transaction of the window records its row first, idempotently (`record`: nothing
+// happens when a row with the same last HLC exists), and `recorded` says whether it did. When
+// the row was there already, the transaction committed earlier (its COMMIT's acknowledgement
+// was lost): it is rolled back before it writes anything, so nothing is applied twice. Both
+// statements wait for a transaction still in flight that inserts the same key, so the answer is
+// exact even while the server is still finishing the attempt whose connection was lost.
 
 struct progress_sql {
     std::string table;
     std::string create;
     std::string insert;
+    std::string record;    ///< the idempotent insert of a window transaction's row
+    std::string recorded;  ///< MySQL: whether `record` inserted; empty: `record` returns a row
     std::string select;
     std::string clear;
 };
@@ -82,6 +91,17 @@ progress_sql make_progress_sql(const target_dialect& d, const qualified_name& sc
         "INSERT INTO {} (first_nanos, first_logical, last_nanos, last_logical) VALUES ({})",
         s.table,
         pg ? ":p1::bigint, :p2::integer, :p3::bigint, :p4::integer" : ":p1, :p2, :p3, :p4");
+    s.record =
+        pg ? fmt::format(
+                 "INSERT INTO {} (first_nanos, first_logical, last_nanos, last_logical) VALUES "
+                 "(:p1::bigint, :p2::integer, :p3::bigint, :p4::integer) ON CONFLICT (last_nanos, "
+                 "last_logical) DO NOTHING RETURNING last_nanos",
+                 s.table)
+           : fmt::format(
+                 "INSERT IGNORE INTO {} (first_nanos, first_logical, last_nanos, last_logical) "
+                 "VALUES (:p1, :p2, :p3, :p4)",
+                 s.table);
+    s.recorded = pg ? "" : "SELECT ROW_COUNT()";
     s.select = fmt::format(
         "SELECT first_nanos, first_logical, last_nanos, last_logical FROM {} ORDER BY last_nanos, "
         "last_logical",
@@ -93,6 +113,26 @@ progress_sql make_progress_sql(const target_dialect& d, const qualified_name& sc
 sql_params range_params(hlc first, hlc last) {
     return {std::to_string(first.wall()), std::to_string(first.logical()),
             std::to_string(last.wall()), std::to_string(last.logical())};
+}
+
+// Records a window transaction's range in the open transaction `db`: true when this inserted the
+// row, false when the row was there already (that transaction committed before).
+result<bool> record_progress(target_session& db, const progress_sql& sql, hlc first, hlc last) {
+    if (sql.recorded.empty()) {
+        auto rows = db.query(sql.record, range_params(first, last));
+        if (!rows) {
+            return rows.error();
+        }
+        return !rows->empty();
+    }
+    if (auto done = db.execute(sql.record, range_params(first, last)); !done) {
+        return done.error();
+    }
+    auto count = db.query(sql.recorded, {});
+    if (!count) {
+        return count.error();
+    }
+    return !count->empty() && !count->front().empty() && count->front().front() != "0";
 }
 
 // The staged key: the key's JSON, plus the topic for column families (t.family), whose
@@ -134,8 +174,13 @@ struct consistent_applier::group {
     std::condition_variable wake;
     hlc proposed;   ///< newest resolved timestamp recorded
     hlc committed;  ///< newest the target holds (a lower bound until the progress is loaded)
-    std::vector<std::pair<hlc, hlc>> ranges;  ///< applied ranges of the window in progress
+    /// Committed ranges of the window in progress: loaded from the target, then each one added as
+    /// soon as its transaction commits, so a retried window skips exactly those.
+    std::vector<std::pair<hlc, hlc>> ranges;
     bool loaded = false;
+    /// A window failed: re-read the target's progress before the next one (a commit whose
+    /// outcome was not heard, e.g. the checkpoint's, may have happened).
+    bool reload = false;
     std::shared_ptr<const schema_snapshot> snapshot;  ///< last known, for a target outage
     std::vector<std::string> stage_tables;            ///< of the last window, for retiring
     hlc retired;
@@ -178,8 +223,9 @@ consistent_applier::consistent_applier(const target_dialect& dialect, session_po
       violations_(metrics.counter("changefeed_protocol_violations_total",
                                   "Rows that break the changefeed's guarantees, by kind",
                                   {"schema", "kind"})),
-      backwards_(metrics.counter("checkpoint_proposed_going_backwards_errors",
-                                 "Resolved timestamps older than the newest one", {"schema"})),
+      backwards_(metrics.counter(
+          "checkpoint_proposed_going_backwards_errors",
+          "Resolved timestamps older than the newest one (acknowledged and ignored)", {"schema"})),
       apply_metrics_(metrics),
       applied_(metrics.counter("apply_mutations_total",
                                "Staged mutations applied to the target, per table",
@@ -515,23 +561,18 @@ result<void> consistent_applier::accept_resolved(const qualified_name& schema, h
     }
     case resolved_outcome::repeated: return ok();
     case resolved_outcome::backwards:
+        // A changefeed that restarts resumes from its persisted high-water mark and sends
+        // resolved timestamps older than ones it sent before. An older one says nothing new
+        // (everything up to the newest is promised already), so it is acknowledged: refusing it
+        // would only make the changefeed retry and restart again. Its rows at or below the
+        // committed checkpoint are late duplicates; the rest are staged as usual.
         backwards_.with({g.label}).add();
-        if (options_.allow_backwards_checkpoint) {
-            log::warn()
-                .str("group", g.name)
-                .str("proposed", resolved.to_string())
-                .str("latest", latest.to_string())
-                .msg(
-                    "proposed checkpoint timestamp is going backwards; acknowledged and "
-                    "ignored (--allowBackwardsCheckpoint)");
-            return ok();
-        }
-        return error{errc::invalid_argument,
-                     fmt::format("proposed checkpoint timestamp for group={}, partition={} is "
-                                 "going backwards: {} (the newest is {}); verify changefeed "
-                                 "cursor, or restart replicator with --allowBackwardsCheckpoint "
-                                 "to acknowledge and ignore older resolved timestamps",
-                                 g.name, g.name, resolved.to_string(), latest.to_string())};
+        log::debug()
+            .str("group", g.name)
+            .str("proposed", resolved.to_string())
+            .str("latest", latest.to_string())
+            .msg("resolved timestamp older than the newest one; acknowledged and ignored");
+        return ok();
     }
     return ok();
 }
@@ -591,12 +632,23 @@ result<void> consistent_applier::load_progress(group& g) {
     }
     hlc staged_marker;
     const size_t open_ranges = ranges.size();
+    bool reloaded = false;
     {
         const std::lock_guard<std::mutex> lock(g.mutex);
         staged_marker = g.committed;
+        reloaded = g.loaded;
         g.committed = base;
         g.ranges = std::move(ranges);
         g.loaded = true;
+        g.reload = false;
+    }
+    if (reloaded) {
+        log::debug()
+            .str("schema", g.label)
+            .str("committed", base.to_string())
+            .unum("ranges", open_ranges)
+            .msg("re-read the target's progress before retrying the window");
+        return ok();
     }
     if (base < staged_marker) {
         log::warn()
@@ -636,7 +688,7 @@ void consistent_applier::run(group& g) {
         bool loaded = false;
         {
             const std::lock_guard<std::mutex> lock(g.mutex);
-            loaded = g.loaded;
+            loaded = g.loaded && !g.reload;
         }
         if (!loaded) {
             if (auto done = load_progress(g); !done) {
@@ -656,6 +708,10 @@ void consistent_applier::run(group& g) {
             target = g.proposed;
         }
         if (auto done = apply_window(g, target); !done) {
+            {
+                const std::lock_guard<std::mutex> lock(g.mutex);
+                g.reload = true;
+            }
             if (!stopping_) {
                 apply_errors_.with({g.label, std::string(to_string(done.error().retry()))}).add();
                 failed(done.error(), "applying a resolved window failed");
@@ -956,24 +1012,51 @@ result<void> consistent_applier::apply_chunk(group& g, window& w, uint64_t seque
                 failure = session.error();
             } else {
                 target_session& db = **session;
-                auto attempt_once = [&]() -> result<void> {
+                // True: applied now; false: an earlier attempt had committed it.
+                auto attempt_once = [&]() -> result<bool> {
                     if (auto begun = db.begin(); !begun) {
-                        return begun;
+                        return begun.error();
+                    }
+                    // The progress row first: it tells an earlier attempt that committed
+                    // (acknowledgement lost) from one that did not, before anything is written.
+                    auto fresh = record_progress(db, progress, c->first, c->last);
+                    if (!fresh) {
+                        db.rollback();
+                        return fresh.error().with_context("recording progress in " +
+                                                          progress.table);
+                    }
+                    if (!*fresh) {
+                        db.rollback();
+                        return false;
                     }
                     if (auto done = execute_statements(db, *plan); !done) {
-                        return done;
+                        return done.error();
                     }
-                    if (auto done = db.execute(progress.insert, range_params(c->first, c->last));
-                        !done) {
-                        db.rollback();
-                        return done.error().with_context("recording progress in " + progress.table);
+                    if (auto done = db.commit(); !done) {
+                        return done.error();
                     }
-                    return db.commit();
+                    return true;
                 };
                 auto done = attempt_once();
                 if (done) {
-                    const double elapsed = metrics::seconds_since(start);
-                    apply_metrics_.applied(g.label, *plan, elapsed);
+                    {
+                        // Exact bookkeeping: a retried window skips this range.
+                        const std::lock_guard<std::mutex> lock(g.mutex);
+                        g.ranges.emplace_back(c->first, c->last);
+                    }
+                    if (*done) {
+                        const double elapsed = metrics::seconds_since(start);
+                        apply_metrics_.applied(g.label, *plan, elapsed);
+                    } else {
+                        log::info()
+                            .str("schema", g.label)
+                            .str("first", c->first.to_string())
+                            .str("last", c->last.to_string())
+                            .num("attempt", attempt)
+                            .msg(
+                                "the target had committed this transaction although its commit "
+                                "failed (acknowledgement lost); not applied again");
+                    }
                     for (const table_counts& t : plan->tables) {
                         applied_.with({g.label, t.table->name}).add(t.received);
                     }

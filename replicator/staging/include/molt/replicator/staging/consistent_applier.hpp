@@ -4,18 +4,22 @@
 // Ingest (HTTP threads): a request's rows are staged durably (staging_store) before the 200;
 // rows at or below the committed checkpoint are late duplicates, dropped and counted (a content
 // mismatch with what was staged is logged as a changefeed protocol violation). A resolved
-// timestamp is recorded when it is not older than the newest one; an older one is refused (400,
-// "going backwards") unless --allowBackwardsCheckpoint acknowledges and ignores it. Above
-// --stagingMaxBacklog unapplied rows, requests get 503.
+// timestamp is recorded when it is not older than the newest one; an older one (a changefeed
+// that restarted from its high-water mark re-sends them) is acknowledged, counted and ignored.
+// Above --stagingMaxBacklog unapplied rows, requests get 503.
 //
 // Apply (one pipeline thread per target schema): for the window (committed C, resolved R] it
 // reads the staged rows of every table merged by HLC, cuts them into target transactions of
 // about --flushSize mutations that never split one HLC, folds each per key and writes upserts
 // parents first, then deletes children first. Up to --parallelism transactions run at once, only
-// when their key sets are disjoint. Each transaction also records its HLC range in the target's
-// _replicator_progress table, so a crash never re-applies or half-applies it; when every range of
-// the window is in, one transaction folds them into the new committed checkpoint R, which staging
-// then records too. Applied staged rows are retired after --retireOffset.
+// when their key sets are disjoint. Each transaction first records its HLC range in the target's
+// _replicator_progress table (idempotently: a range already there means an earlier attempt
+// committed, e.g. one whose COMMIT acknowledgement was lost, and the transaction is rolled back
+// unapplied), so a crash or a retry never re-applies or half-applies it. Committed ranges are
+// remembered as they commit, and the progress table is re-read after a failed window, so a
+// retried window skips exactly what is applied. When every range of the window is in, one
+// transaction folds them into the new committed checkpoint R, which staging then records too.
+// Applied staged rows are retired after --retireOffset.
 
 #include <atomic>
 #include <chrono>
@@ -42,8 +46,9 @@ struct consistent_options {
     size_t scan_size = 10000;                                         ///< --scanSize
     std::chrono::nanoseconds flush_period = std::chrono::seconds(1);  ///< --flushPeriod
     std::chrono::nanoseconds retire_offset = std::chrono::hours(24);  ///< --retireOffset
-    uint64_t max_backlog = 0;                 ///< --stagingMaxBacklog (0: no bound)
-    bool allow_backwards_checkpoint = false;  ///< --allowBackwardsCheckpoint
+    uint64_t max_backlog = 0;  ///< --stagingMaxBacklog (0: no bound)
+    /// --allowBackwardsCheckpoint: accepted; older resolved timestamps are always acknowledged.
+    bool allow_backwards_checkpoint = false;
     std::chrono::nanoseconds request_timeout = std::chrono::seconds(30);  ///< per request
     std::chrono::nanoseconds apply_timeout = std::chrono::seconds(30);    ///< --applyTimeout
     std::chrono::milliseconds first_backoff{50};
