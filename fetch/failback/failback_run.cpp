@@ -12,6 +12,7 @@
 
 #include <fmt/format.h>
 
+#include "molt/common/flag_text.hpp"
 #include "molt/common/log.hpp"
 #include "molt/common/redact.hpp"
 #include "molt/fetch/child_log.hpp"

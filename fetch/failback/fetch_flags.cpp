@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "molt/common/duration.hpp"
+#include "molt/common/flag_text.hpp"
 
 namespace molt::fetch {
 namespace {
@@ -130,21 +131,6 @@ bool contains(const Range& r, std::string_view name) {
     return std::find(std::begin(r), std::end(r), name) != std::end(r);
 }
 
-// pflag's boolean spellings.
-std::optional<bool> parse_bool(std::string_view s) {
-    for (const std::string_view t : {"true", "1", "t", "T", "TRUE", "True"}) {
-        if (s == t) {
-            return true;
-        }
-    }
-    for (const std::string_view f : {"false", "0", "f", "F", "FALSE", "False"}) {
-        if (s == f) {
-            return false;
-        }
-    }
-    return std::nullopt;
-}
-
 std::optional<std::string> regex_problem(std::string_view flag_name, const std::string& pattern) {
     regex_t re;
     const std::string anchored = "^(" + pattern + ")$";
@@ -205,30 +191,6 @@ void print_fetch_help(std::ostream& out) {
         out << fmt::format("{:<{}} {}\n", fmt::format("      --{} {}", f.name, type), width, text);
     }
     out << fmt::format("{:<{}} {}\n", "  -h, --help", width, "help for fetch");
-}
-
-std::string describe_problems(const std::vector<std::string>& problems) {
-    // Each problem's own lines stay lines (indented under it); nothing else can break a line.
-    auto clean = [](const std::string& p, std::string_view indent) {
-        std::string out;
-        size_t start = 0;
-        for (size_t nl = p.find('\n');; nl = p.find('\n', start)) {
-            out += (start == 0 ? "" : "\n" + std::string(indent)) +
-                   log::sanitize(std::string_view(p).substr(start, nl - start));
-            if (nl == std::string::npos) {
-                return out;
-            }
-            start = nl + 1;
-        }
-    };
-    if (problems.size() == 1) {
-        return clean(problems[0], "  ");
-    }
-    std::string message = fmt::format("{} problems with the command line:", problems.size());
-    for (const std::string& p : problems) {
-        message += "\n  " + clean(p, "    ");
-    }
-    return message;
 }
 
 fetch_command parse_fetch_flags(const std::vector<std::string_view>& args) {
@@ -300,7 +262,7 @@ fetch_command parse_fetch_flags(const std::vector<std::string_view>& args) {
     fetch_config& cfg = command.config;
     auto boolean = [&](std::string_view name, bool& out) {
         if (auto v = text(name)) {
-            if (auto b = parse_bool(*v)) {
+            if (auto b = parse_flag_bool(*v)) {
                 out = *b;
             } else {
                 problems.push_back(fmt::format("--{}: \"{}\" is not true or false", name, *v));

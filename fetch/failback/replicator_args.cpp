@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "molt/common/conn_url.hpp"
+#include "molt/common/flag_text.hpp"
 #include "molt/common/redact.hpp"
 
 namespace molt::fetch {
@@ -141,8 +142,7 @@ bool user_replicator_flags::enabled(std::string_view name) const {
         if (eq == std::string::npos) {
             return true;
         }
-        const std::string_view v = std::string_view(w).substr(eq + 1);
-        return v == "true" || v == "1" || v == "t" || v == "T" || v == "TRUE" || v == "True";
+        return parse_flag_bool(std::string_view(w).substr(eq + 1)).value_or(false);
     }
     return false;
 }

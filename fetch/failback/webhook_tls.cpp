@@ -19,16 +19,13 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "net/openssl_ptr.hpp"
+
 namespace molt::fetch {
 namespace {
 
 template <typename T, void (*Free)(T*)>
-struct deleter {
-    void operator()(T* p) const noexcept { Free(p); }
-};
-using x509_ptr = std::unique_ptr<X509, deleter<X509, X509_free>>;
-using evp_key_ptr = std::unique_ptr<EVP_PKEY, deleter<EVP_PKEY, EVP_PKEY_free>>;
-using bio_ptr = std::unique_ptr<BIO, deleter<BIO, BIO_free_all>>;
+using deleter = openssl_deleter<T, Free>;
 using store_ptr = std::unique_ptr<X509_STORE, deleter<X509_STORE, X509_STORE_free>>;
 using store_ctx_ptr = std::unique_ptr<X509_STORE_CTX, deleter<X509_STORE_CTX, X509_STORE_CTX_free>>;
 void free_x509_stack(STACK_OF(X509) * s) {

@@ -21,20 +21,14 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include "molt/common/hex.hpp"
+
+#include "net/openssl_ptr.hpp"
+
 namespace molt::fetch {
 namespace {
 
 using clock = std::chrono::steady_clock;
-
-template <typename T, void (*Free)(T*)>
-struct deleter {
-    void operator()(T* p) const noexcept { Free(p); }
-};
-using ssl_ctx_ptr = std::unique_ptr<SSL_CTX, deleter<SSL_CTX, SSL_CTX_free>>;
-using ssl_ptr = std::unique_ptr<SSL, deleter<SSL, SSL_free>>;
-using x509_ptr = std::unique_ptr<X509, deleter<X509, X509_free>>;
-using evp_key_ptr = std::unique_ptr<EVP_PKEY, deleter<EVP_PKEY, EVP_PKEY_free>>;
-using bio_ptr = std::unique_ptr<BIO, deleter<BIO, BIO_free_all>>;
 
 constexpr size_t io_chunk = 16 * 1024;
 constexpr size_t max_header_line = 64 * 1024;
@@ -164,7 +158,7 @@ result<void> connection::open(const std::string& host, uint16_t port) {
     if (const int rc = ::getaddrinfo(host.c_str(), service.c_str(), &hints, &found); rc != 0) {
         return cx_.fail(errc::unavailable, "resolve", ::gai_strerror(rc));
     }
-    std::unique_ptr<addrinfo, deleter<addrinfo, freeaddrinfo>> list(found);
+    std::unique_ptr<addrinfo, openssl_deleter<addrinfo, freeaddrinfo>> list(found);
     result<void> last = cx_.fail(errc::unavailable, "connect", "no address");
     for (const addrinfo* ai = list.get(); ai != nullptr; ai = ai->ai_next) {
         last = connect_one(*ai);
@@ -387,19 +381,6 @@ result<size_t> connection::read_some(char* out, size_t n, std::string_view step)
     return static_cast<size_t>(*got);
 }
 
-int hex_digit(char c) {
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
-
 /// Reads one HTTP/1.x response: status line, headers, then a body framed by
 /// Transfer-Encoding: chunked, Content-Length, or the end of the connection.
 class response_reader {
@@ -493,7 +474,7 @@ result<void> response_reader::read_chunked(std::string& body) {
         size_t size = 0;
         size_t digits = 0;
         for (const char c : text) {
-            const int v = hex_digit(c);
+            const int v = hex_value(c);
             if (v < 0) {
                 break;
             }

@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include "molt/common/hex.hpp"
 #include "molt/common/json_text.hpp"
 
 namespace molt::proto::detail {
@@ -19,19 +20,6 @@ constexpr std::array<bool, 256> make_plain_table() {
     return t;
 }
 constexpr std::array<bool, 256> plain = make_plain_table();
-
-int hex_digit(char c) noexcept {
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
 
 void append_utf8(std::string& out, uint32_t cp) {
     if (cp < 0x80) {
@@ -182,7 +170,7 @@ bool json_reader::read_string_slow(const char* start, std::string_view& out) {
                 }
                 v = 0;
                 for (int i = 0; i < 4; ++i) {
-                    const int d = hex_digit(p_[i]);
+                    const int d = hex_value(p_[i]);
                     if (d < 0) {
                         return false;
                     }

@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "molt/common/duration.hpp"
+#include "molt/common/flag_text.hpp"
 #include "molt/replicator/app/start_config.hpp"
 
 namespace molt::replicator {
@@ -179,17 +180,6 @@ result<size_t> parse_size(std::string_view text) {
     return static_cast<size_t>(n * scale);
 }
 
-// Go's pflag accepts these for booleans.
-std::optional<bool> parse_bool(std::string_view s) {
-    if (s == "true" || s == "1" || s == "t" || s == "T" || s == "TRUE" || s == "True") {
-        return true;
-    }
-    if (s == "false" || s == "0" || s == "f" || s == "F" || s == "FALSE" || s == "False") {
-        return false;
-    }
-    return std::nullopt;
-}
-
 // Whether `name` (without "--") is a boolean flag, supported or not.
 bool is_boolean_flag(std::string_view name) {
     const auto supported = std::find_if(std::begin(flags), std::end(flags), [&](const flag& f) {
@@ -318,7 +308,7 @@ result<start_config> parse_start_flags(const std::vector<std::string_view>& raw_
     };
     auto boolean = [&](std::string_view name, bool& out) {
         if (auto v = text(name)) {
-            if (auto b = parse_bool(*v)) {
+            if (auto b = parse_flag_bool(*v)) {
                 out = *b;
             } else {
                 problems.push_back(fmt::format("--{}: \"{}\" is not true or false", name, *v));
@@ -493,14 +483,7 @@ result<start_config> parse_start_flags(const std::vector<std::string_view>& raw_
 
     if (!problems.empty()) {
         // Values echoed in problems come from the command line: no control characters.
-        if (problems.size() == 1) {
-            return error{errc::invalid_argument, log::sanitize(problems[0])};
-        }
-        std::string message = fmt::format("{} problems with the command line:", problems.size());
-        for (const std::string& p : problems) {
-            message += "\n  " + log::sanitize(p);
-        }
-        return error{errc::invalid_argument, message};
+        return error{errc::invalid_argument, describe_problems(problems)};
     }
     return cfg;
 }

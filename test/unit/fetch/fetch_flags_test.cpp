@@ -5,7 +5,9 @@
 
 #include <catch2/catch.hpp>
 
-using molt::fetch::describe_problems;
+#include "molt/common/flag_text.hpp"
+
+using molt::describe_problems;
 using molt::fetch::parse_fetch_flags;
 
 namespace {

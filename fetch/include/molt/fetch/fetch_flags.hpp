@@ -57,9 +57,6 @@ struct fetch_command {
 
 [[nodiscard]] fetch_command parse_fetch_flags(const std::vector<std::string_view>& args);
 
-/// "N problems with the command line:\n  a\n  b", or the one problem alone.
-[[nodiscard]] std::string describe_problems(const std::vector<std::string>& problems);
-
 void print_fetch_help(std::ostream& out);
 
 }  // namespace molt::fetch
