@@ -17,10 +17,10 @@
 #include "molt/common/version.hpp"
 #include "molt/replicator/dialect/mysql.hpp"
 #include "molt/replicator/dialect/postgres.hpp"
+#include "molt/replicator/sequencer/consistent_applier.hpp"
 #include "molt/replicator/server/http_server.hpp"
 #include "molt/replicator/server/router.hpp"
 #include "molt/replicator/server/tls.hpp"
-#include "molt/replicator/staging/consistent_applier.hpp"
 #include "molt/replicator/staging/staging_store.hpp"
 #include "molt/replicator/target/immediate_applier.hpp"
 

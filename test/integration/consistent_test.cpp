@@ -4,7 +4,7 @@
 
 #include <thread>
 
-#include "molt/replicator/staging/consistent_applier.hpp"
+#include "molt/replicator/sequencer/consistent_applier.hpp"
 #include "molt/replicator/staging/staging_store.hpp"
 #include "molt/test/json_builders.hpp"
 

@@ -1,6 +1,7 @@
 #include "molt/replicator/staging/staging_store.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <map>
 #include <tuple>
 
@@ -154,6 +155,26 @@ std::string staging_store::group_of(const qualified_name& target_schema) {
         out += (out.empty() ? "" : ".") + p;
     }
     return out;
+}
+
+std::string staged_key(const table_info& t, std::string_view topic, std::string_view key) {
+    const bool plain =
+        topic.size() >= t.name.size() &&
+        (topic.size() == t.name.size() || topic[topic.size() - t.name.size() - 1] == '.') &&
+        std::equal(t.name.begin(), t.name.end(), topic.end() - t.name.size(), [](char a, char b) {
+            return std::tolower(static_cast<unsigned char>(a)) ==
+                   std::tolower(static_cast<unsigned char>(b));
+        });
+    std::string out(key);
+    if (!plain) {
+        out += '\t';
+        out += topic;
+    }
+    return out;
+}
+
+std::string_view row_key(std::string_view staged) {
+    return staged.substr(0, staged.find('\t'));
 }
 
 std::string staging_store::stage_table(const qualified_name& target_schema,

@@ -209,9 +209,34 @@ public:
         return std::optional<std::string>(std::string(text));
     }
 
+    progress_statements progress_sql(const qualified_name& schema,
+                                     std::string_view table) const override;
+
     result<schema_snapshot> introspect(target_session& s,
                                        const qualified_name& schema) const override;
 };
+
+progress_statements mysql_dialect::progress_sql(const qualified_name& schema,
+                                                std::string_view table) const {
+    progress_statements s;
+    s.table = q(schema.parts.back()) + "." + q(table);
+    s.create = fmt::format(
+        "CREATE TABLE IF NOT EXISTS {} (first_nanos BIGINT NOT NULL, first_logical INT NOT NULL, "
+        "last_nanos BIGINT NOT NULL, last_logical INT NOT NULL, applied_at TIMESTAMP(6) NOT NULL "
+        "DEFAULT CURRENT_TIMESTAMP(6), PRIMARY KEY (last_nanos, last_logical)) ENGINE InnoDB",
+        s.table);
+    constexpr std::string_view columns = "(first_nanos, first_logical, last_nanos, last_logical)";
+    s.insert = fmt::format("INSERT INTO {} {} VALUES (:p1, :p2, :p3, :p4)", s.table, columns);
+    s.record =
+        fmt::format("INSERT IGNORE INTO {} {} VALUES (:p1, :p2, :p3, :p4)", s.table, columns);
+    s.recorded = "SELECT ROW_COUNT()";
+    s.select = fmt::format(
+        "SELECT first_nanos, first_logical, last_nanos, last_logical FROM {} ORDER BY last_nanos, "
+        "last_logical",
+        s.table);
+    s.clear = fmt::format("DELETE FROM {}", s.table);
+    return s;
+}
 
 result<schema_snapshot> mysql_dialect::introspect(target_session& s,
                                                   const qualified_name& schema) const {

@@ -141,9 +141,36 @@ public:
         }
     }
 
+    progress_statements progress_sql(const qualified_name& schema,
+                                     std::string_view table) const override;
+
     result<schema_snapshot> introspect(target_session& s,
                                        const qualified_name& schema) const override;
 };
+
+progress_statements postgres_dialect::progress_sql(const qualified_name& schema,
+                                                   std::string_view table) const {
+    progress_statements s;
+    s.table = q(schema.parts.back()) + "." + q(table);
+    s.create = fmt::format(
+        "CREATE TABLE IF NOT EXISTS {} (first_nanos BIGINT NOT NULL, first_logical INT NOT NULL, "
+        "last_nanos BIGINT NOT NULL, last_logical INT NOT NULL, applied_at TIMESTAMPTZ NOT NULL "
+        "DEFAULT now(), PRIMARY KEY (last_nanos, last_logical))",
+        s.table);
+    constexpr std::string_view columns = "(first_nanos, first_logical, last_nanos, last_logical)";
+    constexpr std::string_view values = "(:p1::bigint, :p2::integer, :p3::bigint, :p4::integer)";
+    s.insert = fmt::format("INSERT INTO {} {} VALUES {}", s.table, columns, values);
+    s.record = fmt::format(
+        "INSERT INTO {} {} VALUES {} ON CONFLICT (last_nanos, last_logical) DO NOTHING RETURNING "
+        "last_nanos",
+        s.table, columns, values);
+    s.select = fmt::format(
+        "SELECT first_nanos, first_logical, last_nanos, last_logical FROM {} ORDER BY last_nanos, "
+        "last_logical",
+        s.table);
+    s.clear = fmt::format("DELETE FROM {}", s.table);
+    return s;
+}
 
 result<schema_snapshot> postgres_dialect::introspect(target_session& s,
                                                      const qualified_name& schema) const {

@@ -8,6 +8,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "molt/common/dialect.hpp"
@@ -37,6 +38,22 @@ public:
     virtual result<void> ping() = 0;
 };
 
+/// The consistent mode's progress table in a target schema (replicator/README.md, "Consistent
+/// mode"), as each dialect writes it:
+///   _replicator_progress (first_nanos, first_logical, last_nanos, last_logical, applied_at)
+///   PK (last_nanos, last_logical)
+/// Parameters are :p1..:p4 = first nanos, first logical, last nanos, last logical.
+struct progress_statements {
+    std::string table;     ///< the quoted, qualified name
+    std::string create;    ///< CREATE TABLE IF NOT EXISTS
+    std::string insert;    ///< a plain insert of one row
+    std::string record;    ///< an insert that does nothing when the row's key exists
+    std::string recorded;  ///< empty: `record` returns a row when it inserted; else a query
+                           ///< answering the number of rows `record` inserted
+    std::string select;    ///< every row, ordered by last
+    std::string clear;     ///< delete every row
+};
+
 class target_dialect {
 public:
     virtual ~target_dialect() = default;
@@ -57,6 +74,10 @@ public:
     /// The bind text for a changefeed value in a column; nullopt binds NULL.
     [[nodiscard]] virtual result<std::optional<std::string>> bind_value(
         const column_info& column, const proto::value& v) const = 0;
+
+    /// The progress table's statements for a target schema.
+    [[nodiscard]] virtual progress_statements progress_sql(const qualified_name& schema,
+                                                           std::string_view table) const = 0;
 
     /// Reads the tables of a target schema (errc::not_found when the schema does not exist).
     [[nodiscard]] virtual result<schema_snapshot> introspect(

@@ -26,6 +26,7 @@
 #include "molt/common/hlc.hpp"
 #include "molt/common/ident.hpp"
 #include "molt/common/result.hpp"
+#include "molt/replicator/core/schema.hpp"
 #include "molt/replicator/target/session_pool.hpp"
 
 namespace molt::replicator {
@@ -55,6 +56,14 @@ struct staging_location {
 /// A timestamp from two columns of a row (nanos, logical) at `at`; `source` names the table in
 /// the error.
 [[nodiscard]] result<hlc> hlc_from_row(const sql_row& row, size_t at, std::string_view source);
+
+/// The staged key of a message: the key's JSON, plus a tab and the topic when the topic is a
+/// column family of table `t` (t.family), whose messages share a key and an HLC. A tab never
+/// appears in compact JSON outside strings.
+[[nodiscard]] std::string staged_key(const table_info& t, std::string_view topic,
+                                     std::string_view key);
+/// The row's key JSON of a staged key (without a column family's topic).
+[[nodiscard]] std::string_view row_key(std::string_view staged);
 
 /// A mutation to stage.
 struct staged_mutation {

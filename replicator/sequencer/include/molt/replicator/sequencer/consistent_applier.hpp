@@ -20,6 +20,11 @@
 // retried window skips exactly what is applied. When every range of the window is in, one
 // transaction folds them into the new committed checkpoint R, which staging then records too.
 // Applied staged rows are retired after --retireOffset.
+//
+// Parts (replicator/README.md, "Consistent mode"): ingest.cpp (staging a request, resolved
+// timestamps, the backlog), apply_loop.cpp (per schema: progress, windows, checkpoints,
+// retiring), window_reader (the merge by HLC), chunk_scheduler (the fixed pool, disjoint keys),
+// chunk_applier (one target transaction and its retries), target_progress (the progress table).
 
 #include <atomic>
 #include <chrono>
@@ -33,6 +38,7 @@
 #include "molt/common/metrics.hpp"
 #include "molt/replicator/core/acceptor.hpp"
 #include "molt/replicator/core/target.hpp"
+#include "molt/replicator/sequencer/chunk_applier.hpp"
 #include "molt/replicator/staging/staging_store.hpp"
 #include "molt/replicator/target/apply_metrics.hpp"
 #include "molt/replicator/target/schema_cache.hpp"
@@ -83,14 +89,12 @@ public:
 
 private:
     struct group;
-    struct window;
 
     result<std::shared_ptr<group>> group_for(const qualified_name& schema);
     void run(group& g);
     result<void> load_progress(group& g);
     result<void> count_backlog(group& g, const schema_snapshot& snapshot);
     result<void> apply_window(group& g, hlc resolved);
-    result<void> apply_chunk(group& g, window& w, uint64_t sequence);
     result<void> complete_window(group& g, hlc resolved);
     void retire(group& g);
     bool sleep_for(group& g, std::chrono::nanoseconds d);
@@ -122,6 +126,7 @@ private:
     metrics::family<metrics::gauge>& proposed_time_;
     metrics::family<metrics::gauge>& source_lag_;
     metrics::family<metrics::gauge>& target_lag_;
+    chunk_applier chunks_;
 };
 
 }  // namespace molt::replicator

@@ -1,0 +1,82 @@
+#pragma once
+// Applies one chunk of a resolved window (replicator/README.md, "Consistent mode", step 4) in
+// one target transaction, retrying until it commits or the replicator stops:
+//   - the chunk's range goes into the target's progress table first, idempotently, so an attempt
+//     whose COMMIT acknowledgement was lost is recognised and not applied again;
+//   - then its rows, folded per key, upserts parents first, then deletes children first;
+//   - a foreign-key failure waits for the window's earlier chunks, then retries; a schema failure
+//     refreshes the snapshot; every other failure retries with jittered backoff (logged, with
+//     less noise as it lasts).
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "molt/common/hlc.hpp"
+#include "molt/common/ident.hpp"
+#include "molt/common/metrics.hpp"
+#include "molt/common/result.hpp"
+#include "molt/replicator/core/target.hpp"
+#include "molt/replicator/sequencer/chunk_scheduler.hpp"
+#include "molt/replicator/target/apply_metrics.hpp"
+#include "molt/replicator/target/schema_cache.hpp"
+#include "molt/replicator/target/session_pool.hpp"
+
+namespace molt::replicator {
+
+struct chunk_options {
+    size_t flush_size = 1000;                                           ///< rows per statement
+    std::chrono::nanoseconds apply_timeout = std::chrono::seconds(30);  ///< per attempt
+    std::chrono::milliseconds first_backoff{50};
+    std::chrono::milliseconds max_backoff{5000};
+};
+
+/// The counters a chunk moves.
+struct chunk_metrics {
+    apply_metrics& apply;
+    metrics::family<metrics::counter>& applied;  ///< {schema, table}
+    metrics::family<metrics::counter>& errors;   ///< {schema, reason}
+};
+
+/// The target schema a window applies to.
+struct chunk_target {
+    qualified_name schema;
+    std::string label;  ///< for logs and metrics
+    progress_statements progress;
+    std::shared_ptr<const schema_snapshot> snapshot;
+};
+
+/// What a chunk needs of its window and of the replicator's lifecycle.
+struct chunk_hooks {
+    /// Sleeps up to `d`; false when the replicator is stopping.
+    std::function<bool(std::chrono::nanoseconds d)> sleep;
+    /// True once the replicator is stopping.
+    std::function<bool()> stopping;
+    /// Waits until every earlier chunk of the window has finished.
+    std::function<void(uint64_t sequence)> wait_for_earlier;
+    /// The chunk's range is committed on the target (by this attempt or an earlier one).
+    std::function<void(hlc first, hlc last)> committed;
+};
+
+class chunk_applier {
+public:
+    chunk_applier(const target_dialect& dialect, session_pool& pool, schema_cache& schemas,
+                  chunk_metrics metrics, chunk_options options);
+
+    /// Applies `c` to `target`; an error only when stopping (errc::cancelled) or when the chunk
+    /// cannot even be decoded.
+    [[nodiscard]] result<void> apply(const chunk& c, chunk_target target,
+                                     const chunk_hooks& hooks) const;
+
+private:
+    const target_dialect& dialect_;
+    session_pool& pool_;
+    schema_cache& schemas_;
+    chunk_metrics metrics_;
+    chunk_options options_;
+};
+
+}  // namespace molt::replicator

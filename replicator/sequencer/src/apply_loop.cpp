@@ -1,0 +1,320 @@
+// The apply loop of one target schema: the target's progress, resolved windows cut into chunks,
+// the checkpoint, retiring (replicator/README.md, "Consistent mode", apply).
+#include <algorithm>
+
+#include <fmt/format.h>
+
+#include "molt/common/log.hpp"
+#include "molt/replicator/sequencer/target_progress.hpp"
+
+#include "group.hpp"
+
+namespace molt::replicator {
+namespace {
+
+constexpr size_t retire_batch = 10000;
+
+}  // namespace
+
+bool consistent_applier::sleep_for(group& g, std::chrono::nanoseconds d) {
+    std::unique_lock<std::mutex> lock(g.mutex);
+    g.wake.wait_for(lock, d, [this] { return stopping_.load(); });
+    return !stopping_;
+}
+
+void consistent_applier::publish(group& g) {
+    hlc committed;
+    hlc proposed;
+    {
+        const std::lock_guard<std::mutex> lock(g.mutex);
+        committed = g.committed;
+        proposed = g.proposed;
+    }
+    committed_time_.with({g.label}).set(wall_seconds(committed));
+    proposed_time_.with({g.label}).set(wall_seconds(proposed));
+    target_lag_.with({g.label}).set(age_seconds(committed));
+    source_lag_.with({g.label}).set(age_seconds(proposed));
+    pending_.get().set(static_cast<double>(std::max<int64_t>(0, backlog_.load())));
+}
+
+result<void> consistent_applier::load_progress(group& g) {
+    auto progress =
+        read_progress(target_pool_, g.progress, sequencer_clock::now() + options_.apply_timeout);
+    if (!progress) {
+        return progress.error();
+    }
+    const hlc base = progress->committed;
+    const size_t open_ranges = progress->applied.size();
+    hlc staged_marker;
+    bool reloaded = false;
+    {
+        const std::lock_guard<std::mutex> lock(g.mutex);
+        staged_marker = g.committed;
+        reloaded = g.loaded;
+        g.committed = base;
+        g.ranges = std::move(progress->applied);
+        g.loaded = true;
+        g.reload = false;
+    }
+    if (reloaded) {
+        log::debug()
+            .str("schema", g.label)
+            .str("committed", base.to_string())
+            .unum("ranges", open_ranges)
+            .msg("re-read the target's progress before retrying the window");
+        return ok();
+    }
+    if (base < staged_marker) {
+        log::warn()
+            .str("schema", g.label)
+            .str("target", base.to_string())
+            .str("staging", staged_marker.to_string())
+            .msg(
+                "staging records a newer committed checkpoint than the target holds (was the "
+                "target restored?); applying from the target's");
+    }
+    log::info()
+        .str("schema", g.label)
+        .str("committed", base.to_string())
+        .unum("ranges", open_ranges)
+        .msg("resuming from the target's committed checkpoint");
+    return ok();
+}
+
+void consistent_applier::run(group& g) {
+    log::info().msg(fmt::format("{}: initial mode is Consistent", g.name));
+    auto backoff = options_.first_backoff;
+    int failures = 0;
+    auto failed = [&](const error& e, std::string_view what) {
+        ++failures;
+        // Every failure at first, then with less noise while it lasts.
+        if ((failures & (failures - 1)) == 0) {
+            log::warn()
+                .str("schema", g.label)
+                .num("attempt", failures)
+                .err(e)
+                .msg(fmt::format("{}; retrying", what));
+        }
+        sleep_for(g, backoff);
+        backoff = std::min(backoff * 2, options_.max_backoff);
+    };
+    while (!stopping_) {
+        bool loaded = false;
+        {
+            const std::lock_guard<std::mutex> lock(g.mutex);
+            loaded = g.loaded && !g.reload;
+        }
+        if (!loaded) {
+            if (auto done = load_progress(g); !done) {
+                failed(done.error(), "cannot read the target's progress");
+                continue;
+            }
+        }
+        publish(g);
+        hlc target;
+        {
+            std::unique_lock<std::mutex> lock(g.mutex);
+            g.wake.wait_for(lock, options_.flush_period,
+                            [&] { return stopping_.load() || g.committed < g.proposed; });
+            if (stopping_ || !(g.committed < g.proposed)) {
+                continue;
+            }
+            target = g.proposed;
+        }
+        if (auto done = apply_window(g, target); !done) {
+            {
+                const std::lock_guard<std::mutex> lock(g.mutex);
+                g.reload = true;
+            }
+            if (!stopping_) {
+                apply_errors_.with({g.label, std::string(to_string(done.error().retry()))}).add();
+                failed(done.error(), "applying a resolved window failed");
+            }
+            continue;
+        }
+        failures = 0;
+        backoff = options_.first_backoff;
+        publish(g);
+        retire(g);
+    }
+}
+
+result<void> consistent_applier::apply_window(group& g, hlc resolved) {
+    const auto deadline = sequencer_clock::now() + options_.apply_timeout;
+    auto snapshot = schemas_.get(g.schema, deadline);
+    if (!snapshot) {
+        return snapshot.error();
+    }
+    if (auto counted = count_backlog(g, **snapshot); !counted) {
+        return counted;
+    }
+    hlc committed;
+    applied_ranges done_ranges;
+    {
+        const std::lock_guard<std::mutex> lock(g.mutex);
+        committed = g.committed;
+        done_ranges = g.ranges;
+    }
+    std::vector<window_table> tables;
+    std::vector<std::string> stage_tables;
+    for (const table_info& t : (*snapshot)->tables) {
+        if (is_progress_table(t)) {
+            continue;
+        }
+        std::string st = staging_store::stage_table(g.schema, t.name);
+        auto present = staging_.exists(st);
+        if (!present) {
+            return present.error();
+        }
+        if (*present) {
+            stage_tables.push_back(st);
+            tables.push_back({std::move(st), (*snapshot)->order_of(t)});
+        }
+    }
+    window_reader reader(
+        [this](const std::string& table, hlc after, const std::string& after_key, hlc upto,
+               size_t limit) { return staging_.read(table, after, after_key, upto, limit); },
+        std::move(tables), committed, resolved, options_.scan_size, std::move(done_ranges));
+
+    const chunk_target target{g.schema, g.label, g.progress, *snapshot};
+    const chunk_hooks hooks{
+        [this, &g](std::chrono::nanoseconds d) { return sleep_for(g, d); },
+        [this] { return stopping_.load(); },
+        [&g](uint64_t sequence) { g.scheduler->wait_for_earlier(sequence); },
+        [&g](hlc first, hlc last) {
+            // Exact bookkeeping: a retried window skips this range.
+            const std::lock_guard<std::mutex> lock(g.mutex);
+            g.ranges.emplace_back(first, last);
+        },
+    };
+    g.scheduler->begin([&](const chunk& c) { return chunks_.apply(c, target, hooks); });
+
+    chunk next;
+    result<void> outcome = ok();
+    for (;;) {
+        if (stopping_) {
+            outcome = error{errc::cancelled, "stopping"};
+            break;
+        }
+        auto tx = reader.next();
+        if (!tx) {
+            outcome = tx.error();
+            break;
+        }
+        if (!*tx) {
+            break;
+        }
+        source_transaction& t = **tx;
+        std::string body;
+        for (window_row& row : t.rows) {
+            next.keys.emplace(row.position, std::string(row_key(row.key)));
+            body += row.message;
+            body += '\n';
+            ++next.rows;
+        }
+        if (next.first.is_zero()) {
+            next.first = t.time;
+        }
+        next.last = t.time;
+        next.transactions.emplace_back(t.time, std::move(body));
+        if (next.rows >= options_.flush_size) {
+            if (auto r = g.scheduler->submit(std::exchange(next, chunk{})); !r) {
+                outcome = r.error();
+                break;
+            }
+        }
+    }
+    if (outcome && next.rows > 0) {
+        outcome = g.scheduler->submit(std::exchange(next, chunk{}));
+    }
+    auto drained = g.scheduler->drain();
+    if (!outcome) {
+        return outcome;
+    }
+    if (!drained) {
+        return drained;
+    }
+    if (auto done = complete_window(g, resolved); !done) {
+        return done;
+    }
+    backlog_ -= static_cast<int64_t>(reader.rows_read());
+    if (backlog_.load() < 0) {
+        backlog_ = 0;  // approximate at the edges (a crash between target and staging commits)
+    }
+    {
+        const std::lock_guard<std::mutex> lock(g.mutex);
+        g.stage_tables = std::move(stage_tables);
+    }
+    log::debug()
+        .str("schema", g.label)
+        .str("resolved", resolved.to_string())
+        .unum("mutations", reader.rows_read())
+        .unum("transactions", g.scheduler->submitted())
+        .msg("applied a resolved window");
+    return ok();
+}
+
+result<void> consistent_applier::complete_window(group& g, hlc resolved) {
+    if (auto done = write_checkpoint(target_pool_, g.progress, resolved,
+                                     sequencer_clock::now() + options_.apply_timeout);
+        !done) {
+        return done;
+    }
+    {
+        const std::lock_guard<std::mutex> lock(g.mutex);
+        g.committed = resolved;
+        g.ranges.clear();
+    }
+    if (auto marked = staging_.mark_committed(g.name, resolved); !marked) {
+        // The target is the authority; staging's mark is for operators and retiring.
+        log::warn()
+            .str("schema", g.label)
+            .err(marked.error())
+            .msg("could not mark the checkpoint applied in staging");
+    }
+    committed_time_.with({g.label}).set(wall_seconds(resolved));
+    return ok();
+}
+
+void consistent_applier::retire(group& g) {
+    hlc committed;
+    hlc retired;
+    std::vector<std::string> tables;
+    {
+        const std::lock_guard<std::mutex> lock(g.mutex);
+        committed = g.committed;
+        retired = g.retired;
+        tables = g.stage_tables;
+    }
+    const int64_t offset = options_.retire_offset.count();
+    if (committed.wall() <= offset) {
+        return;
+    }
+    const hlc upto = offset == 0 ? committed : hlc(committed.wall() - offset, 0);
+    if (upto <= retired) {
+        return;
+    }
+    uint64_t total = 0;
+    for (const std::string& st : tables) {
+        for (;;) {
+            auto n = staging_.retire(st, upto, retire_batch);
+            if (!n) {
+                log::warn().str("table", st).err(n.error()).msg("retiring staged rows failed");
+                return;
+            }
+            total += *n;
+            if (*n < retire_batch || stopping_) {
+                break;
+            }
+        }
+    }
+    if (auto done = staging_.retire_checkpoints(g.name, upto); !done) {
+        log::warn().str("schema", g.label).err(done.error()).msg("retiring checkpoints failed");
+        return;
+    }
+    retired_.with({g.label}).add(total);
+    const std::lock_guard<std::mutex> lock(g.mutex);
+    g.retired = upto;
+}
+
+}  // namespace molt::replicator

@@ -1,0 +1,136 @@
+#include "molt/replicator/sequencer/chunk_applier.hpp"
+
+#include <random>
+
+#include "molt/common/log.hpp"
+#include "molt/proto/decoder.hpp"
+#include "molt/replicator/sequencer/target_progress.hpp"
+#include "molt/replicator/target/apply_plan.hpp"
+
+namespace molt::replicator {
+
+using clock_type = std::chrono::steady_clock;
+
+chunk_applier::chunk_applier(const target_dialect& dialect, session_pool& pool,
+                             schema_cache& schemas, chunk_metrics metrics, chunk_options options)
+    : dialect_(dialect), pool_(pool), schemas_(schemas), metrics_(metrics), options_(options) {}
+
+result<void> chunk_applier::apply(const chunk& c, chunk_target target,
+                                  const chunk_hooks& hooks) const {
+    std::string body;
+    for (const auto& [time, rows] : c.transactions) {
+        body += rows;
+    }
+    auto decoded = proto::decode_ndjson(body);
+    if (!decoded) {
+        return decoded.error().with_context("staged mutations cannot be decoded");
+    }
+    std::mt19937 jitter(static_cast<uint32_t>(c.sequence * 7919 + 17));
+    auto backoff = options_.first_backoff;
+    for (int attempt = 1;; ++attempt) {
+        if (hooks.stopping()) {
+            return error{errc::cancelled, "stopping"};
+        }
+        const auto start = clock_type::now();
+        auto plan = plan_batch(*target.snapshot, *decoded, dialect_, options_.flush_size,
+                               statement_order::upserts_first);
+        error failure{errc::internal, ""};
+        if (!plan) {
+            failure = plan.error();
+        } else {
+            auto session = pool_.acquire(start + options_.apply_timeout);
+            if (!session) {
+                failure = session.error();
+            } else {
+                target_session& db = **session;
+                // True: applied now; false: an earlier attempt had committed it.
+                auto attempt_once = [&]() -> result<bool> {
+                    if (auto begun = db.begin(); !begun) {
+                        return begun.error();
+                    }
+                    // The progress row first: it tells an earlier attempt that committed
+                    // (acknowledgement lost) from one that did not, before anything is written.
+                    auto fresh = record_progress(db, target.progress, c.first, c.last);
+                    if (!fresh) {
+                        db.rollback();
+                        return fresh.error().with_context("recording progress in " +
+                                                          target.progress.table);
+                    }
+                    if (!*fresh) {
+                        db.rollback();
+                        return false;
+                    }
+                    if (auto done = execute_statements(db, *plan); !done) {
+                        return done.error();
+                    }
+                    if (auto done = db.commit(); !done) {
+                        return done.error();
+                    }
+                    return true;
+                };
+                auto done = attempt_once();
+                if (done) {
+                    hooks.committed(c.first, c.last);
+                    if (*done) {
+                        metrics_.apply.applied(target.label, *plan, metrics::seconds_since(start));
+                    } else {
+                        log::info()
+                            .str("schema", target.label)
+                            .str("first", c.first.to_string())
+                            .str("last", c.last.to_string())
+                            .num("attempt", attempt)
+                            .msg(
+                                "the target had committed this transaction although its commit "
+                                "failed (acknowledgement lost); not applied again");
+                    }
+                    for (const table_counts& t : plan->tables) {
+                        metrics_.applied.with({target.label, t.table->name}).add(t.received);
+                    }
+                    return ok();
+                }
+                failure = done.error();
+                if (failure.retry() == retry_class::reconnect ||
+                    failure.code() == errc::unavailable) {
+                    session->mark_broken();
+                }
+            }
+        }
+        const retry_class why = failure.retry();
+        metrics_.apply.retried(target.label, why);
+        if (why == retry_class::defer) {
+            // A foreign key needs a row that an earlier chunk of this window writes: wait for
+            // every earlier one, then try again.
+            hooks.wait_for_earlier(c.sequence);
+            if (attempt == 1) {
+                continue;
+            }
+        } else if (why == retry_class::schema || failure.code() == errc::not_found) {
+            schemas_.invalidate(target.schema);
+            if (auto fresh =
+                    schemas_.get(target.schema, clock_type::now() + options_.apply_timeout)) {
+                target.snapshot = *fresh;
+            }
+        }
+        if (why == retry_class::fatal || why == retry_class::none) {
+            metrics_.errors.with({target.label, std::string(to_string(why))}).add();
+        }
+        if ((attempt & (attempt - 1)) == 0) {
+            auto event =
+                why == retry_class::fatal || why == retry_class::none ? log::error() : log::warn();
+            event.str("schema", target.label)
+                .str("first", c.first.to_string())
+                .str("last", c.last.to_string())
+                .num("attempt", attempt)
+                .str("reason", std::string(to_string(why)))
+                .err(failure)
+                .msg("a target transaction failed; retrying (the window waits for it)");
+        }
+        std::uniform_int_distribution<int64_t> spread(backoff.count() / 2, backoff.count());
+        if (!hooks.sleep(std::chrono::milliseconds(spread(jitter)))) {
+            return error{errc::cancelled, "stopping"};
+        }
+        backoff = std::min(backoff * 2, options_.max_backoff);
+    }
+}
+
+}  // namespace molt::replicator

@@ -1,0 +1,272 @@
+// Ingest, on the HTTP worker threads: staging a request's rows, recording resolved timestamps,
+// and the backlog bound (replicator/README.md, "Consistent mode", ingest).
+#include <map>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "molt/common/log.hpp"
+#include "molt/proto/encoder.hpp"
+#include "molt/replicator/target/apply_plan.hpp"
+
+#include "group.hpp"
+
+namespace molt::replicator {
+
+result<accept_stats> consistent_applier::accept_rows(const qualified_name& schema,
+                                                     const proto::batch& rows) {
+    const auto start = sequencer_clock::now();
+    const auto deadline = start + options_.request_timeout;
+    // The target's tables name the staging tables and refuse unknown schemas and topics (404).
+    // While the target is down, the last snapshot serves, so staging goes on.
+    auto fresh = schemas_.get(schema, deadline);
+    if (!fresh && fresh.error().code() == errc::not_found) {
+        return fresh.error();
+    }
+    auto found = group_for(schema);
+    if (!found) {
+        return found.error();
+    }
+    group& g = **found;
+
+    std::shared_ptr<const schema_snapshot> snapshot;
+    bool first_lookup = true;
+    auto lookup = [&]() -> result<void> {
+        if (!first_lookup) {
+            fresh = schemas_.get(schema, deadline);
+        }
+        first_lookup = false;
+        if (fresh) {
+            snapshot = *fresh;
+            const std::lock_guard<std::mutex> lock(g.mutex);
+            g.snapshot = snapshot;
+            return ok();
+        }
+        if (fresh.error().code() == errc::not_found) {
+            return fresh.error();
+        }
+        const std::lock_guard<std::mutex> lock(g.mutex);
+        if (g.snapshot == nullptr) {
+            return error{errc::unavailable, fmt::format("the target's tables are not known yet: {}",
+                                                        fresh.error().message())};
+        }
+        snapshot = g.snapshot;
+        return ok();
+    };
+    if (auto looked = lookup(); !looked) {
+        return looked.error();
+    }
+    std::vector<const table_info*> tables;
+    for (int pass = 0; pass < 2; ++pass) {
+        tables.clear();
+        for (const proto::table_mutations& t : rows.tables()) {
+            const table_info* table = resolve_topic(*snapshot, t.topic);
+            if (table == nullptr || is_progress_table(*table)) {
+                break;
+            }
+            tables.push_back(table);
+        }
+        if (tables.size() == rows.tables().size() || pass == 1) {
+            break;
+        }
+        // A table may have been created since the last introspection: look once more.
+        schemas_.invalidate(schema);
+        if (auto looked = lookup(); !looked) {
+            return looked.error();
+        }
+    }
+    if (tables.size() != rows.tables().size()) {
+        return error{errc::not_found,
+                     fmt::format("unknown table \"{}\" in target schema {}",
+                                 log::sanitize(rows.tables()[tables.size()].topic), g.label)};
+    }
+
+    // The first request of a group counts what an earlier process left staged, before anything
+    // more is staged (so nothing is counted twice).
+    if (auto counted = count_backlog(g, *snapshot); !counted) {
+        return counted.error();
+    }
+    if (options_.max_backlog > 0 && backlog_.load() >= static_cast<int64_t>(options_.max_backlog)) {
+        return error{errc::unavailable,
+                     fmt::format("{} mutations wait for the target, the most staging holds "
+                                 "(--stagingMaxBacklog {}); the changefeed will retry",
+                                 backlog_.load(), options_.max_backlog)};
+    }
+
+    hlc committed;
+    hlc proposed;
+    {
+        const std::lock_guard<std::mutex> lock(g.mutex);
+        committed = g.committed;
+        proposed = g.proposed;
+    }
+    std::vector<staging_store::table_rows> to_stage;
+    std::vector<staging_store::table_rows> late;
+    std::map<std::string, size_t> stage_index;
+    std::map<std::string, size_t> late_index;
+    accept_stats stats;
+    for (size_t i = 0; i < tables.size(); ++i) {
+        const proto::table_mutations& group_rows = rows.tables()[i];
+        const table_info& t = *tables[i];
+        const std::string st = staging_store::stage_table(schema, t.name);
+        for (const proto::mutation& m : group_rows.mutations) {
+            staged_mutation sm;
+            sm.updated = m.updated;
+            sm.key = staged_key(t, group_rows.topic, m.key);
+            sm.message = proto::encode_message(proto::to_message(group_rows.topic, m));
+            sm.deletion = m.deleted;
+            const bool is_late = !committed.is_zero() && m.updated <= committed;
+            auto& index = is_late ? late_index : stage_index;
+            auto& list = is_late ? late : to_stage;
+            auto [it, inserted] = index.try_emplace(st, list.size());
+            if (inserted) {
+                list.push_back({st, {}});
+            }
+            list[it->second].rows.push_back(std::move(sm));
+            if (!is_late) {
+                ++(m.deleted ? stats.deletes : stats.upserts);
+            }
+        }
+    }
+
+    if (!to_stage.empty()) {
+        auto outcome = staging_.stage(to_stage, proposed);
+        if (!outcome) {
+            return staging_error(outcome.error());
+        }
+        backlog_ += static_cast<int64_t>(outcome->staged);
+        pending_.get().set(static_cast<double>(backlog_.load()));
+        const double elapsed = metrics::seconds_since(start);
+        stage_duration_.with({g.label}).observe(elapsed);
+        staged_.with({g.label}).add(outcome->staged);
+        duplicates_.with({g.label}).add(outcome->duplicates);
+        log::debug()
+            .str("target", g.label)
+            .unum("count", outcome->staged)
+            .unum("duplicates", outcome->duplicates)
+            .dbl("duration_ms", elapsed * 1e3)
+            .msg("staged mutations");
+        if (!outcome->after_resolved.empty()) {
+            violations_.with({g.label, "after_resolved"}).add(outcome->after_resolved.size());
+            log::error()
+                .str("target", g.label)
+                .str("resolved", proposed.to_string())
+                .unum("rows", outcome->after_resolved.size())
+                .str("first", outcome->after_resolved.front())
+                .msg(
+                    "changefeed protocol violation: new rows at or below a resolved timestamp "
+                    "already received; they are applied only if their window has not been");
+        }
+    }
+
+    for (const staging_store::table_rows& t : late) {
+        late_.with({g.label}).add(t.rows.size());
+        auto differing = staging_.differing(t.stage_table, t.rows);
+        if (!differing) {
+            log::warn()
+                .str("target", g.label)
+                .err(differing.error())
+                .msg("could not compare late duplicates with staging");
+            continue;
+        }
+        if (!differing->empty()) {
+            violations_.with({g.label, "late_duplicate_differs"}).add(differing->size());
+            const staged_mutation& first = *differing->front();
+            log::error()
+                .str("target", g.label)
+                .str("table", t.stage_table)
+                .str("key", log::sanitize(row_key(first.key)))
+                .str("updated", first.updated.to_string())
+                .unum("rows", differing->size())
+                .msg(
+                    "changefeed protocol violation: a late duplicate differs from the mutation "
+                    "staged for the same timestamp and key; the staged one stays applied");
+        }
+    }
+    if (!late.empty()) {
+        size_t n = 0;
+        for (const auto& t : late) {
+            n += t.rows.size();
+        }
+        log::debug()
+            .str("target", g.label)
+            .unum("count", n)
+            .str("committed", committed.to_string())
+            .msg("dropped late duplicates at or below the committed checkpoint");
+    }
+    return stats;
+}
+
+result<void> consistent_applier::accept_resolved(const qualified_name& schema, hlc resolved) {
+    // An unknown target schema gets no pipeline (a target that is down does not say "unknown").
+    if (auto known = schemas_.get(schema, sequencer_clock::now() + options_.request_timeout);
+        !known && known.error().code() == errc::not_found) {
+        return known.error();
+    }
+    auto found = group_for(schema);
+    if (!found) {
+        return found.error();
+    }
+    group& g = **found;
+    hlc latest;
+    auto outcome = staging_.record_resolved(g.name, resolved, &latest);
+    if (!outcome) {
+        return staging_error(outcome.error());
+    }
+    switch (*outcome) {
+    case resolved_outcome::recorded: {
+        {
+            const std::lock_guard<std::mutex> lock(g.mutex);
+            g.proposed = std::max(g.proposed, resolved);
+        }
+        g.wake.notify_all();
+        proposed_time_.with({g.label}).set(wall_seconds(resolved));
+        source_lag_.with({g.label}).set(age_seconds(resolved));
+        log::trace()
+            .str("schema", g.label)
+            .str("resolved", resolved.to_string())
+            .msg("resolved timestamp");
+        return ok();
+    }
+    case resolved_outcome::repeated: return ok();
+    case resolved_outcome::backwards:
+        // A changefeed that restarts resumes from its persisted high-water mark and sends
+        // resolved timestamps older than ones it sent before. An older one says nothing new
+        // (everything up to the newest is promised already), so it is acknowledged: refusing it
+        // would only make the changefeed retry and restart again. Its rows at or below the
+        // committed checkpoint are late duplicates; the rest are staged as usual.
+        backwards_.with({g.label}).add();
+        log::debug()
+            .str("group", g.name)
+            .str("proposed", resolved.to_string())
+            .str("latest", latest.to_string())
+            .msg("resolved timestamp older than the newest one; acknowledged and ignored");
+        return ok();
+    }
+    return ok();
+}
+
+result<void> consistent_applier::count_backlog(group& g, const schema_snapshot& snapshot) {
+    const std::lock_guard<std::mutex> counting(g.count_mutex);
+    if (g.counted) {
+        return ok();
+    }
+    hlc from;
+    {
+        const std::lock_guard<std::mutex> lock(g.mutex);
+        from = g.committed;
+    }
+    int64_t rows = 0;
+    for (const table_info& t : snapshot.tables) {
+        auto n = staging_.count_above(staging_store::stage_table(g.schema, t.name), from);
+        if (!n) {
+            return staging_error(n.error());
+        }
+        rows += static_cast<int64_t>(*n);
+    }
+    backlog_ += rows;
+    g.counted = true;
+    return ok();
+}
+
+}  // namespace molt::replicator
