@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "molt/common/ident.hpp"
+#include "molt/emulator/rich_values.hpp"
 #include "molt/proto/encoder.hpp"
 
 namespace molt::emulator {
@@ -25,10 +26,13 @@ std::vector<int64_t> split_key(const std::string& pk) {
     return key;
 }
 
-template <typename T>
-T uniform(std::mt19937_64& rng, T lo, T hi) {
-    return std::uniform_int_distribution<T>(lo, hi)(rng);
+// The key of `touched`, the rows a transaction has written: "table/pk".
+std::string touch_key(size_t table, const std::string& pk) {
+    return fmt::format("{}/{}", table, pk);
 }
+
+// Freed UNIQUE values kept for reuse, per column (the oldest go first).
+constexpr size_t max_freed = 1000;
 
 std::string random_text(std::mt19937_64& rng) {
     static const char* pieces[] = {"a",  "b",  "Z", "7", " ",  "'",    "\"", "\\",
@@ -182,6 +186,14 @@ generator::generator(workload_spec spec, generator_options options)
                                     std::chrono::system_clock::now().time_since_epoch())
                                     .count();
     last_ = hlc(start, 0);
+    unique_.resize(spec_.tables.size());
+    for (size_t t = 0; t < spec_.tables.size(); ++t) {
+        for (size_t c = 0; c < spec_.tables[t].columns.size(); ++c) {
+            if (spec_.tables[t].columns[c].unique) {
+                unique_[t].push_back({c, {}, {}});
+            }
+        }
+    }
 }
 
 std::vector<int64_t> generator::pk_values(size_t table, uint64_t index) const {
@@ -210,6 +222,19 @@ std::string generator::pk_text(size_t table, uint64_t index) const {
 
 void generator::store(size_t table, const std::string& pk, const row_values& row) {
     table_state& s = tables_[table];
+    const auto old = s.rows.find(pk);
+    for (unique_column& u : unique_[table]) {
+        // In a swap the other row may have taken the old value already: drop it only if ours.
+        if (old != s.rows.end() && old->second[u.column]) {
+            const auto held = u.holder.find(*old->second[u.column]);
+            if (held != u.holder.end() && held->second == pk) {
+                u.holder.erase(held);
+            }
+        }
+        if (row[u.column]) {
+            u.holder[*row[u.column]] = pk;
+        }
+    }
     if (s.rows.emplace(pk, row).second) {
         s.position[pk] = s.present.size();
         s.present.push_back(pk);
@@ -220,9 +245,22 @@ void generator::store(size_t table, const std::string& pk, const row_values& row
 
 void generator::remove(size_t table, const std::string& pk) {
     table_state& s = tables_[table];
-    if (s.rows.erase(pk) == 0) {
+    const auto old = s.rows.find(pk);
+    if (old == s.rows.end()) {
         return;
     }
+    for (unique_column& u : unique_[table]) {
+        const std::optional<std::string>& value = old->second[u.column];
+        const auto held = value ? u.holder.find(*value) : u.holder.end();
+        if (held != u.holder.end() && held->second == pk) {
+            u.holder.erase(held);
+            u.freed.emplace_back(*value, transactions_);
+            if (u.freed.size() > max_freed) {
+                u.freed.pop_front();
+            }
+        }
+    }
+    s.rows.erase(old);
     const size_t at = s.position[pk];
     s.position.erase(pk);
     if (at + 1 != s.present.size()) {
@@ -277,10 +315,16 @@ void generator::emit(transaction& txn, size_t table, const std::string& pk,
 }
 
 row_values generator::make_row(size_t table, uint64_t index,
-                               std::unordered_set<std::string>& touched, transaction& txn) {
+                               std::unordered_set<std::string>& touched, transaction& txn,
+                               const std::string* unique_value_taken) {
     const table_spec& t = spec_.tables[table];
     const std::vector<int64_t> key = pk_values(table, index);
     row_values row(t.columns.size());
+    const row_values* current = nullptr;  // the row an update replaces (for UNIQUE columns)
+    if (!unique_[table].empty()) {
+        const auto it = tables_[table].rows.find(pk_text(table, index));
+        current = it != tables_[table].rows.end() ? &it->second : nullptr;
+    }
     for (size_t c = 0; c < t.columns.size(); ++c) {
         const column_spec& col = t.columns[c];
         const auto pk_at = std::find(t.primary_key.begin(), t.primary_key.end(), col.name);
@@ -321,12 +365,145 @@ row_values generator::make_row(size_t table, uint64_t index,
             }
             continue;
         }
+        if (col.unique && unique_value_taken != nullptr) {
+            row[c] = *unique_value_taken;
+            continue;
+        }
         if (std::uniform_real_distribution<double>(0, 1)(rng_) < options_.null_rate) {
             continue;
         }
-        row[c] = random_value(col, rng_, options_.portable);
+        if (col.unique) {
+            for (unique_column& u : unique_[table]) {
+                if (u.column == c) {
+                    row[c] = unique_value(u, current);
+                }
+            }
+            continue;
+        }
+        row[c] = options_.rich_values ? rich_value(col, rng_, options_.portable)
+                                      : random_value(col, rng_, options_.portable);
     }
     return row;
+}
+
+bool generator::roll(double rate) {
+    return std::uniform_real_distribution<double>(0, 1)(rng_) < rate;
+}
+
+std::string generator::unique_value(unique_column& u, const row_values* current) {
+    if (current != nullptr && (*current)[u.column] && uniform(rng_, 0, 1) == 0) {
+        return *(*current)[u.column];  // an update that keeps the value
+    }
+    if (options_.unique_reuse_rate > 0 && roll(options_.unique_reuse_rate)) {
+        // The newest value a delete of an earlier transaction freed: a reinsert soon after the
+        // delete, likely in the same request.
+        for (auto it = u.freed.rbegin(); it != u.freed.rend(); ++it) {
+            if (it->second < transactions_) {
+                std::string value = std::move(it->first);
+                u.freed.erase(std::next(it).base());
+                ++unique_counts_.reuses;
+                return value;
+            }
+        }
+    }
+    return unique_text(++unique_serial_, rng_);
+}
+
+std::optional<std::string> generator::pick_unique_holder(
+    size_t table, const unique_column& u, const std::unordered_set<std::string>& touched) {
+    for (int attempt = 0; attempt < 8; ++attempt) {
+        auto pk = pick_present(table);
+        if (pk && touched.count(touch_key(table, *pk)) == 0 &&
+            tables_[table].rows.at(*pk)[u.column]) {
+            return pk;
+        }
+    }
+    return std::nullopt;
+}
+
+std::optional<uint64_t> generator::free_index(size_t table,
+                                              std::unordered_set<std::string>& touched) {
+    for (int attempt = 0; attempt < 8; ++attempt) {
+        const uint64_t index = uniform<uint64_t>(rng_, 0, options_.keys - 1);
+        const std::string pk = pk_text(table, index);
+        if (tables_[table].rows.count(pk) == 0 && touched.insert(touch_key(table, pk)).second) {
+            return index;
+        }
+    }
+    return std::nullopt;
+}
+
+std::optional<size_t> generator::unique_table() {
+    std::vector<size_t> tables;
+    for (size_t t = 0; t < unique_.size(); ++t) {
+        if (!unique_[t].empty()) {
+            tables.push_back(t);
+        }
+    }
+    if (tables.empty()) {
+        return std::nullopt;
+    }
+    return tables[uniform<size_t>(rng_, 0, tables.size() - 1)];
+}
+
+void generator::move_unique(transaction& txn, std::unordered_set<std::string>& touched) {
+    const auto unique_table_index = unique_table();
+    if (!unique_table_index) {
+        return;
+    }
+    const size_t table = *unique_table_index;
+    // The table's first UNIQUE column.
+    const unique_column& u = unique_[table].front();
+    const auto from = pick_unique_holder(table, u, touched);
+    const auto index = from ? free_index(table, touched) : std::nullopt;
+    if (!index) {
+        return;
+    }
+    touched.insert(touch_key(table, *from));
+    // The holder's y becomes a new z; a new row takes y.
+    row_values moved = tables_[table].rows.at(*from);
+    const std::string taken = *moved[u.column];
+    moved[u.column] = unique_text(++unique_serial_, rng_);
+    const row_values taker = make_row(table, *index, touched, txn, &taken);
+    const std::string taker_pk = pk_text(table, *index);
+    store(table, *from, moved);
+    store(table, taker_pk, taker);
+    // A changefeed orders a transaction's rows by nothing the target can rely on: both orders.
+    if (uniform(rng_, 0, 1) == 0) {
+        emit(txn, table, *from, split_key(*from), moved);
+        emit(txn, table, taker_pk, pk_values(table, *index), taker);
+    } else {
+        emit(txn, table, taker_pk, pk_values(table, *index), taker);
+        emit(txn, table, *from, split_key(*from), moved);
+    }
+    ++unique_counts_.moves;
+}
+
+void generator::swap_unique(transaction& txn, std::unordered_set<std::string>& touched) {
+    const auto unique_table_index = unique_table();
+    if (!unique_table_index) {
+        return;
+    }
+    const size_t table = *unique_table_index;
+    const unique_column& u = unique_[table].front();
+    const auto a = pick_unique_holder(table, u, touched);
+    if (!a) {
+        return;
+    }
+    touched.insert(touch_key(table, *a));
+    const auto b = pick_unique_holder(table, u, touched);
+    if (!b) {
+        return;
+    }
+    touched.insert(touch_key(table, *b));
+    row_values row_a = tables_[table].rows.at(*a);
+    row_values row_b = tables_[table].rows.at(*b);
+    std::swap(row_a[u.column], row_b[u.column]);
+    store(table, *a, row_a);
+    store(table, *b, row_b);
+    emit(txn, table, *a, split_key(*a), row_a);
+    emit(txn, table, *b, split_key(*b), row_b);
+    ++unique_counts_.swaps;
 }
 
 void generator::delete_with_children(transaction& txn, size_t table, const std::string& pk,
@@ -399,18 +576,18 @@ transaction generator::next() {
             continue;
         }
         // An insert of a key that is not present.
-        for (int attempt = 0; attempt < 8; ++attempt) {
-            const uint64_t index = uniform<uint64_t>(rng_, 0, options_.keys - 1);
-            const std::string pk = pk_text(table, index);
-            if (tables_[table].rows.count(pk) != 0 ||
-                !touched.insert(fmt::format("{}/{}", table, pk)).second) {
-                continue;
-            }
-            row_values row = make_row(table, index, touched, txn);
+        if (const auto index = free_index(table, touched)) {
+            const std::string pk = pk_text(table, *index);
+            row_values row = make_row(table, *index, touched, txn);
             store(table, pk, row);
-            emit(txn, table, pk, pk_values(table, index), row);
-            break;
+            emit(txn, table, pk, pk_values(table, *index), row);
         }
+    }
+    if (options_.unique_move_rate > 0 && roll(options_.unique_move_rate)) {
+        move_unique(txn, touched);
+    }
+    if (options_.unique_swap_rate > 0 && roll(options_.unique_swap_rate)) {
+        swap_unique(txn, touched);
     }
     if (options_.phantom_delete_rate > 0 &&
         (std::uniform_real_distribution<double>(0, 1)(rng_) < options_.phantom_delete_rate ||

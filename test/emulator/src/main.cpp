@@ -113,7 +113,16 @@ int workload(int argc, char** argv) {
     desc.add_options()("help,h", "this help")("sink-uri", po::value<std::string>(),
                                               "where to POST (required)")(
         "spec", po::value<std::string>(),
-        "a JSON file describing the tables (default: a built-in two-table spec)")(
+        "a JSON file describing the tables (default: the profile's built-in two-table spec)")(
+        "profile", po::value<std::string>()->default_value("standard"),
+        "standard, or rich: tables with a UNIQUE key, long TEXT, JSONB and extreme values (see "
+        "the README); its values also go to the tables of --spec or --introspect")(
+        "unique-reuse", po::value<double>()->default_value(0),
+        "per value of a UNIQUE column: take a value a delete freed in an earlier transaction")(
+        "unique-move", po::value<double>()->default_value(0),
+        "per transaction: a row's UNIQUE value y becomes z while a new row takes y")(
+        "unique-swap", po::value<double>()->default_value(0),
+        "per transaction: two rows swap their UNIQUE values")(
         "no-foreign-keys",
         "leave the spec's foreign keys out (immediate mode is for workloads without them)")(
         "introspect", po::value<std::string>(),
@@ -165,7 +174,11 @@ int workload(int argc, char** argv) {
     }
 
     // Tables.
-    workload_spec spec = default_spec();
+    const std::string profile = vm["profile"].as<std::string>();
+    if (profile != "standard" && profile != "rich") {
+        return fail("--profile takes standard or rich, not " + profile);
+    }
+    workload_spec spec = profile == "rich" ? rich_spec() : default_spec();
     if (vm.count("spec") != 0U) {
         std::ifstream in(vm["spec"].as<std::string>());
         if (!in) {
@@ -215,6 +228,10 @@ int workload(int argc, char** argv) {
     gen.key_base = vm["key-base"].as<int64_t>();
     gen.seed = vm["seed"].as<uint64_t>();
     gen.portable = vm.count("pg-types") == 0U;
+    gen.rich_values = profile == "rich";
+    gen.unique_reuse_rate = vm["unique-reuse"].as<double>();
+    gen.unique_move_rate = vm["unique-move"].as<double>();
+    gen.unique_swap_rate = vm["unique-swap"].as<double>();
     if (std::sscanf(vm["mix"].as<std::string>().c_str(), "%d,%d,%d", &gen.insert_weight,
                     &gen.update_weight, &gen.delete_weight) != 3) {
         return fail("--mix takes insert,update,delete weights, e.g. 50,35,15");
@@ -408,6 +425,11 @@ int workload(int argc, char** argv) {
     f.set("dropped_connection", proto::json::number(static_cast<int64_t>(st.dropped_connections)));
     f.set("phantom_delete", proto::json::number(static_cast<int64_t>(g.phantom_deletes())));
     summary.set("faults", std::move(f));
+    proto::json unique = proto::json::object();
+    unique.set("reuses", proto::json::number(static_cast<int64_t>(g.unique_changes().reuses)));
+    unique.set("moves", proto::json::number(static_cast<int64_t>(g.unique_changes().moves)));
+    unique.set("swaps", proto::json::number(static_cast<int64_t>(g.unique_changes().swaps)));
+    summary.set("unique", std::move(unique));
     summary.set("seconds", proto::json::number(fmt::format("{:.3f}", seconds)));
     summary.set("mutations_per_second", proto::json::number(fmt::format(
                                             "{:.1f}", static_cast<double>(mutations) / seconds)));

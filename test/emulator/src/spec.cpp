@@ -49,7 +49,9 @@ std::string target_type(const column_spec& c, dialect d) {
                    ? fmt::format("{}({},{})", my ? "DECIMAL" : "numeric", c.precision, c.scale)
                    : (my ? "DECIMAL(38,10)" : "numeric");
         break;
-    case sql_type::string: base = my ? "VARCHAR(255)" : "text"; break;
+    case sql_type::string:
+        base = my ? (is_long_text(c) ? "LONGTEXT" : "VARCHAR(255)") : "text";
+        break;
     case sql_type::bytes: base = my ? "VARBINARY(255)" : "bytea"; break;
     case sql_type::uuid: base = my ? "CHAR(36)" : "uuid"; break;
     case sql_type::date: base = my ? "DATE" : "date"; break;
@@ -84,6 +86,10 @@ std::string target_type(const column_spec& c, dialect d) {
 }
 
 }  // namespace
+
+bool is_long_text(const column_spec& c) {
+    return !c.family.array && ident_equal(c.type, "text");
+}
 
 const column_spec* table_spec::column(std::string_view column_name) const {
     for (const column_spec& c : columns) {
@@ -139,6 +145,9 @@ result<workload_spec> workload_spec::parse(std::string_view json_text) {
             col.type = ctype->text();
             col.family = proto::column_type_from_name(col.type);
             type_arguments(col.type, col.precision, col.scale);
+            if (const proto::json* unique = c.find("unique")) {
+                col.unique = unique->kind() == proto::json::type::boolean && unique->as_bool();
+            }
             if (const proto::json* labels = c.find("labels")) {
                 for (const proto::json& l : labels->items()) {
                     col.labels.push_back(l.text());
@@ -255,6 +264,11 @@ std::vector<std::string> workload_spec::ddl(dialect d, bool replace) const {
             key += (key.empty() ? "" : ", ") + q(k, d);
         }
         sql += fmt::format("PRIMARY KEY ({})", key);
+        for (const column_spec& c : t.columns) {
+            if (c.unique) {
+                sql += fmt::format(", UNIQUE ({})", q(c.name, d));
+            }
+        }
         for (const foreign_key_spec& fk : t.foreign_keys) {
             sql += fmt::format(", FOREIGN KEY ({}) REFERENCES {} ({})", q(fk.column, d),
                                q(fk.references, d), q(table(fk.references)->primary_key[0], d));
@@ -283,6 +297,26 @@ workload_spec default_spec() {
         {"name": "amount", "type": "DECIMAL(12,4)"}, {"name": "memo", "type": "STRING"},
         {"name": "payee_id", "type": "INT8"}],
         "foreign_keys": [{"column": "payee_id", "references": "wl_accounts"}]}
+    ]
+})spec")
+        .value();
+}
+
+workload_spec rich_spec() {
+    return workload_spec::parse(R"spec({"tables": [
+      {"name": "wl_rich_users", "primary_key": ["id"], "columns": [
+        {"name": "id", "type": "INT8"}, {"name": "email", "type": "STRING", "unique": true},
+        {"name": "name", "type": "STRING"}, {"name": "bio", "type": "TEXT"},
+        {"name": "doc", "type": "JSONB"}, {"name": "born", "type": "DATE"},
+        {"name": "seen_at", "type": "TIMESTAMPTZ"}, {"name": "local_at", "type": "TIMESTAMP"},
+        {"name": "balance", "type": "DECIMAL(38,10)"}]
+},
+      {"name": "wl_rich_notes", "primary_key": ["user_id", "seq"], "columns": [
+        {"name": "user_id", "type": "INT8"}, {"name": "seq", "type": "INT8"},
+        {"name": "author_id", "type": "INT8"}, {"name": "body", "type": "TEXT"},
+        {"name": "meta", "type": "JSONB"}, {"name": "due", "type": "DATE"},
+        {"name": "noted_at", "type": "TIMESTAMPTZ"}, {"name": "amount", "type": "DECIMAL(38,10)"}],
+        "foreign_keys": [{"column": "author_id", "references": "wl_rich_users"}]}
     ]
 })spec")
         .value();

@@ -46,23 +46,39 @@ std::string trim_fraction(std::string v) {
     return v.substr(0, end);
 }
 
-// "2019-01-02 03:04:05.5+00" or "... .500000" -> nanoseconds, as text.
-std::string instant(std::string v) {
+int64_t floor_div(int64_t a, int64_t b) {
+    return a / b - ((a % b != 0 && (a < 0) != (b < 0)) ? 1 : 0);
+}
+
+// "2019-01-02 03:04:05.5+00", "... .123456789-09:30" or "... .500000" (no zone: UTC) -> the
+// instant in nanoseconds, as text, at the precision the target keeps: microseconds.
+// PostgreSQL rounds nanoseconds to the nearest microsecond (the generator makes no ties at
+// 500 ns, where PostgreSQL's rounding through a double has no single answer); on MySQL the
+// replicator truncates a TIMESTAMPTZ to microseconds and MariaDB truncates a DATETIME's.
+std::string instant(std::string v, dialect d) {
     if (v.size() > 10 && v[10] == ' ') {
         v[10] = 'T';
     }
-    if (v.size() > 3 && (v[v.size() - 3] == '+' || v[v.size() - 3] == '-')) {
-        v += ":00";  // "+00" -> "+00:00"
-    } else if (v.back() != 'Z' && v.find('+', 19) == std::string::npos) {
+    const size_t zone = v.find_first_of("+-Zz", 19);
+    if (zone == std::string::npos) {
         v += 'Z';
+    } else if (v[zone] != 'Z' && v[zone] != 'z' && v.find(':', zone) == std::string::npos) {
+        v += ":00";  // "+00" -> "+00:00"
     }
     auto nanos = parse_rfc3339(v);
-    return nanos ? std::to_string(*nanos) : "unparsable " + v;
+    if (!nanos) {
+        return "unparsable " + v;
+    }
+    const int64_t micros = floor_div(d == dialect::postgres ? *nanos + 500 : *nanos, 1000);
+    return std::to_string(micros * 1000);
 }
 
-std::string normalize(const column_spec& c, const std::optional<std::string>& value) {
+// A value by meaning, for comparison; nullopt is NULL. A JSONB column's JSON null is NULL too:
+// the changefeed sends both as null (changefeed-webhook.md §4), so no target can tell them apart.
+std::optional<std::string> normalize(const column_spec& c, const std::optional<std::string>& value,
+                                     dialect d) {
     if (!value) {
-        return "NULL";
+        return std::nullopt;
     }
     const std::string& v = *value;
     if (c.family.array) {
@@ -88,13 +104,31 @@ std::string normalize(const column_spec& c, const std::optional<std::string>& va
         return trim_fraction(v.substr(0, sign));
     }
     case sql_type::timestamp:
-    case sql_type::timestamptz: return instant(v);
+    case sql_type::timestamptz: return instant(v, d);
     case sql_type::jsonb: {
         auto parsed = proto::json::parse(v);
+        if (parsed && parsed->is_null()) {
+            return std::nullopt;
+        }
         return parsed ? proto::to_crdb_text(*parsed) : "unparsable " + v;
     }
     default: return v;
     }
+}
+
+// A value for a difference report: NULL, or the text (a long one cut short, with its length).
+std::string shown(const std::optional<std::string>& v) {
+    if (!v) {
+        return "NULL";
+    }
+    if (v->size() <= 80) {
+        return *v;
+    }
+    size_t cut = 60;
+    while (cut > 0 && (static_cast<unsigned char>((*v)[cut]) & 0xC0) == 0x80) {
+        --cut;  // not inside a UTF-8 sequence
+    }
+    return fmt::format("{}... ({} bytes)", v->substr(0, cut), v->size());
 }
 
 // What to SELECT for a column, as text.
@@ -253,12 +287,11 @@ result<verify_report> compare_tables(replicator::target_session& session, dialec
             const replicator::sql_row& got = *it->second;
             std::string diff;
             for (size_t c = 0; c < table.columns.size(); ++c) {
-                const std::string w = normalize(table.columns[c], want[c]);
-                const std::string g =
-                    normalize(table.columns[c], got[table.primary_key.size() + c]);
+                const auto w = normalize(table.columns[c], want[c], d);
+                const auto g = normalize(table.columns[c], got[table.primary_key.size() + c], d);
                 if (w != g && diff.size() < 400) {
                     diff += fmt::format("{}{}: target {}, expected {}", diff.empty() ? "" : "; ",
-                                        table.columns[c].name, g.substr(0, 80), w.substr(0, 80));
+                                        table.columns[c].name, shown(g), shown(w));
                 }
             }
             if (!diff.empty()) {

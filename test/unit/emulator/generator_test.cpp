@@ -2,12 +2,15 @@
 // transaction (its final version), foreign keys holding after every transaction.
 #include "molt/emulator/generator.hpp"
 
+#include <map>
 #include <set>
 
 #include <catch2/catch.hpp>
 #include <fmt/format.h>
 
+#include "molt/emulator/rich_values.hpp"
 #include "molt/emulator/spec.hpp"
+#include "molt/proto/crdb_types.hpp"
 
 using namespace molt;
 using namespace molt::emulator;
@@ -84,4 +87,235 @@ TEST_CASE("generator: at_least_once opens with 2+ rows and a phantom delete, the
         CHECK(g.next().changes.size() == 1);
     }
     CHECK(g.phantom_deletes() == 0);
+}
+
+// ---- the rich profile ----
+
+namespace {
+
+generator_options rich_options(uint64_t seed) {
+    generator_options options;
+    options.seed = seed;
+    options.keys = 60;  // a small keyspace: deletes and reinserts meet often
+    options.max_rows = 5;
+    options.rich_values = true;
+    options.unique_reuse_rate = 0.5;
+    options.unique_move_rate = 0.3;
+    options.unique_swap_rate = 0.3;
+    options.start_wall = 1'700'000'000'000'000'000;
+    return options;
+}
+
+// The encoded messages of a generator's first `n` transactions.
+std::vector<std::string> messages(generator& g, int n) {
+    std::vector<std::string> out;
+    for (int i = 0; i < n; ++i) {
+        for (const change& c : g.next().changes) {
+            out.push_back(c.message);
+        }
+    }
+    return out;
+}
+
+bool has(const std::string& s, std::string_view part) {
+    return s.find(part) != std::string::npos;
+}
+
+}  // namespace
+
+TEST_CASE("rich profile: the same seed gives the same stream, another seed another", "[emulator]") {
+    generator a(rich_spec(), rich_options(7));
+    generator b(rich_spec(), rich_options(7));
+    generator c(rich_spec(), rich_options(8));
+    const auto first = messages(a, 300);
+    CHECK(first == messages(b, 300));
+    CHECK(first != messages(c, 300));
+    CHECK(a.final_state() == b.final_state());
+    CHECK(a.unique_changes().reuses == b.unique_changes().reuses);
+    CHECK(a.unique_changes().swaps == b.unique_changes().swaps);
+}
+
+TEST_CASE("rich values: every kind the profile promises occurs, and each encodes", "[emulator]") {
+    std::mt19937_64 rng(3);
+    std::set<proto::json::type> json_top;
+    bool json_null = false;
+    for (int i = 0; i < 3000; ++i) {
+        const std::string text = rich_json(rng);
+        auto parsed = proto::json::parse(text);
+        REQUIRE(parsed);
+        json_top.insert(parsed->kind());
+        json_null = json_null || text == "null";
+        REQUIRE(proto::value_from_pg_text({proto::sql_type::jsonb, false}, text));
+    }
+    CHECK(json_top.size() == 6);  // null, boolean, number, string, array, object
+    CHECK(json_null);
+
+    bool before_1970 = false, after_2100 = false;
+    for (int i = 0; i < 500; ++i) {
+        const std::string d = rich_date(rng);
+        before_1970 = before_1970 || d < "1970";
+        after_2100 = after_2100 || d > "2101";
+        CHECK(d >= "1000-01-01");
+        CHECK(d <= "9999-12-31");
+    }
+    CHECK(before_1970);
+    CHECK(after_2100);
+
+    bool offset = false, nanos = false, carry = false;
+    for (int i = 0; i < 2000; ++i) {
+        const std::string t = rich_timestamp(rng, true, true);
+        INFO(t);
+        const size_t zone = t.find_first_of("+-", 19);
+        REQUIRE(zone != std::string::npos);
+        offset = offset || t.substr(zone) != "+00";
+        const size_t dot = t.find('.');
+        const std::string fraction =
+            dot == std::string::npos ? "" : t.substr(dot + 1, zone - dot - 1);
+        nanos = nanos || fraction.size() > 6;
+        carry = carry || fraction == "999999999";
+        CHECK(fraction.size() <= 9);
+        // No tie for PostgreSQL's rounding to microseconds.
+        CHECK((fraction.size() < 9 || fraction.substr(6) != "5"));
+        CHECK((fraction.size() != 9 || fraction.substr(6) != "500"));
+        // MySQL's TIMESTAMP range (portable), after the offset is applied.
+        auto utc = proto::value_from_pg_text({proto::sql_type::timestamptz, false}, t);
+        REQUIRE(utc);
+        CHECK(utc->text() > "1970-01-01T00:00:01");
+        CHECK(utc->text() < "2038-01-19T03:14:07");
+    }
+    CHECK(offset);
+    CHECK(nanos);
+    CHECK(carry);
+
+    column_spec money;
+    money.family = {proto::sql_type::decimal, false};
+    money.precision = 38;
+    money.scale = 10;
+    std::set<std::string> decimals;
+    for (int i = 0; i < 500; ++i) {
+        decimals.insert(rich_decimal(money, rng));
+    }
+    CHECK(decimals.count("9999999999999999999999999999.9999999999") == 1);
+    CHECK(decimals.count("-9999999999999999999999999999.9999999999") == 1);
+    CHECK(decimals.count("0.0000000000") == 1);
+    CHECK(decimals.count("-0.0000000000") == 1);
+    CHECK(decimals.count("0.0000000001") == 1);
+    CHECK(decimals.count("-0.0000000001") == 1);
+
+    bool empty = false, four_byte = false, combining = false;
+    for (int i = 0; i < 500; ++i) {
+        const std::string s = rich_text(rng);
+        empty = empty || s.empty();
+        four_byte = four_byte || has(s, "🦀") || has(s, "𝄞");
+        combining = combining || has(s, "e\u0301");
+    }
+    CHECK(empty);
+    CHECK(four_byte);
+    CHECK(combining);
+    const std::string big = long_text(rng);
+    CHECK(big.size() >= 60'000);
+    CHECK(big.size() < 70'100);
+    auto encoded = proto::value_from_pg_text({proto::sql_type::string, false}, big);
+    REQUIRE(encoded);
+    CHECK(encoded->text() == big);  // whole characters only: nothing to replace
+}
+
+TEST_CASE(
+    "rich profile: UNIQUE values never collide at a transaction boundary; reuse, move and "
+    "swap occur when forced, each alone",
+    "[emulator]") {
+    struct mode {
+        const char* name;
+        double reuse, move, swap;
+    };
+    for (const mode m : {mode{"reuse", 1, 0, 0}, mode{"move", 0, 1, 0}, mode{"swap", 0, 0, 1},
+                         mode{"all", 0.5, 0.3, 0.3}}) {
+        INFO("mode " << m.name);
+        generator_options options = rich_options(11);
+        options.unique_reuse_rate = m.reuse;
+        options.unique_move_rate = m.move;
+        options.unique_swap_rate = m.swap;
+        generator g(rich_spec(), options);
+        const size_t users = 0, email = 1;
+        REQUIRE(g.spec().tables[users].name == "wl_rich_users");
+        REQUIRE(g.spec().tables[users].columns[email].unique);
+        // Replays the changes as a target would, and checks after each transaction.
+        std::map<std::string, std::string> email_of;  // pk -> email (rows with one)
+        std::set<std::string> freed;                  // emails whose row was deleted
+        size_t reused = 0, moved = 0, swapped = 0;
+        for (int i = 0; i < 2000; ++i) {
+            const transaction txn = g.next();
+            // The emails of the rows this transaction changed, before and after it.
+            std::map<std::string, std::optional<std::string>> before, after;
+            for (const change& c : txn.changes) {
+                if (c.table != users) {
+                    continue;
+                }
+                const auto old = email_of.find(c.pk);
+                before[c.pk] = old != email_of.end() ? std::optional(old->second) : std::nullopt;
+                after[c.pk] = c.row ? (*c.row)[email] : std::nullopt;
+                if (old != email_of.end() && !c.row) {
+                    freed.insert(old->second);
+                }
+            }
+            for (const auto& [pk, value] : after) {
+                email_of.erase(pk);
+            }
+            for (const auto& [pk, value] : after) {
+                if (!value) {
+                    continue;
+                }
+                email_of[pk] = *value;
+                reused += freed.erase(*value);
+                // Taken from another row this transaction changed: swapped, or moved.
+                for (const auto& [other, was] : before) {
+                    if (other != pk && was == value) {
+                        const bool swap = before[pk] && after[other] == before[pk];
+                        swapped += swap ? 1 : 0;
+                        moved += swap ? 0 : 1;
+                    }
+                }
+            }
+            std::map<std::string, std::string> holder;
+            for (const auto& [pk, value] : email_of) {
+                const auto [held, fresh] = holder.emplace(value, pk);
+                INFO("transaction " << i << ": " << value << " on " << pk << " and "
+                                    << held->second);
+                REQUIRE(fresh);
+            }
+        }
+        // The replay agrees with the generator's own state.
+        std::map<std::string, std::string> expected;
+        const auto final_state = g.final_state();
+        for (const auto& [pk, row] : final_state[users]) {
+            if (row[email]) {
+                expected[pk] = *row[email];
+            }
+        }
+        CHECK(email_of == expected);
+        const unique_counts& counts = g.unique_changes();
+        CHECK((counts.reuses > 0) == (m.reuse > 0));
+        CHECK((counts.moves > 0) == (m.move > 0));
+        CHECK((counts.swaps > 0) == (m.swap > 0));
+        // Seen in the stream itself, not only counted.
+        CHECK((reused > 0) == (m.reuse > 0));
+        CHECK((moved > 0) == (m.move > 0));
+        CHECK((swapped > 0) == (m.swap > 0));
+    }
+}
+
+TEST_CASE("rich spec: UNIQUE and TEXT reach the DDL of both dialects", "[emulator]") {
+    const workload_spec spec = rich_spec();
+    const auto pg = spec.ddl(dialect::postgres, false);
+    const auto my = spec.ddl(dialect::mysql, false);
+    CHECK(has(pg[0], R"(UNIQUE ("email"))"));
+    CHECK(has(my[0], "UNIQUE (`email`)"));
+    CHECK(has(my[0], "`bio` LONGTEXT"));
+    CHECK(has(my[0], "`email` VARCHAR(255)"));
+    CHECK(has(my[0], "DECIMAL(38,10)"));
+    // The default spec is as it was: no UNIQUE, no LONGTEXT.
+    for (const std::string& sql : default_spec().ddl(dialect::mysql, false)) {
+        CHECK_FALSE(has(sql, "UNIQUE"));
+        CHECK_FALSE(has(sql, "LONGTEXT"));
+    }
 }

@@ -6,8 +6,15 @@
 //
 // The generator keeps the expected state and an event log, so a validator can ask for the
 // state as of any HLC.
+//
+// UNIQUE columns (column_spec::unique) never hold one value in two rows at a transaction
+// boundary. Three ways a value moves between rows, each with its own rate:
+//   reuse  a value freed by a delete is taken by another row in a later transaction
+//   move   in one transaction, a row's value y becomes a new z while a new row takes y
+//   swap   in one transaction, two rows exchange their values x and y
 
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <optional>
@@ -39,6 +46,11 @@ struct generator_options {
     /// one: every fault then has its first opportunity at once (fault_rates::at_least_once).
     bool at_least_once = false;
     bool portable = true;
+    bool rich_values = false;  ///< the `rich` profile's values (rich_values.hpp)
+    /// Per value a UNIQUE column is given: a value freed by a delete in an earlier transaction.
+    double unique_reuse_rate = 0;
+    double unique_move_rate = 0;  ///< per transaction: a move (see above)
+    double unique_swap_rate = 0;  ///< per transaction: a swap
     uint64_t seed = 1;
     int64_t start_wall = 0;  ///< first HLC wall time (0: now)
 };
@@ -55,6 +67,11 @@ struct change {
 
 /// The hash a sender orders batches by: of the table (topic) and the key's text.
 [[nodiscard]] uint64_t key_hash(std::string_view table, std::string_view key);
+
+/// How often each way of moving a UNIQUE value happened.
+struct unique_counts {
+    uint64_t reuses = 0, moves = 0, swaps = 0;
+};
 
 struct transaction {
     hlc updated;
@@ -78,12 +95,20 @@ public:
     [[nodiscard]] std::vector<std::map<std::string, row_values>> final_state() const;
     [[nodiscard]] hlc last() const noexcept { return last_; }
     [[nodiscard]] uint64_t phantom_deletes() const noexcept { return phantom_deletes_; }
+    [[nodiscard]] const unique_counts& unique_changes() const noexcept { return unique_counts_; }
 
 private:
     struct table_state {
         std::unordered_map<std::string, row_values> rows;
         std::vector<std::string> present;  // keys, for uniform picks
         std::unordered_map<std::string, size_t> position;
+    };
+    // The values of one UNIQUE column: which row holds each, and those deletes freed (with the
+    // transaction that freed them, oldest first).
+    struct unique_column {
+        size_t column = 0;
+        std::unordered_map<std::string, std::string> holder;
+        std::deque<std::pair<std::string, uint64_t>> freed;
     };
     struct event {
         hlc updated;
@@ -95,7 +120,15 @@ private:
     std::string pk_text(size_t table, uint64_t index) const;
     std::vector<int64_t> pk_values(size_t table, uint64_t index) const;
     row_values make_row(size_t table, uint64_t index, std::unordered_set<std::string>& touched,
-                        transaction& txn);
+                        transaction& txn, const std::string* unique_value = nullptr);
+    std::string unique_value(unique_column& u, const row_values* current);
+    std::optional<size_t> unique_table();
+    std::optional<std::string> pick_unique_holder(size_t table, const unique_column& u,
+                                                  const std::unordered_set<std::string>& touched);
+    std::optional<uint64_t> free_index(size_t table, std::unordered_set<std::string>& touched);
+    void move_unique(transaction& txn, std::unordered_set<std::string>& touched);
+    void swap_unique(transaction& txn, std::unordered_set<std::string>& touched);
+    bool roll(double rate);
     void emit(transaction& txn, size_t table, const std::string& pk, std::vector<int64_t> key,
               std::optional<row_values> row);
     void remove(size_t table, const std::string& pk);
@@ -108,6 +141,9 @@ private:
     generator_options options_;
     std::mt19937_64 rng_;
     std::vector<table_state> tables_;
+    std::vector<std::vector<unique_column>> unique_;  // per table
+    uint64_t unique_serial_ = 0;
+    unique_counts unique_counts_;
     std::vector<event> events_;
     hlc last_;
     uint64_t phantom_deletes_ = 0;

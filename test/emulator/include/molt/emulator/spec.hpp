@@ -11,7 +11,9 @@
 //
 // Column types are CockroachDB or PostgreSQL names (INT8, STRING, DECIMAL(12,2), TIMESTAMPTZ,
 // bigint[], ...); an ENUM column lists its labels: {"name": "e", "type": "mood",
-// "labels": ["sad", "ok"]}.
+// "labels": ["sad", "ok"]}. A column may be a UNIQUE secondary key: {"name": "email", "type":
+// "STRING", "unique": true}. TEXT is a STRING that MySQL keeps as LONGTEXT (long values),
+// where STRING becomes VARCHAR(255).
 
 #include <optional>
 #include <string>
@@ -30,7 +32,11 @@ struct column_spec {
     int precision = 0, scale = 0;     ///< DECIMAL(p,s) and bit/varchar lengths (precision)
     std::vector<std::string> labels;  ///< ENUM labels
     bool primary_key = false;
+    bool unique = false;  ///< a UNIQUE secondary key (the generator keeps its values unique)
 };
+
+/// A TEXT column (long values; LONGTEXT on MySQL).
+[[nodiscard]] bool is_long_text(const column_spec& c);
 
 struct foreign_key_spec {
     std::string column;
@@ -59,5 +65,9 @@ struct workload_spec {
 
 /// A spec covering the types both PostgreSQL and MySQL store, with a parent/child foreign key.
 [[nodiscard]] workload_spec default_spec();
+/// The `rich` profile's tables: wl_rich_users with a UNIQUE email, long TEXT, JSONB, DATE,
+/// TIMESTAMPTZ, TIMESTAMP and DECIMAL(38,10); wl_rich_notes (composite key, a foreign key to
+/// wl_rich_users) with the same kinds of values.
+[[nodiscard]] workload_spec rich_spec();
 
 }  // namespace molt::emulator
