@@ -3,7 +3,8 @@
 # target (a PostgreSQL of this test's own) is stopped mid-run. Staging (the shared test
 # PostgreSQL) keeps accepting with 200 until --stagingMaxBacklog mutations wait, then the
 # replicator answers 503; once the target is back, the backlog drains in order and the target
-# verifies equal to the expected state.
+# verifies equal to the expected state. The stream is the generator's rich profile
+# (test/emulator/README.md), UNIQUE values reused across transactions.
 # Usage: consistent_outage_test.sh REPLICATOR CRDB_EMULATOR   (servers from with-dbs.sh)
 REPLICATOR=$1
 EMULATOR=$2
@@ -39,6 +40,7 @@ metric() { varz | grep "^$1" | awk '{ s += $2 } END { printf "%d", s }'; }
     --sink-uri "webhook-https://127.0.0.1:$port/appdb/public?insecure_tls_skip_verify=true" \
     --webhook-sink-config '{"Flush":{"Messages":100,"Frequency":"20ms"},"Retry":{"Max":5,"Backoff":"200ms"}}' \
     --resolved 300ms --min-checkpoint-frequency 300ms --create "$target" --duration 30s \
+    --profile rich --unique-reuse 0.2 \
     --rate 300 --keys 500 --seed 21 --fault-duplicate 0.05 --verify "$target" \
     --verify-wait 120s --timeout 5m --summary "$E2E_TMP/outage.json" \
     >/dev/null 2>"$E2E_TMP/outage.err" &
