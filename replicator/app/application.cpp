@@ -144,6 +144,8 @@ int run_start(start_config cfg) {
         .str("applyTimeout", format_duration(cfg.apply_timeout))
         .str("gracePeriod", format_duration(cfg.grace_period))
         .num("parallelism", cfg.parallelism)
+        .num("maxQueuedRequests", cfg.max_queued_requests)
+        .num("maxConnections", cfg.max_connections)
         .num("flushSize", cfg.flush_size)
         .num("targetMaxPoolSize", cfg.target_max_pool_size)
         .msg("Replicator starting");
@@ -228,13 +230,18 @@ int run_start(start_config cfg) {
     mutation_acceptor& applier = immediate ? static_cast<mutation_acceptor&>(*immediate)
                                            : static_cast<mutation_acceptor&>(*consistent);
 
-    auto health = [&pool, &staging_pool]() -> result<void> {
+    // The readiness check: staging, then the target (as the original). The cause stays in the
+    // log; callers only learn which part failed.
+    auto health = [&pool, &staging_pool]() -> std::optional<health_failure> {
         if (staging_pool) {
             if (auto staged = ping(*staging_pool, "staging"); !staged) {
-                return staged;
+                return health_failure{"staging", staged.error()};
             }
         }
-        return ping(pool, "target");
+        if (auto targeted = ping(pool, "target"); !targeted) {
+            return health_failure{"target", targeted.error()};
+        }
+        return std::nullopt;
     };
     if (auto reachable = ping(pool, "target"); !reachable) {
         log::warn()
@@ -258,7 +265,13 @@ int run_start(start_config cfg) {
     serving.read_timeout = cfg.http_read_timeout;
     serving.idle_timeout = cfg.http_idle_timeout;
     serving.worker_threads = static_cast<size_t>(cfg.parallelism);
-    http_server server(std::move(serving), routes);
+    serving.max_queued = static_cast<size_t>(cfg.max_queued_requests);
+    serving.max_connections = static_cast<size_t>(cfg.max_connections);
+    // With --metricsAddr the main port serves only changefeeds (and the readiness check, which
+    // then needs a certificate too): a client without a certificate is refused in the handshake.
+    serving.require_client_certificate =
+        auth == auth_mode::client_certificate && cfg.metrics_addr.has_value();
+    http_server server(std::move(serving), routes, metrics);
     if (auto started = server.start(); !started) {
         return fail(started.error().message());
     }

@@ -59,8 +59,15 @@ constexpr flag flags[] = {
     {"logFormat", kind::string, "json",
      "log format: json (as molt writes it) or text; fluent is json"},
     {"maxBodySize", kind::size, "64MiB", "the largest request body accepted (413 above it)"},
+    {"maxConnections", kind::integer, "256",
+     "the most open connections on --bindAddr; beyond, a new connection gets 503 with "
+     "Retry-After and is closed"},
+    {"maxQueuedRequests", kind::integer, "64",
+     "changefeed requests admitted beyond the --parallelism being handled (their bodies being "
+     "read, or waiting for a worker); beyond, 503 with Retry-After"},
     {"metricsAddr", kind::string, "",
-     "serve /_/healthz and /_/varz on this address instead of --bindAddr"},
+     "serve /_/varz, /_/healthz (liveness) and /_/readyz (readiness) on this plain-HTTP "
+     "address; --bindAddr then keeps only /_/healthz (readiness)"},
     {"parallelism", kind::integer, "16",
      "the most requests handled at once, and target transactions with disjoint keys applied at "
      "once per target schema"},
@@ -405,6 +412,8 @@ result<start_config> parse_start_flags(const std::vector<std::string_view>& raw_
     integer("targetMaxPoolSize", cfg.target_max_pool_size, 1, 10000);
     integer("flushSize", cfg.flush_size, 1, 1000000);
     integer("parallelism", cfg.parallelism, 1, 10000);
+    integer("maxConnections", cfg.max_connections, 1, 1000000);
+    integer("maxQueuedRequests", cfg.max_queued_requests, 0, 1000000);
     integer("scanSize", cfg.scan_size, 1, 1000000);
     integer("stagingMaxPoolSize", cfg.staging_max_pool_size, 1, 10000);
     integer("stagingMaxBacklog", cfg.staging_max_backlog, 0, 999999999999);

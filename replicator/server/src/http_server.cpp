@@ -46,9 +46,77 @@ inline auto awaitable_with(error_code& ec) {
 // Per connection, shared with shutdown(): close() is set and cleared on the connection's strand.
 struct connection_state {
     asio::any_io_executor executor;
-    bool busy = false;  ///< a request is being read, handled or answered
+    bool busy = false;        ///< a request is being read, handled or answered
+    bool over_limit = false;  ///< past the connection limit: answer one 503, then close
     std::function<void()> close;
 };
+
+// A bounded number of things at once (connections, admitted requests), shown in a gauge.
+class admission {
+public:
+    admission(size_t limit, metrics::gauge& gauge) : limit_(limit), gauge_(gauge) {}
+    bool try_acquire() {
+        size_t now = in_use_.load();
+        do {
+            if (now >= limit_) {
+                return false;
+            }
+        } while (!in_use_.compare_exchange_weak(now, now + 1));
+        gauge_.add(1);
+        return true;
+    }
+    void release() {
+        in_use_.fetch_sub(1);
+        gauge_.add(-1);
+    }
+
+private:
+    const size_t limit_;
+    metrics::gauge& gauge_;
+    std::atomic<size_t> in_use_{0};
+};
+
+// One acquired unit of an admission, released when it goes (a named local in a coroutine).
+class admission_slot {
+public:
+    admission_slot() = default;
+    explicit admission_slot(admission& held) : held_(&held) {}
+    admission_slot(const admission_slot&) = delete;
+    admission_slot& operator=(const admission_slot&) = delete;
+    ~admission_slot() {
+        if (held_ != nullptr) {
+            held_->release();
+        }
+    }
+    bool acquire(admission& from) {
+        if (held_ == nullptr && from.try_acquire()) {
+            held_ = &from;
+        }
+        return held_ != nullptr;
+    }
+
+private:
+    admission* held_ = nullptr;
+};
+
+// How much of a body the server did not read it swallows after answering, so the client reads
+// the answer instead of a connection reset: generous for authenticated clients (413, 503),
+// small for anyone else.
+struct drain_budget {
+    size_t bytes = 0;
+    std::chrono::nanoseconds within{0};
+};
+constexpr drain_budget trusted_drain{64 * 1024 * 1024, std::chrono::seconds(2)};
+constexpr drain_budget untrusted_drain{1024 * 1024, std::chrono::seconds(1)};
+
+// Time for a connection past the limit to complete its TLS handshake and send its headers.
+constexpr std::chrono::seconds over_limit_timeout{2};
+// Connections past the limit that are answered a 503 at once; beyond, they are closed at once.
+constexpr size_t max_over_limit_answers = 16;
+// Readiness checks waiting or running at once; beyond, 503.
+constexpr size_t max_readiness_checks = 16;
+// Refusals for lack of room are logged at most this often (the metric counts every one).
+constexpr std::chrono::seconds refusal_log_period{10};
 
 std::string endpoint_text(const tcp::endpoint& ep) {
     const auto address = ep.address();
@@ -71,7 +139,7 @@ struct worker_job {
     bool diagnostics = false;
 };
 
-http_response handle_on_worker(router& routes, worker_job& job) {
+http_response handle(router& routes, worker_job& job) {
     try {
         return job.diagnostics ? routes.route_diagnostics(job.request)
                                : routes.route(std::move(job.request));
@@ -87,13 +155,13 @@ http_response handle_on_worker(router& routes, worker_job& job) {
 // Runs the job on the pool (the router blocks on the database) and resumes the awaiting
 // coroutine on its own executor.
 template <typename Token>
-auto run_on_worker(asio::thread_pool& pool, router& routes, worker_job* job, Token&& token) {
+auto run_on(asio::thread_pool& pool, router& routes, worker_job* job, Token&& token) {
     return asio::async_initiate<Token, void()>(
         [&pool, &routes](auto handler, worker_job* j) {
             auto home = asio::get_associated_executor(handler);
             asio::post(
                 pool, [handler = std::move(handler), home = std::move(home), j, &routes]() mutable {
-                    j->response = handle_on_worker(routes, *j);
+                    j->response = handle(routes, *j);
                     asio::post(home, std::move(handler));
                 });
         },
@@ -107,6 +175,9 @@ http::response<http::string_body> to_beast(const http_response& r, unsigned vers
     res.set(http::field::content_type, r.content_type);
     if (!r.allow.empty()) {
         res.set(http::field::allow, r.allow);
+    }
+    if (r.retry_after != 0) {
+        res.set(http::field::retry_after, std::to_string(r.retry_after));
     }
     res.keep_alive(keep_alive);
     res.body() = r.body;
@@ -155,26 +226,75 @@ result<tcp::acceptor> listen_on(asio::io_context& io, const net_address& where) 
     return acceptor;
 }
 
+// The 413 for a body over --maxBodySize (found with the headers, or while reading a chunked body).
+http_response body_too_large(size_t limit, const std::string& remote) {
+    log::warn().str("remote", remote).msg("request body over the limit; refused with 413");
+    http_response r;
+    r.status = 413;
+    r.body = fmt::format("request body exceeds the limit of {} bytes (--maxBodySize)\n", limit);
+    return r;
+}
+
+// Reads and discards what the client still sends of a body that was not read, within `budget`.
+template <typename Stream>
+asio::awaitable<void> discard_unread(Stream& stream, drain_budget budget) {
+    std::array<char, 16 * 1024> scratch{};
+    size_t drained = 0;
+    error_code ec;
+    beast::get_lowest_layer(stream).expires_after(budget.within);
+    while (drained < budget.bytes) {
+        const size_t n = co_await stream.async_read_some(asio::buffer(scratch), awaitable_with(ec));
+        if (ec) {
+            break;
+        }
+        drained += n;
+    }
+}
+
 }  // namespace
 
 struct http_server::impl {
-    impl(http_server_config c, router& r)
+    impl(http_server_config c, router& r, metrics::registry& m)
         : cfg(std::move(c)),
           routes(r),
           io(static_cast<int>(cfg.io_threads)),
           workers(cfg.worker_threads),
-          guard(io.get_executor()) {}
+          probes(cfg.probe_threads),
+          guard(io.get_executor()),
+          refusals(m.counter("http_overload_refusals_total",
+                             "Connections and requests refused for lack of room (503 or closed)",
+                             {"reason"})),
+          main_connections(cfg.max_connections,
+                           m.gauge("http_connections_open", "Open connections", {"port"})
+                               .with({"main"})),
+          diagnostics_connections(
+              cfg.diagnostics_max_connections,
+              m.gauge("http_connections_open", "Open connections", {"port"}).with({"diagnostics"})),
+          over_limit_connections(
+              max_over_limit_answers,
+              m.gauge("http_connections_over_limit",
+                      "Connections past the limit being answered 503")
+                  .get()),
+          worker_slots(cfg.worker_threads + cfg.max_queued,
+                       m.gauge("http_requests_admitted",
+                               "Webhook requests being read, waiting for a worker or handled")
+                           .get()),
+          readiness_slots(max_readiness_checks,
+                          m.gauge("http_readiness_checks", "Readiness checks waiting or running")
+                              .get()) {}
 
     template <typename Stream>
     asio::awaitable<void> serve(Stream& stream, connection_state& state, bool diagnostics,
                                 bool verified, const std::string& remote);
-    asio::awaitable<void> connection(tcp::socket socket, bool diagnostics);
+    asio::awaitable<void> connection(tcp::socket socket, bool diagnostics, bool over_limit);
     asio::awaitable<void> accept_loop(tcp::acceptor& acceptor, bool diagnostics);
+    void refused(std::string_view reason, std::string_view what);
 
     http_server_config cfg;
     router& routes;
     asio::io_context io;
     asio::thread_pool workers;
+    asio::thread_pool probes;
     asio::executor_work_guard<asio::io_context::executor_type> guard;
     std::optional<ssl::context> tls;
     std::optional<tcp::acceptor> main_acceptor;
@@ -183,7 +303,30 @@ struct http_server::impl {
     std::atomic<bool> stopping{false};
     std::mutex mutex;
     std::set<std::shared_ptr<connection_state>> connections;
+    metrics::family<metrics::counter>& refusals;
+    admission main_connections;
+    admission diagnostics_connections;
+    admission over_limit_connections;
+    admission worker_slots;
+    admission readiness_slots;
+    std::atomic<int64_t> last_refusal_log{0};  ///< steady clock, nanoseconds
 };
+
+void http_server::impl::refused(std::string_view reason, std::string_view what) {
+    auto& counter = refusals.with({std::string(reason)});
+    counter.add();
+    const int64_t now = std::chrono::steady_clock::now().time_since_epoch().count();
+    int64_t last = last_refusal_log.load();
+    const int64_t period = std::chrono::nanoseconds(refusal_log_period).count();
+    if ((last == 0 || now - last >= period) && last_refusal_log.compare_exchange_strong(last, now)) {
+        log::warn()
+            .str("reason", std::string(reason))
+            .unum("refused_so_far", counter.value())
+            .msg(fmt::format("{}; refused (logged at most every {}s, counted in "
+                             "http_overload_refusals_total)",
+                             what, refusal_log_period.count()));
+    }
+}
 
 template <typename Stream>
 asio::awaitable<void> http_server::impl::serve(Stream& stream, connection_state& state,
@@ -199,60 +342,85 @@ asio::awaitable<void> http_server::impl::serve(Stream& stream, connection_state&
         parser.body_limit(cfg.max_body_bytes);
         error_code ec;
         // Waiting for the next request of a keep-alive connection: the idle timeout.
-        beast::get_lowest_layer(stream).expires_after(cfg.idle_timeout);
+        beast::get_lowest_layer(stream).expires_after(
+            state.over_limit ? std::chrono::nanoseconds(over_limit_timeout) : cfg.idle_timeout);
         co_await http::async_read_header(stream, buffer, parser, awaitable_with(ec));
         if (ec && ec != http::error::body_limit) {
             co_return;
         }
         state.busy = true;
-        if (!ec) {
-            // A Content-Length over the limit is reported with the headers; a chunked body only
-            // once it grows past the limit.
-            beast::get_lowest_layer(stream).expires_after(cfg.read_timeout);
-            co_await http::async_read(stream, buffer, parser, awaitable_with(ec));
-        }
-        http_response response;
-        bool keep_alive = false;
-        unsigned version = 11;
-        if (ec == http::error::body_limit) {
-            response.status = 413;
-            response.body = fmt::format(
-                "request body exceeds the limit of {} bytes (--maxBodySize)\n", cfg.max_body_bytes);
-            log::warn().str("remote", remote).msg("request body over the limit; refused with 413");
-        } else if (ec) {
-            co_return;
+        // A Content-Length over the limit is reported with the headers; a chunked body only
+        // once it grows past the limit.
+        const bool over_body_limit = ec == http::error::body_limit;
+        const auto& head = parser.get();
+        const unsigned version = head.version();
+        bool keep_alive = head.keep_alive();
+        worker_job job;
+        job.request = http_request{std::string(head.method_string()), std::string(head.target()),
+                                   std::string(), verified, remote};
+        job.diagnostics = diagnostics;
+        // Set when the answer goes out before the body is read: the connection closes after it.
+        std::optional<drain_budget> unread;
+        admission_slot slot;
+        const request_lane lane = routes.lane(job.request, diagnostics);
+        if (state.over_limit) {
+            job.response = routes.overloaded(
+                job.request, diagnostics ? "too many connections to the diagnostics port; retry"
+                                         : "too many connections (--maxConnections); retry");
+            unread = untrusted_drain;
+        } else if (lane != request_lane::webhook) {
+            if (lane == request_lane::local) {
+                job.response = handle(routes, job);
+            } else if (slot.acquire(readiness_slots)) {
+                co_await run_on(probes, routes, &job, asio::use_awaitable);
+            } else {
+                job.response = routes.overloaded(job.request, "too many readiness checks; retry");
+            }
+            if (!parser.is_done()) {
+                unread = untrusted_drain;  // diagnostics take no body
+            }
+        } else if (auto refusal = routes.screen(job.request)) {
+            job.response = std::move(*refusal);
+            unread = untrusted_drain;
+        } else if (over_body_limit) {
+            job.response = body_too_large(cfg.max_body_bytes, remote);
+            unread = trusted_drain;
+        } else if (!slot.acquire(worker_slots)) {
+            refused("queue_full", "every worker is busy and the queue is full");
+            job.response = routes.overloaded(
+                job.request,
+                "the replicator is busy: every worker is busy and --maxQueuedRequests requests "
+                "wait; retry");
+            unread = trusted_drain;
         } else {
-            auto req = parser.release();
-            keep_alive = req.keep_alive();
-            version = req.version();
-            worker_job job;
-            job.request = http_request{std::string(req.method_string()), std::string(req.target()),
-                                       std::move(req.body()), verified, remote};
-            job.diagnostics = diagnostics;
-            co_await run_on_worker(workers, routes, &job, asio::use_awaitable);
-            response = std::move(job.response);
+            if (beast::iequals(head[http::field::expect], "100-continue")) {
+                http::response<http::empty_body> go_on{http::status::continue_, version};
+                co_await http::async_write(stream, go_on, awaitable_with(ec));
+            }
+            if (!ec && !parser.is_done()) {
+                beast::get_lowest_layer(stream).expires_after(cfg.read_timeout);
+                co_await http::async_read(stream, buffer, parser, awaitable_with(ec));
+            }
+            if (ec == http::error::body_limit) {
+                job.response = body_too_large(cfg.max_body_bytes, remote);
+                unread = trusted_drain;
+            } else if (ec) {
+                co_return;
+            } else {
+                job.request.body = std::move(parser.get().body());
+                co_await run_on(workers, routes, &job, asio::use_awaitable);
+            }
         }
-        keep_alive = keep_alive && !stopping;
-        auto res = to_beast(response, version, keep_alive);
+        keep_alive = keep_alive && !stopping && !unread;
+        auto res = to_beast(job.response, version, keep_alive);
         beast::get_lowest_layer(stream).expires_after(cfg.read_timeout);
         co_await http::async_write(stream, res, awaitable_with(ec));
         state.busy = false;
-        if (!ec && response.status == 413) {
-            // The client may still be sending the body we refused. Closing with unread data
-            // makes the kernel reset the connection, and the client would never see the 413:
-            // read and discard what arrives, for a short while.
-            std::array<char, 16 * 1024> scratch{};
-            size_t drained = 0;
-            beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(2));
-            while (drained < 64 * 1024 * 1024) {
-                const size_t n =
-                    co_await stream.async_read_some(asio::buffer(scratch), awaitable_with(ec));
-                if (ec) {
-                    break;
-                }
-                drained += n;
-            }
-            co_return;
+        if (!ec && unread && !parser.is_done()) {
+            // The client may still be sending the body we did not read. Closing with unread
+            // data makes the kernel reset the connection, and the client would never see the
+            // answer: read and discard what arrives, for a short while.
+            co_await discard_unread(stream, *unread);
         }
         if (ec || !keep_alive) {
             co_return;
@@ -260,9 +428,15 @@ asio::awaitable<void> http_server::impl::serve(Stream& stream, connection_state&
     }
 }
 
-asio::awaitable<void> http_server::impl::connection(tcp::socket socket, bool diagnostics) {
+asio::awaitable<void> http_server::impl::connection(tcp::socket socket, bool diagnostics,
+                                                    bool over_limit) {
+    // The connection's place (or its place among those past the limit), taken by accept_loop.
+    const admission_slot place(over_limit    ? over_limit_connections
+                               : diagnostics ? diagnostics_connections
+                                             : main_connections);
     auto state = std::make_shared<connection_state>();
     state->executor = socket.get_executor();
+    state->over_limit = over_limit;
     {
         const std::lock_guard<std::mutex> lock(mutex);
         connections.insert(state);
@@ -288,7 +462,8 @@ asio::awaitable<void> http_server::impl::connection(tcp::socket socket, bool dia
             error_code ignored;
             beast::get_lowest_layer(stream).socket().close(ignored);
         };
-        beast::get_lowest_layer(stream).expires_after(cfg.read_timeout);
+        beast::get_lowest_layer(stream).expires_after(
+            over_limit ? std::chrono::nanoseconds(over_limit_timeout) : cfg.read_timeout);
         co_await stream.async_handshake(ssl::stream_base::server, awaitable_with(ec));
         if (ec) {
             log::debug().str("remote", remote).err(ec.message()).msg("TLS handshake failed");
@@ -328,13 +503,26 @@ asio::awaitable<void> http_server::impl::accept_loop(tcp::acceptor& acceptor, bo
             co_await pause.async_wait(awaitable_with(ec));
             continue;
         }
+        const bool over_limit =
+            !(diagnostics ? diagnostics_connections : main_connections).try_acquire();
+        if (over_limit) {
+            refused("max_connections",
+                    diagnostics ? "too many connections to the diagnostics port"
+                                : fmt::format("more than {} connections (--maxConnections)",
+                                              cfg.max_connections));
+            if (!over_limit_connections.try_acquire()) {
+                socket.close(ec);
+                continue;
+            }
+        }
         auto executor = socket.get_executor();
-        asio::co_spawn(executor, connection(std::move(socket), diagnostics), asio::detached);
+        asio::co_spawn(executor, connection(std::move(socket), diagnostics, over_limit),
+                       asio::detached);
     }
 }
 
-http_server::http_server(http_server_config config, router& routes)
-    : impl_(std::make_unique<impl>(std::move(config), routes)) {}
+http_server::http_server(http_server_config config, router& routes, metrics::registry& metrics)
+    : impl_(std::make_unique<impl>(std::move(config), routes, metrics)) {}
 
 http_server::~http_server() {
     if (!impl_->threads.empty()) {
@@ -354,9 +542,12 @@ result<void> http_server::start() {
             s.tls->use_private_key(asio::buffer(s.cfg.tls->private_key_pem), ssl::context::pem);
             if (!s.cfg.tls->client_ca_file.empty()) {
                 s.tls->load_verify_file(s.cfg.tls->client_ca_file);
-                // Verified when presented; requests without one are refused by the router (401),
-                // while /_/healthz stays reachable.
-                s.tls->set_verify_mode(ssl::verify_peer);
+                // Verified when presented. Without one: refused in the handshake when this port
+                // serves only changefeeds; otherwise (it also serves /_/healthz and /_/varz) a
+                // webhook request is refused at its headers (401), its body unread.
+                s.tls->set_verify_mode(s.cfg.require_client_certificate
+                                           ? ssl::verify_peer | ssl::verify_fail_if_no_peer_cert
+                                           : ssl::verify_peer);
             }
         } catch (const boost::system::system_error& e) {
             return error{errc::tls_error, fmt::format("cannot set up TLS: {}", e.code().message())};
@@ -442,6 +633,7 @@ bool http_server::shutdown(std::chrono::nanoseconds grace) {
     s.threads.clear();
     if (clean) {
         s.workers.join();
+        s.probes.join();
     }
     return clean;
 }

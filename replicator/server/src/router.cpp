@@ -39,47 +39,131 @@ router::router(router_config config, mutation_acceptor& acceptor, health_check h
       payload_bytes_(
           metrics.counter("http_payload_in_bytes_total", "Bytes of request bodies received")) {}
 
+namespace {
+
+std::string_view path_of(const http_request& request) {
+    return std::string_view(request.target).substr(0, request.target.find('?'));
+}
+
+bool is_get(const http_request& request) {
+    return request.method == "GET" || request.method == "HEAD";
+}
+
+}  // namespace
+
 void router::count(const http_request& request, const http_response& response) {
     status_codes_.with({std::to_string(response.status)}).add();
     payload_bytes_.get().add(request.body.size());
 }
 
+http_response router::finish(const http_request& request, size_t body_bytes,
+                             http_response response) {
+    status_codes_.with({std::to_string(response.status)}).add();
+    payload_bytes_.get().add(body_bytes);
+    if (response.status >= 400) {
+        auto event = response.status >= 500 ? log::error() : log::warn();
+        event.unum("status", response.status)
+            .str("uri", log::sanitize(request.target))
+            .str("remote", request.remote)
+            .err(response.body.substr(0, response.body.size() - 1))
+            .msg("request refused");
+    }
+    return response;
+}
+
+request_lane router::lane(const http_request& head, bool diagnostics) const {
+    const std::string_view path = path_of(head);
+    if (diagnostics) {
+        return path == "/_/readyz" ? request_lane::readiness : request_lane::local;
+    }
+    if (path.rfind("/_/", 0) == 0) {
+        return path == "/_/healthz" && is_get(head) ? request_lane::readiness
+                                                    : request_lane::local;
+    }
+    return request_lane::webhook;
+}
+
+std::optional<http_response> router::screen(const http_request& head) {
+    if (head.method != "POST") {
+        http_response r;
+        r.status = 405;
+        r.allow = "POST";
+        r.body = fmt::format("method {} is not allowed: changefeeds POST to this path\n",
+                             log::sanitize(head.method));
+        return finish(head, 0, std::move(r));
+    }
+    switch (config_.auth) {
+    case auth_mode::disabled: break;
+    case auth_mode::client_certificate:
+        if (!head.client_certificate_verified) {
+            return finish(head, 0,
+                          error_reply(error{errc::unauthenticated,
+                                            "a client certificate signed by --tlsClientCA is "
+                                            "required to write (CREATE CHANGEFEED ... INTO "
+                                            "'webhook-https://...?client_cert=...&client_key=...')"}));
+        }
+        break;
+    case auth_mode::none:
+        return finish(
+            head, 0,
+            error_reply(error{errc::unauthenticated,
+                              "no credentials are configured: start the replicator with "
+                              "--tlsClientCA (client certificates) or --disableAuthentication"}));
+    }
+    return std::nullopt;
+}
+
+http_response router::overloaded(const http_request& head, std::string_view why) {
+    http_response r = error_reply(error{errc::unavailable, std::string(why)});
+    r.retry_after = 1;
+    count(head, r);
+    return r;
+}
+
+http_response router::readiness() {
+    http_response r;
+    if (auto failed = health_()) {
+        // The cause names hosts, users and databases: for the operator's log, not the caller.
+        log::warn().str("component", failed->component).err(failed->cause).msg(
+            "health check failed");
+        r = error_reply(error{errc::unavailable, "health check failed for " + failed->component});
+    } else {
+        r.body = "OK\n";
+    }
+    return r;
+}
+
 http_response router::route_diagnostics(const http_request& request) {
-    const std::string_view path =
-        std::string_view(request.target).substr(0, request.target.find('?'));
+    const std::string_view path = path_of(request);
     http_response r;
     if (path == "/_/healthz") {
         r.body = "OK\n";  // liveness only, as the original's metrics port
+    } else if (path == "/_/readyz") {
+        r = readiness();
     } else if (path == "/_/varz") {
         r.body = metrics_.expose();
         r.content_type = "text/plain; version=0.0.4; charset=utf-8";
     } else {
         r.status = 404;
-        r.body = "not found: this port serves /_/healthz and /_/varz\n";
+        r.body = "not found: this port serves /_/healthz, /_/readyz and /_/varz\n";
     }
     return r;
 }
 
 http_response router::route(http_request&& request) {
-    const std::string_view path =
-        std::string_view(request.target).substr(0, request.target.find('?'));
+    const std::string_view path = path_of(request);
     http_response r;
     if (path.rfind("/_/", 0) == 0) {
-        if (config_.diagnostics_elsewhere) {
-            r.status = 404;
-            r.body = "not found: /_/ endpoints are served on --metricsAddr\n";
-        } else if (request.method != "GET" && request.method != "HEAD") {
+        if (!is_get(request)) {
             r.status = 405;
             r.allow = "GET";
             r.body = fmt::format("method {} is not allowed on {}; use GET\n",
                                  log::sanitize(request.method), log::sanitize(path));
         } else if (path == "/_/healthz") {
-            if (auto healthy = health_(); healthy) {
-                r.body = "OK\n";
-            } else {
-                r = error_reply(error{errc::unavailable,
-                                      "health check failed for " + healthy.error().message()});
-            }
+            r = readiness();
+        } else if (config_.diagnostics_elsewhere) {
+            r.status = 404;
+            r.body = "not found: /_/varz is served on --metricsAddr\n";
         } else if (path == "/_/varz") {
             r = route_diagnostics(request);
         } else {
@@ -89,60 +173,25 @@ http_response router::route(http_request&& request) {
         count(request, r);
         return r;
     }
-    r = webhook(std::move(request));
-    return r;
+    return webhook(std::move(request));
 }
 
 http_response router::webhook(http_request&& request) {
-    http_response r;
-    const std::string target = request.target;
+    if (auto refused = screen(request)) {
+        return std::move(*refused);
+    }
     const size_t bytes = request.body.size();
-    auto finish = [&](http_response response) {
-        status_codes_.with({std::to_string(response.status)}).add();
-        payload_bytes_.get().add(bytes);
-        if (response.status >= 400) {
-            auto event = response.status >= 500 ? log::error() : log::warn();
-            event.unum("status", response.status)
-                .str("uri", log::sanitize(target))
-                .str("remote", request.remote)
-                .err(response.body.substr(0, response.body.size() - 1))
-                .msg("request refused");
-        }
-        return response;
-    };
-    if (request.method != "POST") {
-        r.status = 405;
-        r.allow = "POST";
-        r.body = fmt::format("method {} is not allowed: changefeeds POST to this path\n",
-                             log::sanitize(request.method));
-        return finish(r);
-    }
-    switch (config_.auth) {
-    case auth_mode::disabled: break;
-    case auth_mode::client_certificate:
-        if (!request.client_certificate_verified) {
-            return finish(error_reply(error{
-                errc::unauthenticated,
-                "a client certificate signed by --tlsClientCA is required to write (CREATE "
-                "CHANGEFEED ... INTO 'webhook-https://...?client_cert=...&client_key=...')"}));
-        }
-        break;
-    case auth_mode::none:
-        return finish(error_reply(
-            error{errc::unauthenticated,
-                  "no credentials are configured: start the replicator with --tlsClientCA (client "
-                  "certificates) or --disableAuthentication"}));
-    }
-    auto schema = parse_webhook_path(target, config_.target_dialect);
+    auto schema = parse_webhook_path(request.target, config_.target_dialect);
     if (!schema) {
-        return finish(error_reply(schema.error()));
+        return finish(request, bytes, error_reply(schema.error()));
     }
     auto outcome = handle_webhook(acceptor_, *schema, std::move(request.body), config_.limits);
     if (!outcome) {
-        return finish(error_reply(outcome.error()));
+        return finish(request, bytes, error_reply(outcome.error()));
     }
+    http_response r;
     r.body = "OK\n";
-    return finish(r);
+    return finish(request, bytes, std::move(r));
 }
 
 }  // namespace molt::replicator

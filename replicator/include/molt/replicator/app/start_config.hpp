@@ -32,7 +32,9 @@ struct start_config {
     std::chrono::nanoseconds http_read_timeout = std::chrono::seconds(60);  ///< --httpReadTimeout
     std::chrono::nanoseconds http_idle_timeout = std::chrono::seconds(90);  ///< --httpIdleTimeout
     std::chrono::nanoseconds http_response_timeout =
-        std::chrono::minutes(2);  ///< --httpResponseTimeout
+        std::chrono::minutes(2);       ///< --httpResponseTimeout
+    int64_t max_connections = 256;     ///< --maxConnections: on --bindAddr; beyond, 503 and close
+    int64_t max_queued_requests = 64;  ///< --maxQueuedRequests: beyond --parallelism; then 503
 
     // Target and staging
     std::optional<conn_url> target;                     ///< --targetConn (required)

@@ -1,19 +1,28 @@
 #pragma once
-// Request routing and the one place where errors become HTTP replies. Pure: no sockets; the
-// HTTP server calls route() on a worker thread for every request it has read completely.
+// Request routing and the one place where errors become HTTP replies. Pure: no sockets. The HTTP
+// server asks lane() where a request runs as soon as its headers are in, screen() whether a
+// webhook request is refused before its body is read, and route() (or route_diagnostics()) for
+// the answer.
 //
-//   GET  /_/healthz   200 "OK" when the target (and staging) answer, else 503 with the reason
-//                     (no auth)
-//   GET  /_/varz      Prometheus metrics (no auth)
+// On --bindAddr:
+//   GET  /_/healthz   readiness: pings staging, then the target; 200 "OK", or 503 "health check
+//                     failed for staging" / "... for target" (the details go to the log only:
+//                     no host, user or database to an unauthenticated caller). Served even when
+//                     --metricsAddr is set (as in the original). No auth.
+//   GET  /_/varz      Prometheus metrics (no auth); 404 here when --metricsAddr is set
 //   *    /_/...       404: reserved
 //   POST /<schema>    the changefeed webhook (authentication required)
 //   other methods     405
+// On --metricsAddr (route_diagnostics): /_/healthz liveness (always "OK", touches no database),
+// /_/readyz the readiness check above, /_/varz; anything else 404.
 //
 // Status codes: 200 written (or staged); 400 malformed payload or refused data (nothing written);
 // 401 authentication; 404 unknown path, schema or table; 405 method; 413 over a size limit;
-// 503 target unavailable or overloaded (the changefeed retries). The body carries the reason.
+// 503 target unavailable or overloaded (the changefeed retries; Retry-After when the server is
+// full). The body carries the reason.
 
 #include <functional>
+#include <optional>
 #include <string>
 
 #include "molt/common/dialect.hpp"
@@ -36,7 +45,21 @@ struct http_response {
     unsigned status = 200;
     std::string body;
     std::string content_type = "text/plain; charset=utf-8";
-    std::string allow;  ///< Allow header for 405
+    std::string allow;         ///< Allow header for 405
+    unsigned retry_after = 0;  ///< Retry-After header in seconds (0: none)
+};
+
+/// Where a request runs, decided from its headers.
+enum class request_lane {
+    local,      ///< liveness, /_/varz, 404/405 under /_/: answered at once on the I/O thread
+    readiness,  ///< the readiness check: pings the databases on a probe thread, never a worker
+    webhook,    ///< the changefeed: screened at its headers, then read and handled on a worker
+};
+
+/// A failed readiness check: which part (staging or target), and why (for the log only).
+struct health_failure {
+    std::string component;
+    error cause;
 };
 
 /// The HTTP response for an error (status from errc; the message as body).
@@ -58,19 +81,34 @@ struct router_config {
 
 class router {
 public:
-    using health_check = std::function<result<void>()>;
+    /// Empty when healthy.
+    using health_check = std::function<std::optional<health_failure>()>;
 
     router(router_config config, mutation_acceptor& acceptor, health_check health,
            metrics::registry& metrics);
 
+    /// Where the request runs; `head` has no body yet. `diagnostics`: it came to --metricsAddr.
+    [[nodiscard]] request_lane lane(const http_request& head, bool diagnostics) const;
+
+    /// For a webhook request whose headers are in: the answer (405, 401) when it is refused
+    /// before its body is read, counted and logged; empty when the body may be read.
+    [[nodiscard]] std::optional<http_response> screen(const http_request& head);
+
+    /// 503 with Retry-After: 1 for a request the server has no room for (`why` says which
+    /// limit), counted like every answer.
+    [[nodiscard]] http_response overloaded(const http_request& head, std::string_view why);
+
     [[nodiscard]] http_response route(http_request&& request);
 
-    /// The diagnostics endpoints alone (for --metricsAddr): liveness and metrics.
+    /// The diagnostics endpoints alone (for --metricsAddr): liveness, readiness and metrics.
     [[nodiscard]] http_response route_diagnostics(const http_request& request);
 
 private:
     [[nodiscard]] http_response webhook(http_request&& request);
+    [[nodiscard]] http_response readiness();
     void count(const http_request& request, const http_response& response);
+    /// Counts an answer to a webhook request and logs a refusal.
+    http_response finish(const http_request& request, size_t body_bytes, http_response response);
 
     router_config config_;
     mutation_acceptor& acceptor_;
