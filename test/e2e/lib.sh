@@ -69,6 +69,51 @@ stop_replicator() {
     E2E_PIDS=("${remaining[@]:-}")
 }
 
+# start_fault_proxy NAME HOST:PORT: starts molt-fault-proxy ($FAULT_PROXY, see
+# test/support/src/fault_proxy_main.cpp) in front of HOST:PORT, logging to $E2E_TMP/NAME.log;
+# sets FAULT_PROXY_PID (stopped by PID at exit, with the other processes), FAULT_PROXY_PORT
+# (where clients connect instead of HOST:PORT) and FAULT_PROXY_CONTROL (for fault_cmd).
+start_fault_proxy() {
+    local name=$1 target=$2
+    "$FAULT_PROXY" --target "$target" --port-file "$E2E_TMP/$name.port" \
+        --control-port-file "$E2E_TMP/$name.control" >"$E2E_TMP/$name.log" 2>&1 &
+    FAULT_PROXY_PID=$!
+    E2E_PIDS+=("$FAULT_PROXY_PID")
+    for _ in $(seq 1 200); do
+        # The port file is written first, the control port file second.
+        if [ -f "$E2E_TMP/$name.control" ]; then
+            FAULT_PROXY_PORT=$(cat "$E2E_TMP/$name.port")
+            FAULT_PROXY_CONTROL=$(cat "$E2E_TMP/$name.control")
+            return 0
+        fi
+        kill -0 "$FAULT_PROXY_PID" 2>/dev/null || break
+        sleep 0.05
+    done
+    echo "molt-fault-proxy $name did not start:" >&2
+    cat "$E2E_TMP/$name.log" >&2
+    return 1
+}
+
+# fault_cmd CONTROL_PORT COMMAND...: sends one line to a molt-fault-proxy's control port (pass,
+# latency MS, reset [refuse], blackhole, cut-after N [up|down|either], stats) through bash's
+# /dev/tcp; sets FAULT_REPLY (ok, the stats line or error: ...); fails unless it is not an error.
+fault_cmd() {
+    local port=$1 fd
+    shift
+    FAULT_REPLY=""
+    exec {fd}<>"/dev/tcp/127.0.0.1/$port" || return 1
+    printf '%s\n' "$*" >&"$fd"
+    IFS= read -r -t 10 FAULT_REPLY <&"$fd"
+    exec {fd}>&-
+    [ -n "$FAULT_REPLY" ] && [[ "$FAULT_REPLY" != error:* ]]
+}
+
+# url_hostport URL: the HOST:PORT of a postgres:// or mysql:// URL with user@host:port.
+url_hostport() { sed -E 's#^[a-z]+://[^@/]*@([^/?]+).*#\1#' <<<"$1"; }
+
+# url_with_port URL PORT: URL with its port replaced (to point a client at a fault proxy).
+url_with_port() { sed -E "s#^([a-z]+://[^@/]*@[^:/]+):[0-9]+#\1:$2#" <<<"$1"; }
+
 # post URL BODY [CURL ARGS...]: sets STATUS and RESPONSE.
 post() {
     local url=$1 body=$2
