@@ -33,6 +33,7 @@ std::string_view to_string(retry_class r) noexcept {
     case retry_class::reconnect: return "reconnect";
     case retry_class::defer: return "defer";
     case retry_class::schema: return "schema";
+    case retry_class::unique: return "unique";
     case retry_class::fatal: return "fatal";
     }
     return "unknown";

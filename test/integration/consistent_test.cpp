@@ -224,6 +224,20 @@ void fragments_and_duplicates(const std::string& env) {
     REQUIRE(s.resolve(55));
     s.wait_committed(55);
     CHECK(s.rows_of("it_parent") == std::vector<std::string>{"5:p5", "7:p7", "8:p8"});
+
+    // Rows at or below the committed checkpoint that were never staged (a second changefeed
+    // into the same target schema): refused, with nothing staged, rather than dropped.
+    auto refused = s.post({{"it_parent", key({num(9)}), parent(9, "second feed"), 45},
+                           {"it_parent", key({num(10)}), parent(10, "p10"), 60}});
+    REQUIRE_FALSE(refused);
+    CHECK(refused.error().code() == molt::errc::invalid_argument);
+    CHECK_THAT(refused.error().message(), Catch::Contains("never received before"));
+    CHECK(s.metrics.counter("changefeed_protocol_violations_total", "", {"schema", "kind"})
+              .with({label, "late_not_staged"})
+              .value() == 1);
+    REQUIRE(s.resolve(65));
+    s.wait_committed(65);
+    CHECK(s.rows_of("it_parent") == std::vector<std::string>{"5:p5", "7:p7", "8:p8"});
 }
 
 void resolved_timestamps(const std::string& env) {
@@ -438,7 +452,70 @@ void lost_commit_acknowledgement() {
     CHECK(parent_writes(s) == std::vector<std::optional<std::string>>{"2:1", "3:1", "4:1"});
 }
 
+// Disjoint chunks run at once but commit in order: while the earlier one waits for a lock, a
+// reader never sees the later one alone (a state the source never had). Stopping then rolls the
+// later one back.
+void later_chunk_waits_for_the_earlier(const std::string& env, bool stop_while_waiting) {
+    consistent_stack s(env, [] {
+        consistent_options o;
+        o.flush_size = 1;  // one chunk per source transaction
+        o.parallelism = 4;
+        return o;
+    }());
+    REQUIRE(s.post({{"it_parent", key({num(1)}), parent(1, "old"), 10}}));
+    REQUIRE(s.resolve(11));
+    s.wait_committed(11);
+    // Hold row 1 locked, so the chunk of HLC 20 (updates row 1) waits; HLC 30 (inserts row 2)
+    // is disjoint and may run at once.
+    auto locker = open_session(s.target.url).value();
+    REQUIRE(locker->begin());
+    REQUIRE(locker->query("SELECT v FROM it_parent WHERE id = 1 FOR UPDATE", {}));
+    REQUIRE(s.post({{"it_parent", key({num(1)}), parent(1, "new"), 20}}));
+    REQUIRE(s.post({{"it_parent", key({num(2)}), parent(2, "p2"), 30}}));
+    REQUIRE(s.resolve(31));
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+    CHECK(s.rows_of("it_parent") == std::vector<std::string>{"1:old"});
+    if (stop_while_waiting) {
+        bool released = false;
+        std::thread release([&] {
+            std::this_thread::sleep_for(std::chrono::milliseconds(500));
+            released = static_cast<bool>(locker->commit());
+        });
+        s.applier->stop();
+        release.join();
+        REQUIRE(released);
+        // Whatever committed, it is a state the source had: HLC 10, 20 or 30, never 10 + 30.
+        const auto rows = s.rows_of("it_parent");
+        CHECK((rows == std::vector<std::string>{"1:old"} ||
+               rows == std::vector<std::string>{"1:new"} ||
+               rows == std::vector<std::string>{"1:new", "2:p2"}));
+        s.restart();
+        s.wait_committed(31);
+    } else {
+        REQUIRE(locker->commit());
+        s.wait_committed(31);
+    }
+    CHECK(s.rows_of("it_parent") == std::vector<std::string>{"1:new", "2:p2"});
+}
+
 }  // namespace
+
+TEST_CASE("consistent, PostgreSQL: a later chunk never commits before an earlier one",
+          "[integration][consistent]") {
+    later_chunk_waits_for_the_earlier("MOLT_TEST_PG_URL", false);
+}
+TEST_CASE("consistent, MariaDB: a later chunk never commits before an earlier one",
+          "[integration][consistent]") {
+    later_chunk_waits_for_the_earlier("MOLT_TEST_MYSQL_URL", false);
+}
+TEST_CASE("consistent, PostgreSQL: stopping mid-window leaves a state the source had",
+          "[integration][consistent]") {
+    later_chunk_waits_for_the_earlier("MOLT_TEST_PG_URL", true);
+}
+TEST_CASE("consistent, MariaDB: stopping mid-window leaves a state the source had",
+          "[integration][consistent]") {
+    later_chunk_waits_for_the_earlier("MOLT_TEST_MYSQL_URL", true);
+}
 
 TEST_CASE("consistent, PostgreSQL: FK-linked transactions apply atomically, in order",
           "[integration][consistent]") {

@@ -14,6 +14,18 @@ namespace {
 
 constexpr size_t retire_batch = 10000;
 
+// Runs one step of the loop; an exception (none is expected) fails the step, which is retried,
+// instead of ending the process.
+template <typename Fn>
+result<void> guarded(std::string_view step, Fn&& fn) {
+    try {
+        return fn();
+    } catch (const std::exception& e) {
+        log::error().str("step", step).err(e.what()).msg("unexpected exception in the apply loop");
+        return error{errc::internal, fmt::format("unexpected exception: {}", e.what())};
+    }
+}
+
 }  // namespace
 
 bool consistent_applier::sleep_for(group& g, std::chrono::nanoseconds d) {
@@ -105,7 +117,7 @@ void consistent_applier::run(group& g) {
             loaded = g.loaded && !g.reload;
         }
         if (!loaded) {
-            if (auto done = load_progress(g); !done) {
+            if (auto done = guarded("progress", [&] { return load_progress(g); }); !done) {
                 failed(done.error(), "cannot read the target's progress");
                 continue;
             }
@@ -121,7 +133,7 @@ void consistent_applier::run(group& g) {
             }
             target = g.proposed;
         }
-        if (auto done = apply_window(g, target); !done) {
+        if (auto done = guarded("window", [&] { return apply_window(g, target); }); !done) {
             {
                 const std::lock_guard<std::mutex> lock(g.mutex);
                 g.reload = true;
@@ -135,7 +147,10 @@ void consistent_applier::run(group& g) {
         failures = 0;
         backoff = options_.first_backoff;
         publish(g);
-        retire(g);
+        (void)guarded("retire", [&] {
+            retire(g);
+            return ok();
+        });
     }
 }
 
@@ -145,8 +160,13 @@ result<void> consistent_applier::apply_window(group& g, hlc resolved) {
     if (!snapshot) {
         return snapshot.error();
     }
+    // The backlog an earlier process left, counted here so ingest never waits for it; a
+    // failure only delays the count (it is for the --stagingMaxBacklog bound and a gauge).
     if (auto counted = count_backlog(g, **snapshot); !counted) {
-        return counted;
+        log::warn()
+            .str("schema", g.label)
+            .err(counted.error())
+            .msg("could not count the staged backlog yet; retrying with the next window");
     }
     hlc committed;
     applied_ranges done_ranges;
@@ -181,6 +201,13 @@ result<void> consistent_applier::apply_window(group& g, hlc resolved) {
         [this, &g](std::chrono::nanoseconds d) { return sleep_for(g, d); },
         [this] { return stopping_.load(); },
         [&g](uint64_t sequence) { g.scheduler->wait_for_earlier(sequence); },
+        [this, &g](uint64_t sequence) {
+            // Long enough for an earlier chunk to commit, short enough to break a wait on a
+            // lock this chunk holds (its statements stop at --applyTimeout).
+            const auto limit = std::max<std::chrono::nanoseconds>(options_.apply_timeout / 2,
+                                                                  std::chrono::milliseconds(100));
+            return g.scheduler->wait_turn(sequence, limit);
+        },
         [&g](hlc first, hlc last) {
             // Exact bookkeeping: a retried window skips this range.
             const std::lock_guard<std::mutex> lock(g.mutex);
@@ -191,41 +218,46 @@ result<void> consistent_applier::apply_window(group& g, hlc resolved) {
 
     chunk next;
     result<void> outcome = ok();
-    for (;;) {
-        if (stopping_) {
-            outcome = error{errc::cancelled, "stopping"};
-            break;
-        }
-        auto tx = reader.next();
-        if (!tx) {
-            outcome = tx.error();
-            break;
-        }
-        if (!*tx) {
-            break;
-        }
-        source_transaction& t = **tx;
-        std::string body;
-        for (window_row& row : t.rows) {
-            next.keys.emplace(row.position, std::string(row_key(row.key)));
-            body += row.message;
-            body += '\n';
-            ++next.rows;
-        }
-        if (next.first.is_zero()) {
-            next.first = t.time;
-        }
-        next.last = t.time;
-        next.transactions.emplace_back(t.time, std::move(body));
-        if (next.rows >= options_.flush_size) {
-            if (auto r = g.scheduler->submit(std::exchange(next, chunk{})); !r) {
-                outcome = r.error();
+    // Running chunks use `target` and `hooks` above: whatever happens here, drain before they go.
+    try {
+        for (;;) {
+            if (stopping_) {
+                outcome = error{errc::cancelled, "stopping"};
                 break;
             }
+            auto tx = reader.next();
+            if (!tx) {
+                outcome = tx.error();
+                break;
+            }
+            if (!*tx) {
+                break;
+            }
+            source_transaction& t = **tx;
+            std::string body;
+            for (window_row& row : t.rows) {
+                next.keys.emplace(row.position, std::string(row_key(row.key)));
+                body += row.message;
+                body += '\n';
+                ++next.rows;
+            }
+            if (next.first.is_zero()) {
+                next.first = t.time;
+            }
+            next.last = t.time;
+            next.transactions.emplace_back(t.time, std::move(body));
+            if (next.rows >= options_.flush_size) {
+                if (auto r = g.scheduler->submit(std::exchange(next, chunk{})); !r) {
+                    outcome = r.error();
+                    break;
+                }
+            }
         }
-    }
-    if (outcome && next.rows > 0) {
-        outcome = g.scheduler->submit(std::exchange(next, chunk{}));
+        if (outcome && next.rows > 0) {
+            outcome = g.scheduler->submit(std::exchange(next, chunk{}));
+        }
+    } catch (const std::exception& e) {
+        outcome = error{errc::internal, fmt::format("unexpected exception: {}", e.what())};
     }
     auto drained = g.scheduler->drain();
     if (!outcome) {

@@ -6,6 +6,7 @@
 #include "molt/proto/decoder.hpp"
 #include "molt/replicator/sequencer/target_progress.hpp"
 #include "molt/replicator/target/apply_plan.hpp"
+#include "molt/replicator/target/ordered_apply.hpp"
 
 namespace molt::replicator {
 
@@ -27,7 +28,16 @@ result<void> chunk_applier::apply(const chunk& c, chunk_target target,
     }
     std::mt19937 jitter(static_cast<uint32_t>(c.sequence * 7919 + 17));
     auto backoff = options_.first_backoff;
+    // After a unique key conflict in the folded plan: source transaction by source transaction
+    // (target/apply/ordered_apply.hpp), for every later attempt of this chunk.
+    bool in_source_order = false;
+    bool waited_for_earlier = false;
+    bool wait_first = false;  // for earlier chunks, without a session (see not_yet below)
     for (int attempt = 1;; ++attempt) {
+        if (wait_first) {
+            wait_first = false;
+            hooks.wait_for_earlier(c.sequence);
+        }
         if (hooks.stopping()) {
             return error{errc::cancelled, "stopping"};
         }
@@ -43,6 +53,7 @@ result<void> chunk_applier::apply(const chunk& c, chunk_target target,
                 failure = session.error();
             } else {
                 target_session& db = **session;
+                chunk_scheduler::turn turn = chunk_scheduler::turn::yours;
                 // True: applied now; false: an earlier attempt had committed it.
                 auto attempt_once = [&]() -> result<bool> {
                     if (auto begun = db.begin(); !begun) {
@@ -60,8 +71,35 @@ result<void> chunk_applier::apply(const chunk& c, chunk_target target,
                         db.rollback();
                         return false;
                     }
-                    if (auto done = execute_statements(db, *plan); !done) {
+                    if (in_source_order) {
+                        auto done = apply_in_source_order(db, *target.snapshot, *decoded, dialect_,
+                                                          options_.flush_size);
+                        if (!done) {
+                            return done.error();
+                        }
+                        log::info()
+                            .str("schema", target.label)
+                            .str("first", c.first.to_string())
+                            .str("last", c.last.to_string())
+                            .unum("transactions", done->transactions)
+                            .unum("row_by_row", done->row_by_row)
+                            .unum("reinserted", done->reinserted)
+                            .msg(
+                                "a unique key conflict in the folded chunk: applied it source "
+                                "transaction by source transaction");
+                    } else if (auto done = execute_statements(db, *plan); !done) {
                         return done.error();
+                    }
+                    switch (hooks.wait_turn(c.sequence)) {
+                    case chunk_scheduler::turn::yours: break;
+                    case chunk_scheduler::turn::not_yet:
+                        db.rollback();
+                        turn = chunk_scheduler::turn::not_yet;
+                        return error{errc::cancelled, "waiting for earlier chunks"};
+                    case chunk_scheduler::turn::abandoned:
+                        db.rollback();
+                        turn = chunk_scheduler::turn::abandoned;
+                        return error{errc::cancelled, "stopping"};
                     }
                     if (auto done = db.commit(); !done) {
                         return done.error();
@@ -88,6 +126,16 @@ result<void> chunk_applier::apply(const chunk& c, chunk_target target,
                     }
                     return ok();
                 }
+                if (turn == chunk_scheduler::turn::abandoned) {
+                    return done.error();
+                }
+                if (turn == chunk_scheduler::turn::not_yet) {
+                    // An earlier chunk may wait for a lock or a pooled session this one held:
+                    // wait without either (the lease ends with this iteration).
+                    wait_first = true;
+                    --attempt;
+                    continue;
+                }
                 failure = done.error();
                 if (failure.retry() == retry_class::reconnect ||
                     failure.code() == errc::unavailable) {
@@ -97,26 +145,47 @@ result<void> chunk_applier::apply(const chunk& c, chunk_target target,
         }
         const retry_class why = failure.retry();
         metrics_.apply.retried(target.label, why);
+        if (why == retry_class::unique && !in_source_order) {
+            in_source_order = true;
+            continue;
+        }
+        if (in_source_order && !waited_for_earlier &&
+            (why == retry_class::unique || why == retry_class::fatal)) {
+            // Chunks run at once when their primary keys are disjoint, but a unique value can
+            // be held by a row an earlier chunk of the window changes: wait for those first.
+            waited_for_earlier = true;
+            hooks.wait_for_earlier(c.sequence);
+            continue;
+        }
         if (why == retry_class::defer) {
             // A foreign key needs a row that an earlier chunk of this window writes: wait for
-            // every earlier one, then try again.
+            // every earlier one, then try again. If it still fails, the order inside this chunk
+            // is the cause (on MySQL, an upsert that takes a unique value from a row that still
+            // has children): apply it source transaction by source transaction.
             hooks.wait_for_earlier(c.sequence);
             if (attempt == 1) {
                 continue;
             }
-        } else if (why == retry_class::schema || failure.code() == errc::not_found) {
+            if (!in_source_order) {
+                in_source_order = true;
+                continue;
+            }
+        } else if (why == retry_class::schema || why == retry_class::fatal ||
+                   failure.code() == errc::not_found) {
+            // Also after a refusal: what an operator changes to resolve it is seen.
             schemas_.invalidate(target.schema);
             if (auto fresh =
                     schemas_.get(target.schema, clock_type::now() + options_.apply_timeout)) {
                 target.snapshot = *fresh;
             }
         }
-        if (why == retry_class::fatal || why == retry_class::none) {
+        const bool stalled =
+            why == retry_class::fatal || why == retry_class::none || why == retry_class::unique;
+        if (stalled) {
             metrics_.errors.with({target.label, std::string(to_string(why))}).add();
         }
         if ((attempt & (attempt - 1)) == 0) {
-            auto event =
-                why == retry_class::fatal || why == retry_class::none ? log::error() : log::warn();
+            auto event = stalled ? log::error() : log::warn();
             event.str("schema", target.label)
                 .str("first", c.first.to_string())
                 .str("last", c.last.to_string())

@@ -87,6 +87,19 @@ void chunk_scheduler::wait_for_earlier(uint64_t sequence) {
     });
 }
 
+chunk_scheduler::turn chunk_scheduler::wait_turn(uint64_t sequence,
+                                                 std::chrono::nanoseconds limit) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    const bool settled = changed_.wait_for(lock, limit, [&] {
+        return interrupted_ || failure_.has_value() || unfinished_.empty() ||
+               unfinished_.begin()->first >= sequence;
+    });
+    if (interrupted_ || failure_) {
+        return turn::abandoned;
+    }
+    return settled ? turn::yours : turn::not_yet;
+}
+
 void chunk_scheduler::interrupt() {
     {
         const std::lock_guard<std::mutex> lock(mutex_);

@@ -125,10 +125,13 @@ hlc consistent_applier::committed(const qualified_name& schema) {
 result<std::shared_ptr<consistent_applier::group>> consistent_applier::group_for(
     const qualified_name& schema) {
     const std::string name = staging_store::group_of(schema);
-    const std::lock_guard<std::mutex> lock(mutex_);
-    if (const auto it = groups_.find(name); it != groups_.end()) {
-        return it->second;
+    {
+        const std::lock_guard<std::mutex> lock(mutex_);
+        if (const auto it = groups_.find(name); it != groups_.end()) {
+            return it->second;
+        }
     }
+    // Staging round trips outside the lock: other schemas' requests do not wait for them.
     auto proposed = staging_.latest_resolved(name);
     if (!proposed) {
         return staging_error(proposed.error());
@@ -137,6 +140,10 @@ result<std::shared_ptr<consistent_applier::group>> consistent_applier::group_for
     if (!committed) {
         return staging_error(committed.error());
     }
+    const std::lock_guard<std::mutex> lock(mutex_);
+    if (const auto it = groups_.find(name); it != groups_.end()) {
+        return it->second;  // another request made it meanwhile
+    }
     auto g = std::make_shared<group>();
     g->schema = schema;
     g->name = name;
@@ -144,6 +151,7 @@ result<std::shared_ptr<consistent_applier::group>> consistent_applier::group_for
     g->progress = dialect_.progress_sql(schema, progress_table_name);
     g->scheduler = std::make_unique<chunk_scheduler>(options_.parallelism);
     g->proposed = *proposed;
+    g->proposed_at_start = *proposed;
     g->committed = *committed;
     groups_.emplace(name, g);
     if (!stopping_) {

@@ -30,7 +30,8 @@ struct consistent_applier::group {
 
     std::mutex mutex;
     std::condition_variable wake;
-    hlc proposed;   ///< newest resolved timestamp recorded
+    hlc proposed;           ///< newest resolved timestamp recorded
+    hlc proposed_at_start;  ///< the newest when this process first saw the group
     hlc committed;  ///< newest the target holds (a lower bound until the progress is loaded)
     /// Committed chunks of the window in progress: loaded from the target, then each one added
     /// as soon as it commits, so a retried window skips exactly those.
@@ -46,7 +47,7 @@ struct consistent_applier::group {
     std::thread thread;
 
     std::mutex count_mutex;  ///< held while the backlog of this group is first counted
-    bool counted = false;
+    bool counted = false;    ///< by the apply loop, before its first window
 };
 
 inline double wall_seconds(hlc t) {

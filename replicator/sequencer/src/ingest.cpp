@@ -81,11 +81,6 @@ result<accept_stats> consistent_applier::accept_rows(const qualified_name& schem
                                  log::sanitize(rows.tables()[tables.size()].topic), g.label)};
     }
 
-    // The first request of a group counts what an earlier process left staged, before anything
-    // more is staged (so nothing is counted twice).
-    if (auto counted = count_backlog(g, *snapshot); !counted) {
-        return counted.error();
-    }
     if (options_.max_backlog > 0 && backlog_.load() >= static_cast<int64_t>(options_.max_backlog)) {
         return error{errc::unavailable,
                      fmt::format("{} mutations wait for the target, the most staging holds "
@@ -129,6 +124,67 @@ result<accept_stats> consistent_applier::accept_rows(const qualified_name& schem
         }
     }
 
+    // Late rows are duplicates of rows applied already, unless staging never had them: then a
+    // second changefeed writes into this target schema (or one was re-created with an initial
+    // scan at an older cursor), and its rows would be lost. Such a request is refused, loudly.
+    // Rows old enough to have been retired cannot be told apart and count as duplicates.
+    const int64_t retire_ns = options_.retire_offset.count();
+    for (const staging_store::table_rows& t : late) {
+        late_.with({g.label}).add(t.rows.size());
+        auto compared = staging_.compare_late(t.stage_table, t.rows);
+        if (!compared) {
+            // Unchecked late rows might be a second changefeed's: the changefeed comes back.
+            return staging_error(compared.error().with_context("comparing late rows with staging"));
+        }
+        hlc now_committed;  // retiring may have advanced meanwhile: rows it deleted look missing
+        {
+            const std::lock_guard<std::mutex> lock(g.mutex);
+            now_committed = g.committed;
+        }
+        if (!compared->differing.empty()) {
+            violations_.with({g.label, "late_duplicate_differs"}).add(compared->differing.size());
+            const staged_mutation& first = *compared->differing.front();
+            log::error()
+                .str("target", g.label)
+                .str("table", t.stage_table)
+                .str("key", log::sanitize(row_key(first.key)))
+                .str("updated", first.updated.to_string())
+                .unum("rows", compared->differing.size())
+                .msg(
+                    "changefeed protocol violation: a late duplicate differs from the mutation "
+                    "staged for the same timestamp and key; the staged one stays applied");
+        }
+        std::vector<const staged_mutation*> unseen;
+        for (const staged_mutation* m : compared->missing) {
+            if (retire_ns > 0 && m->updated.wall() > now_committed.wall() - retire_ns) {
+                unseen.push_back(m);
+            }
+        }
+        if (!unseen.empty()) {
+            violations_.with({g.label, "late_not_staged"}).add(unseen.size());
+            const staged_mutation& first = *unseen.front();
+            log::error()
+                .str("target", g.label)
+                .str("table", t.stage_table)
+                .str("key", log::sanitize(row_key(first.key)))
+                .str("updated", first.updated.to_string())
+                .str("committed", committed.to_string())
+                .unum("rows", unseen.size())
+                .msg(
+                    "refused rows at or below the committed checkpoint that were never staged: "
+                    "is a second changefeed writing into this target schema? One changefeed per "
+                    "target schema; give each changefeed its own target schema (or "
+                    "replicator)");
+            return error{errc::invalid_argument,
+                         fmt::format("{} rows at or below the committed checkpoint {} of {} were "
+                                     "never received before (first: {} at {}); a second "
+                                     "changefeed into one target schema would lose them, so "
+                                     "they are refused",
+                                     unseen.size(), committed.to_string(), g.label,
+                                     log::sanitize(row_key(first.key)), first.updated.to_string())};
+        }
+    }
+
     if (!to_stage.empty()) {
         auto outcome = staging_.stage(to_stage, proposed);
         if (!outcome) {
@@ -159,30 +215,6 @@ result<accept_stats> consistent_applier::accept_rows(const qualified_name& schem
         }
     }
 
-    for (const staging_store::table_rows& t : late) {
-        late_.with({g.label}).add(t.rows.size());
-        auto differing = staging_.differing(t.stage_table, t.rows);
-        if (!differing) {
-            log::warn()
-                .str("target", g.label)
-                .err(differing.error())
-                .msg("could not compare late duplicates with staging");
-            continue;
-        }
-        if (!differing->empty()) {
-            violations_.with({g.label, "late_duplicate_differs"}).add(differing->size());
-            const staged_mutation& first = *differing->front();
-            log::error()
-                .str("target", g.label)
-                .str("table", t.stage_table)
-                .str("key", log::sanitize(row_key(first.key)))
-                .str("updated", first.updated.to_string())
-                .unum("rows", differing->size())
-                .msg(
-                    "changefeed protocol violation: a late duplicate differs from the mutation "
-                    "staged for the same timestamp and key; the staged one stays applied");
-        }
-    }
     if (!late.empty()) {
         size_t n = 0;
         for (const auto& t : late) {
@@ -251,14 +283,18 @@ result<void> consistent_applier::count_backlog(group& g, const schema_snapshot& 
     if (g.counted) {
         return ok();
     }
+    // What earlier processes left: rows up to the newest resolved timestamp they recorded (rows
+    // this process stages are counted as they come; above that timestamp, only new ones are).
     hlc from;
+    hlc upto;
     {
         const std::lock_guard<std::mutex> lock(g.mutex);
         from = g.committed;
+        upto = g.proposed_at_start;
     }
     int64_t rows = 0;
     for (const table_info& t : snapshot.tables) {
-        auto n = staging_.count_above(staging_store::stage_table(g.schema, t.name), from);
+        auto n = staging_.count_between(staging_store::stage_table(g.schema, t.name), from, upto);
         if (!n) {
             return staging_error(n.error());
         }

@@ -264,24 +264,23 @@ struct http_server::impl {
           refusals(m.counter("http_overload_refusals_total",
                              "Connections and requests refused for lack of room (503 or closed)",
                              {"reason"})),
-          main_connections(cfg.max_connections,
-                           m.gauge("http_connections_open", "Open connections", {"port"})
-                               .with({"main"})),
+          main_connections(
+              cfg.max_connections,
+              m.gauge("http_connections_open", "Open connections", {"port"}).with({"main"})),
           diagnostics_connections(
               cfg.diagnostics_max_connections,
               m.gauge("http_connections_open", "Open connections", {"port"}).with({"diagnostics"})),
-          over_limit_connections(
-              max_over_limit_answers,
-              m.gauge("http_connections_over_limit",
-                      "Connections past the limit being answered 503")
-                  .get()),
+          over_limit_connections(max_over_limit_answers,
+                                 m.gauge("http_connections_over_limit",
+                                         "Connections past the limit being answered 503")
+                                     .get()),
           worker_slots(cfg.worker_threads + cfg.max_queued,
                        m.gauge("http_requests_admitted",
                                "Webhook requests being read, waiting for a worker or handled")
                            .get()),
-          readiness_slots(max_readiness_checks,
-                          m.gauge("http_readiness_checks", "Readiness checks waiting or running")
-                              .get()) {}
+          readiness_slots(
+              max_readiness_checks,
+              m.gauge("http_readiness_checks", "Readiness checks waiting or running").get()) {}
 
     template <typename Stream>
     asio::awaitable<void> serve(Stream& stream, connection_state& state, bool diagnostics,
@@ -318,7 +317,8 @@ void http_server::impl::refused(std::string_view reason, std::string_view what) 
     const int64_t now = std::chrono::steady_clock::now().time_since_epoch().count();
     int64_t last = last_refusal_log.load();
     const int64_t period = std::chrono::nanoseconds(refusal_log_period).count();
-    if ((last == 0 || now - last >= period) && last_refusal_log.compare_exchange_strong(last, now)) {
+    if ((last == 0 || now - last >= period) &&
+        last_refusal_log.compare_exchange_strong(last, now)) {
         log::warn()
             .str("reason", std::string(reason))
             .unum("refused_so_far", counter.value())

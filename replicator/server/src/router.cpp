@@ -77,8 +77,7 @@ request_lane router::lane(const http_request& head, bool diagnostics) const {
         return path == "/_/readyz" ? request_lane::readiness : request_lane::local;
     }
     if (path.rfind("/_/", 0) == 0) {
-        return path == "/_/healthz" && is_get(head) ? request_lane::readiness
-                                                    : request_lane::local;
+        return path == "/_/healthz" && is_get(head) ? request_lane::readiness : request_lane::local;
     }
     return request_lane::webhook;
 }
@@ -96,11 +95,12 @@ std::optional<http_response> router::screen(const http_request& head) {
     case auth_mode::disabled: break;
     case auth_mode::client_certificate:
         if (!head.client_certificate_verified) {
-            return finish(head, 0,
-                          error_reply(error{errc::unauthenticated,
-                                            "a client certificate signed by --tlsClientCA is "
-                                            "required to write (CREATE CHANGEFEED ... INTO "
-                                            "'webhook-https://...?client_cert=...&client_key=...')"}));
+            return finish(
+                head, 0,
+                error_reply(error{errc::unauthenticated,
+                                  "a client certificate signed by --tlsClientCA is "
+                                  "required to write (CREATE CHANGEFEED ... INTO "
+                                  "'webhook-https://...?client_cert=...&client_key=...')"}));
         }
         break;
     case auth_mode::none:
@@ -124,8 +124,10 @@ http_response router::readiness() {
     http_response r;
     if (auto failed = health_()) {
         // The cause names hosts, users and databases: for the operator's log, not the caller.
-        log::warn().str("component", failed->component).err(failed->cause).msg(
-            "health check failed");
+        log::warn()
+            .str("component", failed->component)
+            .err(failed->cause)
+            .msg("health check failed");
         r = error_reply(error{errc::unavailable, "health check failed for " + failed->component});
     } else {
         r.body = "OK\n";

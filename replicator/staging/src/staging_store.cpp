@@ -7,6 +7,8 @@
 
 #include <fmt/format.h>
 
+#include "molt/common/integer_text.hpp"
+
 namespace molt::replicator {
 namespace {
 
@@ -81,16 +83,32 @@ result<hlc> hlc_of(const sql_row& row, size_t at) {
 
 }  // namespace
 
+namespace {
+
+// The count(*) a query answered.
+result<uint64_t> count_of(const std::vector<sql_row>& rows, std::string_view what) {
+    const auto n = rows.empty() || rows.front().empty() || !rows.front().front()
+                       ? std::nullopt
+                       : parse_integer<uint64_t>(*rows.front().front());
+    if (!n) {
+        return error{errc::database_error, fmt::format("{}: the server answered no count", what)};
+    }
+    return *n;
+}
+
+}  // namespace
+
 result<hlc> hlc_from_row(const sql_row& row, size_t at, std::string_view source) {
     if (row.size() < at + 2 || !row[at] || !row[at + 1]) {
         return error{errc::database_error, fmt::format("{} holds a NULL timestamp", source)};
     }
-    try {
-        return hlc(std::stoll(*row[at]), static_cast<int32_t>(std::stol(*row[at + 1])));
-    } catch (const std::exception&) {
+    const auto wall = parse_integer<int64_t>(*row[at]);
+    const auto logical = parse_integer<int32_t>(*row[at + 1]);
+    if (!wall || !logical) {
         return error{errc::database_error, fmt::format("{} holds a bad timestamp \"{}.{}\"", source,
                                                        *row[at], *row[at + 1])};
     }
+    return hlc(*wall, *logical);
 }
 
 std::string staging_location::qualify(std::string_view table) const {
@@ -416,14 +434,20 @@ result<stage_outcome> staging_store::stage(const std::vector<table_rows>& tables
     return out;
 }
 
-result<std::vector<const staged_mutation*>> staging_store::differing(
+result<staging_store::late_comparison> staging_store::compare_late(
     const std::string& stage_table, const std::vector<staged_mutation>& rows) {
-    std::vector<const staged_mutation*> out;
+    late_comparison out;
     auto present = exists(stage_table);
     if (!present) {
         return present.error();
     }
-    if (!*present || rows.empty()) {
+    if (!*present) {
+        for (const staged_mutation& m : rows) {
+            out.missing.push_back(&m);
+        }
+        return out;
+    }
+    if (rows.empty()) {
         return out;
     }
     auto s = session();
@@ -459,8 +483,10 @@ result<std::vector<const staged_mutation*>> staging_store::differing(
     }
     for (const staged_mutation& m : rows) {
         const auto it = staged.find({m.updated, m.key});
-        if (it != staged.end() && it->second != m.message) {
-            out.push_back(&m);
+        if (it == staged.end()) {
+            out.missing.push_back(&m);
+        } else if (it->second != m.message) {
+            out.differing.push_back(&m);
         }
     }
     return out;
@@ -626,7 +652,7 @@ result<std::vector<stored_mutation>> staging_store::read(const std::string& stag
     return out;
 }
 
-result<uint64_t> staging_store::count_above(const std::string& stage_table, hlc after) {
+result<uint64_t> staging_store::count_between(const std::string& stage_table, hlc after, hlc upto) {
     auto present = exists(stage_table);
     if (!present) {
         return present.error();
@@ -638,14 +664,19 @@ result<uint64_t> staging_store::count_above(const std::string& stage_table, hlc 
     if (!s) {
         return s.error();
     }
+    sql_params params = hlc_params(after);
+    for (auto& p : hlc_params(upto)) {
+        params.push_back(std::move(p));
+    }
     auto rows = (*s)->query(fmt::format("SELECT count(*) FROM {} WHERE (nanos, logical) > "
-                                        "(:p1::INT8, :p2::INT4)",
+                                        "(:p1::INT8, :p2::INT4) AND (nanos, logical) <= "
+                                        "(:p3::INT8, :p4::INT4)",
                                         where_.qualify(stage_table)),
-                            hlc_params(after));
+                            params);
     if (!rows) {
         return rows.error().with_context("counting staged rows of " + stage_table);
     }
-    return static_cast<uint64_t>(std::stoull(rows->front()[0].value_or("0")));
+    return count_of(*rows, "counting staged rows of " + stage_table);
 }
 
 result<uint64_t> staging_store::retire(const std::string& stage_table, hlc upto, size_t limit) {
@@ -663,7 +694,7 @@ result<uint64_t> staging_store::retire(const std::string& stage_table, hlc upto,
     if (!rows) {
         return rows.error().with_context("retiring staged rows of " + stage_table);
     }
-    return static_cast<uint64_t>(std::stoull(rows->front()[0].value_or("0")));
+    return count_of(*rows, "retiring staged rows of " + stage_table);
 }
 
 result<void> staging_store::retire_checkpoints(const std::string& group, hlc upto) {

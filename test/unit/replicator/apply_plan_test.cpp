@@ -271,5 +271,5 @@ TEST_CASE("error classes per dialect", "[plan]") {
     CHECK(postgres::classify_sqlstate("23503") == retry_class::defer);
     CHECK(postgres::classify_sqlstate("42703") == retry_class::schema);
     CHECK(postgres::classify_sqlstate("22P02") == retry_class::fatal);
-    CHECK(postgres::classify_sqlstate("23505") == retry_class::fatal);
+    CHECK(postgres::classify_sqlstate("23505") == retry_class::unique);
 }

@@ -36,12 +36,14 @@ struct gates {
     int running = 0;
     int most_running = 0;
 
+    bool all_open = false;
+
     result<void> run(const chunk& c) {
         std::unique_lock<std::mutex> lock(mutex);
         started.insert(c.sequence);
         most_running = std::max(most_running, ++running);
         changed.notify_all();
-        changed.wait(lock, [&] { return open.count(c.sequence) != 0; });
+        changed.wait(lock, [&] { return all_open || open.count(c.sequence) != 0; });
         --running;
         finished.push_back(c.sequence);
         return ok();
@@ -55,17 +57,30 @@ struct gates {
         std::unique_lock<std::mutex> lock(mutex);
         return changed.wait_for(lock, limit, [&] { return started.count(sequence) != 0; });
     }
+    void open_all() {
+        const std::lock_guard<std::mutex> lock(mutex);
+        all_open = true;
+        changed.notify_all();
+    }
     bool has_started(uint64_t sequence) {
         const std::lock_guard<std::mutex> lock(mutex);
         return started.count(sequence) != 0;
     }
 };
 
+// Opens every gate when a test ends early (a failed REQUIRE), so the scheduler's threads can
+// finish and be joined: declared after the scheduler, it is destroyed before it.
+struct open_on_exit {
+    gates& g;
+    ~open_on_exit() { g.open_all(); }
+};
+
 }  // namespace
 
 TEST_CASE("chunks with a shared key run one after the other, in order", "[sequencer]") {
-    chunk_scheduler s(4);
     gates g;
+    chunk_scheduler s(4);
+    const open_on_exit opener{g};
     s.begin([&](const chunk& c) { return g.run(c); });
     REQUIRE(s.submit(with_keys({"a", "b"})));
     REQUIRE(g.wait_started(0));
@@ -83,8 +98,9 @@ TEST_CASE("chunks with a shared key run one after the other, in order", "[sequen
 }
 
 TEST_CASE("disjoint chunks run at once, up to the pool's size", "[sequencer]") {
-    chunk_scheduler s(2);
     gates g;
+    chunk_scheduler s(2);
+    const open_on_exit opener{g};
     s.begin([&](const chunk& c) { return g.run(c); });
     REQUIRE(s.submit(with_keys({"a"})));
     REQUIRE(s.submit(with_keys({"b"})));
@@ -103,8 +119,9 @@ TEST_CASE("disjoint chunks run at once, up to the pool's size", "[sequencer]") {
 }
 
 TEST_CASE("a chunk can wait for every earlier chunk of the window", "[sequencer]") {
-    chunk_scheduler s(3);
     gates g;
+    chunk_scheduler s(3);
+    const open_on_exit opener{g};
     std::atomic<bool> earlier_done_first{false};
     s.begin([&](const chunk& c) -> result<void> {
         if (c.sequence == 1) {
@@ -154,8 +171,9 @@ TEST_CASE("an exception in a chunk fails the window instead of ending the proces
 }
 
 TEST_CASE("interrupt wakes a submit that waits and refuses new chunks", "[sequencer]") {
-    chunk_scheduler s(1);
     gates g;
+    chunk_scheduler s(1);
+    const open_on_exit opener{g};
     s.begin([&](const chunk& c) { return g.run(c); });
     REQUIRE(s.submit(with_keys({"a"})));
     auto waiting = std::async(std::launch::async, [&] { return s.submit(with_keys({"a"})); });
@@ -164,6 +182,54 @@ TEST_CASE("interrupt wakes a submit that waits and refuses new chunks", "[sequen
     auto refused = waiting.get();
     REQUIRE_FALSE(refused);
     CHECK(refused.error().code() == errc::cancelled);
+    g.release(0);
+    REQUIRE(s.drain());
+}
+
+TEST_CASE("chunks commit in order: a later chunk waits for its turn", "[sequencer]") {
+    gates g;
+    chunk_scheduler s(2);
+    const open_on_exit opener{g};
+    std::promise<chunk_scheduler::turn> short_wait;
+    std::promise<chunk_scheduler::turn> long_wait;
+    s.begin([&](const chunk& c) -> result<void> {
+        if (c.sequence == 0) {
+            return g.run(c);
+        }
+        short_wait.set_value(s.wait_turn(c.sequence, 50ms));  // the first still runs
+        long_wait.set_value(s.wait_turn(c.sequence, 10s));    // until it has finished
+        return ok();
+    });
+    REQUIRE(s.submit(with_keys({"a"})));
+    REQUIRE(g.wait_started(0));
+    REQUIRE(s.submit(with_keys({"b"})));
+    CHECK(short_wait.get_future().get() == chunk_scheduler::turn::not_yet);
+    auto later = long_wait.get_future();
+    CHECK(later.wait_for(100ms) == std::future_status::timeout);
+    g.release(0);
+    CHECK(later.get() == chunk_scheduler::turn::yours);
+    REQUIRE(s.drain());
+}
+
+TEST_CASE("a chunk waiting for its turn is abandoned when stopping", "[sequencer]") {
+    gates g;
+    chunk_scheduler s(2);
+    const open_on_exit opener{g};
+    std::promise<chunk_scheduler::turn> waited;
+    s.begin([&](const chunk& c) -> result<void> {
+        if (c.sequence == 0) {
+            return g.run(c);
+        }
+        waited.set_value(s.wait_turn(c.sequence, 10s));
+        return ok();
+    });
+    REQUIRE(s.submit(with_keys({"a"})));
+    REQUIRE(g.wait_started(0));
+    REQUIRE(s.submit(with_keys({"b"})));
+    auto turn = waited.get_future();
+    CHECK(turn.wait_for(100ms) == std::future_status::timeout);
+    s.interrupt();
+    CHECK(turn.get() == chunk_scheduler::turn::abandoned);
     g.release(0);
     REQUIRE(s.drain());
 }

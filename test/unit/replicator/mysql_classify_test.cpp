@@ -15,5 +15,6 @@ TEST_CASE("mysql: errors are classified by number, not SQLSTATE", "[plan]") {
     CHECK(classify_error_number(1054) == retry_class::schema);     // unknown column
     CHECK(classify_error_number(1146) == retry_class::schema);     // unknown table
     CHECK(classify_error_number(1366) == retry_class::fatal);      // incorrect value
+    CHECK(classify_error_number(1062) == retry_class::unique);     // duplicate entry
     CHECK(classify_error_number(1406) == retry_class::fatal);      // data too long
 }

@@ -48,6 +48,7 @@ enum class retry_class : uint8_t {
     reconnect,  ///< the connection is broken: drop it, retry on a new one
     defer,      ///< a foreign key is not satisfied yet: retry later, after other work
     schema,     ///< the target's tables or columns changed: refresh the schema, then retry
+    unique,     ///< a unique key is held by another row: apply the rows in another order
     fatal,      ///< bad data or SQL: retrying cannot help
 };
 

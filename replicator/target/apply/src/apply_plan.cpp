@@ -54,7 +54,7 @@ const table_info* resolve_topic(const schema_snapshot& schema, std::string_view 
 
 result<apply_plan> plan_batch(const schema_snapshot& schema, const proto::batch& rows,
                               const target_dialect& dialect, size_t rows_per_statement,
-                              statement_order order) {
+                              statement_order order, std::optional<hlc> only) {
     struct table_work {
         const table_info* table = nullptr;
         std::vector<folded_row> rows;
@@ -77,10 +77,17 @@ result<apply_plan> plan_batch(const schema_snapshot& schema, const proto::batch&
                                      "apply changes",
                                      table->qualified.to_string())};
         }
+        if (only && std::none_of(group.mutations.begin(), group.mutations.end(),
+                                 [&](const proto::mutation& m) { return m.updated == *only; })) {
+            continue;
+        }
         table_work& w = work[schema.order_of(*table)];
         w.table = table;
-        w.received += group.mutations.size();
         for (const proto::mutation& m : group.mutations) {
+            if (only && m.updated != *only) {
+                continue;
+            }
+            ++w.received;
             auto [it, inserted] = w.by_key.try_emplace(m.key, w.rows.size());
             if (inserted) {
                 w.rows.emplace_back();
@@ -225,6 +232,18 @@ result<apply_plan> plan_batch(const schema_snapshot& schema, const proto::batch&
         }
     }
     return plan;
+}
+
+std::vector<hlc> source_transactions(const proto::batch& rows) {
+    std::vector<hlc> out;
+    for (const proto::table_mutations& t : rows.tables()) {
+        for (const proto::mutation& m : t.mutations) {
+            out.push_back(m.updated);
+        }
+    }
+    std::sort(out.begin(), out.end());
+    out.erase(std::unique(out.begin(), out.end()), out.end());
+    return out;
 }
 
 result<void> execute_statements(target_session& session, const apply_plan& plan) {

@@ -7,6 +7,7 @@
 
 #include "molt/common/log.hpp"
 #include "molt/replicator/target/apply_plan.hpp"
+#include "molt/replicator/target/ordered_apply.hpp"
 
 namespace molt::replicator {
 namespace {
@@ -39,6 +40,20 @@ result<void> immediate_applier::run_transaction(target_session& session, const a
     }
     if (auto done = execute_statements(session, plan); !done) {
         return done;
+    }
+    return session.commit();
+}
+
+result<void> immediate_applier::run_in_source_order(target_session& session,
+                                                    const schema_snapshot& snapshot,
+                                                    const proto::batch& rows) {
+    if (auto begun = session.begin(); !begun) {
+        return begun;
+    }
+    auto done =
+        apply_in_source_order(session, snapshot, rows, dialect_, options_.rows_per_statement);
+    if (!done) {
+        return done.error();
     }
     return session.commit();
 }
@@ -77,13 +92,17 @@ result<accept_stats> immediate_applier::accept_rows(const qualified_name& schema
 
     std::mt19937 jitter(std::random_device{}());
     auto backoff = options_.first_backoff;
+    // After a unique key conflict in the folded plan: source transaction by source transaction
+    // (ordered_apply.hpp), still in one target transaction.
+    bool in_source_order = false;
     for (int attempt = 1;; ++attempt) {
         auto session = pool_.acquire(deadline);
         if (!session) {
             count_failure();
             return std::move(session).error();
         }
-        auto done = run_transaction(**session, *plan);
+        auto done = in_source_order ? run_in_source_order(**session, **snapshot, rows)
+                                    : run_transaction(**session, *plan);
         if (done) {
             break;
         }
@@ -91,6 +110,14 @@ result<accept_stats> immediate_applier::accept_rows(const qualified_name& schema
         const retry_class why = e.retry();
         if (why == retry_class::reconnect) {
             session->mark_broken();
+        }
+        if (why == retry_class::unique && !in_source_order) {
+            in_source_order = true;
+            log::debug()
+                .str("schema", schema_label)
+                .err(e)
+                .msg("a unique key conflict in the folded batch; applying it in source order");
+            continue;
         }
         const bool retryable = why == retry_class::retry_now || why == retry_class::reconnect;
         if (retryable && clock_type::now() + backoff < deadline) {
@@ -126,6 +153,7 @@ result<accept_stats> immediate_applier::accept_rows(const qualified_name& schema
                                      e.message()),
                          why};
         case retry_class::fatal:
+        case retry_class::unique:
         case retry_class::none:
             return error{e.code() == errc::unavailable ? errc::unavailable : errc::invalid_argument,
                          fmt::format("the target refused the batch: {}", e.message()), why};

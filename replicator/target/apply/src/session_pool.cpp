@@ -6,7 +6,8 @@ namespace molt::replicator {
 
 session_pool::lease::~lease() {
     if (pool_ != nullptr && session_) {
-        pool_->give_back(std::move(session_), broken_);
+        const bool broken = broken_ || session_->broken();
+        pool_->give_back(std::move(session_), broken);
     }
 }
 

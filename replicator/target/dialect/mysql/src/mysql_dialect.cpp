@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include "molt/common/integer_text.hpp"
 #include "molt/common/time_format.hpp"
 #include "molt/proto/batch.hpp"
 #include "molt/replicator/dialect/mysql.hpp"
@@ -77,9 +78,9 @@ std::string time_in_utc(std::string_view text) {
     }
     const int offset = (parts[0] * 3600 + parts[1] * 60 + parts[2]) * (text[sign] == '-' ? -1 : 1);
     const std::string_view clock = text.substr(0, sign);
-    const int h = std::stoi(std::string(clock.substr(0, 2)));
-    const int m = std::stoi(std::string(clock.substr(3, 2)));
-    const int s = std::stoi(std::string(clock.substr(6, 2)));
+    const int h = parse_integer<int>(clock.substr(0, 2)).value_or(0);
+    const int m = parse_integer<int>(clock.substr(3, 2)).value_or(0);
+    const int s = parse_integer<int>(clock.substr(6, 2)).value_or(0);
     int total = ((h * 3600 + m * 60 + s - offset) % 86400 + 86400) % 86400;
     return fmt::format("{:02}:{:02}:{:02}{}", total / 3600, total % 3600 / 60, total % 60,
                        clock.substr(8));
@@ -106,17 +107,16 @@ public:
             }
             sql += ')';
         }
+        // The key columns are set too. A conflict on the primary key leaves them as they are;
+        // a conflict on another unique key (the row that still holds a value this row takes)
+        // would otherwise overwrite that row's columns and never insert this one. Setting the
+        // key turns that row into this one instead: its own change in the same batch (it gives
+        // the value up or is deleted) then writes it again as a whole row, or finds it gone. A
+        // conflict on both keys fails (1062) and goes to apply_in_source_order.
         std::string set;
         for (const size_t c : columns) {
-            if (t.columns[c].pk_position < 0) {
-                const std::string name = q(t.columns[c].name);
-                set += fmt::format("{}{}=VALUES({})", set.empty() ? "" : ",", name, name);
-            }
-        }
-        if (set.empty()) {
-            // Nothing but the key: keep the row as it is.
-            const std::string key = q(t.columns[0].name);
-            set = fmt::format("{}={}", key, key);
+            const std::string name = q(t.columns[c].name);
+            set += fmt::format("{}{}=VALUES({})", set.empty() ? "" : ",", name, name);
         }
         return sql + " ON DUPLICATE KEY UPDATE " + set;
     }
@@ -179,7 +179,7 @@ public:
                 return bad(c, text, "expected a string of 0 and 1");
             }
             return std::optional<std::string>(
-                std::to_string(std::stoull(std::string(text), nullptr, 2)));
+                std::to_string(parse_integer<unsigned long long>(text, 2).value_or(0)));
         }
         if (is_floating(c) && (text == "NaN" || text == "Infinity" || text == "-Infinity")) {
             return bad(c, text, "MySQL cannot store NaN or infinite numbers");
@@ -317,7 +317,7 @@ result<schema_snapshot> mysql_dialect::introspect(target_session& s,
         c.type_name = *row[3];
         c.generated = row[4] == "true";
         c.default_expr = row[5];
-        c.pk_position = std::stoi(*row[6]);
+        c.pk_position = parse_integer<int>(*row[6]).value_or(-1);
         if (c.type_name == "longtext" && is_json_checked(table, c.name)) {
             c.type_name = "json";
         }
@@ -364,6 +364,9 @@ retry_class classify_error_number(unsigned int number) noexcept {
     // Tables or columns changed under us.
     case 1146:
     case 1054: return retry_class::schema;
+    // A unique value another row still holds (another row order may succeed).
+    case 1062:
+    case 1586: return retry_class::unique;
     default: return retry_class::fatal;
     }
 }

@@ -1,5 +1,6 @@
 #include <fmt/format.h>
 
+#include "molt/common/integer_text.hpp"
 #include "molt/common/log.hpp"
 #include "molt/proto/batch.hpp"
 #include "molt/proto/json.hpp"
@@ -251,7 +252,7 @@ result<schema_snapshot> postgres_dialect::introspect(target_session& s,
         c.sql_type = *row[2];
         c.generated = row[3] == "true";
         c.default_expr = row[4];
-        c.pk_position = std::stoi(*row[5]);
+        c.pk_position = parse_integer<int>(*row[5]).value_or(-1);
         c.array = row[6] == "true";
         c.type_name = *row[7];
         out.tables.back().columns.push_back(std::move(c));
@@ -291,8 +292,9 @@ retry_class classify_sqlstate(std::string_view sqlstate) noexcept {
     // again; 55P03 is a lock that was not available in time; class 08 and 57P0x mean the
     // connection or server went away; 53xxx is a server out of resources (connections, memory);
     // 57014 is our statement_timeout; 23503 is a parent row that has not arrived yet; 42P01,
-    // 42703 and 42704 mean the tables or types changed under us. Everything else (22xxx bad
-    // data, 23502 NOT NULL, 23505 another unique key, 42xxx syntax) fails the same way again.
+    // 42703 and 42704 mean the tables or types changed under us; 23505 is a unique value another
+    // row still holds (another row order may succeed). Everything else (22xxx bad data, 23502
+    // NOT NULL, 42xxx syntax) fails the same way again.
     if (sqlstate == "40001" || sqlstate == "40P01" || sqlstate == "55P03" || sqlstate == "57014") {
         return retry_class::retry_now;
     }
@@ -305,6 +307,9 @@ retry_class classify_sqlstate(std::string_view sqlstate) noexcept {
     }
     if (sqlstate == "42P01" || sqlstate == "42703" || sqlstate == "42704") {
         return retry_class::schema;
+    }
+    if (sqlstate == "23505") {
+        return retry_class::unique;
     }
     return retry_class::fatal;
 }

@@ -1,6 +1,15 @@
 // PostgreSQL sessions: SOCI postgresql, errors classified by SQLSTATE, broken connections
 // detected from libpq's status.
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <thread>
 #include <utility>
 
 #include <fmt/format.h>
@@ -37,11 +46,110 @@ void log_notice(void* /*unused*/, const PGresult* notice) {
         .msg("PostgreSQL notice");
 }
 
-class postgres_session final : public soci_session {
+// A server that stops answering (a frozen host, a black-holed route) is noticed by nothing
+// libpq does while it waits for an answer: statement_timeout runs on the server, and keepalives
+// and tcp_user_timeout stay quiet while the peer's kernel acknowledges. The watchdog shuts the
+// socket of a call that outlives its limit down, so the call fails at once (class 08, the
+// session is dropped) instead of blocking its thread. One thread serves every session.
+class call_watchdog {
 public:
-    using soci_session::soci_session;
+    static call_watchdog& instance() {
+        // Never destroyed: its thread waits for the process's whole life.
+        static call_watchdog* w = new call_watchdog;
+        return *w;
+    }
+    /// Watches a duplicate of `fd` (the same socket, but a number libpq cannot close and the
+    /// system cannot hand to another socket meanwhile).
+    std::optional<uint64_t> arm(int fd, std::chrono::steady_clock::time_point deadline) {
+        const int own = ::dup(fd);
+        if (own < 0) {
+            return std::nullopt;
+        }
+        const std::lock_guard<std::mutex> lock(mutex_);
+        const uint64_t id = next_++;
+        armed_.emplace(id, entry{own, deadline});
+        changed_.notify_one();
+        return id;
+    }
+    void disarm(uint64_t id) noexcept {
+        int own = -1;
+        {
+            const std::lock_guard<std::mutex> lock(mutex_);
+            if (const auto it = armed_.find(id); it != armed_.end()) {
+                own = it->second.fd;
+                armed_.erase(it);
+            } else if (const auto fired = fired_.find(id); fired != fired_.end()) {
+                own = fired->second;
+                fired_.erase(fired);
+            }
+        }
+        if (own >= 0) {
+            ::close(own);
+        }
+    }
 
 private:
+    struct entry {
+        int fd;
+        std::chrono::steady_clock::time_point deadline;
+    };
+    call_watchdog() : thread_([this] { watch(); }) { thread_.detach(); }
+    [[noreturn]] void watch() {
+        std::unique_lock<std::mutex> lock(mutex_);
+        for (;;) {
+            if (armed_.empty()) {
+                changed_.wait(lock);
+                continue;
+            }
+            auto first = std::min_element(armed_.begin(), armed_.end(), [](auto& a, auto& b) {
+                return a.second.deadline < b.second.deadline;
+            });
+            // A copy: the entry may be disarmed (erased) while this waits.
+            const auto deadline = first->second.deadline;
+            if (std::chrono::steady_clock::now() < deadline) {
+                changed_.wait_until(lock, deadline);
+                continue;
+            }
+            log::warn().msg(
+                "PostgreSQL did not answer within the statement timeout and a margin; "
+                "closing the connection");
+            ::shutdown(first->second.fd, SHUT_RDWR);
+            fired_.emplace(first->first, first->second.fd);  // closed by disarm
+            armed_.erase(first);
+        }
+    }
+    std::mutex mutex_;
+    std::condition_variable changed_;
+    std::map<uint64_t, entry> armed_;
+    std::map<uint64_t, int> fired_;
+    uint64_t next_ = 0;
+    std::thread thread_;
+};
+
+class postgres_session final : public soci_session {
+public:
+    postgres_session(std::unique_ptr<soci::session> s, std::chrono::nanoseconds call_limit)
+        : soci_session(std::move(s)), call_limit_(call_limit) {}
+
+private:
+    void before_call() override {
+        auto* backend = static_cast<soci::postgresql_session_backend*>(sql().get_backend());
+        const int fd = backend != nullptr ? PQsocket(backend->conn_) : -1;
+        if (call_limit_.count() > 0 && fd >= 0) {
+            watch_ =
+                call_watchdog::instance().arm(fd, std::chrono::steady_clock::now() + call_limit_);
+        }
+    }
+    void after_call() noexcept override {
+        if (watch_) {
+            call_watchdog::instance().disarm(*watch_);
+            watch_.reset();
+        }
+    }
+
+    std::chrono::nanoseconds call_limit_;
+    std::optional<uint64_t> watch_;
+
     bool connection_ok() {
         auto* backend = static_cast<soci::postgresql_session_backend*>(sql().get_backend());
         return backend != nullptr && PQstatus(backend->conn_) == CONNECTION_OK;
@@ -107,7 +215,12 @@ result<std::unique_ptr<target_session>> connect(const conn_url& url,
         if (ms.count() > 0) {
             *s << fmt::format("SET statement_timeout = {}", ms.count());
         }
-        return std::unique_ptr<target_session>(std::make_unique<postgres_session>(std::move(s)));
+        // The server ends a statement at statement_timeout; a call still unanswered 2 s later
+        // is not going to be answered.
+        const auto call_limit = ms.count() > 0 ? statement_timeout + std::chrono::seconds(2)
+                                               : std::chrono::nanoseconds::zero();
+        return std::unique_ptr<target_session>(
+            std::make_unique<postgres_session>(std::move(s), call_limit));
     } catch (const std::exception& e) {
         std::string message = e.what();
         while (!message.empty() && (message.back() == '\n' || message.back() == ' ')) {

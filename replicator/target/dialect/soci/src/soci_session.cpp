@@ -39,11 +39,21 @@ std::string soci_session::clean(std::string text) {
 
 template <typename Fn>
 result<void> soci_session::run(Fn&& fn) {
+    struct call_scope {
+        soci_session& s;
+        explicit call_scope(soci_session& session) : s(session) { s.before_call(); }
+        ~call_scope() { s.after_call(); }
+        call_scope(const call_scope&) = delete;
+        call_scope& operator=(const call_scope&) = delete;
+    };
     try {
+        const call_scope scope(*this);
         fn();
         return ok();
     } catch (const soci::soci_error&) {
-        return classify_current_exception();
+        error e = classify_current_exception();
+        broken_ = broken_ || e.retry() == retry_class::reconnect;
+        return e;
     } catch (const std::exception& e) {
         // Not a database error: a conversion or a bug. Never retried.
         return error{errc::internal, clean(e.what()), retry_class::fatal};
@@ -78,9 +88,13 @@ result<void> soci_session::commit() {
 
 void soci_session::rollback() noexcept {
     try {
+        before_call();
         sql_->rollback();
+        after_call();
     } catch (const std::exception& e) {
-        log::debug().err(clean(e.what())).msg("rollback failed");
+        after_call();
+        broken_ = true;
+        log::debug().err(clean(e.what())).msg("rollback failed; the session is closed");
     }
 }
 

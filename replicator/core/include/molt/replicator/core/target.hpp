@@ -36,6 +36,9 @@ public:
                                                const sql_params& params) = 0;
     /// A cheap round trip (SELECT 1).
     virtual result<void> ping() = 0;
+    /// True once a failure showed the connection is unusable (lost, or a rollback failed): the
+    /// pool closes such a session instead of handing it out again, whoever forgot to say so.
+    [[nodiscard]] virtual bool broken() const noexcept { return false; }
 };
 
 /// The consistent mode's progress table in a target schema (replicator/README.md, "Consistent

@@ -4,6 +4,9 @@
 //   - the chunk's range goes into the target's progress table first, idempotently, so an attempt
 //     whose COMMIT acknowledgement was lost is recognised and not applied again;
 //   - then its rows, folded per key, upserts parents first, then deletes children first;
+//   - it commits only when every earlier chunk of the window has (chunk_scheduler::wait_turn):
+//     waiting too long, or asked to stop, it rolls back instead, so the target never holds a
+//     state the source did not have;
 //   - a foreign-key failure waits for the window's earlier chunks, then retries; a schema failure
 //     refreshes the snapshot; every other failure retries with jittered backoff (logged, with
 //     less noise as it lasts).
@@ -57,6 +60,8 @@ struct chunk_hooks {
     std::function<bool()> stopping;
     /// Waits until every earlier chunk of the window has finished.
     std::function<void(uint64_t sequence)> wait_for_earlier;
+    /// Before COMMIT: waits (up to a limit) until every earlier chunk has committed.
+    std::function<chunk_scheduler::turn(uint64_t sequence)> wait_turn;
     /// The chunk's range is committed on the target (by this attempt or an earlier one).
     std::function<void(hlc first, hlc last)> committed;
 };

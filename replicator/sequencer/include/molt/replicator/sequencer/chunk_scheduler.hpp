@@ -1,9 +1,11 @@
 #pragma once
 // Runs the target transactions ("chunks") of a resolved window on a fixed pool of threads. A
 // chunk starts only when its key set is disjoint from that of every chunk submitted before it
-// and not finished yet, so two transactions that touch one row never race and commit in HLC
-// order; disjoint ones run at once, up to the pool's size.
+// and not finished yet, so two transactions that touch one row never race; disjoint ones run at
+// once, up to the pool's size. They commit in order (wait_turn), so the target only ever holds a
+// state the source had: the end of its last committed chunk.
 
+#include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
@@ -58,6 +60,15 @@ public:
     void wait_for_earlier(uint64_t sequence);
     /// Wakes every wait for good (stopping): submit() fails, waits return.
     void interrupt();
+
+    enum class turn {
+        yours,      ///< every earlier chunk has committed: commit now
+        not_yet,    ///< still waiting after `limit`: roll back (free the locks), then try again
+        abandoned,  ///< stopping, or an earlier chunk gave up: roll back, do not commit
+    };
+    /// Inside a chunk, before its COMMIT: waits up to `limit` for every earlier chunk of the
+    /// window to finish.
+    [[nodiscard]] turn wait_turn(uint64_t sequence, std::chrono::nanoseconds limit);
 
     /// Chunks submitted since the last begin().
     [[nodiscard]] uint64_t submitted() const;

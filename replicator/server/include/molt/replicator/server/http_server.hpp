@@ -49,9 +49,9 @@ struct http_server_config {
     size_t max_body_bytes = 64 * 1024 * 1024;
     std::chrono::nanoseconds read_timeout = std::chrono::seconds(60);
     std::chrono::nanoseconds idle_timeout = std::chrono::seconds(90);
-    size_t worker_threads = 16;  ///< requests handled at once (--parallelism)
-    size_t max_queued = 64;      ///< webhook requests admitted beyond those (--maxQueuedRequests)
-    size_t max_connections = 256;             ///< on the main port (--maxConnections)
+    size_t worker_threads = 16;    ///< requests handled at once (--parallelism)
+    size_t max_queued = 64;        ///< webhook requests admitted beyond those (--maxQueuedRequests)
+    size_t max_connections = 256;  ///< on the main port (--maxConnections)
     size_t diagnostics_max_connections = 64;  ///< on the diagnostics port
     bool require_client_certificate = false;  ///< refuse a TLS client without one at the handshake
     size_t io_threads = 2;

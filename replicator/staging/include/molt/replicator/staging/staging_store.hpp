@@ -117,10 +117,14 @@ public:
     [[nodiscard]] result<stage_outcome> stage(const std::vector<table_rows>& tables,
                                               hlc resolved_bound);
 
-    /// Of these rows, those whose staged copy differs from the given message (rows no longer
-    /// staged are not reported). For late duplicates.
-    [[nodiscard]] result<std::vector<const staged_mutation*>> differing(
-        const std::string& stage_table, const std::vector<staged_mutation>& rows);
+    struct late_comparison {
+        std::vector<const staged_mutation*> differing;  ///< staged with another message
+        std::vector<const staged_mutation*> missing;    ///< not staged (or retired since)
+    };
+    /// Compares rows at or below the committed checkpoint with what staging holds for the same
+    /// (HLC, key).
+    [[nodiscard]] result<late_comparison> compare_late(const std::string& stage_table,
+                                                       const std::vector<staged_mutation>& rows);
 
     /// Records resolved timestamp `t` for a group unless it is not newer than the latest one
     /// (repeated: equal; backwards: older). `latest` receives the newest recorded.
@@ -140,8 +144,9 @@ public:
     [[nodiscard]] result<std::vector<stored_mutation>> read(const std::string& stage_table,
                                                             hlc after, const std::string& after_key,
                                                             hlc upto, size_t limit);
-    /// Rows of a table above `after` (the backlog). Zero for a table not created yet.
-    [[nodiscard]] result<uint64_t> count_above(const std::string& stage_table, hlc after);
+    /// Rows of a table in (after, upto] (the backlog). Zero for a table not created yet.
+    [[nodiscard]] result<uint64_t> count_between(const std::string& stage_table, hlc after,
+                                                 hlc upto);
     /// Deletes up to `limit` rows at or below `upto`; returns how many went.
     [[nodiscard]] result<uint64_t> retire(const std::string& stage_table, hlc upto, size_t limit);
     /// Deletes applied checkpoints of a group at or below `upto`, keeping the newest applied.

@@ -7,13 +7,17 @@
 //      is an error naming table and column; generated columns are accepted and never written;
 //   4. statements (statement_order::deletes_first, immediate mode): deletes children before
 //      parents, then upserts parents before children. statement_order::upserts_first (consistent
-//      mode, where a batch goes from one consistent source state to a later one): deletes of keys
-//      that are deleted and written again, children first; upserts, parents first; then the
-//      remaining deletes, children first, so that a child moved to a new parent leaves the old
-//      parent free to be deleted. Rows with the same column set share a statement, chunked to
-//      --flushSize rows and the dialect's parameter limit.
+//      mode, where a batch goes from one consistent source state to a later one): upserts,
+//      parents first, then deletes, children first, so that a child moved to a new parent leaves
+//      the old parent free to be deleted; a key deleted and written again in the batch is only
+//      upserted (the changefeed sends whole rows). Rows with the same column set share a
+//      statement, chunked to --flushSize rows and the dialect's parameter limit.
+// Neither order can respect a unique secondary key whose value moves between rows of the batch
+// (the plan folds per primary key and knows no row order inside a source transaction); a batch
+// whose statements fail on a unique key is applied again through ordered_apply.hpp instead.
 
 #include <cstddef>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -51,12 +55,17 @@ struct apply_plan {
 
 enum class statement_order { deletes_first, upserts_first };
 
-/// Builds the statements of one request. Errors: errc::not_found for an unknown table,
-/// errc::invalid_argument for columns and values (naming table, column and message index).
+/// Builds the statements of one request (with `only`: of its mutations at that HLC, one source
+/// transaction). Errors: errc::not_found for an unknown table, errc::invalid_argument for
+/// columns and values (naming table, column and message index).
 [[nodiscard]] result<apply_plan> plan_batch(const schema_snapshot& schema, const proto::batch& rows,
                                             const target_dialect& dialect,
                                             size_t rows_per_statement,
-                                            statement_order order = statement_order::deletes_first);
+                                            statement_order order = statement_order::deletes_first,
+                                            std::optional<hlc> only = std::nullopt);
+
+/// The HLCs of a batch's mutations (its source transactions), ascending, each once.
+[[nodiscard]] std::vector<hlc> source_transactions(const proto::batch& rows);
 
 /// Runs the plan's statements in order on a session inside a transaction the caller began; on
 /// a failure it rolls back and names the statement's kind and table.

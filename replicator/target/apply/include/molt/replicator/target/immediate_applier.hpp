@@ -40,6 +40,8 @@ public:
 
 private:
     result<void> run_transaction(target_session& session, const apply_plan& plan);
+    result<void> run_in_source_order(target_session& session, const schema_snapshot& snapshot,
+                                     const proto::batch& rows);
 
     const target_dialect& dialect_;
     session_pool& pool_;

@@ -24,11 +24,16 @@ public:
     result<void> execute(const std::string& sql, const sql_params& params) override;
     result<std::vector<sql_row>> query(const std::string& sql, const sql_params& params) override;
     result<void> ping() override;
+    bool broken() const noexcept override { return broken_; }
 
 protected:
     /// Turns a driver error into a molt::error with a retry_class. Called inside a catch block,
     /// so the dialect may rethrow to inspect the exception's type.
     [[nodiscard]] virtual error classify_current_exception() = 0;
+
+    /// Around every call into the driver (a dialect may bound it, e.g. with a watchdog).
+    virtual void before_call() {}
+    virtual void after_call() noexcept {}
 
     /// Message text without trailing newlines, secrets redacted.
     [[nodiscard]] static std::string clean(std::string text);
@@ -43,6 +48,7 @@ private:
     std::unique_ptr<soci::session> sql_;
     std::vector<std::string> values_;
     std::vector<soci::indicator> indicators_;
+    bool broken_ = false;
 };
 
 }  // namespace molt::replicator

@@ -1,0 +1,203 @@
+#include "molt/replicator/target/ordered_apply.hpp"
+
+#include <algorithm>
+#include <list>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "molt/replicator/target/apply_plan.hpp"
+
+namespace molt::replicator {
+namespace {
+
+bool reorderable(const error& e) {
+    return e.retry() == retry_class::unique || e.retry() == retry_class::defer;
+}
+
+std::string_view kind_of(const planned_statement& st) {
+    return st.type == planned_statement::kind::upsert ? "upsert" : "delete";
+}
+
+// Runs `statements` inside savepoint `name`: on success it is released; on failure rolled back
+// to (and released), and the statement's error returned. A failure to roll back to the savepoint
+// (the connection is gone) is returned instead.
+result<void> try_in_savepoint(target_session& db, std::string_view name,
+                              const std::vector<const planned_statement*>& statements) {
+    const std::string savepoint(name);
+    if (auto done = db.execute("SAVEPOINT " + savepoint, {}); !done) {
+        return done;
+    }
+    for (const planned_statement* st : statements) {
+        if (auto done = db.execute(st->sql, st->params); !done) {
+            const error failed = done.error().with_context(
+                fmt::format("{} on {}", kind_of(*st), st->table->qualified.to_string()));
+            if (auto back = db.execute("ROLLBACK TO SAVEPOINT " + savepoint, {}); !back) {
+                // A deadlock (MySQL 1213) rolls the whole transaction back, savepoint included:
+                // report the deadlock (retried), not the missing savepoint.
+                const retry_class why = failed.retry();
+                if (why == retry_class::retry_now || why == retry_class::reconnect) {
+                    return failed;
+                }
+                return back;
+            }
+            if (auto released = db.execute("RELEASE SAVEPOINT " + savepoint, {}); !released) {
+                return released;
+            }
+            return failed;
+        }
+    }
+    return db.execute("RELEASE SAVEPOINT " + savepoint, {});
+}
+
+std::vector<const planned_statement*> all_of(const apply_plan& plan) {
+    std::vector<const planned_statement*> out;
+    for (const planned_statement& st : plan.statements) {
+        out.push_back(&st);
+    }
+    return out;
+}
+
+bool referenced(const schema_snapshot& schema, const table_info& t) {
+    return std::any_of(schema.tables.begin(), schema.tables.end(), [&](const table_info& other) {
+        return std::any_of(other.parents.begin(), other.parents.end(),
+                           [&](const std::string& parent) { return parent == t.name; });
+    });
+}
+
+size_t writable_columns(const table_info& t) {
+    return static_cast<size_t>(std::count_if(t.columns.begin(), t.columns.end(),
+                                             [](const column_info& c) { return !c.generated; }));
+}
+
+// Step 4: rows that collide with each other whatever the order (a swap). Deletes their keys and
+// writes them again, when that is safe; otherwise explains why it stalls.
+result<size_t> reinsert_cycle(target_session& db, const schema_snapshot& schema,
+                              const target_dialect& dialect,
+                              const std::vector<const planned_statement*>& left,
+                              const error& last) {
+    std::vector<planned_statement> deletes;
+    for (const planned_statement* st : left) {
+        const table_info& t = *st->table;
+        std::string why;
+        if (st->type != planned_statement::kind::upsert) {
+            why = "a delete is refused whatever the order";
+        } else if (referenced(schema, t)) {
+            why =
+                "other tables reference it by foreign key, so its rows are not deleted and "
+                "inserted again";
+        } else if (st->params.size() != writable_columns(t)) {
+            why =
+                "the change does not carry every column (column families), so the row "
+                "cannot be inserted again whole";
+        }
+        if (!why.empty()) {
+            return error{errc::database_error,
+                         fmt::format("a unique key conflict on {} that no row order resolves (rows "
+                                     "exchange unique values within one source transaction); {}; "
+                                     "the replicator waits until it is resolved by hand: {}",
+                                     t.qualified.to_string(), why, last.message()),
+                         retry_class::fatal};
+        }
+        planned_statement erase;
+        erase.type = planned_statement::kind::erase;
+        erase.table = &t;
+        erase.rows = 1;
+        erase.sql = dialect.delete_sql(t, 1);
+        // The upsert's parameters start with the primary key (columns are key first).
+        erase.params.assign(st->params.begin(),
+                            st->params.begin() + static_cast<std::ptrdiff_t>(t.pk_count));
+        deletes.push_back(std::move(erase));
+    }
+    std::vector<const planned_statement*> statements;
+    for (const planned_statement& st : deletes) {
+        statements.push_back(&st);
+    }
+    statements.insert(statements.end(), left.begin(), left.end());
+    if (auto done = try_in_savepoint(db, "molt_cycle", statements); !done) {
+        return done.error().with_context(
+            "deleting and inserting again the rows of a unique key cycle");
+    }
+    return left.size();
+}
+
+// Steps 3 and 4 for one source transaction.
+result<size_t> row_by_row(target_session& db, const schema_snapshot& schema,
+                          const proto::batch& rows, const target_dialect& dialect, hlc at) {
+    auto plan = plan_batch(schema, rows, dialect, 1, statement_order::deletes_first, at);
+    if (!plan) {
+        return plan.error();
+    }
+    std::list<const planned_statement*> left;
+    for (const planned_statement& st : plan->statements) {
+        left.push_back(&st);
+    }
+    std::optional<error> last;
+    bool progress = true;
+    while (!left.empty() && progress) {
+        progress = false;
+        for (auto it = left.begin(); it != left.end();) {
+            auto done = try_in_savepoint(db, "molt_row", {*it});
+            if (done) {
+                it = left.erase(it);
+                progress = true;
+                continue;
+            }
+            if (!reorderable(done.error())) {
+                return done.error();
+            }
+            last = done.error();
+            ++it;
+        }
+    }
+    if (left.empty()) {
+        return size_t{0};
+    }
+    return reinsert_cycle(db, schema, dialect, {left.begin(), left.end()}, *last);
+}
+
+}  // namespace
+
+result<ordered_apply_stats> apply_in_source_order(target_session& db, const schema_snapshot& schema,
+                                                  const proto::batch& rows,
+                                                  const target_dialect& dialect,
+                                                  size_t rows_per_statement) {
+    ordered_apply_stats stats;
+    auto fail = [&db](const error& e) -> result<ordered_apply_stats> {
+        db.rollback();
+        return e;
+    };
+    for (const hlc at : source_transactions(rows)) {
+        ++stats.transactions;
+        bool applied = false;
+        for (const statement_order order :
+             {statement_order::upserts_first, statement_order::deletes_first}) {
+            auto plan = plan_batch(schema, rows, dialect, rows_per_statement, order, at);
+            if (!plan) {
+                return fail(plan.error());
+            }
+            auto done = try_in_savepoint(db, "molt_tx", all_of(*plan));
+            if (done) {
+                applied = true;
+                break;
+            }
+            if (!reorderable(done.error())) {
+                return fail(done.error());
+            }
+        }
+        if (applied) {
+            continue;
+        }
+        ++stats.row_by_row;
+        auto reinserted = row_by_row(db, schema, rows, dialect, at);
+        if (!reinserted) {
+            return fail(reinserted.error().with_context(
+                fmt::format("source transaction {}", at.to_string())));
+        }
+        stats.reinserted += *reinserted;
+    }
+    return stats;
+}
+
+}  // namespace molt::replicator
