@@ -234,18 +234,16 @@ result<void> consistent_applier::apply_window(group& g, hlc resolved) {
                 break;
             }
             source_transaction& t = **tx;
-            std::string body;
             for (window_row& row : t.rows) {
                 next.keys.emplace(row.position, std::string(row_key(row.key)));
-                body += row.message;
-                body += '\n';
+                next.body += row.message;
+                next.body += '\n';
                 ++next.rows;
             }
             if (next.first.is_zero()) {
                 next.first = t.time;
             }
             next.last = t.time;
-            next.transactions.emplace_back(t.time, std::move(body));
             if (next.rows >= options_.flush_size) {
                 if (auto r = g.scheduler->submit(std::exchange(next, chunk{})); !r) {
                     outcome = r.error();

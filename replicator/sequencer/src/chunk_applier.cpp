@@ -18,11 +18,7 @@ chunk_applier::chunk_applier(const target_dialect& dialect, session_pool& pool,
 
 result<void> chunk_applier::apply(const chunk& c, chunk_target target,
                                   const chunk_hooks& hooks) const {
-    std::string body;
-    for (const auto& [time, rows] : c.transactions) {
-        body += rows;
-    }
-    auto decoded = proto::decode_ndjson(body);
+    auto decoded = proto::decode_ndjson(c.body);
     if (!decoded) {
         return decoded.error().with_context("staged mutations cannot be decoded");
     }

@@ -33,8 +33,9 @@ struct chunk {
     hlc last;               ///< the last one's
     size_t rows = 0;
     std::set<std::pair<size_t, std::string>> keys;  ///< (table position, row key)
-    /// Each source transaction's HLC and its rows as NDJSON v2 messages.
-    std::vector<std::pair<hlc, std::string>> transactions;
+    /// Its rows as NDJSON v2 messages, in HLC order (each message carries its HLC, which is
+    /// what tells the source transactions apart: ordered_apply.hpp).
+    std::string body;
 };
 
 class chunk_scheduler {
