@@ -83,7 +83,8 @@ constexpr flag flags[] = {
      "create the staging database and schema if missing; without it a missing one is an error, "
      "so a mistyped --stagingSchema cannot strand a backlog (molt fetch passes it)"},
     {"stagingMaxBacklog", kind::integer, "0",
-     "answer 503 while this many staged mutations wait for the target (0: no bound)"},
+     "answer 503 while this many resolved mutations of one target schema wait for the target "
+     "(0: no bound)"},
     {"stagingMaxPoolSize", kind::integer, "128", "the most connections to the staging database"},
     {"stagingSchema", kind::string, "_replicator.public",
      "the schema that holds staging tables and checkpoints (see replicator/README.md)"},

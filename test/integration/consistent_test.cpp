@@ -2,6 +2,7 @@
 // PostgreSQL and MariaDB. Each scenario runs on both targets.
 #include <unistd.h>
 
+#include <cctype>
 #include <thread>
 
 #include "molt/replicator/sequencer/consistent_applier.hpp"
@@ -498,6 +499,77 @@ void later_chunk_waits_for_the_earlier(const std::string& env, bool stop_while_w
     CHECK(s.rows_of("it_parent") == std::vector<std::string>{"1:new", "2:p2"});
 }
 
+// A URL path spelled in another case names the same target schema: one checkpoint stream, and
+// the rows are applied.
+void miscased_url_path(const std::string& env) {
+    consistent_stack s(env);
+    molt::qualified_name miscased = s.target.schema;
+    for (std::string& part : miscased.parts) {
+        for (char& c : part) {
+            c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+        }
+    }
+    REQUIRE(miscased.parts != s.target.schema.parts);
+    auto decoded =
+        molt::proto::decode_webhook(body({{"it_parent", key({num(1)}), parent(1, "p1"), 10}}));
+    REQUIRE(decoded);
+    REQUIRE(s.applier->accept_rows(miscased, decoded->rows));
+    REQUIRE(s.applier->accept_resolved(miscased, at(15)));
+    s.wait_committed(15);
+    CHECK(s.rows_of("it_parent") == std::vector<std::string>{"1:p1"});
+    // Both spellings feed one stream: rows by one, resolved by the other.
+    REQUIRE(s.post({{"it_parent", key({num(2)}), parent(2, "p2"), 20}}));
+    REQUIRE(s.applier->accept_resolved(miscased, at(25)));
+    s.wait_committed(25);
+    CHECK(s.rows_of("it_parent") == std::vector<std::string>{"1:p1", "2:p2"});
+    CHECK(s.applier->committed(miscased) == at(25));
+}
+
+// --stagingMaxBacklog bounds the rows a resolved timestamp has covered and the target has not
+// applied yet. Rows above the newest resolved timestamp are never refused: the changefeed cannot
+// resolve them before they are acknowledged (an initial scan, a large transaction).
+void backlog_bound(const std::string& env) {
+    consistent_stack s(env, [] {
+        consistent_options o;
+        o.max_backlog = 5;
+        return o;
+    }());
+    for (int64_t batch = 0; batch < 4; ++batch) {
+        std::vector<row> rows;
+        for (int64_t i = 1; i <= 5; ++i) {
+            const int64_t id = batch * 5 + i;
+            rows.push_back({"it_parent", key({num(id)}), parent(id, "p"), 10 + batch});
+        }
+        auto accepted = s.post(rows);
+        REQUIRE(accepted);
+    }
+    REQUIRE(s.resolve(20));
+    s.wait_committed(20);
+    CHECK(s.rows_of("it_parent").size() == 20);
+
+    // The target is held: six resolved rows wait, more than the bound, so new rows are refused
+    // (503) until the target has applied them.
+    auto locker = open_session(s.target.url).value();
+    REQUIRE(locker->begin());
+    REQUIRE(locker->query("SELECT v FROM it_parent WHERE id = 1 FOR UPDATE", {}));
+    std::vector<row> held;
+    for (int64_t id = 1; id <= 6; ++id) {
+        held.push_back({"it_parent", key({num(id)}), parent(id, "held"), 30});
+    }
+    REQUIRE(s.post(held));
+    REQUIRE(s.resolve(35));
+    auto refused = s.post({{"it_parent", key({num(40)}), parent(40, "p"), 40}});
+    REQUIRE_FALSE(refused);
+    CHECK(refused.error().code() == molt::errc::unavailable);
+    CHECK_THAT(refused.error().message(), Catch::Contains("--stagingMaxBacklog 5"));
+    REQUIRE(locker->commit());
+    s.wait_committed(35);
+    REQUIRE(s.post({{"it_parent", key({num(40)}), parent(40, "p"), 40}}));
+    REQUIRE(s.resolve(45));
+    s.wait_committed(45);
+    CHECK(s.rows_of("it_parent").size() == 21);
+}
+
 }  // namespace
 
 TEST_CASE("consistent, PostgreSQL: a later chunk never commits before an earlier one",
@@ -552,4 +624,54 @@ TEST_CASE("consistent, MariaDB: a window retried after a transient fault applies
 TEST_CASE("consistent, PostgreSQL: a lost COMMIT acknowledgement applies the transaction once",
           "[integration][consistent]") {
     lost_commit_acknowledgement();
+}
+TEST_CASE("consistent, PostgreSQL: a mis-cased URL path applies to the target schema",
+          "[integration][consistent]") {
+    miscased_url_path("MOLT_TEST_PG_URL");
+}
+TEST_CASE("consistent, MariaDB: a mis-cased URL path applies to the target schema",
+          "[integration][consistent]") {
+    miscased_url_path("MOLT_TEST_MYSQL_URL");
+}
+TEST_CASE("consistent, PostgreSQL: --stagingMaxBacklog never refuses rows not yet resolved",
+          "[integration][consistent]") {
+    backlog_bound("MOLT_TEST_PG_URL");
+}
+TEST_CASE("consistent, MariaDB: --stagingMaxBacklog never refuses rows not yet resolved",
+          "[integration][consistent]") {
+    backlog_bound("MOLT_TEST_MYSQL_URL");
+}
+TEST_CASE("staging: a layout 1 staging is upgraded when empty, refused while it holds rows",
+          "[integration][consistent]") {
+    consistent_stack s("MOLT_TEST_PG_URL");
+    s.applier.reset();
+    auto admin = open_session(s.staging_url).value();
+    const std::string schema = s.staging_schema;
+    REQUIRE(admin->execute("UPDATE " + schema + ".molt_layout SET version = 1", {}));
+    REQUIRE(admin->execute("CREATE TABLE " + schema + ".molt_stage_sales_order_items (nanos INT8)",
+                           {}));
+    REQUIRE(
+        admin->execute("INSERT INTO " + schema + ".molt_stage_sales_order_items VALUES (1)", {}));
+    staging_store held(s.staging_pool, s.where, std::chrono::seconds(30));
+    auto refused = held.prepare();
+    REQUIRE_FALSE(refused);
+    CHECK_THAT(refused.error().message(), Catch::Contains("layout version 1"));
+    CHECK_THAT(refused.error().message(), Catch::Contains("molt_stage_sales_order_items"));
+    auto version = admin->query("SELECT version FROM " + schema + ".molt_layout", {});
+    REQUIRE(version);
+    CHECK(version->front()[0] == "1");
+
+    REQUIRE(admin->execute("DELETE FROM " + schema + ".molt_stage_sales_order_items", {}));
+    staging_store empty(s.staging_pool, s.where, std::chrono::seconds(30));
+    REQUIRE(empty.prepare());
+    version = admin->query("SELECT version FROM " + schema + ".molt_layout", {});
+    REQUIRE(version);
+    CHECK(version->front()[0] == "2");
+    auto left =
+        admin->query("SELECT count(*) FROM information_schema.tables WHERE table_schema = '" +
+                         schema + "' AND table_name LIKE 'molt\\_stage\\_%'",
+                     {});
+    REQUIRE(left);
+    CHECK(left->front()[0] == "0");
+    s.start();
 }

@@ -267,10 +267,6 @@ result<void> consistent_applier::apply_window(group& g, hlc resolved) {
     if (auto done = complete_window(g, resolved); !done) {
         return done;
     }
-    backlog_ -= static_cast<int64_t>(reader.rows_read());
-    if (backlog_.load() < 0) {
-        backlog_ = 0;  // approximate at the edges (a crash between target and staging commits)
-    }
     {
         const std::lock_guard<std::mutex> lock(g.mutex);
         g.stage_tables = std::move(stage_tables);
@@ -294,6 +290,7 @@ result<void> consistent_applier::complete_window(group& g, hlc resolved) {
         const std::lock_guard<std::mutex> lock(g.mutex);
         g.committed = resolved;
         g.ranges.clear();
+        backlog_ += g.count_applied();
     }
     if (auto marked = staging_.mark_committed(g.name, resolved); !marked) {
         // The target is the authority; staging's mark is for operators and retiring.

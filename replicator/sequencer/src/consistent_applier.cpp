@@ -2,6 +2,8 @@
 // ingest.cpp, the apply loop in apply_loop.cpp.
 #include "molt/replicator/sequencer/consistent_applier.hpp"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 #include "molt/common/log.hpp"
@@ -43,6 +45,10 @@ consistent_applier::consistent_applier(const target_dialect& dialect, session_po
           metrics.histogram("stage_duration_seconds", "Time to stage one request", {"schema"})),
       pending_(metrics.gauge("stage_pending_mutations",
                              "Mutations staged and not applied yet (all schemas)", {})),
+      backlog_refused_(metrics.counter(
+          "stage_backlog_refused_total",
+          "Requests refused (503) because --stagingMaxBacklog resolved mutations wait",
+          {"schema"})),
       committed_time_(metrics.gauge("checkpoint_committed_time_seconds",
                                     "The resolved timestamp the target holds", {"schema"})),
       proposed_time_(metrics.gauge("checkpoint_proposed_time_seconds",
@@ -66,17 +72,9 @@ result<void> consistent_applier::start() {
         return pending.error();
     }
     for (const std::string& name : *pending) {
-        qualified_name schema;
-        size_t start = 0;
-        for (;;) {
-            const size_t dot = name.find('.', start);
-            schema.parts.push_back(name.substr(start, dot - start));
-            if (dot == std::string::npos) {
-                break;
-            }
-            start = dot + 1;
-        }
-        if (schema.parts.size() != dialect_.schema_segments()) {
+        auto parsed = staging_store::schema_of_group(name);
+        qualified_name schema = parsed.value_or(qualified_name{});
+        if (!parsed || schema.parts.size() != dialect_.schema_segments()) {
             log::warn()
                 .str("group", name)
                 .msg(
@@ -109,17 +107,30 @@ void consistent_applier::stop() {
 }
 
 hlc consistent_applier::committed(const qualified_name& schema) {
-    std::shared_ptr<group> g;
-    {
-        const std::lock_guard<std::mutex> lock(mutex_);
-        const auto it = groups_.find(staging_store::group_of(schema));
-        if (it == groups_.end()) {
-            return {};
-        }
-        g = it->second;
+    const std::shared_ptr<group> g = find_group(schema);
+    if (g == nullptr) {
+        return {};
     }
     const std::lock_guard<std::mutex> lock(g->mutex);
     return g->loaded ? g->committed : hlc();
+}
+
+std::shared_ptr<consistent_applier::group> consistent_applier::find_group(
+    const qualified_name& schema) {
+    const std::lock_guard<std::mutex> lock(mutex_);
+    if (const auto it = groups_.find(staging_store::group_of(schema)); it != groups_.end()) {
+        return it->second;
+    }
+    for (const auto& [name, g] : groups_) {
+        if (g->schema.parts.size() == schema.parts.size() &&
+            std::equal(schema.parts.begin(), schema.parts.end(), g->schema.parts.begin(),
+                       [](const std::string& a, const std::string& b) {
+                           return ident_equal(a, b);
+                       })) {
+            return g;
+        }
+    }
+    return nullptr;
 }
 
 result<std::shared_ptr<consistent_applier::group>> consistent_applier::group_for(

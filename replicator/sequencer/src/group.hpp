@@ -2,8 +2,10 @@
 // Private to the sequencer: the state of one target schema ("group") shared by ingest (HTTP
 // threads) and its apply loop, and small helpers of consistent_applier's parts.
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -46,8 +48,58 @@ struct consistent_applier::group {
     std::unique_ptr<chunk_scheduler> scheduler;  ///< the fixed pool of this schema's chunks
     std::thread thread;
 
+    /// Staged rows the target has not applied, for --stagingMaxBacklog and the gauge: above
+    /// `proposed` by their own HLC; at or below it folded into the resolved timestamp that
+    /// covered them, so a checkpoint removes whole entries (a row staged twice, counted twice,
+    /// goes with its entry).
+    std::map<hlc, int64_t> unapplied;
+    int64_t resolved_backlog = 0;  ///< rows of `unapplied` at or below `proposed`
+
     std::mutex count_mutex;  ///< held while the backlog of this group is first counted
     bool counted = false;    ///< by the apply loop, before its first window
+
+    // The backlog bookkeeping; each is called with `mutex` held and returns the change of the
+    // process-wide count of unapplied rows.
+
+    /// `n` new rows staged at `t`.
+    int64_t count_staged(hlc t, int64_t n) {
+        if (t <= committed) {
+            return 0;  // below an applied checkpoint: never read again
+        }
+        if (t <= proposed) {
+            unapplied[proposed] += n;
+            resolved_backlog += n;
+        } else {
+            unapplied[t] += n;
+        }
+        return n;
+    }
+
+    /// The newest resolved timestamp moved from `before` to `proposed`.
+    void count_resolved(hlc before) {
+        int64_t covered = 0;
+        auto it = unapplied.upper_bound(before);
+        while (it != unapplied.end() && it->first <= proposed) {
+            covered += it->second;
+            it = unapplied.erase(it);
+        }
+        if (covered > 0) {
+            unapplied[proposed] += covered;
+            resolved_backlog += covered;
+        }
+    }
+
+    /// The target holds checkpoint `committed`.
+    int64_t count_applied() {
+        int64_t applied = 0;
+        auto it = unapplied.begin();
+        while (it != unapplied.end() && it->first <= committed) {
+            applied += it->second;
+            it = unapplied.erase(it);
+        }
+        resolved_backlog = std::max<int64_t>(0, resolved_backlog - applied);
+        return -applied;
+    }
 };
 
 inline double wall_seconds(hlc t) {

@@ -23,11 +23,19 @@ result<accept_stats> consistent_applier::accept_rows(const qualified_name& schem
     if (!fresh && fresh.error().code() == errc::not_found) {
         return fresh.error();
     }
-    auto found = group_for(schema);
-    if (!found) {
-        return found.error();
+    // One group per target schema, named as the catalog spells it, whatever the URL's case.
+    std::shared_ptr<group> found;
+    if (fresh) {
+        auto made = group_for((*fresh)->schema);
+        if (!made) {
+            return made.error();
+        }
+        found = *made;
+    } else if (found = find_group(schema); found == nullptr) {
+        return error{errc::unavailable, fmt::format("the target's tables are not known yet: {}",
+                                                    fresh.error().message())};
     }
-    group& g = **found;
+    group& g = *found;
 
     std::shared_ptr<const schema_snapshot> snapshot;
     bool first_lookup = true;
@@ -81,19 +89,25 @@ result<accept_stats> consistent_applier::accept_rows(const qualified_name& schem
                                  log::sanitize(rows.tables()[tables.size()].topic), g.label)};
     }
 
-    if (options_.max_backlog > 0 && backlog_.load() >= static_cast<int64_t>(options_.max_backlog)) {
-        return error{errc::unavailable,
-                     fmt::format("{} mutations wait for the target, the most staging holds "
-                                 "(--stagingMaxBacklog {}); the changefeed will retry",
-                                 backlog_.load(), options_.max_backlog)};
-    }
-
     hlc committed;
     hlc proposed;
+    int64_t waiting = 0;
     {
         const std::lock_guard<std::mutex> lock(g.mutex);
         committed = g.committed;
         proposed = g.proposed;
+        waiting = g.resolved_backlog;
+    }
+    // Only rows a resolved timestamp covers count: the target can apply them without more
+    // input. Rows above it are never refused for the bound, since the changefeed cannot
+    // resolve them before they are acknowledged (initial scans, large transactions).
+    if (options_.max_backlog > 0 && waiting >= static_cast<int64_t>(options_.max_backlog)) {
+        backlog_refused_.with({g.label}).add();
+        return error{errc::unavailable,
+                     fmt::format("{} resolved mutations of {} wait for the target, the most "
+                                 "staging holds (--stagingMaxBacklog {}); the changefeed will "
+                                 "retry",
+                                 waiting, g.label, options_.max_backlog)};
     }
     std::vector<staging_store::table_rows> to_stage;
     std::vector<staging_store::table_rows> late;
@@ -103,7 +117,7 @@ result<accept_stats> consistent_applier::accept_rows(const qualified_name& schem
     for (size_t i = 0; i < tables.size(); ++i) {
         const proto::table_mutations& group_rows = rows.tables()[i];
         const table_info& t = *tables[i];
-        const std::string st = staging_store::stage_table(schema, t.name);
+        const std::string st = staging_store::stage_table(g.schema, t.name);
         for (const proto::mutation& m : group_rows.mutations) {
             staged_mutation sm;
             sm.updated = m.updated;
@@ -190,7 +204,12 @@ result<accept_stats> consistent_applier::accept_rows(const qualified_name& schem
         if (!outcome) {
             return staging_error(outcome.error());
         }
-        backlog_ += static_cast<int64_t>(outcome->staged);
+        {
+            const std::lock_guard<std::mutex> lock(g.mutex);
+            for (const auto& [at, n] : outcome->staged_at) {
+                backlog_ += g.count_staged(at, static_cast<int64_t>(n));
+            }
+        }
         pending_.get().set(static_cast<double>(backlog_.load()));
         const double elapsed = metrics::seconds_since(start);
         stage_duration_.with({g.label}).observe(elapsed);
@@ -231,15 +250,22 @@ result<accept_stats> consistent_applier::accept_rows(const qualified_name& schem
 
 result<void> consistent_applier::accept_resolved(const qualified_name& schema, hlc resolved) {
     // An unknown target schema gets no pipeline (a target that is down does not say "unknown").
-    if (auto known = schemas_.get(schema, sequencer_clock::now() + options_.request_timeout);
-        !known && known.error().code() == errc::not_found) {
+    auto known = schemas_.get(schema, sequencer_clock::now() + options_.request_timeout);
+    if (!known && known.error().code() == errc::not_found) {
         return known.error();
     }
-    auto found = group_for(schema);
-    if (!found) {
-        return found.error();
+    std::shared_ptr<group> found;
+    if (known) {
+        auto made = group_for((*known)->schema);
+        if (!made) {
+            return made.error();
+        }
+        found = *made;
+    } else if (found = find_group(schema); found == nullptr) {
+        return error{errc::unavailable, fmt::format("the target's tables are not known yet: {}",
+                                                    known.error().message())};
     }
-    group& g = **found;
+    group& g = *found;
     hlc latest;
     auto outcome = staging_.record_resolved(g.name, resolved, &latest);
     if (!outcome) {
@@ -249,7 +275,9 @@ result<void> consistent_applier::accept_resolved(const qualified_name& schema, h
     case resolved_outcome::recorded: {
         {
             const std::lock_guard<std::mutex> lock(g.mutex);
+            const hlc before = g.proposed;
             g.proposed = std::max(g.proposed, resolved);
+            g.count_resolved(before);
         }
         g.wake.notify_all();
         proposed_time_.with({g.label}).set(wall_seconds(resolved));
@@ -300,7 +328,14 @@ result<void> consistent_applier::count_backlog(group& g, const schema_snapshot& 
         }
         rows += static_cast<int64_t>(*n);
     }
-    backlog_ += rows;
+    {
+        const std::lock_guard<std::mutex> lock(g.mutex);
+        if (rows > 0 && g.committed < upto) {
+            g.unapplied[upto] += rows;
+            g.resolved_backlog += rows;
+            backlog_ += rows;
+        }
+    }
     g.counted = true;
     return ok();
 }

@@ -8,11 +8,15 @@
 #include <fmt/format.h>
 
 #include "molt/common/integer_text.hpp"
+#include "molt/common/log.hpp"
 
 namespace molt::replicator {
 namespace {
 
-constexpr int64_t layout_version = 1;
+// 1: staging table and group names joined parts with '_' and '.', so two target tables could
+// share a staging table ("sales"+"order_items", "sales_order"+"items"; "Users", "users").
+// 2: injective names (stage_table, group_of).
+constexpr int64_t layout_version = 2;
 constexpr size_t rows_per_statement = 1000;
 constexpr size_t max_identifier = 63;  // PostgreSQL's NAMEDATALEN - 1
 
@@ -168,9 +172,64 @@ result<session_pool::lease> staging_store::session() {
 }
 
 std::string staging_store::group_of(const qualified_name& target_schema) {
+    // Parts joined by '.'; a part holding '.' or '"' is quoted ("a.b".c), so the join is
+    // injective and schema_of_group can split it again.
     std::string out;
     for (const std::string& p : target_schema.parts) {
-        out += (out.empty() ? "" : ".") + p;
+        if (!out.empty()) {
+            out += '.';
+        }
+        if (p.find_first_of(".\"") == std::string::npos && !p.empty()) {
+            out += p;
+            continue;
+        }
+        out += '"';
+        for (const char c : p) {
+            out += c;
+            if (c == '"') {
+                out += '"';
+            }
+        }
+        out += '"';
+    }
+    return out;
+}
+
+std::optional<qualified_name> staging_store::schema_of_group(std::string_view group) {
+    qualified_name out;
+    size_t i = 0;
+    while (i <= group.size()) {
+        std::string part;
+        if (i < group.size() && group[i] == '"') {
+            ++i;
+            for (;;) {
+                if (i >= group.size()) {
+                    return std::nullopt;  // unterminated
+                }
+                if (group[i] == '"') {
+                    if (i + 1 < group.size() && group[i + 1] == '"') {
+                        part += '"';
+                        i += 2;
+                        continue;
+                    }
+                    ++i;
+                    break;
+                }
+                part += group[i++];
+            }
+            if (i < group.size() && group[i] != '.') {
+                return std::nullopt;
+            }
+        } else {
+            const size_t dot = std::min(group.find('.', i), group.size());
+            part = std::string(group.substr(i, dot - i));
+            if (part.empty() || part.find('"') != std::string::npos) {
+                return std::nullopt;
+            }
+            i = dot;
+        }
+        out.parts.push_back(std::move(part));
+        ++i;  // past the '.' (or the end)
     }
     return out;
 }
@@ -197,16 +256,85 @@ std::string_view row_key(std::string_view staged) {
 
 std::string staging_store::stage_table(const qualified_name& target_schema,
                                        std::string_view table) {
+    // Plain names (lower-case ASCII letters and digits) are joined by '_', which they never
+    // hold. Any other name gets a hash of the exact parts after "__", which a plain name never
+    // holds either: one staging table per target table. Long names keep a readable prefix.
     std::string name = "molt_stage";
+    std::string exact;  // length-prefixed, so the hash input is injective too
+    bool plain = true;
+    auto add = [&](std::string_view part) {
+        name += "_" + lower(part);
+        exact += std::to_string(part.size()) + ":" + std::string(part);
+        plain = plain && !part.empty() && std::all_of(part.begin(), part.end(), [](char c) {
+                    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+                });
+    };
     for (const std::string& p : target_schema.parts) {
-        name += "_" + lower(p);
+        add(p);
     }
-    name += "_" + lower(table);
-    if (name.size() > max_identifier) {
-        // Keep a readable prefix; the hash of the whole name keeps it unique.
-        name = fmt::format("{}_{:016x}", name.substr(0, max_identifier - 17), fnv1a(name));
+    add(table);
+    if (plain && name.size() <= max_identifier) {
+        return name;
     }
-    return name;
+    const std::string suffix = fmt::format("__{:016x}", fnv1a(exact));
+    name.resize(std::min(name.size(), max_identifier - suffix.size()));
+    return name + suffix;
+}
+
+result<void> staging_store::upgrade_from_1(target_session& db) {
+    // Layout 1 named staging tables ambiguously; which target table a table belongs to cannot be
+    // told from its name. Empty staging tables carry nothing, so such a staging is upgraded;
+    // otherwise it is refused rather than read under names that may not be its own.
+    auto tables = db.query(fmt::format("SELECT table_name::TEXT FROM {} WHERE table_schema = :p1 "
+                                       "AND table_name LIKE 'molt\\_stage\\_%'",
+                                       where_.catalog_tables()),
+                           {where_.schema});
+    if (!tables) {
+        return tables.error().with_context("listing the staging tables");
+    }
+    size_t holding = 0;
+    std::string first;
+    for (const sql_row& row : *tables) {
+        const std::string& table = *row[0];
+        auto any = db.query(fmt::format("SELECT 1 FROM {} LIMIT 1", where_.qualify(table)), {});
+        if (!any) {
+            return any.error().with_context("reading staging table " + table);
+        }
+        if (!any->empty()) {
+            first = first.empty() ? table : first;
+            ++holding;
+        }
+    }
+    if (holding > 0) {
+        return error{
+            errc::invalid_argument,
+            fmt::format("staging {} has layout version 1, whose staging table names can be shared "
+                        "by two target tables; this replicator uses version {}, and {} staging "
+                        "tables still hold rows (first: {}). Let the replicator that wrote them "
+                        "apply and retire them (or drop the staging tables once the target's "
+                        "checkpoint covers every row), or use another --stagingSchema (see "
+                        "replicator/README.md, \"Staging layout\")",
+                        where_.to_string(), layout_version, holding, first)};
+    }
+    for (const sql_row& row : *tables) {
+        if (auto r = db.execute("DROP TABLE " + where_.qualify(*row[0]), {}); !r) {
+            return r.error().with_context("dropping empty staging table " + *row[0]);
+        }
+    }
+    if (auto r = db.execute(
+            fmt::format("UPDATE {} SET version = {}, written_at = now() WHERE name = 'staging'",
+                        where_.qualify("molt_layout"), layout_version),
+            {});
+        !r) {
+        return r.error().with_context("upgrading the staging layout");
+    }
+    log::info()
+        .str("staging", where_.to_string())
+        .num("from", 1)
+        .num("to", layout_version)
+        .unum("dropped_empty_tables", tables->size())
+        .msg("upgraded the staging layout");
+    return ok();
 }
 
 result<bool> staging_store::schema_exists(target_session& db, std::string& why) {
@@ -288,7 +416,14 @@ result<void> staging_store::prepare(bool create_schema) {
     if (!version) {
         return version.error().with_context("reading the staging layout version");
     }
-    const std::string found = version->empty() || !version->front()[0] ? "" : *version->front()[0];
+    std::string found = version->empty() || !version->front()[0] ? "" : *version->front()[0];
+    if (found == "1") {
+        auto upgraded = upgrade_from_1(db);
+        if (!upgraded) {
+            return upgraded.error();
+        }
+        found = std::to_string(layout_version);
+    }
     if (found != std::to_string(layout_version)) {
         return error{
             errc::invalid_argument,
@@ -420,6 +555,9 @@ result<stage_outcome> staging_store::stage(const std::vector<table_rows>& tables
             out.duplicates += part.size() - inserted->size();
             for (const sql_row& row : *inserted) {
                 auto h = hlc_of(row, 0);
+                if (h) {
+                    ++out.staged_at[*h];
+                }
                 if (h && !(resolved_bound < *h) && !resolved_bound.is_zero()) {
                     out.after_resolved.push_back(fmt::format("{} key {} at {}", t.stage_table,
                                                              row[2].value_or(""), h->to_string()));

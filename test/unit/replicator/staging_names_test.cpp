@@ -1,4 +1,6 @@
 // How --stagingSchema is read on each staging server, and how staging tables are named.
+#include <set>
+
 #include <catch2/catch.hpp>
 
 #include "molt/replicator/staging/staging_store.hpp"
@@ -42,10 +44,10 @@ TEST_CASE("stagingSchema on PostgreSQL: a schema of the connected database", "[s
     CHECK_FALSE(resolve_staging_schema("a.b.c", true, false, "appdb"));
 }
 
-TEST_CASE("staging tables: lower case, per target schema, at most 63 bytes", "[staging]") {
+TEST_CASE("staging tables: readable, per target schema, at most 63 bytes", "[staging]") {
     qualified_name pg;
-    pg.parts = {"AppDB", "Public"};
-    CHECK(staging_store::stage_table(pg, "Orders") == "molt_stage_appdb_public_orders");
+    pg.parts = {"appdb", "public"};
+    CHECK(staging_store::stage_table(pg, "orders") == "molt_stage_appdb_public_orders");
     qualified_name my;
     my.parts = {"appdb"};
     CHECK(staging_store::stage_table(my, "orders") == "molt_stage_appdb_orders");
@@ -56,4 +58,58 @@ TEST_CASE("staging tables: lower case, per target schema, at most 63 bytes", "[s
     CHECK(long_b.size() <= 63);
     CHECK(long_a != long_b);
     CHECK(long_a.rfind("molt_stage_appdb_public_aaa", 0) == 0);
+}
+
+TEST_CASE("staging tables: one name per target table, whatever the underscores and case",
+          "[staging]") {
+    // Pairs that the first layout mapped to one staging table.
+    qualified_name sales;
+    sales.parts = {"sales"};
+    qualified_name sales_order;
+    sales_order.parts = {"sales_order"};
+    CHECK(staging_store::stage_table(sales, "order_items") !=
+          staging_store::stage_table(sales_order, "items"));
+    qualified_name pg;
+    pg.parts = {"appdb", "public"};
+    CHECK(staging_store::stage_table(pg, "Users") != staging_store::stage_table(pg, "users"));
+    qualified_name upper;
+    upper.parts = {"AppDB", "public"};
+    CHECK(staging_store::stage_table(upper, "users") != staging_store::stage_table(pg, "users"));
+    qualified_name two;
+    two.parts = {"a", "b"};
+    qualified_name one;
+    one.parts = {"a"};
+    CHECK(staging_store::stage_table(two, "c_d") != staging_store::stage_table(one, "b_c_d"));
+
+    // Names that are not plain lower-case words stay readable, with a hash of the exact names.
+    const std::string items = staging_store::stage_table(sales, "order_items");
+    CHECK(items.rfind("molt_stage_sales_order_items__", 0) == 0);
+    CHECK(items.size() == std::string("molt_stage_sales_order_items__").size() + 16);
+    CHECK(staging_store::stage_table(sales, "order_items") == items);  // stable
+
+    // Many similar names, none shared.
+    std::set<std::string> seen;
+    const std::vector<std::string> words = {"a", "a_", "_a", "a_b", "A", "A_b", "a__b", "ab"};
+    for (const auto& s : words) {
+        for (const auto& t : words) {
+            qualified_name n;
+            n.parts = {s};
+            CHECK(seen.insert(staging_store::stage_table(n, t)).second);
+        }
+    }
+}
+
+TEST_CASE("checkpoint groups: one per target schema, even with dots in names", "[staging]") {
+    qualified_name pg;
+    pg.parts = {"appdb", "public"};
+    CHECK(staging_store::group_of(pg) == "appdb.public");
+    qualified_name dotted_db;
+    dotted_db.parts = {"a.b", "c"};
+    qualified_name dotted_schema;
+    dotted_schema.parts = {"a", "b.c"};
+    CHECK(staging_store::group_of(dotted_db) != staging_store::group_of(dotted_schema));
+    qualified_name quoted;
+    quoted.parts = {"\"a", "b\""};
+    CHECK(staging_store::group_of(quoted) != staging_store::group_of(pg));
+    CHECK(staging_store::group_of(dotted_db) == "\"a.b\".c");
 }

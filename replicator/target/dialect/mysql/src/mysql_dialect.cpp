@@ -302,7 +302,7 @@ result<schema_snapshot> mysql_dialect::introspect(target_session& s,
         });
     };
     schema_snapshot out;
-    out.schema = schema;
+    out.schema.parts = {database};  // as the catalog spells it
     for (const sql_row& row : *columns) {
         const std::string& table = *row[0];
         if (out.tables.empty() || out.tables.back().name != table) {

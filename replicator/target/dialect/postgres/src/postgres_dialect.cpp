@@ -238,7 +238,7 @@ result<schema_snapshot> postgres_dialect::introspect(target_session& s,
     }
 
     schema_snapshot out;
-    out.schema = schema;
+    out.schema.parts = {current, nspname};  // as the catalog spells them
     for (const sql_row& row : *columns) {
         const std::string& table = *row[0];
         if (out.tables.empty() || out.tables.back().name != table) {

@@ -45,7 +45,8 @@ private:
 void order_primary_key_first(table_info& t);
 
 struct schema_snapshot {
-    qualified_name schema;           ///< as named in the URL: {database, schema} or {database}
+    qualified_name
+        schema;  ///< {database, schema} or {database}, as the target's catalog spells them
     std::vector<table_info> tables;  ///< parents before children
 
     /// The table named `name` (ASCII case-insensitive), or nullptr.

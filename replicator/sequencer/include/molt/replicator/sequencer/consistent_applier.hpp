@@ -82,15 +82,20 @@ public:
                                      const proto::batch& rows) override;
     result<void> accept_resolved(const qualified_name& schema, hlc resolved) override;
 
-    /// The committed checkpoint of a target schema, as far as this process knows it.
+    /// The committed checkpoint of a target schema (any spelling of its name), as far as this
+    /// process knows it.
     [[nodiscard]] hlc committed(const qualified_name& schema);
-    /// Rows staged and not applied yet.
+    /// Rows staged and not applied yet, all target schemas.
     [[nodiscard]] int64_t backlog() const noexcept { return backlog_.load(); }
 
 private:
     struct group;
 
+    /// The group of a target schema named as its catalog spells it (schema_snapshot::schema).
     result<std::shared_ptr<group>> group_for(const qualified_name& schema);
+    /// An existing group whose schema a URL names: the same spelling first, else ignoring ASCII
+    /// case (null when none), for when the target cannot say how it spells the schema.
+    std::shared_ptr<group> find_group(const qualified_name& schema);
     void run(group& g);
     result<void> load_progress(group& g);
     result<void> count_backlog(group& g, const schema_snapshot& snapshot);
@@ -122,6 +127,7 @@ private:
     metrics::family<metrics::counter>& retired_;
     metrics::family<metrics::histogram>& stage_duration_;
     metrics::family<metrics::gauge>& pending_;
+    metrics::family<metrics::counter>& backlog_refused_;
     metrics::family<metrics::gauge>& committed_time_;
     metrics::family<metrics::gauge>& proposed_time_;
     metrics::family<metrics::gauge>& source_lag_;

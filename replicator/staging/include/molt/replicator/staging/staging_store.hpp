@@ -16,6 +16,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -85,6 +86,7 @@ struct stage_outcome {
     size_t duplicates = 0;  ///< already staged (redelivery)
     /// New rows at or below `resolved_bound`: a resolved timestamp had promised no more of them.
     std::vector<std::string> after_resolved;  ///< "table key at hlc", for the log
+    std::map<hlc, size_t> staged_at;          ///< new rows by HLC
 };
 
 enum class resolved_outcome { recorded, repeated, backwards };
@@ -101,12 +103,17 @@ public:
     /// creates the shared tables if missing and checks (or writes) the layout version.
     [[nodiscard]] result<void> prepare(bool create_schema = true);
 
-    /// The staging table name for a target table (lower case, <= 63 bytes).
+    /// The staging table name for a target table (<= 63 bytes): "molt_stage_" and the lower-case
+    /// parts joined by '_', plus "__" and a hash of the exact names unless every part is plain
+    /// (lower-case ASCII letters and digits). One per target table, whatever the case and the
+    /// underscores (a 64-bit hash collision aside). Pass the catalog's spelling.
     [[nodiscard]] static std::string stage_table(const qualified_name& target_schema,
                                                  std::string_view table);
-    /// The checkpoint group of a target schema: its parts as written, joined by '.' (a restart
+    /// The checkpoint group of a target schema: its parts as the catalog spells them, joined by
+    /// '.', a part holding '.' or '"' in double quotes. schema_of_group inverts it (a restart
     /// turns pending groups back into target schemas).
     [[nodiscard]] static std::string group_of(const qualified_name& target_schema);
+    [[nodiscard]] static std::optional<qualified_name> schema_of_group(std::string_view group);
 
     struct table_rows {
         std::string stage_table;
@@ -161,6 +168,8 @@ private:
     /// Whether the staging database and schema exist; `why` receives the database's message
     /// when CockroachDB refused to look into a database (it does not exist).
     [[nodiscard]] result<bool> schema_exists(target_session& db, std::string& why);
+    /// Layout 1 to 2: only when every staging table is empty (their names are ambiguous).
+    [[nodiscard]] result<void> upgrade_from_1(target_session& db);
 
     session_pool& pool_;
     staging_location where_;
