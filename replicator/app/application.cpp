@@ -148,6 +148,8 @@ int run_start(start_config cfg) {
         .num("maxConnections", cfg.max_connections)
         .num("flushSize", cfg.flush_size)
         .num("targetMaxPoolSize", cfg.target_max_pool_size)
+        .str("fatalRowPolicy", cfg.fatal_row_dlq ? "dlq" : "stall")
+        .str("dlqTableName", cfg.fatal_row_dlq ? cfg.dlq_table_name : "")
         .msg("Replicator starting");
     if (cfg.staging && cfg.immediate) {
         log::info().msg("--stagingConn is not used in immediate mode");
@@ -183,6 +185,9 @@ int run_start(start_config cfg) {
     apply.rows_per_statement = static_cast<size_t>(cfg.flush_size);
     // A request's deadline: --applyTimeout, but never past --httpResponseTimeout.
     apply.apply_timeout = std::min(cfg.apply_timeout, cfg.http_response_timeout);
+    // Rows the target refuses: the DLQ table is checked when a target schema is first used.
+    apply.fatal.policy = cfg.fatal_row_dlq ? fatal_row_policy::dlq : fatal_row_policy::stall;
+    apply.fatal.dlq_table = cfg.dlq_table_name;
 
     // The mode: immediate, or consistent over staging.
     std::unique_ptr<immediate_applier> immediate;
@@ -220,6 +225,7 @@ int run_start(start_config cfg) {
         options.allow_backwards_checkpoint = cfg.allow_backwards_checkpoint;
         options.request_timeout = std::min(cfg.apply_timeout, cfg.http_response_timeout);
         options.apply_timeout = cfg.apply_timeout;
+        options.fatal = apply.fatal;
         consistent = std::make_unique<consistent_applier>(*dialect, pool, schemas, *staging,
                                                           metrics, options);
         if (auto started = consistent->start(); !started) {

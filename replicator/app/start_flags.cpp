@@ -35,9 +35,18 @@ constexpr flag flags[] = {
     {"bindAddr", kind::string, ":26258", "the network address to bind to"},
     {"disableAuthentication", kind::boolean, "",
      "let any caller write to the target database (logged loudly at startup)"},
+    {"dlqTableName", kind::string, "replicator_dlq",
+     "the dead-letter queue table in each target schema, which --fatalRowPolicy dlq writes the "
+     "rows the target refuses to (never created by the replicator; its columns are checked); "
+     "accepted without --fatalRowPolicy dlq, where it is not used"},
     {"dryRun", kind::boolean, "",
      "check the flags and the files they name, print nothing and exit 0 without starting "
      "(molt fetch asks this before it spawns the replicator)"},
+    {"fatalRowPolicy", kind::string, "stall",
+     "what to do with a row the target refuses (NOT NULL, CHECK, a value too long or out of "
+     "range): stall (retry its transaction until it is fixed by hand, logged at error level "
+     "every minute, apply_stalled) or dlq (write it to --dlqTableName in the same transaction "
+     "and go on)"},
     {"flushPeriod", kind::duration, "1s",
      "how often the apply loop looks for work when it is not woken by a resolved timestamp"},
     {"flushSize", kind::integer, "1000",
@@ -109,7 +118,6 @@ constexpr std::string_view unsupported_flags[] = {
     "disableCheckpointStream",
     "discard",
     "discardDelay",
-    "dlqTableName",
     "enableCheckpointStream",
     "enableParallelApplies",
     "healthCheckTimeout",
@@ -431,6 +439,18 @@ result<start_config> parse_start_flags(const std::vector<std::string_view>& raw_
     cfg.staging_schema_given = text("stagingSchema").has_value();
     cfg.staging_schema = text("stagingSchema").value_or(cfg.staging_schema);
     cfg.userscript = text("userscript").value_or("");
+    if (auto v = text("fatalRowPolicy")) {
+        if (*v == "stall" || *v == "dlq") {
+            cfg.fatal_row_dlq = *v == "dlq";
+        } else {
+            problems.push_back(
+                fmt::format("--fatalRowPolicy must be stall or dlq, not \"{}\"", *v));
+        }
+    }
+    cfg.dlq_table_name = text("dlqTableName").value_or(cfg.dlq_table_name);
+    if (cfg.dlq_table_name.empty()) {
+        problems.emplace_back("--dlqTableName must not be empty");
+    }
 
     // Cross-field rules and the files the flags name.
     cfg.target = connection("targetConn");

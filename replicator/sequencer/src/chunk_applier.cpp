@@ -29,6 +29,9 @@ result<void> chunk_applier::apply(const chunk& c, chunk_target target,
     bool in_source_order = false;
     bool waited_for_earlier = false;
     bool wait_first = false;  // for earlier chunks, without a session (see not_yet below)
+    stall_mark stalled_mark(options_.fatal, target.label);
+    stall_log_pacer pacer;
+    std::vector<dead_letter> letters;
     for (int attempt = 1;; ++attempt) {
         if (wait_first) {
             wait_first = false;
@@ -41,8 +44,12 @@ result<void> chunk_applier::apply(const chunk& c, chunk_target target,
         auto plan = plan_batch(*target.snapshot, *decoded, dialect_, options_.flush_size,
                                statement_order::upserts_first);
         error failure{errc::internal, ""};
+        auto ready = options_.fatal != nullptr && plan ? options_.fatal->ready(*target.snapshot)
+                                                       : result<void>(ok());
         if (!plan) {
             failure = plan.error();
+        } else if (!ready) {
+            failure = ready.error();  // --fatalRowPolicy dlq without its table: stall
         } else {
             auto session = pool_.acquire(start + options_.apply_timeout);
             if (!session) {
@@ -69,10 +76,11 @@ result<void> chunk_applier::apply(const chunk& c, chunk_target target,
                     }
                     if (in_source_order) {
                         auto done = apply_in_source_order(db, *target.snapshot, *decoded, dialect_,
-                                                          options_.flush_size);
+                                                          options_.flush_size, options_.fatal);
                         if (!done) {
                             return done.error();
                         }
+                        letters = std::move(done->dead_letters);
                         log::info()
                             .str("schema", target.label)
                             .str("first", c.first.to_string())
@@ -80,9 +88,10 @@ result<void> chunk_applier::apply(const chunk& c, chunk_target target,
                             .unum("transactions", done->transactions)
                             .unum("row_by_row", done->row_by_row)
                             .unum("reinserted", done->reinserted)
+                            .unum("dead_lettered", letters.size())
                             .msg(
-                                "a unique key conflict in the folded chunk: applied it source "
-                                "transaction by source transaction");
+                                "a unique key conflict or a refused row in the folded chunk: "
+                                "applied it source transaction by source transaction");
                     } else if (auto done = execute_statements(db, *plan); !done) {
                         return done.error();
                     }
@@ -105,6 +114,9 @@ result<void> chunk_applier::apply(const chunk& c, chunk_target target,
                 auto done = attempt_once();
                 if (done) {
                     hooks.committed(c.first, c.last);
+                    if (*done && options_.fatal != nullptr) {
+                        options_.fatal->report(target.label, letters);
+                    }
                     if (*done) {
                         metrics_.apply.applied(target.label, *plan, metrics::seconds_since(start));
                     } else {
@@ -141,8 +153,8 @@ result<void> chunk_applier::apply(const chunk& c, chunk_target target,
         }
         const retry_class why = failure.retry();
         metrics_.apply.retried(target.label, why);
-        if (why == retry_class::unique && !in_source_order) {
-            in_source_order = true;
+        if ((why == retry_class::unique || why == retry_class::fatal) && !in_source_order) {
+            in_source_order = true;  // bad data: row by row finds (or diverts) the row
             continue;
         }
         if (in_source_order && !waited_for_earlier &&
@@ -179,16 +191,21 @@ result<void> chunk_applier::apply(const chunk& c, chunk_target target,
             why == retry_class::fatal || why == retry_class::none || why == retry_class::unique;
         if (stalled) {
             metrics_.errors.with({target.label, std::string(to_string(why))}).add();
+            stalled_mark.set();
         }
-        if ((attempt & (attempt - 1)) == 0) {
+        // A refusal: at error level at least once a minute while it lasts.
+        if (stalled ? pacer.due(attempt, clock_type::now()) : (attempt & (attempt - 1)) == 0) {
             auto event = stalled ? log::error() : log::warn();
             event.str("schema", target.label)
                 .str("first", c.first.to_string())
                 .str("last", c.last.to_string())
                 .num("attempt", attempt)
                 .str("reason", std::string(to_string(why)))
-                .err(failure)
-                .msg("a target transaction failed; retrying (the window waits for it)");
+                .err(failure);
+            if (why == retry_class::fatal && options_.fatal != nullptr) {
+                event.str("remedy", std::string(options_.fatal->remedy()));
+            }
+            event.msg("a target transaction failed; retrying (the window waits for it)");
         }
         std::uniform_int_distribution<int64_t> spread(backoff.count() / 2, backoff.count());
         if (!hooks.sleep(std::chrono::milliseconds(spread(jitter)))) {

@@ -57,10 +57,10 @@ consistent_applier::consistent_applier(const target_dialect& dialect, session_po
                                 "Age of the newest resolved timestamp received", {"schema"})),
       target_lag_(metrics.gauge("target_lag_seconds",
                                 "Age of the resolved timestamp the target holds", {"schema"})),
-      chunks_(
-          dialect, target_pool, schemas, {apply_metrics_, applied_, apply_errors_},
-          {options.flush_size, options.apply_timeout, options.first_backoff, options.max_backoff}) {
-}
+      fatal_(dialect, metrics, options.fatal),
+      chunks_(dialect, target_pool, schemas, {apply_metrics_, applied_, apply_errors_},
+              {options.flush_size, options.apply_timeout, options.first_backoff,
+               options.max_backoff, &fatal_}) {}
 
 consistent_applier::~consistent_applier() {
     stop();

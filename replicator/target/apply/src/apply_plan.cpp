@@ -14,6 +14,7 @@ namespace {
 // One key's state after folding its mutations.
 struct folded_row {
     std::span<const proto::value> key_values;
+    std::string_view key;       ///< the key's JSON text
     bool delete_first = false;  ///< delete the row before any upsert
     bool upsert = false;
     std::vector<const proto::value*> values;  ///< by target column; nullptr = not in the payload
@@ -94,6 +95,7 @@ result<apply_plan> plan_batch(const schema_snapshot& schema, const proto::batch&
             }
             folded_row& row = w.rows[it->second];
             row.key_values = m.key_values;
+            row.key = m.key;
             row.message = m.message_index;
             if (m.deleted) {
                 row.delete_first = true;
@@ -152,6 +154,7 @@ result<apply_plan> plan_batch(const schema_snapshot& schema, const proto::batch&
                 st.table = &t;
                 st.rows = n;
                 st.sql = dialect.delete_sql(t, n);
+                st.key = n == 1 ? deletes[start]->key : std::string_view();
                 st.params.reserve(n * t.pk_count);
                 for (size_t r = start; r < start + n; ++r) {
                     for (size_t k = 0; k < t.pk_count; ++k) {
@@ -211,6 +214,7 @@ result<apply_plan> plan_batch(const schema_snapshot& schema, const proto::batch&
                 st.table = &t;
                 st.rows = n;
                 st.sql = dialect.upsert_sql(t, columns, n);
+                st.key = n == 1 ? group[start]->key : std::string_view();
                 st.params.reserve(n * columns.size());
                 for (size_t r = start; r < start + n; ++r) {
                     for (const size_t c : columns) {

@@ -32,7 +32,8 @@ immediate_applier::immediate_applier(const target_dialect& dialect, session_pool
                               {"schema", "table"})),
       applied_(metrics),
       resolved_(metrics.gauge("resolved_timestamp_seconds",
-                              "The latest resolved timestamp received, per schema", {"schema"})) {}
+                              "The latest resolved timestamp received, per schema", {"schema"})),
+      fatal_(dialect, metrics, options.fatal) {}
 
 result<void> immediate_applier::run_transaction(target_session& session, const apply_plan& plan) {
     if (auto begun = session.begin(); !begun) {
@@ -46,15 +47,17 @@ result<void> immediate_applier::run_transaction(target_session& session, const a
 
 result<void> immediate_applier::run_in_source_order(target_session& session,
                                                     const schema_snapshot& snapshot,
-                                                    const proto::batch& rows) {
+                                                    const proto::batch& rows,
+                                                    std::vector<dead_letter>& letters) {
     if (auto begun = session.begin(); !begun) {
         return begun;
     }
-    auto done =
-        apply_in_source_order(session, snapshot, rows, dialect_, options_.rows_per_statement);
+    auto done = apply_in_source_order(session, snapshot, rows, dialect_,
+                                      options_.rows_per_statement, &fatal_);
     if (!done) {
         return done.error();
     }
+    letters = std::move(done->dead_letters);
     return session.commit();
 }
 
@@ -81,6 +84,12 @@ result<accept_stats> immediate_applier::accept_rows(const qualified_name& schema
     if (!plan) {
         return std::move(plan).error();
     }
+    if (auto ready = fatal_.ready(**snapshot); !ready) {
+        // --fatalRowPolicy dlq without its table: nothing is applied until it exists (503).
+        schemas_.invalidate(schema);
+        log::error().str("schema", schema_label).err(ready.error()).msg("not applying");
+        return error{errc::unavailable, ready.error().message(), retry_class::schema};
+    }
     for (const table_counts& t : plan->tables) {
         received_.with({schema_label, t.table->name}).add(t.received);
     }
@@ -95,13 +104,14 @@ result<accept_stats> immediate_applier::accept_rows(const qualified_name& schema
     // After a unique key conflict in the folded plan: source transaction by source transaction
     // (ordered_apply.hpp), still in one target transaction.
     bool in_source_order = false;
+    std::vector<dead_letter> letters;
     for (int attempt = 1;; ++attempt) {
         auto session = pool_.acquire(deadline);
         if (!session) {
             count_failure();
             return std::move(session).error();
         }
-        auto done = in_source_order ? run_in_source_order(**session, **snapshot, rows)
+        auto done = in_source_order ? run_in_source_order(**session, **snapshot, rows, letters)
                                     : run_transaction(**session, *plan);
         if (done) {
             break;
@@ -111,12 +121,14 @@ result<accept_stats> immediate_applier::accept_rows(const qualified_name& schema
         if (why == retry_class::reconnect) {
             session->mark_broken();
         }
-        if (why == retry_class::unique && !in_source_order) {
+        if ((why == retry_class::unique || why == retry_class::fatal) && !in_source_order) {
+            // Unique keys: another row order; bad data: row by row, to find the row (and divert
+            // it with --fatalRowPolicy dlq).
             in_source_order = true;
             log::debug()
                 .str("schema", schema_label)
                 .err(e)
-                .msg("a unique key conflict in the folded batch; applying it in source order");
+                .msg("the folded batch failed; applying it in source order");
             continue;
         }
         const bool retryable = why == retry_class::retry_now || why == retry_class::reconnect;
@@ -154,13 +166,21 @@ result<accept_stats> immediate_applier::accept_rows(const qualified_name& schema
                          why};
         case retry_class::fatal:
         case retry_class::unique:
-        case retry_class::none:
+        case retry_class::none: {
+            auto event = log::error();
+            event.str("schema", schema_label).err(e);
+            if (why == retry_class::fatal) {
+                event.str("remedy", std::string(fatal_.remedy()));
+            }
+            event.msg("the target refused the request (400); the changefeed retries it");
+        }
             return error{e.code() == errc::unavailable ? errc::unavailable : errc::invalid_argument,
                          fmt::format("the target refused the batch: {}", e.message()), why};
         }
     }
 
     accept_stats stats;
+    fatal_.report(schema_label, letters);
     applied_.applied(schema_label, *plan, metrics::seconds_since(start));
     for (const table_counts& t : plan->tables) {
         succeeded_.with({schema_label, t.table->name}).add(t.received);

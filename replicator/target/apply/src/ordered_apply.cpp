@@ -7,7 +7,9 @@
 
 #include <fmt/format.h>
 
+#include "molt/common/log.hpp"
 #include "molt/replicator/target/apply_plan.hpp"
+#include "molt/replicator/target/fatal_rows.hpp"
 
 namespace molt::replicator {
 namespace {
@@ -122,9 +124,12 @@ result<size_t> reinsert_cycle(target_session& db, const schema_snapshot& schema,
     return left.size();
 }
 
-// Steps 3 and 4 for one source transaction.
+// Steps 3 and 4 for one source transaction. A row the target refuses for bad data goes to the
+// dead-letter queue when `fatal` diverts it (fatal_rows.hpp); otherwise it fails the transaction
+// with an error naming its key.
 result<size_t> row_by_row(target_session& db, const schema_snapshot& schema,
-                          const proto::batch& rows, const target_dialect& dialect, hlc at) {
+                          const proto::batch& rows, const target_dialect& dialect, hlc at,
+                          const fatal_rows* fatal, std::vector<dead_letter>& letters) {
     auto plan = plan_batch(schema, rows, dialect, 1, statement_order::deletes_first, at);
     if (!plan) {
         return plan.error();
@@ -145,7 +150,21 @@ result<size_t> row_by_row(target_session& db, const schema_snapshot& schema,
                 continue;
             }
             if (!reorderable(done.error())) {
-                return done.error();
+                if (fatal != nullptr && fatal->diverts(done.error())) {
+                    if (auto sent =
+                            fatal->divert(db, schema, rows, **it, at, done.error(), letters);
+                        !sent) {
+                        return sent.error();
+                    }
+                    it = left.erase(it);
+                    progress = true;
+                    continue;
+                }
+                const error& e = done.error();
+                return error{e.code(),
+                             fmt::format("the row with key {}: {}", log::sanitize((*it)->key),
+                                         without_row_values(e.message())),
+                             e.retry()};
             }
             last = done.error();
             ++it;
@@ -162,7 +181,8 @@ result<size_t> row_by_row(target_session& db, const schema_snapshot& schema,
 result<ordered_apply_stats> apply_in_source_order(target_session& db, const schema_snapshot& schema,
                                                   const proto::batch& rows,
                                                   const target_dialect& dialect,
-                                                  size_t rows_per_statement) {
+                                                  size_t rows_per_statement,
+                                                  const fatal_rows* fatal) {
     ordered_apply_stats stats;
     auto fail = [&db](const error& e) -> result<ordered_apply_stats> {
         db.rollback();
@@ -182,6 +202,9 @@ result<ordered_apply_stats> apply_in_source_order(target_session& db, const sche
                 applied = true;
                 break;
             }
+            if (done.error().retry() == retry_class::fatal) {
+                break;  // row by row: find the row the target refuses, and name it
+            }
             if (!reorderable(done.error())) {
                 return fail(done.error());
             }
@@ -190,7 +213,7 @@ result<ordered_apply_stats> apply_in_source_order(target_session& db, const sche
             continue;
         }
         ++stats.row_by_row;
-        auto reinserted = row_by_row(db, schema, rows, dialect, at);
+        auto reinserted = row_by_row(db, schema, rows, dialect, at, fatal, stats.dead_letters);
         if (!reinserted) {
             return fail(reinserted.error().with_context(
                 fmt::format("source transaction {}", at.to_string())));

@@ -56,6 +56,8 @@ struct start_config {
     std::chrono::nanoseconds flush_period = std::chrono::seconds(1);  ///< --flushPeriod
     std::chrono::nanoseconds retire_offset = std::chrono::hours(24);  ///< --retireOffset
     bool allow_backwards_checkpoint = false;  ///< --allowBackwardsCheckpoint
+    bool fatal_row_dlq = false;  ///< --fatalRowPolicy dlq (else stall): rows the target refuses
+    std::string dlq_table_name = "replicator_dlq";  ///< --dlqTableName, in each target schema
 
     // Process
     std::chrono::nanoseconds grace_period = std::chrono::seconds(30);  ///< --gracePeriod

@@ -212,6 +212,52 @@ public:
     progress_statements progress_sql(const qualified_name& schema,
                                      std::string_view table) const override;
 
+    std::string dlq_ddl(const qualified_name& schema, std::string_view table) const override {
+        return fmt::format(
+            "CREATE TABLE {}.{} (event BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY, dlq_name "
+            "VARCHAR(256) NOT NULL, source_nanos BIGINT NOT NULL, source_logical BIGINT NOT NULL, "
+            "data_after JSON NOT NULL, data_before JSON NOT NULL) ENGINE InnoDB",
+            q(schema.parts.back()), q(table));
+    }
+
+    std::string dlq_insert_sql(const table_info& dlq) const override {
+        return fmt::format(
+            "INSERT INTO {} (dlq_name, source_nanos, source_logical, data_after, data_before) "
+            "VALUES (:p1, :p2, :p3, :p4, :p5)",
+            dlq.qualified.quoted(dialect::mysql));
+    }
+
+    bool row_data_error(const error& e) const override {
+        // The session writes "(MySQL error N)" after the server's message.
+        const std::string& m = e.message();
+        const size_t at = m.rfind("(MySQL error ");
+        if (at == std::string::npos) {
+            return false;
+        }
+        unsigned int number = 0;
+        for (size_t i = at + 13; i < m.size() && m[i] >= '0' && m[i] <= '9'; ++i) {
+            number = number * 10 + static_cast<unsigned int>(m[i] - '0');
+        }
+        switch (number) {
+        case 1048:  // column cannot be null
+        case 1263:  // NULL for a NOT NULL column in a multi-row insert
+        case 1264:  // out of range
+        case 1265:  // data truncated
+        case 1292:  // incorrect value (dates, numbers)
+        case 1364:  // no value and no default
+        case 1366:  // incorrect value for the column's type
+        case 1367:  // illegal value
+        case 1406:  // data too long
+        case 1416:  // not a geometry
+        case 1690:  // value out of range in an expression
+        case 3140:  // invalid JSON (MySQL)
+        case 3819:  // CHECK constraint violated (MySQL)
+        case 4025:  // CHECK constraint failed (MariaDB)
+            return true;
+        default: return false;
+        }
+    }
+
     result<schema_snapshot> introspect(target_session& s,
                                        const qualified_name& schema) const override;
 };

@@ -145,6 +145,44 @@ public:
     progress_statements progress_sql(const qualified_name& schema,
                                      std::string_view table) const override;
 
+    std::string dlq_ddl(const qualified_name& schema, std::string_view table) const override {
+        return fmt::format(
+            "CREATE TABLE {}.{} (event BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, dlq_name "
+            "VARCHAR(256) NOT NULL, source_nanos BIGINT NOT NULL, source_logical BIGINT NOT NULL, "
+            "data_after JSONB NOT NULL, data_before JSONB NOT NULL)",
+            q(schema.parts.back()), q(table));
+    }
+
+    std::string dlq_insert_sql(const table_info& dlq) const override {
+        // Each parameter cast to its column's type (JSONB, TEXT, BIGINT, ...), as upserts do.
+        std::string values;
+        size_t n = 1;
+        for (const std::string_view name :
+             {"dlq_name", "source_nanos", "source_logical", "data_after", "data_before"}) {
+            const column_info* c = dlq.find_column(name);
+            values +=
+                (n == 1 ? "" : ", ") + (c != nullptr ? placeholder(*c, n) : fmt::format(":p{}", n));
+            ++n;
+        }
+        return fmt::format(
+            "INSERT INTO {} (dlq_name, source_nanos, source_logical, data_after, data_before) "
+            "VALUES ({})",
+            dlq.qualified.quoted(dialect::postgres), values);
+    }
+
+    bool row_data_error(const error& e) const override {
+        // The session writes "(SQLSTATE xxxxx)" after the server's message.
+        const std::string& m = e.message();
+        const size_t at = m.rfind("(SQLSTATE ");
+        if (at == std::string::npos || m.size() < at + 15) {
+            return false;
+        }
+        const std::string_view state = std::string_view(m).substr(at + 10, 5);
+        // Class 22 is a data exception (value too long, out of range, invalid text for a
+        // type); 23502 NOT NULL and 23514 CHECK concern the row alone.
+        return state.substr(0, 2) == "22" || state == "23502" || state == "23514";
+    }
+
     result<schema_snapshot> introspect(target_session& s,
                                        const qualified_name& schema) const override;
 };

@@ -82,6 +82,20 @@ public:
     [[nodiscard]] virtual progress_statements progress_sql(const qualified_name& schema,
                                                            std::string_view table) const = 0;
 
+    /// The dead-letter queue (--fatalRowPolicy dlq): the CREATE TABLE an operator runs for the
+    /// table `table` of a target schema (the replicator never creates it). Columns:
+    ///   event (key), dlq_name VARCHAR(256), source_nanos and source_logical integers,
+    ///   data_after and data_before JSON, all NOT NULL.
+    [[nodiscard]] virtual std::string dlq_ddl(const qualified_name& schema,
+                                              std::string_view table) const = 0;
+    /// The insert of one row into the DLQ table as introspected; :p1..:p5 = dlq_name,
+    /// source_nanos, source_logical, data_after, data_before.
+    [[nodiscard]] virtual std::string dlq_insert_sql(const table_info& dlq) const = 0;
+    /// True when `e`, a failure of this dialect's session writing one row, is bad data in the
+    /// row itself (NOT NULL, CHECK, a value too long or out of range, a bad number or date): what
+    /// --fatalRowPolicy dlq diverts. Not unique or foreign keys, not rights, syntax or schema.
+    [[nodiscard]] virtual bool row_data_error(const error& e) const = 0;
+
     /// Reads the tables of a target schema (errc::not_found when the schema does not exist).
     [[nodiscard]] virtual result<schema_snapshot> introspect(
         target_session& session, const qualified_name& schema) const = 0;

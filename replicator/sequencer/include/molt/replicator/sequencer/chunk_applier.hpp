@@ -9,7 +9,10 @@
 //     state the source did not have;
 //   - a foreign-key failure waits for the window's earlier chunks, then retries; a schema failure
 //     refreshes the snapshot; every other failure retries with jittered backoff (logged, with
-//     less noise as it lasts).
+//     less noise as it lasts; a refusal at error level at least once a minute, counted in
+//     apply_stalled while it lasts);
+//   - bad data (retry_class::fatal) applies the chunk row by row to name the row, or to divert
+//     it to the dead-letter queue with --fatalRowPolicy dlq (target/apply/fatal_rows.hpp).
 
 #include <atomic>
 #include <chrono>
@@ -25,6 +28,7 @@
 #include "molt/replicator/core/target.hpp"
 #include "molt/replicator/sequencer/chunk_scheduler.hpp"
 #include "molt/replicator/target/apply_metrics.hpp"
+#include "molt/replicator/target/fatal_rows.hpp"
 #include "molt/replicator/target/schema_cache.hpp"
 #include "molt/replicator/target/session_pool.hpp"
 
@@ -35,6 +39,8 @@ struct chunk_options {
     std::chrono::nanoseconds apply_timeout = std::chrono::seconds(30);  ///< per attempt
     std::chrono::milliseconds first_backoff{50};
     std::chrono::milliseconds max_backoff{5000};
+    /// Rows the target refuses (--fatalRowPolicy): the DLQ, apply_stalled; null: stall.
+    const fatal_rows* fatal = nullptr;
 };
 
 /// The counters a chunk moves.

@@ -59,6 +59,7 @@ struct consistent_options {
     std::chrono::nanoseconds apply_timeout = std::chrono::seconds(30);    ///< --applyTimeout
     std::chrono::milliseconds first_backoff{50};
     std::chrono::milliseconds max_backoff{5000};
+    fatal_row_options fatal;  ///< --fatalRowPolicy, --dlqTableName
 };
 
 /// The name of the progress table the consistent mode keeps in each target schema.
@@ -132,6 +133,7 @@ private:
     metrics::family<metrics::gauge>& proposed_time_;
     metrics::family<metrics::gauge>& source_lag_;
     metrics::family<metrics::gauge>& target_lag_;
+    fatal_rows fatal_;
     chunk_applier chunks_;
 };
 

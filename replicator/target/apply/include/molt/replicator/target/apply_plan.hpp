@@ -19,6 +19,7 @@
 #include <cstddef>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "molt/common/result.hpp"
@@ -35,6 +36,9 @@ struct planned_statement {
     std::string sql;
     sql_params params;
     size_t rows = 0;
+    /// With rows == 1: the row's key as the changefeed sent it (compact JSON), to name it in
+    /// errors and find its mutations (fatal_rows.hpp).
+    std::string_view key;
 };
 
 struct table_counts {

@@ -17,6 +17,7 @@
 #include "molt/replicator/core/target.hpp"
 #include "molt/replicator/target/apply_metrics.hpp"
 #include "molt/replicator/target/apply_plan.hpp"
+#include "molt/replicator/target/fatal_rows.hpp"
 #include "molt/replicator/target/schema_cache.hpp"
 #include "molt/replicator/target/session_pool.hpp"
 
@@ -27,6 +28,7 @@ struct apply_options {
     std::chrono::nanoseconds apply_timeout = std::chrono::seconds(30);  ///< --applyTimeout
     std::chrono::milliseconds first_backoff{10};
     std::chrono::milliseconds max_backoff{1000};
+    fatal_row_options fatal;  ///< --fatalRowPolicy, --dlqTableName
 };
 
 class immediate_applier final : public mutation_acceptor {
@@ -41,7 +43,7 @@ public:
 private:
     result<void> run_transaction(target_session& session, const apply_plan& plan);
     result<void> run_in_source_order(target_session& session, const schema_snapshot& snapshot,
-                                     const proto::batch& rows);
+                                     const proto::batch& rows, std::vector<dead_letter>& letters);
 
     const target_dialect& dialect_;
     session_pool& pool_;
@@ -52,6 +54,7 @@ private:
     metrics::family<metrics::counter>& failed_;
     apply_metrics applied_;
     metrics::family<metrics::gauge>& resolved_;
+    fatal_rows fatal_;
 };
 
 }  // namespace molt::replicator

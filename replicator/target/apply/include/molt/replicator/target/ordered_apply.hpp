@@ -18,27 +18,33 @@
 //      deleted and inserted again, inside the same transaction. Otherwise it fails with
 //      retry_class::fatal and a message saying so: the caller stalls loudly (consistent mode:
 //      retried with backoff and logged as an error; immediate mode: 400, the changefeed retries).
+// A source transaction whose set-based statements fail on bad data (retry_class::fatal) is
+// written row by row too, to find the row: it is named in the error (its key), or, when
+// `fatal` diverts it (--fatalRowPolicy dlq, fatal_rows.hpp), rolled back to its savepoint and
+// written to the dead-letter queue in the same transaction; the caller reports
+// `dead_letters` once it commits.
 // On failure the transaction is rolled back.
 
 #include <cstddef>
+#include <vector>
 
 #include "molt/common/result.hpp"
 #include "molt/proto/batch.hpp"
 #include "molt/replicator/core/schema.hpp"
 #include "molt/replicator/core/target.hpp"
+#include "molt/replicator/target/fatal_rows.hpp"
 
 namespace molt::replicator {
 
 struct ordered_apply_stats {
-    size_t transactions = 0;  ///< source transactions
-    size_t row_by_row = 0;    ///< of those, written one row at a time
-    size_t reinserted = 0;    ///< rows of swaps deleted and inserted again
+    size_t transactions = 0;                ///< source transactions
+    size_t row_by_row = 0;                  ///< of those, written one row at a time
+    size_t reinserted = 0;                  ///< rows of swaps deleted and inserted again
+    std::vector<dead_letter> dead_letters;  ///< rows written to the DLQ
 };
 
-[[nodiscard]] result<ordered_apply_stats> apply_in_source_order(target_session& db,
-                                                                const schema_snapshot& schema,
-                                                                const proto::batch& rows,
-                                                                const target_dialect& dialect,
-                                                                size_t rows_per_statement);
+[[nodiscard]] result<ordered_apply_stats> apply_in_source_order(
+    target_session& db, const schema_snapshot& schema, const proto::batch& rows,
+    const target_dialect& dialect, size_t rows_per_statement, const fatal_rows* fatal = nullptr);
 
 }  // namespace molt::replicator
