@@ -2,9 +2,13 @@
 // Snapshots of target schemas, introspected on first use, refreshed when older than the refresh
 // period or after invalidate() (schema errors). Readers get a shared immutable snapshot.
 //
-// Thread-safe; one introspection at a time per schema.
+// Thread-safe; one introspection at a time per schema, and no lock is held while it waits on
+// the target: other readers get the last snapshot (when it is only old, not invalidated) or wait
+// for the introspection until their own deadline.
 
 #include <chrono>
+#include <condition_variable>
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -25,15 +29,21 @@ public:
     /// The schema's snapshot; errc::not_found when the target has no such schema.
     [[nodiscard]] result<std::shared_ptr<const schema_snapshot>> get(
         const qualified_name& schema, std::chrono::steady_clock::time_point deadline);
-    /// Forces the next get() to introspect again.
+    /// Forces the next get() to introspect again: from now on only an introspection started
+    /// after this call serves.
     void invalidate(const qualified_name& schema);
 
 private:
     struct entry {
+        std::mutex mutex;
+        std::condition_variable done;  ///< an introspection ended
+        bool loading = false;
+        uint64_t generation = 0;  ///< invalidate() calls
         std::shared_ptr<const schema_snapshot> snapshot;
+        uint64_t snapshot_generation = 0;  ///< `generation` when its introspection started
         std::chrono::steady_clock::time_point loaded;
-        std::mutex load_mutex;
     };
+    [[nodiscard]] std::shared_ptr<entry> entry_of(const qualified_name& schema);
 
     const target_dialect& dialect_;
     session_pool& pool_;
