@@ -123,10 +123,9 @@ std::shared_ptr<consistent_applier::group> consistent_applier::find_group(
     }
     for (const auto& [name, g] : groups_) {
         if (g->schema.parts.size() == schema.parts.size() &&
-            std::equal(schema.parts.begin(), schema.parts.end(), g->schema.parts.begin(),
-                       [](const std::string& a, const std::string& b) {
-                           return ident_equal(a, b);
-                       })) {
+            std::equal(
+                schema.parts.begin(), schema.parts.end(), g->schema.parts.begin(),
+                [](const std::string& a, const std::string& b) { return ident_equal(a, b); })) {
             return g;
         }
     }
