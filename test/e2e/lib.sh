@@ -108,6 +108,37 @@ fault_cmd() {
     [ -n "$FAULT_REPLY" ] && [[ "$FAULT_REPLY" != error:* ]]
 }
 
+# fault_stat FIELD: FIELD (accepted, active, up, down, resets, mode, ...) of the stats line in
+# FAULT_REPLY (after `fault_cmd PORT stats`); empty when absent.
+fault_stat() { grep -o "\(^\| \)$1=[^ ]*" <<<"$FAULT_REPLY" | head -1 | cut -d= -f2; }
+
+# start_replicator_retrying SECONDS NAME ARGS...: start_replicator until it succeeds, for up to
+# SECONDS, as a supervisor would restart it (a replicator whose staging or target is unreachable
+# at startup exits or does not get to "Server listening"). Attempt k logs in NAME.log, earlier
+# failed attempts in NAME.tryK.log; a failed attempt still running is stopped by its PID. Sets
+# REPLICATOR_PID, REPLICATOR_PORT and START_ATTEMPTS; fails (with the last log) after SECONDS.
+start_replicator_retrying() {
+    local seconds=$1 name=$2 deadline
+    shift 2
+    deadline=$((SECONDS + seconds))
+    START_ATTEMPTS=0
+    while :; do
+        START_ATTEMPTS=$((START_ATTEMPTS + 1))
+        start_replicator "$name" "$@" 2>"$E2E_TMP/$name.start.err" && return 0
+        if kill -0 "$REPLICATOR_PID" 2>/dev/null; then
+            kill -KILL "$REPLICATOR_PID"
+            wait "$REPLICATOR_PID" 2>/dev/null
+        fi
+        if [ "$SECONDS" -ge "$deadline" ]; then
+            echo "replicator $name did not start in ${seconds}s ($START_ATTEMPTS attempts):" >&2
+            cat "$E2E_TMP/$name.start.err" >&2
+            return 1
+        fi
+        mv "$E2E_TMP/$name.log" "$E2E_TMP/$name.try$START_ATTEMPTS.log"
+        sleep 0.5
+    done
+}
+
 # url_hostport URL: the HOST:PORT of a postgres:// or mysql:// URL with user@host:port.
 url_hostport() { sed -E 's#^[a-z]+://[^@/]*@([^/?]+).*#\1#' <<<"$1"; }
 
