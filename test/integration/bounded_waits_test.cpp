@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "molt/test/fault_proxy.hpp"
+#include "molt/test/json_builders.hpp"
 
 #include "apply_support.hpp"
 
@@ -64,4 +65,98 @@ TEST_CASE("schema cache: a reader waits for another's introspection only until i
     auto healed = schemas.get(schema, clock_type::now() + std::chrono::seconds(20));
     INFO((healed ? std::string() : healed.error().message()));
     CHECK(healed);
+}
+
+namespace {
+
+// An immediate applier whose target sessions go through a fault proxy, with table it_bounded.
+struct slow_target {
+    explicit slow_target(std::chrono::nanoseconds apply_timeout)
+        : direct(molt::conn_url::parse(molt::test::server_url("MOLT_TEST_PG_URL")).value()),
+          proxy(direct.host(), direct.port_or_default()),
+          via(through(direct, proxy, "MOLT_TEST_PG_URL")),
+          dialect(postgres::make_dialect()),
+          pool([this] { return postgres::connect(via, std::chrono::seconds(30)); }, 1),
+          schemas(*dialect, pool, std::chrono::seconds(60)),
+          applier(*dialect, pool, schemas, metrics,
+                  [&] {
+                      apply_options o;
+                      o.apply_timeout = apply_timeout;
+                      return o;
+                  }()),
+          admin(open_session(direct).value()) {
+        schema.parts = {direct.database(), "public"};
+        REQUIRE(admin->execute("DROP TABLE IF EXISTS it_bounded", {}));
+        REQUIRE(admin->execute("CREATE TABLE it_bounded (id BIGINT PRIMARY KEY, v TEXT)", {}));
+        // The pool's one session is opened (and the schema read) before any fault.
+        REQUIRE(schemas.get(schema, clock_type::now() + std::chrono::seconds(20)));
+    }
+    ~slow_target() { (void)admin->execute("DROP TABLE IF EXISTS it_bounded", {}); }
+
+    molt::result<accept_stats> post(int64_t id, const request_context& context) {
+        auto decoded = molt::proto::decode_webhook(
+            body({{"it_bounded", molt::test::key({molt::test::num(id)}),
+                   molt::test::obj({{"id", molt::test::num(id)}, {"v", molt::test::str("late")}}),
+                   10}}));
+        REQUIRE(decoded);
+        return applier.accept_rows(schema, decoded->rows, context);
+    }
+    std::string rows() {
+        auto r = admin->query("SELECT count(*) FROM it_bounded", {});
+        REQUIRE(r);
+        return r->front()[0].value_or("");
+    }
+
+    molt::conn_url direct;
+    molt::test::fault_proxy proxy;
+    molt::conn_url via;
+    std::unique_ptr<target_dialect> dialect;
+    session_pool pool;
+    schema_cache schemas;
+    molt::metrics::registry metrics;
+    immediate_applier applier;
+    std::unique_ptr<target_session> admin;
+    molt::qualified_name schema;
+};
+
+}  // namespace
+
+TEST_CASE("immediate: an attempt whose deadline passes before COMMIT is rolled back",
+          "[integration][bounded]") {
+    slow_target t(std::chrono::milliseconds(1500));
+    // Each round trip takes 1.2 s: BEGIN and the upsert end past the 1.5 s deadline, each
+    // well within any statement timeout.
+    t.proxy.latency(std::chrono::milliseconds(600));
+    request_context context;
+    context.arrived = clock_type::now();
+    auto done = t.post(1, context);
+    t.proxy.pass();
+    REQUIRE_FALSE(done);
+    CHECK(done.error().code() == molt::errc::timeout);
+    CHECK(t.rows() == "0");
+    // The session went back to the pool usable: the next request applies.
+    request_context next;
+    next.arrived = clock_type::now();
+    REQUIRE(t.post(2, next));
+    CHECK(t.rows() == "1");
+}
+
+TEST_CASE("immediate: an attempt whose client has gone is rolled back, never committed",
+          "[integration][bounded]") {
+    slow_target t(std::chrono::seconds(30));
+    t.proxy.latency(std::chrono::milliseconds(300));
+    std::atomic<bool> gone{false};
+    request_context context;
+    context.arrived = clock_type::now();
+    context.client_gone = [&] { return gone.load(); };
+    std::thread leave([&] {
+        std::this_thread::sleep_for(std::chrono::milliseconds(700));
+        gone = true;  // during BEGIN or the upsert (each round trip takes 600 ms)
+    });
+    auto done = t.post(1, context);
+    leave.join();
+    t.proxy.pass();
+    REQUIRE_FALSE(done);
+    CHECK_THAT(done.error().message(), Catch::Contains("the client closed the connection"));
+    CHECK(t.rows() == "0");
 }

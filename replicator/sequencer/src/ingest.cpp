@@ -14,9 +14,12 @@
 namespace molt::replicator {
 
 result<accept_stats> consistent_applier::accept_rows(const qualified_name& schema,
-                                                     const proto::batch& rows) {
+                                                     const proto::batch& rows,
+                                                     const request_context& context) {
+    // Staging is idempotent: an attempt whose client has gone does no harm, so only the
+    // deadline (counted from the request's arrival) is taken from the context.
     const auto start = sequencer_clock::now();
-    const auto deadline = start + options_.request_timeout;
+    const auto deadline = context.arrived + options_.request_timeout;
     // The target's tables name the staging tables and refuse unknown schemas and topics (404).
     // While the target is down, the last snapshot serves, so staging goes on.
     auto fresh = schemas_.get(schema, deadline);

@@ -1,5 +1,9 @@
 #include "molt/replicator/server/router.hpp"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
 #include <fmt/format.h>
 
 #include "molt/common/log.hpp"
@@ -178,6 +182,22 @@ http_response router::route(http_request&& request) {
     return webhook(std::move(request));
 }
 
+bool peer_closed(int fd) {
+    tcp_info info{};
+    socklen_t size = sizeof info;
+    if (::getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &size) != 0) {
+        return false;  // not a TCP socket (a test's): nothing to tell
+    }
+    switch (info.tcpi_state) {
+    case TCP_CLOSE_WAIT:
+    case TCP_LAST_ACK:
+    case TCP_CLOSE:
+    case TCP_CLOSING:
+    case TCP_TIME_WAIT: return true;
+    default: return false;
+    }
+}
+
 http_response router::webhook(http_request&& request) {
     if (auto refused = screen(request)) {
         return std::move(*refused);
@@ -187,7 +207,15 @@ http_response router::webhook(http_request&& request) {
     if (!schema) {
         return finish(request, bytes, error_reply(schema.error()));
     }
-    auto outcome = handle_webhook(acceptor_, *schema, std::move(request.body), config_.limits);
+    request_context context;
+    context.arrived = request.arrived;
+    if (const int fd = request.socket; fd >= 0) {
+        // Asked on this worker thread while the connection waits for the answer: the socket
+        // stays open until then, and reading its TCP state is thread-safe.
+        context.client_gone = [fd] { return peer_closed(fd); };
+    }
+    auto outcome =
+        handle_webhook(acceptor_, *schema, std::move(request.body), config_.limits, context);
     if (!outcome) {
         return finish(request, bytes, error_reply(outcome.error()));
     }

@@ -62,7 +62,8 @@ result<qualified_name> parse_webhook_path(std::string_view target, dialect targe
 }
 
 result<webhook_outcome> handle_webhook(mutation_acceptor& acceptor, const qualified_name& schema,
-                                       std::string body, const proto::decode_limits& limits) {
+                                       std::string body, const proto::decode_limits& limits,
+                                       const request_context& context) {
     auto decoded = proto::decode_webhook(std::move(body), limits);
     if (!decoded) {
         return std::move(decoded).error();
@@ -84,7 +85,7 @@ result<webhook_outcome> handle_webhook(mutation_acceptor& acceptor, const qualif
             .unum("fields", decoded->rows.unknown_field_count())
             .msg("request carries fields this replicator does not use; ignored");
     }
-    auto accepted = acceptor.accept_rows(schema, decoded->rows);
+    auto accepted = acceptor.accept_rows(schema, decoded->rows, context);
     if (!accepted) {
         return std::move(accepted).error();
     }

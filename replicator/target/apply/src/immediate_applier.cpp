@@ -1,10 +1,13 @@
 #include "molt/replicator/target/immediate_applier.hpp"
 
+#include <functional>
+#include <optional>
 #include <random>
 #include <thread>
 
 #include <fmt/format.h>
 
+#include "molt/common/duration.hpp"
 #include "molt/common/log.hpp"
 #include "molt/replicator/target/apply_plan.hpp"
 #include "molt/replicator/target/ordered_apply.hpp"
@@ -13,6 +16,7 @@ namespace molt::replicator {
 namespace {
 
 using clock_type = std::chrono::steady_clock;
+using immediate_applier_stale_check = std::function<std::optional<error>()>;
 
 }  // namespace
 
@@ -35,20 +39,42 @@ immediate_applier::immediate_applier(const target_dialect& dialect, session_pool
                               "The latest resolved timestamp received, per schema", {"schema"})),
       fatal_(dialect, metrics, options.fatal) {}
 
-result<void> immediate_applier::run_transaction(target_session& session, const apply_plan& plan) {
+namespace {
+
+// Rolls back instead of committing when the attempt has become stale.
+result<void> commit_unless_stale(target_session& session,
+                                 const immediate_applier_stale_check& stale) {
+    if (auto why = stale(); why) {
+        session.rollback();
+        return *why;
+    }
+    return session.commit();
+}
+
+}  // namespace
+
+result<void> immediate_applier::run_transaction(target_session& session, const apply_plan& plan,
+                                                const stale_check& stale) {
+    if (auto why = stale(); why) {
+        return *why;
+    }
     if (auto begun = session.begin(); !begun) {
         return begun;
     }
     if (auto done = execute_statements(session, plan); !done) {
         return done;
     }
-    return session.commit();
+    return commit_unless_stale(session, stale);
 }
 
 result<void> immediate_applier::run_in_source_order(target_session& session,
                                                     const schema_snapshot& snapshot,
                                                     const proto::batch& rows,
-                                                    std::vector<dead_letter>& letters) {
+                                                    std::vector<dead_letter>& letters,
+                                                    const stale_check& stale) {
+    if (auto why = stale(); why) {
+        return *why;
+    }
     if (auto begun = session.begin(); !begun) {
         return begun;
     }
@@ -57,15 +83,40 @@ result<void> immediate_applier::run_in_source_order(target_session& session,
     if (!done) {
         return done.error();
     }
+    if (auto committed = commit_unless_stale(session, stale); !committed) {
+        return committed;
+    }
     letters = std::move(done->dead_letters);
-    return session.commit();
+    return ok();
 }
 
 result<accept_stats> immediate_applier::accept_rows(const qualified_name& schema,
-                                                    const proto::batch& rows) {
+                                                    const proto::batch& rows,
+                                                    const request_context& context) {
     const auto start = clock_type::now();
-    const auto deadline = start + options_.apply_timeout;
+    // From the request's arrival: time in the queue counts. Keep --applyTimeout below the
+    // changefeed's webhook_client_timeout, so that an attempt never commits after the
+    // changefeed gave up on it and sent the rows again (maybe newer versions by then).
+    const auto deadline = context.arrived + options_.apply_timeout;
     const std::string schema_label = schema.to_string();
+    bool went_stale = false;
+    const stale_check stale = [&]() -> std::optional<error> {
+        went_stale = true;
+        if (context.gone()) {
+            return error{errc::cancelled,
+                         "the client closed the connection before the answer (the changefeed "
+                         "timed out and will send the rows again); rolled back, not applied"};
+        }
+        if (clock_type::now() >= deadline) {
+            return error{errc::timeout,
+                         fmt::format("the request's deadline ({} after it arrived: --applyTimeout, "
+                                     "--httpResponseTimeout) passed before COMMIT; rolled back, "
+                                     "not applied",
+                                     format_duration(options_.apply_timeout))};
+        }
+        went_stale = false;
+        return std::nullopt;
+    };
 
     auto snapshot = schemas_.get(schema, deadline);
     if (!snapshot) {
@@ -111,12 +162,22 @@ result<accept_stats> immediate_applier::accept_rows(const qualified_name& schema
             count_failure();
             return std::move(session).error();
         }
-        auto done = in_source_order ? run_in_source_order(**session, **snapshot, rows, letters)
-                                    : run_transaction(**session, *plan);
+        auto done = in_source_order
+                        ? run_in_source_order(**session, **snapshot, rows, letters, stale)
+                        : run_transaction(**session, *plan, stale);
         if (done) {
             break;
         }
         const error& e = done.error();
+        if (went_stale) {
+            count_failure();
+            log::warn()
+                .str("schema", schema_label)
+                .num("attempt", attempt)
+                .err(e)
+                .msg("not applying a request");
+            return e;
+        }
         const retry_class why = e.retry();
         if (why == retry_class::reconnect) {
             session->mark_broken();

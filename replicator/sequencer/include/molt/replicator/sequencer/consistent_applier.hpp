@@ -79,8 +79,8 @@ public:
     /// Stops every pipeline (a window in progress stops between transactions).
     void stop();
 
-    result<accept_stats> accept_rows(const qualified_name& schema,
-                                     const proto::batch& rows) override;
+    result<accept_stats> accept_rows(const qualified_name& schema, const proto::batch& rows,
+                                     const request_context& context = {}) override;
     result<void> accept_resolved(const qualified_name& schema, hlc resolved) override;
 
     /// The committed checkpoint of a target schema (any spelling of its name), as far as this

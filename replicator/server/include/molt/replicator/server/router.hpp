@@ -21,6 +21,7 @@
 // 503 target unavailable or overloaded (the changefeed retries; Retry-After when the server is
 // full). The body carries the reason.
 
+#include <chrono>
 #include <functional>
 #include <optional>
 #include <string>
@@ -39,7 +40,16 @@ struct http_request {
     std::string body;
     bool client_certificate_verified = false;  ///< the TLS client presented a trusted certificate
     std::string remote;                        ///< peer address, for logs
+    /// When the headers were read (see request_context).
+    std::chrono::steady_clock::time_point arrived = std::chrono::steady_clock::now();
+    /// The connection's TCP socket, open until the answer is written: tells whether the client
+    /// has left (-1: unknown).
+    int socket = -1;
 };
+
+/// Whether the peer of a connected TCP socket has closed or reset it (the kernel saw its FIN or
+/// RST), whatever is still unread: a client that gave up on its request.
+[[nodiscard]] bool peer_closed(int fd);
 
 struct http_response {
     unsigned status = 200;

@@ -32,6 +32,7 @@ struct webhook_outcome {
 /// Decodes a body and hands it to the acceptor for the schema.
 [[nodiscard]] result<webhook_outcome> handle_webhook(mutation_acceptor& acceptor,
                                                      const qualified_name& schema, std::string body,
-                                                     const proto::decode_limits& limits);
+                                                     const proto::decode_limits& limits,
+                                                     const request_context& context = {});
 
 }  // namespace molt::replicator

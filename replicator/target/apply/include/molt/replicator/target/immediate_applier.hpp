@@ -11,6 +11,8 @@
 
 #include <chrono>
 #include <cstddef>
+#include <functional>
+#include <optional>
 
 #include "molt/common/metrics.hpp"
 #include "molt/replicator/core/acceptor.hpp"
@@ -36,14 +38,19 @@ public:
     immediate_applier(const target_dialect& dialect, session_pool& pool, schema_cache& schemas,
                       metrics::registry& metrics, apply_options options);
 
-    result<accept_stats> accept_rows(const qualified_name& schema,
-                                     const proto::batch& rows) override;
+    result<accept_stats> accept_rows(const qualified_name& schema, const proto::batch& rows,
+                                     const request_context& context = {}) override;
     result<void> accept_resolved(const qualified_name& schema, hlc resolved) override;
 
 private:
-    result<void> run_transaction(target_session& session, const apply_plan& plan);
+    /// `stale` says why the attempt must not commit (its deadline passed, its client left);
+    /// it is asked before each step and last right before COMMIT.
+    using stale_check = std::function<std::optional<error>()>;
+    result<void> run_transaction(target_session& session, const apply_plan& plan,
+                                 const stale_check& stale);
     result<void> run_in_source_order(target_session& session, const schema_snapshot& snapshot,
-                                     const proto::batch& rows, std::vector<dead_letter>& letters);
+                                     const proto::batch& rows, std::vector<dead_letter>& letters,
+                                     const stale_check& stale);
 
     const target_dialect& dialect_;
     session_pool& pool_;
