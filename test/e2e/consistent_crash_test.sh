@@ -182,7 +182,7 @@ now_ms() { echo $((${EPOCHREALTIME/./} / 1000)); }
 # counts in $E2E_TMP/$name.faults.env.
 fault_schedule() {
     local ep=0 next=${EP_GAP[0]} base healed now cp="" what log
-    local FAULTS_FAILED=0 FAULTS_WEDGES=0 FAULTS_MAX_APPLIED=0 FAULTS_LATE=0
+    local FAULTS_FAILED=0 FAULTS_WEDGES=0 FAULTS_MAX_APPLIED=0 FAULTS_LATE=0 FAULTS_SKIPPED=0
     local pend_base=() pend_healed=() pend_what=() pend=0 sampled=0 max_committed=0 max_what=""
     local FAULTS_SLOW_COMMITTED=() FAULTS_LAST_MOVE=0 last_committed=""
     # sample NOW: reads the progress into cp, and settles the heals after which the committed
@@ -211,6 +211,13 @@ fault_schedule() {
     while [ "$ep" -lt "$faults_planned" ] && kill -0 "$emulator_pid" 2>/dev/null; do
         what="fault #$((ep + 1)) (${EP_PROXY[ep]} ${EP_ARG[ep]}, ${EP_HOLD[ep]} ms)"
         wait_until "$next"
+        # On a slow machine the recoveries may eat the schedule's slack: a fault that could not
+        # heal at least 3 s before the stream ends is skipped (counted, and bounded below).
+        if [ $((now + EP_HOLD[ep] + 3000)) -gt "$stream_ms" ]; then
+            FAULTS_SKIPPED=$((faults_planned - ep))
+            echo "     $name: $FAULTS_SKIPPED faults skipped: too close to the stream's end"
+            break
+        fi
         # shellcheck disable=SC2086 # the command's words
         fault_cmd "${control[${EP_PROXY[ep]}]}" ${EP_ARG[ep]} || fail "the proxy answered '$FAULT_REPLY'"
         wait_until $((now + EP_HOLD[ep]))
@@ -231,6 +238,10 @@ fault_schedule() {
                     "applied more $((now - healed)) ms later"
                 [ $((now - healed)) -le "$FAULTS_MAX_APPLIED" ] || FAULTS_MAX_APPLIED=$((now - healed))
                 break
+            elif ! kill -0 "$emulator_pid" 2>/dev/null; then
+                # The emulator ends once the target holds the whole stream: nothing more to apply.
+                echo "     $name $what: healed at $((healed / 1000)) s; the stream was applied whole"
+                break
             elif [ $((now - healed)) -ge "$HEAL_BOUND_MS" ]; then
                 fail "WEDGE: healed at $((healed / 1000)) s, nothing more applied in" \
                     "$((HEAL_BOUND_MS / 1000)) s: _replicator_progress stayed at '$base'" \
@@ -246,6 +257,9 @@ fault_schedule() {
         ep=$((ep + 1))
         next=$((now + ${EP_GAP[ep]:-0}))
     done
+    if [ "$ep" -lt "$faults_planned" ] && [ "$FAULTS_SKIPPED" = 0 ]; then
+        FAULTS_SKIPPED=$((faults_planned - ep)) # the stream ended first
+    fi
     wait_until $((1 << 40)) # the emulator's end: the stream applied and verified
     sample $(($(now_ms) - t0))
     while [ "$pend" -lt "${#pend_base[@]}" ]; do
@@ -253,7 +267,7 @@ fault_schedule() {
         pend=$((pend + 1))
     done
     local FAULTS_DONE=$ep FAULTS_MAX_COMMITTED="$max_committed ms (after $max_what)"
-    declare -p FAULTS_DONE FAULTS_LATE FAULTS_WEDGES FAULTS_MAX_APPLIED FAULTS_MAX_COMMITTED \
+    declare -p FAULTS_DONE FAULTS_SKIPPED FAULTS_LATE FAULTS_WEDGES FAULTS_MAX_APPLIED FAULTS_MAX_COMMITTED \
         FAULTS_SLOW_COMMITTED FAULTS_FAILED FAULTS_LAST_MOVE >"$E2E_TMP/$name.faults.env"
 }
 
@@ -328,7 +342,7 @@ crash_run() {
     fault_cmd "${control[target]}" pass
     fault_cmd "${control[staging]}" pass
     stop_replicator
-    local FAULTS_DONE=0 FAULTS_LATE=0 FAULTS_WEDGES=0 FAULTS_MAX_APPLIED=0
+    local FAULTS_DONE=0 FAULTS_SKIPPED=0 FAULTS_LATE=0 FAULTS_WEDGES=0 FAULTS_MAX_APPLIED=0
     local FAULTS_MAX_COMMITTED=none FAULTS_SLOW_COMMITTED=() FAULTS_FAILED=0 FAULTS_LAST_MOVE=0
     # shellcheck disable=SC1090 # written by fault_schedule
     . "$E2E_TMP/$name.faults.env"
@@ -401,7 +415,9 @@ crash_run() {
         E2E_FAILURES=$((E2E_FAILURES + 1))
     fi
     # The fault schedule ran whole, each fault healed while the stream ran, and no wedge.
-    check "$name: every planned fault injected and healed" "$FAULTS_DONE" "$faults_planned"
+    check "$name: every planned fault injected and healed, or skipped at the stream's end" \
+        "$((FAULTS_DONE + FAULTS_SKIPPED))" "$faults_planned"
+    check "$name: at most 2 faults skipped at the stream's end" "$((FAULTS_SKIPPED <= 2))" 1
     check "$name: every fault healed before the stream ended" "$FAULTS_LATE" 0
     check "$name: more applied within $((HEAL_BOUND_MS / 1000)) s of every heal (no wedge)" \
         "$FAULTS_WEDGES" 0

@@ -64,6 +64,8 @@ result<void> consistent_applier::load_progress(group& g) {
         staged_marker = g.committed;
         reloaded = g.loaded;
         g.committed = base;
+        // A checkpoint whose commit was not heard may hold: its rows are applied.
+        backlog_ += g.count_applied();
         g.ranges = std::move(progress->applied);
         g.loaded = true;
         g.reload = false;

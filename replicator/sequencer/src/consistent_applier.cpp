@@ -82,6 +82,10 @@ result<void> consistent_applier::start() {
                     "target; ignored");
             continue;
         }
+        // A group an older layout named with the URL's spelling resumes under the catalog's.
+        if (auto known = schemas_.get(schema, sequencer_clock::now() + options_.request_timeout)) {
+            schema = (*known)->schema;
+        }
         if (auto g = group_for(schema); !g) {
             return g.error();
         }
@@ -121,15 +125,19 @@ std::shared_ptr<consistent_applier::group> consistent_applier::find_group(
     if (const auto it = groups_.find(staging_store::group_of(schema)); it != groups_.end()) {
         return it->second;
     }
+    std::shared_ptr<group> found;
     for (const auto& [name, g] : groups_) {
         if (g->schema.parts.size() == schema.parts.size() &&
             std::equal(
                 schema.parts.begin(), schema.parts.end(), g->schema.parts.begin(),
                 [](const std::string& a, const std::string& b) { return ident_equal(a, b); })) {
-            return g;
+            if (found != nullptr) {
+                return nullptr;  // two schemas differ only in case: the catalog must decide
+            }
+            found = g;
         }
     }
-    return nullptr;
+    return found;
 }
 
 result<std::shared_ptr<consistent_applier::group>> consistent_applier::group_for(

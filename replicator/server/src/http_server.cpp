@@ -2,6 +2,8 @@
 // the slowest file to compile.
 #include "molt/replicator/server/http_server.hpp"
 
+#include <unistd.h>
+
 #include <array>
 #include <atomic>
 #include <mutex>
@@ -359,8 +361,6 @@ asio::awaitable<void> http_server::impl::serve(Stream& stream, connection_state&
         job.request = http_request{std::string(head.method_string()), std::string(head.target()),
                                    std::string(), verified, remote};
         job.request.arrived = std::chrono::steady_clock::now();
-        // (Not a std::function built here: GCC 12 miscompiles one made in a coroutine.)
-        job.request.socket = beast::get_lowest_layer(stream).socket().native_handle();
         job.diagnostics = diagnostics;
         // Set when the answer goes out before the body is read: the connection closes after it.
         std::optional<drain_budget> unread;
@@ -411,7 +411,16 @@ asio::awaitable<void> http_server::impl::serve(Stream& stream, connection_state&
                 co_return;
             } else {
                 job.request.body = std::move(parser.get().body());
+                // The worker asks whether the client left (router.cpp, peer_closed) through a
+                // duplicate of the socket, closed once it is done: the connection may be closed
+                // meanwhile (a shutdown past its grace period) and its number reused. (An int,
+                // not a std::function made here: GCC 12 miscompiles one made in a coroutine.)
+                const int watched = ::dup(beast::get_lowest_layer(stream).socket().native_handle());
+                job.request.socket = watched;
                 co_await run_on(workers, routes, &job, asio::use_awaitable);
+                if (watched >= 0) {
+                    ::close(watched);
+                }
             }
         }
         keep_alive = keep_alive && !stopping && !unread;

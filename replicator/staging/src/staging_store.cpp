@@ -277,6 +277,13 @@ std::string staging_store::stage_table(const qualified_name& target_schema,
         return name;
     }
     const std::string suffix = fmt::format("__{:016x}", fnv1a(exact));
+    // The hash tells names apart; the readable prefix keeps only ASCII letters, digits and '_'
+    // (so cutting it never splits a multi-byte character).
+    for (char& c : name) {
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_')) {
+            c = '_';
+        }
+    }
     name.resize(std::min(name.size(), max_identifier - suffix.size()));
     return name + suffix;
 }
@@ -292,10 +299,40 @@ result<void> staging_store::upgrade_from_1(target_session& db) {
     if (!tables) {
         return tables.error().with_context("listing the staging tables");
     }
+    // One transaction: each table is locked before it is found empty, so a replicator of the
+    // older layout still running cannot stage into it between the check and the drop.
+    if (auto begun = db.begin(); !begun) {
+        return begun.error().with_context("upgrading the staging layout");
+    }
+    auto upgraded = upgrade_tables(db, *tables);
+    if (!upgraded) {
+        db.rollback();
+        return upgraded.error();
+    }
+    if (auto done = db.commit(); !done) {
+        return done.error().with_context("upgrading the staging layout");
+    }
+    log::info()
+        .str("staging", where_.to_string())
+        .num("from", 1)
+        .num("to", layout_version)
+        .unum("dropped_empty_tables", tables->size())
+        .msg("upgraded the staging layout");
+    return ok();
+}
+
+result<void> staging_store::upgrade_tables(target_session& db, const std::vector<sql_row>& tables) {
     size_t holding = 0;
     std::string first;
-    for (const sql_row& row : *tables) {
+    for (const sql_row& row : tables) {
         const std::string& table = *row[0];
+        if (!where_.cockroach) {
+            if (auto locked = db.execute(
+                    "LOCK TABLE " + where_.qualify(table) + " IN ACCESS EXCLUSIVE MODE", {});
+                !locked) {
+                return locked.error().with_context("locking staging table " + table);
+            }
+        }
         auto any = db.query(fmt::format("SELECT 1 FROM {} LIMIT 1", where_.qualify(table)), {});
         if (!any) {
             return any.error().with_context("reading staging table " + table);
@@ -316,7 +353,7 @@ result<void> staging_store::upgrade_from_1(target_session& db) {
                         "replicator/README.md, \"Staging layout\")",
                         where_.to_string(), layout_version, holding, first)};
     }
-    for (const sql_row& row : *tables) {
+    for (const sql_row& row : tables) {
         if (auto r = db.execute("DROP TABLE " + where_.qualify(*row[0]), {}); !r) {
             return r.error().with_context("dropping empty staging table " + *row[0]);
         }
@@ -328,12 +365,6 @@ result<void> staging_store::upgrade_from_1(target_session& db) {
         !r) {
         return r.error().with_context("upgrading the staging layout");
     }
-    log::info()
-        .str("staging", where_.to_string())
-        .num("from", 1)
-        .num("to", layout_version)
-        .unum("dropped_empty_tables", tables->size())
-        .msg("upgraded the staging layout");
     return ok();
 }
 

@@ -113,3 +113,23 @@ TEST_CASE("checkpoint groups: one per target schema, even with dots in names", "
     CHECK(staging_store::group_of(quoted) != staging_store::group_of(pg));
     CHECK(staging_store::group_of(dotted_db) == "\"a.b\".c");
 }
+
+TEST_CASE("checkpoint groups: schema_of_group inverts group_of", "[staging]") {
+    const std::vector<std::vector<std::string>> cases = {
+        {"appdb", "public"}, {"appdb"},      {"a.b", "c"}, {"a", "b.c"},
+        {"\"", "x"},         {"", "public"}, {"a\"\"b"},   {"Mixed Case", "sch\"ema."},
+    };
+    for (const auto& parts : cases) {
+        qualified_name n;
+        n.parts = parts;
+        const std::string group = staging_store::group_of(n);
+        auto back = staging_store::schema_of_group(group);
+        INFO(group);
+        REQUIRE(back);
+        CHECK(back->parts == parts);
+    }
+    CHECK_FALSE(staging_store::schema_of_group("a."));
+    CHECK_FALSE(staging_store::schema_of_group("\"unterminated"));
+    CHECK_FALSE(staging_store::schema_of_group("\"a\"b"));
+    CHECK_FALSE(staging_store::schema_of_group(""));
+}

@@ -133,9 +133,9 @@ result<void> fatal_rows::divert(target_session& db, const schema_snapshot& schem
                                 const error& why, std::vector<dead_letter>& letters) const {
     const table_info& t = *st.table;
     if (auto checked = check_dlq_table(schema, dialect_, options_.dlq_table); !checked) {
-        return checked.error().with_context(fmt::format("{} refused the row with key {} ({})",
-                                                        t.qualified.to_string(),
-                                                        log::sanitize(st.key), why.message()));
+        return checked.error().with_context(
+            fmt::format("{} refused the row with key {} ({})", t.qualified.to_string(),
+                        log::sanitize(st.key), without_row_values(why.message())));
     }
     const table_info& dlq = *schema.find_table(options_.dlq_table);
     const std::string sql = dialect_.dlq_insert_sql(dlq);
@@ -157,9 +157,12 @@ result<void> fatal_rows::divert(target_session& db, const schema_snapshot& schem
                 m.has_before ? proto::to_crdb_text(message.before) : std::string("null"),
             };
             if (auto done = db.execute(sql, params); !done) {
-                return done.error().with_context(fmt::format(
-                    "writing the row of {} with key {} to the dead-letter queue {}",
-                    t.qualified.to_string(), log::sanitize(st.key), dlq.qualified.to_string()));
+                // Without SOCI's echo of the parameters: they hold the whole row.
+                return error{done.error().code(), without_row_values(done.error().message()),
+                             done.error().retry()}
+                    .with_context(fmt::format(
+                        "writing the row of {} with key {} to the dead-letter queue {}",
+                        t.qualified.to_string(), log::sanitize(st.key), dlq.qualified.to_string()));
             }
             ++written;
         }

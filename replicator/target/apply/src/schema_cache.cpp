@@ -12,7 +12,8 @@ schema_cache::schema_cache(const target_dialect& dialect, session_pool& pool,
 
 std::shared_ptr<schema_cache::entry> schema_cache::entry_of(const qualified_name& schema) {
     const std::lock_guard<std::mutex> lock(mutex_);
-    auto& slot = entries_[ident_key(schema.to_string())];
+    // The URL's exact spelling: /db/Public and /db/public may be two schemas.
+    auto& slot = entries_[schema.to_string()];
     if (!slot) {
         slot = std::make_shared<entry>();
     }
@@ -46,17 +47,23 @@ result<std::shared_ptr<const schema_snapshot>> schema_cache::get(
     const std::shared_ptr<const schema_snapshot> previous = e->snapshot;
     lock.unlock();
 
-    // The target's round trips, with no lock held.
+    // The target's round trips, with no lock held (an exception is an error here, so that
+    // `loading` is always cleared).
     auto loaded = [&]() -> result<schema_snapshot> {
-        auto session = pool_.acquire(deadline);
-        if (!session) {
-            return std::move(session).error();
+        try {
+            auto session = pool_.acquire(deadline);
+            if (!session) {
+                return std::move(session).error();
+            }
+            auto snapshot = dialect_.introspect(**session, schema);
+            if (!snapshot && snapshot.error().retry() == retry_class::reconnect) {
+                session->mark_broken();
+            }
+            return snapshot;
+        } catch (const std::exception& ex) {
+            return error{errc::internal, fmt::format("reading the tables of {}: {}",
+                                                     schema.to_string(), ex.what())};
         }
-        auto snapshot = dialect_.introspect(**session, schema);
-        if (!snapshot && snapshot.error().retry() == retry_class::reconnect) {
-            session->mark_broken();
-        }
-        return snapshot;
     }();
 
     lock.lock();

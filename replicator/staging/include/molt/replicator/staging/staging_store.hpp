@@ -170,6 +170,8 @@ private:
     [[nodiscard]] result<bool> schema_exists(target_session& db, std::string& why);
     /// Layout 1 to 2: only when every staging table is empty (their names are ambiguous).
     [[nodiscard]] result<void> upgrade_from_1(target_session& db);
+    [[nodiscard]] result<void> upgrade_tables(target_session& db,
+                                              const std::vector<sql_row>& tables);
 
     session_pool& pool_;
     staging_location where_;
