@@ -195,11 +195,15 @@ TEST_CASE("postgres apply: bad requests name what is wrong and write nothing",
     auto second_fails = t.post(body({
         {"pg_a", key({num(1)}), obj({{"id", num(1)}, {"v", str("kept?")}}), 1},
         {"pg_b", key({num(1)}), obj({{"id", num(1)}, {"n", str("not a number")}}), 1},
+        {"pg_b", key({num(424242)}), obj({{"id", num(424242)}, {"n", num(5)}}), 1},
     }));
     REQUIRE_FALSE(second_fails);
     CHECK(second_fails.error().code() == molt::errc::invalid_argument);
     CHECK(second_fails.error().message().find("invalid input syntax for type integer") !=
           std::string::npos);
+    // Neither the statement nor other rows' values (SOCI appends both).
+    CHECK(second_fails.error().message().find("424242") == std::string::npos);
+    CHECK(second_fails.error().message().find("INSERT") == std::string::npos);
     CHECK(t.one("SELECT count(*)::text FROM pg_a") == "0");
 
     auto unknown_schema = [&] {

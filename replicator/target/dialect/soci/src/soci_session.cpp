@@ -31,7 +31,12 @@ std::optional<std::string> column_text(const soci::row& row, size_t i) {
 }  // namespace
 
 std::string soci_session::clean(std::string text) {
-    while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) {
+    // SOCI appends the statement and every bound value: kilobytes per multi-row statement, and
+    // row data that has no place in logs and HTTP answers. The caller names the statement.
+    if (const size_t at = text.find(" while executing \""); at != std::string::npos) {
+        text.erase(at);
+    }
+    while (!text.empty() && (text.back() == '\n' || text.back() == ' ' || text.back() == '.')) {
         text.pop_back();
     }
     return redact_secrets(text);

@@ -35,7 +35,8 @@ protected:
     virtual void before_call() {}
     virtual void after_call() noexcept {}
 
-    /// Message text without trailing newlines, secrets redacted.
+    /// Message text without the statement and values SOCI appends, without trailing newlines,
+    /// secrets redacted.
     [[nodiscard]] static std::string clean(std::string text);
 
     soci::session& sql() { return *sql_; }
