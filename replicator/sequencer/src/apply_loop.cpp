@@ -133,7 +133,7 @@ void consistent_applier::run(group& g) {
             if (stopping_ || !(g.committed < g.proposed)) {
                 continue;
             }
-            target = g.proposed;
+            target = window_end(g.unapplied, g.committed, g.proposed, window_rows());
         }
         if (auto done = guarded("window", [&] { return apply_window(g, target); }); !done) {
             {
@@ -154,6 +154,12 @@ void consistent_applier::run(group& g) {
             return ok();
         });
     }
+}
+
+int64_t consistent_applier::window_rows() const {
+    // Enough for every thread of the pool to run a few chunks; a whole page at least.
+    return static_cast<int64_t>(std::max(
+        options_.scan_size, 4 * options_.flush_size * std::max<size_t>(1, options_.parallelism)));
 }
 
 result<void> consistent_applier::apply_window(group& g, hlc resolved) {

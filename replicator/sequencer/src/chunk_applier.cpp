@@ -24,9 +24,14 @@ result<void> chunk_applier::apply(const chunk& c, chunk_target target,
     }
     std::mt19937 jitter(static_cast<uint32_t>(c.sequence * 7919 + 17));
     auto backoff = options_.first_backoff;
-    // After a unique key conflict in the folded plan: source transaction by source transaction
-    // (target/apply/ordered_apply.hpp), for every later attempt of this chunk.
-    bool in_source_order = false;
+    // How the chunk is written, escalated by unique key and foreign key conflicts (never
+    // relaxed for a later attempt of this chunk): the folded plan with upserts first; the folded
+    // plan with deletes first (a unique value a deleted row frees for another row of the chunk);
+    // source transaction by source transaction, first without savepoints (a child moved off a
+    // parent deleted in the chunk, whose unique value a new row takes: neither folded order
+    // writes that), then with them (target/apply/ordered_apply.hpp).
+    enum class approach { folded, folded_deletes_first, transactions, source_order };
+    approach how = approach::folded;
     bool waited_for_earlier = false;
     bool wait_first = false;  // for earlier chunks, without a session (see not_yet below)
     stall_mark stalled_mark(options_.fatal, target.label);
@@ -41,8 +46,10 @@ result<void> chunk_applier::apply(const chunk& c, chunk_target target,
             return error{errc::cancelled, "stopping"};
         }
         const auto start = clock_type::now();
-        auto plan = plan_batch(*target.snapshot, *decoded, dialect_, options_.flush_size,
-                               statement_order::upserts_first);
+        auto plan =
+            plan_batch(*target.snapshot, *decoded, dialect_, options_.flush_size,
+                       how == approach::folded_deletes_first ? statement_order::deletes_first
+                                                             : statement_order::upserts_first);
         error failure{errc::internal, ""};
         auto ready = options_.fatal != nullptr && plan ? options_.fatal->ready(*target.snapshot)
                                                        : result<void>(ok());
@@ -74,7 +81,13 @@ result<void> chunk_applier::apply(const chunk& c, chunk_target target,
                         db.rollback();
                         return false;
                     }
-                    if (in_source_order) {
+                    if (how == approach::transactions) {
+                        auto done = apply_transactions_in_order(db, *target.snapshot, *decoded,
+                                                                dialect_, options_.flush_size);
+                        if (!done) {
+                            return done.error();
+                        }
+                    } else if (how == approach::source_order) {
                         auto done = apply_in_source_order(db, *target.snapshot, *decoded, dialect_,
                                                           options_.flush_size, options_.fatal);
                         if (!done) {
@@ -119,6 +132,13 @@ result<void> chunk_applier::apply(const chunk& c, chunk_target target,
                     }
                     if (*done) {
                         metrics_.apply.applied(target.label, *plan, metrics::seconds_since(start));
+                        if (how != approach::folded) {
+                            metrics_.reordered
+                                .with({target.label, how == approach::folded_deletes_first
+                                                         ? "deletes_first"
+                                                         : "source_order"})
+                                .add();
+                        }
                     } else {
                         log::info()
                             .str("schema", target.label)
@@ -153,31 +173,41 @@ result<void> chunk_applier::apply(const chunk& c, chunk_target target,
         }
         const retry_class why = failure.retry();
         metrics_.apply.retried(target.label, why);
-        if ((why == retry_class::unique || why == retry_class::fatal) && !in_source_order) {
-            in_source_order = true;  // bad data: row by row finds (or diverts) the row
+        if (why == retry_class::fatal && how != approach::source_order) {
+            how = approach::source_order;  // bad data: row by row finds (or diverts) the row
             continue;
         }
-        if (in_source_order && !waited_for_earlier &&
+        if ((why == retry_class::unique || why == retry_class::defer) &&
+            how != approach::source_order) {
+            // Cheapest first: a whole chunk in a few statements per table beats a savepoint per
+            // source transaction by far. Chunks run at once when their primary keys are
+            // disjoint, but the parent a foreign key needs, or a unique value, can be a row an
+            // earlier chunk of the window writes or frees: after a foreign-key failure, or when
+            // both orders failed, wait for every earlier chunk, then start again from the
+            // folded plan. What still fails is the order inside this chunk (on MySQL, an upsert
+            // that takes a unique value from a row that still has children).
+            if (!waited_for_earlier &&
+                (why == retry_class::defer || how == approach::folded_deletes_first)) {
+                waited_for_earlier = true;
+                hooks.wait_for_earlier(c.sequence);
+                how = approach::folded;
+                continue;
+            }
+            how = how == approach::folded                 ? approach::folded_deletes_first
+                  : how == approach::folded_deletes_first ? approach::transactions
+                                                          : approach::source_order;
+            continue;
+        }
+        if (how == approach::source_order && !waited_for_earlier &&
             (why == retry_class::unique || why == retry_class::fatal)) {
-            // Chunks run at once when their primary keys are disjoint, but a unique value can
-            // be held by a row an earlier chunk of the window changes: wait for those first.
+            // Rows an earlier chunk of the window changes: wait for those first.
             waited_for_earlier = true;
             hooks.wait_for_earlier(c.sequence);
             continue;
         }
         if (why == retry_class::defer) {
-            // A foreign key needs a row that an earlier chunk of this window writes: wait for
-            // every earlier one, then try again. If it still fails, the order inside this chunk
-            // is the cause (on MySQL, an upsert that takes a unique value from a row that still
-            // has children): apply it source transaction by source transaction.
+            // In source order still: wait for every earlier chunk, then back off.
             hooks.wait_for_earlier(c.sequence);
-            if (attempt == 1) {
-                continue;
-            }
-            if (!in_source_order) {
-                in_source_order = true;
-                continue;
-            }
         } else if (why == retry_class::schema || why == retry_class::fatal ||
                    failure.code() == errc::not_found) {
             // Also after a refusal: what an operator changes to resolve it is seen.

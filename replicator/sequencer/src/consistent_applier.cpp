@@ -38,6 +38,11 @@ consistent_applier::consistent_applier(const target_dialect& dialect, session_po
       apply_errors_(metrics.counter("apply_errors_total",
                                     "Target transactions that failed, by reason",
                                     {"schema", "reason"})),
+      reordered_(metrics.counter(
+          "apply_reordered_total",
+          "Target transactions committed in another order than the folded one after a unique or "
+          "foreign key conflict (deletes_first, source_order)",
+          {"schema", "order"})),
       retired_(metrics.counter("stage_retired_mutations_total",
                                "Applied staged mutations deleted after --retireOffset",
                                {"schema"})),
@@ -58,7 +63,7 @@ consistent_applier::consistent_applier(const target_dialect& dialect, session_po
       target_lag_(metrics.gauge("target_lag_seconds",
                                 "Age of the resolved timestamp the target holds", {"schema"})),
       fatal_(dialect, metrics, options.fatal),
-      chunks_(dialect, target_pool, schemas, {apply_metrics_, applied_, apply_errors_},
+      chunks_(dialect, target_pool, schemas, {apply_metrics_, applied_, apply_errors_, reordered_},
               {options.flush_size, options.apply_timeout, options.first_backoff,
                options.max_backoff, &fatal_}) {}
 

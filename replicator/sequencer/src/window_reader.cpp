@@ -4,6 +4,18 @@
 
 namespace molt::replicator {
 
+hlc window_end(const std::map<hlc, int64_t>& unapplied, hlc committed, hlc proposed, int64_t rows) {
+    int64_t total = 0;
+    for (auto it = unapplied.upper_bound(committed); it != unapplied.end() && it->first < proposed;
+         ++it) {
+        total += it->second;
+        if (total >= rows) {
+            return it->first;
+        }
+    }
+    return proposed;
+}
+
 window_reader::window_reader(stage_page_reader read, std::vector<window_table> tables,
                              hlc committed, hlc resolved, size_t page_size, applied_ranges applied)
     : read_(std::move(read)),

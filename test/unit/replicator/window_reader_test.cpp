@@ -120,3 +120,22 @@ TEST_CASE("window reader reports a staging failure", "[sequencer]") {
     REQUIRE_FALSE(tx);
     CHECK_THAT(tx.error().message(), Catch::Contains("staging is down"));
 }
+
+TEST_CASE("a backlog over several resolved timestamps is cut into windows of about N rows",
+          "[sequencer]") {
+    // Rows staged and not applied, by the resolved timestamp that covered them; 90 and 95 are
+    // rows above the newest resolved timestamp (80), not resolved yet.
+    const std::map<hlc, int64_t> unapplied{{hlc(10, 0), 40}, {hlc(20, 0), 30},  {hlc(30, 0), 50},
+                                           {hlc(80, 0), 10}, {hlc(90, 0), 500}, {hlc(95, 0), 1}};
+    // The oldest resolved timestamp whose window reaches the size.
+    CHECK(window_end(unapplied, hlc(5, 0), hlc(80, 0), 60) == hlc(20, 0));
+    CHECK(window_end(unapplied, hlc(5, 0), hlc(80, 0), 40) == hlc(10, 0));
+    CHECK(window_end(unapplied, hlc(5, 0), hlc(80, 0), 1) == hlc(10, 0));
+    // Counted from the committed checkpoint on.
+    CHECK(window_end(unapplied, hlc(10, 0), hlc(80, 0), 60) == hlc(30, 0));
+    // Never past the newest resolved timestamp, however many rows wait above it.
+    CHECK(window_end(unapplied, hlc(5, 0), hlc(80, 0), 1000) == hlc(80, 0));
+    CHECK(window_end(unapplied, hlc(30, 0), hlc(80, 0), 60) == hlc(80, 0));
+    // Nothing known (a backlog an earlier process left is one entry): the newest.
+    CHECK(window_end({}, hlc(5, 0), hlc(80, 0), 60) == hlc(80, 0));
+}

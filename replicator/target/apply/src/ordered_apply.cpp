@@ -178,6 +178,25 @@ result<size_t> row_by_row(target_session& db, const schema_snapshot& schema,
 
 }  // namespace
 
+result<size_t> apply_transactions_in_order(target_session& db, const schema_snapshot& schema,
+                                           const proto::batch& rows, const target_dialect& dialect,
+                                           size_t rows_per_statement) {
+    size_t transactions = 0;
+    for (const hlc at : source_transactions(rows)) {
+        auto plan = plan_batch(schema, rows, dialect, rows_per_statement,
+                               statement_order::upserts_first, at);
+        if (!plan) {
+            db.rollback();
+            return plan.error();
+        }
+        if (auto done = execute_statements(db, *plan); !done) {
+            return done.error().with_context(fmt::format("source transaction {}", at.to_string()));
+        }
+        ++transactions;
+    }
+    return transactions;
+}
+
 result<ordered_apply_stats> apply_in_source_order(target_session& db, const schema_snapshot& schema,
                                                   const proto::batch& rows,
                                                   const target_dialect& dialect,

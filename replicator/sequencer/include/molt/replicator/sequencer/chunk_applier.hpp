@@ -3,7 +3,11 @@
 // one target transaction, retrying until it commits or the replicator stops:
 //   - the chunk's range goes into the target's progress table first, idempotently, so an attempt
 //     whose COMMIT acknowledgement was lost is recognised and not applied again;
-//   - then its rows, folded per key, upserts parents first, then deletes children first;
+//   - then its rows, folded per key, upserts parents first, then deletes children first; after
+//     a unique key or foreign key conflict, in other orders, cheapest first: the folded rows
+//     deletes first (a value a deleted row frees for another row of the chunk); both folded
+//     orders again once every earlier chunk has committed; source transaction by source
+//     transaction without savepoints, then with them (target/apply/ordered_apply.hpp);
 //   - it commits only when every earlier chunk of the window has (chunk_scheduler::wait_turn):
 //     waiting too long, or asked to stop, it rolls back instead, so the target never holds a
 //     state the source did not have;
@@ -46,8 +50,9 @@ struct chunk_options {
 /// The counters a chunk moves.
 struct chunk_metrics {
     apply_metrics& apply;
-    metrics::family<metrics::counter>& applied;  ///< {schema, table}
-    metrics::family<metrics::counter>& errors;   ///< {schema, reason}
+    metrics::family<metrics::counter>& applied;    ///< {schema, table}
+    metrics::family<metrics::counter>& errors;     ///< {schema, reason}
+    metrics::family<metrics::counter>& reordered;  ///< {schema, order}: not the folded order
 };
 
 /// The target schema a window applies to.

@@ -101,6 +101,8 @@ private:
     result<void> load_progress(group& g);
     result<void> count_backlog(group& g, const schema_snapshot& snapshot);
     result<void> apply_window(group& g, hlc resolved);
+    /// About how many rows a window holds when the backlog spans several resolved timestamps.
+    [[nodiscard]] int64_t window_rows() const;
     result<void> complete_window(group& g, hlc resolved);
     void retire(group& g);
     bool sleep_for(group& g, std::chrono::nanoseconds d);
@@ -125,6 +127,7 @@ private:
     apply_metrics apply_metrics_;
     metrics::family<metrics::counter>& applied_;
     metrics::family<metrics::counter>& apply_errors_;
+    metrics::family<metrics::counter>& reordered_;
     metrics::family<metrics::counter>& retired_;
     metrics::family<metrics::histogram>& stage_duration_;
     metrics::family<metrics::gauge>& pending_;

@@ -5,8 +5,10 @@
 // earlier attempt already applied are read and skipped.
 
 #include <cstddef>
+#include <cstdint>
 #include <deque>
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <utility>
@@ -44,6 +46,14 @@ struct source_transaction {
 
 /// Closed HLC ranges [first, last] already applied.
 using applied_ranges = std::vector<std::pair<hlc, hlc>>;
+
+/// Where the next window ends: the oldest resolved timestamp in (committed, proposed] whose
+/// window holds at least `rows` unapplied rows (`unapplied`: staged rows not applied yet, keyed
+/// by the resolved timestamp that covered them; keys above `proposed` are rows not resolved
+/// yet), or `proposed` when none does. A backlog (after an outage, or an applier behind its
+/// stream) is applied in windows of about `rows`, so the committed checkpoint keeps moving.
+[[nodiscard]] hlc window_end(const std::map<hlc, int64_t>& unapplied, hlc committed, hlc proposed,
+                             int64_t rows);
 
 class window_reader {
 public:

@@ -14,7 +14,8 @@
 //      statement, chunked to --flushSize rows and the dialect's parameter limit.
 // Neither order can respect a unique secondary key whose value moves between rows of the batch
 // (the plan folds per primary key and knows no row order inside a source transaction); a batch
-// whose statements fail on a unique key is applied again through ordered_apply.hpp instead.
+// whose statements fail on a unique key is applied again (consistent mode: first with the other
+// order, which writes a value a deleted row frees; then) through ordered_apply.hpp instead.
 
 #include <cstddef>
 #include <optional>

@@ -43,6 +43,16 @@ struct ordered_apply_stats {
     std::vector<dead_letter> dead_letters;  ///< rows written to the DLQ
 };
 
+/// The quick form, tried first by the consistent mode (fewer round trips): each source
+/// transaction's set-based statements (upserts first), in HLC order, without savepoints. A
+/// failure rolls the target transaction back and is returned (the caller then begins again and
+/// calls apply_in_source_order). Returns the number of source transactions.
+[[nodiscard]] result<size_t> apply_transactions_in_order(target_session& db,
+                                                         const schema_snapshot& schema,
+                                                         const proto::batch& rows,
+                                                         const target_dialect& dialect,
+                                                         size_t rows_per_statement);
+
 [[nodiscard]] result<ordered_apply_stats> apply_in_source_order(
     target_session& db, const schema_snapshot& schema, const proto::batch& rows,
     const target_dialect& dialect, size_t rows_per_statement, const fatal_rows* fatal = nullptr);
