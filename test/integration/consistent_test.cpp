@@ -570,6 +570,46 @@ void backlog_bound(const std::string& env) {
     CHECK(s.rows_of("it_parent").size() == 21);
 }
 
+// A backlog an earlier process left (here: staged while a row lock held the target) is applied
+// in windows of about 4 x flushSize x parallelism rows (4 here), each moving the checkpoint, not
+// in one window up to the newest resolved timestamp.
+void backlog_in_windows_after_restart(const std::string& env) {
+    consistent_stack s(env, [] {
+        consistent_options o;
+        o.flush_size = 1;
+        o.parallelism = 1;
+        o.scan_size = 1;
+        o.apply_timeout = std::chrono::seconds(2);
+        return o;
+    }());
+    REQUIRE(s.post({{"it_parent", key({num(5)}), parent(5, "p"), 10},
+                    {"it_parent", key({num(6)}), parent(6, "p"), 10}}));
+    REQUIRE(s.resolve(11));
+    s.wait_committed(11);
+    auto locker = open_session(s.target.url).value();
+    REQUIRE(locker->begin());
+    REQUIRE(locker->query("SELECT v FROM it_parent WHERE id = 5 FOR UPDATE", {}));
+    // One row per source transaction, each resolved: 20 writes the locked row 5, 80 row 6.
+    for (int64_t wall = 20; wall <= 130; wall += 10) {
+        const int64_t id = wall == 20 ? 5 : wall == 80 ? 6 : 100 + wall;
+        REQUIRE(s.post({{"it_parent", key({num(id)}), parent(id, "b"), wall}}));
+        REQUIRE(s.resolve(wall + 1));
+    }
+    s.applier.reset();  // stops, rolling back the window blocked on row 5
+    REQUIRE(s.rows_of("it_parent") == std::vector<std::string>{"5:p", "6:p"});
+    locker->rollback();
+    REQUIRE(locker->begin());
+    REQUIRE(locker->query("SELECT v FROM it_parent WHERE id = 6 FOR UPDATE", {}));
+    s.start();
+    // The first window ends at 51 (20 to 50: four rows) and commits; the second waits for row 6.
+    s.wait_committed(51);
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    CHECK(s.applier->committed(s.target.schema) == at(51));
+    locker->rollback();
+    s.wait_committed(131);
+    CHECK(s.rows_of("it_parent").size() == 12);
+}
+
 }  // namespace
 
 TEST_CASE("consistent, PostgreSQL: a later chunk never commits before an earlier one",
@@ -674,4 +714,14 @@ TEST_CASE("staging: a layout 1 staging is upgraded when empty, refused while it 
     REQUIRE(left);
     CHECK(left->front()[0] == "0");
     s.start();
+}
+
+TEST_CASE("consistent, PostgreSQL: a backlog left by an earlier process is applied in windows",
+          "[integration][consistent]") {
+    backlog_in_windows_after_restart("MOLT_TEST_PG_URL");
+}
+
+TEST_CASE("consistent, MariaDB: a backlog left by an earlier process is applied in windows",
+          "[integration][consistent]") {
+    backlog_in_windows_after_restart("MOLT_TEST_MYSQL_URL");
 }

@@ -41,8 +41,8 @@ void create_tables(apply_stack& t, bool referenced) {
     const bool pg = t.url.dialect() == molt::dialect::postgres;
     const std::string text = pg ? "TEXT" : "VARCHAR(100)";
     t.sql(
-        "DROP TABLE IF EXISTS it_orders; DROP TABLE IF EXISTS it_users; DROP TABLE IF EXISTS "
-        "_replicator_progress");
+        "DROP TABLE IF EXISTS it_comments; DROP TABLE IF EXISTS it_notes; DROP TABLE IF EXISTS "
+        "it_orders; DROP TABLE IF EXISTS it_users; DROP TABLE IF EXISTS _replicator_progress");
     t.sql("CREATE TABLE it_users (id BIGINT PRIMARY KEY, email " + text +
           " NOT NULL UNIQUE, note " + text + ")");
     if (referenced) {
@@ -181,7 +181,7 @@ uint64_t reordered(consistent_target& s, const std::string& order) {
 
 // The common case, written in one more attempt of the folded plan: a value freed by a delete in
 // one source transaction, taken by a new row in a later one of the same window; the folded plan
-// upserts first (a child moved to a new parent frees the old one), so the first attempt
+// upserts first (for a child moved off a parent the window deletes), so the first attempt
 // collides on PostgreSQL. Then its deletes first: no savepoint per source transaction. (MySQL's
 // upsert makes the row holding the value the new row, in the first attempt: README.)
 void consistent_freed_value_deletes_first(const std::string& env, uint64_t deletes_first) {
@@ -199,6 +199,51 @@ void consistent_freed_value_deletes_first(const std::string& env, uint64_t delet
     CHECK(users(s.target) == std::vector<std::string>{"2:b2:n2", "4:a:n4", "5:c:n5"});
     CHECK(reordered(s, "deletes_first") == deletes_first);
     CHECK(reordered(s, "source_order") == 0);
+}
+
+// A note moves from user 1 to user 2, user 1 goes, and user 3 takes its email, in one window;
+// the note has a comment, and both foreign keys cascade on delete. Upserts first collides on the
+// email (PostgreSQL) or on the note (MySQL's upsert would make user 1 the new user 3); deletes
+// first would delete user 1 while the note still points at it, and the cascade would take the
+// note and its comment (the note's upsert puts the note back, not the comment). So the window
+// is written source transaction by source transaction, and the comment stays.
+void consistent_cascade_keeps_moved_children(const std::string& env) {
+    consistent_target s(env);
+    apply_stack& t = s.target;
+    create_tables(t, false);
+    const bool pg = t.url.dialect() == molt::dialect::postgres;
+    const std::string text = pg ? "TEXT" : "VARCHAR(100)";
+    t.sql(
+        "CREATE TABLE it_notes (id BIGINT PRIMARY KEY, author_id BIGINT NOT NULL REFERENCES "
+        "it_users (id) ON DELETE CASCADE, body " +
+        text + ")");
+    t.sql(
+        "CREATE TABLE it_comments (id BIGINT PRIMARY KEY, note_id BIGINT NOT NULL REFERENCES "
+        "it_notes (id) ON DELETE CASCADE, body " +
+        text + ")");
+    auto note = [](int64_t author, int64_t wall) -> row {
+        return {"it_notes", key({num(10)}),
+                obj({{"id", num(10)}, {"author_id", num(author)}, {"body", str("note")}}), wall};
+    };
+    s.post({upsert(1, "a", 10),
+            upsert(2, "b", 10),
+            note(1, 10),
+            {"it_comments", key({num(100)}),
+             obj({{"id", num(100)}, {"note_id", num(10)}, {"body", str("comment")}}), 10}});
+    s.resolve(11);
+    REQUIRE(s.committed_within(11, std::chrono::seconds(30)));
+    s.post({note(2, 20)});
+    s.post({erase(1, 30)});
+    s.post({upsert(3, "a", 40)});
+    s.resolve(41);
+    REQUIRE(s.committed_within(41, std::chrono::seconds(30)));
+    CHECK(users(s.target) == std::vector<std::string>{"2:b:n2", "3:a:n3"});
+    const std::string as_text = pg ? "TEXT" : "CHAR";
+    CHECK(t.one("SELECT CAST(author_id AS " + as_text + ") FROM it_notes WHERE id = 10") == "2");
+    CHECK(t.one("SELECT CAST(COUNT(*) AS " + as_text + ") FROM it_comments") == "1");
+    CHECK(reordered(s, "deletes_first") == 0);
+    CHECK(reordered(s, "transactions") == 1);
+    t.sql("DROP TABLE it_comments; DROP TABLE it_notes");
 }
 
 void consistent_swap_on_referenced_table_stalls(const std::string& env) {
@@ -250,6 +295,16 @@ TEST_CASE(
 TEST_CASE("consistent, MariaDB: a value a delete frees is taken in the same window, deletes first",
           "[unique]") {
     consistent_freed_value_deletes_first("MOLT_TEST_MYSQL_URL", 0);
+}
+
+TEST_CASE("consistent, PostgreSQL: a cascading delete never takes a child moved to another parent",
+          "[unique]") {
+    consistent_cascade_keeps_moved_children("MOLT_TEST_PG_URL");
+}
+
+TEST_CASE("consistent, MariaDB: a cascading delete never takes a child moved to another parent",
+          "[unique]") {
+    consistent_cascade_keeps_moved_children("MOLT_TEST_MYSQL_URL");
 }
 
 TEST_CASE("consistent, PostgreSQL: a swap on a table other tables reference stalls loudly",

@@ -41,6 +41,13 @@ size_t schema_snapshot::order_of(const table_info& t) const noexcept {
     return static_cast<size_t>(&t - tables.data());
 }
 
+bool schema_snapshot::referenced(const table_info& t) const {
+    return std::any_of(tables.begin(), tables.end(), [&](const table_info& other) {
+        return std::any_of(other.parents.begin(), other.parents.end(),
+                           [&](const std::string& parent) { return parent == t.name; });
+    });
+}
+
 void schema_snapshot::finish() {
     // Depth-first topological order over the foreign keys; a table already on the stack (a
     // cycle) is skipped, so cycles keep catalog order instead of failing.

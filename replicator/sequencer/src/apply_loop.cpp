@@ -133,7 +133,7 @@ void consistent_applier::run(group& g) {
             if (stopping_ || !(g.committed < g.proposed)) {
                 continue;
             }
-            target = window_end(g.unapplied, g.committed, g.proposed, window_rows());
+            target = g.proposed;
         }
         if (auto done = guarded("window", [&] { return apply_window(g, target); }); !done) {
             {
@@ -182,6 +182,14 @@ result<void> consistent_applier::apply_window(group& g, hlc resolved) {
         const std::lock_guard<std::mutex> lock(g.mutex);
         committed = g.committed;
         done_ranges = g.ranges;
+        // A backlog spanning several resolved timestamps: a window of about window_rows(), never
+        // ending below a transaction a retried window already committed (its checkpoint clears
+        // those ranges).
+        hlc applied;
+        for (const auto& range : done_ranges) {
+            applied = std::max(applied, range.second);
+        }
+        resolved = window_end(g.unapplied, committed, resolved, window_rows(), applied);
     }
     std::vector<window_table> tables;
     std::vector<std::string> stage_tables;

@@ -26,12 +26,20 @@ result<void> chunk_applier::apply(const chunk& c, chunk_target target,
     auto backoff = options_.first_backoff;
     // How the chunk is written, escalated by unique key and foreign key conflicts (never
     // relaxed for a later attempt of this chunk): the folded plan with upserts first; the folded
-    // plan with deletes first (a unique value a deleted row frees for another row of the chunk);
-    // source transaction by source transaction, first without savepoints (a child moved off a
-    // parent deleted in the chunk, whose unique value a new row takes: neither folded order
-    // writes that), then with them (target/apply/ordered_apply.hpp).
+    // plan with deletes first (a unique value a deleted row frees for another row of the chunk),
+    // unless it deletes rows other tables reference (a cascade could take the children of a
+    // child whose move elsewhere comes later in the plan); source transaction by source
+    // transaction, first without savepoints (a child moved off a parent deleted in the chunk,
+    // whose unique value a new row takes: neither folded order writes that), then with them
+    // (target/apply/ordered_apply.hpp).
     enum class approach { folded, folded_deletes_first, transactions, source_order };
     approach how = approach::folded;
+    bool reordered = false;  // `how` escalated by a conflict (not by bad data)
+    auto deletes_first_safe = [&] {
+        auto plan = plan_batch(*target.snapshot, *decoded, dialect_, options_.flush_size,
+                               statement_order::deletes_first);
+        return plan && !deletes_referenced_rows(*target.snapshot, *plan);
+    };
     bool waited_for_earlier = false;
     bool wait_first = false;  // for earlier chunks, without a session (see not_yet below)
     stall_mark stalled_mark(options_.fatal, target.label);
@@ -132,11 +140,12 @@ result<void> chunk_applier::apply(const chunk& c, chunk_target target,
                     }
                     if (*done) {
                         metrics_.apply.applied(target.label, *plan, metrics::seconds_since(start));
-                        if (how != approach::folded) {
+                        if (reordered && how != approach::folded) {
                             metrics_.reordered
-                                .with({target.label, how == approach::folded_deletes_first
-                                                         ? "deletes_first"
-                                                         : "source_order"})
+                                .with({target.label,
+                                       how == approach::folded_deletes_first ? "deletes_first"
+                                       : how == approach::transactions       ? "transactions"
+                                                                             : "source_order"})
                                 .add();
                         }
                     } else {
@@ -183,19 +192,24 @@ result<void> chunk_applier::apply(const chunk& c, chunk_target target,
             // source transaction by far. Chunks run at once when their primary keys are
             // disjoint, but the parent a foreign key needs, or a unique value, can be a row an
             // earlier chunk of the window writes or frees: after a foreign-key failure, or when
-            // both orders failed, wait for every earlier chunk, then start again from the
+            // the folded orders failed, wait for every earlier chunk, then start again from the
             // folded plan. What still fails is the order inside this chunk (on MySQL, an upsert
             // that takes a unique value from a row that still has children).
-            if (!waited_for_earlier &&
-                (why == retry_class::defer || how == approach::folded_deletes_first)) {
+            reordered = true;
+            const bool deletes_first_next = how == approach::folded &&
+                                            !(why == retry_class::defer && !waited_for_earlier) &&
+                                            deletes_first_safe();
+            if (how == approach::transactions) {
+                how = approach::source_order;
+            } else if (deletes_first_next) {
+                how = approach::folded_deletes_first;
+            } else if (!waited_for_earlier) {
                 waited_for_earlier = true;
                 hooks.wait_for_earlier(c.sequence);
                 how = approach::folded;
-                continue;
+            } else {
+                how = approach::transactions;
             }
-            how = how == approach::folded                 ? approach::folded_deletes_first
-                  : how == approach::folded_deletes_first ? approach::transactions
-                                                          : approach::source_order;
             continue;
         }
         if (how == approach::source_order && !waited_for_earlier &&

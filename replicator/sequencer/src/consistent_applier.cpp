@@ -41,7 +41,7 @@ consistent_applier::consistent_applier(const target_dialect& dialect, session_po
       reordered_(metrics.counter(
           "apply_reordered_total",
           "Target transactions committed in another order than the folded one after a unique or "
-          "foreign key conflict (deletes_first, source_order)",
+          "foreign key conflict (deletes_first, transactions, source_order)",
           {"schema", "order"})),
       retired_(metrics.counter("stage_retired_mutations_total",
                                "Applied staged mutations deleted after --retireOffset",

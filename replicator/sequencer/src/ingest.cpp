@@ -323,20 +323,42 @@ result<void> consistent_applier::count_backlog(group& g, const schema_snapshot& 
         from = g.committed;
         upto = g.proposed_at_start;
     }
-    int64_t rows = 0;
-    for (const table_info& t : snapshot.tables) {
-        auto n = staging_.count_between(staging_store::stage_table(g.schema, t.name), from, upto);
-        if (!n) {
-            return staging_error(n.error());
+    // Counted per span between resolved timestamps they recorded (at most 32 spans), so that a
+    // large backlog is applied in several windows, each moving the checkpoint (window_end).
+    std::vector<hlc> ends;
+    if (from < upto) {
+        auto recorded = staging_.resolved_between(g.name, from, upto, 32);
+        if (!recorded) {
+            return staging_error(recorded.error());
         }
-        rows += static_cast<int64_t>(*n);
+        ends = std::move(*recorded);
+        if (ends.empty() || ends.back() < upto) {
+            ends.push_back(upto);
+        }
+    }
+    std::vector<std::pair<hlc, int64_t>> spans;
+    hlc after = from;
+    for (const hlc end : ends) {
+        int64_t rows = 0;
+        for (const table_info& t : snapshot.tables) {
+            auto n =
+                staging_.count_between(staging_store::stage_table(g.schema, t.name), after, end);
+            if (!n) {
+                return staging_error(n.error());
+            }
+            rows += static_cast<int64_t>(*n);
+        }
+        spans.emplace_back(end, rows);
+        after = end;
     }
     {
         const std::lock_guard<std::mutex> lock(g.mutex);
-        if (rows > 0 && g.committed < upto) {
-            g.unapplied[upto] += rows;
-            g.resolved_backlog += rows;
-            backlog_ += rows;
+        for (const auto& [end, rows] : spans) {
+            if (rows > 0 && g.committed < end) {
+                g.unapplied[end] += rows;
+                g.resolved_backlog += rows;
+                backlog_ += rows;
+            }
         }
     }
     g.counted = true;

@@ -4,12 +4,13 @@
 
 namespace molt::replicator {
 
-hlc window_end(const std::map<hlc, int64_t>& unapplied, hlc committed, hlc proposed, int64_t rows) {
+hlc window_end(const std::map<hlc, int64_t>& unapplied, hlc committed, hlc proposed, int64_t rows,
+               hlc at_least) {
     int64_t total = 0;
     for (auto it = unapplied.upper_bound(committed); it != unapplied.end() && it->first < proposed;
          ++it) {
         total += it->second;
-        if (total >= rows) {
+        if (total >= rows && !(it->first < at_least)) {
             return it->first;
         }
     }

@@ -745,6 +745,51 @@ result<hlc> staging_store::latest_resolved(const std::string& group) {
     return newest_checkpoint(**s, where_.qualify("molt_checkpoints"), group, false);
 }
 
+result<std::vector<hlc>> staging_store::resolved_between(const std::string& group, hlc after,
+                                                         hlc upto, size_t limit) {
+    auto s = session();
+    if (!s) {
+        return s.error();
+    }
+    sql_params params{group};
+    for (auto& p : hlc_params(after)) {
+        params.push_back(std::move(p));
+    }
+    for (auto& p : hlc_params(upto)) {
+        params.push_back(std::move(p));
+    }
+    auto rows = (*s)->query(
+        fmt::format("SELECT source_nanos, source_logical FROM {} WHERE group_name = :p1 AND "
+                    "(source_nanos, source_logical) > (:p2::INT8, :p3::INT4) AND "
+                    "(source_nanos, source_logical) <= (:p4::INT8, :p5::INT4) "
+                    "ORDER BY source_nanos, source_logical",
+                    where_.qualify("molt_checkpoints")),
+        params);
+    if (!rows) {
+        return rows.error().with_context("reading checkpoints");
+    }
+    std::vector<hlc> all;
+    all.reserve(rows->size());
+    for (const sql_row& row : *rows) {
+        auto h = hlc_of(row, 0);
+        if (!h) {
+            return h.error();
+        }
+        all.push_back(*h);
+    }
+    if (all.size() <= limit || limit == 0) {
+        return all;
+    }
+    // Every step-th, counted back from the newest so that it stays.
+    std::vector<hlc> spread;
+    const size_t step = (all.size() + limit - 1) / limit;
+    for (size_t i = all.size(); i >= step; i -= step) {
+        spread.push_back(all[i - 1]);
+    }
+    std::reverse(spread.begin(), spread.end());
+    return spread;
+}
+
 result<hlc> staging_store::committed(const std::string& group) {
     auto s = session();
     if (!s) {

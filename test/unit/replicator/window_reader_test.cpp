@@ -138,4 +138,9 @@ TEST_CASE("a backlog over several resolved timestamps is cut into windows of abo
     CHECK(window_end(unapplied, hlc(30, 0), hlc(80, 0), 60) == hlc(80, 0));
     // Nothing known (a backlog an earlier process left is one entry): the newest.
     CHECK(window_end({}, hlc(5, 0), hlc(80, 0), 60) == hlc(80, 0));
+    // A retried window never ends below a transaction it committed (its checkpoint clears the
+    // applied ranges): here one at 25, so not 20.
+    CHECK(window_end(unapplied, hlc(5, 0), hlc(80, 0), 60, hlc(25, 0)) == hlc(30, 0));
+    CHECK(window_end(unapplied, hlc(5, 0), hlc(80, 0), 60, hlc(30, 0)) == hlc(30, 0));
+    CHECK(window_end(unapplied, hlc(5, 0), hlc(80, 0), 60, hlc(31, 0)) == hlc(80, 0));
 }

@@ -250,6 +250,12 @@ std::vector<hlc> source_transactions(const proto::batch& rows) {
     return out;
 }
 
+bool deletes_referenced_rows(const schema_snapshot& schema, const apply_plan& plan) {
+    return std::any_of(plan.tables.begin(), plan.tables.end(), [&](const table_counts& t) {
+        return t.deletes > 0 && schema.referenced(*t.table);
+    });
+}
+
 result<void> execute_statements(target_session& session, const apply_plan& plan) {
     for (const planned_statement& st : plan.statements) {
         if (auto done = session.execute(st.sql, st.params); !done) {

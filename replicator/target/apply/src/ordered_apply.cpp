@@ -61,13 +61,6 @@ std::vector<const planned_statement*> all_of(const apply_plan& plan) {
     return out;
 }
 
-bool referenced(const schema_snapshot& schema, const table_info& t) {
-    return std::any_of(schema.tables.begin(), schema.tables.end(), [&](const table_info& other) {
-        return std::any_of(other.parents.begin(), other.parents.end(),
-                           [&](const std::string& parent) { return parent == t.name; });
-    });
-}
-
 size_t writable_columns(const table_info& t) {
     return static_cast<size_t>(std::count_if(t.columns.begin(), t.columns.end(),
                                              [](const column_info& c) { return !c.generated; }));
@@ -85,7 +78,7 @@ result<size_t> reinsert_cycle(target_session& db, const schema_snapshot& schema,
         std::string why;
         if (st->type != planned_statement::kind::upsert) {
             why = "a delete is refused whatever the order";
-        } else if (referenced(schema, t)) {
+        } else if (schema.referenced(t)) {
             why =
                 "other tables reference it by foreign key, so its rows are not deleted and "
                 "inserted again";
@@ -131,6 +124,10 @@ result<size_t> row_by_row(target_session& db, const schema_snapshot& schema,
                           const proto::batch& rows, const target_dialect& dialect, hlc at,
                           const fatal_rows* fatal, std::vector<dead_letter>& letters) {
     auto plan = plan_batch(schema, rows, dialect, 1, statement_order::deletes_first, at);
+    if (plan && deletes_referenced_rows(schema, *plan)) {
+        // A delete first could cascade into a child this transaction moves elsewhere.
+        plan = plan_batch(schema, rows, dialect, 1, statement_order::upserts_first, at);
+    }
     if (!plan) {
         return plan.error();
     }
@@ -215,6 +212,9 @@ result<ordered_apply_stats> apply_in_source_order(target_session& db, const sche
             auto plan = plan_batch(schema, rows, dialect, rows_per_statement, order, at);
             if (!plan) {
                 return fail(plan.error());
+            }
+            if (order == statement_order::deletes_first && deletes_referenced_rows(schema, *plan)) {
+                break;  // could cascade into a child moved elsewhere: row by row, upserts first
             }
             auto done = try_in_savepoint(db, "molt_tx", all_of(*plan));
             if (done) {

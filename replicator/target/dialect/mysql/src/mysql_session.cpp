@@ -34,8 +34,12 @@ private:
             throw;
         } catch (const soci::mysql_soci_error& e) {
             const retry_class why = classify_error_number(e.err_num_);
-            return error{why == retry_class::reconnect ? errc::unavailable : errc::database_error,
-                         fmt::format("{} (MySQL error {})", clean(e.what()), e.err_num_), why};
+            return error{
+                why == retry_class::reconnect ? errc::unavailable : errc::database_error,
+                fmt::format("{} (MySQL error {})", clean(e.get_error_message()), e.err_num_), why};
+        } catch (const soci::soci_error& e) {
+            // Without SOCI's context ("while preparing/executing <statement> with <values>").
+            return error{errc::database_error, clean(e.get_error_message()), retry_class::fatal};
         } catch (const std::exception& e) {
             return error{errc::database_error, clean(e.what()), retry_class::fatal};
         }

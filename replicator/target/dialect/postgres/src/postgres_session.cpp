@@ -163,7 +163,12 @@ private:
             const retry_class why =
                 connection_ok() ? classify_sqlstate(state) : retry_class::reconnect;
             return error{why == retry_class::reconnect ? errc::unavailable : errc::database_error,
-                         fmt::format("{} (SQLSTATE {})", clean(e.what()), state), why};
+                         fmt::format("{} (SQLSTATE {})", clean(e.get_error_message()), state), why};
+        } catch (const soci::soci_error& e) {
+            // Without SOCI's context ("while preparing/executing <statement> with <values>").
+            const retry_class why = connection_ok() ? retry_class::fatal : retry_class::reconnect;
+            return error{why == retry_class::reconnect ? errc::unavailable : errc::database_error,
+                         clean(e.get_error_message()), why};
         } catch (const std::exception& e) {
             const retry_class why = connection_ok() ? retry_class::fatal : retry_class::reconnect;
             return error{why == retry_class::reconnect ? errc::unavailable : errc::database_error,

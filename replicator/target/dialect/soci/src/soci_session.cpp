@@ -31,10 +31,13 @@ std::optional<std::string> column_text(const soci::row& row, size_t i) {
 }  // namespace
 
 std::string soci_session::clean(std::string text) {
-    // SOCI appends the statement and every bound value: kilobytes per multi-row statement, and
-    // row data that has no place in logs and HTTP answers. The caller names the statement.
-    if (const size_t at = text.find(" while executing \""); at != std::string::npos) {
-        text.erase(at);
+    // SOCI's what() appends the statement and every bound value (the sessions pass
+    // get_error_message(), without them; this is for any other text): kilobytes per multi-row
+    // statement, and row data that has no place in logs and HTTP answers.
+    for (const char* context : {" while executing \"", " while preparing \""}) {
+        if (const size_t at = text.find(context); at != std::string::npos) {
+            text.erase(at);
+        }
     }
     while (!text.empty() && (text.back() == '\n' || text.back() == ' ' || text.back() == '.')) {
         text.pop_back();

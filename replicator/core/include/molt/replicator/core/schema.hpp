@@ -53,6 +53,9 @@ struct schema_snapshot {
     [[nodiscard]] const table_info* find_table(std::string_view name) const;
     /// Position in the parent-first order.
     [[nodiscard]] size_t order_of(const table_info& t) const noexcept;
+    /// Whether a table of this schema references `t` by foreign key (deleting a row of `t` may
+    /// cascade, set null, or be refused).
+    [[nodiscard]] bool referenced(const table_info& t) const;
     /// Sorts tables parents first (cycles keep their catalog order) and builds the indexes.
     void finish();
 

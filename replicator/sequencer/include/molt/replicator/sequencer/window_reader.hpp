@@ -47,13 +47,15 @@ struct source_transaction {
 /// Closed HLC ranges [first, last] already applied.
 using applied_ranges = std::vector<std::pair<hlc, hlc>>;
 
-/// Where the next window ends: the oldest resolved timestamp in (committed, proposed] whose
-/// window holds at least `rows` unapplied rows (`unapplied`: staged rows not applied yet, keyed
-/// by the resolved timestamp that covered them; keys above `proposed` are rows not resolved
-/// yet), or `proposed` when none does. A backlog (after an outage, or an applier behind its
-/// stream) is applied in windows of about `rows`, so the committed checkpoint keeps moving.
+/// Where the next window ends: the oldest resolved timestamp in [at_least, proposed] whose
+/// window (from `committed`) holds at least `rows` unapplied rows (`unapplied`: staged rows not
+/// applied yet, keyed by the resolved timestamp that covered them; keys above `proposed` are
+/// rows not resolved yet), or `proposed` when none does. A backlog (after an outage, or an
+/// applier behind its stream) is applied in windows of about `rows`, so the committed
+/// checkpoint keeps moving. `at_least`: the newest transaction a window in progress committed
+/// (a retried window never ends below what it applied; its checkpoint clears those ranges).
 [[nodiscard]] hlc window_end(const std::map<hlc, int64_t>& unapplied, hlc committed, hlc proposed,
-                             int64_t rows);
+                             int64_t rows, hlc at_least = hlc());
 
 class window_reader {
 public:

@@ -139,6 +139,10 @@ public:
                                                            hlc* latest);
     /// The newest resolved timestamp of a group (zero when none).
     [[nodiscard]] result<hlc> latest_resolved(const std::string& group);
+    /// Recorded resolved timestamps of a group in (after, upto], ascending: at most `limit`,
+    /// evenly spread, `upto` always last when it is recorded.
+    [[nodiscard]] result<std::vector<hlc>> resolved_between(const std::string& group, hlc after,
+                                                            hlc upto, size_t limit);
     /// The newest resolved timestamp the target holds, by staging's record (zero when none).
     [[nodiscard]] result<hlc> committed(const std::string& group);
     /// Marks every checkpoint of the group at or below `t` as applied to the target.

@@ -69,6 +69,11 @@ enum class statement_order { deletes_first, upserts_first };
                                             statement_order order = statement_order::deletes_first,
                                             std::optional<hlc> only = std::nullopt);
 
+/// Whether the plan deletes rows of a table that another table references by foreign key: with
+/// its deletes first, such a delete can cascade (or set null) into a child whose move to
+/// another parent is among the upserts that follow, losing the child's own children.
+[[nodiscard]] bool deletes_referenced_rows(const schema_snapshot& schema, const apply_plan& plan);
+
 /// The HLCs of a batch's mutations (its source transactions), ascending, each once.
 [[nodiscard]] std::vector<hlc> source_transactions(const proto::batch& rows);
 

@@ -11,7 +11,10 @@
 //   2. tries each one set-based (upserts first, then deletes first), inside a savepoint;
 //   3. if both collide, writes its rows one statement each, deletes first, retrying the rows that
 //      collide (unique key or foreign key) after the others, for as long as that makes progress:
-//      every order a row-by-row source could have used is found this way;
+//      every order a row-by-row source could have used is found this way. A transaction that
+//      deletes rows another table references is never written deletes first (no set-based
+//      second try; row by row, upserts first): a delete could cascade into a child the
+//      transaction moves to another parent, and take the child's children;
 //   4. what is left is a cycle (a swap: x <-> y between two rows), which no row order can
 //      write. When no table of the schema references the table by foreign key (so no delete
 //      can cascade or be refused) and each row carries every column, the rows of the cycle are
