@@ -201,6 +201,37 @@ void consistent_freed_value_deletes_first(const std::string& env, uint64_t delet
     CHECK(reordered(s, "source_order") == 0);
 }
 
+row note(int64_t author, int64_t wall) {
+    return {"it_notes", key({num(10)}),
+            obj({{"id", num(10)}, {"author_id", num(author)}, {"body", str("note")}}), wall};
+}
+// Users, their notes and the notes' comments, both foreign keys ON DELETE CASCADE; returns
+// users 1 and 2, note 10 by user 1 and comment 100 on it, at `wall`.
+std::vector<row> create_cascade_tables(apply_stack& t, int64_t wall) {
+    create_tables(t, false);
+    const std::string text = t.url.dialect() == molt::dialect::postgres ? "TEXT" : "VARCHAR(100)";
+    t.sql(
+        "CREATE TABLE it_notes (id BIGINT PRIMARY KEY, author_id BIGINT NOT NULL REFERENCES "
+        "it_users (id) ON DELETE CASCADE, body " +
+        text + ")");
+    t.sql(
+        "CREATE TABLE it_comments (id BIGINT PRIMARY KEY, note_id BIGINT NOT NULL REFERENCES "
+        "it_notes (id) ON DELETE CASCADE, body " +
+        text + ")");
+    return {upsert(1, "a", wall),
+            upsert(2, "b", wall),
+            note(1, wall),
+            {"it_comments", key({num(100)}),
+             obj({{"id", num(100)}, {"note_id", num(10)}, {"body", str("comment")}}), wall}};
+}
+// Note 10's author, and how many comments are left: "author:comments".
+std::string note_and_comments(apply_stack& t) {
+    const std::string as_text = t.url.dialect() == molt::dialect::postgres ? "TEXT" : "CHAR";
+    return t.one("SELECT CAST(author_id AS " + as_text + ") FROM it_notes WHERE id = 10")
+               .value_or("none") +
+           ":" + t.one("SELECT CAST(COUNT(*) AS " + as_text + ") FROM it_comments").value_or("?");
+}
+
 // A note moves from user 1 to user 2, user 1 goes, and user 3 takes its email, in one window;
 // the note has a comment, and both foreign keys cascade on delete. Upserts first collides on the
 // email (PostgreSQL) or on the note (MySQL's upsert would make user 1 the new user 3); deletes
@@ -210,26 +241,7 @@ void consistent_freed_value_deletes_first(const std::string& env, uint64_t delet
 void consistent_cascade_keeps_moved_children(const std::string& env) {
     consistent_target s(env);
     apply_stack& t = s.target;
-    create_tables(t, false);
-    const bool pg = t.url.dialect() == molt::dialect::postgres;
-    const std::string text = pg ? "TEXT" : "VARCHAR(100)";
-    t.sql(
-        "CREATE TABLE it_notes (id BIGINT PRIMARY KEY, author_id BIGINT NOT NULL REFERENCES "
-        "it_users (id) ON DELETE CASCADE, body " +
-        text + ")");
-    t.sql(
-        "CREATE TABLE it_comments (id BIGINT PRIMARY KEY, note_id BIGINT NOT NULL REFERENCES "
-        "it_notes (id) ON DELETE CASCADE, body " +
-        text + ")");
-    auto note = [](int64_t author, int64_t wall) -> row {
-        return {"it_notes", key({num(10)}),
-                obj({{"id", num(10)}, {"author_id", num(author)}, {"body", str("note")}}), wall};
-    };
-    s.post({upsert(1, "a", 10),
-            upsert(2, "b", 10),
-            note(1, 10),
-            {"it_comments", key({num(100)}),
-             obj({{"id", num(100)}, {"note_id", num(10)}, {"body", str("comment")}}), 10}});
+    s.post(create_cascade_tables(t, 10));
     s.resolve(11);
     REQUIRE(s.committed_within(11, std::chrono::seconds(30)));
     s.post({note(2, 20)});
@@ -237,12 +249,21 @@ void consistent_cascade_keeps_moved_children(const std::string& env) {
     s.post({upsert(3, "a", 40)});
     s.resolve(41);
     REQUIRE(s.committed_within(41, std::chrono::seconds(30)));
-    CHECK(users(s.target) == std::vector<std::string>{"2:b:n2", "3:a:n3"});
-    const std::string as_text = pg ? "TEXT" : "CHAR";
-    CHECK(t.one("SELECT CAST(author_id AS " + as_text + ") FROM it_notes WHERE id = 10") == "2");
-    CHECK(t.one("SELECT CAST(COUNT(*) AS " + as_text + ") FROM it_comments") == "1");
+    CHECK(users(t) == std::vector<std::string>{"2:b:n2", "3:a:n3"});
+    CHECK(note_and_comments(t) == "2:1");
     CHECK(reordered(s, "deletes_first") == 0);
     CHECK(reordered(s, "transactions") == 1);
+    t.sql("DROP TABLE it_comments; DROP TABLE it_notes");
+}
+
+// Immediate mode, one request: note 10 moves to user 2, then user 1 goes. Deletes first would
+// delete user 1 while the note still points at it, and the cascade would take the comment.
+void immediate_cascade_keeps_moved_children(const std::string& env) {
+    apply_stack t(env);
+    REQUIRE(t.post(body(create_cascade_tables(t, 10))));
+    REQUIRE(t.post(body({note(2, 20), erase(1, 30)})));
+    CHECK(users(t) == std::vector<std::string>{"2:b:n2"});
+    CHECK(note_and_comments(t) == "2:1");
     t.sql("DROP TABLE it_comments; DROP TABLE it_notes");
 }
 
@@ -305,6 +326,16 @@ TEST_CASE("consistent, PostgreSQL: a cascading delete never takes a child moved 
 TEST_CASE("consistent, MariaDB: a cascading delete never takes a child moved to another parent",
           "[unique]") {
     consistent_cascade_keeps_moved_children("MOLT_TEST_MYSQL_URL");
+}
+
+TEST_CASE("immediate, PostgreSQL: a cascading delete never takes a child moved to another parent",
+          "[unique]") {
+    immediate_cascade_keeps_moved_children("MOLT_TEST_PG_URL");
+}
+
+TEST_CASE("immediate, MariaDB: a cascading delete never takes a child moved to another parent",
+          "[unique]") {
+    immediate_cascade_keeps_moved_children("MOLT_TEST_MYSQL_URL");
 }
 
 TEST_CASE("consistent, PostgreSQL: a swap on a table other tables reference stalls loudly",

@@ -256,6 +256,20 @@ bool deletes_referenced_rows(const schema_snapshot& schema, const apply_plan& pl
     });
 }
 
+result<apply_plan> plan_batch_deletes_first_if_safe(const schema_snapshot& schema,
+                                                    const proto::batch& rows,
+                                                    const target_dialect& dialect,
+                                                    size_t rows_per_statement,
+                                                    std::optional<hlc> only) {
+    auto plan =
+        plan_batch(schema, rows, dialect, rows_per_statement, statement_order::deletes_first, only);
+    if (plan && deletes_referenced_rows(schema, *plan)) {
+        return plan_batch(schema, rows, dialect, rows_per_statement, statement_order::upserts_first,
+                          only);
+    }
+    return plan;
+}
+
 result<void> execute_statements(target_session& session, const apply_plan& plan) {
     for (const planned_statement& st : plan.statements) {
         if (auto done = session.execute(st.sql, st.params); !done) {

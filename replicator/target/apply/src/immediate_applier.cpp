@@ -122,7 +122,8 @@ result<accept_stats> immediate_applier::accept_rows(const qualified_name& schema
     if (!snapshot) {
         return std::move(snapshot).error();
     }
-    auto plan = plan_batch(**snapshot, rows, dialect_, options_.rows_per_statement);
+    auto plan =
+        plan_batch_deletes_first_if_safe(**snapshot, rows, dialect_, options_.rows_per_statement);
     if (!plan && plan.error().code() == errc::not_found) {
         // A table may have been created since the last introspection: look once more.
         schemas_.invalidate(schema);
@@ -130,7 +131,8 @@ result<accept_stats> immediate_applier::accept_rows(const qualified_name& schema
         if (!snapshot) {
             return std::move(snapshot).error();
         }
-        plan = plan_batch(**snapshot, rows, dialect_, options_.rows_per_statement);
+        plan = plan_batch_deletes_first_if_safe(**snapshot, rows, dialect_,
+                                                options_.rows_per_statement);
     }
     if (!plan) {
         return std::move(plan).error();

@@ -123,11 +123,7 @@ result<size_t> reinsert_cycle(target_session& db, const schema_snapshot& schema,
 result<size_t> row_by_row(target_session& db, const schema_snapshot& schema,
                           const proto::batch& rows, const target_dialect& dialect, hlc at,
                           const fatal_rows* fatal, std::vector<dead_letter>& letters) {
-    auto plan = plan_batch(schema, rows, dialect, 1, statement_order::deletes_first, at);
-    if (plan && deletes_referenced_rows(schema, *plan)) {
-        // A delete first could cascade into a child this transaction moves elsewhere.
-        plan = plan_batch(schema, rows, dialect, 1, statement_order::upserts_first, at);
-    }
+    auto plan = plan_batch_deletes_first_if_safe(schema, rows, dialect, 1, at);
     if (!plan) {
         return plan.error();
     }

@@ -5,7 +5,8 @@
 //      upserts of one key merge column by column (column families, sparse rows);
 //   3. columns are matched case-insensitively: an unknown column or a missing primary key column
 //      is an error naming table and column; generated columns are accepted and never written;
-//   4. statements (statement_order::deletes_first, immediate mode): deletes children before
+//   4. statements (statement_order::deletes_first, immediate mode unless the batch deletes rows
+//      other tables reference: plan_batch_deletes_first_if_safe): deletes children before
 //      parents, then upserts parents before children. statement_order::upserts_first (consistent
 //      mode, where a batch goes from one consistent source state to a later one): upserts,
 //      parents first, then deletes, children first, so that a child moved to a new parent leaves
@@ -73,6 +74,13 @@ enum class statement_order { deletes_first, upserts_first };
 /// its deletes first, such a delete can cascade (or set null) into a child whose move to
 /// another parent is among the upserts that follow, losing the child's own children.
 [[nodiscard]] bool deletes_referenced_rows(const schema_snapshot& schema, const apply_plan& plan);
+
+/// plan_batch deletes first, unless that plan deletes rows another table references: then
+/// upserts first (deletes_referenced_rows). For batches written deletes first by default
+/// (immediate mode, rows written one by one).
+[[nodiscard]] result<apply_plan> plan_batch_deletes_first_if_safe(
+    const schema_snapshot& schema, const proto::batch& rows, const target_dialect& dialect,
+    size_t rows_per_statement, std::optional<hlc> only = std::nullopt);
 
 /// The HLCs of a batch's mutations (its source transactions), ascending, each once.
 [[nodiscard]] std::vector<hlc> source_transactions(const proto::batch& rows);
