@@ -13,6 +13,23 @@
 
 namespace molt::replicator {
 
+result<std::shared_ptr<consistent_applier::group>> consistent_applier::group_for_request(
+    const qualified_name& schema, const result<std::shared_ptr<const schema_snapshot>>& known) {
+    if (!known && known.error().code() == errc::not_found) {
+        return known.error();  // an unknown target schema gets no pipeline (404)
+    }
+    // One group per target schema, named as the catalog spells it, whatever the URL's case.
+    if (known) {
+        return group_for((*known)->schema);
+    }
+    // The target is down: an existing group (the snapshot it had) serves.
+    if (auto found = find_group(schema)) {
+        return found;
+    }
+    return error{errc::unavailable,
+                 fmt::format("the target's tables are not known yet: {}", known.error().message())};
+}
+
 result<accept_stats> consistent_applier::accept_rows(const qualified_name& schema,
                                                      const proto::batch& rows,
                                                      const request_context& context) {
@@ -23,22 +40,11 @@ result<accept_stats> consistent_applier::accept_rows(const qualified_name& schem
     // The target's tables name the staging tables and refuse unknown schemas and topics (404).
     // While the target is down, the last snapshot serves, so staging goes on.
     auto fresh = schemas_.get(schema, deadline);
-    if (!fresh && fresh.error().code() == errc::not_found) {
-        return fresh.error();
+    auto found = group_for_request(schema, fresh);
+    if (!found) {
+        return found.error();
     }
-    // One group per target schema, named as the catalog spells it, whatever the URL's case.
-    std::shared_ptr<group> found;
-    if (fresh) {
-        auto made = group_for((*fresh)->schema);
-        if (!made) {
-            return made.error();
-        }
-        found = *made;
-    } else if (found = find_group(schema); found == nullptr) {
-        return error{errc::unavailable, fmt::format("the target's tables are not known yet: {}",
-                                                    fresh.error().message())};
-    }
-    group& g = *found;
+    group& g = **found;
 
     std::shared_ptr<const schema_snapshot> snapshot;
     bool first_lookup = true;
@@ -253,22 +259,12 @@ result<accept_stats> consistent_applier::accept_rows(const qualified_name& schem
 
 result<void> consistent_applier::accept_resolved(const qualified_name& schema, hlc resolved) {
     // An unknown target schema gets no pipeline (a target that is down does not say "unknown").
-    auto known = schemas_.get(schema, sequencer_clock::now() + options_.request_timeout);
-    if (!known && known.error().code() == errc::not_found) {
-        return known.error();
+    auto found = group_for_request(
+        schema, schemas_.get(schema, sequencer_clock::now() + options_.request_timeout));
+    if (!found) {
+        return found.error();
     }
-    std::shared_ptr<group> found;
-    if (known) {
-        auto made = group_for((*known)->schema);
-        if (!made) {
-            return made.error();
-        }
-        found = *made;
-    } else if (found = find_group(schema); found == nullptr) {
-        return error{errc::unavailable, fmt::format("the target's tables are not known yet: {}",
-                                                    known.error().message())};
-    }
-    group& g = *found;
+    group& g = **found;
     hlc latest;
     auto outcome = staging_.record_resolved(g.name, resolved, &latest);
     if (!outcome) {

@@ -97,6 +97,11 @@ private:
     /// An existing group whose schema a URL names: the same spelling first, else ignoring ASCII
     /// case (null when none), for when the target cannot say how it spells the schema.
     std::shared_ptr<group> find_group(const qualified_name& schema);
+    /// The group a request for `schema` goes to, given the schema cache's answer (`known`): by
+    /// the catalog's spelling; while the target is down, an existing group; else 503 (404 for
+    /// an unknown schema).
+    result<std::shared_ptr<group>> group_for_request(
+        const qualified_name& schema, const result<std::shared_ptr<const schema_snapshot>>& known);
     void run(group& g);
     result<void> load_progress(group& g);
     result<void> count_backlog(group& g, const schema_snapshot& snapshot);
