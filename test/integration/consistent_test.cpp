@@ -610,6 +610,62 @@ void backlog_in_windows_after_restart(const std::string& env) {
     CHECK(s.rows_of("it_parent").size() == 12);
 }
 
+// Point 9 of issue 13: counting a backlog an earlier process left never holds up ingest. The
+// count is made to wait (an exclusive lock on one staging table, taken before the restart);
+// meanwhile rows for another table are staged and resolved at once, and everything is applied
+// once the lock goes.
+void backlog_count_never_blocks_ingest(const std::string& env) {
+    consistent_stack s(env, [] {
+        consistent_options o;
+        o.apply_timeout = std::chrono::seconds(2);
+        o.request_timeout = std::chrono::seconds(5);
+        return o;
+    }());
+    REQUIRE(s.post({{"it_parent", key({num(5)}), parent(5, "p"), 10}}));
+    REQUIRE(s.resolve(11));
+    s.wait_committed(11);
+    // A resolved backlog the target cannot apply yet (row 5 locked), left behind by a stop.
+    auto locker = open_session(s.target.url).value();
+    REQUIRE(locker->begin());
+    REQUIRE(locker->query("SELECT v FROM it_parent WHERE id = 5 FOR UPDATE", {}));
+    REQUIRE(s.post({{"it_parent", key({num(5)}), parent(5, "b"), 20}}));
+    REQUIRE(s.resolve(21));
+    s.applier.reset();
+    locker->rollback();
+
+    auto holder = open_session(s.staging_url).value();
+    const std::string locked =
+        s.where.qualify(staging_store::stage_table(s.target.schema, "it_parent"));
+    REQUIRE(holder->begin());
+    REQUIRE(holder->execute("LOCK TABLE " + locked + " IN ACCESS EXCLUSIVE MODE", {}));
+    s.start();
+    // The new process's count of that backlog waits for the lock.
+    auto watcher = open_session(s.staging_url).value();
+    const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    for (;;) {
+        auto waiting = watcher->query(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE "
+            "'SELECT count(*)%' AND datname = current_database()",
+            {});
+        REQUIRE(waiting);
+        if (waiting->front().at(0) != "0") {
+            break;
+        }
+        REQUIRE(std::chrono::steady_clock::now() < give_up);
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    // Ingest goes on meanwhile: another table's rows are staged, a resolved timestamp recorded.
+    auto staged = s.post({{"it_child", key({num(1)}), child(1, 5, "c"), 30}});
+    REQUIRE(staged);
+    CHECK(staged->upserts == 1);
+    REQUIRE(s.resolve(31));
+    CHECK(s.rows_of("it_parent") == std::vector<std::string>{"5:p"});
+    holder->rollback();
+    s.wait_committed(31);
+    CHECK(s.rows_of("it_parent") == std::vector<std::string>{"5:b"});
+    CHECK(s.rows_of("it_child") == std::vector<std::string>{"1:5:c"});
+}
+
 }  // namespace
 
 TEST_CASE("consistent, PostgreSQL: a later chunk never commits before an earlier one",
@@ -724,4 +780,14 @@ TEST_CASE("consistent, PostgreSQL: a backlog left by an earlier process is appli
 TEST_CASE("consistent, MariaDB: a backlog left by an earlier process is applied in windows",
           "[integration][consistent]") {
     backlog_in_windows_after_restart("MOLT_TEST_MYSQL_URL");
+}
+
+TEST_CASE("consistent, PostgreSQL: counting a restart's backlog never blocks ingest",
+          "[integration][consistent]") {
+    backlog_count_never_blocks_ingest("MOLT_TEST_PG_URL");
+}
+
+TEST_CASE("consistent, MariaDB: counting a restart's backlog never blocks ingest",
+          "[integration][consistent]") {
+    backlog_count_never_blocks_ingest("MOLT_TEST_MYSQL_URL");
 }
