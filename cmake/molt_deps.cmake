@@ -7,6 +7,8 @@ find_package(RapidJSON CONFIG REQUIRED)
 find_package(PostgreSQL REQUIRED)
 find_package(PkgConfig REQUIRED)
 pkg_check_modules(MARIADB REQUIRED IMPORTED_TARGET libmariadb)
+find_package(ZLIB REQUIRED)
+pkg_check_modules(ZSTD REQUIRED IMPORTED_TARGET libzstd)
 
 # RapidJSON ships no target, only an include directory.
 if(NOT TARGET molt_rapidjson)

@@ -98,7 +98,7 @@ cursor=$(sql "SELECT cluster_logical_timestamp()")
 job=$(sql "CREATE CHANGEFEED FOR TABLE accounts, transfers
     INTO 'webhook-https://127.0.0.1:$REPLICATOR_PORT/serve_dst?insecure_tls_skip_verify=true'
     WITH updated, resolved = '250ms', min_checkpoint_frequency = '250ms', initial_scan = 'no',
-    cursor = '$cursor', webhook_client_timeout = '10s',
+    cursor = '$cursor', webhook_client_timeout = '10s', compression = 'gzip',
     webhook_sink_config = '{\"Flush\":{\"Messages\":50,\"Frequency\":\"50ms\"},\"Retry\":{\"Max\":3,\"Backoff\":\"50ms\"}}'")
 check "CREATE CHANGEFEED returns a job id" "$([[ "$job" =~ ^[0-9]{15,19}$ ]] && echo yes)" yes
 
@@ -131,6 +131,9 @@ check "the target equals the source ($(source_rows | wc -l) rows)" \
 staged=$(sql "SELECT count(*) FROM $staging_db.molt_checkpoints WHERE target_applied_at IS NOT NULL")
 if [ "${staged:-0}" -gt 0 ]; then echo "ok   $staged checkpoints applied, read as $staging_db.molt_checkpoints"; else
     echo "FAIL no applied checkpoint in $staging_db.public.molt_checkpoints"; E2E_FAILURES=$((E2E_FAILURES + 1)); fi
+check "the changefeed sent gzip bodies (compression = 'gzip')" \
+    "$(curl -s --insecure "https://127.0.0.1:$REPLICATOR_PORT/_/varz" |
+        grep -c '^http_compressed_requests_total{encoding="gzip"} [1-9]')" 1
 job_status() { psql "$crdb" -X -q -At -F $'\t' -c "SHOW CHANGEFEED JOB $job" | cut -f4; }
 check "the job is running" "$(job_status)" running
 

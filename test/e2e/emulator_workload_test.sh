@@ -38,6 +38,7 @@ workload() {
         --webhook-sink-config "$sink_config" --resolved 200ms --min-checkpoint-frequency 200ms \
         --summary "$E2E_TMP/$name.json" "$@" >/dev/null 2>"$E2E_TMP/$name.err"
     WORKLOAD_EXIT=$?
+    curl -s --insecure -o "$E2E_TMP/$name.varz" "https://127.0.0.1:$REPLICATOR_PORT/_/varz"
     stop_replicator
 }
 
@@ -69,10 +70,13 @@ workload pg "$MOLT_TEST_PG_URL" /appdb/public --create "$MOLT_TEST_PG_URL" --no-
     --verify "$MOLT_TEST_PG_URL"
 check_run pg
 
-echo "--- MariaDB: $MUTATIONS mutations with faults"
+echo "--- MariaDB: $MUTATIONS mutations with faults, bodies compressed with zstd"
 workload mysql "$MOLT_TEST_MYSQL_URL" /appdb --create "$MOLT_TEST_MYSQL_URL" --no-foreign-keys \
-    --mutations "$MUTATIONS" --keys 2000 --seed 12 "${faults[@]}" --verify "$MOLT_TEST_MYSQL_URL"
+    --mutations "$MUTATIONS" --keys 2000 --seed 12 "${faults[@]}" --compression zstd \
+    --verify "$MOLT_TEST_MYSQL_URL"
 check_run mysql
+check "mysql: the replicator read zstd bodies" \
+    "$(grep -c '^http_compressed_requests_total{encoding="zstd"} [1-9]' "$E2E_TMP/mysql.varz")" 1
 
 # The rich profile (test/emulator/README.md): a UNIQUE email, JSONB scalars and arrays, dates
 # before 1970 and after 2100, TIMESTAMPTZ with offsets and nanoseconds, DECIMAL(38,10) at both

@@ -120,6 +120,36 @@ check_contains "varz counts status codes" "$varz" 'http_status_codes_total{code=
 check_contains "varz counts upserts per table" "$varz" 'apply_upserts_total{schema="appdb.public",table="e2e_orders"} 1'
 check_contains "varz has the apply latency histogram" "$varz" 'apply_duration_seconds_bucket{schema="appdb.public",le="0.001"}'
 check_contains "varz has pool use" "$varz" 'pool_connections_max{pool="target"} 128'
+
+# CREATE CHANGEFEED ... WITH compression='gzip' or 'zstd' (v25.2+) compresses the whole body.
+gz="$E2E_TMP/body.gz"
+printf '%s' '{"payload":[{"after": {"id": 20, "status": "gzip"}, "key": [20], "topic": "e2e_orders", "updated": "5.0000000000"}],"length":1}' | gzip -c > "$gz"
+post "$base/appdb/public" "@$gz" -H 'Content-Encoding: gzip'
+check "200 for a gzip body" "$STATUS" 200
+check "gzip row written" "$(pg "SELECT status FROM e2e_orders WHERE id = 20")" "gzip"
+zs="$E2E_TMP/body.zst"
+printf '%s' '{"payload":[{"after": {"id": 21, "status": "zstd"}, "key": [21], "topic": "e2e_orders", "updated": "5.0000000000"}],"length":1}' | zstd -q -c > "$zs"
+post "$base/appdb/public" "@$zs" -H 'Content-Encoding: ZSTD'
+check "200 for a zstd body (the codec's name in any case)" "$STATUS" 200
+check "zstd row written" "$(pg "SELECT status FROM e2e_orders WHERE id = 21")" "zstd"
+printf '%s' '{"resolved":"6.0000000000"}' | gzip -c > "$gz"
+post "$base/appdb/public" "@$gz" -H 'Content-Encoding: gzip'
+check "200 for a gzip resolved timestamp" "$STATUS" 200
+post "$base/appdb/public" "$insert" -H 'Content-Encoding: br'
+check "415 for an unsupported Content-Encoding" "$STATUS" 415
+check_contains "415 names it and what is supported" "$RESPONSE" 'unsupported Content-Encoding "br": the replicator reads gzip and zstd bodies'
+head -c 20 "$zs" > "$E2E_TMP/cut.zst"
+post "$base/appdb/public" "@$E2E_TMP/cut.zst" -H 'Content-Encoding: zstd'
+check "400 for a truncated zstd body" "$STATUS" 400
+check_contains "400 says so" "$RESPONSE" "the zstd body does not decompress: it is truncated"
+post "$base/appdb/public" "$insert" -H 'Content-Encoding: gzip'
+check "400 for a body that is not gzip" "$STATUS" 400
+check_contains "400 names the codec" "$RESPONSE" "the gzip body does not decompress"
+printf '{"payload":[],"length":0,"pad":"%05000d"}' 0 | gzip -c > "$gz"
+check "the padded body compresses below the limit" "$([ "$(stat -c %s "$gz")" -lt 2048 ] && echo yes)" yes
+post "$base/appdb/public" "@$gz" -H 'Content-Encoding: gzip'
+check "413 when the body decompresses to more than --maxBodySize" "$STATUS" 413
+check_contains "413 names the limit" "$RESPONSE" "decompresses to more than 2048 bytes (--maxBodySize)"
 stop_replicator
 check "exit 0 after SIGTERM" "$REPLICATOR_EXIT" 0
 

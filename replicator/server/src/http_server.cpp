@@ -361,6 +361,7 @@ asio::awaitable<void> http_server::impl::serve(Stream& stream, connection_state&
         job.request = http_request{std::string(head.method_string()), std::string(head.target()),
                                    std::string(), verified, remote};
         job.request.arrived = std::chrono::steady_clock::now();
+        job.request.content_encoding = std::string(head[http::field::content_encoding]);
         job.diagnostics = diagnostics;
         // Set when the answer goes out before the body is read: the connection closes after it.
         std::optional<drain_budget> unread;

@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include "molt/common/compression.hpp"
 #include "molt/common/log.hpp"
 #include "molt/replicator/source/webhook.hpp"
 
@@ -41,7 +42,10 @@ router::router(router_config config, mutation_acceptor& acceptor, health_check h
       status_codes_(
           metrics.counter("http_status_codes_total", "HTTP responses by status code", {"code"})),
       payload_bytes_(
-          metrics.counter("http_payload_in_bytes_total", "Bytes of request bodies received")) {}
+          metrics.counter("http_payload_in_bytes_total", "Bytes of request bodies received")),
+      compressed_(metrics.counter("http_compressed_requests_total",
+                                  "Webhook requests with a compressed body, by Content-Encoding",
+                                  {"encoding"})) {}
 
 namespace {
 
@@ -113,6 +117,15 @@ std::optional<http_response> router::screen(const http_request& head) {
             error_reply(error{errc::unauthenticated,
                               "no credentials are configured: start the replicator with "
                               "--tlsClientCA (client certificates) or --disableAuthentication"}));
+    }
+    if (!compression::parse(head.content_encoding)) {
+        http_response r;
+        r.status = 415;
+        r.body = fmt::format(
+            "unsupported Content-Encoding \"{}\": the replicator reads gzip and zstd bodies "
+            "(CREATE CHANGEFEED ... WITH compression='gzip' or 'zstd')\n",
+            log::sanitize(head.content_encoding));
+        return finish(head, 0, std::move(r));
     }
     return std::nullopt;
 }
@@ -206,6 +219,21 @@ http_response router::webhook(http_request&& request) {
     auto schema = parse_webhook_path(request.target, config_.target_dialect);
     if (!schema) {
         return finish(request, bytes, error_reply(schema.error()));
+    }
+    // screen() let only codecs that parse through.
+    const auto parsed = compression::parse(request.content_encoding);
+    if (const auto codec = parsed ? *parsed : compression::codec::identity;
+        codec != compression::codec::identity) {
+        auto plain = compression::decompress(codec, request.body, config_.limits.max_body_bytes);
+        if (!plain) {
+            error e = plain.error();
+            if (e.code() == errc::limit_exceeded) {
+                e = error{errc::limit_exceeded, e.message() + " (--maxBodySize)"};
+            }
+            return finish(request, bytes, error_reply(e));
+        }
+        request.body = std::move(*plain);
+        compressed_.with({std::string(compression::name(codec))}).add();
     }
     request_context context;
     context.arrived = request.arrived;

@@ -207,13 +207,22 @@ result<changefeed_options> parse_changefeed_options(
             o.client_timeout = *d;
         } else if (name == "webhook_auth_header") {
             o.auth_header = value.value_or("");
+        } else if (name == "compression") {
+            // gzip or zstd, in any case (CockroachDB v25.2+ webhook sinks).
+            const std::string v = value.value_or("");
+            auto codec = compression::parse(v);
+            if (!codec || *codec == compression::codec::identity) {
+                return error{errc::invalid_argument,
+                             fmt::format("unsupported compression algorithm \"{}\"", v)};
+            }
+            o.compression = *codec;
         } else if (name == "key_in_value" || name == "topic_in_value" || name == "on_error" ||
                    name == "virtual_columns" || name == "gc_protect_expires_after" ||
                    name == "metrics_label" || name == "schema_change_policy" ||
                    name == "schema_change_events" || name == "protect_data_from_gc_on_pause" ||
                    name.rfind("lagging_ranges_", 0) == 0) {
             // Accepted; nothing to emulate (key and topic are always in the value here).
-        } else if (name == "compression" || name == "extra_headers" || name == "end_time" ||
+        } else if (name == "extra_headers" || name == "end_time" ||
                    name == "split_column_families" || name == "key_column" || name == "unordered" ||
                    name == "encode_json_value_null_as_object") {
             return error{

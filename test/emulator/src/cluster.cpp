@@ -391,6 +391,7 @@ statement_result cluster::create(const crdb::create_changefeed& cf, const std::s
     endpoint.sink_uri = uri;
     endpoint.authorization = options->auth_header;
     endpoint.timeout = options->client_timeout;
+    endpoint.compression = options->compression;
     auto connect = make_https_transport(endpoint);
     if (!connect) {
         return statement_result::failure("22023", connect.error().message());

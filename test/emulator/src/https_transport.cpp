@@ -85,13 +85,15 @@ result<parsed_uri> parse_uri(std::string_view uri) {
 class https_transport final : public transport {
 public:
     https_transport(std::shared_ptr<const parsed_uri> uri, std::shared_ptr<ssl::context> tls,
-                    std::string authorization, std::chrono::nanoseconds timeout)
+                    std::string authorization, std::chrono::nanoseconds timeout,
+                    compression::codec codec)
         : uri_(std::move(uri)),
           tls_(std::move(tls)),
           authorization_(std::move(authorization)),
-          timeout_(timeout) {}
+          timeout_(timeout),
+          codec_(codec) {}
 
-    send_outcome post(const std::string& body, bool drop_midway) override {
+    send_outcome post(const std::string& plain, bool drop_midway) override {
         error_code ec;
         if (!connected_) {
             if (!connect(ec)) {
@@ -102,7 +104,16 @@ public:
         req.set(http::field::host, uri_->host);
         req.set(http::field::content_type, "application/json");
         req.set(http::field::user_agent, "Go-http-client/1.1");
-        req.set(http::field::accept_encoding, "gzip");
+        // Compressed for every attempt alike: a retry sends the same bytes.
+        std::string compressed;
+        if (codec_ != compression::codec::identity) {
+            compressed = compression::compress(codec_, plain);
+            req.set(http::field::content_encoding, std::string(compression::name(codec_)));
+            req.set(http::field::accept_encoding, std::string(compression::name(codec_)));
+        } else {
+            req.set(http::field::accept_encoding, "gzip");
+        }
+        const std::string& body = codec_ != compression::codec::identity ? compressed : plain;
         if (!authorization_.empty()) {
             req.set(http::field::authorization, authorization_);
         }
@@ -111,9 +122,13 @@ public:
         if (drop_midway) {
             // Headers and half the body, then the connection goes away.
             std::string head = fmt::format(
-                "POST {} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n"
+                "POST {} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n{}"
                 "Content-Length: {}\r\n\r\n",
-                uri_->target, uri_->host, body.size());
+                uri_->target, uri_->host,
+                codec_ != compression::codec::identity
+                    ? fmt::format("Content-Encoding: {}\r\n", compression::name(codec_))
+                    : std::string(),
+                body.size());
             head += body.substr(0, body.size() / 2);
             run([&](auto& stream,
                     auto done) { asio::async_write(stream, asio::buffer(head), done); },
@@ -244,6 +259,7 @@ private:
     std::shared_ptr<ssl::context> tls_;
     std::string authorization_;
     std::chrono::nanoseconds timeout_;
+    compression::codec codec_;
     asio::io_context io_;
     std::unique_ptr<beast::ssl_stream<beast::tcp_stream>> tls_stream_;
     std::unique_ptr<beast::tcp_stream> plain_;
@@ -279,9 +295,11 @@ result<transport_factory> make_https_transport(const endpoint_options& options) 
     }
     const std::string authorization = options.authorization;
     const auto timeout = options.timeout;
-    return transport_factory([shared, tls, authorization, timeout]() -> std::unique_ptr<transport> {
-        return std::make_unique<https_transport>(shared, tls, authorization, timeout);
-    });
+    const auto codec = options.compression;
+    return transport_factory(
+        [shared, tls, authorization, timeout, codec]() -> std::unique_ptr<transport> {
+            return std::make_unique<https_transport>(shared, tls, authorization, timeout, codec);
+        });
 }
 
 }  // namespace molt::emulator

@@ -19,6 +19,7 @@
 #include <boost/program_options.hpp>
 #include <fmt/format.h>
 
+#include "molt/common/compression.hpp"
 #include "molt/common/duration.hpp"
 #include "molt/common/net_address.hpp"
 #include "molt/emulator/cluster.hpp"
@@ -149,6 +150,8 @@ int workload(int argc, char** argv) {
                                                    "checkpoint interval")(
         "client-timeout", po::value<std::string>()->default_value("60s"), "webhook_client_timeout")(
         "auth-header", po::value<std::string>()->default_value(""), "webhook_auth_header")(
+        "compression", po::value<std::string>()->default_value(""),
+        "compression: gzip or zstd (the whole body, with Content-Encoding)")(
         "fault-phantom-delete", po::value<double>(),
         "delete a key that was never inserted (per transaction)")(
         "pg-types", "generate values only PostgreSQL stores (NaN floats)")(
@@ -273,6 +276,11 @@ int workload(int argc, char** argv) {
         return fail("--client-timeout: " + timeout.error().message());
     }
     endpoint.timeout = *timeout;
+    auto codec = compression::parse(vm["compression"].as<std::string>());
+    if (!codec) {
+        return fail("--compression: " + codec.error().message());
+    }
+    endpoint.compression = *codec;
     auto connect = make_https_transport(endpoint);
     if (!connect) {
         return fail(connect.error().message());

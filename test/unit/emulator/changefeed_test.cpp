@@ -185,7 +185,18 @@ TEST_CASE("changefeed options: CockroachDB's defaults and refusals", "[changefee
     CHECK(refused({{"resolved", "soon"}}) == "invalid duration value for resolved: 'soon'");
     CHECK(refused({{"webhook_sink_config", R"({"Flush":{"Messages":10}})"}}) ==
           "invalid sink config, Flush.Frequency is not set, messages may never be sent");
-    CHECK(refused({{"compression", "gzip"}}).find("not emulated") != std::string::npos);
+    CHECK(refused({{"extra_headers", "{}"}}).find("not emulated") != std::string::npos);
+
+    // compression (v25.2+ webhook sinks): gzip or zstd in any case; the transport compresses.
+    CHECK(o->compression == molt::compression::codec::identity);
+    o = parse_changefeed_options(opts{{"compression", "GZIP"}});
+    REQUIRE(o);
+    CHECK(o->compression == molt::compression::codec::gzip);
+    o = parse_changefeed_options(opts{{"compression", "zstd"}});
+    REQUIRE(o);
+    CHECK(o->compression == molt::compression::codec::zstd);
+    CHECK(refused({{"compression", "br"}}) == "unsupported compression algorithm \"br\"");
+    CHECK(refused({{"compression", ""}}) == "unsupported compression algorithm \"\"");
 }
 
 TEST_CASE("snapshot visibility follows pg_current_snapshot()", "[changefeed]") {

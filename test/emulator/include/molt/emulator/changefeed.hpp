@@ -22,6 +22,7 @@
 #include <thread>
 #include <vector>
 
+#include "molt/common/compression.hpp"
 #include "molt/common/hlc.hpp"
 #include "molt/common/result.hpp"
 #include "molt/emulator/capture.hpp"
@@ -58,6 +59,7 @@ struct changefeed_options {
     proto::webhook_sink_config sink_config;
     std::chrono::nanoseconds client_timeout = std::chrono::seconds(60);
     std::string auth_header;
+    compression::codec compression = compression::codec::identity;
 };
 
 /// CREATE CHANGEFEED ... WITH options (names lower-case); errors as CockroachDB words them.

@@ -1,13 +1,15 @@
 #pragma once
 // The transport a changefeed uses: POST over HTTPS (or HTTP, for tests) with keep-alive, the
 // webhook sink's TLS options, the Go client's headers (Content-Type: application/json,
-// User-Agent: Go-http-client/1.1, Accept-Encoding: gzip), an optional Authorization header, and
-// a client timeout. Failed connections are reopened on the next request.
+// User-Agent: Go-http-client/1.1, Accept-Encoding: gzip), an optional Authorization header, the
+// compression option (the whole body compressed; Content-Encoding and Accept-Encoding name the
+// codec), and a client timeout. Failed connections are reopened on the next request.
 
 #include <chrono>
 #include <memory>
 #include <string>
 
+#include "molt/common/compression.hpp"
 #include "molt/common/result.hpp"
 #include "molt/emulator/sender.hpp"
 
@@ -18,8 +20,9 @@ struct endpoint_options {
     /// parameters (ca_cert, client_cert, client_key, insecure_tls_skip_verify) are consumed;
     /// the others are passed on, re-encoded as Go does.
     std::string sink_uri;
-    std::string authorization;                                    ///< webhook_auth_header
-    std::chrono::nanoseconds timeout = std::chrono::seconds(60);  ///< webhook_client_timeout
+    std::string authorization;                                      ///< webhook_auth_header
+    std::chrono::nanoseconds timeout = std::chrono::seconds(60);    ///< webhook_client_timeout
+    compression::codec compression = compression::codec::identity;  ///< compression
 };
 
 /// Checks the URI and TLS material, and returns a factory of connections.

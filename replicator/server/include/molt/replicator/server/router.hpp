@@ -17,9 +17,10 @@
 // /_/readyz the readiness check above, /_/varz; anything else 404.
 //
 // Status codes: 200 written (or staged); 400 malformed payload or refused data (nothing written);
-// 401 authentication; 404 unknown path, schema or table; 405 method; 413 over a size limit;
-// 503 target unavailable or overloaded (the changefeed retries; Retry-After when the server is
-// full). The body carries the reason.
+// 401 authentication; 404 unknown path, schema or table; 405 method; 413 over a size limit
+// (--maxBodySize, also after decompression); 415 a Content-Encoding other than gzip, zstd or
+// identity; 503 target unavailable or overloaded (the changefeed retries; Retry-After when the
+// server is full). The body carries the reason.
 
 #include <chrono>
 #include <functional>
@@ -37,7 +38,7 @@ namespace molt::replicator {
 struct http_request {
     std::string method;
     std::string target;  ///< path and query, as sent
-    std::string body;
+    std::string body;    ///< as received (compressed when content_encoding says so)
     bool client_certificate_verified = false;  ///< the TLS client presented a trusted certificate
     std::string remote;                        ///< peer address, for logs
     /// When the headers were read (see request_context).
@@ -45,6 +46,9 @@ struct http_request {
     /// The connection's TCP socket, open until the answer is written: tells whether the client
     /// has left (-1: unknown).
     int socket = -1;
+    /// The Content-Encoding header: a changefeed WITH compression='gzip' or 'zstd' compresses
+    /// the whole body.
+    std::string content_encoding{};
 };
 
 /// Whether the peer of a connected TCP socket has closed or reset it (the kernel saw its FIN or
@@ -100,7 +104,7 @@ public:
     /// Where the request runs; `head` has no body yet. `diagnostics`: it came to --metricsAddr.
     [[nodiscard]] request_lane lane(const http_request& head, bool diagnostics) const;
 
-    /// For a webhook request whose headers are in: the answer (405, 401) when it is refused
+    /// For a webhook request whose headers are in: the answer (405, 401, 415) when it is refused
     /// before its body is read, counted and logged; empty when the body may be read.
     [[nodiscard]] std::optional<http_response> screen(const http_request& head);
 
@@ -126,6 +130,7 @@ private:
     metrics::registry& metrics_;
     metrics::family<metrics::counter>& status_codes_;
     metrics::family<metrics::counter>& payload_bytes_;
+    metrics::family<metrics::counter>& compressed_;
 };
 
 }  // namespace molt::replicator
