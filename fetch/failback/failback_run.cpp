@@ -330,12 +330,12 @@ void failback_run::publish_status() {
         "\"changefeed_status\":{},\"changefeed_running_status\":{},\"changefeed_error\":{},"
         "\"applied_checkpoint_seconds\":{},\"source_lag_seconds\":{},\"target_lag_seconds\":{},"
         "\"rows_applied\":{{{}}}}}",
-        child_ ? child_->pid() : 0, child_ && child_->running() ? "true" : "false", restarts_,
-        json_string(staging_schema_), json_string(target_group(*cfg_.target, target_schema_)),
-        json_string(job_id_), json_string(job_.status),
-        json_string(redact_secrets(job_.running_status)), json_string(redact_secrets(job_.error)),
-        number(progress_.applied_checkpoint_seconds), number(progress_.source_lag_seconds),
-        number(progress_.target_lag_seconds), tables);
+        child_ ? child_->pid() : 0, child_ && child_->running() ? "true" : "false",
+        budget_.restarts(), json_string(staging_schema_),
+        json_string(target_group(*cfg_.target, target_schema_)), json_string(job_id_),
+        json_string(job_.status), json_string(redact_secrets(job_.running_status)),
+        json_string(redact_secrets(job_.error)), number(progress_.applied_checkpoint_seconds),
+        number(progress_.source_lag_seconds), number(progress_.target_lag_seconds), tables);
     const std::lock_guard<std::mutex> lock(status_mutex_);
     status_json_ = std::move(json);
 }
@@ -404,8 +404,8 @@ int failback_run::run() {
 
 int failback_run::supervise() {
     auto next_progress = clock::now() + cfg_.progress_interval;
-    auto backoff = std::chrono::seconds(1);
-    auto healthy_since = clock::now();
+    budget_ = restart_budget(cfg_.replicator_max_restarts);
+    budget_.ready(clock::now());
     for (;;) {
         if (feed_finished_) {
             log::error()
@@ -433,44 +433,37 @@ int failback_run::supervise() {
                 .set(0);
             log_last_lines(
                 fmt::format("the replicator exited unexpectedly ({})", describe_exit(status)));
-            // A replicator that ran well for a while earns a fresh backoff and restart budget:
-            // --replicator-max-restarts bounds a crash loop, not a long run's rare crashes.
-            if (clock::now() - healthy_since > std::chrono::minutes(5)) {
-                backoff = std::chrono::seconds(1);
-                restarts_ = 0;
-            }
-            if (restarts_ >= cfg_.replicator_max_restarts) {
+            const auto backoff = budget_.exited(clock::now());
+            if (!backoff) {
                 log::error()
-                    .num("restarts", restarts_)
+                    .num("restarts", budget_.restarts())
                     .msg(
                         "error while running the replicator: it keeps exiting; giving up "
                         "(--replicator-max-restarts)");
                 return shut_down(1);
             }
-            ++restarts_;
             registry_
                 .counter("molt_failback_replicator_restarts_total",
                          "Times the replicator was restarted after exiting unexpectedly")
                 .get()
                 .add();
             log::warn()
-                .num("restart", restarts_)
+                .num("restart", budget_.restarts())
                 .num("of", cfg_.replicator_max_restarts)
-                .dbl("backoff_seconds", static_cast<double>(backoff.count()))
+                .dbl("backoff_seconds", static_cast<double>(backoff->count()))
                 .msg("restarting the replicator with the same staging schema (nothing is lost)");
-            const auto resume_at = clock::now() + backoff;
+            const auto resume_at = clock::now() + *backoff;
             while (clock::now() < resume_at && !stop_requested_) {
                 pump(milliseconds(200));
             }
             if (stop_requested_) {
                 return shut_down(0);
             }
-            backoff = std::min<std::chrono::seconds>(backoff * 2, std::chrono::seconds(30));
             if (!spawn_replicator()) {
                 return shut_down(1);
             }
             switch (wait_until_healthy()) {
-            case wait_outcome::ready: healthy_since = clock::now(); break;
+            case wait_outcome::ready: budget_.ready(clock::now()); break;
             case wait_outcome::stop_requested: return shut_down(0);
             case wait_outcome::child_exited: break;  // restarted on the next round
             case wait_outcome::timed_out:

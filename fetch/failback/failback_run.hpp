@@ -20,6 +20,7 @@
 #include "molt/fetch/metrics_server.hpp"
 #include "molt/fetch/progress.hpp"
 #include "molt/fetch/replicator_args.hpp"
+#include "molt/fetch/restart_budget.hpp"
 #include "molt/fetch/sql_client.hpp"
 #include "molt/proto/sink_config.hpp"
 
@@ -80,7 +81,7 @@ private:
     std::deque<std::string> last_lines_;
     int signal_fd_ = -1;
     bool stop_requested_ = false;
-    int restarts_ = 0;
+    restart_budget budget_{0};    ///< set up by supervise()
     bool feed_finished_ = false;  ///< the job failed or was canceled: molt cannot go on
 
     metrics::registry registry_;

@@ -6,6 +6,7 @@
 #include "molt/fetch/changefeed.hpp"
 #include "molt/fetch/child_log.hpp"
 #include "molt/fetch/progress.hpp"
+#include "molt/fetch/restart_budget.hpp"
 
 using namespace molt;
 using namespace molt::fetch;
@@ -175,4 +176,50 @@ TEST_CASE("replicator log lines: tagged after the level", "[child_log]") {
           "u:xxxxx@h/db\",\"message\":\"x\"}\n");
     CHECK(lines[1].find("\"process\":\"replicator\"") != std::string::npos);
     CHECK(lines[1].find("AddressSanitizer: boom") != std::string::npos);
+}
+
+TEST_CASE("restart budget: backoff doubles to 30 s; a crash loop ends after the limit") {
+    using std::chrono::seconds;
+    restart_budget budget(7);
+    auto t = restart_budget::clock::time_point{};
+    budget.ready(t);
+    std::vector<int64_t> waits;
+    while (auto wait = budget.exited(t += seconds(10))) {
+        waits.push_back(wait->count());
+    }
+    CHECK(waits == std::vector<int64_t>{1, 2, 4, 8, 16, 30, 30});
+    CHECK(budget.restarts() == 7);
+}
+
+TEST_CASE("restart budget: a replicator up 5 minutes earns a fresh budget") {
+    using std::chrono::minutes;
+    using std::chrono::seconds;
+    restart_budget budget(2);
+    auto t = restart_budget::clock::time_point{};
+    budget.ready(t);
+    REQUIRE(budget.exited(t += seconds(5)) == seconds(1));
+    budget.ready(t += seconds(2));
+    REQUIRE(budget.exited(t += minutes(6)) == seconds(1));  // a long healthy run: fresh budget
+    CHECK(budget.restarts() == 1);
+    budget.ready(t += seconds(2));
+    CHECK(budget.exited(t += seconds(5)) == seconds(2));
+}
+
+TEST_CASE("restart budget: after a long healthy run, replicators that never get ready end molt") {
+    // The replicator ran for an hour, then crashed; every restart fails before it is ready
+    // (killed after the ready timeout, or exits at startup). The long run must not reset the
+    // budget again on every failure.
+    using std::chrono::minutes;
+    using std::chrono::seconds;
+    restart_budget budget(3);
+    auto t = restart_budget::clock::time_point{};
+    budget.ready(t);
+    int restarts = 0;
+    t += minutes(60);
+    while (budget.exited(t)) {
+        ++restarts;
+        REQUIRE(restarts <= 3);
+        t += minutes(6);  // backoff, then a ready timeout that never saw it ready
+    }
+    CHECK(restarts == 3);
 }
