@@ -42,16 +42,14 @@ error corrupt(codec c, std::string_view why) {
                  fmt::format("the {} body does not decompress: {}", name(c), why)};
 }
 
-result<std::string> gunzip(std::string_view data, size_t limit) {
-    z_stream zs{};
-    if (inflateInit2(&zs, 15 + 16) != Z_OK) {  // 16: a gzip wrapper, not zlib's
-        return error{errc::internal, "zlib: inflateInit2 failed"};
-    }
-    const std::unique_ptr<z_stream, int (*)(z_stream*)> end(&zs, inflateEnd);
-    // zlib counts input in uInt: fed in slices.
-    const auto* next = reinterpret_cast<const Bytef*>(data.data());
-    size_t left = data.size();
-    auto feed = [&] {
+// zlib counts input in uInt: `data` is handed over in slices, the next one once the last is used.
+struct zlib_input {
+    const Bytef* next;
+    size_t left;
+
+    explicit zlib_input(std::string_view data)
+        : next(reinterpret_cast<const Bytef*>(data.data())), left(data.size()) {}
+    void feed(z_stream& zs) {
         if (zs.avail_in == 0 && left > 0) {
             const size_t n = std::min<size_t>(left, UINT_MAX);
             zs.next_in = const_cast<Bytef*>(next);  // zlib does not write through it
@@ -59,11 +57,21 @@ result<std::string> gunzip(std::string_view data, size_t limit) {
             next += n;
             left -= n;
         }
-    };
+    }
+    [[nodiscard]] bool done(const z_stream& zs) const { return zs.avail_in == 0 && left == 0; }
+};
+
+result<std::string> gunzip(std::string_view data, size_t limit) {
+    z_stream zs{};
+    if (inflateInit2(&zs, 15 + 16) != Z_OK) {  // 16: a gzip wrapper, not zlib's
+        return error{errc::internal, "zlib: inflateInit2 failed"};
+    }
+    const std::unique_ptr<z_stream, int (*)(z_stream*)> end(&zs, inflateEnd);
+    zlib_input input(data);
     std::string out;
     std::array<char, chunk> buffer{};
     for (;;) {
-        feed();
+        input.feed(zs);
         zs.next_out = reinterpret_cast<Bytef*>(buffer.data());
         zs.avail_out = static_cast<uInt>(buffer.size());
         const int rc = inflate(&zs, Z_NO_FLUSH);
@@ -72,7 +80,7 @@ result<std::string> gunzip(std::string_view data, size_t limit) {
             return too_large(codec::gzip, limit);
         }
         out.append(buffer.data(), produced);
-        const bool input_done = zs.avail_in == 0 && left == 0;
+        const bool input_done = input.done(zs);
         if (rc == Z_STREAM_END) {
             if (input_done) {
                 return out;
@@ -161,20 +169,13 @@ std::string compress(codec c, std::string_view data) {
         const std::unique_ptr<z_stream, int (*)(z_stream*)> end(&zs, deflateEnd);
         std::string out;
         std::array<char, chunk> buffer{};
-        const auto* next = reinterpret_cast<const Bytef*>(data.data());
-        size_t left = data.size();
+        zlib_input input(data);
         int rc = Z_OK;
         while (rc != Z_STREAM_END) {
-            if (zs.avail_in == 0 && left > 0) {
-                const size_t n = std::min<size_t>(left, UINT_MAX);
-                zs.next_in = const_cast<Bytef*>(next);
-                zs.avail_in = static_cast<uInt>(n);
-                next += n;
-                left -= n;
-            }
+            input.feed(zs);
             zs.next_out = reinterpret_cast<Bytef*>(buffer.data());
             zs.avail_out = static_cast<uInt>(buffer.size());
-            rc = deflate(&zs, left == 0 ? Z_FINISH : Z_NO_FLUSH);
+            rc = deflate(&zs, input.left == 0 ? Z_FINISH : Z_NO_FLUSH);
             MOLT_CHECK(rc == Z_OK || rc == Z_STREAM_END || rc == Z_BUF_ERROR,
                        "zlib: deflate failed");
             out.append(buffer.data(), buffer.size() - zs.avail_out);

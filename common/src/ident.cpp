@@ -134,6 +134,28 @@ std::string qualified_name::to_string() const {
     return out;
 }
 
+std::string qualified_name::unambiguous() const {
+    std::string out;
+    for (const std::string& p : parts) {
+        if (!out.empty()) {
+            out += '.';
+        }
+        if (p.find_first_of(".\"") == std::string::npos && !p.empty()) {
+            out += p;
+            continue;
+        }
+        out += '"';
+        for (const char c : p) {
+            out += c;
+            if (c == '"') {
+                out += '"';
+            }
+        }
+        out += '"';
+    }
+    return out;
+}
+
 bool qualified_name::equal_ignoring_case(const qualified_name& other) const noexcept {
     return parts.size() == other.parts.size() &&
            std::equal(parts.begin(), parts.end(), other.parts.begin(),

@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include "molt/common/ident.hpp"
 #include "molt/common/percent.hpp"
 
 namespace molt::fetch {
@@ -66,10 +67,11 @@ std::string webhook_path(const conn_url& target, const std::string& target_schem
 }
 
 std::string target_group(const conn_url& target, const std::string& target_schema) {
+    // As the replicator's staging names it (staging_store::group_of).
     if (target.dialect() == dialect::mysql) {
-        return target.database();
+        return qualified_name{{target.database()}}.unambiguous();
     }
-    return target.database() + "." + target_schema;
+    return qualified_name{{target.database(), target_schema}}.unambiguous();
 }
 
 changefeed_spec make_changefeed_spec(const proto::changefeed_settings& settings,

@@ -172,27 +172,8 @@ result<session_pool::lease> staging_store::session() {
 }
 
 std::string staging_store::group_of(const qualified_name& target_schema) {
-    // Parts joined by '.'; a part holding '.' or '"' is quoted ("a.b".c), so the join is
-    // injective and schema_of_group can split it again.
-    std::string out;
-    for (const std::string& p : target_schema.parts) {
-        if (!out.empty()) {
-            out += '.';
-        }
-        if (p.find_first_of(".\"") == std::string::npos && !p.empty()) {
-            out += p;
-            continue;
-        }
-        out += '"';
-        for (const char c : p) {
-            out += c;
-            if (c == '"') {
-                out += '"';
-            }
-        }
-        out += '"';
-    }
-    return out;
+    // Injective ("a.b".c), so schema_of_group can split it again.
+    return target_schema.unambiguous();
 }
 
 std::optional<qualified_name> staging_store::schema_of_group(std::string_view group) {

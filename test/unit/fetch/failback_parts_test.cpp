@@ -83,6 +83,14 @@ TEST_CASE("changefeed: path by dialect, sorted tables, the statement", "[changef
     CHECK(webhook_path(*my, "molt") == "/molt");
     CHECK(target_group(*pg, "public") == "molt.public");
     CHECK(target_group(*my, "molt") == "molt");
+    // The replicator's spelling of a checkpoint group: a part holding '.' or '"' is quoted, so
+    // molt finds the checkpoint of such a target schema (and an earlier run's staging).
+    auto dotted = conn_url::parse("postgres://u@h:5432/my.db?sslmode=verify-full");
+    REQUIRE(dotted);
+    CHECK(target_group(*dotted, "pub\"lic") == "\"my.db\".\"pub\"\"lic\"");
+    auto dotted_my = conn_url::parse("mysql://u@tcp(h:3306)/my.db");
+    REQUIRE(dotted_my);
+    CHECK(target_group(*dotted_my, "my.db") == "\"my.db\"");
 
     proto::changefeed_settings s;
     s.sink_query_parameters = "client_cert=AA&client_key=BB&ca_cert=CC";

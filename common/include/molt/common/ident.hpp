@@ -43,6 +43,10 @@ struct qualified_name {
     [[nodiscard]] std::string quoted(dialect d) const;
     /// Parts joined by '.', unquoted (for logs and messages).
     [[nodiscard]] std::string to_string() const;
+    /// Parts joined by '.', a part that holds '.' or '"' (or is empty) in double quotes with '"'
+    /// doubled: one text per name ("a.b".c vs a."b.c"). Staging names its checkpoint groups so,
+    /// and molt finds them by it.
+    [[nodiscard]] std::string unambiguous() const;
     [[nodiscard]] bool equal_ignoring_case(const qualified_name& other) const noexcept;
 };
 

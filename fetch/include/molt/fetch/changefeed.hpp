@@ -18,7 +18,8 @@ namespace molt::fetch {
 /// /<database>/<schema>, MySQL /<database> (segments percent-encoded).
 [[nodiscard]] std::string webhook_path(const conn_url& target, const std::string& target_schema);
 
-/// The replicator's name for the target schema (its checkpoint group): "db.schema" or "db".
+/// The replicator's name for the target schema (its checkpoint group): "db.schema" or "db", a
+/// part holding '.' or '"' quoted (qualified_name::unambiguous).
 [[nodiscard]] std::string target_group(const conn_url& target, const std::string& target_schema);
 
 struct changefeed_spec {
