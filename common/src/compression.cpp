@@ -2,9 +2,11 @@
 
 #include <zlib.h>
 #include <zstd.h>
+#include <zstd_errors.h>
 
 #include <algorithm>
 #include <array>
+#include <bit>
 #include <climits>
 #include <memory>
 
@@ -97,6 +99,9 @@ result<std::string> gunzip(std::string_view data, size_t limit) {
             }
             continue;
         }
+        if (rc == Z_MEM_ERROR || rc == Z_STREAM_ERROR) {
+            return error{errc::internal, fmt::format("zlib: inflate failed ({})", rc)};
+        }
         return corrupt(codec::gzip, zs.msg != nullptr ? zs.msg : "invalid data");
     }
 }
@@ -106,6 +111,12 @@ result<std::string> unzstd(std::string_view data, size_t limit) {
     if (ctx == nullptr) {
         return error{errc::internal, "zstd: ZSTD_createDCtx failed"};
     }
+    // A frame header can ask for a window of up to 128 MiB before any byte comes out: allow no
+    // more than the limit needs (at least 8 MiB, the window Go's encoder uses by default).
+    const int window_log = std::clamp(static_cast<int>(std::bit_width(limit)), 23, 27);
+    if (ZSTD_isError(ZSTD_DCtx_setParameter(ctx.get(), ZSTD_d_windowLogMax, window_log)) != 0) {
+        return error{errc::internal, "zstd: cannot bound the window size"};
+    }
     ZSTD_inBuffer in{data.data(), data.size(), 0};
     std::string out;
     std::array<char, chunk> buffer{};
@@ -113,6 +124,11 @@ result<std::string> unzstd(std::string_view data, size_t limit) {
         ZSTD_outBuffer o{buffer.data(), buffer.size(), 0};
         const size_t rc = ZSTD_decompressStream(ctx.get(), &o, &in);
         if (ZSTD_isError(rc) != 0) {
+            if (ZSTD_getErrorCode(rc) == ZSTD_error_frameParameter_windowTooLarge) {
+                return error{errc::limit_exceeded,
+                             fmt::format("the zstd body asks for a window of more than {} bytes",
+                                         size_t{1} << window_log)};
+            }
             return corrupt(codec::zstd, ZSTD_getErrorName(rc));
         }
         if (o.pos > limit - out.size()) {
@@ -146,7 +162,7 @@ result<codec> parse(std::string_view text) {
     }
     return error{errc::unsupported,
                  fmt::format("unsupported compression \"{}\": gzip and zstd are supported",
-                             log::sanitize(text))};
+                             log::sanitize(text.substr(0, 64)))};
 }
 
 std::string_view name(codec c) noexcept {

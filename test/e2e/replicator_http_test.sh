@@ -138,6 +138,9 @@ check "200 for a gzip resolved timestamp" "$STATUS" 200
 post "$base/appdb/public" "$insert" -H 'Content-Encoding: br'
 check "415 for an unsupported Content-Encoding" "$STATUS" 415
 check_contains "415 names it and what is supported" "$RESPONSE" 'unsupported Content-Encoding "br": the replicator reads gzip and zstd bodies'
+post "$base/appdb/public" "@$gz" -H 'Content-Encoding: gzip' -H 'Content-Encoding: br'
+check "415 for two Content-Encoding fields (one list: gzip, br)" "$STATUS" 415
+check_contains "415 names the list" "$RESPONSE" 'unsupported Content-Encoding "gzip, br"'
 head -c 20 "$zs" > "$E2E_TMP/cut.zst"
 post "$base/appdb/public" "@$E2E_TMP/cut.zst" -H 'Content-Encoding: zstd'
 check "400 for a truncated zstd body" "$STATUS" 400

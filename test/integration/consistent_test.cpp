@@ -645,7 +645,9 @@ void backlog_count_never_blocks_ingest(const std::string& env) {
     for (;;) {
         auto waiting = watcher->query(
             "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE "
-            "'SELECT count(*)%' AND datname = current_database()",
+            "'SELECT count(*)%" +
+                staging_store::stage_table(s.target.schema, "it_parent") +
+                "%' AND datname = current_database()",
             {});
         REQUIRE(waiting);
         if (waiting->front().at(0) != "0") {

@@ -361,7 +361,11 @@ asio::awaitable<void> http_server::impl::serve(Stream& stream, connection_state&
         job.request = http_request{std::string(head.method_string()), std::string(head.target()),
                                    std::string(), verified, remote};
         job.request.arrived = std::chrono::steady_clock::now();
-        job.request.content_encoding = std::string(head[http::field::content_encoding]);
+        // Several Content-Encoding fields are one list ("gzip" + "br" is "gzip, br").
+        for (auto [f, end] = head.equal_range(http::field::content_encoding); f != end; ++f) {
+            job.request.content_encoding +=
+                (job.request.content_encoding.empty() ? "" : ", ") + std::string(f->value());
+        }
         job.diagnostics = diagnostics;
         // Set when the answer goes out before the body is read: the connection closes after it.
         std::optional<drain_budget> unread;
@@ -384,8 +388,9 @@ asio::awaitable<void> http_server::impl::serve(Stream& stream, connection_state&
                 unread = untrusted_drain;  // diagnostics take no body
             }
         } else if (auto refusal = routes.screen(job.request)) {
+            // A 415 is for an authenticated client: it may send its body and read the answer.
+            unread = refusal->status == 415 ? trusted_drain : untrusted_drain;
             job.response = std::move(*refusal);
-            unread = untrusted_drain;
         } else if (over_body_limit) {
             job.response = body_too_large(cfg.max_body_bytes, remote);
             unread = trusted_drain;

@@ -124,7 +124,7 @@ std::optional<http_response> router::screen(const http_request& head) {
         r.body = fmt::format(
             "unsupported Content-Encoding \"{}\": the replicator reads gzip and zstd bodies "
             "(CREATE CHANGEFEED ... WITH compression='gzip' or 'zstd')\n",
-            log::sanitize(head.content_encoding));
+            log::sanitize(std::string_view(head.content_encoding).substr(0, 64)));
         return finish(head, 0, std::move(r));
     }
     return std::nullopt;
@@ -224,6 +224,7 @@ http_response router::webhook(http_request&& request) {
     const auto parsed = compression::parse(request.content_encoding);
     if (const auto codec = parsed ? *parsed : compression::codec::identity;
         codec != compression::codec::identity) {
+        compressed_.with({std::string(compression::name(codec))}).add();  // bad ones too
         auto plain = compression::decompress(codec, request.body, config_.limits.max_body_bytes);
         if (!plain) {
             error e = plain.error();
@@ -233,7 +234,6 @@ http_response router::webhook(http_request&& request) {
             return finish(request, bytes, error_reply(e));
         }
         request.body = std::move(*plain);
-        compressed_.with({std::string(compression::name(codec))}).add();
     }
     request_context context;
     context.arrived = request.arrived;

@@ -4,6 +4,7 @@
 #include <charconv>
 #include <map>
 
+#include <boost/algorithm/string/predicate.hpp>
 #include <fmt/format.h>
 
 #include "molt/common/duration.hpp"
@@ -210,12 +211,14 @@ result<changefeed_options> parse_changefeed_options(
         } else if (name == "compression") {
             // gzip or zstd, in any case (CockroachDB v25.2+ webhook sinks).
             const std::string v = value.value_or("");
-            auto codec = compression::parse(v);
-            if (!codec || *codec == compression::codec::identity) {
+            if (boost::iequals(v, "gzip")) {
+                o.compression = compression::codec::gzip;
+            } else if (boost::iequals(v, "zstd")) {
+                o.compression = compression::codec::zstd;
+            } else {
                 return error{errc::invalid_argument,
                              fmt::format("unsupported compression algorithm \"{}\"", v)};
             }
-            o.compression = *codec;
         } else if (name == "key_in_value" || name == "topic_in_value" || name == "on_error" ||
                    name == "virtual_columns" || name == "gc_protect_expires_after" ||
                    name == "metrics_label" || name == "schema_change_policy" ||

@@ -69,15 +69,23 @@ TEST_CASE("compression: more than the limit out is refused, however small the in
     for (const codec c : {codec::gzip, codec::zstd}) {
         const std::string bomb = compression::compress(c, zeros);
         CHECK(bomb.size() < 100'000);
-        auto refused = compression::decompress(c, bomb, 1'000'000);
+        auto refused = compression::decompress(c, bomb, 9'000'000);
         REQUIRE_FALSE(refused);
         CHECK(refused.error().code() == errc::limit_exceeded);
         CHECK_THAT(refused.error().message(),
                    Catch::Contains(std::string(compression::name(c)) +
-                                   " body decompresses to more than 1000000 bytes"));
+                                   " body decompresses to more than 9000000 bytes"));
         // Exactly the limit is fine.
         CHECK(compression::decompress(c, bomb, zeros.size()));
     }
+    // zstd: a frame whose window is larger than a small limit needs is refused before any
+    // memory is set aside for it (its header asks for 16 MiB; 1 MB allows 8 MiB).
+    auto windowed =
+        compression::decompress(codec::zstd, compression::compress(codec::zstd, zeros), 1'000'000);
+    REQUIRE_FALSE(windowed);
+    CHECK(windowed.error().code() == errc::limit_exceeded);
+    CHECK_THAT(windowed.error().message(),
+               Catch::Contains("the zstd body asks for a window of more than 8388608 bytes"));
     auto plain = compression::decompress(codec::identity, "12345", 4);
     REQUIRE_FALSE(plain);
     CHECK(plain.error().code() == errc::limit_exceeded);

@@ -197,6 +197,7 @@ TEST_CASE("changefeed options: CockroachDB's defaults and refusals", "[changefee
     CHECK(o->compression == molt::compression::codec::zstd);
     CHECK(refused({{"compression", "br"}}) == "unsupported compression algorithm \"br\"");
     CHECK(refused({{"compression", ""}}) == "unsupported compression algorithm \"\"");
+    CHECK(refused({{"compression", "x-gzip"}}) == "unsupported compression algorithm \"x-gzip\"");
 }
 
 TEST_CASE("snapshot visibility follows pg_current_snapshot()", "[changefeed]") {
