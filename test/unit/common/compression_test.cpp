@@ -78,14 +78,18 @@ TEST_CASE("compression: more than the limit out is refused, however small the in
         // Exactly the limit is fine.
         CHECK(compression::decompress(c, bomb, zeros.size()));
     }
-    // zstd: a frame whose window is larger than a small limit needs is refused before any
-    // memory is set aside for it (its header asks for 16 MiB; 1 MB allows 8 MiB).
-    auto windowed =
-        compression::decompress(codec::zstd, compression::compress(codec::zstd, zeros), 1'000'000);
+    // zstd: a frame whose header asks for a window larger than the limit needs is refused before
+    // any memory is set aside for it. Hand-made: magic, no content size, window 2^27 (128 MiB),
+    // one raw last block holding "x".
+    const std::string big_window("\x28\xb5\x2f\xfd\x00\x88\x09\x00\x00x", 10);
+    auto windowed = compression::decompress(codec::zstd, big_window, 1'000'000);
     REQUIRE_FALSE(windowed);
     CHECK(windowed.error().code() == errc::limit_exceeded);
     CHECK_THAT(windowed.error().message(),
                Catch::Contains("the zstd body asks for a window of more than 8388608 bytes"));
+    auto allowed = compression::decompress(codec::zstd, big_window, size_t{64} << 20);
+    REQUIRE(allowed);
+    CHECK(*allowed == "x");
     auto plain = compression::decompress(codec::identity, "12345", 4);
     REQUIRE_FALSE(plain);
     CHECK(plain.error().code() == errc::limit_exceeded);
