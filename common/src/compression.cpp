@@ -13,23 +13,20 @@
 #include <fmt/format.h>
 
 #include "molt/common/assert.hpp"
+#include "molt/common/ident.hpp"
 #include "molt/common/log.hpp"
 
 namespace molt::compression {
 namespace {
 
-std::string lower_trimmed(std::string_view s) {
+std::string_view trimmed(std::string_view s) {
     while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) {
         s.remove_prefix(1);
     }
     while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) {
         s.remove_suffix(1);
     }
-    std::string out(s);
-    std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) {
-        return static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
-    });
-    return out;
+    return s;
 }
 
 constexpr size_t chunk = 64 * 1024;
@@ -150,14 +147,14 @@ result<std::string> unzstd(std::string_view data, size_t limit) {
 }  // namespace
 
 result<codec> parse(std::string_view text) {
-    const std::string n = lower_trimmed(text);
-    if (n.empty() || n == "identity") {
+    const std::string_view n = trimmed(text);
+    if (n.empty() || ident_equal(n, "identity")) {
         return codec::identity;
     }
-    if (n == "gzip" || n == "x-gzip") {
+    if (ident_equal(n, "gzip") || ident_equal(n, "x-gzip")) {
         return codec::gzip;
     }
-    if (n == "zstd") {
+    if (ident_equal(n, "zstd")) {
         return codec::zstd;
     }
     return error{errc::unsupported,

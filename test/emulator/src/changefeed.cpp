@@ -4,10 +4,10 @@
 #include <charconv>
 #include <map>
 
-#include <boost/algorithm/string/predicate.hpp>
 #include <fmt/format.h>
 
 #include "molt/common/duration.hpp"
+#include "molt/common/ident.hpp"
 #include "molt/emulator/crdb_sql.hpp"
 #include "molt/proto/crdb_types.hpp"
 
@@ -211,9 +211,9 @@ result<changefeed_options> parse_changefeed_options(
         } else if (name == "compression") {
             // gzip or zstd, in any case (CockroachDB v25.2+ webhook sinks).
             const std::string v = value.value_or("");
-            if (boost::iequals(v, "gzip")) {
+            if (ident_equal(v, "gzip")) {
                 o.compression = compression::codec::gzip;
-            } else if (boost::iequals(v, "zstd")) {
+            } else if (ident_equal(v, "zstd")) {
                 o.compression = compression::codec::zstd;
             } else {
                 return error{errc::invalid_argument,
