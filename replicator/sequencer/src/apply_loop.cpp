@@ -135,7 +135,23 @@ void consistent_applier::run(group& g) {
             }
             target = g.proposed;
         }
-        if (auto done = guarded("window", [&] { return apply_window(g, target); }); !done) {
+        {
+            // Late rows the checkpoint covers go first (late_rows.cpp); none during a window.
+            std::unique_lock<std::mutex> lock(g.mutex);
+            g.wake.wait(lock,
+                        [&] { return stopping_.load() || !(g.late_running || g.late_ready()); });
+            if (stopping_) {
+                continue;
+            }
+            g.window_running = true;
+        }
+        auto done = guarded("window", [&] { return apply_window(g, target); });
+        {
+            const std::lock_guard<std::mutex> lock(g.mutex);
+            g.window_running = false;
+        }
+        g.wake.notify_all();
+        if (!done) {
             {
                 const std::lock_guard<std::mutex> lock(g.mutex);
                 g.reload = true;

@@ -24,7 +24,17 @@ consistent_applier::consistent_applier(const target_dialect& dialect, session_po
       duplicates_(metrics.counter("stage_duplicate_mutations_total",
                                   "Mutations already staged (redelivery, replays)", {"schema"})),
       late_(metrics.counter("stage_late_duplicate_mutations_total",
-                            "Mutations at or below the committed checkpoint, dropped", {"schema"})),
+                            "Mutations at or below the newest resolved timestamp received",
+                            {"schema"})),
+      late_applied_(metrics.counter(
+          "stage_late_applied_mutations_total",
+          "Mutations at or below the newest resolved timestamp that staging never had (initial "
+          "scans at an older cursor, tables added to a changefeed), applied",
+          {"schema"})),
+      late_superseded_(metrics.counter(
+          "stage_late_superseded_mutations_total",
+          "Such mutations skipped because staging holds a version of the key as new or newer",
+          {"schema"})),
       violations_(metrics.counter("changefeed_protocol_violations_total",
                                   "Rows that break the changefeed's guarantees, by kind",
                                   {"schema", "kind"})),

@@ -8,6 +8,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -45,6 +46,20 @@ struct consistent_applier::group {
     std::shared_ptr<const schema_snapshot> snapshot;  ///< last known, for a target outage
     std::vector<std::string> stage_tables;            ///< of the last window, for retiring
     hlc retired;
+    /// Late rows (at or below the resolved timestamp, never staged: initial scans at an older
+    /// cursor, tables added to a changefeed) are applied by the request that brought them, one
+    /// request at a time and never during a window (late_rows.cpp): per key, the newest staged
+    /// version must be final while they are compared with it and written.
+    bool window_running = false;
+    bool late_running = false;
+    std::multiset<hlc> late_waiters;  ///< the newest row of each waiting request
+
+    /// A waiting request's rows are all covered by the committed checkpoint: windows let it go
+    /// first (every older version of their keys is applied; newer ones are staged).
+    [[nodiscard]] bool late_ready() const {
+        return loaded && !reload && !late_waiters.empty() && *late_waiters.begin() <= committed;
+    }
+
     std::unique_ptr<chunk_scheduler> scheduler;  ///< the fixed pool of this schema's chunks
     std::thread thread;
 

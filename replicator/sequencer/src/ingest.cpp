@@ -98,12 +98,10 @@ result<accept_stats> consistent_applier::accept_rows(const qualified_name& schem
                                  log::sanitize(rows.tables()[tables.size()].topic), g.label)};
     }
 
-    hlc committed;
     hlc proposed;
     int64_t waiting = 0;
     {
         const std::lock_guard<std::mutex> lock(g.mutex);
-        committed = g.committed;
         proposed = g.proposed;
         waiting = g.resolved_backlog;
     }
@@ -133,7 +131,9 @@ result<accept_stats> consistent_applier::accept_rows(const qualified_name& schem
             sm.key = staged_key(t, group_rows.topic, m.key);
             sm.message = proto::encode_message(proto::to_message(group_rows.topic, m));
             sm.deletion = m.deleted;
-            const bool is_late = !committed.is_zero() && m.updated <= committed;
+            // At or below the newest resolved timestamp received: a redelivery, or a row
+            // staging never had (late_rows.cpp).
+            const bool is_late = !proposed.is_zero() && m.updated <= proposed;
             auto& index = is_late ? late_index : stage_index;
             auto& list = is_late ? late : to_stage;
             auto [it, inserted] = index.try_emplace(st, list.size());
@@ -147,16 +147,17 @@ result<accept_stats> consistent_applier::accept_rows(const qualified_name& schem
         }
     }
 
-    // Late rows are duplicates of rows applied already, unless staging never had them: then a
-    // second changefeed writes into this target schema (or one was re-created with an initial
-    // scan at an older cursor), and its rows would be lost. Such a request is refused, loudly.
-    // Rows old enough to have been retired cannot be told apart and count as duplicates.
+    // Late rows are duplicates of rows staged already, unless staging never had them: then a
+    // changefeed re-created with an initial scan at an older cursor, or a table added to it,
+    // sends them, and they are applied below. Rows old enough to have been retired cannot be
+    // told apart and count as duplicates.
     const int64_t retire_ns = options_.retire_offset.count();
+    std::vector<staging_store::table_rows> unseen;
+    size_t duplicates = 0;
     for (const staging_store::table_rows& t : late) {
         late_.with({g.label}).add(t.rows.size());
         auto compared = staging_.compare_late(t.stage_table, t.rows);
         if (!compared) {
-            // Unchecked late rows might be a second changefeed's: the changefeed comes back.
             return staging_error(compared.error().with_context("comparing late rows with staging"));
         }
         hlc now_committed;  // retiring may have advanced meanwhile: rows it deleted look missing
@@ -177,34 +178,16 @@ result<accept_stats> consistent_applier::accept_rows(const qualified_name& schem
                     "changefeed protocol violation: a late duplicate differs from the mutation "
                     "staged for the same timestamp and key; the staged one stays applied");
         }
-        std::vector<const staged_mutation*> unseen;
+        staging_store::table_rows missing{t.stage_table, {}};
         for (const staged_mutation* m : compared->missing) {
-            if (retire_ns > 0 && m->updated.wall() > now_committed.wall() - retire_ns) {
-                unseen.push_back(m);
+            if (now_committed < m->updated ||
+                (retire_ns > 0 && m->updated.wall() > now_committed.wall() - retire_ns)) {
+                missing.rows.push_back(*m);
             }
         }
-        if (!unseen.empty()) {
-            violations_.with({g.label, "late_not_staged"}).add(unseen.size());
-            const staged_mutation& first = *unseen.front();
-            log::error()
-                .str("target", g.label)
-                .str("table", t.stage_table)
-                .str("key", log::sanitize(row_key(first.key)))
-                .str("updated", first.updated.to_string())
-                .str("committed", committed.to_string())
-                .unum("rows", unseen.size())
-                .msg(
-                    "refused rows at or below the committed checkpoint that were never staged: "
-                    "is a second changefeed writing into this target schema? One changefeed per "
-                    "target schema; give each changefeed its own target schema (or "
-                    "replicator)");
-            return error{errc::invalid_argument,
-                         fmt::format("{} rows at or below the committed checkpoint {} of {} were "
-                                     "never received before (first: {} at {}); a second "
-                                     "changefeed into one target schema would lose them, so "
-                                     "they are refused",
-                                     unseen.size(), committed.to_string(), g.label,
-                                     log::sanitize(row_key(first.key)), first.updated.to_string())};
+        duplicates += t.rows.size() - missing.rows.size();
+        if (!missing.rows.empty()) {
+            unseen.push_back(std::move(missing));
         }
     }
 
@@ -243,16 +226,17 @@ result<accept_stats> consistent_applier::accept_rows(const qualified_name& schem
         }
     }
 
-    if (!late.empty()) {
-        size_t n = 0;
-        for (const auto& t : late) {
-            n += t.rows.size();
-        }
+    if (duplicates > 0) {
         log::debug()
             .str("target", g.label)
-            .unum("count", n)
-            .str("committed", committed.to_string())
-            .msg("dropped late duplicates at or below the committed checkpoint");
+            .unum("count", duplicates)
+            .str("resolved", proposed.to_string())
+            .msg("dropped late duplicates at or below the newest resolved timestamp");
+    }
+    if (!unseen.empty()) {
+        if (auto applied = apply_late(g, std::move(unseen), deadline); !applied) {
+            return applied.error();
+        }
     }
     return stats;
 }
@@ -293,7 +277,8 @@ result<void> consistent_applier::accept_resolved(const qualified_name& schema, h
         // resolved timestamps older than ones it sent before. An older one says nothing new
         // (everything up to the newest is promised already), so it is acknowledged: refusing it
         // would only make the changefeed retry and restart again. Its rows at or below the
-        // committed checkpoint are late duplicates; the rest are staged as usual.
+        // newest resolved timestamp are late (duplicates, or applied as late rows); the rest are
+        // staged as usual.
         backwards_.with({g.label}).add();
         log::debug()
             .str("group", g.name)

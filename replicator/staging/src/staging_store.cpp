@@ -642,6 +642,49 @@ result<staging_store::late_comparison> staging_store::compare_late(
     return out;
 }
 
+result<std::map<std::string, hlc>> staging_store::newest_versions(
+    const std::string& stage_table, const std::vector<staged_mutation>& rows) {
+    std::map<std::string, hlc> newest;
+    auto present = exists(stage_table);
+    if (!present) {
+        return present.error();
+    }
+    if (!*present || rows.empty()) {
+        return newest;
+    }
+    auto s = session();
+    if (!s) {
+        return s.error();
+    }
+    std::set<std::string> distinct;
+    int64_t oldest = rows.front().updated.wall();
+    for (const staged_mutation& m : rows) {
+        distinct.insert(m.key);
+        oldest = std::min(oldest, m.updated.wall());
+    }
+    std::vector<const std::string*> keys;
+    for (const std::string& k : distinct) {
+        keys.push_back(&k);
+    }
+    auto found = (*s)->query(
+        fmt::format(
+            "SELECT nanos, logical, key FROM {} WHERE nanos >= :p1 AND key = ANY(:p2::TEXT[])",
+            where_.qualify(stage_table)),
+        {std::to_string(oldest), text_array(keys)});
+    if (!found) {
+        return found.error().with_context("reading staged versions of " + stage_table);
+    }
+    for (const sql_row& row : *found) {
+        auto h = hlc_of(row, 0);
+        if (!h) {
+            return h.error();
+        }
+        hlc& at = newest[row[2].value_or("")];
+        at = std::max(at, *h);
+    }
+    return newest;
+}
+
 result<resolved_outcome> staging_store::record_resolved(const std::string& group, hlc t,
                                                         hlc* latest) {
     auto s = session();

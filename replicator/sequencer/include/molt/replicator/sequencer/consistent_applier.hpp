@@ -106,6 +106,12 @@ private:
     result<void> load_progress(group& g);
     result<void> count_backlog(group& g, const schema_snapshot& snapshot);
     result<void> apply_window(group& g, hlc resolved);
+    /// Rows at or below the newest resolved timestamp that staging never had: applied once the
+    /// committed checkpoint covers them, skipping keys whose staged version is as new or newer,
+    /// then staged (late_rows.cpp). Waits for its turn until `deadline` (then unavailable).
+    result<void> apply_late(group& g, std::vector<staging_store::table_rows> rows,
+                            std::chrono::steady_clock::time_point deadline);
+    result<void> apply_late_rows(group& g, const std::vector<staging_store::table_rows>& rows);
     /// About how many rows a window holds when the backlog spans several resolved timestamps.
     [[nodiscard]] int64_t window_rows() const;
     result<void> complete_window(group& g, hlc resolved);
@@ -127,6 +133,8 @@ private:
     metrics::family<metrics::counter>& staged_;
     metrics::family<metrics::counter>& duplicates_;
     metrics::family<metrics::counter>& late_;
+    metrics::family<metrics::counter>& late_applied_;
+    metrics::family<metrics::counter>& late_superseded_;
     metrics::family<metrics::counter>& violations_;
     metrics::family<metrics::counter>& backwards_;
     apply_metrics apply_metrics_;

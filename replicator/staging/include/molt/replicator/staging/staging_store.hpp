@@ -133,6 +133,11 @@ public:
     [[nodiscard]] result<late_comparison> compare_late(const std::string& stage_table,
                                                        const std::vector<staged_mutation>& rows);
 
+    /// The newest staged version of each key of `rows` among versions at or above the oldest
+    /// row's HLC (the primary key's leading column bounds the scan); keys without one are absent.
+    [[nodiscard]] result<std::map<std::string, hlc>> newest_versions(
+        const std::string& stage_table, const std::vector<staged_mutation>& rows);
+
     /// Records resolved timestamp `t` for a group unless it is not newer than the latest one
     /// (repeated: equal; backwards: older). `latest` receives the newest recorded.
     [[nodiscard]] result<resolved_outcome> record_resolved(const std::string& group, hlc t,

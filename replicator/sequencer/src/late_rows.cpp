@@ -1,0 +1,176 @@
+// Late rows: at or below the newest resolved timestamp, never staged (replicator/README.md,
+// "Consistent mode", late rows). A changefeed re-created with `cursor` and an initial scan, or a
+// table added with ALTER CHANGEFEED ... WITH initial_scan, sends every scanned row at the scan's
+// HLC, which the receiver has already resolved. They are not duplicates: the request that
+// brought them applies them, in its own target transaction, once the committed checkpoint
+// covers them (every older version of their keys is on the target), skipping each key whose
+// staged version is as new or newer (that one is applied, or will be), and then stages them so
+// a redelivery is a duplicate. One such request at a time per target schema, never during a
+// window: the newest staged version of a key cannot change between the comparison and the write.
+#include <algorithm>
+
+#include <fmt/format.h>
+
+#include "molt/common/log.hpp"
+#include "molt/proto/decoder.hpp"
+#include "molt/replicator/target/apply_plan.hpp"
+
+#include "group.hpp"
+
+namespace molt::replicator {
+
+result<void> consistent_applier::apply_late(group& g, std::vector<staging_store::table_rows> rows,
+                                            std::chrono::steady_clock::time_point deadline) {
+    hlc newest;
+    size_t total = 0;
+    for (const staging_store::table_rows& t : rows) {
+        for (const staged_mutation& m : t.rows) {
+            newest = std::max(newest, m.updated);
+            ++total;
+        }
+    }
+    {
+        std::unique_lock<std::mutex> lock(g.mutex);
+        const auto waiting = g.late_waiters.insert(newest);
+        const bool turn = g.wake.wait_until(lock, deadline, [&] {
+            return stopping_.load() || (g.loaded && !g.reload && newest <= g.committed &&
+                                        !g.window_running && !g.late_running);
+        });
+        g.late_waiters.erase(waiting);
+        if (stopping_ || !turn) {
+            g.wake.notify_all();  // the apply loop may have let this request go first
+            return error{errc::unavailable,
+                         fmt::format("{} rows at or below the resolved timestamp that staging "
+                                     "never had (newest {}) wait for the target to hold the "
+                                     "checkpoint {} ({}); the changefeed will retry",
+                                     total, newest.to_string(), g.label,
+                                     stopping_ ? "stopping" : "not yet")};
+        }
+        g.late_running = true;
+    }
+    auto done = apply_late_rows(g, rows);
+    {
+        const std::lock_guard<std::mutex> lock(g.mutex);
+        g.late_running = false;
+    }
+    g.wake.notify_all();
+    return done;
+}
+
+result<void> consistent_applier::apply_late_rows(
+    group& g, const std::vector<staging_store::table_rows>& rows) {
+    const auto start = sequencer_clock::now();
+    const auto deadline = start + options_.apply_timeout;
+    auto snapshot = schemas_.get(g.schema, deadline);
+    if (!snapshot) {
+        return error{errc::unavailable, snapshot.error().message(), snapshot.error().retry()};
+    }
+    std::vector<staging_store::table_rows> kept;
+    std::vector<const staged_mutation*> ordered;
+    size_t superseded = 0;
+    for (const staging_store::table_rows& t : rows) {
+        auto newest = staging_.newest_versions(t.stage_table, t.rows);
+        if (!newest) {
+            return staging_error(newest.error());
+        }
+        staging_store::table_rows keep{t.stage_table, {}};
+        for (const staged_mutation& m : t.rows) {
+            const auto it = newest->find(m.key);
+            if (it != newest->end() && m.updated <= it->second) {
+                ++superseded;
+                continue;
+            }
+            keep.rows.push_back(m);
+        }
+        if (!keep.rows.empty()) {
+            kept.push_back(std::move(keep));
+        }
+    }
+    late_superseded_.with({g.label}).add(superseded);
+    if (kept.empty()) {
+        return ok();
+    }
+    for (const staging_store::table_rows& t : kept) {
+        for (const staged_mutation& m : t.rows) {
+            ordered.push_back(&m);
+        }
+    }
+    // In HLC order, so the plan folds several versions of a key to the newest.
+    std::stable_sort(
+        ordered.begin(), ordered.end(),
+        [](const staged_mutation* a, const staged_mutation* b) { return a->updated < b->updated; });
+    std::string body;
+    for (const staged_mutation* m : ordered) {
+        body += m->message;
+        body += '\n';
+    }
+    auto decoded = proto::decode_ndjson(std::move(body));
+    if (!decoded) {
+        return decoded.error().with_context("late rows cannot be decoded");
+    }
+    auto plan = plan_batch(**snapshot, *decoded, dialect_, options_.flush_size,
+                           statement_order::upserts_first);
+    if (!plan) {
+        return plan.error();
+    }
+    auto session = target_pool_.acquire(deadline);
+    if (!session) {
+        return error{errc::unavailable, session.error().message(), session.error().retry()};
+    }
+    target_session& db = **session;
+    auto written = [&]() -> result<void> {
+        if (auto begun = db.begin(); !begun) {
+            return begun.error();
+        }
+        if (auto done = execute_statements(db, *plan); !done) {
+            db.rollback();
+            return done.error();
+        }
+        return db.commit();
+    }();
+    if (!written) {
+        const error& e = written.error();
+        if (e.retry() == retry_class::reconnect || e.code() == errc::unavailable) {
+            session->mark_broken();
+        }
+        apply_metrics_.retried(g.label, e.retry());
+        if (e.retry() == retry_class::fatal) {
+            // The changefeed retries the request: a stall, named in its error and our log.
+            log::error()
+                .str("schema", g.label)
+                .unum("rows", ordered.size())
+                .err(e)
+                .msg("the target refused rows at or below the resolved timestamp");
+            return error{errc::invalid_argument,
+                         fmt::format("the target refused rows at or below the resolved "
+                                     "timestamp: {}",
+                                     e.message())};
+        }
+        return error{
+            errc::unavailable,
+            fmt::format("applying rows at or below the resolved timestamp: {}", e.message()),
+            e.retry()};
+    }
+    apply_metrics_.applied(g.label, *plan, metrics::seconds_since(start));
+    for (const table_counts& t : plan->tables) {
+        applied_.with({g.label, t.table->name}).add(t.received);
+    }
+    // Staged after the target holds them: a redelivery is then a duplicate. A failure here
+    // (the changefeed retries) writes the same rows again, which changes nothing.
+    if (auto staged = staging_.stage(kept, hlc()); !staged) {
+        return staging_error(staged.error());
+    }
+    late_applied_.with({g.label}).add(ordered.size());
+    log::info()
+        .str("schema", g.label)
+        .unum("applied", ordered.size())
+        .unum("superseded", superseded)
+        .str("newest", ordered.back()->updated.to_string())
+        .msg(
+            "applied rows at or below the resolved timestamp that staging never had (an initial "
+            "scan at an older cursor, or a table added to the changefeed); keys with a newer "
+            "staged version kept it");
+    return ok();
+}
+
+}  // namespace molt::replicator
