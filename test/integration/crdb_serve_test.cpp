@@ -938,3 +938,149 @@ TEST_CASE("serve: history older than --gc-ttl is gone, as past CockroachDB's GC 
           std::string::npos);
     pq.query("DROP TABLE serve_gc");
 }
+
+namespace {
+
+// The messages of `d` for `topic`, without their "updated" field, by key; and the HLCs seen.
+struct topic_view {
+    std::map<std::string, std::vector<std::string>> by_key;  // in arrival order
+    std::set<std::string> updated;
+};
+topic_view view_of(const delivery& d, const std::string& topic, const std::string& updated) {
+    topic_view v;
+    for (const auto& m : d.messages) {
+        if (m.topic != topic || (!updated.empty() && m.updated != updated)) {
+            continue;
+        }
+        v.by_key[m.key].push_back(m.text.substr(0, m.text.find(", \"updated\": ")));
+        v.updated.insert(m.updated);
+    }
+    return v;
+}
+
+}  // namespace
+
+TEST_CASE_METHOD(feed_fixture,
+                 "serve: an initial scan at a cursor sends the rows as of the cursor, then every "
+                 "change after it",
+                 "[integration][serve]") {
+    pq.query("DROP TABLE IF EXISTS serve_cursor");
+    pq.query("CREATE TABLE serve_cursor (id INT8 PRIMARY KEY, v TEXT)");
+    pq.query("INSERT INTO serve_cursor VALUES (1, 'a'), (2, 'b'), (3, 'c')");
+    // An earlier feed of the table (the stand-in keeps whole old rows of changefeed tables).
+    const std::string first = create("serve_cursor", "?", "initial_scan = 'no'");
+    pq.query("CANCEL JOB " + first);
+    const std::string cursor = pq.query("SELECT cluster_logical_timestamp()").at(0).at(0);
+    pq.query("UPDATE serve_cursor SET v = 'a2' WHERE id = 1");
+    pq.query("DELETE FROM serve_cursor WHERE id = 2");
+    pq.query("INSERT INTO serve_cursor VALUES (4, 'd')");
+    pq.query("UPDATE serve_cursor SET id = 5 WHERE id = 3");
+
+    create("serve_cursor", "?",
+           fmt::format("updated, resolved = '100ms', min_checkpoint_frequency = '100ms', "
+                       "cursor = '{}', initial_scan = 'yes'",
+                       cursor));
+    REQUIRE(wait_until([&] {
+        const delivery d = split(receiver.requests());
+        return !d.resolved.empty() && d.messages.size() >= 8;
+    }));
+    const delivery d = split(receiver.requests());
+    // The scan: the rows as they were at the cursor, carrying it.
+    const topic_view scan = view_of(d, "serve_cursor", cursor);
+    CHECK(scan.by_key ==
+          std::map<std::string, std::vector<std::string>>{
+              {"[1]", {R"({"after": {"id": 1, "v": "a"}, "key": [1], "topic": "serve_cursor")"}},
+              {"[2]", {R"({"after": {"id": 2, "v": "b"}, "key": [2], "topic": "serve_cursor")"}},
+              {"[3]", {R"({"after": {"id": 3, "v": "c"}, "key": [3], "topic": "serve_cursor")"}}});
+    // Then every change after it, above it.
+    const topic_view all = view_of(d, "serve_cursor", "");
+    CHECK(all.updated.size() == 5);  // the cursor and four transactions
+    CHECK(all.by_key.at("[1]").back() ==
+          R"({"after": {"id": 1, "v": "a2"}, "key": [1], "topic": "serve_cursor")");
+    CHECK(all.by_key.at("[2]").back() == R"({"after": null, "key": [2], "topic": "serve_cursor")");
+    CHECK(all.by_key.at("[3]").back() == R"({"after": null, "key": [3], "topic": "serve_cursor")");
+    CHECK(all.by_key.at("[4]") ==
+          std::vector<std::string>{
+              R"({"after": {"id": 4, "v": "d"}, "key": [4], "topic": "serve_cursor")"});
+    CHECK(all.by_key.at("[5]") ==
+          std::vector<std::string>{
+              R"({"after": {"id": 5, "v": "c"}, "key": [5], "topic": "serve_cursor")"});
+
+    // A table whose changes after the cursor lack their old rows cannot be rewound: the job
+    // fails and says why.
+    pq.query("DROP TABLE IF EXISTS serve_cursor_plain");
+    pq.query("CREATE TABLE serve_cursor_plain (id INT8 PRIMARY KEY, v TEXT)");
+    pq.query("INSERT INTO serve_cursor_plain VALUES (1, 'a')");
+    const std::string before = pq.query("SELECT cluster_logical_timestamp()").at(0).at(0);
+    pq.query("UPDATE serve_cursor_plain SET v = 'b'");
+    const std::string job = create("serve_cursor_plain", "?",
+                                   fmt::format("cursor = '{}', initial_scan = 'yes'", before));
+    CHECK(wait_until([&] { return pq.job_field(job, "status") == "failed"; }));
+    CHECK_THAT(pq.job_field(job, "error"), Catch::Contains("old row"));
+    pq.query("DROP TABLE serve_cursor_plain");
+    pq.query("DROP TABLE serve_cursor");
+}
+
+TEST_CASE_METHOD(feed_fixture,
+                 "serve: ALTER CHANGEFEED ADD ... WITH initial_scan scans the added table at the "
+                 "high-water mark",
+                 "[integration][serve]") {
+    pq.query("DROP TABLE IF EXISTS serve_alter_a");
+    pq.query("DROP TABLE IF EXISTS serve_alter_b");
+    pq.query("CREATE TABLE serve_alter_a (id INT8 PRIMARY KEY, v TEXT)");
+    pq.query("CREATE TABLE serve_alter_b (id INT8 PRIMARY KEY, v TEXT)");
+    pq.query("INSERT INTO serve_alter_b VALUES (1, 'b1'), (2, 'b2')");
+    const std::string job = create(
+        "serve_alter_a", "?",
+        "updated, resolved = '100ms', min_checkpoint_frequency = '100ms', initial_scan = 'no'");
+    pq.query("INSERT INTO serve_alter_a VALUES (1, 'a1')");
+    REQUIRE(wait_until([&] {
+        const delivery d = split(receiver.requests());
+        return !d.messages.empty() && d.resolved.size() >= 2;
+    }));
+    CHECK(pq.failure("ALTER CHANGEFEED " + job + " ADD serve_alter_b").second ==
+          "job " + job + " is not paused");
+    pq.query("PAUSE JOB " + job);
+    const std::string high_water = pq.job_field(job, "high_water_timestamp");
+    REQUIRE_FALSE(high_water.empty());
+    CHECK(pq.failure("ALTER CHANGEFEED " + job + " ADD serve_alter_a").second ==
+          "target \"serve_alter_a\" already watched by changefeed");
+    CHECK(pq.failure("ALTER CHANGEFEED " + job + " DROP serve_alter_b").second ==
+          "target \"serve_alter_b\" already not watched by changefeed");
+    CHECK(pq.failure("ALTER CHANGEFEED " + job + " DROP serve_alter_a").second ==
+          "cannot drop all targets");
+    CHECK(pq.failure("ALTER CHANGEFEED " + job + " ADD no_such_table").second ==
+          "target \"no_such_table\" does not exist");
+    const auto altered =
+        pq.query("ALTER CHANGEFEED " + job + " ADD serve_alter_b WITH initial_scan = 'yes'");
+    REQUIRE(altered.size() == 1);
+    CHECK(altered[0][0] == job);
+    CHECK_THAT(altered[0][1],
+               Catch::StartsWith("CREATE CHANGEFEED FOR TABLE serve_alter_a, serve_alter_b INTO"));
+    CHECK(pq.job_field(job, "description") == altered[0][1]);
+    CHECK_THAT(pq.job_field(job, "full_table_names"), Catch::Contains("serve_alter_b"));
+    // Changed after the high-water mark (and after the ALTER): the scan still shows the row
+    // as it was at the mark, and the change follows.
+    pq.query("UPDATE serve_alter_b SET v = 'b1 later' WHERE id = 1");
+    const size_t before_resume = receiver.requests().size();
+    pq.query("RESUME JOB " + job);
+    REQUIRE(wait_until([&] {
+        const delivery d = split(receiver.requests());
+        return view_of(d, "serve_alter_b", "").by_key["[1]"].size() >= 2 &&
+               d.resolved.back().second >= before_resume;
+    }));
+    const delivery d = split(receiver.requests());
+    const topic_view scan = view_of(d, "serve_alter_b", high_water);
+    CHECK(
+        scan.by_key ==
+        std::map<std::string, std::vector<std::string>>{
+            {"[1]", {R"({"after": {"id": 1, "v": "b1"}, "key": [1], "topic": "serve_alter_b")"}},
+            {"[2]", {R"({"after": {"id": 2, "v": "b2"}, "key": [2], "topic": "serve_alter_b")"}}});
+    const topic_view all = view_of(d, "serve_alter_b", "");
+    CHECK(all.by_key.at("[1]").back() ==
+          R"({"after": {"id": 1, "v": "b1 later"}, "key": [1], "topic": "serve_alter_b")");
+    CHECK(all.updated.size() == 2);
+    pq.query("CANCEL JOB " + job);
+    pq.query("DROP TABLE serve_alter_a");
+    pq.query("DROP TABLE serve_alter_b");
+}

@@ -238,11 +238,6 @@ result<changefeed_options> parse_changefeed_options(
     if (o.cursor && !initial_scan_given) {
         o.initial_scan = initial_scan_mode::no;  // a cursor means no initial scan by default
     }
-    if (o.cursor && o.initial_scan != initial_scan_mode::no) {
-        return error{errc::unsupported,
-                     "unimplemented: an initial scan at a cursor is not emulated by "
-                     "crdb-emulator (it scans only the present)"};
-    }
     return o;
 }
 
@@ -337,6 +332,89 @@ result<std::vector<change>> feed_changes(const source_txn& txn,
     return changes;
 }
 
+std::optional<std::string> scan_key(const table_info& t, const std::vector<column_value>& row) {
+    std::string key;
+    for (const std::string& column : t.primary_key) {
+        const auto it = std::find_if(row.begin(), row.end(),
+                                     [&](const column_value& v) { return v.name == column; });
+        if (it == row.end() || !it->text) {
+            return std::nullopt;
+        }
+        key += *it->text;
+        key += '\x1f';
+    }
+    return key;
+}
+
+result<void> rewind_rows(scan_rows& rows, const std::vector<table_info>& tables,
+                         const std::vector<std::shared_ptr<const source_txn>>& undo) {
+    // The old row in the table's order and types; nullopt without every column.
+    auto whole =
+        [](const table_info& t,
+           const std::vector<column_value>& values) -> std::optional<std::vector<column_value>> {
+        std::vector<column_value> out;
+        for (const auto& [name, type] : t.columns) {
+            const auto it = std::find_if(values.begin(), values.end(),
+                                         [&](const column_value& v) { return v.name == name; });
+            if (it == values.end()) {
+                return std::nullopt;
+            }
+            out.push_back({name, type, it->text});
+        }
+        return out;
+    };
+    for (auto txn = undo.rbegin(); txn != undo.rend(); ++txn) {
+        for (auto rc = (*txn)->changes.rbegin(); rc != (*txn)->changes.rend(); ++rc) {
+            const auto t = std::find_if(tables.begin(), tables.end(), [&](const table_info& ti) {
+                return ti.schema == rc->schema && ti.name == rc->table;
+            });
+            if (t == tables.end()) {
+                continue;
+            }
+            auto& table_rows = rows[static_cast<size_t>(t - tables.begin())];
+            auto cannot = [&](std::string_view why) {
+                return error{errc::unsupported,
+                             fmt::format("unimplemented: a scan as of {} needs the rows of table "
+                                         "\"{}\" as they were then, and {} made at {} cannot be "
+                                         "undone",
+                                         (*txn)->updated.to_string(), t->name, why,
+                                         (*txn)->updated.to_string())};
+            };
+            if (rc->op == 'T') {
+                return cannot("a TRUNCATE");
+            }
+            if (rc->op == 'I' || rc->op == 'U') {
+                if (auto key = scan_key(*t, rc->columns)) {
+                    table_rows.erase(*key);
+                }
+            }
+            if (rc->op == 'U' || rc->op == 'D') {
+                auto old = whole(*t, rc->identity);
+                if (!old) {
+                    return cannot(
+                        "a change without its old row (REPLICA IDENTITY FULL was not set; "
+                        "crdb-emulator sets it on the tables of every changefeed)");
+                }
+                auto key = scan_key(*t, *old);
+                if (!key) {
+                    return cannot("a change whose old row has no primary key");
+                }
+                table_rows[*key] = std::move(*old);
+            }
+        }
+    }
+    return ok();
+}
+
+std::string changefeed_description(const std::vector<std::string>& targets,
+                                   const std::string& tail) {
+    std::string d = "CREATE CHANGEFEED FOR TABLE ";
+    for (size_t i = 0; i < targets.size(); ++i) {
+        d += (i == 0 ? "" : ", ") + targets[i];
+    }
+    return d + tail;
+}
+
 bool visible_in_snapshot(std::string_view snapshot, uint32_t xid) {
     // "xmin:xmax:xip1,xip2" with 64-bit transaction ids; the low 32 bits are wal2json's.
     auto number = [](std::string_view s) {
@@ -373,7 +451,7 @@ changefeed_job::changefeed_job(setup s, capture& history, hlc_clock& clock)
     start_after_ = setup_.options.cursor ? *setup_.options.cursor : clock_.now();
     const int64_t now = wall_clock_nanos();
     status_.id = setup_.id;
-    status_.description = setup_.description;
+    status_.description = changefeed_description(setup_.targets, setup_.description_tail);
     status_.user = setup_.user;
     status_.status = "running";
     status_.sink_uri = setup_.sink_uri;
@@ -402,59 +480,181 @@ void changefeed_job::set_status(std::string status) {
     }
 }
 
-result<void> changefeed_job::scan() {
+result<changefeed_job::scanned> changefeed_job::scan_tables(const std::vector<table_info>& tables,
+                                                            std::optional<hlc> as_of) {
+    if (as_of && !(history_.gc_threshold() < *as_of)) {
+        return error{errc::invalid_argument,
+                     fmt::format("batch timestamp {} must be after replica GC threshold {}",
+                                 as_of->to_string(), history_.gc_threshold().to_string())};
+    }
     auto db = pg_client::connect(setup_.conninfo);
     if (!db) {
         return std::move(db).error();
     }
     if (auto r = use_changefeed_text_forms(*db); !r) {
-        return r;
+        return r.error();
     }
     if (auto r = db->exec("BEGIN ISOLATION LEVEL REPEATABLE READ"); !r) {
-        return r;
+        return r.error();
     }
     // Every transaction this snapshot misses commits after it, so it is decoded, and stamped,
     // after `at`: the scan's rows all carry `at` and the changes after it come later.
-    const hlc at = clock_.now();
+    scanned out;
+    out.at = clock_.now();
     auto snap = db->query("SELECT pg_current_snapshot()::text");
     if (!snap) {
         return std::move(snap).error();
     }
-    transaction txn;
-    txn.updated = at;
-    for (const table_info& t : setup_.tables) {
+    out.snapshot = *snap->rows[0][0];
+    scan_rows rows(tables.size());
+    for (size_t i = 0; i < tables.size(); ++i) {
+        const table_info& t = tables[i];
         std::string columns;
         for (const auto& [name, type] : t.columns) {
             columns += (columns.empty() ? "" : ", ") + crdb::quote_identifier(name);
         }
-        auto rows =
+        auto found =
             db->query(fmt::format("SELECT {} FROM {}.{}", columns, crdb::quote_identifier(t.schema),
                                   crdb::quote_identifier(t.name)));
-        if (!rows) {
-            return std::move(rows).error();
+        if (!found) {
+            return std::move(found).error();
         }
-        for (pg_row& r : rows->rows) {
-            row_change rc;
-            rc.schema = t.schema;
-            rc.table = t.name;
+        for (pg_row& r : found->rows) {
+            std::vector<column_value> row;
             for (size_t c = 0; c < t.columns.size(); ++c) {
-                rc.columns.push_back({t.columns[c].first, t.columns[c].second, std::move(r[c])});
+                row.push_back({t.columns[c].first, t.columns[c].second, std::move(r[c])});
             }
+            auto key = scan_key(t, row);
+            rows[i][key.value_or("")] = std::move(row);
+        }
+    }
+    (void)db->exec("COMMIT");
+    if (as_of) {
+        // As of an earlier HLC: the snapshot rewound through the transactions it saw after it.
+        // They are all decoded once the frontier passes a clock value read after the snapshot.
+        const hlc after = clock_.now();
+        const size_t from = history_.first_after(*as_of);
+        capture::news news;
+        for (;;) {
+            news = history_.since(from, hlc(), std::chrono::milliseconds(100));
+            if (auto f = history_.failure()) {
+                return error{errc::unavailable, *f};
+            }
+            if (news.collected) {
+                return error{errc::invalid_argument,
+                             fmt::format("batch timestamp {} must be after replica GC threshold {}",
+                                         as_of->to_string(), history_.gc_threshold().to_string())};
+            }
+            if (after <= news.frontier) {
+                break;
+            }
+            const std::lock_guard<std::mutex> lock(mutex_);
+            if (stop_) {
+                return error{errc::cancelled, "stopped"};
+            }
+        }
+        std::vector<std::shared_ptr<const source_txn>> undo;
+        for (const auto& txn : news.txns) {
+            if (*as_of < txn->updated && visible_in_snapshot(out.snapshot, txn->xid)) {
+                undo.push_back(txn);
+            }
+        }
+        if (auto r = rewind_rows(rows, tables, undo); !r) {
+            return r.error();
+        }
+    }
+    out.txn.updated = as_of ? *as_of : out.at;
+    for (size_t i = 0; i < tables.size(); ++i) {
+        for (auto& [key, row] : rows[i]) {
+            row_change rc;
+            rc.schema = tables[i].schema;
+            rc.table = tables[i].name;
+            rc.columns = std::move(row);
             source_txn one;
             one.changes.push_back(std::move(rc));
-            auto changes = feed_changes(one, {t}, setup_.options, at);
+            auto changes = feed_changes(one, {tables[i]}, setup_.options, out.txn.updated);
             if (!changes) {
                 return std::move(changes).error();
             }
             for (change& ch : *changes) {
-                txn.changes.push_back(std::move(ch));
+                out.txn.changes.push_back(std::move(ch));
             }
         }
     }
-    (void)db->exec("COMMIT");
-    snapshot_ = *snap->rows[0][0];
-    start_after_ = at;
-    scan_ = std::move(txn);
+    return out;
+}
+
+result<void> changefeed_job::scan() {
+    // With a cursor, the scan is as of the cursor (CockroachDB scans AS OF SYSTEM TIME it) and
+    // every change after it follows; without, as of now, then what the snapshot did not see.
+    auto done = scan_tables(setup_.tables, setup_.options.cursor);
+    if (!done) {
+        return done.error();
+    }
+    if (setup_.options.cursor) {
+        start_after_ = *setup_.options.cursor;
+    } else {
+        snapshot_ = std::move(done->snapshot);
+        start_after_ = done->at;
+    }
+    scan_ = std::move(done->txn);
+    return ok();
+}
+
+result<void> changefeed_job::alter(const std::vector<target_change>& changes) {
+    const std::lock_guard<std::mutex> lock(mutex_);
+    if (status_.status != "paused") {
+        return error{errc::invalid_argument, fmt::format("job {} is not paused", setup_.id)};
+    }
+    std::vector<table_info> tables = setup_.tables;
+    std::vector<std::string> targets = setup_.targets;
+    std::vector<table_info> scans = added_scan_tables_;
+    auto same = [](const table_info& a, const table_info& b) {
+        return a.schema == b.schema && a.name == b.name;
+    };
+    for (const target_change& c : changes) {
+        const auto it = std::find_if(tables.begin(), tables.end(),
+                                     [&](const table_info& t) { return same(t, c.table); });
+        const size_t at = static_cast<size_t>(it - tables.begin());
+        auto scanning = std::find_if(scans.begin(), scans.end(),
+                                     [&](const table_info& t) { return same(t, c.table); });
+        if (c.add) {
+            if (it != tables.end()) {
+                return error{errc::invalid_argument,
+                             fmt::format("target \"{}\" already watched by changefeed", c.name)};
+            }
+            tables.push_back(c.table);
+            targets.push_back(c.name);
+            if (c.initial_scan) {
+                scans.push_back(c.table);
+            }
+            continue;
+        }
+        if (it == tables.end()) {
+            return error{errc::invalid_argument,
+                         fmt::format("target \"{}\" already not watched by changefeed", c.name)};
+        }
+        tables.erase(it);
+        targets.erase(targets.begin() + static_cast<std::ptrdiff_t>(at));
+        if (scanning != scans.end()) {
+            scans.erase(scanning);
+        }
+    }
+    if (tables.empty()) {
+        return error{errc::invalid_argument, "cannot drop all targets"};
+    }
+    setup_.tables = std::move(tables);
+    setup_.targets = std::move(targets);
+    added_scan_tables_ = std::move(scans);
+    added_scan_.reset();
+    status_.description = changefeed_description(setup_.targets, setup_.description_tail);
+    status_.full_table_names.clear();
+    status_.topics.clear();
+    for (const table_info& t : setup_.tables) {
+        status_.full_table_names.push_back(t.database + "." + t.schema + "." + t.name);
+        status_.topics += (status_.topics.empty() ? "" : ",") + t.topic;
+    }
+    status_.modified = wall_clock_nanos();
     return ok();
 }
 
@@ -494,9 +694,40 @@ void changefeed_job::run() {
             return;
         }
     }
+    // Tables ALTER CHANGEFEED added with an initial scan: as of the high-water mark (or the
+    // start, before one), scanned once, sent again until the checkpoint passes it.
+    const hlc resume_at = std::max(start_after_, checkpoint_);
+    std::vector<table_info> added_tables;
+    {
+        const std::lock_guard<std::mutex> lock(mutex_);
+        added_tables = added_scan_tables_;
+    }
+    if (!added_tables.empty() && !added_scan_) {
+        auto r = scan_tables(added_tables, resume_at);
+        if (!r) {
+            fail("initial scan: " + r.error().message());
+            return;
+        }
+        const std::lock_guard<std::mutex> lock(mutex_);
+        added_scan_ = std::move(r->txn);
+    }
     hlc seen = start_after_;
     if (scan_ && checkpoint_ < scan_->updated) {
-        s->add(*scan_);
+        transaction first = *scan_;
+        if (added_scan_ && added_scan_->updated == first.updated) {
+            // One HLC, one transaction: the added tables' rows go with the first scan's.
+            for (const change& c : added_scan_->changes) {
+                first.changes.push_back(c);
+            }
+            s->add(first);
+        } else {
+            s->add(first);
+            if (added_scan_) {
+                s->add(*added_scan_);
+            }
+        }
+    } else if (added_scan_ && !(added_scan_->updated < checkpoint_)) {
+        s->add(*added_scan_);
     }
     s->advance(std::max(seen, checkpoint_));
     if (o.initial_scan == initial_scan_mode::only) {
@@ -595,6 +826,10 @@ void changefeed_job::stop_feed() {
     const std::lock_guard<std::mutex> lock(mutex_);
     if (sender_) {
         checkpoint_ = std::max(checkpoint_, sender_->high_water());
+        if (added_scan_ && added_scan_->updated < checkpoint_) {
+            added_scan_.reset();  // acknowledged: a resolved timestamp above it was
+            added_scan_tables_.clear();
+        }
         stopped_stats_ = stats_locked();
         sender_.reset();
     }

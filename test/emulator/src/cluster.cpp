@@ -248,6 +248,9 @@ statement_result cluster::execute(const crdb::statement& s, const std::string& u
     if (const auto* cf = std::get_if<crdb::create_changefeed>(&s)) {
         return create(*cf, user, database);
     }
+    if (const auto* a = std::get_if<crdb::alter_changefeed>(&s)) {
+        return alter(*a, database);
+    }
     if (const auto* sj = std::get_if<crdb::show_jobs>(&s)) {
         return show(*sj);
     }
@@ -348,44 +351,8 @@ statement_result cluster::create(const crdb::create_changefeed& cf, const std::s
         return statement_result::failure("08006", db.error().message());
     }
     std::vector<table_info> tables;
-    for (const std::vector<std::string>& name : cf.tables) {
-        const std::string table = name.back();
-        const std::string schema = name.size() >= 2 ? name[name.size() - 2] : "public";
-        const bool emulated_database =
-            (name.size() == 3 && name[0] != backend_db) ||
-            (name.size() == 2 && !schemas(database).schema_exists(name[0]) &&
-             schemas(database).database_exists(name[0]));
-        if (emulated_database) {
-            return statement_result::failure(
-                "0A000", fmt::format("unimplemented: changefeeds on tables of databases other "
-                                     "than crdb-emulator's backend (\"{}\") are not emulated: {}",
-                                     backend_db, crdb::display_name(name)));
-        }
-        auto t = describe_table(*db, backend_db, schema, table);
-        if (!t) {
-            return statement_result::failure(sqlstate_of(t.error()), t.error().message());
-        }
-        if (options->full_table_name) {
-            t->topic = backend_db + "." + schema + "." + table;
-        }
-        if (!options->message.diff && t->replica_identity != 'd' && t->replica_identity != 'f') {
-            return statement_result::failure(
-                "0A000",
-                fmt::format("unimplemented: table \"{}\" has REPLICA IDENTITY {}; its deletes "
-                            "would come without the primary key (set it to DEFAULT or FULL)",
-                            table, t->replica_identity == 'n' ? "NOTHING" : "USING INDEX"));
-        }
-        if (options->message.diff && t->replica_identity != 'f') {
-            // Before images need the whole old row in the WAL.
-            auto altered = db->exec(fmt::format("ALTER TABLE {}.{} REPLICA IDENTITY FULL",
-                                                crdb::quote_identifier(schema),
-                                                crdb::quote_identifier(table)));
-            if (!altered) {
-                return statement_result::failure(
-                    "XX000", "diff needs REPLICA IDENTITY FULL: " + altered.error().message());
-            }
-        }
-        tables.push_back(std::move(t).value());
+    if (auto failed = describe_targets(cf.tables, *options, database, *db, tables)) {
+        return std::move(*failed);
     }
     endpoint_options endpoint;
     endpoint.sink_uri = uri;
@@ -399,25 +366,24 @@ statement_result cluster::create(const crdb::create_changefeed& cf, const std::s
 
     changefeed_job::setup setup;
     setup.sink_uri = redact_sink_uri(uri);
-    std::string description = "CREATE CHANGEFEED FOR TABLE ";
-    for (size_t i = 0; i < cf.tables.size(); ++i) {
+    for (const std::vector<std::string>& name : cf.tables) {
         std::string joined;
-        for (const std::string& part : cf.tables[i]) {
+        for (const std::string& part : name) {
             joined += (joined.empty() ? "" : ".") + part;
         }
-        description += (i == 0 ? "" : ", ") + joined;
+        setup.targets.push_back(std::move(joined));
     }
-    description += " INTO " + crdb::quote_literal(setup.sink_uri);
+    std::string tail = " INTO " + crdb::quote_literal(setup.sink_uri);
     for (size_t i = 0; i < cf.options.size(); ++i) {
         const auto& [name, value] = cf.options[i];
-        description += (i == 0 ? " WITH OPTIONS (" : ", ") + name;
+        tail += (i == 0 ? " WITH OPTIONS (" : ", ") + name;
         if (value) {
-            description +=
+            tail +=
                 " = " + crdb::quote_literal(name == "webhook_auth_header" ? "redacted" : *value);
         }
-        description += i + 1 == cf.options.size() ? ")" : "";
+        tail += i + 1 == cf.options.size() ? ")" : "";
     }
-    setup.description = std::move(description);
+    setup.description_tail = std::move(tail);
     setup.user = user;
     setup.tables = std::move(tables);
     setup.options = std::move(options).value();
@@ -444,6 +410,122 @@ statement_result cluster::create(const crdb::create_changefeed& cf, const std::s
     statement_result r;
     r.columns.push_back({"job_id", "int8"});
     r.rows.push_back({std::to_string(id)});
+    return r;
+}
+
+std::optional<statement_result> cluster::describe_targets(
+    const std::vector<std::vector<std::string>>& names, const changefeed_options& options,
+    const std::string& database, pg_client& db, std::vector<table_info>& out) {
+    const std::string& backend_db = options_.backend.database();
+    for (const std::vector<std::string>& name : names) {
+        const std::string table = name.back();
+        const std::string schema = name.size() >= 2 ? name[name.size() - 2] : "public";
+        const bool emulated_database =
+            (name.size() == 3 && name[0] != backend_db) ||
+            (name.size() == 2 && !schemas(database).schema_exists(name[0]) &&
+             schemas(database).database_exists(name[0]));
+        if (emulated_database) {
+            return statement_result::failure(
+                "0A000", fmt::format("unimplemented: changefeeds on tables of databases other "
+                                     "than crdb-emulator's backend (\"{}\") are not emulated: {}",
+                                     backend_db, crdb::display_name(name)));
+        }
+        auto t = describe_table(db, backend_db, schema, table);
+        if (!t) {
+            return statement_result::failure(sqlstate_of(t.error()), t.error().message());
+        }
+        if (options.full_table_name) {
+            t->topic = backend_db + "." + schema + "." + table;
+        }
+        if (!options.message.diff && t->replica_identity != 'd' && t->replica_identity != 'f') {
+            return statement_result::failure(
+                "0A000",
+                fmt::format("unimplemented: table \"{}\" has REPLICA IDENTITY {}; its deletes "
+                            "would come without the primary key (set it to DEFAULT or FULL)",
+                            table, t->replica_identity == 'n' ? "NOTHING" : "USING INDEX"));
+        }
+        if (t->replica_identity != 'f') {
+            // Whole old rows in the WAL: before images (diff), and scans as of an earlier HLC
+            // (cursor with initial_scan, ALTER CHANGEFEED ADD ... WITH initial_scan) rewind
+            // through them, as CockroachDB reads its MVCC history.
+            auto altered =
+                db.exec(fmt::format("ALTER TABLE {}.{} REPLICA IDENTITY FULL",
+                                    crdb::quote_identifier(schema), crdb::quote_identifier(table)));
+            if (!altered) {
+                return statement_result::failure(
+                    "XX000", fmt::format("crdb-emulator keeps whole old rows of changefeed "
+                                         "tables (REPLICA IDENTITY FULL): {}",
+                                         altered.error().message()));
+            }
+            t->replica_identity = 'f';
+        }
+        out.push_back(std::move(t).value());
+    }
+    return std::nullopt;
+}
+
+statement_result cluster::alter(const crdb::alter_changefeed& a, const std::string& database) {
+    changefeed_job* j = job(a.job);
+    if (j == nullptr) {
+        return statement_result::failure(
+            "XXUUU", fmt::format("could not load job with job id {}: job with ID {} does not exist",
+                                 a.job, a.job));
+    }
+    if (j->status().status != "paused") {
+        return statement_result::failure("XXUUU", fmt::format("job {} is not paused", a.job));
+    }
+    auto db = pg_client::connect(options_.backend.libpq_conninfo());
+    if (!db) {
+        return statement_result::failure("08006", db.error().message());
+    }
+    std::vector<changefeed_job::target_change> changes;
+    for (const crdb::alter_changefeed::command& c : a.commands) {
+        bool scan = false;
+        for (const auto& [name, value] : c.options) {
+            if (name == "initial_scan") {
+                const std::string v = value.value_or("");
+                if (v != "" && v != "yes" && v != "no" && v != "only") {
+                    return statement_result::failure(
+                        "22023", fmt::format("cannot set \"initial_scan\" to \"{}\". possible "
+                                             "values for initial_scan are \"yes\", \"no\", "
+                                             "\"only\", or no value",
+                                             v));
+                }
+                scan = v == "" || v == "yes";
+            } else if (name != "no_initial_scan") {
+                return statement_result::failure("22023",
+                                                 fmt::format("invalid option \"{}\"", name));
+            }
+        }
+        for (const std::vector<std::string>& name : c.tables) {
+            changefeed_job::target_change tc;
+            tc.add = c.add;
+            tc.initial_scan = scan;
+            tc.name = crdb::display_name(name);
+            std::vector<table_info> described;
+            if (c.add) {
+                if (auto failed =
+                        describe_targets({name}, j->options(), database, *db, described)) {
+                    if (failed->error && failed->error->sqlstate == "42P01") {
+                        return statement_result::failure(
+                            "22023", fmt::format("target \"{}\" does not exist", tc.name));
+                    }
+                    return std::move(*failed);
+                }
+                tc.table = std::move(described.front());
+            } else {
+                tc.table.schema = name.size() >= 2 ? name[name.size() - 2] : "public";
+                tc.table.name = name.back();
+            }
+            changes.push_back(std::move(tc));
+        }
+    }
+    if (auto done = j->alter(changes); !done) {
+        return statement_result::failure("22023", done.error().message());
+    }
+    statement_result r;
+    r.columns = {{"job_id", "int8"}, {"job_description", "text"}};
+    r.rows.push_back({std::to_string(a.job), j->status().description});
     return r;
 }
 

@@ -203,6 +203,29 @@ private:
     size_t pos_ = 0;
 };
 
+// WITH opt [= v] [, ...] (WITH already taken), as CREATE CHANGEFEED and ALTER CHANGEFEED ADD
+// write them; false on a syntax error.
+bool parse_options(parser& p,
+                   std::vector<std::pair<std::string, std::optional<std::string>>>& out) {
+    (void)p.accept("options");
+    const bool parenthesised = p.accept_symbol('(');
+    do {
+        auto name = p.identifier();
+        if (!name) {
+            return false;
+        }
+        std::optional<std::string> v;
+        if (p.accept_symbol('=')) {
+            v = p.value();
+            if (!v) {
+                return false;
+            }
+        }
+        out.emplace_back(std::move(*name), std::move(v));
+    } while (p.accept_symbol(','));
+    return !parenthesised || p.accept_symbol(')');
+}
+
 statement parse_changefeed(parser& p) {
     // CREATE CHANGEFEED FOR [TABLE] t [, [TABLE] t ...] INTO 'uri' [WITH opt [= v] [, ...]]
     if (!p.accept("for")) {
@@ -235,26 +258,8 @@ statement parse_changefeed(parser& p) {
     }
     cf.sink_uri = uri->text;
     p.advance();
-    if (p.accept("with")) {
-        (void)p.accept("options");
-        const bool parenthesised = p.accept_symbol('(');
-        do {
-            auto name = p.identifier();
-            if (!name) {
-                return p.error();
-            }
-            std::optional<std::string> v;
-            if (p.accept_symbol('=')) {
-                v = p.value();
-                if (!v) {
-                    return p.error();
-                }
-            }
-            cf.options.emplace_back(std::move(*name), std::move(v));
-        } while (p.accept_symbol(','));
-        if (parenthesised && !p.accept_symbol(')')) {
-            return p.error();
-        }
+    if (p.accept("with") && !parse_options(p, cf.options)) {
+        return p.error();
     }
     if (p.word("as")) {
         return not_emulated{"CDC queries (CREATE CHANGEFEED ... AS SELECT)"};
@@ -263,6 +268,45 @@ statement parse_changefeed(parser& p) {
         return p.error();
     }
     return cf;
+}
+
+statement parse_alter_changefeed(parser& p) {
+    alter_changefeed a;
+    auto id = p.job_id();
+    if (!id) {
+        return p.error();
+    }
+    a.job = *id;
+    while (!p.done()) {
+        if (p.word("set") || p.word("unset")) {
+            return not_emulated{"ALTER CHANGEFEED ... " + lower(p.peek()->text)};
+        }
+        alter_changefeed::command c;
+        if (p.accept("drop")) {
+            c.add = false;
+        } else if (!p.accept("add")) {
+            return p.error();
+        }
+        do {
+            (void)p.accept("table");
+            auto name = p.dotted_name();
+            if (!name || name->size() > 3) {
+                return p.error();
+            }
+            if (p.word("family")) {
+                return not_emulated{"column family targets"};
+            }
+            c.tables.push_back(std::move(*name));
+        } while (p.accept_symbol(','));
+        if (c.add && p.accept("with") && !parse_options(p, c.options)) {
+            return p.error();
+        }
+        a.commands.push_back(std::move(c));
+    }
+    if (a.commands.empty()) {
+        return p.error();
+    }
+    return a;
 }
 
 // nullopt: a PostgreSQL SHOW, which passes through.
@@ -653,8 +697,13 @@ std::optional<statement> parse_statement(std::string_view sql) {
             return not_emulated{lower(w)};
         }
     }
-    if (p.accept("alter") && (p.word("changefeed") || p.word("backup"))) {
-        return not_emulated{"ALTER " + lower(p.peek()->text)};
+    if (p.accept("alter")) {
+        if (p.accept("changefeed")) {
+            return parse_alter_changefeed(p);
+        }
+        if (p.word("backup")) {
+            return not_emulated{"ALTER backup"};
+        }
     }
     return std::nullopt;
 }

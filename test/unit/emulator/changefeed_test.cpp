@@ -172,6 +172,11 @@ TEST_CASE("changefeed options: CockroachDB's defaults and refusals", "[changefee
     CHECK(o->cursor == hlc(1759246920563173000, 0));
     CHECK(o->client_timeout == std::chrono::seconds(10));
     CHECK(o->auth_header == "Bearer t");
+    // With initial_scan, a cursor is where the scan is (CockroachDB scans as of it).
+    o = parse_changefeed_options(
+        opts{{"cursor", "1759246920563173000.0000000000"}, {"initial_scan", "yes"}});
+    REQUIRE(o);
+    CHECK(o->initial_scan == initial_scan_mode::yes);
 
     auto refused = [](opts given) {
         auto r = parse_changefeed_options(given);
@@ -207,4 +212,79 @@ TEST_CASE("snapshot visibility follows pg_current_snapshot()", "[changefeed]") {
     CHECK_FALSE(visible_in_snapshot("740:745:741,743", 745));
     CHECK_FALSE(visible_in_snapshot("740:745:", 746));
     CHECK(visible_in_snapshot("740:745:", 744));
+}
+
+TEST_CASE("a scan as of an earlier HLC rewinds the snapshot through the history", "[changefeed]") {
+    const std::string ts = R"("timestamp":"2026-11-26 18:56:03.350861+00")";
+    const std::string head = R"("schema":"public","table":"w2j",)";
+    // After the cursor: ("a",1) updated 2.00 -> 3.00, ("b",1) deleted, ("c",1) inserted, then
+    // ("a",1) moved to ("d",1).
+    const auto txns = read({
+        R"({"action":"B","xid":900,)" + ts + "}",
+        R"({"action":"U","xid":900,)" + ts + "," + head + R"("columns":)" + cols("a", "3.00") +
+            R"(,"identity":)" + cols("a", "2.00") + "}",
+        R"({"action":"D","xid":900,)" + ts + "," + head + R"("identity":)" + cols("b", "7.00") +
+            "}",
+        R"({"action":"I","xid":900,)" + ts + "," + head + R"("columns":)" + cols("c", "1.00") + "}",
+        R"({"action":"C","xid":900,)" + ts + "}",
+        R"({"action":"B","xid":901,)" + ts + "}",
+        R"({"action":"U","xid":901,)" + ts + "," + head + R"("columns":)" + cols("d", "3.00") +
+            R"(,"identity":)" + cols("a", "3.00") + "}",
+        R"({"action":"C","xid":901,)" + ts + "}",
+    });
+    REQUIRE(txns.size() == 2);
+    std::vector<std::shared_ptr<const source_txn>> undo;
+    for (const source_txn& t : txns) {
+        undo.push_back(std::make_shared<source_txn>(t));
+    }
+    const table_info t = w2j();
+    auto row = [&](std::string k2, std::string v) {
+        std::vector<column_value> r;
+        for (const auto& [name, type] : t.columns) {
+            r.push_back({name, type,
+                         name == "k2"   ? k2
+                         : name == "v"  ? v
+                         : name == "id" ? "1"
+                         : name == "by" ? "\\x01ff"
+                                        : "2026-11-26 18:56:03+00"});
+        }
+        return r;
+    };
+    // The snapshot: the state after both transactions.
+    scan_rows now(1);
+    for (const auto& r : {row("c", "1.00"), row("d", "3.00"), row("e", "9.00")}) {
+        now[0][*scan_key(t, r)] = r;
+    }
+    REQUIRE(rewind_rows(now, {t}, undo));
+    std::map<std::string, std::string> values;  // k2 -> v
+    for (const auto& [key, r] : now[0]) {
+        CHECK(r.size() == t.columns.size());
+        values[*r[1].text] = *r[2].text;
+    }
+    CHECK(values ==
+          std::map<std::string, std::string>{{"a", "2.00"}, {"b", "7.00"}, {"e", "9.00"}});
+
+    // Without the whole old row (REPLICA IDENTITY DEFAULT when it was made), or across a
+    // TRUNCATE, the rows as they were are not known: refused, naming the table.
+    const auto keyed = read({
+        R"({"action":"B","xid":902,)" + ts + "}",
+        R"({"action":"D","xid":902,)" + ts + "," + head + R"("identity":)" + key_identity("e") +
+            "}",
+        R"({"action":"C","xid":902,)" + ts + "}",
+    });
+    REQUIRE(keyed.size() == 1);
+    scan_rows again(1);
+    auto refused = rewind_rows(again, {t}, {std::make_shared<source_txn>(keyed[0])});
+    REQUIRE_FALSE(refused);
+    CHECK_THAT(refused.error().message(), Catch::Contains("\"w2j\""));
+    CHECK_THAT(refused.error().message(), Catch::Contains("old row"));
+    source_txn truncate;
+    truncate.changes.push_back(row_change{"public", "w2j", 'T', {}, {}});
+    refused = rewind_rows(again, {t}, {std::make_shared<source_txn>(truncate)});
+    REQUIRE_FALSE(refused);
+    CHECK_THAT(refused.error().message(), Catch::Contains("TRUNCATE"));
+    // Other tables' changes are not this scan's.
+    table_info other = t;
+    other.name = "other";
+    CHECK(rewind_rows(again, {other}, {std::make_shared<source_txn>(truncate)}));
 }

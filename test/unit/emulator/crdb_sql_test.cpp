@@ -146,6 +146,31 @@ TEST_CASE("CREATE CHANGEFEED: targets, sink and options", "[crdb_sql]") {
     CHECK(parsed_as<not_emulated>("CREATE CHANGEFEED INTO 'x' AS SELECT * FROM t")
               .what.find("CDC queries") != std::string::npos);
     parsed_as<not_emulated>("ALTER DATABASE d CONFIGURE ZONE USING gc.ttlseconds = 300");
+
+    // ALTER CHANGEFEED: ADD and DROP, each with its tables, in order; ADD's own options.
+    const auto alter = parsed_as<alter_changefeed>(
+        "ALTER CHANGEFEED 1101234051444375553 ADD TABLE orders, public.\"Items\" WITH "
+        "initial_scan = 'yes' DROP payments ADD t2 WITH no_initial_scan ADD t3 WITH initial_scan");
+    CHECK(alter.job == 1101234051444375553);
+    REQUIRE(alter.commands.size() == 4);
+    CHECK(alter.commands[0].add);
+    CHECK(alter.commands[0].tables ==
+          std::vector<std::vector<std::string>>{{"orders"}, {"public", "Items"}});
+    REQUIRE(alter.commands[0].options.size() == 1);
+    CHECK(alter.commands[0].options[0].first == "initial_scan");
+    CHECK(alter.commands[0].options[0].second == "yes");
+    CHECK_FALSE(alter.commands[1].add);
+    CHECK(alter.commands[1].tables == std::vector<std::vector<std::string>>{{"payments"}});
+    CHECK(alter.commands[2].options[0].first == "no_initial_scan");
+    CHECK_FALSE(alter.commands[3].options[0].second.has_value());
+    CHECK(parsed_as<not_emulated>("ALTER CHANGEFEED 7 SET resolved = '1s'").what ==
+          "ALTER CHANGEFEED ... set");
+    CHECK(parsed_as<not_emulated>("ALTER CHANGEFEED 7 ADD t UNSET diff").what ==
+          "ALTER CHANGEFEED ... unset");
+    parsed_as<syntax_error>("ALTER CHANGEFEED 7");
+    parsed_as<syntax_error>("ALTER CHANGEFEED x ADD t");
+    parsed_as<syntax_error>("ALTER CHANGEFEED 7 RENAME t");
+    parsed_as<syntax_error>("ALTER CHANGEFEED 7 DROP t WITH initial_scan");
     parsed_as<not_emulated>("BACKUP INTO 'nodelocal://1/b'");
     parsed_as<not_emulated>("UPSERT INTO t VALUES (1)");
     parsed_as<not_emulated>("SHOW RANGES FROM TABLE t");

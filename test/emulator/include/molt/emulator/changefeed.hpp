@@ -15,6 +15,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -74,6 +75,27 @@ struct changefeed_options {
                                                        const changefeed_options& options,
                                                        hlc updated);
 
+/// A scan's rows: per table of a feed (same index), by primary-key text (scan_key).
+using scan_rows = std::vector<std::map<std::string, std::vector<column_value>>>;
+
+/// The primary-key text of a row of `t` (its key columns' text forms); nullopt when one is
+/// missing.
+[[nodiscard]] std::optional<std::string> scan_key(const table_info& t,
+                                                  const std::vector<column_value>& row);
+
+/// Rewinds a snapshot's `rows` of `tables` to before `undo` (transactions the snapshot saw,
+/// oldest first) by undoing their changes, newest first: an insert is removed, an update and a
+/// delete put the old row back, which needs the whole old row (REPLICA IDENTITY FULL when the
+/// change was made). An error names a change that cannot be undone (a TRUNCATE, a change
+/// without its old row). Restored rows take the table's column order and types.
+[[nodiscard]] result<void> rewind_rows(scan_rows& rows, const std::vector<table_info>& tables,
+                                       const std::vector<std::shared_ptr<const source_txn>>& undo);
+
+/// CREATE CHANGEFEED's description for its targets (as written) and the rest of the statement
+/// (" INTO '...' WITH OPTIONS (...)", secrets redacted).
+[[nodiscard]] std::string changefeed_description(const std::vector<std::string>& targets,
+                                                 const std::string& tail);
+
 /// One row of SHOW CHANGEFEED JOBS.
 struct job_status {
     int64_t id = 0;
@@ -88,8 +110,9 @@ class changefeed_job {
 public:
     struct setup {
         int64_t id = 0;
-        std::string description;  ///< secrets already redacted
-        std::string sink_uri;     ///< secrets already redacted
+        std::vector<std::string> targets;  ///< the tables as the statement named them
+        std::string description_tail;      ///< after the targets, secrets already redacted
+        std::string sink_uri;              ///< secrets already redacted
         std::string user;
         std::vector<table_info> tables;
         changefeed_options options;
@@ -107,10 +130,23 @@ public:
     void start();
     /// PAUSE JOB / RESUME JOB / CANCEL JOB; errors as CockroachDB words them.
     result<void> pause();
+    /// One ADD or DROP of ALTER CHANGEFEED, its tables described (ADD) or named (DROP).
+    struct target_change {
+        bool add = true;
+        bool initial_scan = false;  ///< ADD ... WITH initial_scan
+        std::string name;           ///< as the statement wrote it, for errors
+        table_info table;           ///< ADD: described; DROP: schema and name
+    };
+    /// ALTER CHANGEFEED on a paused job: the changes in order; tables added with an initial
+    /// scan are scanned as of the high-water mark when the job resumes (their rows carry it),
+    /// then every table continues from there. Errors as CockroachDB words them.
+    result<void> alter(const std::vector<target_change>& changes);
     result<void> resume();
     result<void> cancel();
 
     [[nodiscard]] job_status status() const;
+    /// CREATE CHANGEFEED's options (ALTER changes only the targets).
+    [[nodiscard]] const changefeed_options& options() const noexcept { return setup_.options; }
     /// What the job's senders did so far (every pause and resume included).
     [[nodiscard]] sender_stats stats() const;
 
@@ -118,6 +154,14 @@ private:
     void run();
     void stop_feed();  // joins the thread, keeps the checkpoint
     result<void> scan();
+    struct scanned {
+        transaction txn;
+        std::string snapshot;  // pg_current_snapshot()
+        hlc at;                // the snapshot's HLC
+    };
+    /// Every row of `tables` in one snapshot, as of `as_of` (rewound through the history) or of
+    /// the snapshot; the rows carry that HLC.
+    result<scanned> scan_tables(const std::vector<table_info>& tables, std::optional<hlc> as_of);
     void set_status(std::string status);
     sender_stats stats_locked() const;
 
@@ -126,9 +170,11 @@ private:
     hlc_clock& clock_;
     hlc start_after_;  // changes strictly after this (statement time or cursor)
     std::optional<transaction> scan_;
-    std::optional<std::string> snapshot_;  // pg_current_snapshot() of the scan
-    hlc checkpoint_;                       // resolved timestamp acknowledged before a pause
-    sender_stats stopped_stats_;           // of senders stopped before
+    std::vector<table_info> added_scan_tables_;  // ALTER ... ADD ... WITH initial_scan
+    std::optional<transaction> added_scan_;      // their scan, until the checkpoint passes it
+    std::optional<std::string> snapshot_;        // pg_current_snapshot() of the scan
+    hlc checkpoint_;                             // resolved timestamp acknowledged before a pause
+    sender_stats stopped_stats_;                 // of senders stopped before
 
     mutable std::mutex mutex_;
     job_status status_;

@@ -54,6 +54,13 @@ private:
     crdb::statement_result create(const crdb::create_changefeed& cf, const std::string& user,
                                   const std::string& database);
     crdb::statement_result show(const crdb::show_jobs& s);
+    crdb::statement_result alter(const crdb::alter_changefeed& a, const std::string& database);
+    /// Describes changefeed targets of the backend database into `out` (and gives them REPLICA
+    /// IDENTITY FULL, so scans as of an earlier HLC can rewind them); a failure is the
+    /// statement's answer.
+    std::optional<crdb::statement_result> describe_targets(
+        const std::vector<std::vector<std::string>>& names, const changefeed_options& options,
+        const std::string& database, pg_client& db, std::vector<table_info>& out);
     changefeed_job* job(int64_t id);
     /// A known setting's value, or its default when never set; the caller holds mutex_.
     std::string setting_locked(const setting_def& d) const;

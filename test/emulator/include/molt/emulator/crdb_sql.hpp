@@ -64,6 +64,17 @@ struct control_job {
     enum class action { pause, resume, cancel } what = action::pause;
     int64_t job = 0;
 };
+/// ALTER CHANGEFEED id {ADD [TABLE] t [, ...] [WITH opt [= v] [, ...]] | DROP [TABLE] t [, ...]}...
+/// (SET and UNSET are not emulated).
+struct alter_changefeed {
+    struct command {
+        bool add = true;
+        std::vector<std::vector<std::string>> tables;                             ///< name parts
+        std::vector<std::pair<std::string, std::optional<std::string>>> options;  ///< ADD's WITH
+    };
+    int64_t job = 0;
+    std::vector<command> commands;  ///< in statement order
+};
 /// CREATE DATABASE [IF NOT EXISTS] name: an emulated database (crdb_names.hpp).
 struct create_database {
     std::string name;
@@ -99,8 +110,8 @@ struct syntax_error {
 };
 using statement =
     std::variant<show_setting, show_all_settings, set_setting, create_changefeed, show_jobs,
-                 control_job, create_database, drop_database, show_databases, use_database,
-                 create_schema, not_emulated, syntax_error>;
+                 control_job, alter_changefeed, create_database, drop_database, show_databases,
+                 use_database, create_schema, not_emulated, syntax_error>;
 
 /// The CockroachDB-only statement `sql` is, or nullopt for SQL that passes through.
 [[nodiscard]] std::optional<statement> parse_statement(std::string_view sql);
