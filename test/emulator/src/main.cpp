@@ -85,6 +85,9 @@ void add_fault_options(po::options_description& desc) {
         "fault-duplicate-resolved", po::value<double>(), "send a resolved timestamp twice")(
         "fault-split-transaction", po::value<double>(), "split a transaction across requests")(
         "fault-drop-connection", po::value<double>(), "drop the connection mid-request")(
+        "fault-lost-resolved", po::value<double>(),
+        "save the checkpoint, then restart before its resolved timestamp is delivered (per "
+        "resolved)")(
         "faults-at-least-once",
         "inject every fault whose rate is above 0 at least once, at its first opportunity (so "
         "tests can count on each)");
@@ -103,6 +106,7 @@ fault_rates read_fault_options(const po::variables_map& vm) {
     faults.duplicate_resolved = fault("fault-duplicate-resolved");
     faults.split_transaction = fault("fault-split-transaction");
     faults.drop_connection = fault("fault-drop-connection");
+    faults.lost_resolved = fault("fault-lost-resolved");
     faults.at_least_once = vm.count("faults-at-least-once") != 0U;
     return faults;
 }
@@ -431,6 +435,7 @@ int workload(int argc, char** argv) {
     f.set("duplicate_resolved", proto::json::number(static_cast<int64_t>(st.duplicate_resolved)));
     f.set("split_transaction", proto::json::number(static_cast<int64_t>(st.split_transactions)));
     f.set("dropped_connection", proto::json::number(static_cast<int64_t>(st.dropped_connections)));
+    f.set("lost_resolved", proto::json::number(static_cast<int64_t>(st.lost_resolved)));
     f.set("phantom_delete", proto::json::number(static_cast<int64_t>(g.phantom_deletes())));
     summary.set("faults", std::move(f));
     proto::json unique = proto::json::object();

@@ -27,6 +27,7 @@ double sender::rate(fault f) const {
     case fault::duplicate_resolved: return faults_.duplicate_resolved;
     case fault::split: return faults_.split_transaction;
     case fault::drop: return faults_.drop_connection;
+    case fault::lost_resolved: return faults_.lost_resolved;
     }
     return 0;
 }
@@ -68,7 +69,7 @@ sender::~sender() {
 }
 
 void sender::start() {
-    last_resolved_emit_ = clock_type::now();
+    last_resolved_emit_ = last_checkpoint_ = clock_type::now();
     for (size_t i = 0; i < settings_.workers; ++i) {
         threads_.emplace_back([this] { worker_loop(); });
     }
@@ -186,14 +187,20 @@ void sender::advance(hlc frontier) {
     source_frontier_ = std::max(source_frontier_, frontier);
 }
 
+void sender::save_checkpoint_locked() {
+    checkpoint_ = std::max(checkpoint_, frontier_locked());
+    release_resolved_locked();
+}
+
 void sender::restart_locked() {
-    // The changefeed restarts from its checkpoint: what is pending is dropped and everything
-    // after the last acknowledged resolved timestamp is emitted again, in order.
+    // The changefeed restarts from its saved checkpoint: what is pending is dropped and
+    // everything after the checkpoint is emitted again, in order. Rows at or below it are not,
+    // even when no resolved timestamp covering them was ever delivered.
     pending_.clear();
     key_queues_.clear();
     open_ = batch{};
     const auto from =
-        std::upper_bound(log_.begin(), log_.end(), resolved_acknowledged_,
+        std::upper_bound(log_.begin(), log_.end(), checkpoint_,
                          [](const hlc& t, const logged_message& m) { return t < m.updated; });
     const size_t start = static_cast<size_t>(from - log_.begin());
     for (size_t i = start; i < log_.size(); ++i) {
@@ -208,9 +215,9 @@ void sender::restart_locked() {
 }
 
 void sender::release_resolved_locked() {
-    // A restart replays only what comes after the acknowledged resolved timestamp, and every
-    // batch keeps its own body: the text of the rows it covers is never read again.
-    while (released_ < next_unbatched_ && !(resolved_acknowledged_ < log_[released_].updated)) {
+    // A restart replays only what comes after the checkpoint, and every batch keeps its own
+    // body: the text of the rows it covers is never read again.
+    while (released_ < next_unbatched_ && !(checkpoint_ < log_[released_].updated)) {
         std::string& text = texts_[released_];
         stats_.text_bytes_held -= text.size();
         std::string().swap(text);
@@ -377,22 +384,32 @@ void sender::flusher_loop() {
             now - open_since_ >= flush.frequency) {
             close_open_locked();
         }
-        const auto interval = std::max(settings_.resolved_interval, settings_.checkpoint_interval);
-        if (!settings_.resolved || now - last_resolved_emit_ < interval) {
+        // The checkpoint is saved every min_checkpoint_frequency; a resolved timestamp for it
+        // goes out once the resolved interval has passed, after the save (CockroachDB persists
+        // its high-water mark before it emits the resolved timestamp).
+        if (now - last_checkpoint_ < settings_.checkpoint_interval) {
+            continue;
+        }
+        last_checkpoint_ = now;
+        // The sink is flushed before a checkpoint.
+        close_open_locked();
+        save_checkpoint_locked();
+        if (!settings_.resolved || now - last_resolved_emit_ < settings_.resolved_interval ||
+            !(resolved_sent_ < checkpoint_)) {
             continue;
         }
         last_resolved_emit_ = now;
-        // The sink is flushed before a resolved timestamp goes out.
-        close_open_locked();
-        const hlc frontier = frontier_locked();
-        if (!(resolved_sent_ < frontier)) {
+        if (draw_locked(fault::lost_resolved, rng_)) {
+            // Saved, never delivered: the job restarts first, and replays from the checkpoint.
+            ++stats_.lost_resolved;
+            restart_requested_ = true;
             continue;
         }
-        resolved_sent_ = frontier;
+        resolved_sent_ = checkpoint_;
         batch r;
         r.is_resolved = true;
-        r.resolved = frontier;
-        r.body = proto::encode_resolved(frontier);
+        r.resolved = checkpoint_;
+        r.body = proto::encode_resolved(checkpoint_);
         enqueue_locked(std::move(r));
         // A late duplicate owed under at_least_once waits for an emission with a covered batch.
         if (chance(rng_, faults_.late_duplicate) || owed_locked(fault::late_duplicate)) {
@@ -437,6 +454,17 @@ bool sender::finish(hlc last, std::chrono::nanoseconds timeout) {
         // The closing resolved timestamp; a restart drops it with everything else pending, so
         // it is queued again until one is acknowledged.
         if (idle()) {
+            // Every row is acknowledged: the checkpoint is saved before the resolved goes out.
+            checkpoint_ = std::max(checkpoint_, last);
+            release_resolved_locked();
+            if (owed_locked(fault::lost_resolved)) {
+                // at_least_once: a run too short for a resolved emission still loses one.
+                fired_[static_cast<size_t>(fault::lost_resolved)] = true;
+                ++stats_.lost_resolved;
+                restart_requested_ = true;
+                changed_.notify_all();
+                continue;
+            }
             batch r;
             r.is_resolved = true;
             r.resolved = last;
@@ -467,7 +495,7 @@ std::string sender::last_error() const {
 
 hlc sender::high_water() const {
     const std::lock_guard<std::mutex> lock(mutex_);
-    return settings_.resolved ? resolved_acknowledged_ : frontier_locked();
+    return checkpoint_;
 }
 
 hlc sender::acknowledged_resolved() const {

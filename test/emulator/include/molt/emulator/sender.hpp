@@ -9,13 +9,20 @@
 //     holds, while unrelated batches complete in any order;
 //   - a failed request is retried with identical bytes, waiting Backoff·2^(k-1) capped at 30 s
 //     with ±15 % jitter, Retry.Max times; after that the changefeed "restarts": everything after
-//     the last acknowledged resolved timestamp is sent again, acknowledged rows included;
-//   - resolved T is sent only when every row with updated <= T has been acknowledged, no more
-//     often than max(resolved, min_checkpoint_frequency), never decreasing.
+//     the saved checkpoint is sent again, acknowledged rows included;
+//   - the checkpoint (the job's high-water mark) is saved every min_checkpoint_frequency: the
+//     time below which every row was acknowledged, whether or not a resolved timestamp for it
+//     was ever delivered. A restart replays from it, so rows between the receiver's last
+//     resolved timestamp and the checkpoint are never sent again (a receiver that answered 2xx
+//     before its data was durable loses them, as with CockroachDB);
+//   - resolved T is the checkpoint just saved, sent only once the resolved interval has passed
+//     since the last one (so no more often than max(resolved, min_checkpoint_frequency)), never
+//     decreasing; every row with updated <= T has been acknowledged.
 // Faults, each a probability: duplicate redelivery of an acknowledged batch (sent again right
 // away, keys still held); replay from the checkpoint (a restart); a late duplicate of a batch
 // already covered by a resolved timestamp; duplicate resolved messages; a transaction split
-// across requests; a connection dropped mid-request. With `at_least_once`, each fault whose
+// across requests; a connection dropped mid-request; a checkpoint saved whose resolved
+// timestamp is never delivered (the job restarts first). With `at_least_once`, each fault whose
 // rate is above 0 also fires at its first opportunity, so tests can count on every one.
 
 #include <array>
@@ -69,6 +76,7 @@ struct fault_rates {
     double duplicate_resolved = 0;  ///< per resolved emission
     double split_transaction = 0;   ///< per transaction of 2+ rows
     double drop_connection = 0;     ///< per request
+    double lost_resolved = 0;       ///< per resolved emission: restart before it is delivered
     /// Each fault with a rate above 0 fires at its first opportunity (then at its rate): the
     /// first acknowledged batch and resolved timestamp, the first transaction of 2+ rows, the
     /// first request, the first resolved emission (replay; a late duplicate at the first with an
@@ -85,7 +93,7 @@ struct sender_stats {
     uint64_t resolved_sent = 0;
     uint64_t restarts = 0;  ///< replays from the checkpoint (faults and exhausted retries)
     uint64_t duplicates = 0, late_duplicates = 0, duplicate_resolved = 0;
-    uint64_t split_transactions = 0, dropped_connections = 0;
+    uint64_t split_transactions = 0, dropped_connections = 0, lost_resolved = 0;
     std::vector<double> latencies;  ///< seconds per successful request
     /// Message text still held for replays; what a resolved timestamp covers is freed.
     uint64_t text_bytes_held = 0;
@@ -113,8 +121,9 @@ public:
     /// The latest failed request's error ("400 Bad Request: ...", "Post \"https://...\": ..."),
     /// or "" once a request succeeded again.
     [[nodiscard]] std::string last_error() const;
-    /// The checkpoint: the acknowledged resolved timestamp, or without resolved timestamps the
-    /// time below which every row was acknowledged.
+    /// The saved checkpoint (the job's high-water mark): the time below which every row was
+    /// acknowledged, as of the last save; restarts replay from it. At or above the acknowledged
+    /// resolved timestamp.
     [[nodiscard]] hlc high_water() const;
     /// The latest resolved timestamp the receiver acknowledged.
     [[nodiscard]] hlc acknowledged_resolved() const;
@@ -144,9 +153,19 @@ private:
     hlc frontier_locked() const;
     void restart_locked();
     void release_resolved_locked();
+    /// Saves the checkpoint: every row at or below the frontier is acknowledged.
+    void save_checkpoint_locked();
     void worker_loop();
     void flusher_loop();
-    enum class fault { duplicate, replay, late_duplicate, duplicate_resolved, split, drop };
+    enum class fault {
+        duplicate,
+        replay,
+        late_duplicate,
+        duplicate_resolved,
+        split,
+        drop,
+        lost_resolved
+    };
     /// Whether a fault fires at this opportunity; counts it as fired when it does.
     bool draw_locked(fault f, std::mt19937_64& rng);
     [[nodiscard]] double rate(fault f) const;
@@ -180,11 +199,13 @@ private:
     bool restart_requested_ = false;
     bool stopping_ = false;
     hlc resolved_sent_;            // latest resolved queued
-    hlc resolved_acknowledged_;    // latest resolved acknowledged (the checkpoint)
+    hlc resolved_acknowledged_;    // latest resolved acknowledged
+    hlc checkpoint_;               // saved high-water mark: restarts replay from it
     hlc source_frontier_;          // every row at or below it has been added
-    std::array<bool, 6> fired_{};  // per fault: injected at least once
+    std::array<bool, 7> fired_{};  // per fault: injected at least once
     std::string last_error_;
     std::chrono::steady_clock::time_point last_resolved_emit_;
+    std::chrono::steady_clock::time_point last_checkpoint_;
     sender_stats stats_;
     std::vector<std::thread> threads_;
 };
