@@ -2,6 +2,7 @@
 // PostgreSQL and MariaDB. Each scenario runs on both targets.
 #include <unistd.h>
 
+#include <atomic>
 #include <cctype>
 #include <thread>
 
@@ -286,6 +287,83 @@ void late_scan_rows(const std::string& env) {
     s.restart();
     REQUIRE(s.post({{"it_parent", key({num(3)}), parent(3, "older"), 18}}));
     CHECK(s.rows_of("it_parent") == std::vector<std::string>{"1:a3", "2:b2", "3:c"});
+}
+
+// Late rows above the committed checkpoint (at or below the newest resolved timestamp) wait for
+// the window that covers them, never run beside it, and keep a newer staged version.
+void late_rows_wait_for_their_window() {
+    consistent_stack s("MOLT_TEST_PG_URL");
+    REQUIRE(s.post({{"it_parent", key({num(1)}), parent(1, "a"), 10}}));
+    REQUIRE(s.resolve(20));
+    s.wait_committed(20);
+    // The next window blocks on a lock the test holds.
+    auto locker = open_session(s.target.url).value();
+    REQUIRE(locker->begin());
+    REQUIRE(locker->execute("LOCK TABLE it_parent IN ACCESS EXCLUSIVE MODE", {}));
+    REQUIRE(s.post({{"it_parent", key({num(1)}), parent(1, "b"), 30}}));
+    REQUIRE(s.resolve(40));
+    std::atomic<bool> done{false};
+    molt::result<accept_stats> late = molt::error{molt::errc::internal, "not run"};
+    std::thread poster([&] {
+        late = s.post({{"it_parent", key({num(1)}), parent(1, "older than staged"), 25},
+                       {"it_parent", key({num(2)}), parent(2, "scanned"), 35}});
+        done = true;
+    });
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    CHECK_FALSE(done.load());  // waiting for the window that covers HLC 35
+    REQUIRE(locker->commit());
+    poster.join();
+    REQUIRE(late);
+    s.wait_committed(40);
+    CHECK(s.rows_of("it_parent") == std::vector<std::string>{"1:b", "2:scanned"});
+    const std::string label = s.target.schema.to_string();
+    CHECK(s.counter("stage_late_applied_mutations_total", {label}) == 1);
+    CHECK(s.counter("stage_late_superseded_mutations_total", {label}) == 1);
+}
+
+// With --retireOffset 0 staged rows go as soon as they are applied: a late row below the
+// checkpoint cannot be told from a duplicate of a retired one, so it is dropped, and counted.
+void late_rows_without_retired_history(const std::string& env) {
+    consistent_stack s(env, [] {
+        consistent_options o;
+        o.retire_offset = std::chrono::nanoseconds(0);
+        return o;
+    }());
+    const std::string label = s.target.schema.to_string();
+    REQUIRE(s.post({{"it_parent", key({num(1)}), parent(1, "a"), 10}}));
+    REQUIRE(s.resolve(20));
+    s.wait_committed(20);
+    REQUIRE(s.post({{"it_parent", key({num(1)}), parent(1, "b"), 30}}));
+    REQUIRE(s.resolve(40));
+    s.wait_committed(40);
+    REQUIRE(s.post({{"it_parent", key({num(1)}), parent(1, "scanned at 20"), 20},
+                    {"it_parent", key({num(2)}), parent(2, "scanned at 20"), 20}}));
+    CHECK(s.rows_of("it_parent") == std::vector<std::string>{"1:b"});
+    CHECK(s.counter("stage_late_unverifiable_mutations_total", {label}) == 2);
+    CHECK(s.counter("stage_late_applied_mutations_total", {label}) == 0);
+}
+
+// Staging lost (or --stagingSchema changed) while the target keeps its progress: rows at or
+// below the target's checkpoint are late, not new rows no window would ever read again.
+void late_rows_when_staging_knows_less_than_the_target(const std::string& env) {
+    consistent_stack s(env);
+    REQUIRE(s.post({{"it_parent", key({num(1)}), parent(1, "a"), 10}}));
+    REQUIRE(s.resolve(20));
+    s.wait_committed(20);
+    s.applier.reset();
+    auto admin = open_session(s.staging_url).value();
+    REQUIRE(admin->execute("DROP SCHEMA " + s.staging_schema + " CASCADE", {}));
+    s.staging = std::make_unique<staging_store>(s.staging_pool, s.where, std::chrono::seconds(30));
+    REQUIRE(s.staging->prepare());
+    s.start();
+    // A feed re-created at the target's checkpoint with an initial scan: every row at 20.
+    REQUIRE(s.post({{"it_parent", key({num(1)}), parent(1, "a"), 20},
+                    {"it_parent", key({num(2)}), parent(2, "b"), 20}}));
+    CHECK(s.rows_of("it_parent") == std::vector<std::string>{"1:a", "2:b"});
+    REQUIRE(s.post({{"it_parent", key({num(3)}), parent(3, "c"), 30}}));
+    REQUIRE(s.resolve(40));
+    s.wait_committed(40);
+    CHECK(s.rows_of("it_parent") == std::vector<std::string>{"1:a", "2:b", "3:c"});
 }
 
 void resolved_timestamps(const std::string& env) {
@@ -757,6 +835,26 @@ TEST_CASE("consistent, PostgreSQL: scan rows below the resolved timestamp apply,
 TEST_CASE("consistent, MariaDB: scan rows below the resolved timestamp apply, never regress",
           "[integration][consistent]") {
     late_scan_rows("MOLT_TEST_MYSQL_URL");
+}
+TEST_CASE("consistent, PostgreSQL: late rows above the checkpoint wait for their window",
+          "[integration][consistent]") {
+    late_rows_wait_for_their_window();
+}
+TEST_CASE("consistent, PostgreSQL: late rows without retired history are dropped and counted",
+          "[integration][consistent]") {
+    late_rows_without_retired_history("MOLT_TEST_PG_URL");
+}
+TEST_CASE("consistent, MariaDB: late rows without retired history are dropped and counted",
+          "[integration][consistent]") {
+    late_rows_without_retired_history("MOLT_TEST_MYSQL_URL");
+}
+TEST_CASE("consistent, PostgreSQL: late rows when staging knows less than the target",
+          "[integration][consistent]") {
+    late_rows_when_staging_knows_less_than_the_target("MOLT_TEST_PG_URL");
+}
+TEST_CASE("consistent, MariaDB: late rows when staging knows less than the target",
+          "[integration][consistent]") {
+    late_rows_when_staging_knows_less_than_the_target("MOLT_TEST_MYSQL_URL");
 }
 TEST_CASE("consistent, PostgreSQL: duplicate and older resolved timestamps acknowledged, restart",
           "[integration][consistent]") {

@@ -24,7 +24,8 @@ consistent_applier::consistent_applier(const target_dialect& dialect, session_po
       duplicates_(metrics.counter("stage_duplicate_mutations_total",
                                   "Mutations already staged (redelivery, replays)", {"schema"})),
       late_(metrics.counter("stage_late_duplicate_mutations_total",
-                            "Mutations at or below the newest resolved timestamp received",
+                            "Mutations at or below the newest resolved timestamp that staging "
+                            "already has (redelivery), dropped",
                             {"schema"})),
       late_applied_(metrics.counter(
           "stage_late_applied_mutations_total",
@@ -34,6 +35,11 @@ consistent_applier::consistent_applier(const target_dialect& dialect, session_po
       late_superseded_(metrics.counter(
           "stage_late_superseded_mutations_total",
           "Such mutations skipped because staging holds a version of the key as new or newer",
+          {"schema"})),
+      late_unverifiable_(metrics.counter(
+          "stage_late_unverifiable_mutations_total",
+          "Mutations below the checkpoint older than --retireOffset that staging does not have: "
+          "duplicates of retired rows, or scan rows staging cannot check any more; dropped",
           {"schema"})),
       violations_(metrics.counter("changefeed_protocol_violations_total",
                                   "Rows that break the changefeed's guarantees, by kind",

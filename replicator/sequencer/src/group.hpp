@@ -54,10 +54,19 @@ struct consistent_applier::group {
     bool late_running = false;
     std::multiset<hlc> late_waiters;  ///< the newest row of each waiting request
 
+    std::chrono::steady_clock::time_point unverifiable_logged{};  ///< paces that warning
+
     /// A waiting request's rows are all covered by the committed checkpoint: windows let it go
     /// first (every older version of their keys is applied; newer ones are staged).
     [[nodiscard]] bool late_ready() const {
         return loaded && !reload && !late_waiters.empty() && *late_waiters.begin() <= committed;
+    }
+
+    /// Whether staging can still hold every newer version of a key than one at `t`: retiring
+    /// deletes applied rows at or below committed - --retireOffset (all applied rows with 0).
+    [[nodiscard]] bool verifiable(hlc t, std::chrono::nanoseconds retire_offset) const {
+        const int64_t offset = retire_offset.count();
+        return committed < t || (offset > 0 && t.wall() > committed.wall() - offset);
     }
 
     std::unique_ptr<chunk_scheduler> scheduler;  ///< the fixed pool of this schema's chunks

@@ -98,11 +98,22 @@ result<accept_stats> consistent_applier::accept_rows(const qualified_name& schem
                                  log::sanitize(rows.tables()[tables.size()].topic), g.label)};
     }
 
+    // Rows at or below the target's committed checkpoint are never read by a window again, so
+    // they are told from new rows only once the target's progress is known (at start).
+    hlc late_bound;
     hlc proposed;
     int64_t waiting = 0;
     {
-        const std::lock_guard<std::mutex> lock(g.mutex);
+        std::unique_lock<std::mutex> lock(g.mutex);
+        if (!g.wake.wait_until(lock, deadline, [&] { return g.loaded || stopping_.load(); }) ||
+            stopping_) {
+            return error{errc::unavailable,
+                         fmt::format("the target's progress in {} is not read yet; the changefeed "
+                                     "will retry",
+                                     g.label)};
+        }
         proposed = g.proposed;
+        late_bound = std::max(g.proposed, g.committed);
         waiting = g.resolved_backlog;
     }
     // Only rows a resolved timestamp covers count: the target can apply them without more
@@ -133,7 +144,7 @@ result<accept_stats> consistent_applier::accept_rows(const qualified_name& schem
             sm.deletion = m.deleted;
             // At or below the newest resolved timestamp received: a redelivery, or a row
             // staging never had (late_rows.cpp).
-            const bool is_late = !proposed.is_zero() && m.updated <= proposed;
+            const bool is_late = !late_bound.is_zero() && m.updated <= late_bound;
             auto& index = is_late ? late_index : stage_index;
             auto& list = is_late ? late : to_stage;
             auto [it, inserted] = index.try_emplace(st, list.size());
@@ -150,20 +161,14 @@ result<accept_stats> consistent_applier::accept_rows(const qualified_name& schem
     // Late rows are duplicates of rows staged already, unless staging never had them: then a
     // changefeed re-created with an initial scan at an older cursor, or a table added to it,
     // sends them, and they are applied below. Rows old enough to have been retired cannot be
-    // told apart and count as duplicates.
-    const int64_t retire_ns = options_.retire_offset.count();
+    // told from duplicates of retired rows: dropped, counted, and reported.
     std::vector<staging_store::table_rows> unseen;
     size_t duplicates = 0;
+    size_t unverifiable = 0;
     for (const staging_store::table_rows& t : late) {
-        late_.with({g.label}).add(t.rows.size());
         auto compared = staging_.compare_late(t.stage_table, t.rows);
         if (!compared) {
             return staging_error(compared.error().with_context("comparing late rows with staging"));
-        }
-        hlc now_committed;  // retiring may have advanced meanwhile: rows it deleted look missing
-        {
-            const std::lock_guard<std::mutex> lock(g.mutex);
-            now_committed = g.committed;
         }
         if (!compared->differing.empty()) {
             violations_.with({g.label, "late_duplicate_differs"}).add(compared->differing.size());
@@ -179,17 +184,24 @@ result<accept_stats> consistent_applier::accept_rows(const qualified_name& schem
                     "staged for the same timestamp and key; the staged one stays applied");
         }
         staging_store::table_rows missing{t.stage_table, {}};
-        for (const staged_mutation* m : compared->missing) {
-            if (now_committed < m->updated ||
-                (retire_ns > 0 && m->updated.wall() > now_committed.wall() - retire_ns)) {
-                missing.rows.push_back(*m);
+        {
+            // Retiring may have advanced meanwhile: rows it deleted look missing.
+            const std::lock_guard<std::mutex> lock(g.mutex);
+            for (const staged_mutation* m : compared->missing) {
+                if (g.verifiable(m->updated, options_.retire_offset)) {
+                    missing.rows.push_back(*m);
+                } else {
+                    ++unverifiable;
+                }
             }
         }
-        duplicates += t.rows.size() - missing.rows.size();
+        duplicates += t.rows.size() - compared->missing.size();
         if (!missing.rows.empty()) {
             unseen.push_back(std::move(missing));
         }
     }
+    late_.with({g.label}).add(duplicates);
+    count_unverifiable(g, unverifiable);
 
     if (!to_stage.empty()) {
         auto outcome = staging_.stage(to_stage, proposed);

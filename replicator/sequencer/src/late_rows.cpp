@@ -48,19 +48,58 @@ result<void> consistent_applier::apply_late(group& g, std::vector<staging_store:
         }
         g.late_running = true;
     }
-    auto done = apply_late_rows(g, rows);
-    {
-        const std::lock_guard<std::mutex> lock(g.mutex);
-        g.late_running = false;
+    // Whatever happens below (an exception included), the turn ends and the loop is woken.
+    struct turn_end {
+        group& g;
+        ~turn_end() {
+            {
+                const std::lock_guard<std::mutex> lock(g.mutex);
+                g.late_running = false;
+            }
+            g.wake.notify_all();
+        }
+    } end{g};
+    try {
+        return apply_late_rows(g, rows, deadline);
+    } catch (const std::exception& e) {
+        log::error()
+            .str("schema", g.label)
+            .err(e.what())
+            .msg("unexpected exception applying late rows");
+        return error{errc::internal, fmt::format("unexpected exception: {}", e.what())};
     }
-    g.wake.notify_all();
-    return done;
 }
 
-result<void> consistent_applier::apply_late_rows(
-    group& g, const std::vector<staging_store::table_rows>& rows) {
+void consistent_applier::count_unverifiable(group& g, size_t n) {
+    if (n == 0) {
+        return;
+    }
+    late_unverifiable_.with({g.label}).add(n);
+    const auto now = sequencer_clock::now();
+    {
+        const std::lock_guard<std::mutex> lock(g.mutex);
+        if (now - g.unverifiable_logged < std::chrono::seconds(10)) {
+            return;
+        }
+        g.unverifiable_logged = now;
+    }
+    log::warn()
+        .str("schema", g.label)
+        .unum("rows", n)
+        .str("retireOffset", fmt::format("{}s", options_.retire_offset.count() / 1000000000))
+        .msg(
+            "dropped rows below the committed checkpoint that staging does not have and that "
+            "are older than --retireOffset: duplicates of retired rows, or rows of a scan at an "
+            "older cursor that can no longer be checked against newer versions (re-create such "
+            "a changefeed with a cursor younger than --retireOffset); counted in "
+            "stage_late_unverifiable_mutations_total");
+}
+
+result<void> consistent_applier::apply_late_rows(group& g,
+                                                 const std::vector<staging_store::table_rows>& rows,
+                                                 std::chrono::steady_clock::time_point until) {
     const auto start = sequencer_clock::now();
-    const auto deadline = start + options_.apply_timeout;
+    const auto deadline = std::min(until, start + options_.apply_timeout);
     auto snapshot = schemas_.get(g.schema, deadline);
     if (!snapshot) {
         return error{errc::unavailable, snapshot.error().message(), snapshot.error().retry()};
@@ -68,13 +107,26 @@ result<void> consistent_applier::apply_late_rows(
     std::vector<staging_store::table_rows> kept;
     std::vector<const staged_mutation*> ordered;
     size_t superseded = 0;
+    size_t unverifiable = 0;
     for (const staging_store::table_rows& t : rows) {
-        auto newest = staging_.newest_versions(t.stage_table, t.rows);
+        // Retiring ran (under the gate) since ingest checked: rows it can no longer vouch for.
+        std::vector<staged_mutation> checkable;
+        {
+            const std::lock_guard<std::mutex> lock(g.mutex);
+            for (const staged_mutation& m : t.rows) {
+                if (g.verifiable(m.updated, options_.retire_offset)) {
+                    checkable.push_back(m);
+                } else {
+                    ++unverifiable;
+                }
+            }
+        }
+        auto newest = staging_.newest_versions(t.stage_table, checkable);
         if (!newest) {
             return staging_error(newest.error());
         }
         staging_store::table_rows keep{t.stage_table, {}};
-        for (const staged_mutation& m : t.rows) {
+        for (const staged_mutation& m : checkable) {
             const auto it = newest->find(m.key);
             if (it != newest->end() && m.updated <= it->second) {
                 ++superseded;
@@ -87,6 +139,7 @@ result<void> consistent_applier::apply_late_rows(
         }
     }
     late_superseded_.with({g.label}).add(superseded);
+    count_unverifiable(g, unverifiable);
     if (kept.empty()) {
         return ok();
     }

@@ -111,7 +111,10 @@ private:
     /// then staged (late_rows.cpp). Waits for its turn until `deadline` (then unavailable).
     result<void> apply_late(group& g, std::vector<staging_store::table_rows> rows,
                             std::chrono::steady_clock::time_point deadline);
-    result<void> apply_late_rows(group& g, const std::vector<staging_store::table_rows>& rows);
+    result<void> apply_late_rows(group& g, const std::vector<staging_store::table_rows>& rows,
+                                 std::chrono::steady_clock::time_point deadline);
+    /// Counts (and, at most every 10 s, reports) late rows staging cannot check any more.
+    void count_unverifiable(group& g, size_t n);
     /// About how many rows a window holds when the backlog spans several resolved timestamps.
     [[nodiscard]] int64_t window_rows() const;
     result<void> complete_window(group& g, hlc resolved);
@@ -135,6 +138,7 @@ private:
     metrics::family<metrics::counter>& late_;
     metrics::family<metrics::counter>& late_applied_;
     metrics::family<metrics::counter>& late_superseded_;
+    metrics::family<metrics::counter>& late_unverifiable_;
     metrics::family<metrics::counter>& violations_;
     metrics::family<metrics::counter>& backwards_;
     apply_metrics apply_metrics_;
