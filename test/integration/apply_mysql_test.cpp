@@ -384,3 +384,8 @@ TEST_CASE("mysql connect: sslmode verify-ca and verify-full check the server's c
         std::remove(other_ca.c_str());
     }
 }
+
+TEST_CASE("mysql apply: column families merge into one row; a delete comes per family",
+          "[integration][mysql][families]") {
+    column_families_immediate("MOLT_TEST_MYSQL_URL");
+}

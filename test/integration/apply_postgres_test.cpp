@@ -292,3 +292,8 @@ TEST_CASE("postgres connect: a black-holed server fails within the connect timeo
                               [&] { return postgres::connect(url, std::chrono::seconds(2)); });
     }
 }
+
+TEST_CASE("postgres apply: column families merge into one row; a delete comes per family",
+          "[integration][postgres][families]") {
+    column_families_immediate("MOLT_TEST_PG_URL");
+}

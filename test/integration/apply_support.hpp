@@ -23,6 +23,7 @@
 #include "molt/replicator/dialect/mysql.hpp"
 #include "molt/replicator/dialect/postgres.hpp"
 #include "molt/replicator/target/immediate_applier.hpp"
+#include "molt/test/json_builders.hpp"
 #include "molt/test/servers.hpp"
 
 namespace molt::replicator::testing {
@@ -186,6 +187,77 @@ void check_connect_bounded(black_hole& hole, std::chrono::seconds bound, Connect
 
 inline proto::json pg(std::string_view type, std::optional<std::string_view> text) {
     return proto::value_from_pg_text(proto::column_type_from_name(type), text).value();
+}
+
+/// A table split into column families as CockroachDB sends it: topic fam_t.primary carries id
+/// and a, fam_t.f2 carries b and c (without the key column, which is in "key" only). The
+/// requests in order: one family of key 1 at 10 before the other; key 2 whole at 20 with an
+/// update of key 1's f2 alone at 30; key 1 deleted at 40, one family per request; key 2 deleted
+/// at 50 and inserted again at 60 in one request.
+inline std::vector<std::vector<row>> family_requests() {
+    using test::key;
+    using test::num;
+    using test::obj;
+    using test::str;
+    return {
+        {{"fam_t.f2", key({num(1)}), obj({{"b", str("b1")}, {"c", str("c1")}}), 10}},
+        {{"fam_t.primary", key({num(1)}), obj({{"a", str("a1")}, {"id", num(1)}}), 10}},
+        {{"fam_t.primary", key({num(2)}), obj({{"a", str("a2")}, {"id", num(2)}}), 20},
+         {"fam_t.f2", key({num(2)}), obj({{"b", str("b2")}, {"c", str("c2")}}), 20},
+         {"fam_t.f2", key({num(1)}), obj({{"b", str("b1")}, {"c", str("c3")}}), 30}},
+        {{"fam_t.primary", key({num(1)}), proto::json::null(), 40}},
+        {{"fam_t.f2", key({num(1)}), proto::json::null(), 40},
+         {"fam_t.primary", key({num(2)}), proto::json::null(), 50},
+         {"fam_t.f2", key({num(2)}), proto::json::null(), 50},
+         {"fam_t.primary", key({num(2)}), obj({{"a", str("a6")}, {"id", num(2)}}), 60},
+         {"fam_t.f2", key({num(2)}), obj({{"b", str("b6")}, {"c", proto::json::null()}}), 60}},
+    };
+}
+/// The rows of family_requests() up to 30, and at the end ("id:a:b:c").
+inline const std::vector<std::string> family_rows_at_30{"1:a1:b1:c3", "2:a2:b2:c2"};
+inline const std::vector<std::string> family_rows_at_end{"2:a6:b6:NULL"};
+
+inline void create_family_table(apply_stack& t) {
+    t.sql("DROP TABLE IF EXISTS fam_t");
+    t.sql(
+        "CREATE TABLE fam_t (id BIGINT PRIMARY KEY, a VARCHAR(20), b VARCHAR(20), c "
+        "VARCHAR(20))");
+}
+
+inline std::vector<std::string> family_rows(apply_stack& t) {
+    auto rows = t.admin->query("SELECT id, a, b, c FROM fam_t ORDER BY id", {});
+    REQUIRE(rows);
+    std::vector<std::string> out;
+    for (const auto& r : *rows) {
+        std::string line;
+        for (const auto& v : r) {
+            line += (line.empty() ? "" : ":") + v.value_or("NULL");
+        }
+        out.push_back(line);
+    }
+    return out;
+}
+
+/// The immediate mode: each request applied as it comes.
+inline void column_families_immediate(const std::string& env_var) {
+    apply_stack t(env_var);
+    create_family_table(t);
+    const auto requests = family_requests();
+    for (size_t i = 0; i < requests.size(); ++i) {
+        auto applied = t.post(body(requests[i]));
+        INFO("request " << i);
+        if (!applied) {
+            FAIL(applied.error().message());
+        }
+        if (i == 0) {
+            CHECK(family_rows(t) == std::vector<std::string>{"1:NULL:b1:c1"});
+        }
+        if (i == 2) {
+            CHECK(family_rows(t) == family_rows_at_30);
+        }
+    }
+    CHECK(family_rows(t) == family_rows_at_end);
+    t.sql("DROP TABLE fam_t");
 }
 
 }  // namespace molt::replicator::testing

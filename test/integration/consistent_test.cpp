@@ -793,7 +793,33 @@ void backlog_count_never_blocks_ingest(const std::string& env) {
     CHECK(s.rows_of("it_child") == std::vector<std::string>{"1:5:c"});
 }
 
+// Column families: each family staged under its own topic, folded into one row per key when
+// its window is applied.
+void column_families(const std::string& env) {
+    consistent_stack s(env);
+    create_family_table(s.target);
+    for (const std::vector<row>& request : family_requests()) {
+        REQUIRE(s.post(request));
+    }
+    REQUIRE(s.resolve(35));
+    s.wait_committed(35);
+    CHECK(family_rows(s.target) == family_rows_at_30);
+    REQUIRE(s.resolve(65));
+    s.wait_committed(65);
+    CHECK(family_rows(s.target) == family_rows_at_end);
+    s.target.sql("DROP TABLE fam_t");
+}
+
 }  // namespace
+
+TEST_CASE("consistent, PostgreSQL: column families merge into one row per key",
+          "[integration][consistent][families]") {
+    column_families("MOLT_TEST_PG_URL");
+}
+TEST_CASE("consistent, MariaDB: column families merge into one row per key",
+          "[integration][consistent][families]") {
+    column_families("MOLT_TEST_MYSQL_URL");
+}
 
 TEST_CASE("consistent, PostgreSQL: a later chunk never commits before an earlier one",
           "[integration][consistent]") {

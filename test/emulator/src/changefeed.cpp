@@ -55,6 +55,28 @@ struct row_builder {
         }
         return std::optional<proto::json>(std::move(k));
     }
+    // The values of `family`'s columns (all of them without one).
+    static std::vector<column_value> only(const std::vector<column_value>& values,
+                                          const crdb::column_family* family) {
+        if (family == nullptr) {
+            return values;
+        }
+        std::vector<column_value> out;
+        for (const column_value& v : values) {
+            if (std::find(family->columns.begin(), family->columns.end(), v.name) !=
+                family->columns.end()) {
+                out.push_back(v);
+            }
+        }
+        return out;
+    }
+    // Whether two rows hold the same values (as PostgreSQL's text forms).
+    static bool same(const std::vector<column_value>& a, const std::vector<column_value>& b) {
+        return std::is_permutation(a.begin(), a.end(), b.begin(), b.end(),
+                                   [](const column_value& x, const column_value& y) {
+                                       return x.name == y.name && x.text == y.text;
+                                   });
+    }
     result<proto::json> row(const std::vector<column_value>& values) const {
         proto::json r = proto::json::object();
         for (const column_value& v : values) {
@@ -70,6 +92,17 @@ struct row_builder {
 };
 
 }  // namespace
+
+std::vector<std::string> target_topics(const table_info& t) {
+    if (t.families.empty()) {
+        return {t.topic};
+    }
+    std::vector<std::string> out;
+    for (const crdb::column_family& f : t.families) {
+        out.push_back(t.topic + "." + f.name);
+    }
+    return out;
+}
 
 result<table_info> describe_table(pg_client& db, const std::string& database,
                                   const std::string& schema, const std::string& name) {
@@ -102,7 +135,7 @@ result<table_info> describe_table(pg_client& db, const std::string& database,
     if (!key) {
         return std::move(key).error();
     }
-    table_info t{database, schema, name, {}, {}, name};
+    table_info t{database, schema, name, {}, {}, name, 'd', {}};
     t.replica_identity = rel->rows[0][1].value_or("d").front();
     for (const pg_row& r : columns->rows) {
         t.columns.emplace_back(*r[0], *r[1]);
@@ -225,15 +258,25 @@ result<changefeed_options> parse_changefeed_options(
                    name == "schema_change_events" || name == "protect_data_from_gc_on_pause" ||
                    name.rfind("lagging_ranges_", 0) == 0) {
             // Accepted; nothing to emulate (key and topic are always in the value here).
-        } else if (name == "extra_headers" || name == "end_time" ||
-                   name == "split_column_families" || name == "key_column" || name == "unordered" ||
-                   name == "encode_json_value_null_as_object") {
+        } else if (name == "split_column_families") {
+            o.split_column_families = true;
+        } else if (name == "extra_headers" || name == "end_time" || name == "key_column" ||
+                   name == "unordered" || name == "encode_json_value_null_as_object") {
             return error{
                 errc::unsupported,
                 fmt::format("unimplemented: option {} is not emulated by crdb-emulator", name)};
         } else {
             return error{errc::invalid_argument, fmt::format("invalid option \"{}\"", name)};
         }
+    }
+    if (o.split_column_families && o.resolved) {
+        // CockroachDB fans resolved timestamps out to every topic of a sink with topics (the v2
+        // webhook sink is one), and the families' topics are not known in advance.
+        return error{errc::invalid_argument,
+                     "resolved timestamps are not currently supported with split_column_families "
+                     "for this sink as the set of topics to fan them out to may change. Instead, "
+                     "use TABLE tablename FAMILY familyname to specify individual families to "
+                     "watch."};
     }
     if (o.cursor && !initial_scan_given) {
         o.initial_scan = initial_scan_mode::no;  // a cursor means no initial scan by default
@@ -263,55 +306,83 @@ result<std::vector<change>> feed_changes(const source_txn& txn,
             out[it->second].after = std::move(after);
         }
     };
+    // One stream of a target: the whole row under its topic, or one family's columns.
+    struct stream {
+        std::string topic;
+        const crdb::column_family* family = nullptr;
+    };
     for (const row_change& rc : txn.changes) {
-        const auto t = std::find_if(tables.begin(), tables.end(), [&](const table_info& ti) {
-            return ti.schema == rc.schema && ti.name == rc.table;
-        });
-        if (t == tables.end() || rc.op == 'T') {
+        if (rc.op == 'T') {
             continue;
         }
-        const row_builder b{*t};
-        // A full old row (REPLICA IDENTITY FULL) is the before image; a key alone is not.
-        proto::json before;
-        if (options.message.diff && rc.identity.size() == t->columns.size()) {
-            auto r = b.row(rc.identity);
-            if (!r) {
-                return std::move(r).error();
+        // A table may be watched several times (TABLE t FAMILY f1, TABLE t FAMILY f2).
+        for (const table_info& t : tables) {
+            if (t.schema != rc.schema || t.name != rc.table) {
+                continue;
             }
-            before = std::move(r).value();
+            const row_builder b{t};
+            std::vector<stream> streams;
+            if (t.families.empty()) {
+                streams.push_back({t.topic, nullptr});
+            }
+            for (const crdb::column_family& f : t.families) {
+                streams.push_back({t.topic + "." + f.name, &f});
+            }
+            auto new_key = b.key(rc.columns);
+            auto old_key = b.key(rc.identity);
+            if (!new_key) {
+                return std::move(new_key).error();
+            }
+            if (!old_key) {
+                return std::move(old_key).error();
+            }
+            if (rc.op == 'D' && !*old_key) {
+                return error{errc::parse_error,
+                             fmt::format("a delete in {} without its primary key (REPLICA "
+                                         "IDENTITY must be DEFAULT or FULL)",
+                                         t.name)};
+            }
+            if (rc.op != 'D' && !*new_key) {
+                return error{errc::parse_error,
+                             fmt::format("a row of {} without its primary key", t.name)};
+            }
+            // A full old row (REPLICA IDENTITY FULL): the before image, and what tells which
+            // families an update changed; a key alone is neither.
+            const bool whole_old_row = rc.identity.size() == t.columns.size();
+            const bool key_changed = rc.op == 'U' && *old_key && !(**old_key == **new_key);
+            for (const stream& s : streams) {
+                const std::vector<column_value> old_values =
+                    row_builder::only(rc.identity, s.family);
+                const std::vector<column_value> new_values =
+                    row_builder::only(rc.columns, s.family);
+                if (rc.op == 'U' && !key_changed && s.family != nullptr && whole_old_row &&
+                    row_builder::same(old_values, new_values)) {
+                    continue;  // an update that left this family as it was
+                }
+                proto::json before;
+                if (options.message.diff && whole_old_row) {
+                    auto r = b.row(old_values);
+                    if (!r) {
+                        return std::move(r).error();
+                    }
+                    before = std::move(r).value();
+                }
+                if (rc.op == 'D') {
+                    emit(s.topic, **old_key, proto::json(), std::move(before));
+                    continue;
+                }
+                auto after = b.row(new_values);
+                if (!after) {
+                    return std::move(after).error();
+                }
+                if (key_changed) {
+                    // A primary-key change: the old key is deleted, the new one inserted.
+                    emit(s.topic, **old_key, proto::json(), std::move(before));
+                    before = proto::json();
+                }
+                emit(s.topic, **new_key, std::move(after).value(), std::move(before));
+            }
         }
-        auto new_key = b.key(rc.columns);
-        auto old_key = b.key(rc.identity);
-        if (!new_key) {
-            return std::move(new_key).error();
-        }
-        if (!old_key) {
-            return std::move(old_key).error();
-        }
-        if (rc.op == 'D' && !*old_key) {
-            return error{errc::parse_error,
-                         fmt::format("a delete in {} without its primary key (REPLICA IDENTITY "
-                                     "must be DEFAULT or FULL)",
-                                     t->name)};
-        }
-        if (rc.op == 'D') {
-            emit(t->topic, std::move(**old_key), proto::json(), std::move(before));
-            continue;
-        }
-        auto after = b.row(rc.columns);
-        if (!after) {
-            return std::move(after).error();
-        }
-        if (!*new_key) {
-            return error{errc::parse_error,
-                         fmt::format("a row of {} without its primary key", t->name)};
-        }
-        if (rc.op == 'U' && *old_key && !(**old_key == **new_key)) {
-            // A primary-key change: the old key is deleted, the new one inserted.
-            emit(t->topic, std::move(**old_key), proto::json(), std::move(before));
-            before = proto::json();
-        }
-        emit(t->topic, std::move(**new_key), std::move(after).value(), std::move(before));
     }
     std::vector<change> changes;
     changes.reserve(out.size());
@@ -365,41 +436,43 @@ result<void> rewind_rows(scan_rows& rows, const std::vector<table_info>& tables,
     };
     for (auto txn = undo.rbegin(); txn != undo.rend(); ++txn) {
         for (auto rc = (*txn)->changes.rbegin(); rc != (*txn)->changes.rend(); ++rc) {
-            const auto t = std::find_if(tables.begin(), tables.end(), [&](const table_info& ti) {
-                return ti.schema == rc->schema && ti.name == rc->table;
-            });
-            if (t == tables.end()) {
-                continue;
-            }
-            auto& table_rows = rows[static_cast<size_t>(t - tables.begin())];
-            auto cannot = [&](std::string_view why) {
-                return error{errc::unsupported,
-                             fmt::format("unimplemented: a scan as of {} needs the rows of table "
-                                         "\"{}\" as they were then, and {} made at {} cannot be "
-                                         "undone",
-                                         (*txn)->updated.to_string(), t->name, why,
-                                         (*txn)->updated.to_string())};
-            };
-            if (rc->op == 'T') {
-                return cannot("a TRUNCATE");
-            }
-            if (rc->op == 'I' || rc->op == 'U') {
-                if (auto key = scan_key(*t, rc->columns)) {
-                    table_rows.erase(*key);
+            // A table may be watched several times (TABLE t FAMILY f1, TABLE t FAMILY f2).
+            for (size_t index = 0; index < tables.size(); ++index) {
+                const table_info* t = &tables[index];
+                if (t->schema != rc->schema || t->name != rc->table) {
+                    continue;
                 }
-            }
-            if (rc->op == 'U' || rc->op == 'D') {
-                auto old = whole(*t, rc->identity);
-                if (!old) {
-                    return cannot(
-                        "a change without its old row (REPLICA IDENTITY FULL was not set; "
-                        "crdb-emulator sets it on the tables of every changefeed)");
+                auto& table_rows = rows[index];
+                auto cannot = [&](std::string_view why) {
+                    return error{
+                        errc::unsupported,
+                        fmt::format("unimplemented: a scan as of {} needs the rows of table "
+                                    "\"{}\" as they were then, and {} made at {} cannot be "
+                                    "undone",
+                                    (*txn)->updated.to_string(), t->name, why,
+                                    (*txn)->updated.to_string())};
+                };
+                if (rc->op == 'T') {
+                    return cannot("a TRUNCATE");
                 }
-                auto key = scan_key(*t, *old);
-                if (!key) {
-                    return cannot("a change whose old row has no primary key");
+                if (rc->op == 'I' || rc->op == 'U') {
+                    if (auto key = scan_key(*t, rc->columns)) {
+                        table_rows.erase(*key);
+                    }
                 }
-                table_rows[*key] = std::move(*old);
+                if (rc->op == 'U' || rc->op == 'D') {
+                    auto old = whole(*t, rc->identity);
+                    if (!old) {
+                        return cannot(
+                            "a change without its old row (REPLICA IDENTITY FULL was not set; "
+                            "crdb-emulator sets it on the tables of every changefeed)");
+                    }
+                    auto key = scan_key(*t, *old);
+                    if (!key) {
+                        return cannot("a change whose old row has no primary key");
+                    }
+                    table_rows[*key] = std::move(*old);
+                }
             }
         }
     }
@@ -458,7 +531,9 @@ changefeed_job::changefeed_job(setup s, capture& history, hlc_clock& clock)
     status_.created = status_.started = status_.modified = now;
     for (const table_info& t : setup_.tables) {
         status_.full_table_names.push_back(t.database + "." + t.schema + "." + t.name);
-        status_.topics += (status_.topics.empty() ? "" : ",") + t.topic;
+        for (const std::string& topic : target_topics(t)) {
+            status_.topics += (status_.topics.empty() ? "" : ",") + topic;
+        }
     }
 }
 
@@ -634,8 +709,13 @@ result<void> changefeed_job::alter(const std::vector<target_change>& changes) {
             return error{errc::invalid_argument,
                          fmt::format("target \"{}\" already not watched by changefeed", c.name)};
         }
-        tables.erase(it);
-        targets.erase(targets.begin() + static_cast<std::ptrdiff_t>(at));
+        // Every target of the table goes (TABLE t FAMILY f1, TABLE t FAMILY f2: both).
+        for (size_t i = tables.size(); i-- > at;) {
+            if (same(tables[i], c.table)) {
+                tables.erase(tables.begin() + static_cast<std::ptrdiff_t>(i));
+                targets.erase(targets.begin() + static_cast<std::ptrdiff_t>(i));
+            }
+        }
         if (scanning != scans.end()) {
             scans.erase(scanning);
         }
@@ -652,7 +732,9 @@ result<void> changefeed_job::alter(const std::vector<target_change>& changes) {
     status_.topics.clear();
     for (const table_info& t : setup_.tables) {
         status_.full_table_names.push_back(t.database + "." + t.schema + "." + t.name);
-        status_.topics += (status_.topics.empty() ? "" : ",") + t.topic;
+        for (const std::string& topic : target_topics(t)) {
+            status_.topics += (status_.topics.empty() ? "" : ",") + topic;
+        }
     }
     status_.modified = wall_clock_nanos();
     return ok();
@@ -849,7 +931,7 @@ sender_stats changefeed_job::stats_locked() const {
               &sender_stats::retries, &sender_stats::resolved_sent, &sender_stats::restarts,
               &sender_stats::duplicates, &sender_stats::late_duplicates,
               &sender_stats::duplicate_resolved, &sender_stats::split_transactions,
-              &sender_stats::dropped_connections}) {
+              &sender_stats::dropped_connections, &sender_stats::lost_resolved}) {
             total.*field += now.*field;
         }
     }

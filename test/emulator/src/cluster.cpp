@@ -181,10 +181,10 @@ void cluster::stop() {
         std::cerr << fmt::format(
             "crdb-emulator: job {} ({}): {} rows sent, {} acknowledged, {} requests, {} retries, "
             "{} resolved timestamps, {} restarts; faults: duplicate={} late_duplicate={} "
-            "duplicate_resolved={} split_transaction={} dropped_connection={}\n",
+            "duplicate_resolved={} split_transaction={} dropped_connection={} lost_resolved={}\n",
             st.id, st.status, n.rows_sent, n.rows_acknowledged, n.requests, n.retries,
             n.resolved_sent, n.restarts, n.duplicates, n.late_duplicates, n.duplicate_resolved,
-            n.split_transactions, n.dropped_connections);
+            n.split_transactions, n.dropped_connections, n.lost_resolved);
     }
     if (capture_) {
         capture_->stop();
@@ -351,7 +351,7 @@ statement_result cluster::create(const crdb::create_changefeed& cf, const std::s
         return statement_result::failure("08006", db.error().message());
     }
     std::vector<table_info> tables;
-    if (auto failed = describe_targets(cf.tables, *options, database, *db, tables)) {
+    if (auto failed = describe_targets(cf.tables, cf.families, *options, database, *db, tables)) {
         return std::move(*failed);
     }
     endpoint_options endpoint;
@@ -366,10 +366,13 @@ statement_result cluster::create(const crdb::create_changefeed& cf, const std::s
 
     changefeed_job::setup setup;
     setup.sink_uri = redact_sink_uri(uri);
-    for (const std::vector<std::string>& name : cf.tables) {
+    for (size_t i = 0; i < cf.tables.size(); ++i) {
         std::string joined;
-        for (const std::string& part : name) {
+        for (const std::string& part : cf.tables[i]) {
             joined += (joined.empty() ? "" : ".") + part;
+        }
+        if (i < cf.families.size() && cf.families[i]) {
+            joined += " FAMILY " + crdb::display_name({*cf.families[i]});
         }
         setup.targets.push_back(std::move(joined));
     }
@@ -413,11 +416,62 @@ statement_result cluster::create(const crdb::create_changefeed& cf, const std::s
     return r;
 }
 
+void cluster::note_table(const std::string& database, const crdb::created_table& t) {
+    if (t.name.empty() || t.name.size() > 2) {
+        return;
+    }
+    // An unqualified name is taken to be in public (the default search_path's first schema).
+    std::array<std::string, 3> at{database, t.name.size() == 2 ? t.name[0] : "public",
+                                  t.name.back()};
+    const std::lock_guard<std::mutex> lock(mutex_);
+    if (t.families.empty()) {
+        families_.erase(at);
+    } else {
+        families_[std::move(at)] = t.families;
+    }
+}
+
+std::vector<crdb::column_family> cluster::families_of(const table_info& t) {
+    std::vector<crdb::column_family> out;
+    {
+        const std::lock_guard<std::mutex> lock(mutex_);
+        const auto it = families_.find({options_.backend.database(), t.schema, t.name});
+        if (it != families_.end()) {
+            out = it->second;
+        }
+    }
+    auto exists = [&](const std::string& c) {
+        return std::any_of(t.columns.begin(), t.columns.end(),
+                           [&](const auto& column) { return column.first == c; });
+    };
+    for (crdb::column_family& f : out) {
+        f.columns.erase(std::remove_if(f.columns.begin(), f.columns.end(),
+                                       [&](const std::string& c) { return !exists(c); }),
+                        f.columns.end());
+    }
+    if (out.empty()) {
+        out.push_back({"primary", {}});
+    }
+    for (const auto& [name, type] : t.columns) {
+        const bool assigned = std::any_of(out.begin(), out.end(), [&](const auto& f) {
+            return std::find(f.columns.begin(), f.columns.end(), name) != f.columns.end();
+        });
+        if (!assigned) {
+            out.front().columns.push_back(name);
+        }
+    }
+    return out;
+}
+
 std::optional<statement_result> cluster::describe_targets(
-    const std::vector<std::vector<std::string>>& names, const changefeed_options& options,
+    const std::vector<std::vector<std::string>>& names,
+    const std::vector<std::optional<std::string>>& families, const changefeed_options& options,
     const std::string& database, pg_client& db, std::vector<table_info>& out) {
     const std::string& backend_db = options_.backend.database();
-    for (const std::vector<std::string>& name : names) {
+    for (size_t n = 0; n < names.size(); ++n) {
+        const std::vector<std::string>& name = names[n];
+        const std::optional<std::string> family =
+            n < families.size() ? families[n] : std::optional<std::string>();
         const std::string table = name.back();
         const std::string schema = name.size() >= 2 ? name[name.size() - 2] : "public";
         const bool emulated_database =
@@ -436,6 +490,27 @@ std::optional<statement_result> cluster::describe_targets(
         }
         if (options.full_table_name) {
             t->topic = backend_db + "." + schema + "." + table;
+        }
+        // Column families (changefeed-webhook.md §5): each watched family is its own stream.
+        std::vector<crdb::column_family> all = families_of(*t);
+        if (family) {
+            const auto it = std::find_if(all.begin(), all.end(),
+                                         [&](const auto& f) { return f.name == *family; });
+            if (it == all.end()) {
+                return statement_result::failure(
+                    "XXUUU", fmt::format("CHANGEFEED targeting nonexistent or removed column "
+                                         "family {} of table {}",
+                                         *family, table));
+            }
+            t->families = {*it};
+        } else if (options.split_column_families) {
+            t->families = std::move(all);
+        } else if (all.size() > 1) {
+            return statement_result::failure(
+                "XXUUU", fmt::format("CHANGEFEED targeting a table ({}) with multiple column "
+                                     "families requires WITH split_column_families and will "
+                                     "emit multiple events per row.",
+                                     table));
         }
         if (!options.message.diff && t->replica_identity != 'd' && t->replica_identity != 'f') {
             return statement_result::failure(
@@ -505,7 +580,7 @@ statement_result cluster::alter(const crdb::alter_changefeed& a, const std::stri
             std::vector<table_info> described;
             if (c.add) {
                 if (auto failed =
-                        describe_targets({name}, j->options(), database, *db, described)) {
+                        describe_targets({name}, {}, j->options(), database, *db, described)) {
                     if (failed->error && failed->error->sqlstate == "42P01") {
                         return statement_result::failure(
                             "22023", fmt::format("target \"{}\" does not exist", tc.name));

@@ -241,10 +241,15 @@ statement parse_changefeed(parser& p) {
         if (!name || name->size() > 3) {
             return p.error();
         }
-        if (p.word("family")) {
-            return not_emulated{"column family targets"};
+        std::optional<std::string> family;
+        if (p.accept("family")) {
+            family = p.identifier();
+            if (!family) {
+                return p.error();
+            }
         }
         cf.tables.push_back(std::move(*name));
+        cf.families.push_back(std::move(family));
     } while (p.accept_symbol(','));
     if (!p.accept("into")) {
         if (p.done() || p.word("with")) {
@@ -294,7 +299,7 @@ statement parse_alter_changefeed(parser& p) {
                 return p.error();
             }
             if (p.word("family")) {
-                return not_emulated{"column family targets"};
+                return not_emulated{"column family targets in ALTER CHANGEFEED"};
             }
             c.tables.push_back(std::move(*name));
         } while (p.accept_symbol(','));
@@ -808,6 +813,204 @@ std::string to_postgres(const statement_result& r) {
     return sql + ")";
 }
 
+namespace {
+
+bool is_symbol(const token& t, char c) {
+    return t.type == token::kind::symbol && t.text.size() == 1 && t.text[0] == c;
+}
+bool is_word(const std::vector<token>& t, size_t i, std::string_view w) {
+    return i < t.size() && t[i].type == token::kind::word && iequals(t[i].text, w);
+}
+std::optional<std::string> identifier_at(const std::vector<token>& t, size_t i) {
+    if (i >= t.size()) {
+        return std::nullopt;
+    }
+    if (t[i].type == token::kind::word) {
+        return fold_case(t[i].text);
+    }
+    if (t[i].type == token::kind::quoted_ident) {
+        return t[i].text;
+    }
+    return std::nullopt;
+}
+
+// An element of CREATE TABLE's list: tokens [begin, end).
+struct table_element {
+    size_t begin = 0, end = 0;
+};
+
+// FAMILY [name] (column, ...) at `e`; nullopt when it does not parse.
+std::optional<std::pair<std::optional<std::string>, std::vector<std::string>>> family_clause(
+    const std::vector<token>& t, table_element e) {
+    size_t i = e.begin + 1;
+    std::optional<std::string> name;
+    if (i < e.end && !is_symbol(t[i], '(')) {
+        name = identifier_at(t, i);
+        if (!name) {
+            return std::nullopt;
+        }
+        ++i;
+    }
+    if (i >= e.end || !is_symbol(t[i], '(')) {
+        return std::nullopt;
+    }
+    std::vector<std::string> columns;
+    for (++i;; i += 2) {
+        auto column = identifier_at(t, i);
+        if (!column || i + 1 >= e.end) {
+            return std::nullopt;
+        }
+        columns.push_back(std::move(*column));
+        if (is_symbol(t[i + 1], ')')) {
+            return i + 2 == e.end ? std::optional(std::pair(std::move(name), std::move(columns)))
+                                  : std::nullopt;
+        }
+        if (!is_symbol(t[i + 1], ',')) {
+            return std::nullopt;
+        }
+    }
+}
+
+}  // namespace
+
+std::optional<std::variant<created_table, sql_error>> parse_create_table(std::string_view sql) {
+    const std::vector<token> t = tokenize(sql);
+    if (!is_word(t, 0, "create")) {
+        return std::nullopt;
+    }
+    size_t i = 1;
+    while (i < t.size() && t[i].type == token::kind::word &&
+           (iequals(t[i].text, "temp") || iequals(t[i].text, "temporary") ||
+            iequals(t[i].text, "unlogged") || iequals(t[i].text, "global") ||
+            iequals(t[i].text, "local"))) {
+        ++i;
+    }
+    if (!is_word(t, i, "table")) {
+        return std::nullopt;
+    }
+    ++i;
+    if (is_word(t, i, "if") && is_word(t, i + 1, "not") && is_word(t, i + 2, "exists")) {
+        i += 3;
+    }
+    created_table out;
+    for (;;) {
+        auto part = identifier_at(t, i);
+        if (!part) {
+            return std::nullopt;
+        }
+        out.name.push_back(std::move(*part));
+        if (i + 2 < t.size() && is_symbol(t[i + 1], '.')) {
+            i += 2;
+            continue;
+        }
+        ++i;
+        break;
+    }
+    out.sql = std::string(sql);
+    if (i >= t.size() || !is_symbol(t[i], '(')) {
+        return out;  // CREATE TABLE ... AS, PARTITION OF, OF type: no column list
+    }
+    const size_t open = i;
+    std::vector<table_element> elements;
+    size_t depth = 0, close = t.size();
+    for (size_t start = i + 1; ++i < t.size();) {
+        if (is_symbol(t[i], '(')) {
+            ++depth;
+        } else if (is_symbol(t[i], ')') && depth > 0) {
+            --depth;
+        } else if (depth == 0 && (is_symbol(t[i], ',') || is_symbol(t[i], ')'))) {
+            if (start < i) {
+                elements.push_back({start, i});
+            }
+            start = i + 1;
+            if (is_symbol(t[i], ')')) {
+                close = i;
+                break;
+            }
+        }
+    }
+    if (close == t.size()) {
+        return out;  // unbalanced: PostgreSQL's syntax error
+    }
+    std::vector<std::string> columns;
+    std::vector<std::pair<std::optional<std::string>, std::vector<std::string>>> clauses;
+    std::string kept;  // the elements that are not FAMILY clauses
+    for (const table_element& e : elements) {
+        if (is_word(t, e.begin, "family")) {
+            auto clause = family_clause(t, e);
+            if (!clause) {
+                return sql_error{"42601",
+                                 fmt::format("at or near \"{}\": syntax error",
+                                             fold_case(t[std::min(e.end, t.size()) - 1].text))};
+            }
+            clauses.push_back(std::move(*clause));
+            continue;
+        }
+        kept += (kept.empty() ? "" : ", ") +
+                std::string(sql.substr(t[e.begin].begin, t[e.end - 1].end - t[e.begin].begin));
+        static constexpr std::array<std::string_view, 9> not_columns = {
+            "constraint", "primary", "unique", "check",   "foreign",
+            "exclude",    "like",    "index",  "inverted"};
+        const bool column =
+            t[e.begin].type == token::kind::quoted_ident ||
+            (t[e.begin].type == token::kind::word &&
+             std::none_of(not_columns.begin(), not_columns.end(),
+                          [&](std::string_view w) { return iequals(t[e.begin].text, w); }));
+        if (!column) {
+            continue;
+        }
+        columns.push_back(*identifier_at(t, e.begin));
+        for (size_t k = e.begin + 1; k < e.end; ++k) {
+            if (is_word(t, k, "family")) {
+                return sql_error{"0A000",
+                                 "unimplemented: column qualifiers FAMILY and CREATE FAMILY are "
+                                 "not emulated by crdb-emulator (a CockroachDB stand-in over "
+                                 "PostgreSQL); name the columns in FAMILY clauses of the table"};
+            }
+        }
+    }
+    if (clauses.empty()) {
+        return out;
+    }
+    std::set<std::string, std::less<>> assigned, names;
+    for (size_t f = 0; f < clauses.size(); ++f) {
+        auto& [name, family_columns] = clauses[f];
+        column_family fam;
+        if (name) {
+            fam.name = *name;
+        } else {
+            fam.name = fmt::format("fam_{}", f);
+            for (const std::string& c : family_columns) {
+                fam.name += "_" + c;
+            }
+        }
+        if (!names.insert(fam.name).second) {
+            return sql_error{"42710",
+                             fmt::format("family {} already exists", message_quote(fam.name))};
+        }
+        for (const std::string& c : family_columns) {
+            if (std::find(columns.begin(), columns.end(), c) == columns.end()) {
+                return sql_error{"42703",
+                                 fmt::format("column {} does not exist", message_quote(c))};
+            }
+            if (!assigned.insert(c).second) {
+                return sql_error{
+                    "42P16", fmt::format("column {} is in more than one family", message_quote(c))};
+            }
+        }
+        fam.columns = std::move(family_columns);
+        out.families.push_back(std::move(fam));
+    }
+    for (const std::string& c : columns) {
+        if (assigned.count(c) == 0) {
+            out.families.front().columns.push_back(c);
+        }
+    }
+    out.sql =
+        std::string(sql.substr(0, t[open].end)) + kept + std::string(sql.substr(t[close].begin));
+    return out;
+}
+
 std::string rewrite_statement(std::string_view sql, executor& ex) {
     if (auto s = parse_statement(sql)) {
         if (const auto* e = std::get_if<syntax_error>(&*s)) {
@@ -846,12 +1049,22 @@ std::string rewrite_statement(std::string_view sql, executor& ex) {
         edits.push_back({t.begin, tokens[i + 2].end, std::move(replacement)});
         i += 2;
     }
-    if (edits.empty()) {
-        return std::string(sql);
+    std::string out(sql);
+    if (!edits.empty()) {
+        std::sort(edits.begin(), edits.end(),
+                  [](const text_edit& a, const text_edit& b) { return a.begin < b.begin; });
+        out = apply_edits(sql, edits);
     }
-    std::sort(edits.begin(), edits.end(),
-              [](const text_edit& a, const text_edit& b) { return a.begin < b.begin; });
-    return apply_edits(sql, edits);
+    // CREATE TABLE: PostgreSQL has no column families; the stand-in keeps them for changefeeds.
+    if (auto created = is_word(tokens, 0, "create") ? parse_create_table(out) : std::nullopt) {
+        if (auto* e = std::get_if<sql_error>(&*created)) {
+            return to_postgres(statement_result::failure(e->sqlstate, e->message));
+        }
+        auto& table = std::get<created_table>(*created);
+        ex.note_table(table);
+        return std::move(table.sql);
+    }
+    return out;
 }
 
 namespace {
@@ -866,6 +1079,7 @@ public:
     std::string version() override { return ex_.version(); }
     hlc logical_timestamp() override { return ex_.logical_timestamp(); }
     statement_result execute(const statement& s) override { return ex_.execute(s); }
+    void note_table(const created_table& t) override { ex_.note_table(t); }
     std::string current_database() override { return ex_.current_database(); }
     bool schema_exists(std::string_view name) override {
         return created_.count(name) != 0 || ex_.schema_exists(name);

@@ -288,3 +288,167 @@ TEST_CASE("a scan as of an earlier HLC rewinds the snapshot through the history"
     other.name = "other";
     CHECK(rewind_rows(again, {other}, {std::make_shared<source_txn>(truncate)}));
 }
+
+namespace {
+
+// fam (id bigint PRIMARY KEY, a text, b text, c text, FAMILY f1 (id, a), FAMILY f2 (b, c)).
+table_info fam() {
+    table_info t;
+    t.database = "appdb";
+    t.schema = "public";
+    t.name = "fam";
+    t.topic = "fam";
+    t.columns = {{"id", "bigint"}, {"a", "text"}, {"b", "text"}, {"c", "text"}};
+    t.primary_key = {"id"};
+    t.replica_identity = 'f';
+    t.families = {{"f1", {"id", "a"}}, {"f2", {"b", "c"}}};
+    return t;
+}
+
+std::string fam_row(int id, std::string_view a, std::string_view b, std::string_view c) {
+    return fmt::format(
+        R"([{{"name":"id","type":"bigint","typeoid":20,"value":{}}},{{"name":"a","type":"text","typeoid":25,"value":"{}"}},{{"name":"b","type":"text","typeoid":25,"value":"{}"}},{{"name":"c","type":"text","typeoid":25,"value":"{}"}}])",
+        id, a, b, c);
+}
+
+// One transaction of wal2json lines for table fam: "I"/"U"/"D" with new and old rows.
+source_txn fam_txn(uint32_t xid,
+                   const std::vector<std::tuple<char, std::string, std::string>>& rows) {
+    const std::string ts = R"("timestamp":"2026-11-26 18:56:03.350861+00")";
+    const std::string x = fmt::format(R"("xid":{},)", xid);
+    std::vector<std::string> lines{R"({"action":"B",)" + x + ts + "}"};
+    for (const auto& [op, columns, identity] : rows) {
+        std::string l =
+            fmt::format(R"({{"action":"{}",)", op) + x + ts + R"(,"schema":"public","table":"fam")";
+        if (!columns.empty()) {
+            l += R"(,"columns":)" + columns;
+        }
+        if (!identity.empty()) {
+            l += R"(,"identity":)" + identity;
+        }
+        lines.push_back(l + "}");
+    }
+    lines.push_back(R"({"action":"C",)" + x + ts + "}");
+    auto txns = read(lines);
+    REQUIRE(txns.size() == 1);
+    return txns[0];
+}
+
+}  // namespace
+
+TEST_CASE("column families: one stream per family, an update sends the families it changed",
+          "[changefeed][families]") {
+    changefeed_options o;
+    o.message.updated = false;
+    const hlc at(1, 0);
+    const auto insert = fam_txn(900, {{'I', fam_row(1, "a1", "b1", "c1"), ""}});
+    // Every family of an inserted row; the key in each, the key column only in its own.
+    CHECK(texts(feed_changes(insert, {fam()}, o, at)) ==
+          std::vector<std::string>{
+              R"({"after": {"a": "a1", "id": 1}, "key": [1], "topic": "fam.f1"})",
+              R"({"after": {"b": "b1", "c": "c1"}, "key": [1], "topic": "fam.f2"})"});
+    const auto changes = feed_changes(insert, {fam()}, o, at);
+    REQUIRE(changes);
+    CHECK((*changes)[1].key_hash == key_hash("fam.f2", "[1]"));
+
+    // An update of c: family f2 only (old and new rows compared per family).
+    const auto update_c =
+        fam_txn(901, {{'U', fam_row(1, "a1", "b1", "c2"), fam_row(1, "a1", "b1", "c1")}});
+    CHECK(texts(feed_changes(update_c, {fam()}, o, at)) ==
+          std::vector<std::string>{
+              R"({"after": {"b": "b1", "c": "c2"}, "key": [1], "topic": "fam.f2"})"});
+    // An update that changes nothing sends nothing; two updates in one transaction, each of
+    // one family, send both families once (their final values).
+    const auto same =
+        fam_txn(902, {{'U', fam_row(1, "a1", "b1", "c2"), fam_row(1, "a1", "b1", "c2")}});
+    CHECK(feed_changes(same, {fam()}, o, at)->empty());
+    const auto both =
+        fam_txn(903, {{'U', fam_row(1, "a2", "b1", "c2"), fam_row(1, "a1", "b1", "c2")},
+                      {'U', fam_row(1, "a2", "b3", "c2"), fam_row(1, "a2", "b1", "c2")},
+                      {'U', fam_row(1, "a4", "b3", "c2"), fam_row(1, "a2", "b3", "c2")}});
+    CHECK(texts(feed_changes(both, {fam()}, o, at)) ==
+          std::vector<std::string>{
+              R"({"after": {"a": "a4", "id": 1}, "key": [1], "topic": "fam.f1"})",
+              R"({"after": {"b": "b3", "c": "c2"}, "key": [1], "topic": "fam.f2"})"});
+
+    // diff: each family's before image holds its own columns.
+    o.message.diff = true;
+    CHECK(
+        texts(feed_changes(update_c, {fam()}, o, at)) ==
+        std::vector<std::string>{
+            R"({"after": {"b": "b1", "c": "c2"}, "before": {"b": "b1", "c": "c1"}, "key": [1], "topic": "fam.f2"})"});
+    o.message.diff = false;
+
+    // A delete: every family, after null.
+    const auto erase = fam_txn(904, {{'D', "", fam_row(1, "a4", "b3", "c2")}});
+    CHECK(texts(feed_changes(erase, {fam()}, o, at)) ==
+          std::vector<std::string>{R"({"after": null, "key": [1], "topic": "fam.f1"})",
+                                   R"({"after": null, "key": [1], "topic": "fam.f2"})"});
+
+    // A primary-key change: the old key deleted and the new one inserted, in every family.
+    const auto move =
+        fam_txn(905, {{'U', fam_row(2, "a4", "b3", "c2"), fam_row(1, "a4", "b3", "c2")}});
+    CHECK(texts(feed_changes(move, {fam()}, o, at)) ==
+          std::vector<std::string>{
+              R"({"after": null, "key": [1], "topic": "fam.f1"})",
+              R"({"after": {"a": "a4", "id": 2}, "key": [2], "topic": "fam.f1"})",
+              R"({"after": null, "key": [1], "topic": "fam.f2"})",
+              R"({"after": {"b": "b3", "c": "c2"}, "key": [2], "topic": "fam.f2"})"});
+
+    // TABLE fam FAMILY f2 alone; and both families as two targets, as split_column_families.
+    table_info f2 = fam();
+    f2.families = {fam().families[1]};
+    CHECK(texts(feed_changes(insert, {f2}, o, at)) ==
+          std::vector<std::string>{
+              R"({"after": {"b": "b1", "c": "c1"}, "key": [1], "topic": "fam.f2"})"});
+    CHECK(feed_changes(update_c, {fam()}, o, at)->size() == 1);
+    table_info f1 = fam();
+    f1.families = {fam().families[0]};
+    CHECK(texts(feed_changes(insert, {f1, f2}, o, at)) ==
+          texts(feed_changes(insert, {fam()}, o, at)));
+    CHECK(target_topics(fam()) == std::vector<std::string>{"fam.f1", "fam.f2"});
+    table_info whole = fam();
+    whole.families.clear();
+    CHECK(target_topics(whole) == std::vector<std::string>{"fam"});
+    CHECK(
+        texts(feed_changes(update_c, {whole}, o, at)) ==
+        std::vector<std::string>{
+            R"({"after": {"a": "a1", "b": "b1", "c": "c2", "id": 1}, "key": [1], "topic": "fam"})"});
+}
+
+TEST_CASE("column families: a scan rewinds every target of a table", "[changefeed][families]") {
+    table_info f1 = fam();
+    f1.families = {fam().families[0]};
+    table_info f2 = fam();
+    f2.families = {fam().families[1]};
+    auto row = [](std::string_view c) {
+        return std::vector<column_value>{{"id", "bigint", "1"},
+                                         {"a", "text", "a1"},
+                                         {"b", "text", "b1"},
+                                         {"c", "text", std::string(c)}};
+    };
+    scan_rows rows(2);
+    rows[0][*scan_key(f1, row("c2"))] = row("c2");
+    rows[1][*scan_key(f2, row("c2"))] = row("c2");
+    const auto update_c =
+        fam_txn(906, {{'U', fam_row(1, "a1", "b1", "c2"), fam_row(1, "a1", "b1", "c1")}});
+    REQUIRE(rewind_rows(rows, {f1, f2}, {std::make_shared<const source_txn>(update_c)}));
+    CHECK(*rows[0].begin()->second[3].text == "c1");
+    CHECK(*rows[1].begin()->second[3].text == "c1");
+}
+
+TEST_CASE("changefeed options: split_column_families, and not with resolved",
+          "[changefeed][families]") {
+    using opts = std::vector<std::pair<std::string, std::optional<std::string>>>;
+    auto o = parse_changefeed_options(opts{{"split_column_families", std::nullopt}});
+    REQUIRE(o);
+    CHECK(o->split_column_families);
+    CHECK_FALSE(parse_changefeed_options(opts{})->split_column_families);
+    auto refused =
+        parse_changefeed_options(opts{{"split_column_families", std::nullopt}, {"resolved", "1s"}});
+    REQUIRE_FALSE(refused);
+    CHECK(refused.error().message() ==
+          "resolved timestamps are not currently supported with split_column_families for this "
+          "sink as the set of topics to fan them out to may change. Instead, use TABLE tablename "
+          "FAMILY familyname to specify individual families to watch.");
+}

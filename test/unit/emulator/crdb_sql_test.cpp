@@ -37,6 +37,8 @@ struct recording_executor final : executor {
         executed.push_back(s);
         return answer;
     }
+    std::vector<created_table> tables;  // CREATE TABLEs noted
+    void note_table(const created_table& t) override { tables.push_back(t); }
     std::string current_database() override { return "appdb"; }
     bool schema_exists(std::string_view name) override {
         lookups.emplace_back(name);
@@ -577,4 +579,90 @@ TEST_CASE(
     CHECK(refused(rewrite_query("CREATE TABLE early.t (a INT); CREATE SCHEMA early", ex)));
     CHECK(refused(rewrite_statement("CREATE TABLE migration_schema.t2 (a INT)", ex)));
     CHECK(refused(rewrite_query("SELECT 1; CREATE TABLE migration_schema.t2 (a INT)", ex)));
+}
+
+TEST_CASE("CREATE CHANGEFEED: column family targets", "[crdb_sql][families]") {
+    const auto cf = parsed_as<create_changefeed>(
+        "CREATE CHANGEFEED FOR TABLE fam FAMILY f1, TABLE public.fam FAMILY \"F 2\", other "
+        "INTO 'webhook-https://h/' WITH resolved");
+    REQUIRE(cf.tables.size() == 3);
+    REQUIRE(cf.families.size() == 3);
+    CHECK(cf.tables[1] == std::vector<std::string>{"public", "fam"});
+    CHECK(cf.families[0] == "f1");
+    CHECK(cf.families[1] == "F 2");
+    CHECK_FALSE(cf.families[2].has_value());
+    parsed_as<syntax_error>("CREATE CHANGEFEED FOR TABLE fam FAMILY INTO 'webhook-https://h/'");
+    CHECK(parsed_as<not_emulated>("ALTER CHANGEFEED 7 ADD fam FAMILY f1").what ==
+          "column family targets in ALTER CHANGEFEED");
+}
+
+TEST_CASE("CREATE TABLE: FAMILY clauses are taken out and remembered", "[crdb_sql][families]") {
+    auto created = [](std::string_view sql) {
+        auto r = parse_create_table(sql);
+        INFO(sql);
+        REQUIRE(r.has_value());
+        REQUIRE(std::holds_alternative<created_table>(*r));
+        return std::get<created_table>(*r);
+    };
+    auto refused = [](std::string_view sql) {
+        auto r = parse_create_table(sql);
+        INFO(sql);
+        REQUIRE(r.has_value());
+        REQUIRE(std::holds_alternative<sql_error>(*r));
+        return std::get<sql_error>(*r);
+    };
+    // Named and unnamed families; columns no family names go to the first (primary) family.
+    auto t = created(
+        "CREATE TABLE IF NOT EXISTS public.Fam (id INT8 PRIMARY KEY, a TEXT, \"B\" TEXT "
+        "CHECK (length(\"B\") > 0), c NUMERIC(10, 2), d TEXT, FAMILY f1 (id, a), FAMILY "
+        "(\"B\", c), CONSTRAINT u UNIQUE (a, d)) WITH (fillfactor = 90)");
+    CHECK(t.name == std::vector<std::string>{"public", "fam"});
+    CHECK(t.families ==
+          std::vector<column_family>{{"f1", {"id", "a", "d"}}, {"fam_1_B_c", {"B", "c"}}});
+    CHECK(t.sql ==
+          "CREATE TABLE IF NOT EXISTS public.Fam (id INT8 PRIMARY KEY, a TEXT, \"B\" TEXT "
+          "CHECK (length(\"B\") > 0), c NUMERIC(10, 2), d TEXT, CONSTRAINT u UNIQUE (a, d)) "
+          "WITH (fillfactor = 90)");
+    t = created("create temp table t (FAMILY (id), id int primary key, v text)");
+    CHECK(t.name == std::vector<std::string>{"t"});
+    CHECK(t.families == std::vector<column_family>{{"fam_0_id", {"id", "v"}}});
+    CHECK(t.sql == "create temp table t (id int primary key, v text)");
+    // Without FAMILY clauses: nothing to take out, one family (none recorded).
+    t = created("CREATE TABLE t (id INT PRIMARY KEY, family_name TEXT)");
+    CHECK(t.families.empty());
+    CHECK(t.sql == "CREATE TABLE t (id INT PRIMARY KEY, family_name TEXT)");
+    CHECK(created("CREATE TABLE t AS SELECT 1").families.empty());
+    CHECK_FALSE(parse_create_table("CREATE INDEX i ON t (family)").has_value());
+    CHECK_FALSE(parse_create_table("SELECT 1").has_value());
+
+    CHECK(refused("CREATE TABLE t (id INT PRIMARY KEY, FAMILY f (id, x))").message ==
+          "column \"x\" does not exist");
+    CHECK(refused("CREATE TABLE t (id INT PRIMARY KEY, v INT, FAMILY f (id), FAMILY g (id, v))")
+              .message == "column \"id\" is in more than one family");
+    CHECK(refused("CREATE TABLE t (id INT PRIMARY KEY, v INT, FAMILY f (id), FAMILY f (v))")
+              .message == "family \"f\" already exists");
+    CHECK(refused("CREATE TABLE t (id INT PRIMARY KEY, FAMILY f id)").sqlstate == "42601");
+    CHECK(refused("CREATE TABLE t (id INT PRIMARY KEY, v INT FAMILY f)").sqlstate == "0A000");
+}
+
+TEST_CASE("rewrite: CREATE TABLE reaches PostgreSQL without families, the executor notes them",
+          "[crdb_sql][families]") {
+    recording_executor ex;
+    CHECK(rewrite_query("CREATE TABLE _replicator.t (id INT PRIMARY KEY, v TEXT, FAMILY p (id), "
+                        "FAMILY q (v)); SELECT 1",
+                        ex) ==
+          "CREATE TABLE \"_replicator.public\".t (id INT PRIMARY KEY, v TEXT);  SELECT 1");
+    REQUIRE(ex.tables.size() == 1);
+    CHECK(ex.tables[0].name == std::vector<std::string>{"_replicator.public", "t"});
+    CHECK(ex.tables[0].families == std::vector<column_family>{{"p", {"id"}}, {"q", {"v"}}});
+    // Without families the table is noted too (a name created again forgets its families).
+    CHECK(rewrite_statement("CREATE TABLE t (id INT PRIMARY KEY)", ex) ==
+          "CREATE TABLE t (id INT PRIMARY KEY)");
+    REQUIRE(ex.tables.size() == 2);
+    CHECK(ex.tables[1].families.empty());
+    const std::string refused =
+        rewrite_statement("CREATE TABLE t (id INT PRIMARY KEY, FAMILY f (x))", ex);
+    CHECK(refused.find("RAISE EXCEPTION") != std::string::npos);
+    CHECK(refused.find("42703") != std::string::npos);
+    CHECK(ex.tables.size() == 2);
 }

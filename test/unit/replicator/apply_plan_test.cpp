@@ -168,6 +168,76 @@ TEST_CASE("plan: consistent order writes upserts parents first, then deletes chi
     CHECK(immediate->statements.front().table->name == "order_lines");
 }
 
+namespace {
+
+// orders split into families as CockroachDB sends them: "primary" holds the key and status,
+// "notes" only note (its messages carry the key in "key" only).
+std::string shape_of(const apply_plan& p) {
+    std::string out;
+    for (const auto& st : p.statements) {
+        out += st.type == planned_statement::kind::upsert ? "upsert " : "delete ";
+        for (size_t i = 0; i < st.params.size(); ++i) {
+            out += (i == 0 ? "" : "/") + st.params[i].value_or("NULL");
+        }
+        out += "; ";
+    }
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("plan: a column family's message sets its own columns, the key from \"key\"",
+          "[plan][families]") {
+    const schema_snapshot s = shop();
+    auto d = postgres::make_dialect();
+    // One family per request (immediate mode, one message per request).
+    const auto notes = decode({{"orders.notes", key({num(1)}), obj({{"note", str("n")}}), 1}});
+    auto plan = plan_batch(s, notes, *d, 1000);
+    REQUIRE(plan);
+    REQUIRE(plan->statements.size() == 1);
+    CHECK(plan->statements[0].sql ==
+          "INSERT INTO \"public\".\"orders\" (\"id\",\"note\") VALUES (:p1::bigint,:p2::text) "
+          "ON CONFLICT (\"id\") DO UPDATE SET (\"note\") = ROW(excluded.\"note\")");
+    CHECK(shape_of(*plan) == "upsert 1/n; ");
+    const auto primary = decode(
+        {{"orders.primary", key({num(1)}), obj({{"id", num(1)}, {"status", str("open")}}), 1}});
+    plan = plan_batch(s, primary, *d, 1000);
+    REQUIRE(plan);
+    CHECK(shape_of(*plan) == "upsert 1/open; ");
+}
+
+TEST_CASE("plan: column families fold by HLC across their topics", "[plan][families]") {
+    const schema_snapshot s = shop();
+    auto d = postgres::make_dialect();
+    // Each transaction sends one message per family; the batch groups them by topic, so the
+    // second family's delete at 2 comes after the first family's insert at 3 in the batch.
+    const auto batch = decode({
+        {"orders.primary", key({num(1)}), obj({{"id", num(1)}, {"status", str("a")}}), 1},
+        {"orders.primary", key({num(1)}), json::null(), 2},
+        {"orders.primary", key({num(1)}), obj({{"id", num(1)}, {"status", str("b")}}), 3},
+        {"orders.notes", key({num(1)}), obj({{"note", str("x")}}), 1},
+        {"orders.notes", key({num(1)}), json::null(), 2},
+        {"orders.notes", key({num(1)}), obj({{"note", str("y")}}), 3},
+        // Key 2: inserted, then deleted (both families).
+        {"orders.primary", key({num(2)}), obj({{"id", num(2)}, {"status", str("c")}}), 1},
+        {"orders.primary", key({num(2)}), json::null(), 2},
+        {"orders.notes", key({num(2)}), obj({{"note", str("z")}}), 1},
+        {"orders.notes", key({num(2)}), json::null(), 2},
+        // Key 3: an update of one family only.
+        {"orders.notes", key({num(3)}), obj({{"note", str("w")}}), 4},
+    });
+    auto immediate = plan_batch(s, batch, *d, 1000);
+    REQUIRE(immediate);
+    CHECK(shape_of(*immediate) == "delete 1/2; upsert 1/b/y; upsert 3/w; ");
+    auto consistent = plan_batch(s, batch, *d, 1000, statement_order::upserts_first);
+    REQUIRE(consistent);
+    CHECK(shape_of(*consistent) == "upsert 1/b/y; upsert 3/w; delete 2; ");
+    REQUIRE(consistent->tables.size() == 1);
+    CHECK(consistent->tables[0].received == 11);
+    CHECK(consistent->tables[0].upserts == 2);
+    CHECK(consistent->tables[0].deletes == 1);
+}
+
 TEST_CASE("plan: generated columns are accepted and never written; NULLs bind as NULL", "[plan]") {
     const schema_snapshot s = shop();
     auto d = postgres::make_dialect();
@@ -228,14 +298,16 @@ TEST_CASE("plan: errors name the table, the column and the message", "[plan]") {
     CHECK(unknown_column.error().message() ==
           "table public.orders, message 1: the target has no column \"stauts\"");
 
-    auto missing_pk = plan_batch(s,
-                                 decode({{"order_lines", key({num(1), num(2)}),
-                                          obj({{"order_id", num(1)}, {"qty", num(2)}}), 1}}),
-                                 *d, 10);
+    // A key column absent from "after" comes from "key" (column families); from neither, it
+    // is an error.
+    auto missing_pk = plan_batch(
+        s,
+        decode({{"order_lines", key({num(1)}), obj({{"order_id", num(1)}, {"qty", num(2)}}), 1}}),
+        *d, 10);
     REQUIRE_FALSE(missing_pk);
     CHECK(missing_pk.error().message() ==
-          "table public.order_lines, message 0: primary key column \"line\" is missing from "
-          "\"after\"");
+          "table public.order_lines, message 0: primary key column \"line\" is in neither "
+          "\"after\" nor \"key\"");
 
     auto short_key =
         plan_batch(s, decode({{"order_lines", key({num(1)}), json::null(), 1}}), *d, 10);

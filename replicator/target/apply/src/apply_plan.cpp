@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <map>
+#include <optional>
 #include <unordered_map>
+#include <utility>
 
 #include <fmt/format.h>
 
@@ -10,6 +12,10 @@
 
 namespace molt::replicator {
 namespace {
+
+// Where a mutation falls in source order: its HLC, then its place in the request (arrival
+// order among equal timestamps).
+using stamp = std::pair<hlc, uint32_t>;
 
 // One key's state after folding its mutations.
 struct folded_row {
@@ -19,7 +25,59 @@ struct folded_row {
     bool upsert = false;
     std::vector<const proto::value*> values;  ///< by target column; nullptr = not in the payload
     uint32_t message = 0;                     ///< the last message that touched the key
+    // While folding: the column families of a table arrive under different topics, so a key's
+    // mutations are not seen in source order; each value keeps its stamp and the latest
+    // delete discards the values before it when the fold ends (finish_fold).
+    std::optional<stamp> last, deleted_at, upserted_at;
+    std::vector<stamp> value_at;  ///< by target column, with `values`
 };
+
+void fold_mutation(folded_row& row, const table_info& t, const proto::mutation& m,
+                   const std::vector<std::pair<size_t, const proto::value*>>& columns) {
+    const stamp at{m.updated, m.message_index};
+    if (!row.last || *row.last < at) {
+        row.last = at;
+        row.key_values = m.key_values;
+        row.key = m.key;
+        row.message = m.message_index;
+    }
+    if (m.deleted) {
+        row.deleted_at = std::max(row.deleted_at.value_or(at), at);
+        return;
+    }
+    row.upserted_at = std::max(row.upserted_at.value_or(at), at);
+    if (row.values.empty()) {
+        row.values.assign(t.columns.size(), nullptr);
+        row.value_at.assign(t.columns.size(), stamp{});
+    }
+    for (const auto& [index, v] : columns) {
+        if (row.values[index] == nullptr || !(at < row.value_at[index])) {
+            row.values[index] = v;
+            row.value_at[index] = at;
+        }
+    }
+}
+
+// A key's upsert holds the values sent after its latest delete; a column family's message
+// carries the primary key in "key" only, so key columns absent from "after" come from there.
+void finish_fold(folded_row& row, const table_info& t) {
+    row.delete_first = row.deleted_at.has_value();
+    row.upsert = row.upserted_at && (!row.deleted_at || *row.deleted_at < *row.upserted_at);
+    if (!row.upsert) {
+        row.values.clear();
+        return;
+    }
+    for (size_t c = 0; c < row.values.size(); ++c) {
+        if (row.values[c] != nullptr && row.deleted_at && row.value_at[c] < *row.deleted_at) {
+            row.values[c] = nullptr;
+        }
+    }
+    for (size_t k = 0; k < t.pk_count && k < row.key_values.size(); ++k) {
+        if (row.values[k] == nullptr) {
+            row.values[k] = &row.key_values[k];
+        }
+    }
+}
 
 std::string table_display(const table_info& t) {
     return t.qualified.to_string();
@@ -64,6 +122,7 @@ result<apply_plan> plan_batch(const schema_snapshot& schema, const proto::batch&
     };
     // Tables in parent-first order; several topics may map to one table (column families).
     std::map<size_t, table_work> work;
+    std::vector<std::pair<size_t, const proto::value*>> sent;  // of one mutation
 
     for (const proto::table_mutations& group : rows.tables()) {
         const table_info* table = resolve_topic(schema, group.topic);
@@ -93,20 +152,7 @@ result<apply_plan> plan_batch(const schema_snapshot& schema, const proto::batch&
             if (inserted) {
                 w.rows.emplace_back();
             }
-            folded_row& row = w.rows[it->second];
-            row.key_values = m.key_values;
-            row.key = m.key;
-            row.message = m.message_index;
-            if (m.deleted) {
-                row.delete_first = true;
-                row.upsert = false;
-                row.values.clear();
-                continue;
-            }
-            if (!row.upsert) {
-                row.upsert = true;
-                row.values.assign(table->columns.size(), nullptr);
-            }
+            sent.clear();
             for (const proto::column& c : m.after) {
                 const int index = table->column_index(c.name);
                 if (index < 0) {
@@ -115,9 +161,15 @@ result<apply_plan> plan_batch(const schema_snapshot& schema, const proto::batch&
                         fmt::format("the target has no column \"{}\"", log::sanitize(c.name)));
                 }
                 if (!table->columns[static_cast<size_t>(index)].generated) {
-                    row.values[static_cast<size_t>(index)] = &c.val;
+                    sent.emplace_back(static_cast<size_t>(index), &c.val);
                 }
             }
+            fold_mutation(w.rows[it->second], *table, m, sent);
+        }
+    }
+    for (auto& [position, w] : work) {
+        for (folded_row& row : w.rows) {
+            finish_fold(row, *w.table);
         }
     }
 
@@ -128,7 +180,8 @@ result<apply_plan> plan_batch(const schema_snapshot& schema, const proto::batch&
     };
 
     // Deletes, children before parents. Upserts first: a key written again after its delete
-    // needs no delete, as the changefeed sends whole rows (every family) and the upsert sets them.
+    // needs no delete, as the changefeed sends whole rows (an insert sends every column family)
+    // and the upsert sets them.
     auto plan_deletes = [&]() -> result<void> {
         for (auto it = work.rbegin(); it != work.rend(); ++it) {
             const table_work& w = it->second;
@@ -191,8 +244,8 @@ result<apply_plan> plan_batch(const schema_snapshot& schema, const proto::batch&
             for (size_t k = 0; k < t.pk_count; ++k) {
                 if (row.values[k] == nullptr || row.values[k]->is_null()) {
                     return row_error(t, row.message,
-                                     fmt::format("primary key column \"{}\" is missing from "
-                                                 "\"after\"",
+                                     fmt::format("primary key column \"{}\" is in neither "
+                                                 "\"after\" nor \"key\"",
                                                  t.columns[k].name));
                 }
             }

@@ -10,8 +10,9 @@
 //   - cursor: the transactions after it (not before the stand-in started: GC threshold);
 //   - resolved timestamps from the capture's frontier, sent by the sender after every earlier
 //     row was acknowledged;
-//   - PAUSE stops the sender; RESUME starts a new one from the last acknowledged resolved
-//     timestamp, replaying what came after it (as CockroachDB does); CANCEL stops for good.
+//   - PAUSE stops the sender; RESUME starts a new one from its saved checkpoint (the
+//     high-water mark), replaying what came after it (as CockroachDB does); CANCEL stops for
+//     good.
 
 #include <chrono>
 #include <cstdint>
@@ -27,6 +28,7 @@
 #include "molt/common/hlc.hpp"
 #include "molt/common/result.hpp"
 #include "molt/emulator/capture.hpp"
+#include "molt/emulator/crdb_sql.hpp"
 #include "molt/emulator/generator.hpp"
 #include "molt/emulator/pg_client.hpp"
 #include "molt/emulator/sender.hpp"
@@ -41,7 +43,14 @@ struct table_info {
     std::vector<std::string> primary_key;                      ///< in key order
     std::string topic;
     char replica_identity = 'd';  ///< pg_class.relreplident: d(efault), f(ull), n(othing), i(ndex)
+    /// The column families this target sends, each as its own stream with topic
+    /// "<topic>.<family>" and only that family's columns in `after` (split_column_families, or
+    /// TABLE t FAMILY f); empty: whole rows under `topic`.
+    std::vector<crdb::column_family> families;
 };
+
+/// The topics a target sends: its own, or one per family.
+[[nodiscard]] std::vector<std::string> target_topics(const table_info& t);
 
 /// Reads a table's columns and primary key from the catalog. Errors are CockroachDB's words.
 [[nodiscard]] result<table_info> describe_table(pg_client& db, const std::string& database,
@@ -52,6 +61,7 @@ enum class initial_scan_mode { yes, no, only };
 struct changefeed_options {
     proto::message_options message;
     bool full_table_name = false;
+    bool split_column_families = false;  ///< every family of every table its own stream
     bool resolved = false;
     std::chrono::nanoseconds resolved_interval{0};
     std::chrono::nanoseconds checkpoint_interval = std::chrono::seconds(30);
@@ -67,9 +77,10 @@ struct changefeed_options {
 [[nodiscard]] result<changefeed_options> parse_changefeed_options(
     const std::vector<std::pair<std::string, std::optional<std::string>>>& options);
 
-/// The messages of one source transaction for a feed on `tables`: one per key, in the order
-/// keys were first changed. An error for a value that does not encode or a change without its
-/// key (the feed then fails: nothing is skipped silently).
+/// The messages of one source transaction for a feed on `tables`: one per key (per family of a
+/// target with families: an insert or a delete sends every family, an update those whose
+/// columns changed), in the order keys were first changed. An error for a value that does not
+/// encode or a change without its key (the feed then fails: nothing is skipped silently).
 [[nodiscard]] result<std::vector<change>> feed_changes(const source_txn& txn,
                                                        const std::vector<table_info>& tables,
                                                        const changefeed_options& options,

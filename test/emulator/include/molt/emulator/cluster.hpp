@@ -4,6 +4,7 @@
 // it knows of each backend database's schemas (its emulated databases, crdb_names.hpp). A
 // `cluster_session` per client connection answers CockroachDB-only statements (crdb_sql.hpp).
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <map>
@@ -47,6 +48,9 @@ public:
                                                  const std::string& database);
     /// The schema names of a backend database (sessions connect to any database of the server).
     [[nodiscard]] schema_cache& schemas(const std::string& database);
+    /// Remembers the column families of a table a client created (CREATE TABLE ... FAMILY),
+    /// in memory for the life of the process; a CREATE TABLE without them forgets the name's.
+    void note_table(const std::string& database, const crdb::created_table& t);
 
 private:
     /// Tells the schema cache what a database statement that succeeded created or dropped.
@@ -58,9 +62,17 @@ private:
     /// Describes changefeed targets of the backend database into `out` (and gives them REPLICA
     /// IDENTITY FULL, so scans as of an earlier HLC can rewind them); a failure is the
     /// statement's answer.
+    /// With `families` (same index as `names`): a target's family, or nullopt for the whole
+    /// table (every family with split_column_families; refused for a table of several
+    /// families without it, as CockroachDB does).
     std::optional<crdb::statement_result> describe_targets(
-        const std::vector<std::vector<std::string>>& names, const changefeed_options& options,
+        const std::vector<std::vector<std::string>>& names,
+        const std::vector<std::optional<std::string>>& families, const changefeed_options& options,
         const std::string& database, pg_client& db, std::vector<table_info>& out);
+    /// A table's column families as CockroachDB would have them: those CREATE TABLE named
+    /// (columns since dropped left out, columns since added in the first), else one,
+    /// "primary", of every column.
+    std::vector<crdb::column_family> families_of(const table_info& t);
     changefeed_job* job(int64_t id);
     /// A known setting's value, or its default when never set; the caller holds mutex_.
     std::string setting_locked(const setting_def& d) const;
@@ -74,6 +86,8 @@ private:
     std::map<std::string, std::string> settings_;  ///< values set, by name
     std::map<int64_t, std::unique_ptr<changefeed_job>> jobs_;
     std::map<std::string, std::unique_ptr<schema_cache>> schemas_;  ///< by database
+    /// CREATE TABLE's column families by backend database, schema and table.
+    std::map<std::array<std::string, 3>, std::vector<crdb::column_family>> families_;
     int64_t job_sequence_ = 0;
     bool stopped_ = false;
 };
@@ -89,6 +103,7 @@ public:
     crdb::statement_result execute(const crdb::statement& s) override {
         return cluster_.execute(s, user_, database_);
     }
+    void note_table(const crdb::created_table& t) override { cluster_.note_table(database_, t); }
     std::string current_database() override { return database_; }
     bool schema_exists(std::string_view backend_schema) override {
         return cluster_.schemas(database_).schema_exists(backend_schema);

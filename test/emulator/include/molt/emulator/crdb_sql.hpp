@@ -53,6 +53,9 @@ struct set_setting {
 };
 struct create_changefeed {
     std::vector<std::vector<std::string>> tables;  ///< name parts: [db.][schema.]table
+    /// With `tables` (same index): the family of a `TABLE t FAMILY f` target; nullopt: the
+    /// whole table.
+    std::vector<std::optional<std::string>> families;
     std::string sink_uri;
     std::vector<std::pair<std::string, std::optional<std::string>>> options;  ///< lower-case names
 };
@@ -121,6 +124,29 @@ struct sql_error {
     std::string message;
 };
 
+/// A column family of a table (CockroachDB's FAMILY [name] (column, ...) in CREATE TABLE).
+struct column_family {
+    std::string name;
+    std::vector<std::string> columns;  ///< in family order
+    friend bool operator==(const column_family&, const column_family&) = default;
+};
+
+/// A CREATE TABLE as the stand-in passes it to PostgreSQL, which has no column families.
+struct created_table {
+    std::vector<std::string> name;  ///< [schema.]table as the statement names it (folded)
+    /// As CockroachDB assigns them: in statement order, an unnamed one named
+    /// fam_<index>_<columns joined by '_'>, every column no FAMILY clause names appended to the
+    /// first (the primary family). Empty without FAMILY clauses: one family, "primary".
+    std::vector<column_family> families;
+    std::string sql;  ///< the statement without its FAMILY clauses
+};
+
+/// CREATE TABLE's FAMILY clauses taken out (nullopt for any other statement), or the error
+/// CockroachDB gives for them. Column qualifiers (`c INT FAMILY f`, `CREATE FAMILY`) are
+/// refused as not emulated.
+[[nodiscard]] std::optional<std::variant<created_table, sql_error>> parse_create_table(
+    std::string_view sql);
+
 /// What an emulated statement returns.
 struct statement_result {
     struct column {
@@ -159,6 +185,8 @@ public:
     /// SELECT cluster_logical_timestamp(): a fresh HLC, above every one handed out before.
     [[nodiscard]] virtual hlc logical_timestamp() = 0;
     [[nodiscard]] virtual statement_result execute(const statement& s) = 0;
+    /// A CREATE TABLE passed to PostgreSQL (its families, for changefeeds); by default ignored.
+    virtual void note_table(const created_table& t) { (void)t; }
 };
 
 /// One statement, rewritten for PostgreSQL (executing it first when it is CockroachDB's):

@@ -1,8 +1,10 @@
 #pragma once
 // Turning a decoded request into SQL for one target schema, without touching the database:
 //   1. each topic is matched to a target table (t, db.schema.t, or t.family);
-//   2. mutations are folded per key in HLC order: a delete discards earlier upserts of the key,
-//      upserts of one key merge column by column (column families, sparse rows);
+//   2. mutations are folded per key in HLC order, across the topics of one table (column
+//      families): a delete discards earlier upserts of the key, upserts of one key merge column
+//      by column (column families, sparse rows); key columns absent from "after" (a column
+//      family without them) come from "key";
 //   3. columns are matched case-insensitively: an unknown column or a missing primary key column
 //      is an error naming table and column; generated columns are accepted and never written;
 //   4. statements (statement_order::deletes_first, immediate mode unless the batch deletes rows
@@ -11,8 +13,9 @@
 //      mode, where a batch goes from one consistent source state to a later one): upserts,
 //      parents first, then deletes, children first, so that a child moved to a new parent leaves
 //      the old parent free to be deleted; a key deleted and written again in the batch is only
-//      upserted (the changefeed sends whole rows). Rows with the same column set share a
-//      statement, chunked to --flushSize rows and the dialect's parameter limit.
+//      upserted (the changefeed sends whole rows: every family of an insert). Rows with the
+//      same column set share a statement, chunked to --flushSize rows and the dialect's
+//      parameter limit.
 // Neither order can respect a unique secondary key whose value moves between rows of the batch
 // (the plan folds per primary key and knows no row order inside a source transaction); a batch
 // whose statements fail on a unique key is applied again (consistent mode: first with the other
