@@ -1051,6 +1051,11 @@ TEST_CASE_METHOD(feed_fixture,
           "cannot drop all targets");
     CHECK(pq.failure("ALTER CHANGEFEED " + job + " ADD no_such_table").second ==
           "target \"no_such_table\" does not exist");
+    CHECK(pq.failure("ALTER CHANGEFEED " + job +
+                     " ADD serve_alter_b WITH initial_scan, no_initial_scan")
+              .second == "cannot specify both \"initial_scan\" and \"no_initial_scan\"");
+    CHECK(pq.failure("ALTER CHANGEFEED " + job + " ADD serve_alter_b WITH initial_scan = 'only'")
+              .first == "0A000");
     const auto altered =
         pq.query("ALTER CHANGEFEED " + job + " ADD serve_alter_b WITH initial_scan = 'yes'");
     REQUIRE(altered.size() == 1);
@@ -1156,4 +1161,51 @@ TEST_CASE_METHOD(feed_fixture,
     CHECK(f2.updated.size() == 4);
     pq.query("CANCEL JOB " + job);
     pq.query("DROP TABLE serve_fam");
+}
+
+TEST_CASE_METHOD(feed_fixture,
+                 "serve: ALTER CHANGEFEED ADD before the first scan was acknowledged scans "
+                 "every table again, once",
+                 "[integration][serve]") {
+    pq.query("DROP TABLE IF EXISTS serve_pending_a");
+    pq.query("DROP TABLE IF EXISTS serve_pending_b");
+    pq.query("CREATE TABLE serve_pending_a (id INT8 PRIMARY KEY, v TEXT)");
+    pq.query("CREATE TABLE serve_pending_b (id INT8 PRIMARY KEY, v TEXT)");
+    pq.query("INSERT INTO serve_pending_a VALUES (1, 'a1'), (2, 'a2')");
+    pq.query("INSERT INTO serve_pending_b VALUES (1, 'b1')");
+    receiver.answer(503, "not yet");
+    const std::string job = create(
+        "serve_pending_a", "?",
+        "updated, resolved = '100ms', min_checkpoint_frequency = '100ms', initial_scan = 'yes', "
+        "webhook_sink_config = '{\"Retry\":{\"Max\":1,\"Backoff\":\"10ms\"}}'");
+    REQUIRE(wait_until([&] { return !receiver.requests().empty(); }));
+    pq.query("PAUSE JOB " + job);
+    pq.query("ALTER CHANGEFEED " + job + " ADD serve_pending_b WITH initial_scan");
+    const size_t before = receiver.requests().size();
+    receiver.answer(200, "");
+    pq.query("RESUME JOB " + job);
+    REQUIRE(wait_until([&] {
+        const auto all = receiver.requests();
+        for (size_t i = before; i < all.size(); ++i) {
+            if (all[i].status == 200 && all[i].body.find("\"resolved\"") != std::string::npos) {
+                return true;
+            }
+        }
+        return false;
+    }));
+    const auto all = receiver.requests();
+    const delivery d = split({all.begin() + static_cast<std::ptrdiff_t>(before), all.end()});
+    std::multiset<std::string> keys;
+    std::set<std::string> updated;
+    for (const auto& m : d.messages) {
+        keys.insert(m.topic + m.key);
+        updated.insert(m.updated);
+    }
+    // One scan of both tables at one HLC, each row once per request stream (no second scan).
+    CHECK(std::set<std::string>(keys.begin(), keys.end()) ==
+          std::set<std::string>{"serve_pending_a[1]", "serve_pending_a[2]", "serve_pending_b[1]"});
+    CHECK(updated.size() == 1);
+    pq.query("CANCEL JOB " + job);
+    pq.query("DROP TABLE serve_pending_a");
+    pq.query("DROP TABLE serve_pending_b");
 }

@@ -608,10 +608,12 @@ result<changefeed_job::scanned> changefeed_job::scan_tables(const std::vector<ta
         // As of an earlier HLC: the snapshot rewound through the transactions it saw after it.
         // They are all decoded once the frontier passes a clock value read after the snapshot.
         const hlc after = clock_.now();
-        const size_t from = history_.first_after(*as_of);
+        size_t next = history_.first_after(*as_of);
+        std::vector<std::shared_ptr<const source_txn>> seen_txns;
         capture::news news;
         for (;;) {
-            news = history_.since(from, hlc(), std::chrono::milliseconds(100));
+            // Waits for transactions after those seen, or a frontier beyond the last one.
+            news = history_.since(next, news.frontier, std::chrono::milliseconds(100));
             if (auto f = history_.failure()) {
                 return error{errc::unavailable, *f};
             }
@@ -620,6 +622,8 @@ result<changefeed_job::scanned> changefeed_job::scan_tables(const std::vector<ta
                              fmt::format("batch timestamp {} must be after replica GC threshold {}",
                                          as_of->to_string(), history_.gc_threshold().to_string())};
             }
+            next += news.txns.size();
+            seen_txns.insert(seen_txns.end(), news.txns.begin(), news.txns.end());
             if (after <= news.frontier) {
                 break;
             }
@@ -629,7 +633,7 @@ result<changefeed_job::scanned> changefeed_job::scan_tables(const std::vector<ta
             }
         }
         std::vector<std::shared_ptr<const source_txn>> undo;
-        for (const auto& txn : news.txns) {
+        for (const auto& txn : seen_txns) {
             if (*as_of < txn->updated && visible_in_snapshot(out.snapshot, txn->xid)) {
                 undo.push_back(txn);
             }
@@ -722,6 +726,14 @@ result<void> changefeed_job::alter(const std::vector<target_change>& changes) {
     }
     if (tables.empty()) {
         return error{errc::invalid_argument, "cannot drop all targets"};
+    }
+    // The first initial scan not acknowledged yet (or not run): it is taken again on RESUME,
+    // of every table now watched, rather than a second scan of the added tables beside it.
+    if (setup_.options.initial_scan != initial_scan_mode::no &&
+        (!scan_ || !(scan_->updated < checkpoint_))) {
+        scans.clear();
+        scan_.reset();
+        snapshot_.reset();
     }
     setup_.tables = std::move(tables);
     setup_.targets = std::move(targets);

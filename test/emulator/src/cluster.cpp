@@ -556,7 +556,21 @@ statement_result cluster::alter(const crdb::alter_changefeed& a, const std::stri
     std::vector<changefeed_job::target_change> changes;
     for (const crdb::alter_changefeed::command& c : a.commands) {
         bool scan = false;
+        bool scan_given = false;
+        bool no_scan_given = false;
         for (const auto& [name, value] : c.options) {
+            scan_given = scan_given || name == "initial_scan";
+            no_scan_given = no_scan_given || name == "no_initial_scan";
+            if (scan_given && no_scan_given) {
+                return statement_result::failure(
+                    "22023", "cannot specify both \"initial_scan\" and \"no_initial_scan\"");
+            }
+            if (name == "initial_scan" && value == "only") {
+                return statement_result::failure(
+                    "0A000",
+                    "unimplemented: ALTER CHANGEFEED ... ADD ... WITH initial_scan = "
+                    "'only' is not emulated by crdb-emulator");
+            }
             if (name == "initial_scan") {
                 const std::string v = value.value_or("");
                 if (v != "" && v != "yes" && v != "no" && v != "only") {

@@ -176,6 +176,9 @@ private:
     void set_status(std::string status);
     sender_stats stats_locked() const;
 
+    // The job's thread (run) reads setup_, scan_, snapshot_, added_scan_* and checkpoint_
+    // without the mutex: alter() writes them only while the job is paused, after pause() has
+    // joined that thread, and stop_feed() writes checkpoint_ after joining it.
     setup setup_;
     capture& history_;
     hlc_clock& clock_;
