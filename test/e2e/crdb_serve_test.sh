@@ -124,12 +124,15 @@ target_rows() {
     my_at "$dst" "SELECT id, owner, balance FROM accounts ORDER BY id;
         SELECT id, seq, amount, note FROM transfers ORDER BY id, seq"
 }
-for _ in $(seq 1 120); do
-    [ "$(source_rows | md5sum)" == "$(target_rows | md5sum)" ] && break
-    sleep 0.5
-done
-check "the target equals the source ($(source_rows | wc -l) rows)" \
-    "$(target_rows | md5sum)" "$(source_rows | md5sum)"
+# wait_equal LABEL SOURCE_ROWS TARGET_ROWS: waits up to a minute for equal rows, then checks.
+wait_equal() {
+    for _ in $(seq 1 120); do
+        [ "$("$2" | md5sum)" == "$("$3" | md5sum)" ] && break
+        sleep 0.5
+    done
+    check "$1 ($("$2" | wc -l) rows)" "$("$3" | md5sum)" "$("$2" | md5sum)"
+}
+wait_equal "the target equals the source" source_rows target_rows
 staged=$(sql "SELECT count(*) FROM $staging_db.molt_checkpoints WHERE target_applied_at IS NOT NULL")
 if [ "${staged:-0}" -gt 0 ]; then echo "ok   $staged checkpoints applied, read as $staging_db.molt_checkpoints"; else
     echo "FAIL no applied checkpoint in $staging_db.public.molt_checkpoints"; E2E_FAILURES=$((E2E_FAILURES + 1)); fi
@@ -163,18 +166,15 @@ sql "ALTER CHANGEFEED $job ADD ledger WITH initial_scan = 'yes'" >/dev/null || e
 sql "UPDATE ledger SET amount = amount + 1 WHERE id % 3 = 0; DELETE FROM ledger WHERE id % 7 = 0;
     UPDATE accounts SET balance = balance - 1 WHERE id % 4 = 0"
 sql "RESUME JOB $job"
-all_rows() { "$1"; if [ "$1" = source_rows ]; then
-        psql "$src" -X -q -At -F $'\t' -c "SELECT id, entry, amount FROM ledger ORDER BY id"
-    else my_at "$dst" "SELECT id, entry, amount FROM ledger ORDER BY id"; fi; }
-wait_equal() {
-    for _ in $(seq 1 120); do
-        [ "$(all_rows source_rows | md5sum)" == "$(all_rows target_rows | md5sum)" ] && break
-        sleep 0.5
-    done
-    check "$1 ($(all_rows source_rows | wc -l) rows)" \
-        "$(all_rows target_rows | md5sum)" "$(all_rows source_rows | md5sum)"
+all_source_rows() {
+    source_rows
+    psql "$src" -X -q -At -F $'\t' -c "SELECT id, entry, amount FROM ledger ORDER BY id"
 }
-wait_equal "after ALTER CHANGEFEED ADD, the target equals the source"
+all_target_rows() {
+    target_rows
+    my_at "$dst" "SELECT id, entry, amount FROM ledger ORDER BY id"
+}
+wait_equal "after ALTER CHANGEFEED ADD, the target equals the source" all_source_rows all_target_rows
 after_alter=$(late_applied)
 if [ "$after_alter" -gt 0 ]; then echo "ok   $after_alter scanned rows applied below the resolved timestamp"; else
     echo "FAIL the added table's scan never took the late-row path"; E2E_FAILURES=$((E2E_FAILURES + 1)); fi
@@ -189,7 +189,8 @@ job=$(sql "CREATE CHANGEFEED FOR TABLE accounts, transfers, ledger
     WITH updated, resolved = '250ms', min_checkpoint_frequency = '250ms', initial_scan = 'yes',
     cursor = '$high_water', webhook_client_timeout = '10s',
     webhook_sink_config = '{\"Flush\":{\"Messages\":50,\"Frequency\":\"50ms\"},\"Retry\":{\"Max\":3,\"Backoff\":\"50ms\"}}'")
-wait_equal "after a feed re-created at its high-water mark with an initial scan, the target equals the source"
+wait_equal "after a feed re-created at its high-water mark with an initial scan, the target equals the source" \
+    all_source_rows all_target_rows
 if [ "$(late_applied)" -gt "$after_alter" ]; then echo "ok   the re-created feed's scan took the late-row path"; else
     echo "FAIL the re-created feed's scan never took the late-row path"; E2E_FAILURES=$((E2E_FAILURES + 1)); fi
 check "the new job is running" "$(job_status)" running

@@ -224,8 +224,9 @@ inline void create_family_table(apply_stack& t) {
         "VARCHAR(20))");
 }
 
-inline std::vector<std::string> family_rows(apply_stack& t) {
-    auto rows = t.admin->query("SELECT id, a, b, c FROM fam_t ORDER BY id", {});
+/// The rows of a query, each as its values joined by ':' (NULL as "NULL").
+inline std::vector<std::string> joined_rows(target_session& db, const std::string& sql) {
+    auto rows = db.query(sql, {});
     REQUIRE(rows);
     std::vector<std::string> out;
     for (const auto& r : *rows) {
@@ -236,6 +237,10 @@ inline std::vector<std::string> family_rows(apply_stack& t) {
         out.push_back(line);
     }
     return out;
+}
+
+inline std::vector<std::string> family_rows(apply_stack& t) {
+    return joined_rows(*t.admin, "SELECT id, a, b, c FROM fam_t ORDER BY id");
 }
 
 /// The immediate mode: each request applied as it comes.

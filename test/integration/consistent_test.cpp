@@ -92,20 +92,9 @@ struct consistent_stack {
     }
     /// "id:parent_id:v" rows of it_child, or "id:v" rows of it_parent, by id.
     std::vector<std::string> rows_of(const std::string& table) {
-        const bool child = table == "it_child";
-        auto rows = target.admin->query(child ? "SELECT id, parent_id, v FROM it_child ORDER BY id"
-                                              : "SELECT id, v FROM it_parent ORDER BY id",
-                                        {});
-        REQUIRE(rows);
-        std::vector<std::string> out;
-        for (const auto& r : *rows) {
-            std::string line;
-            for (const auto& v : r) {
-                line += (line.empty() ? "" : ":") + v.value_or("NULL");
-            }
-            out.push_back(line);
-        }
-        return out;
+        return joined_rows(*target.admin, table == "it_child"
+                                              ? "SELECT id, parent_id, v FROM it_child ORDER BY id"
+                                              : "SELECT id, v FROM it_parent ORDER BY id");
     }
     uint64_t counter(const std::string& name, const std::vector<std::string>& labels) {
         return metrics.counter(name, "", {"schema"}).with(labels).value();

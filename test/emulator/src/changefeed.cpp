@@ -288,18 +288,20 @@ result<std::vector<change>> feed_changes(const source_txn& txn,
                                          const std::vector<table_info>& tables,
                                          const changefeed_options& options, hlc updated) {
     struct pending {
-        std::string topic, key_text;
+        std::string topic, row_topic, key_text;
         proto::json key, after, before;
     };
     std::vector<pending> out;
     std::map<std::pair<std::string, std::string>, size_t> index;  // (topic, key) -> out
-    auto emit = [&](const std::string& topic, proto::json key, proto::json after,
-                    proto::json before) {
+    // row_topic: the table's topic, for every family of it (CockroachDB routes by the encoded
+    // row key, so one row's families share a worker and keep their order).
+    auto emit = [&](const std::string& topic, const std::string& row_topic, proto::json key,
+                    proto::json after, proto::json before) {
         std::string key_text = proto::to_crdb_text(key);
         const auto [it, added] = index.try_emplace({topic, key_text}, out.size());
         if (added) {
-            out.push_back(
-                {topic, std::move(key_text), std::move(key), std::move(after), std::move(before)});
+            out.push_back({topic, row_topic, std::move(key_text), std::move(key), std::move(after),
+                           std::move(before)});
         } else {
             // One message per key per transaction: the final row; the before image stays the
             // one from before the transaction.
@@ -368,7 +370,7 @@ result<std::vector<change>> feed_changes(const source_txn& txn,
                     before = std::move(r).value();
                 }
                 if (rc.op == 'D') {
-                    emit(s.topic, **old_key, proto::json(), std::move(before));
+                    emit(s.topic, t.topic, **old_key, proto::json(), std::move(before));
                     continue;
                 }
                 auto after = b.row(new_values);
@@ -377,10 +379,10 @@ result<std::vector<change>> feed_changes(const source_txn& txn,
                 }
                 if (key_changed) {
                     // A primary-key change: the old key is deleted, the new one inserted.
-                    emit(s.topic, **old_key, proto::json(), std::move(before));
+                    emit(s.topic, t.topic, **old_key, proto::json(), std::move(before));
                     before = proto::json();
                 }
-                emit(s.topic, **new_key, std::move(after).value(), std::move(before));
+                emit(s.topic, t.topic, **new_key, std::move(after).value(), std::move(before));
             }
         }
     }
@@ -397,7 +399,7 @@ result<std::vector<change>> feed_changes(const source_txn& txn,
         change c;
         c.pk = p.key_text;
         c.message = proto::encode_message(m, options.message);
-        c.key_hash = key_hash(p.topic, p.key_text);
+        c.key_hash = key_hash(p.row_topic, p.key_text);
         changes.push_back(std::move(c));
     }
     return changes;

@@ -62,18 +62,27 @@ void fold_mutation(folded_row& row, const table_info& t, const proto::mutation& 
 // carries the primary key in "key" only, so key columns absent from "after" come from there.
 void finish_fold(folded_row& row, const table_info& t) {
     row.delete_first = row.deleted_at.has_value();
-    row.upsert = row.upserted_at && (!row.deleted_at || *row.deleted_at < *row.upserted_at);
+    // By HLC only: at one HLC a key has one final version, so an upsert there means the row
+    // exists (a family's delete beside another family's upsert is not a row delete).
+    row.upsert =
+        row.upserted_at && (!row.deleted_at || !(row.upserted_at->first < row.deleted_at->first));
     if (!row.upsert) {
         row.values.clear();
         return;
     }
     for (size_t c = 0; c < row.values.size(); ++c) {
-        if (row.values[c] != nullptr && row.deleted_at && row.value_at[c] < *row.deleted_at) {
+        if (row.values[c] != nullptr && row.deleted_at &&
+            row.value_at[c].first < row.deleted_at->first) {
             row.values[c] = nullptr;
         }
     }
-    for (size_t k = 0; k < t.pk_count && k < row.key_values.size(); ++k) {
-        if (row.values[k] == nullptr) {
+    // Only a key of exactly the primary key's columns (not one with crdb_region or a shard
+    // column first); a generated key column is never written.
+    if (row.key_values.size() != t.pk_count) {
+        return;
+    }
+    for (size_t k = 0; k < t.pk_count; ++k) {
+        if (row.values[k] == nullptr && !t.columns[k].generated) {
             row.values[k] = &row.key_values[k];
         }
     }
