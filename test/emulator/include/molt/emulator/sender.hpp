@@ -79,9 +79,10 @@ struct fault_rates {
     double lost_resolved = 0;       ///< per resolved emission: restart before it is delivered
     /// Each fault with a rate above 0 fires at its first opportunity (then at its rate): the
     /// first acknowledged batch and resolved timestamp, the first transaction of 2+ rows, the
-    /// first request, the first resolved emission (replay; a late duplicate at the first with an
-    /// acknowledged batch below it). What timing may never offer is made up in finish(): a
-    /// replay before the end, a late duplicate after the closing resolved timestamp.
+    /// first request, the first resolved emission (a lost resolved timestamp, which then is not
+    /// sent; else a replay; a late duplicate at the first with an acknowledged batch below it).
+    /// What timing may never offer is made up in finish(): a replay and a lost resolved
+    /// timestamp before the end, a late duplicate after the closing resolved timestamp.
     bool at_least_once = false;
 };
 
