@@ -56,10 +56,12 @@ struct consistent_applier::group {
 
     std::chrono::steady_clock::time_point unverifiable_logged{};  ///< paces that warning
 
-    /// A waiting request's rows are all covered by the committed checkpoint: windows let it go
-    /// first (every older version of their keys is applied; newer ones are staged).
+    /// The target's checkpoint covers late rows up to `newest`: every older version of their
+    /// keys is applied (newer ones are staged).
+    [[nodiscard]] bool covers(hlc newest) const { return loaded && !reload && newest <= committed; }
+    /// A waiting request is covered: windows let it go first.
     [[nodiscard]] bool late_ready() const {
-        return loaded && !reload && !late_waiters.empty() && *late_waiters.begin() <= committed;
+        return !late_waiters.empty() && covers(*late_waiters.begin());
     }
 
     /// Whether staging can still hold every newer version of a key than one at `t`: retiring

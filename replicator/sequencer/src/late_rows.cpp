@@ -33,8 +33,7 @@ result<void> consistent_applier::apply_late(group& g, std::vector<staging_store:
         std::unique_lock<std::mutex> lock(g.mutex);
         const auto waiting = g.late_waiters.insert(newest);
         const bool turn = g.wake.wait_until(lock, deadline, [&] {
-            return stopping_.load() || (g.loaded && !g.reload && newest <= g.committed &&
-                                        !g.window_running && !g.late_running);
+            return stopping_.load() || (g.covers(newest) && !g.window_running && !g.late_running);
         });
         g.late_waiters.erase(waiting);
         if (stopping_ || !turn) {

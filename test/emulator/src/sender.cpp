@@ -189,7 +189,7 @@ void sender::advance(hlc frontier) {
 
 void sender::save_checkpoint_locked() {
     checkpoint_ = std::max(checkpoint_, frontier_locked());
-    release_resolved_locked();
+    release_checkpointed_locked();
 }
 
 void sender::restart_locked() {
@@ -214,7 +214,7 @@ void sender::restart_locked() {
     feed_locked();
 }
 
-void sender::release_resolved_locked() {
+void sender::release_checkpointed_locked() {
     // A restart replays only what comes after the checkpoint, and every batch keeps its own
     // body: the text of the rows it covers is never read again.
     while (released_ < next_unbatched_ && !(checkpoint_ < log_[released_].updated)) {
@@ -333,7 +333,6 @@ void sender::worker_loop() {
         if (b.is_resolved) {
             resolved_acknowledged_ = std::max(resolved_acknowledged_, b.resolved);
             ++stats_.resolved_sent;
-            release_resolved_locked();
         } else {
             for (const size_t i : b.messages) {
                 if (!log_[i].acknowledged) {
@@ -456,7 +455,7 @@ bool sender::finish(hlc last, std::chrono::nanoseconds timeout) {
         if (idle()) {
             // Every row is acknowledged: the checkpoint is saved before the resolved goes out.
             checkpoint_ = std::max(checkpoint_, last);
-            release_resolved_locked();
+            release_checkpointed_locked();
             if (owed_locked(fault::lost_resolved)) {
                 // at_least_once: a run too short for a resolved emission still loses one.
                 fired_[static_cast<size_t>(fault::lost_resolved)] = true;

@@ -153,7 +153,8 @@ private:
     bool runnable_locked(const batch& b) const;
     hlc frontier_locked() const;
     void restart_locked();
-    void release_resolved_locked();
+    /// Frees the text of rows at or below the checkpoint: no replay reads them again.
+    void release_checkpointed_locked();
     /// Saves the checkpoint: every row at or below the frontier is acknowledged.
     void save_checkpoint_locked();
     void worker_loop();
