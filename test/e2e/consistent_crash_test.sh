@@ -76,9 +76,12 @@ sink_config='{"Flush":{"Messages":100,"Bytes":1048576,"Frequency":"20ms"},"Retry
 # a replay from the checkpoint only), or else before the closing one. Replays start from the
 # saved checkpoint, as CockroachDB's do: rows acknowledged below it are never sent again, so a
 # replicator that answered 200 before they were durable would lose them here.
+# The changefeed's restart backoff is kept short (CockroachDB's, the emulator's default, doubles
+# from 1 s to 10 min while the checkpoint does not move): this test measures how the replicator
+# recovers, and its fault schedule needs the feed back within seconds of each heal.
 faults=(--fault-duplicate 0.1 --fault-replay 0.1 --fault-late-duplicate 0.1
     --fault-duplicate-resolved 0.1 --fault-split-transaction 0.05 --fault-phantom-delete 0.01
-    --fault-lost-resolved 0.1 --faults-at-least-once)
+    --fault-lost-resolved 0.1 --faults-at-least-once --restart-backoff 50ms --restart-max-backoff 1s)
 
 
 # staged_rows SCHEMA: rows in the staging tables (molt_stage_*) of a staging schema in crash_pg.

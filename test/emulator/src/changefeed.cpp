@@ -761,6 +761,7 @@ void changefeed_job::run() {
     settings.resolved_interval = o.resolved_interval;
     settings.checkpoint_interval = o.checkpoint_interval;
     settings.workers = setup_.workers;
+    settings.restart = setup_.restart;
     settings.resolved = o.resolved && o.initial_scan != initial_scan_mode::only;
     sender* s = nullptr;
     {

@@ -1,6 +1,9 @@
-// The emulator's HTTP(S) client: Beast, one TU. Operations are asynchronous so that each can be
-// bounded by the client timeout (io_context::run_for), on a context per connection.
+// The emulator's HTTP(S) client: Beast, one TU. Operations are asynchronous so that an exchange
+// can be bounded by the client timeout (io_context::run_until) and cancelled from another
+// thread, on a context per connection.
 #include "molt/emulator/https_transport.hpp"
+
+#include <mutex>
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
@@ -93,7 +96,12 @@ public:
           timeout_(timeout),
           codec_(codec) {}
 
-    send_outcome post(const std::string& plain, bool drop_midway) override {
+    send_outcome post(const std::string& plain, send_mode mode) override {
+        begin_exchange();
+        struct end_guard {
+            https_transport* self;
+            ~end_guard() { self->end_exchange(); }
+        } guard{this};
         error_code ec;
         if (!connected_) {
             if (!connect(ec)) {
@@ -119,7 +127,7 @@ public:
         }
         req.body() = body;
         req.prepare_payload();
-        if (drop_midway) {
+        if (mode == send_mode::drop_midway) {
             // Headers and half the body, then the connection goes away.
             std::string head = fmt::format(
                 "POST {} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n{}"
@@ -141,6 +149,11 @@ public:
             close();
             return {0, network_error(ec)};
         }
+        if (mode == send_mode::abandon) {
+            // The request is with the receiver; the client stops waiting for its answer.
+            close();
+            return {0, network_error(asio::error::timed_out) + " (fault)"};
+        }
         http::response<http::string_body> res;
         run([&](auto& stream, auto done) { http::async_read(stream, buffer_, res, done); }, ec);
         if (ec) {
@@ -160,6 +173,20 @@ public:
                                   res.body())};
     }
 
+    void cancel() override {
+        const std::lock_guard<std::mutex> lock(exchange_mutex_);
+        cancelled_ = true;
+        if (!in_exchange_) {
+            return;  // the next post() sees cancelled_ before it sends anything
+        }
+        // Runs on the worker's thread, inside its io_context; a no-op once that exchange ended.
+        asio::post(io_, [this, n = exchange_] {
+            if (n == exchange_) {
+                shut_socket();
+            }
+        });
+    }
+
     ~https_transport() override { close(); }
 
 private:
@@ -170,24 +197,73 @@ private:
                            ec == asio::error::timed_out
                                ? "context deadline exceeded (Client.Timeout exceeded while "
                                  "awaiting headers)"
-                               : ec.message());
+                           : ec == asio::error::operation_aborted ? "context canceled"
+                                                                  : ec.message());
     }
 
-    // Starts one asynchronous operation and runs it to completion or the timeout.
+    // Starts one asynchronous operation and runs it to completion, the exchange's deadline
+    // (webhook_client_timeout covers the whole exchange, as Go's Client.Timeout does; none
+    // when it is unset) or cancel().
     template <typename Start>
     void wait_for(Start&& start, error_code& ec) {
+        if (is_cancelled()) {
+            ec = asio::error::operation_aborted;
+            return;
+        }
         bool done = false;
         start([&](error_code e, auto&&...) {
             ec = e;
             done = true;
         });
         io_.restart();
-        io_.run_for(timeout_);
+        if (timeout_.count() > 0) {
+            io_.run_until(deadline_);
+        } else {
+            while (!done && io_.run_one() > 0) {
+            }
+        }
         if (!done) {
             close();
             io_.restart();
             io_.run();
             ec = asio::error::timed_out;
+        }
+        if (ec && is_cancelled()) {
+            ec = asio::error::operation_aborted;
+        }
+    }
+
+    void begin_exchange() {
+        const std::lock_guard<std::mutex> lock(exchange_mutex_);
+        ++exchange_;
+        in_exchange_ = true;
+        deadline_ = std::chrono::steady_clock::now() + timeout_;
+    }
+
+    void end_exchange() {
+        {
+            const std::lock_guard<std::mutex> lock(exchange_mutex_);
+            in_exchange_ = false;
+            ++exchange_;  // a handler queued for the exchange just ended now does nothing
+        }
+        // A cancel() that raced with the end left a handler: it sees a finished exchange.
+        io_.restart();
+        io_.poll();
+    }
+
+    bool is_cancelled() {
+        const std::lock_guard<std::mutex> lock(exchange_mutex_);
+        return cancelled_;
+    }
+
+    // Ends the operations under way; close() then tidies up on the worker's side.
+    void shut_socket() {
+        error_code ignored;
+        if (tls_stream_) {
+            beast::get_lowest_layer(*tls_stream_).socket().close(ignored);
+        }
+        if (plain_) {
+            plain_->socket().close(ignored);
         }
     }
 
@@ -240,13 +316,7 @@ private:
     }
 
     void close() {
-        error_code ignored;
-        if (tls_stream_) {
-            beast::get_lowest_layer(*tls_stream_).socket().close(ignored);
-        }
-        if (plain_) {
-            plain_->socket().close(ignored);
-        }
+        shut_socket();
         connected_ = false;
         buffer_.clear();
         io_.restart();
@@ -265,6 +335,11 @@ private:
     std::unique_ptr<beast::tcp_stream> plain_;
     beast::flat_buffer buffer_;
     bool connected_ = false;
+    std::chrono::steady_clock::time_point deadline_;  // of the exchange under way
+    std::mutex exchange_mutex_;                       // guards the three below
+    uint64_t exchange_ = 0;
+    bool in_exchange_ = false;
+    bool cancelled_ = false;  // for good
 };
 
 }  // namespace

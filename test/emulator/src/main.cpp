@@ -85,12 +85,37 @@ void add_fault_options(po::options_description& desc) {
         "fault-duplicate-resolved", po::value<double>(), "send a resolved timestamp twice")(
         "fault-split-transaction", po::value<double>(), "split a transaction across requests")(
         "fault-drop-connection", po::value<double>(), "drop the connection mid-request")(
+        "fault-abandon", po::value<double>(),
+        "send a request whole, then close the connection without its answer and send it again "
+        "at once (a client timeout; per request)")(
         "fault-lost-resolved", po::value<double>(),
         "save the checkpoint, then restart before its resolved timestamp is delivered (per "
         "resolved)")(
         "faults-at-least-once",
         "inject every fault whose rate is above 0 at least once, at its first opportunity (so "
-        "tests can count on each)");
+        "tests can count on each)")(
+        "restart-backoff", po::value<std::string>()->default_value("1s"),
+        "a changefeed restart (retries exhausted, a replay fault) first waits this long, "
+        "doubling on each restart that made no progress")(
+        "restart-max-backoff", po::value<std::string>()->default_value("10m"),
+        "the longest wait before a restart (changefeed.retry_max_backoff)");
+}
+
+// --restart-backoff and --restart-max-backoff.
+result<restart_backoff_settings> read_restart_options(const po::variables_map& vm) {
+    restart_backoff_settings out;
+    for (const auto& [flag, target] :
+         {std::pair<const char*, std::chrono::nanoseconds*>{"restart-backoff", &out.initial},
+          {"restart-max-backoff", &out.max}}) {
+        auto d = parse_duration(vm[flag].as<std::string>());
+        if (!d) {
+            return error{errc::invalid_argument,
+                         std::string("--") + flag + ": " + d.error().message()};
+        }
+        *target = *d;
+    }
+    out.max = std::max(out.max, out.initial);
+    return out;
 }
 
 fault_rates read_fault_options(const po::variables_map& vm) {
@@ -107,6 +132,7 @@ fault_rates read_fault_options(const po::variables_map& vm) {
     faults.split_transaction = fault("fault-split-transaction");
     faults.drop_connection = fault("fault-drop-connection");
     faults.lost_resolved = fault("fault-lost-resolved");
+    faults.abandon = fault("fault-abandon");
     faults.at_least_once = vm.count("faults-at-least-once") != 0U;
     return faults;
 }
@@ -152,8 +178,10 @@ int workload(int argc, char** argv) {
         "resolved timestamp interval; 0 for none")("min-checkpoint-frequency",
                                                    po::value<std::string>()->default_value("1s"),
                                                    "checkpoint interval")(
-        "client-timeout", po::value<std::string>()->default_value("60s"), "webhook_client_timeout")(
-        "auth-header", po::value<std::string>()->default_value(""), "webhook_auth_header")(
+        "client-timeout", po::value<std::string>()->default_value("none"),
+        "webhook_client_timeout; none waits for every answer for ever, as CockroachDB v23.2 to "
+        "v26.1 do when it is unset")("auth-header", po::value<std::string>()->default_value(""),
+                                     "webhook_auth_header")(
         "compression", po::value<std::string>()->default_value(""),
         "compression: gzip or zstd (the whole body, with Content-Encoding)")(
         "fault-phantom-delete", po::value<double>(),
@@ -272,14 +300,21 @@ int workload(int argc, char** argv) {
         *target = *d;
     }
     sink.resolved = sink.resolved_interval.count() > 0;
+    auto restart = read_restart_options(vm);
+    if (!restart) {
+        return fail(restart.error().message());
+    }
+    sink.restart = *restart;
     endpoint_options endpoint;
     endpoint.sink_uri = vm["sink-uri"].as<std::string>();
     endpoint.authorization = vm["auth-header"].as<std::string>();
-    auto timeout = parse_duration(vm["client-timeout"].as<std::string>());
-    if (!timeout) {
-        return fail("--client-timeout: " + timeout.error().message());
+    if (const std::string t = vm["client-timeout"].as<std::string>(); t != "none") {
+        auto timeout = parse_duration(t);
+        if (!timeout || timeout->count() <= 0) {
+            return fail("--client-timeout takes a positive duration or none, not " + t);
+        }
+        endpoint.timeout = *timeout;
     }
-    endpoint.timeout = *timeout;
     auto codec = compression::parse(vm["compression"].as<std::string>());
     if (!codec) {
         return fail("--compression: " + codec.error().message());
@@ -574,6 +609,11 @@ int serve(int argc, char** argv) {
     cluster_options copts;
     copts.backend = *backend;
     copts.faults = read_fault_options(vm);
+    auto restart = read_restart_options(vm);
+    if (!restart) {
+        return fail(restart.error().message());
+    }
+    copts.restart = *restart;
     auto gc_ttl = parse_duration(vm["gc-ttl"].as<std::string>());
     if (!gc_ttl || gc_ttl->count() <= 0) {
         return fail("--gc-ttl takes a positive duration, e.g. 4h");

@@ -16,8 +16,24 @@ bool chance(std::mt19937_64& rng, double p) {
 
 }  // namespace
 
+std::chrono::nanoseconds restart_backoff::next(clock_type::time_point now, bool progressed,
+                                               std::mt19937_64& rng) {
+    if (current_.count() == 0 || progressed || now - last_ > settings_.reset_after) {
+        current_ = settings_.initial;
+    } else {
+        current_ = std::min(current_ * 2, settings_.max);
+    }
+    last_ = now;
+    const double jitter = std::uniform_real_distribution<double>(0.85, 1.15)(rng);
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(current_ * jitter);
+}
+
 sender::sender(sink_settings settings, fault_rates faults, transport_factory connect, uint64_t seed)
-    : settings_(std::move(settings)), faults_(faults), connect_(std::move(connect)), rng_(seed) {}
+    : settings_(std::move(settings)),
+      faults_(faults),
+      connect_(std::move(connect)),
+      rng_(seed),
+      restart_backoff_(settings_.restart) {}
 
 double sender::rate(fault f) const {
     switch (f) {
@@ -28,6 +44,7 @@ double sender::rate(fault f) const {
     case fault::split: return faults_.split_transaction;
     case fault::drop: return faults_.drop_connection;
     case fault::lost_resolved: return faults_.lost_resolved;
+    case fault::abandon: return faults_.abandon;
     }
     return 0;
 }
@@ -80,6 +97,10 @@ void sender::stop() {
     {
         const std::lock_guard<std::mutex> lock(mutex_);
         stopping_ = true;
+        // Without a client timeout a request may wait for ever.
+        for (transport* t : busy_) {
+            t->cancel();
+        }
     }
     changed_.notify_all();
     for (std::thread& t : threads_) {
@@ -192,6 +213,23 @@ void sender::save_checkpoint_locked() {
     release_checkpointed_locked();
 }
 
+void sender::request_restart_locked() {
+    if (restart_requested_) {
+        return;
+    }
+    restart_requested_ = true;
+    ++generation_;
+    // The job's context is cancelled: requests in flight end now, their answers unread.
+    stats_.cancelled += busy_.size();
+    for (transport* t : busy_) {
+        t->cancel();
+    }
+    const auto now = clock_type::now();
+    restart_at_ = now + restart_backoff_.next(now, checkpoint_at_restart_ < checkpoint_, rng_);
+    checkpoint_at_restart_ = checkpoint_;
+    changed_.notify_all();
+}
+
 void sender::restart_locked() {
     // The changefeed restarts from its saved checkpoint: what is pending is dropped and
     // everything after the checkpoint is emitted again, in order. Rows at or below it are not,
@@ -225,48 +263,57 @@ void sender::release_checkpointed_locked() {
     }
 }
 
-bool sender::deliver(transport& t, const batch& b, std::mt19937_64& rng) {
+bool sender::deliver(transport& t, const batch& b, uint64_t generation, std::mt19937_64& rng) {
     const auto& retry = settings_.config.retry;
     const int64_t attempts = retry.max ? *retry.max + 1 : INT64_MAX;
     auto backoff = retry.backoff;
     for (int64_t attempt = 1; attempt <= attempts; ++attempt) {
-        bool drop = false;
+        send_mode mode = send_mode::whole;
         {
             const std::lock_guard<std::mutex> lock(mutex_);
-            if (stopping_) {
+            if (stopping_ || generation != generation_) {
                 return false;
             }
-            drop = draw_locked(fault::drop, rng);
+            if (draw_locked(fault::drop, rng)) {
+                mode = send_mode::drop_midway;
+                ++stats_.dropped_connections;
+            } else if (draw_locked(fault::abandon, rng)) {
+                mode = send_mode::abandon;
+                ++stats_.abandoned;
+            }
             ++stats_.requests;
-            stats_.dropped_connections += drop ? 1 : 0;
             stats_.rows_sent += b.messages.size();
+            busy_.push_back(&t);
         }
         const auto start = clock_type::now();
-        const send_outcome out = t.post(b.body, drop);
-        if (out.status >= 200 && out.status < 300) {
-            const std::lock_guard<std::mutex> lock(mutex_);
-            stats_.latencies.push_back(
-                std::chrono::duration<double>(clock_type::now() - start).count());
-            last_error_.clear();
-            return true;
-        }
+        const send_outcome out = t.post(b.body, mode);
         {
             const std::lock_guard<std::mutex> lock(mutex_);
+            busy_.erase(std::find(busy_.begin(), busy_.end(), &t));
+            if (generation != generation_) {
+                return false;  // cancelled by a restart: whatever came back is not read
+            }
+            if (out.status >= 200 && out.status < 300) {
+                stats_.latencies.push_back(
+                    std::chrono::duration<double>(clock_type::now() - start).count());
+                last_error_.clear();
+                return true;
+            }
             last_error_ = out.error;
-        }
-        if (attempt == attempts) {
-            break;
-        }
-        {
-            const std::lock_guard<std::mutex> lock(mutex_);
+            if (attempt == attempts) {
+                break;
+            }
             ++stats_.retries;
+        }
+        if (mode == send_mode::abandon) {
+            continue;  // the client timed out: the same bytes go out again at once
         }
         // Backoff·2^(k-1), capped at 30 s, ±15 % jitter; identical bytes next time.
         const double jitter = std::uniform_real_distribution<double>(0.85, 1.15)(rng);
         const auto wait = std::chrono::duration_cast<std::chrono::nanoseconds>(
             std::min<std::chrono::nanoseconds>(backoff, std::chrono::seconds(30)) * jitter);
         std::unique_lock<std::mutex> lock(mutex_);
-        if (changed_.wait_for(lock, wait, [&] { return stopping_; })) {
+        if (changed_.wait_for(lock, wait, [&] { return stopping_ || generation != generation_; })) {
             return false;
         }
         backoff = std::min<std::chrono::nanoseconds>(backoff * 2, std::chrono::seconds(30));
@@ -279,6 +326,7 @@ void sender::worker_loop() {
     std::mt19937_64 rng(std::random_device{}());
     for (;;) {
         batch b;
+        uint64_t generation = 0;
         {
             std::unique_lock<std::mutex> lock(mutex_);
             std::deque<batch>::iterator it;
@@ -300,8 +348,9 @@ void sender::worker_loop() {
             b = std::move(*it);
             pending_.erase(it);
             ++in_flight_;
+            generation = generation_;
         }
-        bool ok = deliver(*t, b, rng);
+        bool ok = deliver(*t, b, generation, rng);
         if (ok && !b.late) {
             bool duplicate = false;
             {
@@ -315,19 +364,27 @@ void sender::worker_loop() {
             if (duplicate) {
                 // The request landed but its response was lost: the sink retries the same bytes
                 // (until a 2xx, like any retry) while this batch still holds its keys.
-                ok = deliver(*t, b, rng);
+                ok = deliver(*t, b, generation, rng);
             }
         }
-        const std::lock_guard<std::mutex> lock(mutex_);
+        std::unique_lock<std::mutex> lock(mutex_);
         --in_flight_;
-        if (b.late) {
+        if (generation != generation_ && !stopping_) {
+            // A batch of an earlier run of the feed is gone; a restart may have cancelled this
+            // connection (for good): the next run opens its own, as CockroachDB's does.
+            changed_.notify_all();
+            lock.unlock();
+            t = connect_();
+            continue;
+        }
+        if (b.late || stopping_) {
+            // A late copy is not tracked.
             changed_.notify_all();
             continue;
         }
         if (!ok) {
             // Retries ran out: the changefeed restarts from its checkpoint.
-            restart_requested_ = true;
-            changed_.notify_all();
+            request_restart_locked();
             continue;
         }
         if (b.is_resolved) {
@@ -370,14 +427,15 @@ void sender::flusher_loop() {
         if (stopping_) {
             return;
         }
+        const auto now = clock_type::now();
         if (restart_requested_) {
-            if (in_flight_ == 0) {
+            // Requests of the failed run were cancelled; their workers need not be back.
+            if (now >= restart_at_) {
                 restart_locked();
                 changed_.notify_all();
             }
             continue;
         }
-        const auto now = clock_type::now();
         const auto& flush = settings_.config.flush;
         if (!open_.messages.empty() && flush.frequency.count() > 0 &&
             now - open_since_ >= flush.frequency) {
@@ -401,7 +459,7 @@ void sender::flusher_loop() {
         if (draw_locked(fault::lost_resolved, rng_)) {
             // Saved, never delivered: the job restarts first, and replays from the checkpoint.
             ++stats_.lost_resolved;
-            restart_requested_ = true;
+            request_restart_locked();
             continue;
         }
         resolved_sent_ = checkpoint_;
@@ -415,7 +473,7 @@ void sender::flusher_loop() {
             (void)inject_late_locked();
         }
         if (draw_locked(fault::replay, rng_)) {
-            restart_requested_ = true;
+            request_restart_locked();
         }
     }
 }
@@ -427,8 +485,7 @@ bool sender::finish(hlc last, std::chrono::nanoseconds timeout) {
     if (owed_locked(fault::replay) && settings_.resolved) {
         // at_least_once: a run too short for a resolved emission still replays once.
         fired_[static_cast<size_t>(fault::replay)] = true;
-        restart_requested_ = true;
-        changed_.notify_all();
+        request_restart_locked();
     }
     auto idle = [&] { return !restart_requested_ && in_flight_ == 0 && pending_.empty(); };
     auto rows_acknowledged = [&] {
@@ -460,8 +517,7 @@ bool sender::finish(hlc last, std::chrono::nanoseconds timeout) {
                 // at_least_once: a run too short for a resolved emission still loses one.
                 fired_[static_cast<size_t>(fault::lost_resolved)] = true;
                 ++stats_.lost_resolved;
-                restart_requested_ = true;
-                changed_.notify_all();
+                request_restart_locked();
                 continue;
             }
             batch r;

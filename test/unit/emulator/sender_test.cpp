@@ -4,6 +4,7 @@
 #include "molt/emulator/sender.hpp"
 
 #include <algorithm>
+#include <condition_variable>
 #include <map>
 #include <mutex>
 #include <random>
@@ -50,7 +51,7 @@ public:
     }
     void set_tables(std::vector<std::string> names) { tables_ = std::move(names); }
 
-    send_outcome post(size_t transport, const std::string& body, bool drop) {
+    send_outcome post(size_t transport, const std::string& body, send_mode mode) {
         auto decoded = proto::decode_webhook(body);
         REQUIRE(decoded);
         received r;
@@ -94,7 +95,7 @@ public:
         for (const row& w : rows) {
             in_flight_.erase(in_flight_.find(w.key));
         }
-        if (drop) {
+        if (mode == send_mode::drop_midway) {
             r.status = 0;
         } else if (std::uniform_real_distribution<double>(0, 1)(rng_) < fail_rate_) {
             r.status = 503;
@@ -135,6 +136,11 @@ public:
             }
         }
         requests.push_back(std::move(r));
+        if (mode == send_mode::abandon) {
+            // Applied, but the client stopped waiting: it sends the same bytes again.
+            failed_[transport] = body;
+            return {0, "abandoned"};
+        }
         return {200, ""};
     }
 
@@ -168,9 +174,10 @@ private:
 class scripted_transport : public transport {
 public:
     scripted_transport(scripted_sink& sink, size_t id) : sink_(sink), id_(id) {}
-    send_outcome post(const std::string& body, bool drop_midway) override {
-        return sink_.post(id_, body, drop_midway);
+    send_outcome post(const std::string& body, send_mode mode) override {
+        return sink_.post(id_, body, mode);
     }
+    void cancel() override {}  // every post returns at once
 
 private:
     scripted_sink& sink_;
@@ -245,6 +252,7 @@ sink_settings fast_settings() {
     s.resolved_interval = 5ms;
     s.checkpoint_interval = 5ms;
     s.workers = 8;
+    s.restart.initial = 1ms;
     return s;
 }
 
@@ -273,6 +281,7 @@ TEST_CASE("per-key order holds under 8 workers, failures and every fault but rep
     faults.duplicate_resolved = 0.2;
     faults.split_transaction = 0.2;
     faults.drop_connection = 0.05;
+    faults.abandon = 0.05;
     faults.at_least_once = true;  // the counts below are certain, not likely
     generator_options gen;
     gen.phantom_delete_rate = 0.05;
@@ -288,6 +297,7 @@ TEST_CASE("per-key order holds under 8 workers, failures and every fault but rep
     CHECK(r.stats.duplicate_resolved > 0);
     CHECK(r.stats.split_transactions > 0);
     CHECK(r.stats.dropped_connections > 0);
+    CHECK(r.stats.abandoned > 0);
     CHECK(r.stats.resolved_sent > 0);
     // Work really overlapped: more transports posted than one.
     std::set<size_t> transports;
@@ -330,9 +340,9 @@ TEST_CASE("with replays and exhausted retries, no resolved timestamp precedes it
 TEST_CASE("at_least_once: each enabled fault fires once even where chance and timing would not",
           "[emulator]") {
     fault_rates faults;
-    for (double* rate :
-         {&faults.duplicate, &faults.replay, &faults.late_duplicate, &faults.duplicate_resolved,
-          &faults.split_transaction, &faults.drop_connection, &faults.lost_resolved}) {
+    for (double* rate : {&faults.duplicate, &faults.replay, &faults.late_duplicate,
+                         &faults.duplicate_resolved, &faults.split_transaction,
+                         &faults.drop_connection, &faults.lost_resolved, &faults.abandon}) {
         *rate = 1e-12;  // never by chance
     }
     faults.at_least_once = true;
@@ -352,6 +362,7 @@ TEST_CASE("at_least_once: each enabled fault fires once even where chance and ti
         CHECK(r.stats.split_transactions == 1);
         CHECK(r.stats.dropped_connections == 1);
         CHECK(r.stats.lost_resolved == 1);
+        CHECK(r.stats.abandoned == 1);
         CHECK(r.stats.restarts == 2);  // the replay, and the restart that lost a resolved
     }
     {
@@ -363,7 +374,7 @@ TEST_CASE("at_least_once: each enabled fault fires once even where chance and ti
         REQUIRE(r.finished);
         CHECK(r.stats.duplicates + r.stats.restarts + r.stats.late_duplicates +
                   r.stats.duplicate_resolved + r.stats.split_transactions +
-                  r.stats.dropped_connections + r.stats.lost_resolved ==
+                  r.stats.dropped_connections + r.stats.lost_resolved + r.stats.abandoned ==
               0);
     }
 }
@@ -527,7 +538,8 @@ private:
 class volatile_transport : public transport {
 public:
     explicit volatile_transport(volatile_sink& sink) : sink_(sink) {}
-    send_outcome post(const std::string& body, bool) override { return sink_.post(body); }
+    send_outcome post(const std::string& body, send_mode) override { return sink_.post(body); }
+    void cancel() override {}
 
 private:
     volatile_sink& sink_;
@@ -544,6 +556,7 @@ TEST_CASE("a restart replays from the saved checkpoint", "[emulator]") {
     settings.config.flush.frequency = 2ms;
     settings.config.retry.max = 1;
     settings.config.retry.backoff = 1ms;
+    settings.restart.initial = 1ms;
     settings.checkpoint_interval = 5ms;                  // checkpoints run ahead ...
     settings.resolved_interval = std::chrono::hours(1);  // ... of resolved timestamps
     settings.workers = 2;
@@ -595,4 +608,128 @@ TEST_CASE("a restart replays from the saved checkpoint", "[emulator]") {
     CHECK(sink.durable.size() == 20);
     CHECK(sink.durable.count("t/[1]") == 0);
     CHECK(sink.durable.count("t/[40]") == 1);
+}
+
+TEST_CASE("restart backoff doubles up to its cap, and starts over after progress or a lull",
+          "[emulator]") {
+    restart_backoff_settings settings;
+    settings.initial = 1s;
+    settings.max = 10s;
+    settings.reset_after = 60s;
+    restart_backoff backoff(settings);
+    std::mt19937_64 rng(5);
+    auto now = std::chrono::steady_clock::time_point() + 1h;
+    auto within = [](std::chrono::nanoseconds d, std::chrono::nanoseconds base) {
+        return d >= base * 0.85 && d <= base * 1.15;
+    };
+    for (const auto expected : {1s, 2s, 4s, 8s, 10s, 10s}) {
+        const auto d = backoff.next(now, false, rng);
+        INFO(d.count());
+        CHECK(within(d, expected));
+        now += 5s;
+    }
+    CHECK(within(backoff.next(now, true, rng), 1s));  // the high-water mark moved
+    CHECK(within(backoff.next(now + 1s, false, rng), 2s));
+    CHECK(within(backoff.next(now + 2min, false, rng), 1s));  // no restart for a while
+}
+
+namespace {
+
+// Requests whose rows include key 1 never get an answer (a receiver stuck on its target, and
+// no client timeout); those with key 2 fail until the first restart. Everything else lands.
+class stuck_sink {
+public:
+    send_outcome post(const std::string& body) {
+        std::unique_lock<std::mutex> lock(mutex_);
+        if (body.find(R"("key": [1])") != std::string::npos && !restarted_) {
+            ++stuck_;
+            changed_.notify_all();
+            changed_.wait(lock, [&] { return cancelled_; });  // only cancel() ends it
+            cancelled_ = false;
+            --stuck_;
+            return {0, "context canceled"};
+        }
+        if (body.find(R"("key": [2])") != std::string::npos && !restarted_) {
+            return {503, "503 Service Unavailable: "};
+        }
+        for (size_t at = body.find(R"("key": [)"); at != std::string::npos;
+             at = body.find(R"("key": [)", at + 1)) {
+            landed.insert(body.substr(at + 8, body.find(']', at) - at - 8));
+        }
+        return {200, ""};
+    }
+    void cancel() {
+        const std::lock_guard<std::mutex> lock(mutex_);
+        if (stuck_ > 0) {
+            cancelled_ = true;
+            restarted_ = true;
+            ++cancels;
+            changed_.notify_all();
+        }
+    }
+    void wait_stuck() {
+        std::unique_lock<std::mutex> lock(mutex_);
+        changed_.wait(lock, [&] { return stuck_ > 0; });
+    }
+
+    std::set<std::string> landed;
+    int cancels = 0;
+
+private:
+    std::mutex mutex_;
+    std::condition_variable changed_;
+    int stuck_ = 0;
+    bool cancelled_ = false;
+    bool restarted_ = false;
+};
+
+class stuck_transport : public transport {
+public:
+    explicit stuck_transport(stuck_sink& sink) : sink_(sink) {}
+    send_outcome post(const std::string& body, send_mode) override { return sink_.post(body); }
+    void cancel() override { sink_.cancel(); }
+
+private:
+    stuck_sink& sink_;
+};
+
+transaction one_row(int64_t id) {
+    transaction t;
+    t.updated = hlc(2'000'000'000 + id, 0);
+    change c;
+    c.table = 0;
+    c.pk = std::to_string(id);
+    c.key_hash = static_cast<uint64_t>(id);
+    c.message =
+        fmt::format(R"({{"after": {{"id": {0}}}, "key": [{0}], "topic": "t", "updated": "{1}"}})",
+                    id, t.updated.to_string());
+    t.changes.push_back(c);
+    return t;
+}
+
+}  // namespace
+
+// CockroachDB cancels the job's context: requests in flight end with it, and the replay does not
+// wait for their answers (the receiver may still be applying them).
+TEST_CASE("a restart cancels the requests in flight instead of waiting for them", "[emulator]") {
+    stuck_sink sink;
+    sink_settings settings;
+    settings.config.retry.max = 1;
+    settings.config.retry.backoff = 1ms;
+    settings.resolved = false;
+    settings.workers = 2;
+    settings.restart.initial = 1ms;
+    sender s(
+        settings, {}, [&] { return std::make_unique<stuck_transport>(sink); }, 9);
+    s.start();
+    s.add(one_row(1));
+    sink.wait_stuck();  // one worker waits for an answer that never comes
+    s.add(one_row(2));  // the other exhausts its retries: the changefeed restarts
+    REQUIRE(s.finish(hlc(2'000'000'010, 0), 10s));
+    s.stop();
+    CHECK(sink.cancels == 1);
+    const sender_stats st = s.stats();
+    CHECK(st.restarts == 1);
+    CHECK(st.cancelled == 1);
+    CHECK(sink.landed == std::set<std::string>{"1", "2"});
 }

@@ -68,7 +68,8 @@ struct changefeed_options {
     initial_scan_mode initial_scan = initial_scan_mode::yes;
     std::optional<hlc> cursor;
     proto::webhook_sink_config sink_config;
-    std::chrono::nanoseconds client_timeout = std::chrono::seconds(60);
+    /// Zero: unset, so none (CockroachDB v23.2 to v26.1; the documented 3 s came in 2026).
+    std::chrono::nanoseconds client_timeout{0};
     std::string auth_header;
     compression::codec compression = compression::codec::identity;
 };
@@ -130,6 +131,7 @@ public:
         transport_factory connect;
         size_t workers = 2;
         fault_rates faults;
+        restart_backoff_settings restart;
         std::string conninfo;  ///< the backend, for the initial scan
     };
     changefeed_job(setup s, capture& history, hlc_clock& clock);

@@ -27,6 +27,7 @@ struct setting_def;  // a cluster setting molt or the replicator uses (cluster.c
 struct cluster_options {
     conn_url backend;  ///< PostgreSQL, with a role that may create logical replication slots
     fault_rates faults;
+    restart_backoff_settings restart;                         ///< of every changefeed's restarts
     std::chrono::nanoseconds gc_ttl = std::chrono::hours(4);  ///< history kept (gc.ttlseconds)
 };
 

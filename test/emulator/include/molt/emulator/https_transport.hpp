@@ -3,7 +3,8 @@
 // webhook sink's TLS options, the Go client's headers (Content-Type: application/json,
 // User-Agent: Go-http-client/1.1, Accept-Encoding: gzip), an optional Authorization header, the
 // compression option (the whole body compressed; Content-Encoding and Accept-Encoding name the
-// codec), and a client timeout. Failed connections are reopened on the next request.
+// codec), and a client timeout. Failed connections are reopened on the next request; an
+// exchange can be cancelled from another thread (a changefeed restart closes its connections).
 
 #include <chrono>
 #include <memory>
@@ -20,8 +21,10 @@ struct endpoint_options {
     /// parameters (ca_cert, client_cert, client_key, insecure_tls_skip_verify) are consumed;
     /// the others are passed on, re-encoded as Go does.
     std::string sink_uri;
-    std::string authorization;                                      ///< webhook_auth_header
-    std::chrono::nanoseconds timeout = std::chrono::seconds(60);    ///< webhook_client_timeout
+    std::string authorization;  ///< webhook_auth_header
+    /// webhook_client_timeout: for the whole exchange (connect, write, answer). Zero: none, as
+    /// CockroachDB v23.2 to v26.1 do when it is unset (an unanswered request waits forever).
+    std::chrono::nanoseconds timeout{0};
     compression::codec compression = compression::codec::identity;  ///< compression
 };
 

@@ -10,6 +10,9 @@
 //   - a failed request is retried with identical bytes, waiting Backoff·2^(k-1) capped at 30 s
 //     with ±15 % jitter, Retry.Max times; after that the changefeed "restarts": everything after
 //     the saved checkpoint is sent again, acknowledged rows included;
+//   - a restart cancels the requests in flight at once (their connections close; the receiver
+//     may still be applying them) and waits the job's restart backoff before it replays: 1 s,
+//     doubling up to 10 min, ±15 %, from 1 s again after 10 min without a restart;
 //   - the checkpoint (the job's high-water mark) is saved every min_checkpoint_frequency: the
 //     time below which every row was acknowledged, whether or not a resolved timestamp for it
 //     was ever delivered. A restart replays from it, so rows between the receiver's last
@@ -21,7 +24,9 @@
 // Faults, each a probability: duplicate redelivery of an acknowledged batch (sent again right
 // away, keys still held); replay from the checkpoint (a restart); a late duplicate of a batch
 // already covered by a resolved timestamp; duplicate resolved messages; a transaction split
-// across requests; a connection dropped mid-request; a checkpoint saved whose resolved
+// across requests; a connection dropped mid-request; a request sent whole and then abandoned
+// (a client timeout: the connection closes without the answer, and the same bytes go out again
+// at once while the first copy may still be applying); a checkpoint saved whose resolved
 // timestamp is never delivered (the job restarts first). With `at_least_once`, each fault whose
 // rate is above 0 also fires at its first opportunity, so tests can count on every one.
 
@@ -51,14 +56,51 @@ struct send_outcome {
     std::string error;
 };
 
+/// How a request goes out.
+enum class send_mode {
+    whole,        ///< written whole, the answer read
+    drop_midway,  ///< headers and half the body written, then the connection closed
+    abandon,      ///< written whole, then the connection closed without reading the answer (a
+                  ///< client timeout: the receiver may still be applying it)
+};
+
 /// One connection to the receiver; used by one worker thread at a time.
 class transport {
 public:
     virtual ~transport() = default;
-    /// POSTs a body. With drop_midway, writes part of the request and closes the connection.
-    virtual send_outcome post(const std::string& body, bool drop_midway) = 0;
+    /// POSTs a body.
+    virtual send_outcome post(const std::string& body, send_mode mode) = 0;
+    /// From any thread: the transport is done (a cancelled context in Go). The exchange under
+    /// way ends at once and its connection closes; it and every later post() fail with status
+    /// 0 ("context canceled").
+    virtual void cancel() = 0;
 };
 using transport_factory = std::function<std::unique_ptr<transport>()>;
+
+/// The changefeed job's restart backoff (changefeedccl's getRetry, cluster settings
+/// changefeed.retry_max_backoff and changefeed.retry_backoff_reset): the first restart waits
+/// `initial`, each next one twice as long up to `max`, with ±15 % jitter; a restart more than
+/// `reset_after` after the previous one, or after the high-water mark advanced (PR #164933),
+/// waits `initial` again.
+struct restart_backoff_settings {
+    std::chrono::nanoseconds initial = std::chrono::seconds(1);
+    std::chrono::nanoseconds max = std::chrono::minutes(10);
+    std::chrono::nanoseconds reset_after = std::chrono::minutes(10);
+};
+
+class restart_backoff {
+public:
+    explicit restart_backoff(restart_backoff_settings settings) : settings_(settings) {}
+    /// How long the restart asked for at `now` waits; `progressed`: the high-water mark moved
+    /// since the previous restart.
+    std::chrono::nanoseconds next(std::chrono::steady_clock::time_point now, bool progressed,
+                                  std::mt19937_64& rng);
+
+private:
+    restart_backoff_settings settings_;
+    std::chrono::nanoseconds current_{0};  // before jitter; 0: none yet
+    std::chrono::steady_clock::time_point last_;
+};
 
 struct sink_settings {
     proto::webhook_sink_config config;
@@ -67,6 +109,7 @@ struct sink_settings {
     size_t workers = 8;
     size_t max_unacknowledged = 50000;  ///< add() waits above this many unacknowledged rows
     bool resolved = true;               ///< WITH resolved
+    restart_backoff_settings restart;
 };
 
 struct fault_rates {
@@ -77,6 +120,7 @@ struct fault_rates {
     double split_transaction = 0;   ///< per transaction of 2+ rows
     double drop_connection = 0;     ///< per request
     double lost_resolved = 0;       ///< per resolved emission: restart before it is delivered
+    double abandon = 0;             ///< per request: sent whole, closed unanswered, sent again
     /// Each fault with a rate above 0 fires at its first opportunity (then at its rate): the
     /// first acknowledged batch and resolved timestamp, the first transaction of 2+ rows, the
     /// first request, the first resolved emission (a lost resolved timestamp, which then is not
@@ -95,6 +139,8 @@ struct sender_stats {
     uint64_t restarts = 0;  ///< replays from the checkpoint (faults and exhausted retries)
     uint64_t duplicates = 0, late_duplicates = 0, duplicate_resolved = 0;
     uint64_t split_transactions = 0, dropped_connections = 0, lost_resolved = 0;
+    uint64_t abandoned = 0;         ///< requests sent whole, then closed unanswered (fault)
+    uint64_t cancelled = 0;         ///< requests in flight when a restart cancelled them
     std::vector<double> latencies;  ///< seconds per successful request
     /// Message text still held for replays; what a resolved timestamp covers is freed.
     uint64_t text_bytes_held = 0;
@@ -152,6 +198,9 @@ private:
     void enqueue_locked(batch b);
     bool runnable_locked(const batch& b) const;
     hlc frontier_locked() const;
+    /// The changefeed fails: requests in flight are cancelled and their answers ignored; the
+    /// replay starts after the restart backoff.
+    void request_restart_locked();
     void restart_locked();
     /// Frees the text of rows at or below the checkpoint: no replay reads them again.
     void release_checkpointed_locked();
@@ -166,7 +215,8 @@ private:
         duplicate_resolved,
         split,
         drop,
-        lost_resolved
+        lost_resolved,
+        abandon
     };
     /// Whether a fault fires at this opportunity; counts it as fired when it does.
     bool draw_locked(fault f, std::mt19937_64& rng);
@@ -176,7 +226,8 @@ private:
     /// Queues a late copy of an acknowledged batch that a resolved timestamp covers; false when
     /// there is none.
     bool inject_late_locked();
-    bool deliver(transport& t, const batch& b, std::mt19937_64& rng);
+    /// Sends until a 2xx (true), retries run out, a restart or stop (false).
+    bool deliver(transport& t, const batch& b, uint64_t generation, std::mt19937_64& rng);
 
     sink_settings settings_;
     fault_rates faults_;
@@ -198,13 +249,18 @@ private:
     std::unordered_map<uint64_t, std::deque<uint64_t>> key_queues_;
     uint64_t next_seq_ = 1;
     size_t in_flight_ = 0;
+    std::vector<transport*> busy_;  // transports with a request under way
+    uint64_t generation_ = 0;       // bumped when a restart is requested
     bool restart_requested_ = false;
+    std::chrono::steady_clock::time_point restart_at_;
+    restart_backoff restart_backoff_;
+    hlc checkpoint_at_restart_;  // the checkpoint when the last restart was asked for
     bool stopping_ = false;
     hlc resolved_sent_;            // latest resolved queued
     hlc resolved_acknowledged_;    // latest resolved acknowledged
     hlc checkpoint_;               // saved high-water mark: restarts replay from it
     hlc source_frontier_;          // every row at or below it has been added
-    std::array<bool, 7> fired_{};  // per fault: injected at least once
+    std::array<bool, 8> fired_{};  // per fault: injected at least once
     std::string last_error_;
     std::chrono::steady_clock::time_point last_resolved_emit_;
     std::chrono::steady_clock::time_point last_checkpoint_;
