@@ -71,7 +71,7 @@ namespace {
 
 // An immediate applier whose target sessions go through a fault proxy, with table it_bounded.
 struct slow_target {
-    explicit slow_target(std::chrono::nanoseconds apply_timeout)
+    explicit slow_target(std::chrono::nanoseconds apply_timeout, size_t rows_per_statement = 0)
         : direct(molt::conn_url::parse(molt::test::server_url("MOLT_TEST_PG_URL")).value()),
           proxy(direct.host(), direct.port_or_default()),
           via(through(direct, proxy, "MOLT_TEST_PG_URL")),
@@ -82,6 +82,9 @@ struct slow_target {
                   [&] {
                       apply_options o;
                       o.apply_timeout = apply_timeout;
+                      if (rows_per_statement > 0) {
+                          o.rows_per_statement = rows_per_statement;
+                      }
                       return o;
                   }()),
           admin(open_session(direct).value()) {
@@ -93,11 +96,15 @@ struct slow_target {
     }
     ~slow_target() { (void)admin->execute("DROP TABLE IF EXISTS it_bounded", {}); }
 
-    molt::result<accept_stats> post(int64_t id, const request_context& context) {
-        auto decoded = molt::proto::decode_webhook(
-            body({{"it_bounded", molt::test::key({molt::test::num(id)}),
-                   molt::test::obj({{"id", molt::test::num(id)}, {"v", molt::test::str("late")}}),
-                   10}}));
+    molt::result<accept_stats> post(int64_t id, const request_context& context, int64_t rows = 1) {
+        std::vector<row> items;
+        for (int64_t i = id; i < id + rows; ++i) {
+            items.push_back(
+                {"it_bounded", molt::test::key({molt::test::num(i)}),
+                 molt::test::obj({{"id", molt::test::num(i)}, {"v", molt::test::str("late")}}),
+                 10});
+        }
+        auto decoded = molt::proto::decode_webhook(body(items));
         REQUIRE(decoded);
         return applier.accept_rows(schema, decoded->rows, context);
     }
@@ -155,5 +162,24 @@ TEST_CASE("immediate: an attempt whose client has gone is rolled back, never com
     t.proxy.pass();
     REQUIRE_FALSE(done);
     CHECK_THAT(done.error().message(), Catch::Contains("the client closed the connection"));
+    CHECK(t.rows() == "0");
+}
+
+TEST_CASE("immediate: no statement starts after the request's deadline", "[integration][bounded]") {
+    // One row per statement: BEGIN and four upserts, 1.2 s a round trip (latency each way; an
+    // upsert takes several), against a 1.5 s deadline. Only the first upsert starts in time; the
+    // rest never start, so the request fails about 6 s in (with the rollback), not after all
+    // four upserts (about 17 s).
+    slow_target t(std::chrono::milliseconds(1500), 1);
+    t.proxy.latency(std::chrono::milliseconds(600));
+    request_context context;
+    context.arrived = clock_type::now();
+    auto done = t.post(1, context, 4);
+    const auto took = clock_type::now() - context.arrived;
+    t.proxy.pass();
+    REQUIRE_FALSE(done);
+    CHECK(done.error().code() == molt::errc::unavailable);  // 503: the changefeed retries
+    CHECK_THAT(done.error().message(), Catch::Contains("deadline passed before this statement"));
+    CHECK(took < std::chrono::seconds(11));
     CHECK(t.rows() == "0");
 }

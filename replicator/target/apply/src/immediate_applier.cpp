@@ -164,6 +164,12 @@ result<accept_stats> immediate_applier::accept_rows(const qualified_name& schema
             count_failure();
             return std::move(session).error();
         }
+        // No statement starts past the deadline (each one ends by its own limit).
+        struct deadline_scope {
+            target_session& s;
+            ~deadline_scope() { s.set_deadline(std::nullopt); }
+        } scope{**session};
+        (*session)->set_deadline(deadline);
         auto done = in_source_order
                         ? run_in_source_order(**session, **snapshot, rows, letters, stale)
                         : run_transaction(**session, *plan, stale);

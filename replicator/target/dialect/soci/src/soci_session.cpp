@@ -107,6 +107,9 @@ void soci_session::rollback() noexcept {
 }
 
 result<void> soci_session::execute(const std::string& text, const sql_params& params) {
+    if (auto late = past_deadline()) {
+        return *late;
+    }
     return run([&] {
         soci::statement st(*sql_);
         bind(st, text, params);
@@ -116,6 +119,9 @@ result<void> soci_session::execute(const std::string& text, const sql_params& pa
 
 result<std::vector<sql_row>> soci_session::query(const std::string& text,
                                                  const sql_params& params) {
+    if (auto late = past_deadline()) {
+        return *late;
+    }
     std::vector<sql_row> rows;
     auto done = run([&] {
         soci::statement st(*sql_);

@@ -3,6 +3,7 @@
 // a dialect that writes SQL, converts changefeed values into bind text, reads the catalog, and
 // classifies its errors (molt::error::retry()). Dialects live in target/dialect/<name>/.
 
+#include <chrono>
 #include <cstddef>
 #include <memory>
 #include <optional>
@@ -39,6 +40,29 @@ public:
     /// True once a failure showed the connection is unusable (lost, or a rollback failed): the
     /// pool closes such a session instead of handing it out again, whoever forgot to say so.
     [[nodiscard]] virtual bool broken() const noexcept { return false; }
+
+    /// A request's deadline: execute() and query() calls that would start at or after it fail
+    /// at once (errc::timeout, retry_class::retry_now: the caller's retries stop at the same
+    /// deadline), so a request with many statements ends
+    /// within one statement's own limit of its deadline. nullopt (the default) for none; whoever
+    /// sets it clears it before the session goes back to its pool.
+    void set_deadline(std::optional<std::chrono::steady_clock::time_point> d) noexcept {
+        deadline_ = d;
+    }
+
+protected:
+    /// The error for a call that would start past the deadline, if it would.
+    [[nodiscard]] std::optional<error> past_deadline() const {
+        if (deadline_ && std::chrono::steady_clock::now() >= *deadline_) {
+            return error{errc::timeout,
+                         "the request's deadline passed before this statement; not started",
+                         retry_class::retry_now};
+        }
+        return std::nullopt;
+    }
+
+private:
+    std::optional<std::chrono::steady_clock::time_point> deadline_;
 };
 
 /// The consistent mode's progress table in a target schema (replicator/README.md, "Consistent
