@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A slow target against a changefeed's timeouts, through the CockroachDB stand-in
 # (crdb-emulator serve) and `replicator start --immediate` on PostgreSQL:
-#  1. stale copy: webhook_client_timeout='1s' and a target trigger that holds the first copy of
+#  1. stale copy: webhook_client_timeout='2s' and a target trigger that holds the first copy of
 #     a row until a newer version of it is on the target. The stand-in gives up on that copy
 #     (connection closed), sends it again, then sends the newer version; the first copy then
 #     reaches COMMIT while the newer version is already applied. It must roll back: the target
@@ -24,18 +24,20 @@ dst_sql() { psql "$dst" -X -q -At -v ON_ERROR_STOP=1 -c "$1"; }
 
 "$EMULATOR" serve --backend "$src" --listen 127.0.0.1:0 --ready-file "$E2E_TMP/ready" \
     --restart-backoff 100ms >"$E2E_TMP/serve.log" 2>&1 &
-E2E_PIDS+=("$!")
+serve_pid=$!
+E2E_PIDS+=("$serve_pid")
 for _ in $(seq 1 100); do [ -s "$E2E_TMP/ready" ] && break; sleep 0.05; done
 [ -s "$E2E_TMP/ready" ] || { cat "$E2E_TMP/serve.log"; exit 1; }
 crdb="postgresql://app:app@localhost:$(cut -d: -f2 "$E2E_TMP/ready")/tmo_src?sslmode=disable"
 sql() { psql "$crdb" -X -q -At -v ON_ERROR_STOP=1 -c "$1"; }
 sql "SET CLUSTER SETTING kv.rangefeed.enabled = true"
 job_error() { psql "$crdb" -X -q -At -F $'\t' -c "SHOW CHANGEFEED JOB $1" | cut -f5; }
-# wait_until SECONDS COMMAND...: polls every 100 ms; false if COMMAND never succeeded.
+# wait_until SECONDS COMMAND...: polls COMMAND every 100 ms for SECONDS of wall time; false if
+# it never succeeded.
 wait_until() {
-    local tries=$(($1 * 10))
+    local end=$((SECONDS + $1))
     shift
-    for _ in $(seq 1 "$tries"); do "$@" && return 0; sleep 0.1; done
+    while [ "$SECONDS" -lt "$end" ]; do "$@" && return 0; sleep 0.1; done
     return 1
 }
 feed() { # feed TABLE OPTIONS: creates a changefeed of TABLE into the replicator; prints its id
@@ -65,10 +67,10 @@ dst_sql "CREATE TABLE stale (id BIGINT PRIMARY KEY, v TEXT);
         FOR EACH ROW EXECUTE FUNCTION hold_first_copy()" || exit 1
 start_replicator stale --immediate --tlsSelfSigned --disableAuthentication \
     --bindAddr 127.0.0.1:0 --targetConn "$dst" --applyTimeout 30s || exit 1
-job=$(feed stale ", webhook_client_timeout = '1s',
+job=$(feed stale ", webhook_client_timeout = '2s',
     webhook_sink_config = '{\"Flush\":{\"Messages\":1,\"Frequency\":\"10ms\"},\"Retry\":{\"Max\":3,\"Backoff\":\"100ms\"}}'")
 sql "INSERT INTO stale VALUES (1, 'old')"
-# The first copy waits in the trigger; the stand-in times out after 1 s and sends it again.
+# The first copy waits in the trigger; the stand-in times out after 2 s and sends it again.
 old_applied() { [ "$(target_value stale)" = old ]; }
 wait_until 20 old_applied
 check "the retried copy applied 'old' while the first still waits" "$(target_value stale)" old
@@ -80,13 +82,16 @@ wait_until 20 new_applied
 check "the newer version is applied" "$(target_value stale)" new
 first_copy_done() { grep -q 'the client closed the connection' "$E2E_TMP/stale.log"; }
 wait_until 30 first_copy_done
+# (At least once: under load a retry can outlast the client timeout too, and roll back alike.)
 check "the first copy rolled back when it found its client gone" \
-    "$(grep 'not applying a request' "$E2E_TMP/stale.log" | grep -c 'the client closed the connection')" 1
+    "$([ "$(grep 'not applying a request' "$E2E_TMP/stale.log" | grep -c 'the client closed the connection')" -ge 1 ] && echo yes)" yes
 no_writer_left() { [ "$(dst_sql "SELECT count(*) FROM pg_stat_activity WHERE datname = 'tmo_dst' AND query LIKE 'INSERT INTO%stale%' AND state <> 'idle'")" = 0 ]; }
 wait_until 10 no_writer_left
 check "the target still holds the newer version" "$(target_value stale)" new
-check "the trigger saw the first copy, its retry and the newer version" \
-    "$([ "$(dst_sql "SELECT last_value FROM stale_writes")" -ge 2 ] && echo yes)" yes
+# Each write of 'old' draws from the sequence: the first copy's insert, its retry's, and the
+# first copy's update once it went on.
+check "the trigger saw the first copy, its retry, and the first copy again" \
+    "$([ "$(dst_sql "SELECT last_value FROM stale_writes")" -ge 3 ] && echo yes)" yes
 sql "CANCEL JOB $job"
 stop_replicator
 check "replicator exit" "$REPLICATOR_EXIT" 0
@@ -113,6 +118,8 @@ check_contains "the changefeed got a 503 while the target was locked" "$(job_err
 check "within --applyTimeout + 5 s of the row, long before the lock ends ($elapsed_ms ms)" "$([ "$elapsed_ms" -le 7000 ] && echo yes)" yes
 check "the target does not have the row yet" "$(target_value locked)" none
 wait "$locker"
+E2E_PIDS=("$serve_pid")  # the locker is gone; the replicator is in REPLICATOR_PID
+E2E_PIDS+=("$REPLICATOR_PID")
 through() { [ "$(target_value locked)" = through ]; }
 wait_until 60 through
 check "the row lands once the lock is gone" "$(target_value locked)" through
@@ -120,6 +127,11 @@ sql "CANCEL JOB $job"
 stop_replicator
 check "replicator exit" "$REPLICATOR_EXIT" 0
 
-drop_own_databases tmo_dst tmo_unused >/dev/null 2>&1
-drop_own_databases tmo_src tmo_unused >/dev/null 2>&1
+# The stand-in first: its replication slot holds the source database.
+kill -TERM "$serve_pid"
+wait "$serve_pid"
+check "crdb-emulator exits 0 on SIGTERM" "$?" 0
+E2E_PIDS=()
+drop_own_databases tmo_dst tmo_unused >/dev/null
+drop_own_databases tmo_src tmo_unused >/dev/null
 e2e_finish

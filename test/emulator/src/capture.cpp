@@ -134,6 +134,19 @@ result<std::optional<source_txn>> wal2json_reader::add(std::string_view text) {
         }
         rc.columns = std::move(columns).value();
         rc.identity = std::move(identity).value();
+        if (kind == 'U' && rc.identity.size() > rc.columns.size()) {
+            // wal2json leaves a TOASTed value the UPDATE did not change out of the new row;
+            // the old row (REPLICA IDENTITY FULL) has it, and CockroachDB sends every column.
+            std::vector<column_value> whole;
+            whole.reserve(rc.identity.size());
+            for (const column_value& old_value : rc.identity) {
+                const auto now =
+                    std::find_if(rc.columns.begin(), rc.columns.end(),
+                                 [&](const column_value& c) { return c.name == old_value.name; });
+                whole.push_back(now != rc.columns.end() ? std::move(*now) : old_value);
+            }
+            rc.columns = std::move(whole);
+        }
         open_->changes.push_back(std::move(rc));
         return std::optional<source_txn>();
     }

@@ -946,7 +946,8 @@ sender_stats changefeed_job::stats_locked() const {
               &sender_stats::retries, &sender_stats::resolved_sent, &sender_stats::restarts,
               &sender_stats::duplicates, &sender_stats::late_duplicates,
               &sender_stats::duplicate_resolved, &sender_stats::split_transactions,
-              &sender_stats::dropped_connections, &sender_stats::lost_resolved}) {
+              &sender_stats::dropped_connections, &sender_stats::lost_resolved,
+              &sender_stats::abandoned, &sender_stats::cancelled}) {
             total.*field += now.*field;
         }
     }

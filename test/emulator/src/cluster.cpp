@@ -180,11 +180,13 @@ void cluster::stop() {
         const sender_stats n = j->stats();
         std::cerr << fmt::format(
             "crdb-emulator: job {} ({}): {} rows sent, {} acknowledged, {} requests, {} retries, "
-            "{} resolved timestamps, {} restarts; faults: duplicate={} late_duplicate={} "
-            "duplicate_resolved={} split_transaction={} dropped_connection={} lost_resolved={}\n",
+            "{} resolved timestamps, {} restarts ({} requests cancelled in flight); faults: "
+            "duplicate={} late_duplicate={} duplicate_resolved={} split_transaction={} "
+            "dropped_connection={} lost_resolved={} abandon={}\n",
             st.id, st.status, n.rows_sent, n.rows_acknowledged, n.requests, n.retries,
-            n.resolved_sent, n.restarts, n.duplicates, n.late_duplicates, n.duplicate_resolved,
-            n.split_transactions, n.dropped_connections, n.lost_resolved);
+            n.resolved_sent, n.restarts, n.cancelled, n.duplicates, n.late_duplicates,
+            n.duplicate_resolved, n.split_transactions, n.dropped_connections, n.lost_resolved,
+            n.abandoned);
     }
     if (capture_) {
         capture_->stop();

@@ -96,9 +96,9 @@ void add_fault_options(po::options_description& desc) {
         "tests can count on each)")(
         "restart-backoff", po::value<std::string>()->default_value("1s"),
         "a changefeed restart (retries exhausted, a replay fault) first waits this long, "
-        "doubling on each restart that made no progress")(
+        "doubling on each restart within 10 minutes of the previous one")(
         "restart-max-backoff", po::value<std::string>()->default_value("10m"),
-        "the longest wait before a restart (changefeed.retry_max_backoff)");
+        "the longest wait before a restart (changefeed.max_retry_backoff; 30s on v26.1)");
 }
 
 // --restart-backoff and --restart-max-backoff.
@@ -461,6 +461,7 @@ int workload(int argc, char** argv) {
                 proto::json::number(static_cast<int64_t>(st.rows_acknowledged)));
     summary.set("requests", proto::json::number(static_cast<int64_t>(st.requests)));
     summary.set("retries", proto::json::number(static_cast<int64_t>(st.retries)));
+    summary.set("cancelled_in_flight", proto::json::number(static_cast<int64_t>(st.cancelled)));
     summary.set("resolved_acknowledged",
                 proto::json::string(s.acknowledged_resolved().to_string()));
     proto::json f = proto::json::object();
@@ -471,6 +472,7 @@ int workload(int argc, char** argv) {
     f.set("split_transaction", proto::json::number(static_cast<int64_t>(st.split_transactions)));
     f.set("dropped_connection", proto::json::number(static_cast<int64_t>(st.dropped_connections)));
     f.set("lost_resolved", proto::json::number(static_cast<int64_t>(st.lost_resolved)));
+    f.set("abandon", proto::json::number(static_cast<int64_t>(st.abandoned)));
     f.set("phantom_delete", proto::json::number(static_cast<int64_t>(g.phantom_deletes())));
     summary.set("faults", std::move(f));
     proto::json unique = proto::json::object();

@@ -16,9 +16,8 @@ bool chance(std::mt19937_64& rng, double p) {
 
 }  // namespace
 
-std::chrono::nanoseconds restart_backoff::next(clock_type::time_point now, bool progressed,
-                                               std::mt19937_64& rng) {
-    if (current_.count() == 0 || progressed || now - last_ > settings_.reset_after) {
+std::chrono::nanoseconds restart_backoff::next(clock_type::time_point now, std::mt19937_64& rng) {
+    if (current_.count() == 0 || now - last_ > settings_.reset_after) {
         current_ = settings_.initial;
     } else {
         current_ = std::min(current_ * 2, settings_.max);
@@ -181,7 +180,12 @@ void sender::enqueue_locked(batch b) {
 }
 
 bool sender::runnable_locked(const batch& b) const {
-    if (b.is_resolved || b.late) {
+    if (b.is_resolved) {
+        // CockroachDB emits resolved timestamps synchronously: one at a time, oldest first
+        // (pending_ is in queue order, so the first runnable resolved batch is the oldest).
+        return !resolved_in_flight_;
+    }
+    if (b.late) {
         return true;
     }
     for (const uint64_t k : b.keys) {
@@ -225,8 +229,7 @@ void sender::request_restart_locked() {
         t->cancel();
     }
     const auto now = clock_type::now();
-    restart_at_ = now + restart_backoff_.next(now, checkpoint_at_restart_ < checkpoint_, rng_);
-    checkpoint_at_restart_ = checkpoint_;
+    restart_at_ = now + restart_backoff_.next(now, rng_);
     changed_.notify_all();
 }
 
@@ -348,6 +351,7 @@ void sender::worker_loop() {
             b = std::move(*it);
             pending_.erase(it);
             ++in_flight_;
+            resolved_in_flight_ = resolved_in_flight_ || b.is_resolved;
             generation = generation_;
         }
         bool ok = deliver(*t, b, generation, rng);
@@ -369,6 +373,7 @@ void sender::worker_loop() {
         }
         std::unique_lock<std::mutex> lock(mutex_);
         --in_flight_;
+        resolved_in_flight_ = resolved_in_flight_ && !b.is_resolved;
         if (generation != generation_ && !stopping_) {
             // A batch of an earlier run of the feed is gone; a restart may have cancelled this
             // connection (for good): the next run opens its own, as CockroachDB's does.

@@ -22,7 +22,8 @@ struct endpoint_options {
     /// the others are passed on, re-encoded as Go does.
     std::string sink_uri;
     std::string authorization;  ///< webhook_auth_header
-    /// webhook_client_timeout: for the whole exchange (connect, write, answer). Zero: none, as
+    /// webhook_client_timeout: for the whole exchange (connect, write, answer; the host name is
+    /// resolved before, unbounded). Zero: none, as
     /// CockroachDB v23.2 to v26.1 do when it is unset (an unanswered request waits forever).
     std::chrono::nanoseconds timeout{0};
     compression::codec compression = compression::codec::identity;  ///< compression

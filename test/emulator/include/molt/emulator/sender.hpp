@@ -12,7 +12,9 @@
 //     the saved checkpoint is sent again, acknowledged rows included;
 //   - a restart cancels the requests in flight at once (their connections close; the receiver
 //     may still be applying them) and waits the job's restart backoff before it replays: 1 s,
-//     doubling up to 10 min, ±15 %, from 1 s again after 10 min without a restart;
+//     doubling up to 10 min, ±15 %, from 1 s again after 10 min without a restart. A replayed
+//     batch may thus be in flight beside its cancelled earlier copy: per-key order holds
+//     within one run of the feed;
 //   - the checkpoint (the job's high-water mark) is saved every min_checkpoint_frequency: the
 //     time below which every row was acknowledged, whether or not a resolved timestamp for it
 //     was ever delivered. A restart replays from it, so rows between the receiver's last
@@ -20,7 +22,8 @@
 //     before its data was durable loses them, as with CockroachDB);
 //   - resolved T is the checkpoint just saved, sent only once the resolved interval has passed
 //     since the last one (so no more often than max(resolved, min_checkpoint_frequency)), never
-//     decreasing; every row with updated <= T has been acknowledged.
+//     decreasing; every row with updated <= T has been acknowledged; one resolved request is in
+//     flight at a time, so a newer one never overtakes an older one.
 // Faults, each a probability: duplicate redelivery of an acknowledged batch (sent again right
 // away, keys still held); replay from the checkpoint (a restart); a late duplicate of a batch
 // already covered by a resolved timestamp; duplicate resolved messages; a transaction split
@@ -78,10 +81,11 @@ public:
 using transport_factory = std::function<std::unique_ptr<transport>()>;
 
 /// The changefeed job's restart backoff (changefeedccl's getRetry, cluster settings
-/// changefeed.retry_max_backoff and changefeed.retry_backoff_reset): the first restart waits
-/// `initial`, each next one twice as long up to `max`, with ±15 % jitter; a restart more than
-/// `reset_after` after the previous one, or after the high-water mark advanced (PR #164933),
-/// waits `initial` again.
+/// changefeed.max_retry_backoff and changefeed.retry_backoff_reset): the first restart waits
+/// `initial`, each next one twice as long up to `max` (10 min; v26.1 lowered it to 30 s), with
+/// ±15 % jitter; a restart more than `reset_after` after the previous one waits `initial` again.
+/// Not emulated: resetting when the high-water mark advanced (PR #164933, behind a setting that
+/// is off by default where it was backported).
 struct restart_backoff_settings {
     std::chrono::nanoseconds initial = std::chrono::seconds(1);
     std::chrono::nanoseconds max = std::chrono::minutes(10);
@@ -91,10 +95,8 @@ struct restart_backoff_settings {
 class restart_backoff {
 public:
     explicit restart_backoff(restart_backoff_settings settings) : settings_(settings) {}
-    /// How long the restart asked for at `now` waits; `progressed`: the high-water mark moved
-    /// since the previous restart.
-    std::chrono::nanoseconds next(std::chrono::steady_clock::time_point now, bool progressed,
-                                  std::mt19937_64& rng);
+    /// How long the restart asked for at `now` waits.
+    std::chrono::nanoseconds next(std::chrono::steady_clock::time_point now, std::mt19937_64& rng);
 
 private:
     restart_backoff_settings settings_;
@@ -249,12 +251,12 @@ private:
     std::unordered_map<uint64_t, std::deque<uint64_t>> key_queues_;
     uint64_t next_seq_ = 1;
     size_t in_flight_ = 0;
-    std::vector<transport*> busy_;  // transports with a request under way
-    uint64_t generation_ = 0;       // bumped when a restart is requested
+    bool resolved_in_flight_ = false;  // one resolved request at a time
+    std::vector<transport*> busy_;     // transports with a request under way
+    uint64_t generation_ = 0;          // bumped when a restart is requested
     bool restart_requested_ = false;
     std::chrono::steady_clock::time_point restart_at_;
     restart_backoff restart_backoff_;
-    hlc checkpoint_at_restart_;  // the checkpoint when the last restart was asked for
     bool stopping_ = false;
     hlc resolved_sent_;            // latest resolved queued
     hlc resolved_acknowledged_;    // latest resolved acknowledged
