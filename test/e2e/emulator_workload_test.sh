@@ -111,7 +111,7 @@ for target in "pg_introspect|$pg_db|/emu_introspect/public" "mysql_introspect|$m
     "$EMULATOR" workload --sink-uri http://127.0.0.1:1/ --create "$url" --no-foreign-keys \
         --mutations 0 >/dev/null || exit 1
     workload "$name" "$url" "$path" --introspect "$url" --mutations 3000 --keys 300 --seed 14 \
-        --all-faults 0.02 --verify "$url"
+        --all-faults 0.02 --restart-backoff 50ms --restart-max-backoff 500ms --verify "$url"
     check "$name: emulator exit code" "$WORKLOAD_EXIT" 0
     [ "$WORKLOAD_EXIT" = 0 ] || tail -5 "$E2E_TMP/$name.err"
     check "$name: verified" "$(json_field "$E2E_TMP/$name.json" ok)" true

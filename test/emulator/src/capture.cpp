@@ -137,13 +137,26 @@ result<std::optional<source_txn>> wal2json_reader::add(std::string_view text) {
         if (kind == 'U' && rc.identity.size() > rc.columns.size()) {
             // wal2json leaves a TOASTed value the UPDATE did not change out of the new row;
             // the old row (REPLICA IDENTITY FULL) has it, and CockroachDB sends every column.
+            // (With only the key as identity, a table updated before a feed made it FULL, the
+            // value is not there to take: not emulated.)
             std::vector<column_value> whole;
             whole.reserve(rc.identity.size());
+            std::vector<bool> taken(rc.columns.size(), false);
             for (const column_value& old_value : rc.identity) {
                 const auto now =
                     std::find_if(rc.columns.begin(), rc.columns.end(),
                                  [&](const column_value& c) { return c.name == old_value.name; });
-                whole.push_back(now != rc.columns.end() ? std::move(*now) : old_value);
+                if (now == rc.columns.end()) {
+                    whole.push_back(old_value);
+                } else {
+                    taken[static_cast<size_t>(now - rc.columns.begin())] = true;
+                    whole.push_back(std::move(*now));
+                }
+            }
+            for (size_t i = 0; i < rc.columns.size(); ++i) {
+                if (!taken[i]) {
+                    whole.push_back(std::move(rc.columns[i]));  // not in the old row
+                }
             }
             rc.columns = std::move(whole);
         }

@@ -98,7 +98,7 @@ void add_fault_options(po::options_description& desc) {
         "a changefeed restart (retries exhausted, a replay fault) first waits this long, "
         "doubling on each restart within 10 minutes of the previous one")(
         "restart-max-backoff", po::value<std::string>()->default_value("10m"),
-        "the longest wait before a restart (changefeed.max_retry_backoff; 30s on v26.1)");
+        "the longest wait before a restart (changefeed.max_retry_backoff; 30s on v25.4 and v26.1)");
 }
 
 // --restart-backoff and --restart-max-backoff.

@@ -170,6 +170,11 @@ void sender::close_open_locked() {
 
 void sender::enqueue_locked(batch b) {
     b.seq = next_seq_++;
+    if (b.is_resolved) {
+        // A resolved timestamp still waiting for the one in flight is superseded: CockroachDB
+        // emits the latest once the previous emission returns.
+        std::erase_if(pending_, [](const batch& p) { return p.is_resolved; });
+    }
     if (!b.is_resolved && !b.late) {
         for (const uint64_t k : b.keys) {
             key_queues_[k].push_back(b.seq);
@@ -181,9 +186,9 @@ void sender::enqueue_locked(batch b) {
 
 bool sender::runnable_locked(const batch& b) const {
     if (b.is_resolved) {
-        // CockroachDB emits resolved timestamps synchronously: one at a time, oldest first
-        // (pending_ is in queue order, so the first runnable resolved batch is the oldest).
-        return !resolved_in_flight_;
+        // CockroachDB emits resolved timestamps synchronously: one at a time. One of a run the
+        // restart cancelled does not count.
+        return !resolved_in_flight_ || resolved_generation_ != generation_;
     }
     if (b.late) {
         return true;
@@ -351,8 +356,11 @@ void sender::worker_loop() {
             b = std::move(*it);
             pending_.erase(it);
             ++in_flight_;
-            resolved_in_flight_ = resolved_in_flight_ || b.is_resolved;
             generation = generation_;
+            if (b.is_resolved) {
+                resolved_in_flight_ = true;
+                resolved_generation_ = generation;
+            }
         }
         bool ok = deliver(*t, b, generation, rng);
         if (ok && !b.late) {
@@ -373,7 +381,9 @@ void sender::worker_loop() {
         }
         std::unique_lock<std::mutex> lock(mutex_);
         --in_flight_;
-        resolved_in_flight_ = resolved_in_flight_ && !b.is_resolved;
+        if (b.is_resolved && resolved_generation_ == generation) {
+            resolved_in_flight_ = false;
+        }
         if (generation != generation_ && !stopping_) {
             // A batch of an earlier run of the feed is gone; a restart may have cancelled this
             // connection (for good): the next run opens its own, as CockroachDB's does.

@@ -572,6 +572,21 @@ private:
     std::multimap<hlc, std::string> pending_;
 };
 
+// One row of table t (key `id`) in a transaction of its own at wall time 1e9 + id.
+transaction one_row(int64_t id) {
+    transaction t;
+    t.updated = hlc(1'000'000'000 + id, 0);
+    change c;
+    c.table = 0;
+    c.pk = std::to_string(id);
+    c.key_hash = static_cast<uint64_t>(id);
+    c.message =
+        fmt::format(R"({{"after": {{"id": {0}}}, "key": [{0}], "topic": "t", "updated": "{1}"}})",
+                    id, t.updated.to_string());
+    t.changes.push_back(c);
+    return t;
+}
+
 class volatile_transport : public transport {
 public:
     explicit volatile_transport(volatile_sink& sink) : sink_(sink) {}
@@ -602,17 +617,7 @@ TEST_CASE("a restart replays from the saved checkpoint", "[emulator]") {
     s.start();
     std::vector<transaction> txns;
     for (int64_t i = 1; i <= 40; ++i) {
-        transaction t;
-        t.updated = hlc(1'000'000'000 + i, 0);
-        change c;
-        c.table = 0;
-        c.pk = std::to_string(i);
-        c.key_hash = static_cast<uint64_t>(i);
-        c.message = fmt::format(
-            R"({{"after": {{"id": {0}}}, "key": [{0}], "topic": "t", "updated": "{1}"}})", i,
-            t.updated.to_string());
-        t.changes.push_back(c);
-        txns.push_back(t);
+        txns.push_back(one_row(i));
     }
     for (size_t i = 0; i < 20; ++i) {
         s.add(txns[i]);
@@ -728,20 +733,6 @@ private:
     stuck_sink& sink_;
 };
 
-transaction one_row(int64_t id) {
-    transaction t;
-    t.updated = hlc(2'000'000'000 + id, 0);
-    change c;
-    c.table = 0;
-    c.pk = std::to_string(id);
-    c.key_hash = static_cast<uint64_t>(id);
-    c.message =
-        fmt::format(R"({{"after": {{"id": {0}}}, "key": [{0}], "topic": "t", "updated": "{1}"}})",
-                    id, t.updated.to_string());
-    t.changes.push_back(c);
-    return t;
-}
-
 }  // namespace
 
 // CockroachDB cancels the job's context: requests in flight end with it, and the replay does not
@@ -760,7 +751,7 @@ TEST_CASE("a restart cancels the requests in flight instead of waiting for them"
     s.add(one_row(1));
     sink.wait_stuck();  // one worker waits for an answer that never comes
     s.add(one_row(2));  // the other exhausts its retries: the changefeed restarts
-    REQUIRE(s.finish(hlc(2'000'000'010, 0), 10s));
+    REQUIRE(s.finish(one_row(10).updated, 10s));
     s.stop();
     CHECK(sink.cancels == 1);
     const sender_stats st = s.stats();

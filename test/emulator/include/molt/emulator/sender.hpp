@@ -23,7 +23,8 @@
 //   - resolved T is the checkpoint just saved, sent only once the resolved interval has passed
 //     since the last one (so no more often than max(resolved, min_checkpoint_frequency)), never
 //     decreasing; every row with updated <= T has been acknowledged; one resolved request is in
-//     flight at a time, so a newer one never overtakes an older one.
+//     flight at a time, so a newer one never overtakes an older one, and one due meanwhile
+//     replaces any still waiting.
 // Faults, each a probability: duplicate redelivery of an acknowledged batch (sent again right
 // away, keys still held); replay from the checkpoint (a restart); a late duplicate of a batch
 // already covered by a resolved timestamp; duplicate resolved messages; a transaction split
@@ -82,10 +83,10 @@ using transport_factory = std::function<std::unique_ptr<transport>()>;
 
 /// The changefeed job's restart backoff (changefeedccl's getRetry, cluster settings
 /// changefeed.max_retry_backoff and changefeed.retry_backoff_reset): the first restart waits
-/// `initial`, each next one twice as long up to `max` (10 min; v26.1 lowered it to 30 s), with
-/// ±15 % jitter; a restart more than `reset_after` after the previous one waits `initial` again.
-/// Not emulated: resetting when the high-water mark advanced (PR #164933, behind a setting that
-/// is off by default where it was backported).
+/// `initial`, each next one twice as long up to `max` (10 min; v25.4 and v26.1 lowered it to 30 s),
+/// with ±15 % jitter; a restart more than `reset_after` after the previous one waits `initial`
+/// again. Not emulated: resetting when the high-water mark advanced (PR #164933, behind a setting
+/// that is off by default where it was backported).
 struct restart_backoff_settings {
     std::chrono::nanoseconds initial = std::chrono::seconds(1);
     std::chrono::nanoseconds max = std::chrono::minutes(10);
@@ -251,9 +252,10 @@ private:
     std::unordered_map<uint64_t, std::deque<uint64_t>> key_queues_;
     uint64_t next_seq_ = 1;
     size_t in_flight_ = 0;
-    bool resolved_in_flight_ = false;  // one resolved request at a time
-    std::vector<transport*> busy_;     // transports with a request under way
-    uint64_t generation_ = 0;          // bumped when a restart is requested
+    bool resolved_in_flight_ = false;   // one resolved request at a time ...
+    uint64_t resolved_generation_ = 0;  // ... per run of the feed
+    std::vector<transport*> busy_;      // transports with a request under way
+    uint64_t generation_ = 0;           // bumped when a restart is requested
     bool restart_requested_ = false;
     std::chrono::steady_clock::time_point restart_at_;
     restart_backoff restart_backoff_;
