@@ -6,7 +6,7 @@
 # passes it) and its target on MariaDB; a changefeed created as the MOLT docs do (cursor from
 # cluster_logical_timestamp()); transactions written through the stand-in with psql. The target
 # must end equal to the source; again after ALTER CHANGEFEED ADD of a table WITH initial_scan,
-# and after the feed is re-created at its high-water mark with an initial scan (both scans send
+# and after the feed is re-created at the target's checkpoint with an initial scan (both scans send
 # rows below resolved timestamps the replicator has). Then CANCEL JOB, SIGTERM (exit 0,
 # replication slot gone), and DROP DATABASE of the staging database.
 # Usage: crdb_serve_test.sh REPLICATOR CRDB_EMULATOR   (servers from test/support/db/with-dbs.sh)
@@ -162,8 +162,24 @@ for _ in $(seq 1 100); do
     [ -n "$hw" ] && [ "$(psql "$src" -X -q -At -c "SELECT '$hw'::numeric > '$written'::numeric")" = t ] && break
     sleep 0.1
 done
-sql "PAUSE JOB $job"
-check "the job is paused" "$(job_status)" paused
+# The scan of an added table is as of the paused job's high-water mark, which can be ahead of
+# the last resolved timestamp the replicator received (the mark is saved first; a pause cancels
+# the resolved request in flight): then its rows are not late. Paused until the target's
+# checkpoint shows the replicator had a resolved timestamp at or above the mark.
+target_checkpoint() {
+    my_at "$dst" "SELECT CONCAT(last_nanos, '.', LPAD(last_logical, 10, '0'))
+        FROM _replicator_progress ORDER BY last_nanos DESC, last_logical DESC LIMIT 1"
+}
+covered() { [ "$(psql "$src" -X -q -At -c "SELECT '$(target_checkpoint)'::numeric >= '$1'::numeric")" = t ]; }
+for attempt in $(seq 1 10); do
+    sql "PAUSE JOB $job"
+    mark=$(high_water)
+    for _ in $(seq 1 30); do covered "$mark" && break 2; sleep 0.1; done
+    sql "RESUME JOB $job"
+    sleep 0.5
+done
+check "the job is paused with its mark covered by the target's checkpoint ($attempt attempts)" \
+    "$(job_status)/$(covered "$mark" && echo covered)" paused/covered
 sql "ALTER CHANGEFEED $job ADD ledger WITH initial_scan = 'yes'" >/dev/null || exit 1
 sql "UPDATE ledger SET amount = amount + 1 WHERE id % 3 = 0; DELETE FROM ledger WHERE id % 7 = 0;
     UPDATE accounts SET balance = balance - 1 WHERE id % 4 = 0"
@@ -184,14 +200,19 @@ if [ "$after_alter" -gt 0 ]; then echo "ok   $after_alter scanned rows applied b
 high_water=$(high_water)
 check "the job has a high-water mark" "$([[ "$high_water" =~ ^[0-9]{19}\.[0-9]{10}$ ]] && echo yes)" yes
 sql "CANCEL JOB $job"
+# Re-created at the checkpoint the target holds, as an operator would (the job's high-water mark
+# can be ahead of the last resolved timestamp the replicator received, and scan rows above that
+# are not late): every scanned row is at or below what the replicator has.
+committed=$(target_checkpoint)
+check "the target holds a checkpoint" "$([[ "$committed" =~ ^[0-9]{19}\.[0-9]{10}$ ]] && echo yes)" yes
 sql "UPDATE ledger SET entry = entry || ' (after)' WHERE id % 5 = 0; INSERT INTO ledger VALUES (1000, 'new', 1);
     DELETE FROM accounts WHERE id % 13 = 1"
 job=$(sql "CREATE CHANGEFEED FOR TABLE accounts, transfers, ledger
     INTO 'webhook-https://127.0.0.1:$REPLICATOR_PORT/serve_dst?insecure_tls_skip_verify=true'
     WITH updated, resolved = '250ms', min_checkpoint_frequency = '250ms', initial_scan = 'yes',
-    cursor = '$high_water', webhook_client_timeout = '10s',
+    cursor = '$committed', webhook_client_timeout = '10s',
     webhook_sink_config = '{\"Flush\":{\"Messages\":50,\"Frequency\":\"50ms\"},\"Retry\":{\"Max\":3,\"Backoff\":\"50ms\"}}'")
-wait_equal "after a feed re-created at its high-water mark with an initial scan, the target equals the source" \
+wait_equal "after a feed re-created at the target's checkpoint with an initial scan, the target equals the source" \
     all_source_rows all_target_rows
 # The target held those rows already, so equality does not wait for the scan: the counter may
 # move a little later (a restart's backoff, a retry).
