@@ -107,14 +107,19 @@ result<restart_backoff_settings> read_restart_options(const po::variables_map& v
     for (const auto& [flag, target] :
          {std::pair<const char*, std::chrono::nanoseconds*>{"restart-backoff", &out.initial},
           {"restart-max-backoff", &out.max}}) {
-        auto d = parse_duration(vm[flag].as<std::string>());
+        const std::string text = vm[flag].as<std::string>();
+        auto d = parse_duration(text);
         if (!d) {
             return error{errc::invalid_argument,
                          std::string("--") + flag + ": " + d.error().message()};
         }
+        if (d->count() < 0) {
+            return error{errc::invalid_argument,
+                         std::string("--") + flag + " takes a duration of 0 or more, not " + text};
+        }
         *target = *d;
     }
-    out.max = std::max(out.max, out.initial);
+    out.max = std::max(out.max, out.initial);  // a cap below the first wait is that wait
     return out;
 }
 
