@@ -188,7 +188,7 @@ bool sender::runnable_locked(const batch& b) const {
     if (b.is_resolved) {
         // CockroachDB emits resolved timestamps synchronously: one at a time. One of a run the
         // restart cancelled does not count.
-        return !resolved_in_flight_ || resolved_generation_ != generation_;
+        return resolved_in_flight_ != generation_;
     }
     if (b.late) {
         return true;
@@ -358,8 +358,7 @@ void sender::worker_loop() {
             ++in_flight_;
             generation = generation_;
             if (b.is_resolved) {
-                resolved_in_flight_ = true;
-                resolved_generation_ = generation;
+                resolved_in_flight_ = generation;
             }
         }
         bool ok = deliver(*t, b, generation, rng);
@@ -381,8 +380,8 @@ void sender::worker_loop() {
         }
         std::unique_lock<std::mutex> lock(mutex_);
         --in_flight_;
-        if (b.is_resolved && resolved_generation_ == generation) {
-            resolved_in_flight_ = false;
+        if (b.is_resolved && resolved_in_flight_ == generation) {
+            resolved_in_flight_.reset();
         }
         if (generation != generation_ && !stopping_) {
             // A batch of an earlier run of the feed is gone; a restart may have cancelled this

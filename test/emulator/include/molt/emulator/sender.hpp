@@ -42,6 +42,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <set>
 #include <string>
@@ -252,10 +253,9 @@ private:
     std::unordered_map<uint64_t, std::deque<uint64_t>> key_queues_;
     uint64_t next_seq_ = 1;
     size_t in_flight_ = 0;
-    bool resolved_in_flight_ = false;   // one resolved request at a time ...
-    uint64_t resolved_generation_ = 0;  // ... per run of the feed
-    std::vector<transport*> busy_;      // transports with a request under way
-    uint64_t generation_ = 0;           // bumped when a restart is requested
+    std::optional<uint64_t> resolved_in_flight_;  // its run's generation: one at a time per run
+    std::vector<transport*> busy_;                // transports with a request under way
+    uint64_t generation_ = 0;                     // bumped when a restart is requested
     bool restart_requested_ = false;
     std::chrono::steady_clock::time_point restart_at_;
     restart_backoff restart_backoff_;
