@@ -188,6 +188,8 @@ int run_start(start_config cfg) {
     // Rows the target refuses: the DLQ table is checked when a target schema is first used.
     apply.fatal.policy = cfg.fatal_row_dlq ? fatal_row_policy::dlq : fatal_row_policy::stall;
     apply.fatal.dlq_table = cfg.dlq_table_name;
+    // Immediate mode: half the workers may wait for parent rows; the rest bring them.
+    apply.max_deferred_waits = static_cast<size_t>(cfg.parallelism) / 2;
 
     // The mode: immediate, or consistent over staging.
     std::unique_ptr<immediate_applier> immediate;

@@ -34,13 +34,13 @@ inline result<std::unique_ptr<target_session>> open_session(const conn_url& url)
 }
 
 struct apply_stack {
-    explicit apply_stack(const std::string& env_var)
+    explicit apply_stack(const std::string& env_var, apply_options options = {})
         : url(conn_url::parse(test::server_url(env_var.c_str())).value()),
           dialect(url.dialect() == molt::dialect::postgres ? postgres::make_dialect()
                                                            : mysql::make_dialect()),
           pool([this] { return open_session(url); }, 8),
           schemas(*dialect, pool, std::chrono::seconds(60)),
-          applier(*dialect, pool, schemas, metrics, apply_options{}),
+          applier(*dialect, pool, schemas, metrics, options),
           admin(open_session(url).value()) {
         schema.parts = url.dialect() == molt::dialect::postgres
                            ? std::vector<std::string>{url.database(), "public"}

@@ -192,3 +192,64 @@ TEST_CASE("immediate: no statement starts after the request's deadline", "[integ
     INFO((one ? std::string() : one.error().message()));
     CHECK(one);
 }
+
+// The changefeed gives no order across keys: a child can come seconds before its parent (a
+// lagging range). Immediate mode waits for the parent within the request's deadline instead of
+// answering 503 at once, which would have the changefeed back off and, its retries spent,
+// restart, possibly again and again while the parent keeps lagging.
+TEST_CASE("immediate: a child waits for its parent from another request, until its deadline",
+          "[integration][bounded]") {
+    using namespace std::chrono_literals;
+    using molt::test::key;
+    using molt::test::num;
+    using molt::test::obj;
+    for (const std::string env : {"MOLT_TEST_PG_URL", "MOLT_TEST_MYSQL_URL"}) {
+        INFO(env);
+        apply_options options;
+        options.apply_timeout = 2s;
+        options.max_deferred_waits = 1;
+        apply_stack t(env, options);
+        t.sql("DROP TABLE IF EXISTS fk_child, fk_parent");
+        t.sql("CREATE TABLE fk_parent (id BIGINT PRIMARY KEY)");
+        t.sql(
+            "CREATE TABLE fk_child (id BIGINT PRIMARY KEY, parent BIGINT, "
+            "FOREIGN KEY (parent) REFERENCES fk_parent (id))");
+        auto child = [&](int64_t id, int64_t parent) {
+            return t.post(body({{"fk_child", key({num(id)}),
+                                 obj({{"id", num(id)}, {"parent", num(parent)}}), 2}}));
+        };
+
+        // The parent lands while the child's request waits: both are applied.
+        auto waiting = std::async(std::launch::async, [&] { return child(1, 7); });
+        std::this_thread::sleep_for(400ms);
+        REQUIRE(waiting.wait_for(0s) == std::future_status::timeout);
+        REQUIRE(t.post(body({{"fk_parent", key({num(7)}), obj({{"id", num(7)}}), 1}})));
+        auto applied = waiting.get();
+        if (!applied) {
+            FAIL(applied.error().message());
+        }
+        CHECK(t.one("SELECT count(*) FROM fk_child WHERE parent = 7") == "1");
+
+        // No parent comes: 503 (defer) once the deadline is near, nothing written. Meanwhile the
+        // one wait slot is taken, so a second orphan is answered 503 at once.
+        const auto start = clock_type::now();
+        auto orphan = std::async(std::launch::async, [&] { return child(2, 8); });
+        std::this_thread::sleep_for(300ms);
+        const auto second_start = clock_type::now();
+        auto second = child(3, 9);
+        const auto second_took = clock_type::now() - second_start;
+        REQUIRE_FALSE(second);
+        CHECK(second.error().retry() == molt::retry_class::defer);
+        CHECK(second_took < 1s);
+        auto refused = orphan.get();
+        const auto took = clock_type::now() - start;
+        REQUIRE_FALSE(refused);
+        CHECK(refused.error().code() == molt::errc::unavailable);
+        CHECK(refused.error().retry() == molt::retry_class::defer);
+        CHECK(refused.error().message().find("before the request's deadline") != std::string::npos);
+        CHECK(took >= 1s);
+        CHECK(took < 3s);
+        CHECK(t.one("SELECT count(*) FROM fk_child") == "1");
+        t.sql("DROP TABLE fk_child, fk_parent");
+    }
+}

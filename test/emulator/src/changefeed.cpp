@@ -762,6 +762,7 @@ void changefeed_job::run() {
     settings.checkpoint_interval = o.checkpoint_interval;
     settings.workers = setup_.workers;
     settings.restart = setup_.restart;
+    settings.order = setup_.order;
     settings.resolved = o.resolved && o.initial_scan != initial_scan_mode::only;
     sender* s = nullptr;
     {

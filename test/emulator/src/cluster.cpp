@@ -395,6 +395,7 @@ statement_result cluster::create(const crdb::create_changefeed& cf, const std::s
     setup.connect = std::move(connect).value();
     setup.faults = options_.faults;
     setup.restart = options_.restart;
+    setup.order = options_.order;
     setup.conninfo = options_.backend.libpq_conninfo();
     {
         const std::lock_guard<std::mutex> lock(mutex_);

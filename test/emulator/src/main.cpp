@@ -98,7 +98,34 @@ void add_fault_options(po::options_description& desc) {
         "a changefeed restart (retries exhausted, a replay fault) first waits this long, "
         "doubling on each restart within 10 minutes of the previous one")(
         "restart-max-backoff", po::value<std::string>()->default_value("10m"),
-        "the longest wait before a restart (changefeed.max_retry_backoff; 30s on v25.4 and v26.1)");
+        "the longest wait before a restart (changefeed.max_retry_backoff; 30s on v25.4 and v26.1)")(
+        "nodes", po::value<size_t>()->default_value(3),
+        "nodes that each batch their own keys' rows (each key's range lives on one), so rows "
+        "cross keys, tables and transactions out of order")(
+        "lagging-range", po::value<std::string>()->default_value("0s"),
+        "one range in 16 delivers every row this late, holding resolved timestamps back while "
+        "other keys run ahead")(
+        "in-order",
+        "no shuffling inside a request, and restarts replay in HLC order rather than key by key "
+        "(with --nodes 1: rows in HLC order, kinder than CockroachDB)");
+}
+
+// --nodes, --lagging-range and --in-order.
+result<delivery_order> read_order_options(const po::variables_map& vm) {
+    delivery_order out;
+    out.nodes = vm["nodes"].as<size_t>();
+    if (out.nodes == 0) {
+        return error{errc::invalid_argument, "--nodes takes 1 or more"};
+    }
+    const std::string lag = vm["lagging-range"].as<std::string>();
+    auto d = parse_duration(lag);
+    if (!d || d->count() < 0) {
+        return error{errc::invalid_argument,
+                     "--lagging-range takes a duration of 0 or more, not " + lag};
+    }
+    out.lagging_range = *d;
+    out.shuffle = out.key_order_replay = vm.count("in-order") == 0U;
+    return out;
 }
 
 // --restart-backoff and --restart-max-backoff.
@@ -310,6 +337,11 @@ int workload(int argc, char** argv) {
         return fail(restart.error().message());
     }
     sink.restart = *restart;
+    auto order = read_order_options(vm);
+    if (!order) {
+        return fail(order.error().message());
+    }
+    sink.order = *order;
     endpoint_options endpoint;
     endpoint.sink_uri = vm["sink-uri"].as<std::string>();
     endpoint.authorization = vm["auth-header"].as<std::string>();
@@ -621,6 +653,11 @@ int serve(int argc, char** argv) {
         return fail(restart.error().message());
     }
     copts.restart = *restart;
+    auto order = read_order_options(vm);
+    if (!order) {
+        return fail(order.error().message());
+    }
+    copts.order = *order;
     auto gc_ttl = parse_duration(vm["gc-ttl"].as<std::string>());
     if (!gc_ttl || gc_ttl->count() <= 0) {
         return fail("--gc-ttl takes a positive duration, e.g. 4h");

@@ -16,6 +16,14 @@ bool chance(std::mt19937_64& rng, double p) {
 
 }  // namespace
 
+size_t range_of(uint64_t key_hash) {
+    // splitmix64's finaliser: consecutive hashes (small integer keys) spread over the ranges.
+    uint64_t z = key_hash + 0x9e3779b97f4a7c15ULL;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return static_cast<size_t>((z ^ (z >> 31)) % ranges);
+}
+
 std::chrono::nanoseconds restart_backoff::next(clock_type::time_point now, std::mt19937_64& rng) {
     if (current_.count() == 0 || now - last_ > settings_.reset_after) {
         current_ = settings_.initial;
@@ -32,6 +40,8 @@ sender::sender(sink_settings settings, fault_rates faults, transport_factory con
       faults_(faults),
       connect_(std::move(connect)),
       rng_(seed),
+      open_(std::max<size_t>(1, settings_.order.nodes)),
+      open_since_(open_.size()),
       restart_backoff_(settings_.restart) {}
 
 double sender::rate(fault f) const {
@@ -119,7 +129,8 @@ void sender::add(const transaction& txn) {
     for (const change& c : txn.changes) {
         texts_.push_back(c.message);
         stats_.text_bytes_held += c.message.size();
-        log_.push_back({txn.updated, c.key_hash, &texts_.back(), false});
+        to_feed_.push_back(log_.size());
+        log_.push_back({txn.updated, c.key_hash, &texts_.back(), range_of(c.key_hash), false});
     }
     if (txn.changes.size() >= 2 && draw_locked(fault::split, rng_)) {
         txn_split_points_.insert(first + txn.changes.size() / 2);
@@ -130,32 +141,75 @@ void sender::add(const transaction& txn) {
 }
 
 void sender::feed_locked() {
+    const auto now = clock_type::now();
+    const auto lag = settings_.order.lagging_range;
+    for (; !to_feed_.empty(); to_feed_.pop_front()) {
+        const size_t i = to_feed_.front();
+        if (lag.count() > 0 && log_[i].range == 0) {
+            lagging_.emplace_back(now + lag, i);
+        } else {
+            place_locked(i);
+        }
+    }
+    feed_lagging_locked(now);
+}
+
+void sender::feed_lagging_locked(clock_type::time_point now) {
+    // Every row of the range waits the same time: they come due in order.
+    for (; !lagging_.empty() && lagging_.front().first <= now; lagging_.pop_front()) {
+        place_locked(lagging_.front().second);
+    }
+}
+
+void sender::place_locked(size_t index) {
     const auto& flush = settings_.config.flush;
-    while (next_unbatched_ < log_.size()) {
-        if (txn_split_points_.count(next_unbatched_) != 0) {
-            close_open_locked();
-        }
-        if (open_.messages.empty()) {
-            open_since_ = clock_type::now();
-        }
-        open_.messages.push_back(next_unbatched_);
-        open_.bytes += log_[next_unbatched_].text->size();
-        ++next_unbatched_;
-        // Thresholds are checked after appending; all zero sends every message on its own.
-        if (flush.immediate() ||
-            (flush.messages > 0 && open_.messages.size() >= static_cast<size_t>(flush.messages)) ||
-            (flush.bytes > 0 && open_.bytes >= static_cast<size_t>(flush.bytes))) {
-            close_open_locked();
-        }
+    const size_t node = log_[index].range % open_.size();
+    if (txn_split_points_.count(index) != 0) {
+        close_open_locked(node);
+    }
+    batch& open = open_[node];
+    if (open.messages.empty()) {
+        open_since_[node] = clock_type::now();
+    }
+    open.messages.push_back(index);
+    open.bytes += log_[index].text->size();
+    // Thresholds are checked after appending; all zero sends every message on its own.
+    if (flush.immediate() ||
+        (flush.messages > 0 && open.messages.size() >= static_cast<size_t>(flush.messages)) ||
+        (flush.bytes > 0 && open.bytes >= static_cast<size_t>(flush.bytes))) {
+        close_open_locked(node);
     }
 }
 
 void sender::close_open_locked() {
-    if (open_.messages.empty()) {
+    for (size_t node = 0; node < open_.size(); ++node) {
+        close_open_locked(node);
+    }
+}
+
+void sender::close_open_locked(size_t node) {
+    if (open_[node].messages.empty()) {
         return;
     }
-    batch b = std::move(open_);
-    open_ = batch{};
+    batch b = std::move(open_[node]);
+    open_[node] = batch{};
+    if (settings_.order.shuffle && b.messages.size() > 1) {
+        // A random interleaving of the keys' message sequences: shuffle whose turn each slot
+        // is, then give every slot its key's next message.
+        std::unordered_map<uint64_t, std::deque<size_t>> by_key;
+        std::vector<uint64_t> turns;
+        turns.reserve(b.messages.size());
+        for (const size_t i : b.messages) {
+            by_key[log_[i].key_hash].push_back(i);
+            turns.push_back(log_[i].key_hash);
+        }
+        std::shuffle(turns.begin(), turns.end(), rng_);
+        for (size_t slot = 0; slot < turns.size(); ++slot) {
+            std::deque<size_t>& next = by_key[turns[slot]];
+            b.messages[slot] = next.front();
+            next.pop_front();
+        }
+    }
     std::vector<std::string> texts;
     texts.reserve(b.messages.size());
     std::unordered_set<uint64_t> keys;
@@ -202,14 +256,21 @@ bool sender::runnable_locked(const batch& b) const {
     return true;
 }
 
+namespace {
+
+hlc just_below(hlc h) {
+    return h.logical() > 0 ? hlc(h.wall(), h.logical() - 1) : hlc(h.wall() - 1, 0);
+}
+
+}  // namespace
+
 hlc sender::frontier_locked() const {
     const hlc top = source_frontier_;
     if (first_unacknowledged_ >= log_.size()) {
         return top;
     }
     // Just below the oldest unacknowledged row: every row at or below it is acknowledged.
-    const hlc h = log_[first_unacknowledged_].updated;
-    return std::min(top, h.logical() > 0 ? hlc(h.wall(), h.logical() - 1) : hlc(h.wall() - 1, 0));
+    return std::min(top, just_below(log_[first_unacknowledged_].updated));
 }
 
 void sender::advance(hlc frontier) {
@@ -218,6 +279,21 @@ void sender::advance(hlc frontier) {
 }
 
 void sender::save_checkpoint_locked() {
+    // Each range's: just below its oldest unacknowledged row.
+    std::array<std::optional<hlc>, ranges> oldest{};
+    size_t found = 0;
+    for (size_t i = first_unacknowledged_; i < log_.size() && found < ranges; ++i) {
+        std::optional<hlc>& o = oldest[log_[i].range];
+        if (!log_[i].acknowledged && !o) {
+            o = log_[i].updated;
+            ++found;
+        }
+    }
+    for (size_t r = 0; r < ranges; ++r) {
+        const hlc frontier =
+            oldest[r] ? std::min(source_frontier_, just_below(*oldest[r])) : source_frontier_;
+        range_checkpoints_[r] = std::max(range_checkpoints_[r], frontier);
+    }
     checkpoint_ = std::max(checkpoint_, frontier_locked());
     release_checkpointed_locked();
 }
@@ -239,21 +315,35 @@ void sender::request_restart_locked() {
 }
 
 void sender::restart_locked() {
-    // The changefeed restarts from its saved checkpoint: what is pending is dropped and
-    // everything after the checkpoint is emitted again, in order. Rows at or below it are not,
-    // even when no resolved timestamp covering them was ever delivered.
+    // The changefeed restarts from its saved checkpoints: what is pending is dropped and every
+    // range emits again everything after its own checkpoint. Rows at or below it are not, even
+    // when no resolved timestamp covering them was ever delivered.
     pending_.clear();
     key_queues_.clear();
-    open_ = batch{};
+    for (batch& open : open_) {
+        open = batch{};
+    }
+    lagging_.clear();
     const auto from =
         std::upper_bound(log_.begin(), log_.end(), checkpoint_,
                          [](const hlc& t, const logged_message& m) { return t < m.updated; });
-    const size_t start = static_cast<size_t>(from - log_.begin());
-    for (size_t i = start; i < log_.size(); ++i) {
-        log_[i].acknowledged = false;
+    std::vector<size_t> replay;
+    for (size_t i = static_cast<size_t>(from - log_.begin()); i < log_.size(); ++i) {
+        logged_message& m = log_[i];
+        if (range_checkpoints_[m.range] < m.updated) {
+            m.acknowledged = false;
+            replay.push_back(i);
+        }
     }
-    first_unacknowledged_ = std::min(first_unacknowledged_, start);
-    next_unbatched_ = start;
+    if (!replay.empty()) {
+        first_unacknowledged_ = std::min(first_unacknowledged_, replay.front());
+    }
+    // The catch-up scan: each range goes key by key, every version of a key oldest first.
+    if (settings_.order.key_order_replay) {
+        std::stable_sort(replay.begin(), replay.end(),
+                         [&](size_t a, size_t b) { return log_[a].key_hash < log_[b].key_hash; });
+    }
+    to_feed_.assign(replay.begin(), replay.end());
     resolved_sent_ = resolved_acknowledged_;
     restart_requested_ = false;
     ++stats_.restarts;
@@ -262,8 +352,8 @@ void sender::restart_locked() {
 
 void sender::release_checkpointed_locked() {
     // A restart replays only what comes after the checkpoint, and every batch keeps its own
-    // body: the text of the rows it covers is never read again.
-    while (released_ < next_unbatched_ && !(checkpoint_ < log_[released_].updated)) {
+    // body: the text of acknowledged rows it covers is never read again.
+    while (released_ < first_unacknowledged_ && !(checkpoint_ < log_[released_].updated)) {
         std::string& text = texts_[released_];
         stats_.text_bytes_held -= text.size();
         std::string().swap(text);
@@ -450,10 +540,13 @@ void sender::flusher_loop() {
             }
             continue;
         }
+        feed_lagging_locked(now);
         const auto& flush = settings_.config.flush;
-        if (!open_.messages.empty() && flush.frequency.count() > 0 &&
-            now - open_since_ >= flush.frequency) {
-            close_open_locked();
+        for (size_t node = 0; node < open_.size(); ++node) {
+            if (!open_[node].messages.empty() && flush.frequency.count() > 0 &&
+                now - open_since_[node] >= flush.frequency) {
+                close_open_locked(node);
+            }
         }
         // The checkpoint is saved every min_checkpoint_frequency; a resolved timestamp for it
         // goes out once the resolved interval has passed, after the save (CockroachDB persists
@@ -526,6 +619,9 @@ bool sender::finish(hlc last, std::chrono::nanoseconds timeout) {
         if (idle()) {
             // Every row is acknowledged: the checkpoint is saved before the resolved goes out.
             checkpoint_ = std::max(checkpoint_, last);
+            for (hlc& c : range_checkpoints_) {
+                c = std::max(c, last);
+            }
             release_checkpointed_locked();
             if (owed_locked(fault::lost_resolved)) {
                 // at_least_once: a run too short for a resolved emission still loses one.

@@ -158,7 +158,29 @@ result<accept_stats> immediate_applier::accept_rows(const qualified_name& schema
     // (ordered_apply.hpp), still in one target transaction.
     bool in_source_order = false;
     std::vector<dead_letter> letters;
+    // A request that waits for a parent row holds one of max_deferred_waits slots until it ends.
+    struct deferred_slot {
+        std::atomic<size_t>& waits;
+        bool held = false;
+        bool take(size_t max) {
+            size_t n = waits.load();
+            while (!held && n < max) {
+                held = waits.compare_exchange_weak(n, n + 1);
+            }
+            return held;
+        }
+        ~deferred_slot() {
+            if (held) {
+                --waits;
+            }
+        }
+    } deferred{deferred_waits_};
+    std::chrono::milliseconds pause{0};  // before the next attempt, holding no session
     for (int attempt = 1;; ++attempt) {
+        if (pause.count() > 0) {
+            std::this_thread::sleep_for(pause);
+            pause = std::chrono::milliseconds(0);
+        }
         auto session = pool_.acquire(deadline);
         if (!session) {
             count_failure();
@@ -200,16 +222,24 @@ result<accept_stats> immediate_applier::accept_rows(const qualified_name& schema
                 .msg("the folded batch failed; applying it in source order");
             continue;
         }
-        const bool retryable = why == retry_class::retry_now || why == retry_class::reconnect;
+        // A child before its parent (the changefeed gives no order across keys; the parent may
+        // be in a request that is on its way, or lagging seconds behind): wait for it here,
+        // within the deadline, rather than answer 503 and have the changefeed back off or
+        // restart while the parent lands.
+        const bool waits_for_parent =
+            why == retry_class::defer && deferred.take(options_.max_deferred_waits);
+        const bool retryable =
+            why == retry_class::retry_now || why == retry_class::reconnect || waits_for_parent;
         if (retryable && clock_type::now() + backoff < deadline) {
             applied_.retried(schema_label, why);
             log::debug()
                 .str("schema", schema_label)
                 .num("attempt", attempt)
                 .err(e)
-                .msg("retrying the target transaction");
+                .msg(waits_for_parent ? "waiting for a parent row"
+                                      : "retrying the target transaction");
             std::uniform_int_distribution<int64_t> spread(backoff.count() / 2, backoff.count());
-            std::this_thread::sleep_for(std::chrono::milliseconds(spread(jitter)));
+            pause = std::chrono::milliseconds(spread(jitter));
             backoff = std::min(backoff * 2, options_.max_backoff);
             continue;
         }
@@ -221,11 +251,12 @@ result<accept_stats> immediate_applier::accept_rows(const qualified_name& schema
                 errc::unavailable,
                 fmt::format("target unavailable after {} attempts: {}", attempt, e.message()), why};
         case retry_class::defer:
-            return error{errc::unavailable,
-                         fmt::format("a foreign key is not satisfied yet (its parent row has not "
-                                     "arrived); the changefeed will redeliver: {}",
-                                     e.message()),
-                         why};
+            return error{
+                errc::unavailable,
+                fmt::format("a foreign key is not satisfied yet (its parent row has not "
+                            "arrived{}); the changefeed will redeliver: {}",
+                            deferred.held ? " before the request's deadline" : "", e.message()),
+                why};
         case retry_class::schema:
             schemas_.invalidate(schema);
             return error{errc::unavailable,

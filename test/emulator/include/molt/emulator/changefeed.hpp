@@ -132,6 +132,7 @@ public:
         size_t workers = 2;
         fault_rates faults;
         restart_backoff_settings restart;
+        delivery_order order;
         std::string conninfo;  ///< the backend, for the initial scan
     };
     changefeed_job(setup s, capture& history, hlc_clock& clock);

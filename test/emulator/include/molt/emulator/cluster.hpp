@@ -28,6 +28,7 @@ struct cluster_options {
     conn_url backend;  ///< PostgreSQL, with a role that may create logical replication slots
     fault_rates faults;
     restart_backoff_settings restart;                         ///< of every changefeed's restarts
+    delivery_order order;                                     ///< of every changefeed's rows
     std::chrono::nanoseconds gc_ttl = std::chrono::hours(4);  ///< history kept (gc.ttlseconds)
 };
 

@@ -4,6 +4,10 @@
 //   - batching per webhook_sink_config Flush: a batch closes at Messages, at Bytes (checked after
 //     appending), Frequency after its first message, before every resolved timestamp, and at
 //     the end; all zero = one message per request;
+//   - each key lives in a range on one of several nodes; every node batches its own rows with
+//     its own thresholds and timer, in random order within a request (each key's kept); one
+//     range may lag, holding resolved timestamps back while other keys run ahead; a restart's
+//     catch-up scan goes key by key (delivery_order below);
 //   - W workers; a batch starts only when it is the oldest unfinished batch for every key it
 //     carries, so two batches sharing a key are never in flight together and per-key order
 //     holds, while unrelated batches complete in any order;
@@ -106,6 +110,28 @@ private:
     std::chrono::steady_clock::time_point last_;
 };
 
+/// Delivery order across keys: CockroachDB gives none across keys, tables or transactions
+/// (changefeed-webhook.md §3.3); per-key order always holds.
+struct delivery_order {
+    /// Each key lives in one of `ranges` ranges (by a hash of the key), each range on one of
+    /// `nodes` nodes (range % nodes). Every node batches its own rows with its own Flush
+    /// thresholds and Frequency timer, so one transaction's rows go out in several requests and
+    /// a later transaction's rows can land before an earlier one's.
+    size_t nodes = 3;
+    /// The messages of a request in random order, each key's kept (rows of several ranges
+    /// interleave in a node's buffer).
+    bool shuffle = true;
+    /// Range 0 delivers every row this much after it was written (a lagging range): it holds
+    /// every resolved timestamp back while the other keys run ahead. 0: none.
+    std::chrono::nanoseconds lagging_range{0};
+    /// A restart's catch-up scan sends what it replays key by key (each key's versions oldest
+    /// first), not in HLC order.
+    bool key_order_replay = true;
+};
+inline constexpr size_t ranges = 16;
+/// The range a key lives in (0 to ranges - 1).
+[[nodiscard]] size_t range_of(uint64_t key_hash);
+
 struct sink_settings {
     proto::webhook_sink_config config;
     std::chrono::nanoseconds resolved_interval = std::chrono::seconds(1);
@@ -114,6 +140,7 @@ struct sink_settings {
     size_t max_unacknowledged = 50000;  ///< add() waits above this many unacknowledged rows
     bool resolved = true;               ///< WITH resolved
     restart_backoff_settings restart;
+    delivery_order order;
 };
 
 struct fault_rates {
@@ -184,6 +211,7 @@ private:
         hlc updated;
         uint64_t key_hash;
         const std::string* text;  // owned by texts_
+        size_t range = 0;
         bool acknowledged = false;
     };
     struct batch {
@@ -197,8 +225,14 @@ private:
         size_t bytes = 0;
     };
 
-    void feed_locked();  // moves log messages not yet batched into batches
-    void close_open_locked();
+    /// Moves the rows waiting to be fed into their nodes' open batches (a lagging range's into
+    /// lagging_).
+    void feed_locked();
+    /// Feeds the lagging range's rows that are due.
+    void feed_lagging_locked(std::chrono::steady_clock::time_point now);
+    void place_locked(size_t index);
+    void close_open_locked();  // every node's
+    void close_open_locked(size_t node);
     void enqueue_locked(batch b);
     bool runnable_locked(const batch& b) const;
     hlc frontier_locked() const;
@@ -208,7 +242,8 @@ private:
     void restart_locked();
     /// Frees the text of rows at or below the checkpoint: no replay reads them again.
     void release_checkpointed_locked();
-    /// Saves the checkpoint: every row at or below the frontier is acknowledged.
+    /// Saves the checkpoints: the job's (every row at or below the frontier is acknowledged) and
+    /// each range's.
     void save_checkpoint_locked();
     void worker_loop();
     void flusher_loop();
@@ -243,11 +278,12 @@ private:
     std::deque<std::string> texts_;
     std::vector<logged_message> log_;
     std::set<size_t> txn_split_points_;  // log indices where a split fault closes a batch
-    size_t next_unbatched_ = 0;
+    std::deque<size_t> to_feed_;         // log indices not yet in a batch, in emission order
+    std::deque<std::pair<std::chrono::steady_clock::time_point, size_t>> lagging_;  // due, index
     size_t released_ = 0;  // log entries before this have had their text freed
     size_t first_unacknowledged_ = 0;
-    batch open_;
-    std::chrono::steady_clock::time_point open_since_;
+    std::vector<batch> open_;  // per node
+    std::vector<std::chrono::steady_clock::time_point> open_since_;
     std::deque<batch> pending_;
     std::vector<batch> history_;  // acknowledged row batches, for late duplicates
     std::unordered_map<uint64_t, std::deque<uint64_t>> key_queues_;
@@ -260,9 +296,12 @@ private:
     std::chrono::steady_clock::time_point restart_at_;
     restart_backoff restart_backoff_;
     bool stopping_ = false;
-    hlc resolved_sent_;            // latest resolved queued
-    hlc resolved_acknowledged_;    // latest resolved acknowledged
-    hlc checkpoint_;               // saved high-water mark: restarts replay from it
+    hlc resolved_sent_;          // latest resolved queued
+    hlc resolved_acknowledged_;  // latest resolved acknowledged
+    hlc checkpoint_;             // saved high-water mark: the oldest of the ranges' checkpoints
+    // Per range: below it every row of the range was acknowledged (CockroachDB's span
+    // checkpoints ahead of the high-water mark); a restart replays each range from its own.
+    std::array<hlc, ranges> range_checkpoints_{};
     hlc source_frontier_;          // every row at or below it has been added
     std::array<bool, 8> fired_{};  // per fault: injected at least once
     std::string last_error_;

@@ -1,4 +1,6 @@
 #pragma once
+
+#include <atomic>
 // Immediate mode: each request is planned (apply_plan.hpp) and written to the target in one
 // transaction before the request is acknowledged. Retryable failures (serialization, deadlock,
 // lost connection) retry the whole transaction with capped exponential backoff until
@@ -31,6 +33,10 @@ struct apply_options {
     std::chrono::milliseconds first_backoff{10};
     std::chrono::milliseconds max_backoff{1000};
     fatal_row_options fatal;  ///< --fatalRowPolicy, --dlqTableName
+    /// Immediate mode: how many requests may wait (retrying, until their deadline) for a parent
+    /// row another request brings, after a foreign-key failure; beyond, 503 at once. Keep it
+    /// below --parallelism, so that requests bringing parents still find a worker.
+    size_t max_deferred_waits = 0;
 };
 
 class immediate_applier final : public mutation_acceptor {
@@ -62,6 +68,7 @@ private:
     apply_metrics applied_;
     metrics::family<metrics::gauge>& resolved_;
     fatal_rows fatal_;
+    std::atomic<size_t> deferred_waits_{0};  // requests waiting for a parent row
 };
 
 }  // namespace molt::replicator
