@@ -529,6 +529,21 @@ TEST_CASE("Flush.Frequency sends a partial batch without waiting for more", "[em
     s.stop();
 }
 
+namespace {
+
+// Adds a transaction a millisecond to `s` for `how_long`, each announced to `sink` first.
+void add_for(sender& s, scripted_sink& sink, generator& g, std::chrono::nanoseconds how_long) {
+    const auto start = std::chrono::steady_clock::now();
+    while (std::chrono::steady_clock::now() - start < how_long) {
+        const transaction txn = g.next();
+        sink.expect(txn);
+        s.add(txn);
+        std::this_thread::sleep_for(1ms);
+    }
+}
+
+}  // namespace
+
 TEST_CASE("resolved timestamps come no more often than the interval", "[emulator]") {
     scripted_sink sink(0);
     sink_settings settings;
@@ -540,13 +555,7 @@ TEST_CASE("resolved timestamps come no more often than the interval", "[emulator
     generator g(spec, {});
     sender s(settings, {}, connect_to(sink), 1);
     s.start();
-    const auto start = std::chrono::steady_clock::now();
-    while (std::chrono::steady_clock::now() - start < 1s) {
-        const transaction txn = g.next();
-        sink.expect(txn);
-        s.add(txn);
-        std::this_thread::sleep_for(1ms);
-    }
+    add_for(s, sink, g, 1s);
     s.stop();
     const auto resolved = std::count_if(sink.requests.begin(), sink.requests.end(),
                                         [](const received& q) { return q.resolved; });
@@ -636,13 +645,7 @@ TEST_CASE("a lagging range holds resolved timestamps back while other keys run a
     generator g(spec, {});
     sender s(settings, {}, connect_to(sink), 1);
     s.start();
-    const auto start = std::chrono::steady_clock::now();
-    while (std::chrono::steady_clock::now() - start < 500ms) {
-        const transaction txn = g.next();
-        sink.expect(txn);
-        s.add(txn);
-        std::this_thread::sleep_for(1ms);
-    }
+    add_for(s, sink, g, 500ms);
     REQUIRE(s.finish(g.last(), 10s));
     s.stop();
     // No resolved timestamp came before a lagging row it covers (the sink checks each one), yet
