@@ -202,8 +202,8 @@ int workload(int argc, char** argv) {
         "first key value (e.g. 9007199254740000)")(
         "mix", po::value<std::string>()->default_value("50,35,15"), "insert,update,delete weights")(
         "rows-per-txn", po::value<std::string>()->default_value("1-4"),
-        "row changes per transaction")("workers", po::value<size_t>()->default_value(8),
-                                       "concurrent requests (sink I/O workers)")(
+        "row changes per transaction")("workers", po::value<size_t>()->default_value(4),
+                                       "concurrent requests per node (sink I/O workers)")(
         "webhook-sink-config", po::value<std::string>()->default_value("{}"),
         "Flush and Retry, as CREATE CHANGEFEED takes it")(
         "resolved", po::value<std::string>()->default_value("1s"),

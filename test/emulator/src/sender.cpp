@@ -96,9 +96,13 @@ sender::~sender() {
 
 void sender::start() {
     last_resolved_emit_ = last_checkpoint_ = clock_type::now();
-    for (size_t i = 0; i < settings_.workers; ++i) {
-        threads_.emplace_back([this] { worker_loop(); });
+    for (size_t node = 0; node < open_.size(); ++node) {
+        for (size_t i = 0; i < settings_.workers; ++i) {
+            threads_.emplace_back([this, node] { worker_loop(node); });
+        }
     }
+    // The coordinator emits one resolved timestamp at a time.
+    threads_.emplace_back([this] { worker_loop(open_.size()); });
     threads_.emplace_back([this] { flusher_loop(); });
 }
 
@@ -193,6 +197,7 @@ void sender::close_open_locked(size_t node) {
     }
     batch b = std::move(open_[node]);
     open_[node] = batch{};
+    b.node = node;
     if (settings_.order.shuffle && b.messages.size() > 1) {
         // A random interleaving of the keys' message sequences: shuffle whose turn each slot
         // is, then give every slot its key's next message.
@@ -225,6 +230,7 @@ void sender::close_open_locked(size_t node) {
 void sender::enqueue_locked(batch b) {
     b.seq = next_seq_++;
     if (b.is_resolved) {
+        b.node = open_.size();
         // A resolved timestamp still waiting for the one in flight is superseded: CockroachDB
         // emits the latest once the previous emission returns.
         std::erase_if(pending_, [](const batch& p) { return p.is_resolved; });
@@ -419,7 +425,7 @@ bool sender::deliver(transport& t, const batch& b, uint64_t generation, std::mt1
     return false;
 }
 
-void sender::worker_loop() {
+void sender::worker_loop(size_t node) {
     std::unique_ptr<transport> t = connect_();
     std::mt19937_64 rng(std::random_device{}());
     for (;;) {
@@ -436,7 +442,7 @@ void sender::worker_loop() {
                     return false;
                 }
                 it = std::find_if(pending_.begin(), pending_.end(), [&](const batch& candidate) {
-                    return runnable_locked(candidate);
+                    return candidate.node == node && runnable_locked(candidate);
                 });
                 return it != pending_.end();
             });

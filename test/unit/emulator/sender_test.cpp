@@ -837,6 +837,7 @@ public:
              at = body.find(R"("key": [)", at + 1)) {
             landed.insert(body.substr(at + 8, body.find(']', at) - at - 8));
         }
+        changed_.notify_all();
         return {200, ""};
     }
     void cancel() {
@@ -851,6 +852,12 @@ public:
     void wait_stuck() {
         std::unique_lock<std::mutex> lock(mutex_);
         changed_.wait(lock, [&] { return stuck_ > 0; });
+    }
+    bool wait_landed(const std::set<std::string>& keys, std::chrono::nanoseconds timeout) {
+        std::unique_lock<std::mutex> lock(mutex_);
+        return changed_.wait_for(lock, timeout, [&] {
+            return std::includes(landed.begin(), landed.end(), keys.begin(), keys.end());
+        });
     }
 
     std::set<std::string> landed;
@@ -899,6 +906,30 @@ TEST_CASE("a restart cancels the requests in flight instead of waiting for them"
     CHECK(st.restarts == 1);
     CHECK(st.cancelled == 1);
     CHECK(sink.landed == std::set<std::string>{"1", "2"});
+}
+
+// Each node has its own sink I/O workers (changefeed-webhook.md §1.8): one whose requests all
+// wait for answers holds back no other node's rows.
+TEST_CASE("a node whose workers all wait holds back no other node", "[emulator]") {
+    stuck_sink sink;
+    sink_settings settings;
+    settings.resolved = false;
+    settings.workers = 1;
+    settings.order.nodes = 2;
+    sender s(
+        settings, {}, [&] { return std::make_unique<stuck_transport>(sink); }, 5);
+    s.start();
+    s.add(one_row(1));
+    sink.wait_stuck();  // key 1's node: its only worker waits for ever
+    std::set<std::string> other_node;
+    for (int64_t k = 3; other_node.size() < 5; ++k) {
+        if (range_of(static_cast<uint64_t>(k)) % 2 != range_of(1) % 2) {
+            s.add(one_row(k));
+            other_node.insert(std::to_string(k));
+        }
+    }
+    CHECK(sink.wait_landed(other_node, 10s));
+    s.stop();
 }
 
 namespace {

@@ -8,9 +8,11 @@
 //     its own thresholds and timer, in random order within a request (each key's kept); one
 //     range may lag, holding resolved timestamps back while other keys run ahead; a restart's
 //     catch-up scan goes key by key (delivery_order below);
-//   - W workers; a batch starts only when it is the oldest unfinished batch for every key it
-//     carries, so two batches sharing a key are never in flight together and per-key order
-//     holds, while unrelated batches complete in any order;
+//   - every node sends its batches with W workers of its own (changefeed.sink_io_workers), and
+//     the coordinator sends resolved timestamps on its own connection; a batch starts only when
+//     it is the oldest unfinished batch for every key it carries, so two batches sharing a key
+//     are never in flight together and per-key order holds, while unrelated batches complete in
+//     any order (a node whose workers all wait holds back no other node's batches);
 //   - a failed request is retried with identical bytes, waiting Backoff·2^(k-1) capped at 30 s
 //     with ±15 % jitter, Retry.Max times; after that the changefeed "restarts": everything after
 //     the saved checkpoint is sent again, acknowledged rows included;
@@ -136,7 +138,7 @@ struct sink_settings {
     proto::webhook_sink_config config;
     std::chrono::nanoseconds resolved_interval = std::chrono::seconds(1);
     std::chrono::nanoseconds checkpoint_interval = std::chrono::seconds(1);
-    size_t workers = 8;
+    size_t workers = 8;                 ///< per node
     size_t max_unacknowledged = 50000;  ///< add() waits above this many unacknowledged rows
     bool resolved = true;               ///< WITH resolved
     restart_backoff_settings restart;
@@ -221,6 +223,7 @@ private:
         std::string body;
         bool is_resolved = false;
         bool late = false;  // a late duplicate: no ordering, no acknowledgement bookkeeping
+        size_t node = 0;    // whose workers send it; resolved timestamps: the coordinator's
         hlc resolved;
         size_t bytes = 0;
     };
@@ -245,7 +248,8 @@ private:
     /// Saves the checkpoints: the job's (every row at or below the frontier is acknowledged) and
     /// each range's.
     void save_checkpoint_locked();
-    void worker_loop();
+    /// Sends the batches of `node` (order.nodes: the coordinator, resolved timestamps only).
+    void worker_loop(size_t node);
     void flusher_loop();
     enum class fault {
         duplicate,
