@@ -1,10 +1,12 @@
 // Waits on a target that does not answer are bounded by the caller's own deadline: a
 // black-holed or slow target (molt::test::fault_proxy in front of the real servers) never holds
 // a request past its deadline, and never commits after it.
+#include <algorithm>
 #include <atomic>
 #include <regex>
 #include <thread>
 
+#include "molt/common/log.hpp"
 #include "molt/test/fault_proxy.hpp"
 #include "molt/test/json_builders.hpp"
 
@@ -208,6 +210,11 @@ TEST_CASE("immediate: a child waits for its parent from another request, until i
         apply_options options;
         options.apply_timeout = 2s;
         options.max_deferred_waits = 1;
+        std::vector<std::string> warnings;  // the logger calls its sinks one line at a time
+        molt::log::configure({molt::log::level::warn,
+                              molt::log::format::json,
+                              {[&](std::string_view line) { warnings.emplace_back(line); }},
+                              {}});
         apply_stack t(env, options);
         t.sql("DROP TABLE IF EXISTS fk_child, fk_parent");
         t.sql("CREATE TABLE fk_parent (id BIGINT PRIMARY KEY)");
@@ -251,5 +258,12 @@ TEST_CASE("immediate: a child waits for its parent from another request, until i
         CHECK(took < 3s);
         CHECK(t.one("SELECT count(*) FROM fk_child") == "1");
         t.sql("DROP TABLE fk_child, fk_parent");
+
+        // Three children came before their parents: the warning that immediate mode does not
+        // suit foreign keys, once.
+        molt::log::configure({});
+        CHECK(std::count_if(warnings.begin(), warnings.end(), [](const std::string& line) {
+                  return line.find("use the consistent mode") != std::string::npos;
+              }) == 1);
     }
 }

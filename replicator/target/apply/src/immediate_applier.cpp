@@ -226,6 +226,9 @@ result<accept_stats> immediate_applier::accept_rows(const qualified_name& schema
         // be in a request that is on its way, or lagging seconds behind): wait for it here,
         // within the deadline, rather than answer 503 and have the changefeed back off or
         // restart while the parent lands.
+        if (why == retry_class::defer) {
+            warn_foreign_keys(schema_label);
+        }
         const bool waits_for_parent =
             why == retry_class::defer && deferred.take(options_.max_deferred_waits);
         const bool retryable =
@@ -288,6 +291,23 @@ result<accept_stats> immediate_applier::accept_rows(const qualified_name& schema
         stats.deletes += t.deletes;
     }
     return stats;
+}
+
+void immediate_applier::warn_foreign_keys(const std::string& schema) {
+    {
+        const std::lock_guard<std::mutex> lock(warned_mutex_);
+        if (!warned_foreign_keys_.insert(schema).second) {
+            return;
+        }
+    }
+    log::warn()
+        .str("schema", schema)
+        .msg(
+            "a child row came before its parent (foreign key). Immediate mode waits for the "
+            "parent until the request's deadline, but the changefeed holds back every later "
+            "request sharing a key with a waiting one, which may be the one bringing the "
+            "parent; it then retries and restarts, possibly again and again. For foreign keys "
+            "between replicated tables, use the consistent mode (no --immediate)");
 }
 
 result<void> immediate_applier::accept_resolved(const qualified_name& schema, hlc resolved) {

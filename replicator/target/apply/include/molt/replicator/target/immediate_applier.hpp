@@ -14,7 +14,10 @@
 #include <chrono>
 #include <cstddef>
 #include <functional>
+#include <mutex>
 #include <optional>
+#include <set>
+#include <string>
 
 #include "molt/common/metrics.hpp"
 #include "molt/replicator/core/acceptor.hpp"
@@ -58,6 +61,9 @@ private:
                                      const proto::batch& rows, std::vector<dead_letter>& letters,
                                      const stale_check& stale);
 
+    /// Once per schema: immediate mode cannot keep foreign keys under CockroachDB's order.
+    void warn_foreign_keys(const std::string& schema);
+
     const target_dialect& dialect_;
     session_pool& pool_;
     schema_cache& schemas_;
@@ -69,6 +75,8 @@ private:
     metrics::family<metrics::gauge>& resolved_;
     fatal_rows fatal_;
     std::atomic<size_t> deferred_waits_{0};  // requests waiting for a parent row
+    std::mutex warned_mutex_;
+    std::set<std::string> warned_foreign_keys_;  // schemas told immediate mode and FKs clash
 };
 
 }  // namespace molt::replicator
