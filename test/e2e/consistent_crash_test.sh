@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # The consistent mode under crashes: crdb-emulator drives a steady stream (foreign keys on, 10%
-# duplicate redelivery, replays from the last resolved timestamp, late duplicates after their
-# resolved timestamp) while the replicator is killed with SIGKILL at random moments and
-# restarted. During the run the emulator samples the target against its _replicator_progress
+# duplicate redelivery, replays from the saved checkpoint, late duplicates after their resolved
+# timestamp) in CockroachDB's delivery order (the emulator's default: 3 nodes batching on their
+# own, requests shuffled, catch-up scans key by key; here also range 0 lagging 1 s behind, which
+# holds resolved timestamps back while children run ahead of their parents, and requests
+# abandoned by a client timeout and sent again while the first copy may still be applying)
+# while the replicator is killed with SIGKILL at random moments and restarted. During the run the emulator samples the target against its _replicator_progress
 # table (never a partial transaction, never a regressed row); at the end the target must equal
 # the expected state. On PostgreSQL (staging in the target database) and on MariaDB (staging on
 # PostgreSQL).
@@ -72,6 +75,7 @@ sink_config='{"Flush":{"Messages":100,"Bytes":1048576,"Frequency":"20ms"},"Retry
 # replay: the first resolved timestamp sent, or else in the end, before the closing one.
 # late_duplicate: the first resolved timestamp sent with an acknowledged batch below the
 # checkpoint, or else after the closing resolved timestamp, when every batch is below it.
+# abandon: the first request (sent whole, the connection closed unanswered, sent again at once).
 # lost_resolved: the first resolved emission (the checkpoint saved, the resolved never sent, and
 # a replay from the checkpoint only), or else before the closing one. Replays start from the
 # saved checkpoint, as CockroachDB's do: rows acknowledged below it are never sent again, so a
@@ -81,7 +85,8 @@ sink_config='{"Flush":{"Messages":100,"Bytes":1048576,"Frequency":"20ms"},"Retry
 # recovers, and its fault schedule needs the feed back within seconds of each heal.
 faults=(--fault-duplicate 0.1 --fault-replay 0.1 --fault-late-duplicate 0.1
     --fault-duplicate-resolved 0.1 --fault-split-transaction 0.05 --fault-phantom-delete 0.01
-    --fault-lost-resolved 0.1 --faults-at-least-once --restart-backoff 50ms --restart-max-backoff 1s)
+    --fault-lost-resolved 0.1 --fault-abandon 0.01 --lagging-range 1s --faults-at-least-once
+    --restart-backoff 50ms --restart-max-backoff 1s)
 
 
 # staged_rows SCHEMA: rows in the staging tables (molt_stage_*) of a staging schema in crash_pg.
@@ -380,7 +385,7 @@ crash_run() {
         E2E_FAILURES=$((E2E_FAILURES + 1))
     fi
     check_faults "$name" "$summary" duplicate replay late_duplicate duplicate_resolved split_transaction \
-        lost_resolved
+        lost_resolved abandon
     local mutations staged
     mutations=$(json_field "$summary" mutations)
     echo "     $name: $mutations mutations," \
