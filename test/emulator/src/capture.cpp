@@ -294,7 +294,12 @@ result<void> capture::poll_once(bool& more) {
         const std::lock_guard<std::mutex> lock(mutex_);
         history_.insert(history_.end(), decoded.begin(), decoded.end());
         const int64_t horizon = wall_clock_nanos() - gc_ttl_.count();
-        while (!history_.empty() && history_.front()->updated.wall() < horizon) {
+        std::optional<hlc> oldest_protected;
+        for (const auto& [job, at] : protected_) {
+            oldest_protected = oldest_protected ? std::min(*oldest_protected, at) : at;
+        }
+        while (!history_.empty() && history_.front()->updated.wall() < horizon &&
+               (!oldest_protected || !(*oldest_protected < history_.front()->updated))) {
             gc_threshold_ = history_.front()->updated;
             history_.pop_front();
             ++collected_;
@@ -305,6 +310,17 @@ result<void> capture::poll_once(bool& more) {
     }
     changed_.notify_all();
     return ok();
+}
+
+void capture::protect(int64_t job, hlc at) {
+    const std::lock_guard<std::mutex> lock(mutex_);
+    hlc& p = protected_[job];
+    p = std::max(p, at);
+}
+
+void capture::release(int64_t job) {
+    const std::lock_guard<std::mutex> lock(mutex_);
+    protected_.erase(job);
 }
 
 hlc capture::gc_threshold() const {

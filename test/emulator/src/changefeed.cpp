@@ -524,6 +524,8 @@ bool visible_in_snapshot(std::string_view snapshot, uint32_t xid) {
 changefeed_job::changefeed_job(setup s, capture& history, hlc_clock& clock)
     : setup_(std::move(s)), history_(history), clock_(clock) {
     start_after_ = setup_.options.cursor ? *setup_.options.cursor : clock_.now();
+    // The job's protected timestamp, kept at its checkpoint until it ends (paused too).
+    history_.protect(setup_.id, start_after_);
     const int64_t now = wall_clock_nanos();
     status_.id = setup_.id;
     status_.description = changefeed_description(setup_.targets, setup_.description_tail);
@@ -541,6 +543,7 @@ changefeed_job::changefeed_job(setup s, capture& history, hlc_clock& clock)
 
 changefeed_job::~changefeed_job() {
     stop_feed();
+    history_.release(setup_.id);
 }
 
 void changefeed_job::start() {
@@ -783,6 +786,7 @@ void changefeed_job::run() {
             set_status(status);
             stop_ = true;
         }
+        history_.release(setup_.id);
         s->stop();
     };
     auto fail = [&](const std::string& message) { end("failed", message); };
@@ -863,7 +867,8 @@ void changefeed_job::run() {
             return;
         }
         if (news.collected) {
-            // Behind the GC threshold (a long pause, or a feed far behind): as CockroachDB.
+            // Behind the GC threshold: as CockroachDB (the job protects its checkpoint, so only a
+            // history lost some other way gets here).
             fail(fmt::format("batch timestamp {} must be after replica GC threshold {}",
                              std::max(last, checkpoint_).to_string(),
                              history_.gc_threshold().to_string()));
@@ -905,6 +910,7 @@ void changefeed_job::run() {
         }
         seen = news.frontier;
         s->advance(seen);
+        history_.protect(setup_.id, s->high_water());
     }
 }
 
@@ -995,6 +1001,7 @@ result<void> changefeed_job::cancel() {
         }
     }
     stop_feed();
+    history_.release(setup_.id);
     const std::lock_guard<std::mutex> lock(mutex_);
     set_status("canceled");
     return ok();

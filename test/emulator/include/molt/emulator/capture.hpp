@@ -16,6 +16,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -116,6 +117,11 @@ public:
     /// The index of the first transaction with an HLC above `h`.
     [[nodiscard]] size_t first_after(hlc h) const;
 
+    /// A changefeed job's protected timestamp (CockroachDB keeps one at each job's checkpoint,
+    /// running or paused): nothing above the oldest protected HLC is dropped, however old.
+    void protect(int64_t job, hlc at);
+    void release(int64_t job);
+
 private:
     void run();
     result<void> poll_once(bool& more);
@@ -131,6 +137,7 @@ private:
     std::deque<std::shared_ptr<const source_txn>> history_;
     size_t collected_ = 0;  // transactions dropped from the front of history_
     hlc gc_threshold_, frontier_;
+    std::map<int64_t, hlc> protected_;  // per job
     std::optional<std::string> failure_;
     bool stopping_ = false;
 
