@@ -89,11 +89,12 @@ class https_transport final : public transport {
 public:
     https_transport(std::shared_ptr<const parsed_uri> uri, std::shared_ptr<ssl::context> tls,
                     std::string authorization, std::chrono::nanoseconds timeout,
-                    compression::codec codec)
+                    std::chrono::nanoseconds idle_timeout, compression::codec codec)
         : uri_(std::move(uri)),
           tls_(std::move(tls)),
           authorization_(std::move(authorization)),
           timeout_(timeout),
+          idle_timeout_(idle_timeout),
           codec_(codec) {}
 
     send_outcome post(const std::string& plain, send_mode mode) override {
@@ -163,6 +164,7 @@ public:
         if (!res.keep_alive()) {
             close();
         }
+        last_used_ = std::chrono::steady_clock::now();
         // The sink's error text: the status line, then the body ("400 Bad Request: ...").
         const int status = static_cast<int>(res.result_int());
         return {status,
@@ -185,6 +187,18 @@ public:
                 shut_socket();
             }
         });
+    }
+
+    std::optional<std::chrono::steady_clock::time_point> close_if_idle(
+        std::chrono::steady_clock::time_point now) override {
+        if (!connected_) {
+            return std::nullopt;
+        }
+        if (now - last_used_ >= idle_timeout_) {
+            close();
+            return std::nullopt;
+        }
+        return last_used_ + idle_timeout_;
     }
 
     ~https_transport() override { close(); }
@@ -312,6 +326,7 @@ private:
             return false;
         }
         connected_ = true;
+        last_used_ = std::chrono::steady_clock::now();
         return true;
     }
 
@@ -329,14 +344,16 @@ private:
     std::shared_ptr<ssl::context> tls_;
     std::string authorization_;
     std::chrono::nanoseconds timeout_;
+    std::chrono::nanoseconds idle_timeout_;
     compression::codec codec_;
     asio::io_context io_;
     std::unique_ptr<beast::ssl_stream<beast::tcp_stream>> tls_stream_;
     std::unique_ptr<beast::tcp_stream> plain_;
     beast::flat_buffer buffer_;
     bool connected_ = false;
-    std::chrono::steady_clock::time_point deadline_;  // of the exchange under way
-    std::mutex exchange_mutex_;                       // guards the three below
+    std::chrono::steady_clock::time_point last_used_;  // the connection's last exchange ended
+    std::chrono::steady_clock::time_point deadline_;   // of the exchange under way
+    std::mutex exchange_mutex_;                        // guards the three below
     uint64_t exchange_ = 0;
     bool in_exchange_ = false;
     bool cancelled_ = false;  // for good
@@ -370,10 +387,12 @@ result<transport_factory> make_https_transport(const endpoint_options& options) 
     }
     const std::string authorization = options.authorization;
     const auto timeout = options.timeout;
+    const auto idle_timeout = options.idle_timeout;
     const auto codec = options.compression;
     return transport_factory(
-        [shared, tls, authorization, timeout, codec]() -> std::unique_ptr<transport> {
-            return std::make_unique<https_transport>(shared, tls, authorization, timeout, codec);
+        [shared, tls, authorization, timeout, idle_timeout, codec]() -> std::unique_ptr<transport> {
+            return std::make_unique<https_transport>(shared, tls, authorization, timeout,
+                                                     idle_timeout, codec);
         });
 }
 

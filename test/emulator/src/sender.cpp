@@ -434,7 +434,7 @@ void sender::worker_loop(size_t node) {
         {
             std::unique_lock<std::mutex> lock(mutex_);
             std::deque<batch>::iterator it;
-            changed_.wait(lock, [&] {
+            auto ready = [&] {
                 if (stopping_) {
                     return true;
                 }
@@ -445,7 +445,15 @@ void sender::worker_loop(size_t node) {
                     return candidate.node == node && runnable_locked(candidate);
                 });
                 return it != pending_.end();
-            });
+            };
+            while (!ready()) {
+                // Idle: the connection closes once it has been for the idle timeout.
+                if (const auto due = t->close_if_idle(clock_type::now())) {
+                    changed_.wait_until(lock, *due);
+                } else {
+                    changed_.wait(lock);
+                }
+            }
             if (stopping_) {
                 return;
             }

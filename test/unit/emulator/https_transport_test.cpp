@@ -54,6 +54,11 @@ public:
         std::this_thread::sleep_for(300ms);
         return accepted_;
     }
+    /// Connections the client closed, once the server had 300 ms to notice.
+    [[nodiscard]] int closed() const {
+        std::this_thread::sleep_for(300ms);
+        return closed_;
+    }
 
 private:
     void serve() {
@@ -81,6 +86,7 @@ private:
                 if (::recv(fd, buf, sizeof buf, 0) <= 0) {
                     ::close(fd);  // the client went away
                     fd = -1;
+                    ++closed_;
                     continue;
                 }
             }
@@ -102,6 +108,7 @@ private:
     uint16_t port_ = 0;
     std::atomic<bool> stopping_{false};
     std::atomic<int> accepted_{0};
+    std::atomic<int> closed_{0};
     std::thread thread_;
 };
 
@@ -176,4 +183,26 @@ TEST_CASE("transport: a transport cancelled before it sends sends nothing", "[em
     CHECK_THAT(out.error, Catch::Contains("context canceled"));
     CHECK(clock_type::now() - start < 5s);
     CHECK(server.accepted() == 0);
+}
+
+// CockroachDB's sink closes a kept-alive connection after a minute unused (Go's IdleConnTimeout),
+// before a receiver's own idle timeout would close it under a request.
+TEST_CASE("transport: a connection idle for the idle timeout is closed", "[emulator]") {
+    slow_server server("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", 0ms, 0ms, 0ms);
+    endpoint_options o;
+    o.sink_uri = server.uri();
+    o.idle_timeout = 500ms;
+    auto factory = make_https_transport(o);
+    REQUIRE(factory);
+    auto t = (*factory)();
+    CHECK_FALSE(t->close_if_idle(clock_type::now()));  // no connection yet
+    REQUIRE(t->post("{}", send_mode::whole).status == 200);
+    const auto due = t->close_if_idle(clock_type::now());
+    REQUIRE(due);  // kept alive: not idle long enough yet
+    CHECK(server.closed() == 0);
+    std::this_thread::sleep_until(*due);
+    CHECK_FALSE(t->close_if_idle(clock_type::now()));
+    CHECK(server.closed() == 1);
+    REQUIRE(t->post("{}", send_mode::whole).status == 200);  // on a new connection
+    CHECK(server.accepted() == 2);
 }

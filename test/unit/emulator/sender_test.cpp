@@ -4,6 +4,7 @@
 #include "molt/emulator/sender.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <condition_variable>
 #include <map>
 #include <mutex>
@@ -929,6 +930,56 @@ TEST_CASE("a node whose workers all wait holds back no other node", "[emulator]"
         }
     }
     CHECK(sink.wait_landed(other_node, 10s));
+    s.stop();
+}
+
+namespace {
+
+// Answers 200; its connection counts as idle 20 ms after a request.
+class idle_counting_transport : public transport {
+public:
+    explicit idle_counting_transport(std::atomic<int>& closes) : closes_(closes) {}
+    send_outcome post(const std::string&, send_mode) override {
+        last_used_ = std::chrono::steady_clock::now();
+        open_ = true;
+        return {200, ""};
+    }
+    void cancel() override {}
+    std::optional<std::chrono::steady_clock::time_point> close_if_idle(
+        std::chrono::steady_clock::time_point now) override {
+        if (!open_) {
+            return std::nullopt;
+        }
+        if (now - last_used_ >= 20ms) {
+            open_ = false;
+            ++closes_;
+            return std::nullopt;
+        }
+        return last_used_ + 20ms;
+    }
+
+private:
+    std::atomic<int>& closes_;
+    std::chrono::steady_clock::time_point last_used_;
+    bool open_ = false;
+};
+
+}  // namespace
+
+TEST_CASE("a worker closes its connection once it has been idle for the idle timeout",
+          "[emulator]") {
+    std::atomic<int> closes{0};
+    sink_settings settings = one_worker();
+    sender s(
+        settings, {}, [&] { return std::make_unique<idle_counting_transport>(closes); }, 7);
+    s.start();
+    s.add(one_row(1));
+    REQUIRE(s.finish(one_row(1).updated, 10s));
+    const auto deadline = std::chrono::steady_clock::now() + 5s;
+    while (closes == 0 && std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(5ms);
+    }
+    CHECK(closes == 1);  // one request, one connection, closed once
     s.stop();
 }
 

@@ -4,7 +4,8 @@
 // User-Agent: Go-http-client/1.1, Accept-Encoding: gzip), an optional Authorization header, the
 // compression option (the whole body compressed; Content-Encoding and Accept-Encoding name the
 // codec), and a client timeout. Failed connections are reopened on the next request; an
-// exchange can be cancelled from another thread (a changefeed restart closes its connections).
+// exchange can be cancelled from another thread (a changefeed restart closes its connections);
+// a connection idle for a minute is closed.
 
 #include <chrono>
 #include <memory>
@@ -27,6 +28,8 @@ struct endpoint_options {
     /// CockroachDB v23.2 to v26.1 do when it is unset (an unanswered request waits forever).
     std::chrono::nanoseconds timeout{0};
     compression::codec compression = compression::codec::identity;  ///< compression
+    /// A kept-alive connection unused this long is closed (CockroachDB's sink: a minute).
+    std::chrono::nanoseconds idle_timeout = std::chrono::minutes(1);
 };
 
 /// Checks the URI and TLS material, and returns a factory of connections.

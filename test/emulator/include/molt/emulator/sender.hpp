@@ -85,6 +85,13 @@ public:
     /// way ends at once and its connection closes; it and every later post() fail with status
     /// 0 ("context canceled").
     virtual void cancel() = 0;
+    /// Between requests, on the worker's thread: closes a connection idle for the idle timeout
+    /// (Go's IdleConnTimeout; CockroachDB's sink closes idle connections after a minute).
+    /// Returns when to look again; nothing while no connection is open.
+    virtual std::optional<std::chrono::steady_clock::time_point> close_if_idle(
+        std::chrono::steady_clock::time_point /*now*/) {
+        return std::nullopt;
+    }
 };
 using transport_factory = std::function<std::unique_ptr<transport>()>;
 
