@@ -5,8 +5,9 @@
 # own, requests shuffled, catch-up scans key by key; here also range 0 lagging 1 s behind, which
 # holds resolved timestamps back while children run ahead of their parents, and requests
 # abandoned by a client timeout and sent again while the first copy may still be applying)
-# while the replicator is killed with SIGKILL at random moments and restarted. During the run the emulator samples the target against its _replicator_progress
-# table (never a partial transaction, never a regressed row); at the end the target must equal
+# while the replicator is killed with SIGKILL at random moments and restarted. During the run
+# the emulator samples the target against its _replicator_progress table (never a partial
+# transaction, never a regressed row); at the end the target must equal
 # the expected state. On PostgreSQL (staging in the target database) and on MariaDB (staging on
 # PostgreSQL).
 # The stream is the generator's rich profile (test/emulator/README.md): a UNIQUE key, JSON

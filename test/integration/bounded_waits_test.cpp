@@ -211,57 +211,63 @@ TEST_CASE("immediate: a child waits for its parent from another request, until i
         options.apply_timeout = 2s;
         options.max_deferred_waits = 1;
         std::vector<std::string> warnings;  // the logger calls its sinks one line at a time
-        molt::log::configure({molt::log::level::warn,
-                              molt::log::format::json,
-                              {[&](std::string_view line) { warnings.emplace_back(line); }},
-                              {}});
-        apply_stack t(env, options);
-        t.sql("DROP TABLE IF EXISTS fk_child, fk_parent");
-        t.sql("CREATE TABLE fk_parent (id BIGINT PRIMARY KEY)");
-        t.sql(
-            "CREATE TABLE fk_child (id BIGINT PRIMARY KEY, parent BIGINT, "
-            "FOREIGN KEY (parent) REFERENCES fk_parent (id))");
-        auto child = [&](int64_t id, int64_t parent) {
-            return t.post(body({{"fk_child", key({num(id)}),
-                                 obj({{"id", num(id)}, {"parent", num(parent)}}), 2}}));
-        };
+        {
+            // The default logger is back once the stack below is gone, however the block ends.
+            struct restore_log {
+                ~restore_log() { molt::log::configure({}); }
+            } restore;
+            molt::log::configure({molt::log::level::warn,
+                                  molt::log::format::json,
+                                  {[&](std::string_view line) { warnings.emplace_back(line); }},
+                                  {}});
+            apply_stack t(env, options);
+            t.sql("DROP TABLE IF EXISTS fk_child, fk_parent");
+            t.sql("CREATE TABLE fk_parent (id BIGINT PRIMARY KEY)");
+            t.sql(
+                "CREATE TABLE fk_child (id BIGINT PRIMARY KEY, parent BIGINT, "
+                "FOREIGN KEY (parent) REFERENCES fk_parent (id))");
+            auto child = [&](int64_t id, int64_t parent) {
+                return t.post(body({{"fk_child", key({num(id)}),
+                                     obj({{"id", num(id)}, {"parent", num(parent)}}), 2}}));
+            };
 
-        // The parent lands while the child's request waits: both are applied.
-        auto waiting = std::async(std::launch::async, [&] { return child(1, 7); });
-        std::this_thread::sleep_for(400ms);
-        REQUIRE(waiting.wait_for(0s) == std::future_status::timeout);
-        REQUIRE(t.post(body({{"fk_parent", key({num(7)}), obj({{"id", num(7)}}), 1}})));
-        auto applied = waiting.get();
-        if (!applied) {
-            FAIL(applied.error().message());
+            // The parent lands while the child's request waits: both are applied.
+            auto waiting = std::async(std::launch::async, [&] { return child(1, 7); });
+            std::this_thread::sleep_for(400ms);
+            REQUIRE(waiting.wait_for(0s) == std::future_status::timeout);
+            REQUIRE(t.post(body({{"fk_parent", key({num(7)}), obj({{"id", num(7)}}), 1}})));
+            auto applied = waiting.get();
+            if (!applied) {
+                FAIL(applied.error().message());
+            }
+            CHECK(t.one("SELECT count(*) FROM fk_child WHERE parent = 7") == "1");
+
+            // No parent comes: 503 (defer) once the deadline is near, nothing written. Meanwhile
+            // the one wait slot is taken, so a second orphan is answered 503 at once.
+            const auto start = clock_type::now();
+            auto orphan = std::async(std::launch::async, [&] { return child(2, 8); });
+            std::this_thread::sleep_for(300ms);
+            const auto second_start = clock_type::now();
+            auto second = child(3, 9);
+            const auto second_took = clock_type::now() - second_start;
+            REQUIRE_FALSE(second);
+            CHECK(second.error().retry() == molt::retry_class::defer);
+            CHECK(second_took < 1s);
+            auto refused = orphan.get();
+            const auto took = clock_type::now() - start;
+            REQUIRE_FALSE(refused);
+            CHECK(refused.error().code() == molt::errc::unavailable);
+            CHECK(refused.error().retry() == molt::retry_class::defer);
+            CHECK(refused.error().message().find("before the request's deadline") !=
+                  std::string::npos);
+            CHECK(took >= 1s);
+            CHECK(took < 3s);
+            CHECK(t.one("SELECT count(*) FROM fk_child") == "1");
+            t.sql("DROP TABLE fk_child, fk_parent");
         }
-        CHECK(t.one("SELECT count(*) FROM fk_child WHERE parent = 7") == "1");
-
-        // No parent comes: 503 (defer) once the deadline is near, nothing written. Meanwhile the
-        // one wait slot is taken, so a second orphan is answered 503 at once.
-        const auto start = clock_type::now();
-        auto orphan = std::async(std::launch::async, [&] { return child(2, 8); });
-        std::this_thread::sleep_for(300ms);
-        const auto second_start = clock_type::now();
-        auto second = child(3, 9);
-        const auto second_took = clock_type::now() - second_start;
-        REQUIRE_FALSE(second);
-        CHECK(second.error().retry() == molt::retry_class::defer);
-        CHECK(second_took < 1s);
-        auto refused = orphan.get();
-        const auto took = clock_type::now() - start;
-        REQUIRE_FALSE(refused);
-        CHECK(refused.error().code() == molt::errc::unavailable);
-        CHECK(refused.error().retry() == molt::retry_class::defer);
-        CHECK(refused.error().message().find("before the request's deadline") != std::string::npos);
-        CHECK(took >= 1s);
-        CHECK(took < 3s);
-        CHECK(t.one("SELECT count(*) FROM fk_child") == "1");
-        t.sql("DROP TABLE fk_child, fk_parent");
 
         // Three children came before their parents: the warning that immediate mode does not
         // suit foreign keys, once.
-        molt::log::configure({});
         CHECK(std::count_if(warnings.begin(), warnings.end(), [](const std::string& line) {
                   return line.find("use the consistent mode") != std::string::npos;
               }) == 1);

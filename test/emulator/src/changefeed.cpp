@@ -524,8 +524,9 @@ bool visible_in_snapshot(std::string_view snapshot, uint32_t xid) {
 changefeed_job::changefeed_job(setup s, capture& history, hlc_clock& clock)
     : setup_(std::move(s)), history_(history), clock_(clock) {
     start_after_ = setup_.options.cursor ? *setup_.options.cursor : clock_.now();
-    // The job's protected timestamp, kept at its checkpoint until it ends (paused too).
-    history_.protect(setup_.id, start_after_);
+    // The job's protected timestamp, kept at its checkpoint until it ends (paused too); a
+    // second lower, as a scan's feed reads from a second before the scan (run()).
+    history_.protect(setup_.id, hlc(std::max<int64_t>(0, start_after_.wall() - 1000000000), 0));
     const int64_t now = wall_clock_nanos();
     status_.id = setup_.id;
     status_.description = changefeed_description(setup_.targets, setup_.description_tail);
@@ -972,6 +973,12 @@ result<void> changefeed_job::pause() {
     }
     stop_feed();
     const std::lock_guard<std::mutex> lock(mutex_);
+    if (status_.status != "running") {
+        // The feed ended on its own meanwhile (failed, succeeded): that stands.
+        return error{errc::invalid_argument,
+                     fmt::format("job {}: cannot be requested to be paused, current status: {}",
+                                 setup_.id, status_.status)};
+    }
     set_status("paused");
     return ok();
 }
@@ -1003,6 +1010,11 @@ result<void> changefeed_job::cancel() {
     stop_feed();
     history_.release(setup_.id);
     const std::lock_guard<std::mutex> lock(mutex_);
+    if (status_.status != "running" && status_.status != "paused") {
+        return error{errc::invalid_argument,
+                     fmt::format("job {}: cannot be requested to be canceled, current status: {}",
+                                 setup_.id, status_.status)};
+    }
     set_status("canceled");
     return ok();
 }

@@ -447,7 +447,7 @@ void sender::worker_loop(size_t node) {
                 return it != pending_.end();
             };
             while (!ready()) {
-                // Idle: the connection closes once it has been for the idle timeout.
+                // Idle: the connection closes once it has been idle for the idle timeout.
                 if (const auto due = t->close_if_idle(clock_type::now())) {
                     changed_.wait_until(lock, *due);
                 } else {

@@ -303,11 +303,12 @@ void immediate_applier::warn_foreign_keys(const std::string& schema) {
     log::warn()
         .str("schema", schema)
         .msg(
-            "a child row came before its parent (foreign key). Immediate mode waits for the "
-            "parent until the request's deadline, but the changefeed holds back every later "
-            "request sharing a key with a waiting one, which may be the one bringing the "
-            "parent; it then retries and restarts, possibly again and again. For foreign keys "
-            "between replicated tables, use the consistent mode (no --immediate)");
+            "a foreign key is not satisfied yet (a child row before its parent, or a parent's "
+            "delete before its children's). Immediate mode waits for the missing row until the "
+            "request's deadline, but the changefeed holds back every later request sharing a "
+            "key with a waiting one, which may be the one bringing that row; it then retries "
+            "and restarts, possibly again and again. For foreign keys between replicated "
+            "tables, use the consistent mode (no --immediate)");
 }
 
 result<void> immediate_applier::accept_resolved(const qualified_name& schema, hlc resolved) {

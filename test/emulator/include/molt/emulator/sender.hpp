@@ -145,7 +145,7 @@ struct sink_settings {
     proto::webhook_sink_config config;
     std::chrono::nanoseconds resolved_interval = std::chrono::seconds(1);
     std::chrono::nanoseconds checkpoint_interval = std::chrono::seconds(1);
-    size_t workers = 8;                 ///< per node
+    size_t workers = 4;                 ///< per node
     size_t max_unacknowledged = 50000;  ///< add() waits above this many unacknowledged rows
     bool resolved = true;               ///< WITH resolved
     restart_backoff_settings restart;
