@@ -389,3 +389,29 @@ TEST_CASE("mysql apply: column families merge into one row; a delete comes per f
           "[integration][mysql][families]") {
     column_families_immediate("MOLT_TEST_MYSQL_URL");
 }
+
+// Multi-megabyte rows (changefeed-webhook.md §8: CockroachDB sends rows as large as they are):
+// one request with several whose sum is above the server's max_allowed_packet (16 MiB on
+// MariaDB 10.11) is applied, not refused as a packet too big, forever.
+TEST_CASE("mysql apply: rows of megabytes, more in one request than max_allowed_packet",
+          "[integration][mysql]") {
+    apply_stack t("MOLT_TEST_MYSQL_URL");
+    const int64_t packet = std::stoll(*t.one("SELECT @@max_allowed_packet"));
+    t.sql("DROP TABLE IF EXISTS my_big");
+    t.sql("CREATE TABLE my_big (id BIGINT PRIMARY KEY, doc LONGTEXT) CHARACTER SET utf8mb4");
+    const size_t each = static_cast<size_t>(packet) / 3;  // 4 rows: above the packet
+    std::vector<row> rows;
+    for (int64_t id = 1; id <= 4; ++id) {
+        rows.push_back({"my_big", key({num(id)}),
+                        obj({{"id", num(id)}, {"doc", str(std::string(each, 'a' + id))}})});
+    }
+    auto applied = t.post(body(rows));
+    if (!applied) {
+        FAIL(applied.error().message());
+    }
+    CHECK(t.one("SELECT count(*) FROM my_big") == "4");
+    CHECK(t.one("SELECT sum(length(doc)) FROM my_big") == std::to_string(4 * each));
+    CHECK(t.one("SELECT count(*) FROM my_big WHERE doc = repeat(char(ascii('a') + id), " +
+                std::to_string(each) + ")") == "4");
+    t.sql("DROP TABLE my_big");
+}

@@ -801,6 +801,28 @@ void column_families(const std::string& env) {
 
 }  // namespace
 
+// One source transaction of rows whose sum is above MariaDB's max_allowed_packet (16 MiB): the
+// window's statements stay under it, in one target transaction.
+TEST_CASE("consistent, MariaDB: rows of megabytes, more in one transaction than a packet",
+          "[integration][consistent]") {
+    consistent_stack s("MOLT_TEST_MYSQL_URL");
+    const int64_t packet = std::stoll(*s.target.one("SELECT @@max_allowed_packet"));
+    s.target.sql("DROP TABLE IF EXISTS it_big");
+    s.target.sql("CREATE TABLE it_big (id BIGINT PRIMARY KEY, doc LONGTEXT)");
+    const size_t each = static_cast<size_t>(packet) / 3;
+    std::vector<row> rows;
+    for (int64_t id = 1; id <= 4; ++id) {
+        rows.push_back({"it_big", key({num(id)}),
+                        obj({{"id", num(id)}, {"doc", str(std::string(each, 'a'))}}), 10});
+    }
+    REQUIRE(s.post(rows));
+    REQUIRE(s.resolve(20));
+    s.wait_committed(20);
+    CHECK(s.target.one("SELECT count(*) FROM it_big") == "4");
+    CHECK(s.target.one("SELECT sum(length(doc)) FROM it_big") == std::to_string(4 * each));
+    s.target.sql("DROP TABLE it_big");
+}
+
 TEST_CASE("consistent, PostgreSQL: column families merge into one row per key",
           "[integration][consistent][families]") {
     column_families("MOLT_TEST_PG_URL");

@@ -4,6 +4,7 @@
 
 #include "molt/proto/decoder.hpp"
 #include "molt/proto/encoder.hpp"
+#include "molt/replicator/dialect/mysql.hpp"
 #include "molt/replicator/dialect/postgres.hpp"
 #include "molt/test/json_builders.hpp"
 
@@ -276,6 +277,37 @@ TEST_CASE("plan: statements are chunked by --flushSize", "[plan]") {
     CHECK(plan->statements[1].rows == 2);
     CHECK(plan->statements[2].rows == 1);
     CHECK(plan->statements[2].params == sql_params{"4", "s"});
+}
+
+// MySQL sends a statement in one packet (max_allowed_packet): megabyte rows are spread over
+// statements of at most about 4 MiB of values, and a larger row goes alone.
+TEST_CASE("plan: MySQL statements are chunked by bytes too", "[plan]") {
+    const schema_snapshot s = shop();
+    auto d = mysql::make_dialect();
+    const size_t mib = 1024 * 1024;
+    const std::vector<size_t> sizes = {3 * mib / 2, 3 * mib / 2, 3 * mib / 2, 5 * mib, 10};
+    std::vector<msg> messages;
+    for (size_t i = 0; i < sizes.size(); ++i) {
+        const auto id = static_cast<int64_t>(i);
+        messages.push_back({"orders", key({num(id)}),
+                            obj({{"id", num(id)}, {"status", str(std::string(sizes[i], 'x'))}}),
+                            1});
+    }
+    const molt::proto::batch batch = decode(messages);  // the keys are views into it
+    auto plan = plan_batch(s, batch, *d, 1000);
+    REQUIRE(plan);
+    std::vector<size_t> rows;
+    for (const auto& st : plan->statements) {
+        rows.push_back(st.rows);
+        size_t bytes = 0;
+        for (const auto& p : st.params) {
+            bytes += p ? p->size() : 0;
+        }
+        CHECK((st.rows == 1 || bytes <= d->max_statement_bytes()));
+    }
+    CHECK(rows == std::vector<size_t>{2, 1, 1, 1});
+    CHECK(plan->statements[2].key == "[3]");
+    CHECK(plan->statements[2].params.at(1)->size() == 5 * mib);
 }
 
 TEST_CASE("plan: errors name the table, the column and the message", "[plan]") {

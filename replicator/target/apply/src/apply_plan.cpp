@@ -187,6 +187,53 @@ result<apply_plan> plan_batch(const schema_snapshot& schema, const proto::batch&
         return std::max<size_t>(1,
                                 std::min(rows_per_statement, dialect.max_parameters() / columns));
     };
+    // Rows into statements of at most `per` rows and dialect.max_statement_bytes() of bound
+    // values (a larger row gets a statement of its own). bind(i, params) appends row i's values;
+    // sql(n) is the statement for n rows; key(i) is row i's key.
+    auto chunk = [&](planned_statement::kind type, const table_info& t, size_t count, size_t per,
+                     const auto& bind, const auto& sql, const auto& key) -> result<void> {
+        const size_t budget = dialect.max_statement_bytes();
+        planned_statement st;
+        size_t bytes = 0;
+        size_t first = 0;
+        auto flush = [&] {
+            if (st.rows == 0) {
+                return;
+            }
+            st.type = type;
+            st.table = &t;
+            st.sql = sql(st.rows);
+            st.key = st.rows == 1 ? key(first) : std::string_view();
+            plan.statements.push_back(std::move(st));
+            st = planned_statement{};
+            bytes = 0;
+        };
+        sql_params row_params;
+        for (size_t i = 0; i < count; ++i) {
+            row_params.clear();
+            if (auto done = bind(i, row_params); !done) {
+                return std::move(done).error();
+            }
+            size_t row_bytes = 0;
+            for (const auto& p : row_params) {
+                row_bytes += p ? p->size() : 0;
+            }
+            if (st.rows == per || (st.rows > 0 && bytes + row_bytes > budget)) {
+                flush();
+            }
+            if (st.rows == 0) {
+                first = i;
+                st.params.reserve(std::min(per, count - i) * row_params.size());
+            }
+            for (auto& p : row_params) {
+                st.params.push_back(std::move(p));
+            }
+            bytes += row_bytes;
+            ++st.rows;
+        }
+        flush();
+        return ok();
+    };
 
     // Deletes, children before parents. Upserts first: a key written again after its delete
     // needs no delete, as the changefeed sends whole rows (an insert sends every column family)
@@ -208,26 +255,23 @@ result<apply_plan> plan_batch(const schema_snapshot& schema, const proto::batch&
                 }
                 deletes.push_back(&row);
             }
-            const size_t per = chunk_size(std::max<size_t>(1, t.pk_count));
-            for (size_t start = 0; start < deletes.size(); start += per) {
-                const size_t n = std::min(per, deletes.size() - start);
-                planned_statement st;
-                st.type = planned_statement::kind::erase;
-                st.table = &t;
-                st.rows = n;
-                st.sql = dialect.delete_sql(t, n);
-                st.key = n == 1 ? deletes[start]->key : std::string_view();
-                st.params.reserve(n * t.pk_count);
-                for (size_t r = start; r < start + n; ++r) {
+            auto done = chunk(
+                planned_statement::kind::erase, t, deletes.size(),
+                chunk_size(std::max<size_t>(1, t.pk_count)),
+                [&](size_t r, sql_params& params) -> result<void> {
                     for (size_t k = 0; k < t.pk_count; ++k) {
                         auto bound = dialect.bind_value(t.columns[k], deletes[r]->key_values[k]);
                         if (!bound) {
                             return row_error(t, deletes[r]->message, bound.error().message());
                         }
-                        st.params.push_back(std::move(bound).value());
+                        params.push_back(std::move(bound).value());
                     }
-                }
-                plan.statements.push_back(std::move(st));
+                    return ok();
+                },
+                [&](size_t n) { return dialect.delete_sql(t, n); },
+                [&](size_t r) { return std::string_view(deletes[r]->key); });
+            if (!done) {
+                return std::move(done).error();
             }
         }
         return ok();
@@ -268,26 +312,22 @@ result<apply_plan> plan_batch(const schema_snapshot& schema, const proto::batch&
             ++counts.upserts;
         }
         for (const auto& [columns, group] : by_columns) {
-            const size_t per = chunk_size(columns.size());
-            for (size_t start = 0; start < group.size(); start += per) {
-                const size_t n = std::min(per, group.size() - start);
-                planned_statement st;
-                st.type = planned_statement::kind::upsert;
-                st.table = &t;
-                st.rows = n;
-                st.sql = dialect.upsert_sql(t, columns, n);
-                st.key = n == 1 ? group[start]->key : std::string_view();
-                st.params.reserve(n * columns.size());
-                for (size_t r = start; r < start + n; ++r) {
+            auto done = chunk(
+                planned_statement::kind::upsert, t, group.size(), chunk_size(columns.size()),
+                [&](size_t r, sql_params& params) -> result<void> {
                     for (const size_t c : columns) {
                         auto bound = dialect.bind_value(t.columns[c], *group[r]->values[c]);
                         if (!bound) {
                             return row_error(t, group[r]->message, bound.error().message());
                         }
-                        st.params.push_back(std::move(bound).value());
+                        params.push_back(std::move(bound).value());
                     }
-                }
-                plan.statements.push_back(std::move(st));
+                    return ok();
+                },
+                [&](size_t n) { return dialect.upsert_sql(t, columns, n); },
+                [&](size_t r) { return std::string_view(group[r]->key); });
+            if (!done) {
+                return std::move(done).error();
             }
         }
         plan.tables.push_back(counts);

@@ -91,6 +91,11 @@ public:
     molt::dialect kind() const noexcept override { return dialect::mysql; }
     size_t schema_segments() const noexcept override { return 1; }
     size_t max_parameters() const noexcept override { return 65535; }
+    // A statement travels in one packet, at most the server's max_allowed_packet (MySQL 5.7:
+    // 4 MiB by default, 8.0: 64 MiB, MariaDB 10.2 on: 16 MiB); beyond, the server drops the
+    // connection (2006, "server has gone away"). 4 MiB of values leaves room for the SQL text
+    // under every default.
+    size_t max_statement_bytes() const noexcept override { return 4 * 1024 * 1024 - 64 * 1024; }
 
     std::string upsert_sql(const table_info& t, std::span<const size_t> columns,
                            size_t rows) const override {

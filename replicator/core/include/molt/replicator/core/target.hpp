@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <span>
@@ -90,6 +91,9 @@ public:
     [[nodiscard]] virtual size_t schema_segments() const noexcept = 0;
     /// The most bind parameters one statement may carry.
     [[nodiscard]] virtual size_t max_parameters() const noexcept = 0;
+    /// The most bytes of bound values one statement should carry: rows beyond go in the next
+    /// statement, and a larger row in a statement of its own.
+    [[nodiscard]] virtual size_t max_statement_bytes() const noexcept { return SIZE_MAX; }
 
     /// Upsert of `rows` rows setting `columns` (indices into t.columns, primary key first).
     [[nodiscard]] virtual std::string upsert_sql(const table_info& t,
