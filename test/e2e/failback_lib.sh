@@ -29,14 +29,7 @@ secure_json() {
         "$(b64uri "${6:-$dir/ca.crt}")" >"$2"
 }
 
-free_port() {
-    local p
-    for _ in $(seq 1 100); do
-        p=$((20000 + RANDOM % 40000))
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return 0; fi
-    done
-    return 1
-}
+. "$(dirname "${BASH_SOURCE[0]}")/../support/free_port.sh"
 
 # start_standin BACKEND_URL: crdb-emulator serve with TLS (the test servers' certificate) in
 # front of BACKEND_URL; sets SERVE_PID and CRDB (verify-full through the stand-in, same database).

@@ -119,7 +119,9 @@ std::string rich_text(std::mt19937_64& rng) {
 }
 
 std::string long_text(std::mt19937_64& rng) {
-    const size_t length = uniform<size_t>(rng, 60'000, 70'000);
+    // Around 64 KiB; 1 in 100 of megabytes (CockroachDB sends a row as large as it is).
+    const size_t length = chance(rng, 100) ? uniform<size_t>(rng, 1'000'000, 3'000'000)
+                                           : uniform<size_t>(rng, 60'000, 70'000);
     std::string s;
     while (s.size() < length) {
         s += pieces[uniform<size_t>(rng, 0, pieces.size() - 1)];

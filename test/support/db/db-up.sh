@@ -19,16 +19,7 @@ as_root=0; [ "$(id -u)" = 0 ] && as_root=1
 pg_run() { if [ $as_root = 1 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 
 # A port nothing answers on (the server's own bind is the final check; we retry on failure).
-free_port() {
-    local p
-    for _ in $(seq 1 100); do
-        p=$((20000 + RANDOM % 40000))
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-            echo "$p"; return 0
-        fi
-    done
-    log "no free port found"; return 1
-}
+. "$(dirname "${BASH_SOURCE[0]}")/../free_port.sh"
 
 # ---- TLS: one CA, a server certificate for localhost and 127.0.0.1, a client certificate --------
 # Both servers accept TLS (and plain connections, which most tests use); tests that connect with
