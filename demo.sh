@@ -239,14 +239,7 @@ mkdir certs
 ) >"$WORK/openssl.log" 2>&1 || die "openssl failed" "$WORK/openssl.log"
 
 # A port nothing listens on, for the replicator's webhook.
-free_port() {
-    local p
-    for _ in $(seq 1 100); do
-        p=$((20000 + RANDOM % 40000))
-        (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return 0; }
-    done
-    return 1
-}
+. "$REPO/test/support/free_port.sh" || die "test/support/free_port.sh is missing"
 WEBHOOK_PORT=$(free_port) || die "no free port"
 # The docs: client_cert, client_key and ca_cert "must be base64- and URL-encoded"
 # (base64 -i ./client.crt | jq -R -r '@uri'). resolved and min_checkpoint_frequency are lowered

@@ -29,7 +29,10 @@ secure_json() {
         "$(b64uri "${6:-$dir/ca.crt}")" >"$2"
 }
 
-. "$(dirname "${BASH_SOURCE[0]}")/../support/free_port.sh"
+. "$(dirname "${BASH_SOURCE[0]}")/../support/free_port.sh" || {
+    echo "FAIL: test/support/free_port.sh is missing" >&2
+    exit 1
+}
 
 # start_standin BACKEND_URL: crdb-emulator serve with TLS (the test servers' certificate) in
 # front of BACKEND_URL; sets SERVE_PID and CRDB (verify-full through the stand-in, same database).

@@ -413,5 +413,25 @@ TEST_CASE("mysql apply: rows of megabytes, more in one request than max_allowed_
     CHECK(t.one("SELECT sum(length(doc)) FROM my_big") == std::to_string(4 * each));
     CHECK(t.one("SELECT count(*) FROM my_big WHERE doc = repeat(char(ascii('a') + id), " +
                 std::to_string(each) + ")") == "4");
+
+    // Ten rows of 1 MB that travel escaped (quotes, backslashes): several to a statement.
+    const std::string tricky = "it's a \\ \"quote\" ";
+    std::string doc;
+    while (doc.size() < 1000000) {
+        doc += tricky;
+    }
+    rows.clear();
+    for (int64_t id = 11; id <= 20; ++id) {
+        rows.push_back({"my_big", key({num(id)}), obj({{"id", num(id)}, {"doc", str(doc)}})});
+    }
+    applied = t.post(body(rows));
+    if (!applied) {
+        FAIL(applied.error().message());
+    }
+    const size_t repeats = doc.size() / tricky.size();
+    CHECK(t.one("SELECT count(*) FROM my_big WHERE id > 10 AND doc = REPEAT('it''s a \\\\ "
+                "\"quote\" ', " +
+                std::to_string(repeats) + ")") == "10");
+    CHECK(t.one("SELECT length(doc) FROM my_big WHERE id = 20") == std::to_string(doc.size()));
     t.sql("DROP TABLE my_big");
 }

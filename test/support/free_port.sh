@@ -3,7 +3,7 @@
 # caller binds it. Source it; bash only.
 free_port() {
     local low=32768 p
-    read -r low _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || low=32768
+    read -r low _ 2>/dev/null </proc/sys/net/ipv4/ip_local_port_range || low=32768
     [ "$low" -gt 11024 ] || low=60000 # an unusual range: any port above 10000
     for _ in $(seq 1 100); do
         p=$((10000 + RANDOM % (low - 10000)))

@@ -308,6 +308,19 @@ TEST_CASE("plan: MySQL statements are chunked by bytes too", "[plan]") {
     CHECK(rows == std::vector<size_t>{2, 1, 1, 1});
     CHECK(plan->statements[2].key == "[3]");
     CHECK(plan->statements[2].params.at(1)->size() == 5 * mib);
+
+    // Values travel escaped: two rows of 1.5 MiB of quotes (3 MiB each, escaped) do not share
+    // a statement, as two of 1.5 MiB of letters did.
+    std::vector<msg> quoted;
+    for (int64_t id = 0; id < 2; ++id) {
+        quoted.push_back({"orders", key({num(id)}),
+                          obj({{"id", num(id)}, {"status", str(std::string(3 * mib / 2, '\''))}}),
+                          1});
+    }
+    const molt::proto::batch quoted_batch = decode(quoted);
+    auto quoted_plan = plan_batch(s, quoted_batch, *d, 1000);
+    REQUIRE(quoted_plan);
+    CHECK(quoted_plan->statements.size() == 2);
 }
 
 TEST_CASE("plan: errors name the table, the column and the message", "[plan]") {

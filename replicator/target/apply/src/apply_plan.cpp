@@ -216,14 +216,16 @@ result<apply_plan> plan_batch(const schema_snapshot& schema, const proto::batch&
             }
             size_t row_bytes = 0;
             for (const auto& p : row_params) {
-                row_bytes += p ? p->size() : 0;
+                row_bytes += dialect.statement_bytes(p);
             }
             if (st.rows == per || (st.rows > 0 && bytes + row_bytes > budget)) {
                 flush();
             }
             if (st.rows == 0) {
                 first = i;
-                st.params.reserve(std::min(per, count - i) * row_params.size());
+                if (budget == SIZE_MAX) {  // else a statement may hold far fewer rows
+                    st.params.reserve(std::min(per, count - i) * row_params.size());
+                }
             }
             for (auto& p : row_params) {
                 st.params.push_back(std::move(p));

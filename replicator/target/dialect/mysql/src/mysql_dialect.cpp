@@ -96,6 +96,22 @@ public:
     // connection (2006, "server has gone away"). 4 MiB of values leaves room for the SQL text
     // under every default.
     size_t max_statement_bytes() const noexcept override { return 4 * 1024 * 1024 - 64 * 1024; }
+    // SOCI's MySQL backend writes values into the statement's text, escaped and quoted, inside
+    // the placeholder's conversion (CAST, UNHEX): each escaped byte counts twice, and 24 bytes
+    // cover the quotes, the comma and the conversion.
+    size_t statement_bytes(const std::optional<std::string>& value) const noexcept override {
+        if (!value) {
+            return 24;
+        }
+        size_t escaped = 0;
+        for (const char c : *value) {
+            escaped += c == '\\' || c == '\'' || c == '"' || c == '\0' || c == '\n' || c == '\r' ||
+                               c == '\x1a'
+                           ? 1
+                           : 0;
+        }
+        return 24 + value->size() + escaped;
+    }
 
     std::string upsert_sql(const table_info& t, std::span<const size_t> columns,
                            size_t rows) const override {

@@ -91,9 +91,14 @@ public:
     [[nodiscard]] virtual size_t schema_segments() const noexcept = 0;
     /// The most bind parameters one statement may carry.
     [[nodiscard]] virtual size_t max_parameters() const noexcept = 0;
-    /// The most bytes of bound values one statement should carry: rows beyond go in the next
-    /// statement, and a larger row in a statement of its own.
+    /// The most bytes of bound values one statement should carry (as statement_bytes counts
+    /// them): rows beyond go in the next statement, and a larger row in a statement of its own.
     [[nodiscard]] virtual size_t max_statement_bytes() const noexcept { return SIZE_MAX; }
+    /// What a bound value adds to a statement as it travels to the server.
+    [[nodiscard]] virtual size_t statement_bytes(
+        const std::optional<std::string>& value) const noexcept {
+        return value ? value->size() : 0;
+    }
 
     /// Upsert of `rows` rows setting `columns` (indices into t.columns, primary key first).
     [[nodiscard]] virtual std::string upsert_sql(const table_info& t,
