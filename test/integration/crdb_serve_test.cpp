@@ -917,7 +917,7 @@ TEST_CASE("serve: history older than --gc-ttl is gone, except what a changefeed 
         certs.param("client.key"));
     CHECK(wait_until([&] {
         PGresult* r = PQexec(pq.conn, ("CREATE CHANGEFEED FOR TABLE serve_gc INTO " + sink +
-                                       " WITH cursor = '" + old_cursor + "'")
+                                       " WITH updated, cursor = '" + old_cursor + "'")
                                           .c_str());
         const bool refused =
             PQresultStatus(r) == PGRES_FATAL_ERROR &&
@@ -946,10 +946,11 @@ TEST_CASE("serve: history older than --gc-ttl is gone, except what a changefeed 
     std::this_thread::sleep_for(1500ms);
     pq.query("INSERT INTO serve_gc VALUES (5)");
     std::this_thread::sleep_for(200ms);
-    // A cursor at the pause: older than --gc-ttl, yet protected.
+    // A cursor at the pause: older than --gc-ttl, yet protected. (Jobs that send to this
+    // receiver carry `updated`: split() reads it from every message.)
     auto create_at = [&](const std::string& cursor) {
         PGresult* r = PQexec(pq.conn, ("CREATE CHANGEFEED FOR TABLE serve_gc INTO " + sink +
-                                       " WITH cursor = '" + cursor + "'")
+                                       " WITH updated, cursor = '" + cursor + "'")
                                           .c_str());
         const bool created = PQresultStatus(r) == PGRES_TUPLES_OK;
         if (created) {

@@ -116,6 +116,9 @@ void sender::stop() {
         }
     }
     changed_.notify_all();
+    // A job may stop its sender from two threads at once (a feed failing while it is
+    // cancelled): the second caller waits for the first's joins.
+    const std::lock_guard<std::mutex> joining(join_mutex_);
     for (std::thread& t : threads_) {
         t.join();
     }

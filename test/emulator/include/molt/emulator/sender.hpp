@@ -199,6 +199,7 @@ public:
     /// Flushes, waits until everything is acknowledged, then sends a resolved timestamp for
     /// `last` and waits for it. False on timeout.
     bool finish(hlc last, std::chrono::nanoseconds timeout);
+    /// Ends every thread; from any thread, any number of times (concurrent calls included).
     void stop();
     /// Every row at or below `frontier` has been added, though none came lately (a source's
     /// heartbeat). add() advances the frontier to the transaction's HLC by itself.
@@ -319,6 +320,7 @@ private:
     std::chrono::steady_clock::time_point last_resolved_emit_;
     std::chrono::steady_clock::time_point last_checkpoint_;
     sender_stats stats_;
+    std::mutex join_mutex_;  // stop()'s joins, one caller at a time
     std::vector<std::thread> threads_;
 };
 
