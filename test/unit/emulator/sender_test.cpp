@@ -257,6 +257,23 @@ transport_factory connect_to(scripted_sink& sink) {
     return [&sink, next] { return std::make_unique<scripted_transport>(sink, (*next)++); };
 }
 
+// A transport that hands each body to a test sink (`post(body)`), and cancel() to its
+// `cancel()` when it has one.
+template <typename Sink>
+class sink_transport : public transport {
+public:
+    explicit sink_transport(Sink& sink) : sink_(sink) {}
+    send_outcome post(const std::string& body, send_mode) override { return sink_.post(body); }
+    void cancel() override {
+        if constexpr (requires(Sink & s) { s.cancel(); }) {
+            sink_.cancel();
+        }
+    }
+
+private:
+    Sink& sink_;
+};
+
 workload_spec test_spec() {
     workload_spec spec = default_spec();
     for (table_spec& t : spec.tables) {
@@ -729,16 +746,6 @@ transaction one_row(int64_t id, int64_t wall = 0) {
     return t;
 }
 
-class volatile_transport : public transport {
-public:
-    explicit volatile_transport(volatile_sink& sink) : sink_(sink) {}
-    send_outcome post(const std::string& body, send_mode) override { return sink_.post(body); }
-    void cancel() override {}
-
-private:
-    volatile_sink& sink_;
-};
-
 }  // namespace
 
 // Not from the last resolved timestamp delivered: a receiver that acknowledges rows before they
@@ -755,7 +762,7 @@ TEST_CASE("a restart replays from the saved checkpoint", "[emulator]") {
     settings.resolved_interval = std::chrono::hours(1);  // ... of resolved timestamps
     settings.workers = 2;
     sender s(
-        settings, {}, [&] { return std::make_unique<volatile_transport>(sink); }, 3);
+        settings, {}, [&] { return std::make_unique<sink_transport<volatile_sink>>(sink); }, 3);
     s.start();
     std::vector<transaction> txns;
     for (int64_t i = 1; i <= 40; ++i) {
@@ -872,16 +879,6 @@ private:
     bool restarted_ = false;
 };
 
-class stuck_transport : public transport {
-public:
-    explicit stuck_transport(stuck_sink& sink) : sink_(sink) {}
-    send_outcome post(const std::string& body, send_mode) override { return sink_.post(body); }
-    void cancel() override { sink_.cancel(); }
-
-private:
-    stuck_sink& sink_;
-};
-
 }  // namespace
 
 // CockroachDB cancels the job's context: requests in flight end with it, and the replay does not
@@ -895,7 +892,7 @@ TEST_CASE("a restart cancels the requests in flight instead of waiting for them"
     settings.workers = 2;
     settings.restart.initial = 1ms;
     sender s(
-        settings, {}, [&] { return std::make_unique<stuck_transport>(sink); }, 9);
+        settings, {}, [&] { return std::make_unique<sink_transport<stuck_sink>>(sink); }, 9);
     s.start();
     s.add(one_row(1));
     sink.wait_stuck();  // one worker waits for an answer that never comes
@@ -918,7 +915,7 @@ TEST_CASE("a node whose workers all wait holds back no other node", "[emulator]"
     settings.workers = 1;
     settings.order.nodes = 2;
     sender s(
-        settings, {}, [&] { return std::make_unique<stuck_transport>(sink); }, 5);
+        settings, {}, [&] { return std::make_unique<sink_transport<stuck_sink>>(sink); }, 5);
     s.start();
     s.add(one_row(1));
     sink.wait_stuck();  // key 1's node: its only worker waits for ever
@@ -1036,16 +1033,6 @@ private:
     std::string only_;
 };
 
-class refusing_transport : public transport {
-public:
-    explicit refusing_transport(refusing_sink& sink) : sink_(sink) {}
-    send_outcome post(const std::string& body, send_mode) override { return sink_.post(body); }
-    void cancel() override {}
-
-private:
-    refusing_sink& sink_;
-};
-
 }  // namespace
 
 // A catch-up scan goes key by key, each key's versions oldest first.
@@ -1062,7 +1049,7 @@ TEST_CASE("a restart replays key by key, not in HLC order", "[emulator]") {
     settings.config.flush.messages = 1000;
     settings.checkpoint_interval = 5ms;  // flushes the open batch: every row in one request
     sender s(
-        settings, {}, [&] { return std::make_unique<refusing_transport>(sink); }, 4);
+        settings, {}, [&] { return std::make_unique<sink_transport<refusing_sink>>(sink); }, 4);
     // Keys 1 to 4, each written three times, in turn.
     std::vector<std::string> by_key;
     int64_t wall = 1'000'000'000;
@@ -1106,7 +1093,7 @@ TEST_CASE("a restart replays each range from its own checkpoint", "[emulator]") 
     settings.workers = 2;
     settings.checkpoint_interval = 5ms;
     sender s(
-        settings, {}, [&] { return std::make_unique<refusing_transport>(sink); }, 4);
+        settings, {}, [&] { return std::make_unique<sink_transport<refusing_sink>>(sink); }, 4);
     s.start();
     s.add(one_row(b, 1'000'000'001));
     s.add(one_row(a, 1'000'000'002));
