@@ -28,13 +28,82 @@ namespace ssl = asio::ssl;
 using tcp = asio::ip::tcp;
 using boost::system::error_code;
 
-struct parsed_uri {
+// Where a connection goes.
+struct origin {
     bool tls = true;
     std::string host;
     std::string port;
+    bool operator==(const origin&) const = default;
+};
+
+struct parsed_uri : origin {
     std::string target;  // path and passed-on query
     proto::sink_query query;
 };
+
+// One request of an exchange: the sink URI's, then each redirect's.
+struct hop {
+    origin to;
+    std::string target;
+    bool post = true;  // else a GET without a body (301, 302 and 303 make one)
+
+    [[nodiscard]] std::string url() const {
+        return fmt::format("{}://{}:{}{}", to.tls ? "https" : "http", to.host, to.port, target);
+    }
+};
+
+// host, host:port, [v6] or [v6]:port
+origin parse_authority(std::string_view authority, bool tls) {
+    origin out;
+    out.tls = tls;
+    const size_t colon = authority.rfind(':');
+    if (colon != std::string_view::npos && authority.back() != ']') {
+        out.host = std::string(authority.substr(0, colon));
+        out.port = std::string(authority.substr(colon + 1));
+    } else {
+        out.host = std::string(authority);
+        out.port = tls ? "443" : "80";
+    }
+    if (!out.host.empty() && out.host.front() == '[') {
+        out.host = out.host.substr(1, out.host.size() - 2);
+    }
+    return out;
+}
+
+// A redirect's Location read against the request it answered, as Go's URL.Parse does for the
+// forms a receiver sends: absolute, scheme-relative, absolute path, query, relative path.
+hop follow(const hop& from, std::string_view location, int status) {
+    hop next = from;
+    // 301, 302, 303: a POST becomes a GET without a body; 307, 308 keep the method and body.
+    next.post = from.post && (status == 307 || status == 308);
+    auto path_query = [](std::string_view rest) {
+        const size_t slash = std::min(rest.find('/'), rest.find('?'));
+        std::string target(slash == std::string_view::npos ? "" : rest.substr(slash));
+        return std::pair<std::string_view, std::string>(
+            rest.substr(0, slash), target.empty() || target.front() == '?' ? "/" + target : target);
+    };
+    for (const auto& [prefix, tls] : {std::pair<std::string_view, bool>{"https://", true},
+                                      {"http://", false},
+                                      {"//", from.to.tls}}) {
+        if (location.size() >= prefix.size() &&
+            std::equal(prefix.begin(), prefix.end(), location.begin(),
+                       [](char a, char b) { return a == std::tolower(b); })) {
+            auto [authority, target] = path_query(location.substr(prefix.size()));
+            next.to = parse_authority(authority, tls);
+            next.target = std::move(target);
+            return next;
+        }
+    }
+    const std::string_view path = std::string_view(from.target).substr(0, from.target.find('?'));
+    if (!location.empty() && location.front() == '/') {
+        next.target = std::string(location);
+    } else if (!location.empty() && location.front() == '?') {
+        next.target = std::string(path) + std::string(location);
+    } else {
+        next.target = std::string(path.substr(0, path.rfind('/') + 1)) + std::string(location);
+    }
+    return next;
+}
 
 result<parsed_uri> parse_uri(std::string_view uri) {
     parsed_uri out;
@@ -55,20 +124,8 @@ result<parsed_uri> parse_uri(std::string_view uri) {
                      "the sink URI must start with webhook-https://, https:// or http://"};
     }
     const size_t slash = std::min(rest.find('/'), rest.find('?'));
-    const std::string_view authority = rest.substr(0, slash);
     std::string_view path_query = slash == std::string_view::npos ? "" : rest.substr(slash);
-    // host, host:port, [v6] or [v6]:port
-    const size_t colon = authority.rfind(':');
-    if (colon != std::string_view::npos && authority.back() != ']') {
-        out.host = std::string(authority.substr(0, colon));
-        out.port = std::string(authority.substr(colon + 1));
-    } else {
-        out.host = std::string(authority);
-        out.port = out.tls ? "443" : "80";
-    }
-    if (!out.host.empty() && out.host.front() == '[') {
-        out.host = out.host.substr(1, out.host.size() - 2);
-    }
+    static_cast<origin&>(out) = parse_authority(rest.substr(0, slash), out.tls);
     const size_t question = path_query.find('?');
     std::string path(path_query.substr(0, question));
     if (path.empty()) {
@@ -103,76 +160,106 @@ public:
             https_transport* self;
             ~end_guard() { self->end_exchange(); }
         } guard{this};
-        error_code ec;
-        if (!connected_) {
-            if (!connect(ec)) {
-                return {0, network_error(ec)};
-            }
-        }
-        http::request<http::string_body> req{http::verb::post, uri_->target, 11};
-        req.set(http::field::host, uri_->host);
-        req.set(http::field::content_type, "application/json");
-        req.set(http::field::user_agent, "Go-http-client/1.1");
         // Compressed for every attempt alike: a retry sends the same bytes.
         std::string compressed;
         if (codec_ != compression::codec::identity) {
             compressed = compression::compress(codec_, plain);
-            req.set(http::field::content_encoding, std::string(compression::name(codec_)));
-            req.set(http::field::accept_encoding, std::string(compression::name(codec_)));
-        } else {
-            req.set(http::field::accept_encoding, "gzip");
         }
         const std::string& body = codec_ != compression::codec::identity ? compressed : plain;
-        if (!authorization_.empty()) {
-            req.set(http::field::authorization, authorization_);
+        hop at{*uri_, uri_->target, true};
+        std::string referer;
+        // Go's client follows redirects (CheckRedirect unset): 10 requests at most.
+        for (int requests = 1;; ++requests) {
+            error_code ec;
+            if (connected_ && !(connected_to_ == at.to)) {
+                close();
+            }
+            if (!connected_ && !connect(at.to, ec)) {
+                return {0, network_error(at, ec)};
+            }
+            http::request<http::string_body> req{at.post ? http::verb::post : http::verb::get,
+                                                 at.target, 11};
+            req.set(http::field::host, at.to.host);
+            req.set(http::field::content_type, "application/json");
+            req.set(http::field::user_agent, "Go-http-client/1.1");
+            if (codec_ != compression::codec::identity) {
+                req.set(http::field::content_encoding, std::string(compression::name(codec_)));
+                req.set(http::field::accept_encoding, std::string(compression::name(codec_)));
+            } else {
+                req.set(http::field::accept_encoding, "gzip");
+            }
+            // Go drops it on a redirect to another domain (not the same or a subdomain).
+            if (!authorization_.empty() && same_domain(at.to.host)) {
+                req.set(http::field::authorization, authorization_);
+            }
+            if (!referer.empty()) {
+                req.set(http::field::referer, referer);
+            }
+            if (at.post) {
+                req.body() = body;
+                req.prepare_payload();
+            }
+            if (requests == 1 && mode == send_mode::drop_midway) {
+                // Headers and half the body, then the connection goes away.
+                std::string head = fmt::format(
+                    "POST {} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n{}"
+                    "Content-Length: {}\r\n\r\n",
+                    uri_->target, uri_->host,
+                    codec_ != compression::codec::identity
+                        ? fmt::format("Content-Encoding: {}\r\n", compression::name(codec_))
+                        : std::string(),
+                    body.size());
+                head += body.substr(0, body.size() / 2);
+                run([&](auto& stream,
+                        auto done) { asio::async_write(stream, asio::buffer(head), done); },
+                    ec);
+                close();
+                return {0, "connection dropped mid-request (fault)"};
+            }
+            run([&](auto& stream, auto done) { http::async_write(stream, req, done); }, ec);
+            if (ec) {
+                close();
+                return {0, network_error(at, ec)};
+            }
+            if (requests == 1 && mode == send_mode::abandon) {
+                // The request is with the receiver; the client stops waiting for its answer.
+                close();
+                return {0, network_error(at, asio::error::timed_out) + " (fault)"};
+            }
+            http::response<http::string_body> res;
+            run([&](auto& stream, auto done) { http::async_read(stream, buffer_, res, done); }, ec);
+            if (ec) {
+                close();
+                return {0, network_error(at, ec)};
+            }
+            if (!res.keep_alive()) {
+                close();
+            }
+            last_used_ = std::chrono::steady_clock::now();
+            const int status = static_cast<int>(res.result_int());
+            const auto location = res.find(http::field::location);
+            const bool redirect =
+                status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
+            if (redirect && location != res.end() && !location->value().empty()) {
+                const std::string_view to(location->value().data(), location->value().size());
+                if (requests == 10) {
+                    // Go's error names the Location as sent.
+                    return {0, fmt::format("Post \"{}\": stopped after 10 redirects", to)};
+                }
+                // Go sets the request it followed as the Referer, unless https goes to http.
+                hop next = follow(at, to, status);
+                referer = at.to.tls && !next.to.tls ? std::string() : at.url();
+                at = std::move(next);
+                continue;
+            }
+            // The sink's error text: the status line, then the body ("400 Bad Request: ...").
+            return {status,
+                    status >= 200 && status < 300
+                        ? std::string()
+                        : fmt::format("{} {}: {}", status,
+                                      std::string_view(res.reason().data(), res.reason().size()),
+                                      res.body())};
         }
-        req.body() = body;
-        req.prepare_payload();
-        if (mode == send_mode::drop_midway) {
-            // Headers and half the body, then the connection goes away.
-            std::string head = fmt::format(
-                "POST {} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n{}"
-                "Content-Length: {}\r\n\r\n",
-                uri_->target, uri_->host,
-                codec_ != compression::codec::identity
-                    ? fmt::format("Content-Encoding: {}\r\n", compression::name(codec_))
-                    : std::string(),
-                body.size());
-            head += body.substr(0, body.size() / 2);
-            run([&](auto& stream,
-                    auto done) { asio::async_write(stream, asio::buffer(head), done); },
-                ec);
-            close();
-            return {0, "connection dropped mid-request (fault)"};
-        }
-        run([&](auto& stream, auto done) { http::async_write(stream, req, done); }, ec);
-        if (ec) {
-            close();
-            return {0, network_error(ec)};
-        }
-        if (mode == send_mode::abandon) {
-            // The request is with the receiver; the client stops waiting for its answer.
-            close();
-            return {0, network_error(asio::error::timed_out) + " (fault)"};
-        }
-        http::response<http::string_body> res;
-        run([&](auto& stream, auto done) { http::async_read(stream, buffer_, res, done); }, ec);
-        if (ec) {
-            close();
-            return {0, network_error(ec)};
-        }
-        if (!res.keep_alive()) {
-            close();
-        }
-        last_used_ = std::chrono::steady_clock::now();
-        // The sink's error text: the status line, then the body ("400 Bad Request: ...").
-        const int status = static_cast<int>(res.result_int());
-        return {status,
-                status >= 200 && status < 300
-                    ? std::string()
-                    : fmt::format("{} {}: {}", status,
-                                  std::string_view(res.reason().data(), res.reason().size()),
-                                  res.body())};
     }
 
     void cancel() override {
@@ -204,10 +291,18 @@ public:
     ~https_transport() override { close(); }
 
 private:
-    // Go's wording for a failed exchange: Post "https://host:port/path": <what happened>.
-    std::string network_error(const error_code& ec) const {
-        return fmt::format("Post \"{}://{}:{}{}\": {}", uri_->tls ? "https" : "http", uri_->host,
-                           uri_->port, uri_->target,
+    // Whether Go keeps the Authorization header for a request to `host`: the sink URI's host
+    // or a subdomain of it.
+    bool same_domain(const std::string& host) const {
+        const std::string& sink = uri_->host;
+        return host == sink || (host.size() > sink.size() && host.ends_with(sink) &&
+                                host[host.size() - sink.size() - 1] == '.');
+    }
+
+    // Go's wording for a failed exchange: Post "https://host:port/path": <what happened> (the
+    // URL of the request that failed, a redirect's too; the method of the first).
+    std::string network_error(const hop& at, const error_code& ec) const {
+        return fmt::format("Post \"{}\": {}", at.url(),
                            ec == asio::error::timed_out
                                ? "context deadline exceeded (Client.Timeout exceeded while "
                                  "awaiting headers)"
@@ -295,19 +390,19 @@ private:
             ec);
     }
 
-    bool connect(error_code& ec) {
+    bool connect(const origin& to, error_code& ec) {
         tcp::resolver resolver(io_);
-        auto endpoints = resolver.resolve(uri_->host, uri_->port, ec);
+        auto endpoints = resolver.resolve(to.host, to.port, ec);
         if (ec) {
             return false;
         }
-        if (uri_->tls) {
+        if (to.tls) {
             tls_stream_ = std::make_unique<beast::ssl_stream<beast::tcp_stream>>(io_, *tls_);
             // SNI (SSL_set_tlsext_host_name is a macro with a C cast).
             SSL_ctrl(tls_stream_->native_handle(), SSL_CTRL_SET_TLSEXT_HOSTNAME,
-                     TLSEXT_NAMETYPE_host_name, const_cast<char*>(uri_->host.c_str()));
+                     TLSEXT_NAMETYPE_host_name, const_cast<char*>(to.host.c_str()));
             if (!uri_->query.insecure_tls_skip_verify) {
-                tls_stream_->set_verify_callback(ssl::host_name_verification(uri_->host));
+                tls_stream_->set_verify_callback(ssl::host_name_verification(to.host));
             }
         } else {
             plain_ = std::make_unique<beast::tcp_stream>(io_);
@@ -326,6 +421,7 @@ private:
             return false;
         }
         connected_ = true;
+        connected_to_ = to;
         last_used_ = std::chrono::steady_clock::now();
         return true;
     }
@@ -351,6 +447,7 @@ private:
     std::unique_ptr<beast::tcp_stream> plain_;
     beast::flat_buffer buffer_;
     bool connected_ = false;
+    origin connected_to_;                              // while connected_
     std::chrono::steady_clock::time_point last_used_;  // the connection's last exchange ended
     std::chrono::steady_clock::time_point deadline_;   // of the exchange under way
     std::mutex exchange_mutex_;                        // guards the three below

@@ -10,10 +10,14 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
+#include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <catch2/catch.hpp>
+#include <fmt/format.h>
 
 using namespace molt;
 using namespace molt::emulator;
@@ -205,4 +209,207 @@ TEST_CASE("transport: a connection idle for the idle timeout is closed", "[emula
     CHECK(server.closed() == 1);
     REQUIRE(t->post("{}", send_mode::whole).status == 200);  // on a new connection
     CHECK(server.accepted() == 2);
+}
+
+namespace {
+
+struct seen_request {
+    std::string method;
+    std::string target;
+    std::string headers;  // the header lines, lower-cased names kept as sent
+    std::string body;
+};
+
+// Answers each request with `answer(request, index)`, on any number of keep-alive connections
+// one at a time, and records what it was sent.
+class scripted_http_server {
+public:
+    using script = std::function<std::string(const seen_request&, size_t)>;
+    explicit scripted_http_server(script answer) : answer_(std::move(answer)) {
+        listener_ = ::socket(AF_INET, SOCK_STREAM, 0);
+        sockaddr_in addr{};
+        addr.sin_family = AF_INET;
+        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        REQUIRE(::bind(listener_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+        REQUIRE(::listen(listener_, 8) == 0);
+        socklen_t len = sizeof addr;
+        ::getsockname(listener_, reinterpret_cast<sockaddr*>(&addr), &len);
+        port_ = ntohs(addr.sin_port);
+        thread_ = std::thread([this] { serve(); });
+    }
+    ~scripted_http_server() {
+        stopping_ = true;
+        thread_.join();
+        ::close(listener_);
+    }
+    [[nodiscard]] std::string origin() const { return "http://127.0.0.1:" + std::to_string(port_); }
+    [[nodiscard]] std::vector<seen_request> seen() const {
+        const std::lock_guard<std::mutex> lock(mutex_);
+        return seen_;
+    }
+
+private:
+    void serve() {
+        int fd = -1;
+        std::string in;
+        while (!stopping_) {
+            pollfd p{fd < 0 ? listener_ : fd, POLLIN, 0};
+            ::poll(&p, 1, 5);
+            if ((p.revents & (POLLIN | POLLHUP)) == 0) {
+                continue;
+            }
+            if (fd < 0) {
+                fd = ::accept(listener_, nullptr, nullptr);
+                in.clear();
+                continue;
+            }
+            char buf[65536];
+            const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+            if (n <= 0) {
+                ::close(fd);
+                fd = -1;
+                continue;
+            }
+            in.append(buf, static_cast<size_t>(n));
+            for (;;) {
+                const size_t end = in.find("\r\n\r\n");
+                if (end == std::string::npos) {
+                    break;
+                }
+                seen_request r;
+                const std::string head = in.substr(0, end);
+                const size_t line_end = head.find("\r\n");
+                const std::string line = head.substr(0, line_end);
+                r.method = line.substr(0, line.find(' '));
+                r.target = line.substr(line.find(' ') + 1, line.rfind(' ') - line.find(' ') - 1);
+                r.headers = line_end == std::string::npos ? "" : head.substr(line_end + 2);
+                size_t length = 0;
+                if (const size_t at = r.headers.find("Content-Length: "); at != std::string::npos) {
+                    length = std::stoul(r.headers.substr(at + 16));
+                }
+                if (in.size() < end + 4 + length) {
+                    break;
+                }
+                r.body = in.substr(end + 4, length);
+                in.erase(0, end + 4 + length);
+                size_t index = 0;
+                {
+                    const std::lock_guard<std::mutex> lock(mutex_);
+                    index = seen_.size();
+                    seen_.push_back(r);
+                }
+                const std::string out = answer_(r, index);
+                ::send(fd, out.data(), out.size(), MSG_NOSIGNAL);
+            }
+        }
+        if (fd >= 0) {
+            ::close(fd);
+        }
+    }
+
+    script answer_;
+    int listener_ = -1;
+    uint16_t port_ = 0;
+    std::atomic<bool> stopping_{false};
+    mutable std::mutex mutex_;
+    std::vector<seen_request> seen_;
+    std::thread thread_;
+};
+
+std::string redirect(int status, const std::string& location) {
+    return fmt::format("HTTP/1.1 {} Moved\r\nLocation: {}\r\nContent-Length: 5\r\n\r\nmoved",
+                       status, location);
+}
+
+const std::string ok_answer = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+
+std::unique_ptr<transport> transport_to(const std::string& uri, std::string authorization = "") {
+    endpoint_options o;
+    o.sink_uri = uri;
+    o.authorization = std::move(authorization);
+    auto factory = make_https_transport(o);
+    REQUIRE(factory);
+    return (*factory)();
+}
+
+}  // namespace
+
+// Go's client, which CockroachDB's sink uses, follows redirects: 301/302/303 turn the POST into
+// a GET without a body, and a 2xx on it counts as success (the rows are lost); 307/308 send the
+// same body again. At most 10.
+TEST_CASE("transport: redirects are followed as Go's client follows them", "[emulator]") {
+    const std::string body = R"({"payload":[],"length":0})";
+    for (const int status : {301, 302, 303}) {
+        INFO(status);
+        scripted_http_server server([&](const seen_request& r, size_t) {
+            return r.target == "/db/public" ? redirect(status, "/elsewhere?x=1") : ok_answer;
+        });
+        auto t = transport_to(server.origin() + "/db/public", "Bearer secret");
+        const send_outcome out = t->post(body, send_mode::whole);
+        INFO(out.error);
+        CHECK(out.status == 200);  // a success, although nothing received the rows
+        const auto seen = server.seen();
+        REQUIRE(seen.size() == 2);
+        CHECK(seen[0].method == "POST");
+        CHECK(seen[0].body == body);
+        CHECK(seen[1].method == "GET");
+        CHECK(seen[1].target == "/elsewhere?x=1");
+        CHECK(seen[1].body.empty());
+        CHECK_THAT(seen[1].headers, !Catch::Contains("Content-Length: 2"));
+        CHECK_THAT(seen[1].headers, Catch::Contains("Authorization: Bearer secret"));  // same host
+    }
+    for (const int status : {307, 308}) {
+        INFO(status);
+        scripted_http_server other([&](const seen_request&, size_t) { return ok_answer; });
+        // Absolute, to another origin: the body goes again.
+        scripted_http_server server([&](const seen_request&, size_t) {
+            return redirect(status, other.origin() + "/moved/here");
+        });
+        auto t = transport_to(server.origin() + "/db/public", "Bearer secret");
+        const send_outcome out = t->post(body, send_mode::whole);
+        INFO(out.error);
+        CHECK(out.status == 200);
+        const auto seen = other.seen();
+        REQUIRE(seen.size() == 1);
+        CHECK(seen[0].method == "POST");
+        CHECK(seen[0].target == "/moved/here");
+        CHECK(seen[0].body == body);
+        CHECK_THAT(seen[0].headers, Catch::Contains("Referer: " + server.origin() + "/db/public"));
+        // The next request starts from the sink URI again.
+        CHECK(t->post(body, send_mode::whole).status == 200);
+        CHECK(server.seen().size() == 2);
+    }
+    {
+        // A redirect to a receiver that answers GET with 405 (as the replicator does): a failure.
+        scripted_http_server server([&](const seen_request& r, size_t) {
+            return r.method == "GET" ? std::string(
+                                           "HTTP/1.1 405 Method Not Allowed\r\n"
+                                           "Content-Length: 4\r\n\r\nPOST")
+                                     : redirect(302, "/db/public");
+        });
+        const send_outcome out =
+            transport_to(server.origin() + "/db/public")->post(body, send_mode::whole);
+        CHECK(out.status == 405);
+        CHECK(out.error == "405 Method Not Allowed: POST");
+    }
+    {
+        // A 3xx without Location is an answer like any other: a failure.
+        scripted_http_server server([&](const seen_request&, size_t) {
+            return std::string("HTTP/1.1 302 Found\r\nContent-Length: 2\r\n\r\nno");
+        });
+        const send_outcome out =
+            transport_to(server.origin() + "/db/public")->post(body, send_mode::whole);
+        CHECK(out.status == 302);
+        CHECK(out.error == "302 Found: no");
+    }
+    {
+        // An endless loop: Go's client sends 10 requests and refuses the 10th redirect.
+        scripted_http_server server(
+            [&](const seen_request& r, size_t) { return redirect(307, r.target + "x"); });
+        const send_outcome out =
+            transport_to(server.origin() + "/db/public")->post(body, send_mode::whole);
+        CHECK(out.status == 0);
+        CHECK(out.error == "Post \"/db/publicxxxxxxxxxx\": stopped after 10 redirects");
+        CHECK(server.seen().size() == 10);
+    }
 }

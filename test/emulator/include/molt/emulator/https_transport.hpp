@@ -5,7 +5,9 @@
 // compression option (the whole body compressed; Content-Encoding and Accept-Encoding name the
 // codec), and a client timeout. Failed connections are reopened on the next request; an
 // exchange can be cancelled from another thread (a changefeed restart closes its connections);
-// a connection idle for a minute is closed.
+// a connection idle for a minute is closed. Redirects are followed as Go's client follows them
+// (up to 10 requests; 301/302/303 turn the POST into a GET without a body, whose 2xx counts as
+// success; 307/308 send the body again; Authorization only to the same domain or a subdomain).
 
 #include <chrono>
 #include <memory>
