@@ -286,7 +286,8 @@ result<changefeed_options> parse_changefeed_options(
 
 result<std::vector<change>> feed_changes(const source_txn& txn,
                                          const std::vector<table_info>& tables,
-                                         const changefeed_options& options, hlc updated) {
+                                         const changefeed_options& options, hlc updated,
+                                         std::optional<hlc> mvcc) {
     struct pending {
         std::string topic, row_topic, key_text;
         proto::json key, after, before;
@@ -395,7 +396,7 @@ result<std::vector<change>> feed_changes(const source_txn& txn,
         m.after = std::move(p.after);
         m.before = std::move(p.before);
         m.updated = updated;
-        m.mvcc = updated;
+        m.mvcc = mvcc.value_or(updated);
         change c;
         c.pk = p.key_text;
         c.message = proto::encode_message(m, options.message);
@@ -610,12 +611,18 @@ result<changefeed_job::scanned> changefeed_job::scan_tables(const std::vector<ta
         }
     }
     (void)db->exec("COMMIT");
-    if (as_of) {
-        // As of an earlier HLC: the snapshot rewound through the transactions it saw after it.
-        // They are all decoded once the frontier passes a clock value read after the snapshot.
+    // The transactions the snapshot saw: to rewind through (as of an earlier HLC), and for each
+    // row's commit time (mvcc_timestamp). They are all decoded once the frontier passes a clock
+    // value read after the snapshot.
+    const bool want_mvcc = setup_.options.message.mvcc_timestamp;
+    std::vector<std::shared_ptr<const source_txn>> seen_txns;
+    if (as_of || want_mvcc) {
         const hlc after = clock_.now();
-        size_t next = history_.first_after(*as_of);
-        std::vector<std::shared_ptr<const source_txn>> seen_txns;
+        auto first = [&] {
+            return want_mvcc ? history_.first_after(history_.gc_threshold())
+                             : history_.first_after(*as_of);
+        };
+        size_t next = first();
         capture::news news;
         for (;;) {
             // Waits for transactions after those seen, or a frontier beyond the last one.
@@ -624,9 +631,17 @@ result<changefeed_job::scanned> changefeed_job::scan_tables(const std::vector<ta
                 return error{errc::unavailable, *f};
             }
             if (news.collected) {
-                return error{errc::invalid_argument,
-                             fmt::format("batch timestamp {} must be after replica GC threshold {}",
-                                         as_of->to_string(), history_.gc_threshold().to_string())};
+                if (as_of && !(history_.gc_threshold() < *as_of)) {
+                    return error{
+                        errc::invalid_argument,
+                        fmt::format("batch timestamp {} must be after replica GC threshold {}",
+                                    as_of->to_string(), history_.gc_threshold().to_string())};
+                }
+                // Only older transactions went (commit times): start again from the oldest kept.
+                seen_txns.clear();
+                next = first();
+                news = capture::news{};
+                continue;
             }
             next += news.txns.size();
             seen_txns.insert(seen_txns.end(), news.txns.begin(), news.txns.end());
@@ -638,6 +653,8 @@ result<changefeed_job::scanned> changefeed_job::scan_tables(const std::vector<ta
                 return error{errc::cancelled, "stopped"};
             }
         }
+    }
+    if (as_of) {
         std::vector<std::shared_ptr<const source_txn>> undo;
         for (const auto& txn : seen_txns) {
             if (*as_of < txn->updated && visible_in_snapshot(out.snapshot, txn->xid)) {
@@ -649,15 +666,40 @@ result<changefeed_job::scanned> changefeed_job::scan_tables(const std::vector<ta
         }
     }
     out.txn.updated = as_of ? *as_of : out.at;
+    // Each row's commit time: its last write the scan shows, at most the scan's HLC (a
+    // transaction the snapshot saw can be decoded, and stamped, after `at` was read); a row last
+    // written before the history holds carries the history's start.
+    std::vector<std::map<std::string, hlc>> commits(tables.size());
+    if (want_mvcc) {
+        for (const auto& txn : seen_txns) {
+            if ((as_of && *as_of < txn->updated) || !visible_in_snapshot(out.snapshot, txn->xid)) {
+                continue;
+            }
+            for (const row_change& rc : txn->changes) {
+                for (size_t i = 0; i < tables.size(); ++i) {
+                    if (rc.op != 'D' && tables[i].schema == rc.schema &&
+                        tables[i].name == rc.table) {
+                        if (auto key = scan_key(tables[i], rc.columns)) {
+                            commits[i][*key] = std::min(txn->updated, out.txn.updated);
+                        }
+                    }
+                }
+            }
+        }
+    }
     for (size_t i = 0; i < tables.size(); ++i) {
         for (auto& [key, row] : rows[i]) {
+            const auto commit = commits[i].find(key);
+            const hlc mvcc = commit != commits[i].end()
+                                 ? commit->second
+                                 : std::min(history_.gc_threshold(), out.txn.updated);
             row_change rc;
             rc.schema = tables[i].schema;
             rc.table = tables[i].name;
             rc.columns = std::move(row);
             source_txn one;
             one.changes.push_back(std::move(rc));
-            auto changes = feed_changes(one, {tables[i]}, setup_.options, out.txn.updated);
+            auto changes = feed_changes(one, {tables[i]}, setup_.options, out.txn.updated, mvcc);
             if (!changes) {
                 return std::move(changes).error();
             }

@@ -82,10 +82,12 @@ struct changefeed_options {
 /// target with families: an insert or a delete sends every family, an update those whose
 /// columns changed), in the order keys were first changed. An error for a value that does not
 /// encode or a change without its key (the feed then fails: nothing is skipped silently).
+/// `mvcc`: the rows' commit time when it is not `updated` (a scan's rows).
 [[nodiscard]] result<std::vector<change>> feed_changes(const source_txn& txn,
                                                        const std::vector<table_info>& tables,
                                                        const changefeed_options& options,
-                                                       hlc updated);
+                                                       hlc updated,
+                                                       std::optional<hlc> mvcc = std::nullopt);
 
 /// A scan's rows: per table of a feed (same index), by primary-key text (scan_key).
 using scan_rows = std::vector<std::map<std::string, std::vector<column_value>>>;
