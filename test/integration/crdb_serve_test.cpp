@@ -1073,6 +1073,155 @@ TEST_CASE_METHOD(feed_fixture,
     pq.query("DROP TABLE serve_cursor");
 }
 
+// CockroachDB's schema_change_policy='backfill' (the default) with the default
+// schema_change_events: ADD COLUMN with a non-NULL default (or computed) and DROP COLUMN re-send
+// every row of the table under the new schema, at the schema change's timestamp; ADD COLUMN
+// without a default does not.
+TEST_CASE_METHOD(feed_fixture,
+                 "serve: ADD COLUMN with a default and DROP COLUMN backfill the table",
+                 "[integration][serve]") {
+    pq.query("DROP TABLE IF EXISTS serve_backfill");
+    pq.query("CREATE TABLE serve_backfill (id INT8 PRIMARY KEY, v TEXT)");
+    pq.query("INSERT INTO serve_backfill VALUES (1, 'a'), (2, 'b'), (3, 'c')");
+    const std::string job = create("serve_backfill", "?",
+                                   "updated, mvcc_timestamp, resolved = '100ms', "
+                                   "min_checkpoint_frequency = '100ms', initial_scan = 'no'");
+    auto ours = [&] {
+        std::vector<received_message> out;
+        for (received_message& m : split(receiver.requests()).messages) {
+            if (m.topic == "serve_backfill") {
+                out.push_back(std::move(m));
+            }
+        }
+        return out;
+    };
+    auto resolved_above = [&](const std::string& t) {
+        const delivery d = split(receiver.requests());
+        return !d.resolved.empty() && hlc::parse(t).value() < d.resolved.back().first;
+    };
+    pq.query("UPDATE serve_backfill SET v = 'b2' WHERE id = 2");
+    REQUIRE(wait_until([&] { return ours().size() == 1; }));
+    const std::string update = ours()[0].updated;
+
+    pq.query("ALTER TABLE serve_backfill ADD COLUMN n INT8 NOT NULL DEFAULT 7");
+    REQUIRE(wait_until([&] { return ours().size() == 4; }));
+    auto all = ours();
+    const std::string added = all[1].updated;
+    CHECK(hlc::parse(update).value() < hlc::parse(added).value());
+    std::map<std::string, std::string> rows;
+    for (size_t i = 1; i < all.size(); ++i) {
+        CHECK(all[i].updated == added);  // one timestamp: the schema change's
+        const auto msg = proto::json::parse(all[i].text).value();
+        rows[all[i].key] = proto::to_crdb_text(*msg.find("after"));
+        // mvcc_timestamp: the row's own commit time, not the backfill's.
+        const hlc mvcc = hlc::parse(msg.find("mvcc_timestamp")->text()).value();
+        CHECK(mvcc < hlc::parse(added).value());
+        if (all[i].key == "[2]") {
+            CHECK(mvcc == hlc::parse(update).value());
+        }
+    }
+    CHECK(rows == std::map<std::string, std::string>{{"[1]", R"({"id": 1, "n": 7, "v": "a"})"},
+                                                     {"[2]", R"({"id": 2, "n": 7, "v": "b2"})"},
+                                                     {"[3]", R"({"id": 3, "n": 7, "v": "c"})"}});
+
+    // Nullable, no default: no backfill; rows written after carry the column.
+    pq.query("ALTER TABLE serve_backfill ADD COLUMN note TEXT");
+    pq.query("INSERT INTO serve_backfill VALUES (4, 'd', 8, 'x')");
+    REQUIRE(wait_until([&] { return ours().size() >= 5; }));
+    REQUIRE(wait_until([&] { return resolved_above(ours().back().updated); }));
+    all = ours();
+    REQUIRE(all.size() == 5);
+    CHECK(all[4].text.rfind(R"({"after": {"id": 4, "n": 8, "note": "x", "v": "d"}, "key": [4])",
+                            0) == 0);
+
+    // DROP COLUMN: every row again, without it.
+    pq.query("ALTER TABLE serve_backfill DROP COLUMN v");
+    REQUIRE(wait_until([&] { return ours().size() >= 9; }));
+    REQUIRE(wait_until([&] { return resolved_above(ours().back().updated); }));
+    all = ours();
+    REQUIRE(all.size() == 9);
+    rows.clear();
+    for (size_t i = 5; i < all.size(); ++i) {
+        CHECK(all[i].updated == all[5].updated);
+        rows[all[i].key] =
+            proto::to_crdb_text(*proto::json::parse(all[i].text).value().find("after"));
+    }
+    CHECK(rows == std::map<std::string, std::string>{{"[1]", R"({"id": 1, "n": 7, "note": null})"},
+                                                     {"[2]", R"({"id": 2, "n": 7, "note": null})"},
+                                                     {"[3]", R"({"id": 3, "n": 7, "note": null})"},
+                                                     {"[4]", R"({"id": 4, "n": 8, "note": "x"})"}});
+    pq.query("CANCEL JOB " + job);
+    pq.query("DROP TABLE serve_backfill");
+}
+
+TEST_CASE_METHOD(feed_fixture,
+                 "serve: schema_change_policy nobackfill and stop, schema_change_events "
+                 "column_changes",
+                 "[integration][serve]") {
+    pq.query("DROP TABLE IF EXISTS serve_policy");
+    pq.query("CREATE TABLE serve_policy (id INT8 PRIMARY KEY, v TEXT)");
+    pq.query("INSERT INTO serve_policy VALUES (1, 'a'), (2, 'b')");
+    auto count = [&](size_t from) {
+        size_t n = 0;
+        const delivery d = split(receiver.requests());
+        for (const received_message& m : d.messages) {
+            n += m.topic == "serve_policy" && m.request >= from ? 1 : 0;
+        }
+        return n;
+    };
+    const std::string options =
+        "updated, resolved = '100ms', min_checkpoint_frequency = '100ms', initial_scan = 'no'";
+    {
+        // nobackfill: the new column shows in rows written after it, nothing is re-sent.
+        const std::string job =
+            create("serve_policy", "?", options + ", schema_change_policy = 'nobackfill'");
+        pq.query("ALTER TABLE serve_policy ADD COLUMN n INT8 NOT NULL DEFAULT 7");
+        pq.query("UPDATE serve_policy SET v = 'a2' WHERE id = 1");
+        REQUIRE(wait_until([&] { return count(0) >= 1; }));
+        std::this_thread::sleep_for(500ms);
+        CHECK(count(0) == 1);
+        pq.query("CANCEL JOB " + job);
+    }
+    {
+        // column_changes: a nullable column without a default backfills too.
+        const size_t from = receiver.requests().size();
+        const std::string job =
+            create("serve_policy", "?", options + ", schema_change_events = 'column_changes'");
+        pq.query("ALTER TABLE serve_policy ADD COLUMN note TEXT");
+        CHECK(wait_until([&] { return count(from) == 2; }));
+        for (const auto& r : receiver.requests()) {
+            INFO(r.body);
+            CHECK(r.status == 200);
+        }
+        pq.query("CANCEL JOB " + job);
+        CHECK(pq.failure("CREATE CHANGEFEED FOR TABLE serve_policy INTO "
+                         "'webhook-https://localhost:1/x' WITH schema_change_policy = 'sometimes'")
+                  .second == "unknown schema_change_policy: sometimes");
+    }
+    {
+        // stop: what came before is sent and resolved, then the job fails at the change.
+        const size_t from = receiver.requests().size();
+        const std::string job =
+            create("serve_policy", "?", options + ", schema_change_policy = 'stop'");
+        pq.query("UPDATE serve_policy SET v = 'b2' WHERE id = 2");
+        REQUIRE(wait_until([&] { return count(from) == 1; }));
+        pq.query("ALTER TABLE serve_policy DROP COLUMN note");
+        CHECK(wait_until([&] { return pq.job_field(job, "status") == "failed"; }));
+        CHECK_THAT(pq.job_field(job, "error"), Catch::StartsWith("schema change occurred at "));
+        CHECK(count(from) == 1);  // no backfill
+        const delivery d = split(receiver.requests());
+        hlc update;
+        for (const received_message& m : d.messages) {
+            if (m.topic == "serve_policy" && m.request >= from) {
+                update = hlc::parse(m.updated).value();
+            }
+        }
+        REQUIRE_FALSE(d.resolved.empty());
+        CHECK_FALSE(d.resolved.back().first < update);  // the update was resolved before it failed
+    }
+    pq.query("DROP TABLE serve_policy");
+}
+
 // CockroachDB: a scanned row's `updated` is the scan's time, its mvcc_timestamp the real commit
 // time of the version scanned.
 TEST_CASE_METHOD(feed_fixture, "serve: a scan's rows carry their commit time as mvcc_timestamp",

@@ -290,6 +290,19 @@ result<void> capture::poll_once(bool& more) {
         }
     }
     more = rows->rows.size() >= limit;
+    if (!more) {
+        auto changed = changed_columns();
+        if (!changed) {
+            return changed.error();
+        }
+        if (!changed->empty()) {
+            // Above every transaction decoded so far; those decoded later get higher HLCs.
+            source_txn t;
+            t.updated = clock_.now();
+            t.schema_changes = std::move(changed).value();
+            decoded.push_back(std::make_shared<const source_txn>(std::move(t)));
+        }
+    }
     {
         const std::lock_guard<std::mutex> lock(mutex_);
         history_.insert(history_.end(), decoded.begin(), decoded.end());
@@ -310,6 +323,54 @@ result<void> capture::poll_once(bool& more) {
     }
     changed_.notify_all();
     return ok();
+}
+
+void capture::watch_columns(uint32_t oid, std::vector<column_def> known) {
+    const std::lock_guard<std::mutex> lock(mutex_);
+    watched_.try_emplace(oid, std::move(known));
+}
+
+result<std::vector<schema_change>> capture::changed_columns() {
+    std::string oids;
+    {
+        const std::lock_guard<std::mutex> lock(mutex_);
+        for (const auto& [oid, columns] : watched_) {
+            oids += (oids.empty() ? "" : ",") + std::to_string(oid);
+        }
+    }
+    if (oids.empty()) {
+        return std::vector<schema_change>();
+    }
+    auto rows = session_->client.query(
+        "SELECT attrelid::int8::text, attname::text, format_type(atttypid, atttypmod), "
+        "(atthasdef OR attgenerated <> '')::text FROM pg_attribute "
+        "WHERE attrelid = ANY(('{' || $1 || '}')::oid[]) AND attnum > 0 AND NOT attisdropped "
+        "ORDER BY attrelid, attnum",
+        {oids});
+    if (!rows) {
+        return std::move(rows).error();
+    }
+    std::map<uint32_t, std::vector<column_def>> now;
+    for (const pg_row& r : rows->rows) {
+        now[static_cast<uint32_t>(std::stoul(*r[0]))].push_back(
+            {*r[1], *r[2], r[3].value_or("false") == "true"});
+    }
+    // Names and types: a new default alone changes no row CockroachDB sends.
+    auto same = [](const std::vector<column_def>& a, const std::vector<column_def>& b) {
+        return std::equal(a.begin(), a.end(), b.begin(), b.end(), [](const auto& x, const auto& y) {
+            return x.name == y.name && x.type == y.type;
+        });
+    };
+    std::vector<schema_change> out;
+    const std::lock_guard<std::mutex> lock(mutex_);
+    for (auto& [oid, columns] : now) {
+        auto& last = watched_[oid];
+        if (!same(last, columns)) {
+            out.push_back({oid, last, columns});
+        }
+        last = std::move(columns);
+    }
+    return out;
 }
 
 void capture::protect(int64_t job, hlc at) {

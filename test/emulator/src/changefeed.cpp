@@ -137,6 +137,7 @@ result<table_info> describe_table(pg_client& db, const std::string& database,
     }
     table_info t{database, schema, name, {}, {}, name, 'd', {}};
     t.replica_identity = rel->rows[0][1].value_or("d").front();
+    t.oid = static_cast<uint32_t>(std::stoul(oid));
     for (const pg_row& r : columns->rows) {
         t.columns.emplace_back(*r[0], *r[1]);
     }
@@ -186,6 +187,28 @@ result<changefeed_options> parse_changefeed_options(
                 o.initial_scan = initial_scan_mode::only;
             } else {
                 return error{errc::invalid_argument, fmt::format("unknown initial_scan: {}", v)};
+            }
+        } else if (name == "schema_change_policy") {
+            const std::string v = value.value_or("");
+            if (v == "backfill") {
+                o.on_schema_change = schema_change_policy::backfill;
+            } else if (v == "nobackfill") {
+                o.on_schema_change = schema_change_policy::nobackfill;
+            } else if (v == "stop") {
+                o.on_schema_change = schema_change_policy::stop;
+            } else {
+                return error{errc::invalid_argument,
+                             fmt::format("unknown schema_change_policy: {}", v)};
+            }
+        } else if (name == "schema_change_events") {
+            const std::string v = value.value_or("");
+            if (v == "default") {
+                o.schema_events = schema_change_events::default_events;
+            } else if (v == "column_changes") {
+                o.schema_events = schema_change_events::column_changes;
+            } else {
+                return error{errc::invalid_argument,
+                             fmt::format("unknown schema_change_events: {}", v)};
             }
         } else if (name == "no_initial_scan") {
             initial_scan_given = true;
@@ -254,8 +277,7 @@ result<changefeed_options> parse_changefeed_options(
             }
         } else if (name == "key_in_value" || name == "topic_in_value" || name == "on_error" ||
                    name == "virtual_columns" || name == "gc_protect_expires_after" ||
-                   name == "metrics_label" || name == "schema_change_policy" ||
-                   name == "schema_change_events" || name == "protect_data_from_gc_on_pause" ||
+                   name == "metrics_label" || name == "protect_data_from_gc_on_pause" ||
                    name.rfind("lagging_ranges_", 0) == 0) {
             // Accepted; nothing to emulate (key and topic are always in the value here).
         } else if (name == "split_column_families") {
@@ -282,6 +304,25 @@ result<changefeed_options> parse_changefeed_options(
         o.initial_scan = initial_scan_mode::no;  // a cursor means no initial scan by default
     }
     return o;
+}
+
+bool backfills(const schema_change& change, schema_change_events events) {
+    auto has = [](const std::vector<column_def>& columns, const std::string& name) {
+        return std::any_of(columns.begin(), columns.end(),
+                           [&](const column_def& c) { return c.name == name; });
+    };
+    for (const column_def& c : change.before) {
+        if (!has(change.after, c.name)) {
+            return true;  // dropped
+        }
+    }
+    for (const column_def& c : change.after) {
+        if (!has(change.before, c.name) &&
+            (events == schema_change_events::column_changes || c.has_default)) {
+            return true;  // added: with a default or computed, or any with column_changes
+        }
+    }
+    return false;
 }
 
 result<std::vector<change>> feed_changes(const source_txn& txn,
@@ -833,6 +874,13 @@ void changefeed_job::run() {
         s->stop();
     };
     auto fail = [&](const std::string& message) { end("failed", message); };
+    for (const table_info& t : setup_.tables) {
+        std::vector<column_def> known;
+        for (const auto& [name, type] : t.columns) {
+            known.push_back({name, type, false});
+        }
+        history_.watch_columns(t.oid, std::move(known));
+    }
     if (o.initial_scan != initial_scan_mode::no && !scan_) {
         if (auto r = scan(); !r) {
             fail("initial scan: " + r.error().message());
@@ -919,13 +967,15 @@ void changefeed_job::run() {
         }
         for (const auto& txn : news.txns) {
             ++next;
-            if (snapshot_ ? visible_in_snapshot(*snapshot_, txn->xid)
-                          : !(start_after_ < txn->updated)) {
+            // A schema change (no PostgreSQL transaction) belongs after the scan by its HLC.
+            if (snapshot_ && txn->xid != 0 ? visible_in_snapshot(*snapshot_, txn->xid)
+                                           : !(start_after_ < txn->updated)) {
                 continue;
             }
             if (start_after_ < checkpoint_ && !(checkpoint_ < txn->updated)) {
                 continue;  // resumed: covered by the checkpoint
             }
+            const hlc before = last;
             const hlc updated = last < txn->updated ? txn->updated : last.next();
             last = updated;
             for (const row_change& rc : txn->changes) {
@@ -946,6 +996,45 @@ void changefeed_job::run() {
             if (!changes) {
                 fail(changes.error().message());
                 return;
+            }
+            for (const schema_change& sc : txn->schema_changes) {
+                std::vector<table_info> changed;
+                for (table_info& t : setup_.tables) {
+                    if (t.oid == sc.oid) {
+                        t.columns.clear();
+                        for (const column_def& c : sc.after) {
+                            t.columns.emplace_back(c.name, c.type);
+                        }
+                        changed.push_back(t);
+                    }
+                }
+                if (changed.empty() || !backfills(sc, o.schema_events) ||
+                    o.on_schema_change == schema_change_policy::nobackfill) {
+                    continue;
+                }
+                if (o.on_schema_change == schema_change_policy::stop) {
+                    // Everything before the change goes out and is resolved, then the job fails.
+                    while (!s->finish(before, std::chrono::seconds(1))) {
+                        const std::lock_guard<std::mutex> lock(mutex_);
+                        if (stop_) {
+                            return;
+                        }
+                    }
+                    fail(fmt::format("schema change occurred at {}.{:09},{}",
+                                     updated.wall() / 1000000000, updated.wall() % 1000000000,
+                                     updated.logical()));
+                    return;
+                }
+                // The backfill: every row of the table as of the change, carrying its HLC.
+                auto rows = scan_tables(changed, updated);
+                if (!rows) {
+                    fail(fmt::format("schema change backfill of table \"{}\": {}",
+                                     changed.front().name, rows.error().message()));
+                    return;
+                }
+                for (change& c : rows->txn.changes) {
+                    changes->push_back(std::move(c));
+                }
             }
             if (!changes->empty()) {
                 s->add(transaction{updated, std::move(changes).value()});

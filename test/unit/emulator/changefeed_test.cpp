@@ -203,6 +203,20 @@ TEST_CASE("changefeed options: CockroachDB's defaults and refusals", "[changefee
     CHECK(refused({{"compression", "br"}}) == "unsupported compression algorithm \"br\"");
     CHECK(refused({{"compression", ""}}) == "unsupported compression algorithm \"\"");
     CHECK(refused({{"compression", "x-gzip"}}) == "unsupported compression algorithm \"x-gzip\"");
+
+    // Schema changes: backfill (default) or not, stop; which changes count.
+    CHECK(o->on_schema_change == schema_change_policy::backfill);
+    CHECK(o->schema_events == schema_change_events::default_events);
+    o = parse_changefeed_options(
+        opts{{"schema_change_policy", "stop"}, {"schema_change_events", "column_changes"}});
+    REQUIRE(o);
+    CHECK(o->on_schema_change == schema_change_policy::stop);
+    CHECK(o->schema_events == schema_change_events::column_changes);
+    o = parse_changefeed_options(opts{{"schema_change_policy", "nobackfill"}});
+    REQUIRE(o);
+    CHECK(o->on_schema_change == schema_change_policy::nobackfill);
+    CHECK(refused({{"schema_change_policy", "ignore"}}) == "unknown schema_change_policy: ignore");
+    CHECK(refused({{"schema_change_events", "all"}}) == "unknown schema_change_events: all");
 }
 
 TEST_CASE("snapshot visibility follows pg_current_snapshot()", "[changefeed]") {
@@ -453,4 +467,28 @@ TEST_CASE("changefeed options: split_column_families, and not with resolved",
           "resolved timestamps are not currently supported with split_column_families for this "
           "sink as the set of topics to fan them out to may change. Instead, use TABLE tablename "
           "FAMILY familyname to specify individual families to watch.");
+}
+
+TEST_CASE("schema changes CockroachDB backfills, by schema_change_events", "[emulator]") {
+    const column_def id{"id", "bigint", false};
+    const column_def v{"v", "text", false};
+    auto change = [](std::vector<column_def> before, std::vector<column_def> after) {
+        return schema_change{1, std::move(before), std::move(after)};
+    };
+    const auto defaults = schema_change_events::default_events;
+    const auto columns = schema_change_events::column_changes;
+    // ADD COLUMN with a default (or computed): both.
+    const auto with_default = change({id}, {id, {"n", "bigint", true}});
+    CHECK(backfills(with_default, defaults));
+    CHECK(backfills(with_default, columns));
+    // ADD COLUMN, nullable without a default: column_changes only.
+    const auto nullable = change({id}, {id, v});
+    CHECK_FALSE(backfills(nullable, defaults));
+    CHECK(backfills(nullable, columns));
+    // DROP COLUMN: both.
+    CHECK(backfills(change({id, v}, {id}), defaults));
+    CHECK(backfills(change({id, v}, {id}), columns));
+    // A type change alone: neither (not emulated as a backfill).
+    CHECK_FALSE(backfills(change({id, v}, {id, {"v", "character varying(10)", false}}), defaults));
+    CHECK_FALSE(backfills(change({id, v}, {id, {"v", "character varying(10)", false}}), columns));
 }

@@ -58,10 +58,24 @@ struct row_change {
     std::vector<column_value> identity;  ///< the old key, or the old row with REPLICA IDENTITY FULL
 };
 
+/// A column as the catalog has it.
+struct column_def {
+    std::string name;
+    std::string type;          ///< format_type
+    bool has_default = false;  ///< a non-NULL DEFAULT, or a generated (computed) column
+};
+
+/// A watched table's columns changed: one added, dropped or retyped (ALTER TABLE).
+struct schema_change {
+    uint32_t oid = 0;
+    std::vector<column_def> before, after;  ///< in column order
+};
+
 struct source_txn {
     hlc updated;
-    uint32_t xid = 0;
+    uint32_t xid = 0;  ///< 0: not a PostgreSQL transaction (a schema change the stand-in saw)
     std::vector<row_change> changes;
+    std::vector<schema_change> schema_changes;
 };
 
 /// Folds wal2json format-version 2 actions (one JSON object per call) into transactions.
@@ -117,6 +131,15 @@ public:
     /// The index of the first transaction with an HLC above `h`.
     [[nodiscard]] size_t first_after(hlc h) const;
 
+    /// Watches a table's columns: once the stand-in sees them changed in the catalog (it looks
+    /// with every poll of the history), the history gets a transaction of its own with the
+    /// columns after the change, at an HLC above every transaction decoded before it was seen
+    /// (CockroachDB's schema-change timestamp, where backfills happen). PostgreSQL's DDL is not in
+    /// its logical decoding; the table's ACCESS EXCLUSIVE lock keeps rows from being written
+    /// while it changes, so rows decoded before carry the old columns.
+    /// `known`: the columns as the caller read them, until the stand-in has looked itself.
+    void watch_columns(uint32_t oid, std::vector<column_def> known);
+
     /// A changefeed job's protected timestamp (CockroachDB keeps one at each job's checkpoint,
     /// running or paused): nothing above the oldest protected HLC is dropped, however old.
     void protect(int64_t job, hlc at);
@@ -125,6 +148,8 @@ public:
 private:
     void run();
     result<void> poll_once(bool& more);
+    /// Watched tables whose columns differ from what the last look saw.
+    result<std::vector<schema_change>> changed_columns();
 
     std::string conninfo_;
     hlc_clock& clock_;
@@ -137,7 +162,8 @@ private:
     std::deque<std::shared_ptr<const source_txn>> history_;
     size_t collected_ = 0;  // transactions dropped from the front of history_
     hlc gc_threshold_, frontier_;
-    std::map<int64_t, hlc> protected_;  // per job
+    std::map<int64_t, hlc> protected_;                     // per job
+    std::map<uint32_t, std::vector<column_def>> watched_;  // by oid: the columns last seen
     std::optional<std::string> failure_;
     bool stopping_ = false;
 

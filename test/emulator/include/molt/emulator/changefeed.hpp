@@ -47,6 +47,7 @@ struct table_info {
     /// "<topic>.<family>" and only that family's columns in `after` (split_column_families, or
     /// TABLE t FAMILY f); empty: whole rows under `topic`.
     std::vector<crdb::column_family> families;
+    uint32_t oid = 0;  ///< the backend table's (schema changes are watched by it)
 };
 
 /// The topics a target sends: its own, or one per family.
@@ -57,6 +58,15 @@ struct table_info {
                                                 const std::string& schema, const std::string& name);
 
 enum class initial_scan_mode { yes, no, only };
+/// schema_change_policy: re-send every row of the table at the change (CockroachDB's default),
+/// send nothing more than the new columns, or fail the feed once what came before is resolved.
+enum class schema_change_policy { backfill, nobackfill, stop };
+/// schema_change_events: which changes count — ADD COLUMN with a non-NULL default or a computed
+/// value and DROP COLUMN (default), or any column added or dropped (column_changes).
+enum class schema_change_events { default_events, column_changes };
+
+/// Whether CockroachDB backfills a table (or a 'stop' feed stops) for this change of its columns.
+[[nodiscard]] bool backfills(const schema_change& change, schema_change_events events);
 
 struct changefeed_options {
     proto::message_options message;
@@ -72,6 +82,8 @@ struct changefeed_options {
     std::chrono::nanoseconds client_timeout{0};
     std::string auth_header;
     compression::codec compression = compression::codec::identity;
+    schema_change_policy on_schema_change = schema_change_policy::backfill;
+    schema_change_events schema_events = schema_change_events::default_events;
 };
 
 /// CREATE CHANGEFEED ... WITH options (names lower-case); errors as CockroachDB words them.
