@@ -1178,7 +1178,17 @@ TEST_CASE_METHOD(feed_fixture,
         pq.query("ALTER TABLE serve_policy ADD COLUMN n INT8 NOT NULL DEFAULT 7");
         pq.query("UPDATE serve_policy SET v = 'a2' WHERE id = 1");
         REQUIRE(wait_until([&] { return count(0) >= 1; }));
-        std::this_thread::sleep_for(500ms);
+        // Once a resolved timestamp covers the update (after the change), nothing else came.
+        hlc update;
+        for (const received_message& m : split(receiver.requests()).messages) {
+            if (m.topic == "serve_policy") {
+                update = hlc::parse(m.updated).value();
+            }
+        }
+        REQUIRE(wait_until([&] {
+            const delivery d = split(receiver.requests());
+            return !d.resolved.empty() && !(d.resolved.back().first < update);
+        }));
         CHECK(count(0) == 1);
         pq.query("CANCEL JOB " + job);
     }

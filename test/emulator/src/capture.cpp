@@ -263,6 +263,12 @@ void capture::run() {
 
 result<void> capture::poll_once(bool& more) {
     constexpr size_t limit = 20000;
+    // The watched tables' columns, read before the marker: every transaction committed before a
+    // change seen here is decoded by this poll (unless more remain), so the change goes after them.
+    auto columns = read_columns();
+    if (!columns) {
+        return columns.error();
+    }
     const hlc marker_time = clock_.now();
     if (auto r = session_->client.exec(
             "SELECT pg_logical_emit_message(true, 'crdb_emulator', 'frontier')");
@@ -291,15 +297,12 @@ result<void> capture::poll_once(bool& more) {
     }
     more = rows->rows.size() >= limit;
     if (!more) {
-        auto changed = changed_columns();
-        if (!changed) {
-            return changed.error();
-        }
-        if (!changed->empty()) {
+        auto changed = changed_columns(std::move(columns).value());
+        if (!changed.empty()) {
             // Above every transaction decoded so far; those decoded later get higher HLCs.
             source_txn t;
             t.updated = clock_.now();
-            t.schema_changes = std::move(changed).value();
+            t.schema_changes = std::move(changed);
             decoded.push_back(std::make_shared<const source_txn>(std::move(t)));
         }
     }
@@ -330,7 +333,7 @@ void capture::watch_columns(uint32_t oid, std::vector<column_def> known) {
     watched_.try_emplace(oid, std::move(known));
 }
 
-result<std::vector<schema_change>> capture::changed_columns() {
+result<std::map<uint32_t, std::vector<column_def>>> capture::read_columns() {
     std::string oids;
     {
         const std::lock_guard<std::mutex> lock(mutex_);
@@ -338,8 +341,9 @@ result<std::vector<schema_change>> capture::changed_columns() {
             oids += (oids.empty() ? "" : ",") + std::to_string(oid);
         }
     }
+    std::map<uint32_t, std::vector<column_def>> now;
     if (oids.empty()) {
-        return std::vector<schema_change>();
+        return now;
     }
     auto rows = session_->client.query(
         "SELECT attrelid::int8::text, attname::text, format_type(atttypid, atttypmod), "
@@ -350,11 +354,15 @@ result<std::vector<schema_change>> capture::changed_columns() {
     if (!rows) {
         return std::move(rows).error();
     }
-    std::map<uint32_t, std::vector<column_def>> now;
     for (const pg_row& r : rows->rows) {
         now[static_cast<uint32_t>(std::stoul(*r[0]))].push_back(
             {*r[1], *r[2], r[3].value_or("false") == "true"});
     }
+    return now;
+}
+
+std::vector<schema_change> capture::changed_columns(
+    std::map<uint32_t, std::vector<column_def>> now) {
     // Names and types: a new default alone changes no row CockroachDB sends.
     auto same = [](const std::vector<column_def>& a, const std::vector<column_def>& b) {
         return std::equal(a.begin(), a.end(), b.begin(), b.end(), [](const auto& x, const auto& y) {
@@ -369,6 +377,17 @@ result<std::vector<schema_change>> capture::changed_columns() {
             out.push_back({oid, last, columns});
         }
         last = std::move(columns);
+    }
+    return out;
+}
+
+std::vector<std::string> capture::column_names(uint32_t oid) const {
+    const std::lock_guard<std::mutex> lock(mutex_);
+    std::vector<std::string> out;
+    if (const auto it = watched_.find(oid); it != watched_.end()) {
+        for (const column_def& c : it->second) {
+            out.push_back(c.name);
+        }
     }
     return out;
 }

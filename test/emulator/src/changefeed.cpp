@@ -1025,7 +1025,15 @@ void changefeed_job::run() {
                                      updated.logical()));
                     return;
                 }
-                // The backfill: every row of the table as of the change, carrying its HLC.
+                // The backfill: every row of the table as of the change, carrying its HLC, of
+                // the columns it had then that are still there (a replay may come after a later
+                // DROP COLUMN).
+                const std::vector<std::string> present = history_.column_names(sc.oid);
+                for (table_info& t : changed) {
+                    std::erase_if(t.columns, [&](const auto& c) {
+                        return std::find(present.begin(), present.end(), c.first) == present.end();
+                    });
+                }
                 auto rows = scan_tables(changed, updated);
                 if (!rows) {
                     fail(fmt::format("schema change backfill of table \"{}\": {}",

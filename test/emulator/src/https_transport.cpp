@@ -3,6 +3,7 @@
 // thread, on a context per connection.
 #include "molt/emulator/https_transport.hpp"
 
+#include <algorithm>
 #include <mutex>
 
 #include <boost/asio/connect.hpp>
@@ -168,6 +169,7 @@ public:
         const std::string& body = codec_ != compression::codec::identity ? compressed : plain;
         hop at{*uri_, uri_->target, true};
         std::string referer;
+        bool authorize = true;  // dropped for good once a hop leaves the domain (Go 1.22.11+)
         // Go's client follows redirects (CheckRedirect unset): 10 requests at most.
         for (int requests = 1;; ++requests) {
             error_code ec;
@@ -189,7 +191,8 @@ public:
                 req.set(http::field::accept_encoding, "gzip");
             }
             // Go drops it on a redirect to another domain (not the same or a subdomain).
-            if (!authorization_.empty() && same_domain(at.to.host)) {
+            authorize = authorize && same_domain(at.to.host);
+            if (!authorization_.empty() && authorize) {
                 req.set(http::field::authorization, authorization_);
             }
             if (!referer.empty()) {
@@ -293,8 +296,12 @@ public:
 private:
     // Whether Go keeps the Authorization header for a request to `host`: the sink URI's host
     // or a subdomain of it.
-    bool same_domain(const std::string& host) const {
-        const std::string& sink = uri_->host;
+    bool same_domain(std::string host) const {
+        std::string sink = uri_->host;
+        for (std::string* s : {&host, &sink}) {
+            std::transform(s->begin(), s->end(), s->begin(),
+                           [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+        }
         return host == sink || (host.size() > sink.size() && host.ends_with(sink) &&
                                 host[host.size() - sink.size() - 1] == '.');
     }

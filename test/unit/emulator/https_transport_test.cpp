@@ -380,6 +380,31 @@ TEST_CASE("transport: redirects are followed as Go's client follows them", "[emu
         CHECK(server.seen().size() == 2);
     }
     {
+        // Authorization goes only within the sink's domain, and stays dropped once a hop has left
+        // it (localhost is another domain than 127.0.0.1), back on the sink's host included.
+        std::string sink_origin;
+        scripted_http_server away(
+            [&](const seen_request&, size_t) { return redirect(307, sink_origin + "/back"); });
+        const std::string away_port = away.origin().substr(away.origin().rfind(':') + 1);
+        scripted_http_server server([&](const seen_request& r, size_t) {
+            return r.target == "/db/public"
+                       ? redirect(307, "http://localhost:" + away_port + "/away")
+                       : ok_answer;
+        });
+        sink_origin = server.origin();
+        const send_outcome out = transport_to(server.origin() + "/db/public", "Bearer secret")
+                                     ->post(body, send_mode::whole);
+        INFO(out.error);
+        CHECK(out.status == 200);
+        const auto seen = server.seen();
+        REQUIRE(seen.size() == 2);
+        CHECK_THAT(seen[0].headers, Catch::Contains("Authorization: Bearer secret"));
+        CHECK(seen[1].target == "/back");
+        CHECK_THAT(seen[1].headers, !Catch::Contains("Authorization"));
+        REQUIRE(away.seen().size() == 1);
+        CHECK_THAT(away.seen()[0].headers, !Catch::Contains("Authorization"));
+    }
+    {
         // A redirect to a receiver that answers GET with 405 (as the replicator does): a failure.
         scripted_http_server server([&](const seen_request& r, size_t) {
             return r.method == "GET" ? std::string(

@@ -135,10 +135,13 @@ public:
     /// with every poll of the history), the history gets a transaction of its own with the
     /// columns after the change, at an HLC above every transaction decoded before it was seen
     /// (CockroachDB's schema-change timestamp, where backfills happen). PostgreSQL's DDL is not in
-    /// its logical decoding; the table's ACCESS EXCLUSIVE lock keeps rows from being written
-    /// while it changes, so rows decoded before carry the old columns.
+    /// its logical decoding: the catalog is read before the poll's marker, so every transaction
+    /// committed before the change is decoded first (some committed just after it may be too,
+    /// with the new columns, below the change: the backfill sends them again above it).
     /// `known`: the columns as the caller read them, until the stand-in has looked itself.
     void watch_columns(uint32_t oid, std::vector<column_def> known);
+    /// A watched table's column names as last seen (empty for a table not watched).
+    [[nodiscard]] std::vector<std::string> column_names(uint32_t oid) const;
 
     /// A changefeed job's protected timestamp (CockroachDB keeps one at each job's checkpoint,
     /// running or paused): nothing above the oldest protected HLC is dropped, however old.
@@ -148,8 +151,10 @@ public:
 private:
     void run();
     result<void> poll_once(bool& more);
-    /// Watched tables whose columns differ from what the last look saw.
-    result<std::vector<schema_change>> changed_columns();
+    /// The watched tables' columns now.
+    result<std::map<uint32_t, std::vector<column_def>>> read_columns();
+    /// Those of `now` that differ from what the last look saw (which `now` then becomes).
+    std::vector<schema_change> changed_columns(std::map<uint32_t, std::vector<column_def>> now);
 
     std::string conninfo_;
     hlc_clock& clock_;
