@@ -10,6 +10,17 @@
 #include "group.hpp"
 
 namespace molt::replicator {
+
+namespace {
+
+// Bodies stay well below what the decoder takes in one piece (proto::decode_limits, 64 MiB):
+// a chunk closes after chunk_bytes of messages (whole source transactions), a source
+// transaction above large_bytes is applied page by page, and a page holds about page_bytes.
+constexpr size_t chunk_bytes = 16u << 20;
+constexpr size_t large_bytes = 32u << 20;
+constexpr size_t page_bytes = 16u << 20;
+
+}  // namespace
 namespace {
 
 constexpr size_t retire_batch = 10000;
@@ -174,6 +185,70 @@ void consistent_applier::run(group& g) {
     }
 }
 
+result<void> consistent_applier::read_large(const std::vector<window_table>& parents_first, hlc at,
+                                            bool children_first, const chunk_hooks::page_fn& page) {
+    auto read_table = [&](const window_table& t) -> result<void> {
+        std::string after_key;  // staged keys are never empty
+        for (;;) {
+            auto rows = staging_.read(t.stage_table, at, after_key, at, options_.scan_size);
+            if (!rows) {
+                return rows.error();
+            }
+            bool full = rows->size() >= options_.scan_size;
+            // At most about page_bytes of messages (at least one row): a decodable body.
+            size_t keep = 0;
+            for (size_t bytes = 0; keep < rows->size() && (keep == 0 || bytes < page_bytes);
+                 ++keep) {
+                bytes += (*rows)[keep].message.size() + 1;
+            }
+            full = full || keep < rows->size();
+            // A key's column families stay together: a full page ends before the last key's
+            // messages (unless they are all it holds), which the next page starts with.
+            if (full) {
+                auto base = [](const std::string& key) {
+                    return std::string_view(key).substr(0, key.find('\t'));
+                };
+                const std::string_view last = base((*rows)[keep - 1].key);
+                size_t cut = keep;
+                while (cut > 0 && base((*rows)[cut - 1].key) == last) {
+                    --cut;
+                }
+                // Unless they are all the page holds (then the rest follow on the next page).
+                keep = cut > 0 ? cut : keep;
+            }
+            if (keep == 0) {
+                return ok();
+            }
+            std::string body;
+            for (size_t i = 0; i < keep; ++i) {
+                body += (*rows)[i].message;
+                body += '\n';
+            }
+            after_key = (*rows)[keep - 1].key;
+            if (auto done = page(std::move(body)); !done) {
+                return done;
+            }
+            if (!full) {
+                return ok();
+            }
+        }
+    };
+    if (children_first) {
+        for (auto t = parents_first.rbegin(); t != parents_first.rend(); ++t) {
+            if (auto done = read_table(*t); !done) {
+                return done;
+            }
+        }
+        return ok();
+    }
+    for (const window_table& t : parents_first) {
+        if (auto done = read_table(t); !done) {
+            return done;
+        }
+    }
+    return ok();
+}
+
 int64_t consistent_applier::window_rows() const {
     // Enough for every thread of the pool to run a few chunks; a whole page at least.
     return static_cast<int64_t>(std::max(
@@ -225,10 +300,15 @@ result<void> consistent_applier::apply_window(group& g, hlc resolved) {
             tables.push_back({std::move(st), (*snapshot)->order_of(t)});
         }
     }
+    // A source transaction of more rows than a page is applied page by page (chunk::large).
+    std::vector<window_table> parents_first = tables;
+    std::sort(parents_first.begin(), parents_first.end(),
+              [](const window_table& a, const window_table& b) { return a.position < b.position; });
     window_reader reader(
         [this](const std::string& table, hlc after, const std::string& after_key, hlc upto,
                size_t limit) { return staging_.read(table, after, after_key, upto, limit); },
-        std::move(tables), committed, resolved, options_.scan_size, std::move(done_ranges));
+        std::move(tables), committed, resolved, options_.scan_size, std::move(done_ranges),
+        options_.scan_size, large_bytes);
 
     const chunk_target target{g.schema, g.label, g.progress, *snapshot};
     const chunk_hooks hooks{
@@ -247,6 +327,8 @@ result<void> consistent_applier::apply_window(group& g, hlc resolved) {
             const std::lock_guard<std::mutex> lock(g.mutex);
             g.ranges.emplace_back(first, last);
         },
+        [this, &parents_first](hlc at, bool children_first, const chunk_hooks::page_fn& page)
+            -> result<void> { return read_large(parents_first, at, children_first, page); },
     };
     g.scheduler->begin([&](const chunk& c) { return chunks_.apply(c, target, hooks); });
 
@@ -268,6 +350,24 @@ result<void> consistent_applier::apply_window(group& g, hlc resolved) {
                 break;
             }
             source_transaction& t = **tx;
+            if (t.large) {
+                // Alone, between the chunks before it and those after.
+                if (next.rows > 0) {
+                    if (auto r = g.scheduler->submit(std::exchange(next, chunk{})); !r) {
+                        outcome = r.error();
+                        break;
+                    }
+                }
+                chunk large;
+                large.first = t.time;
+                large.last = t.time;
+                large.large = true;
+                if (auto r = g.scheduler->submit(std::move(large)); !r) {
+                    outcome = r.error();
+                    break;
+                }
+                continue;
+            }
             for (window_row& row : t.rows) {
                 next.keys.emplace(row.position, std::string(row_key(row.key)));
                 next.body += row.message;
@@ -278,7 +378,7 @@ result<void> consistent_applier::apply_window(group& g, hlc resolved) {
                 next.first = t.time;
             }
             next.last = t.time;
-            if (next.rows >= options_.flush_size) {
+            if (next.rows >= options_.flush_size || next.body.size() >= chunk_bytes) {
                 if (auto r = g.scheduler->submit(std::exchange(next, chunk{})); !r) {
                     outcome = r.error();
                     break;

@@ -1,6 +1,9 @@
 #include "molt/replicator/sequencer/chunk_applier.hpp"
 
+#include <map>
 #include <random>
+
+#include <fmt/format.h>
 
 #include "molt/common/log.hpp"
 #include "molt/proto/decoder.hpp"
@@ -16,14 +19,27 @@ chunk_applier::chunk_applier(const target_dialect& dialect, session_pool& pool,
                              schema_cache& schemas, chunk_metrics metrics, chunk_options options)
     : dialect_(dialect), pool_(pool), schemas_(schemas), metrics_(metrics), options_(options) {}
 
+struct chunk_applier::retry_state {
+    retry_state(const chunk_options& options, uint64_t sequence, const std::string& label)
+        : jitter(static_cast<uint32_t>(sequence * 7919 + 17)),
+          backoff(options.first_backoff),
+          stalled(options.fatal, label) {}
+    std::mt19937 jitter;
+    std::chrono::milliseconds backoff;
+    stall_mark stalled;
+    stall_log_pacer pacer;
+};
+
 result<void> chunk_applier::apply(const chunk& c, chunk_target target,
                                   const chunk_hooks& hooks) const {
+    if (c.large) {
+        return apply_large(c, target, hooks);
+    }
     auto decoded = proto::decode_ndjson(c.body);
     if (!decoded) {
         return decoded.error().with_context("staged mutations cannot be decoded");
     }
-    std::mt19937 jitter(static_cast<uint32_t>(c.sequence * 7919 + 17));
-    auto backoff = options_.first_backoff;
+    retry_state state(options_, c.sequence, target.label);
     // How the chunk is written, escalated by unique key and foreign key conflicts (never
     // relaxed for a later attempt of this chunk): the folded plan with upserts first; the folded
     // plan with deletes first (a unique value a deleted row frees for another row of the chunk),
@@ -42,8 +58,6 @@ result<void> chunk_applier::apply(const chunk& c, chunk_target target,
     };
     bool waited_for_earlier = false;
     bool wait_first = false;  // for earlier chunks, without a session (see not_yet below)
-    stall_mark stalled_mark(options_.fatal, target.label);
-    stall_log_pacer pacer;
     std::vector<dead_letter> letters;
     for (int attempt = 1;; ++attempt) {
         if (wait_first) {
@@ -219,44 +233,272 @@ result<void> chunk_applier::apply(const chunk& c, chunk_target target,
             hooks.wait_for_earlier(c.sequence);
             continue;
         }
-        if (why == retry_class::defer) {
-            // In source order still: wait for every earlier chunk, then back off.
-            hooks.wait_for_earlier(c.sequence);
-        } else if (why == retry_class::schema || why == retry_class::fatal ||
-                   failure.code() == errc::not_found) {
-            // Also after a refusal: what an operator changes to resolve it is seen.
-            schemas_.invalidate(target.schema);
-            if (auto fresh =
-                    schemas_.get(target.schema, clock_type::now() + options_.apply_timeout)) {
-                target.snapshot = *fresh;
-            }
-        }
-        const bool stalled =
-            why == retry_class::fatal || why == retry_class::none || why == retry_class::unique;
-        if (stalled) {
-            metrics_.errors.with({target.label, std::string(to_string(why))}).add();
-            stalled_mark.set();
-        }
-        // A refusal: at error level at least once a minute while it lasts.
-        if (stalled ? pacer.due(attempt, clock_type::now()) : (attempt & (attempt - 1)) == 0) {
-            auto event = stalled ? log::error() : log::warn();
-            event.str("schema", target.label)
-                .str("first", c.first.to_string())
-                .str("last", c.last.to_string())
-                .num("attempt", attempt)
-                .str("reason", std::string(to_string(why)))
-                .err(failure);
-            if (why == retry_class::fatal && options_.fatal != nullptr) {
-                event.str("remedy", std::string(options_.fatal->remedy()));
-            }
-            event.msg("a target transaction failed; retrying (the window waits for it)");
-        }
-        std::uniform_int_distribution<int64_t> spread(backoff.count() / 2, backoff.count());
-        if (!hooks.sleep(std::chrono::milliseconds(spread(jitter)))) {
+        if (!back_off(c, target, hooks, failure, attempt, state)) {
             return error{errc::cancelled, "stopping"};
         }
-        backoff = std::min(backoff * 2, options_.max_backoff);
     }
+}
+
+namespace {
+
+// The in-memory fallback of a large chunk holds its messages once more than the decoder allows
+// for one body; beyond this it stays page by page (and stalls loudly on what only memory can fix).
+constexpr size_t in_memory_limit = 48u << 20;
+
+}  // namespace
+
+result<std::optional<chunk>> chunk_applier::load_large(const chunk& c,
+                                                       const chunk_hooks& hooks) const {
+    chunk whole;
+    whole.sequence = c.sequence;
+    whole.first = c.first;
+    whole.last = c.last;
+    bool too_large = false;
+    auto read = hooks.read_large(c.first, false, [&](std::string body) -> result<void> {
+        if (whole.body.size() + body.size() > in_memory_limit) {
+            too_large = true;
+            return error{errc::limit_exceeded, "too large to hold"};
+        }
+        whole.body += body;
+        return ok();
+    });
+    if (too_large) {
+        return std::optional<chunk>();
+    }
+    if (!read) {
+        return read.error();
+    }
+    return std::optional<chunk>(std::move(whole));
+}
+
+result<bool> chunk_applier::deletes_referenced_rows_large(const chunk& c,
+                                                          const chunk_target& target,
+                                                          const chunk_hooks& hooks) const {
+    bool referenced = false;
+    auto read = hooks.read_large(c.first, false, [&](std::string body) -> result<void> {
+        auto decoded = proto::decode_ndjson(std::move(body));
+        if (!decoded) {
+            return decoded.error().with_context("staged mutations cannot be decoded");
+        }
+        auto plan = plan_batch(*target.snapshot, *decoded, dialect_, options_.flush_size,
+                               statement_order::upserts_first);
+        if (!plan) {
+            return plan.error();
+        }
+        referenced = referenced || deletes_referenced_rows(*target.snapshot, *plan);
+        return ok();
+    });
+    if (!read) {
+        return read.error();
+    }
+    return referenced;
+}
+
+result<void> chunk_applier::apply_large(const chunk& c, const chunk_target& large_target,
+                                        const chunk_hooks& hooks) const {
+    chunk_target target = large_target;
+    retry_state state(options_, c.sequence, target.label);
+    bool deletes_first = false;
+    for (int attempt = 1;; ++attempt) {
+        if (hooks.stopping()) {
+            return error{errc::cancelled, "stopping"};
+        }
+        const auto start = clock_type::now();
+        // Per table: received and upserted rows from the upsert pass, deleted from the other.
+        std::map<const table_info*, table_counts> counts;
+        size_t rows = 0;
+        bool rolled_back = false;
+        auto page_of = [&](target_session& db, bool deletes) {
+            return [&, deletes](std::string body) -> result<void> {
+                if (hooks.stopping()) {
+                    return error{errc::cancelled, "stopping"};
+                }
+                auto decoded = proto::decode_ndjson(std::move(body));
+                if (!decoded) {
+                    return decoded.error().with_context("staged mutations cannot be decoded");
+                }
+                auto plan = plan_batch(*target.snapshot, *decoded, dialect_, options_.flush_size,
+                                       statement_order::upserts_first);
+                if (!plan) {
+                    return plan.error();
+                }
+                apply_plan part;
+                const auto kind =
+                    deletes ? planned_statement::kind::erase : planned_statement::kind::upsert;
+                for (planned_statement& st : plan->statements) {
+                    if (st.type == kind) {
+                        part.statements.push_back(std::move(st));
+                    }
+                }
+                for (const table_counts& t : plan->tables) {
+                    table_counts& total = counts[t.table];
+                    total.table = t.table;
+                    if (deletes) {
+                        total.deletes += t.deletes;
+                    } else {
+                        total.received += t.received;
+                        total.upserts += t.upserts;
+                        rows += t.received;
+                    }
+                }
+                auto done = execute_statements(db, part);
+                rolled_back = !done;  // execute_statements rolls back what failed
+                return done;
+            };
+        };
+        error failure{errc::internal, ""};
+        auto ready = options_.fatal != nullptr ? options_.fatal->ready(*target.snapshot)
+                                               : result<void>(ok());
+        auto session = ready ? pool_.acquire(start + options_.apply_timeout)
+                             : result<session_pool::lease>(ready.error());
+        if (!session) {
+            failure = session.error();
+        } else {
+            target_session& db = **session;
+            auto attempt_once = [&]() -> result<bool> {
+                if (auto begun = db.begin(); !begun) {
+                    return begun.error();
+                }
+                auto fresh = record_progress(db, target.progress, c.first, c.last);
+                if (!fresh) {
+                    db.rollback();
+                    return fresh.error().with_context("recording progress in " +
+                                                      target.progress.table);
+                }
+                if (!*fresh) {
+                    db.rollback();
+                    return false;
+                }
+                for (const bool deletes : {deletes_first, !deletes_first}) {
+                    // Upserts parents first; deletes children first.
+                    if (auto done = hooks.read_large(c.first, deletes, page_of(db, deletes));
+                        !done) {
+                        if (!rolled_back) {
+                            db.rollback();
+                        }
+                        return done.error().with_context(fmt::format(
+                            "source transaction {} (more rows than --scanSize, applied page by "
+                            "page)",
+                            c.first.to_string()));
+                    }
+                }
+                // It runs alone: every earlier chunk of the window has finished (yours at once);
+                // abandoned when stopping.
+                if (hooks.wait_turn(c.sequence) != chunk_scheduler::turn::yours) {
+                    db.rollback();
+                    return error{errc::cancelled, "stopping"};
+                }
+                if (auto done = db.commit(); !done) {
+                    return done.error();
+                }
+                return true;
+            };
+            auto done = attempt_once();
+            if (done) {
+                hooks.committed(c.first, c.last);
+                apply_plan summary;
+                for (auto& [table, t] : counts) {
+                    summary.tables.push_back(t);
+                    metrics_.applied.with({target.label, table->name}).add(t.received);
+                }
+                if (*done) {
+                    metrics_.apply.applied(target.label, summary, metrics::seconds_since(start));
+                    metrics_.large.with({target.label}).add();
+                    log::info()
+                        .str("schema", target.label)
+                        .str("transaction", c.first.to_string())
+                        .unum("mutations", rows)
+                        .dbl("seconds", metrics::seconds_since(start))
+                        .msg(
+                            "applied a large source transaction page by page, in one target "
+                            "transaction");
+                }
+                return ok();
+            }
+            failure = done.error();
+            if (failure.code() == errc::cancelled && hooks.stopping()) {
+                return failure;
+            }
+            if (failure.retry() == retry_class::reconnect || failure.code() == errc::unavailable) {
+                session->mark_broken();
+            }
+        }
+        const retry_class why = failure.retry();
+        metrics_.apply.retried(target.label, why);
+        if ((why == retry_class::unique || why == retry_class::defer) && !deletes_first) {
+            // A value, or a parent, a deleted row frees: deletes first, unless a delete could
+            // cascade into a child the upserts move elsewhere (apply_plan.hpp).
+            auto referenced = deletes_referenced_rows_large(c, target, hooks);
+            if (referenced && !*referenced) {
+                deletes_first = true;
+                continue;
+            }
+        }
+        if (why == retry_class::unique || why == retry_class::defer || why == retry_class::fatal) {
+            // What only the rows in source order can resolve or name (ordered_apply.hpp,
+            // fatal_rows.hpp): the general path, with every row in memory, when they fit.
+            auto whole = load_large(c, hooks);
+            if (whole && *whole) {
+                log::warn()
+                    .str("schema", target.label)
+                    .str("transaction", c.first.to_string())
+                    .err(failure)
+                    .msg(
+                        "a large source transaction cannot be applied page by page; applying "
+                        "it with all its rows in memory");
+                return apply(**whole, target, hooks);
+            }
+            if (!whole) {
+                failure = whole.error();
+            }
+        }
+        if (!back_off(c, target, hooks, failure, attempt, state)) {
+            return error{errc::cancelled, "stopping"};
+        }
+    }
+}
+
+bool chunk_applier::back_off(const chunk& c, chunk_target& target, const chunk_hooks& hooks,
+                             const error& failure, int attempt, retry_state& state) const {
+    const retry_class why = failure.retry();
+    if (why == retry_class::defer) {
+        // In source order still: wait for every earlier chunk, then back off.
+        hooks.wait_for_earlier(c.sequence);
+    } else if (why == retry_class::schema || why == retry_class::fatal ||
+               failure.code() == errc::invalid_argument || failure.code() == errc::not_found) {
+        // Also after a refusal (bad data; rows refused before any SQL, such as a column the
+        // target lacks): what an operator changes to resolve it is seen.
+        schemas_.invalidate(target.schema);
+        if (auto fresh = schemas_.get(target.schema, clock_type::now() + options_.apply_timeout)) {
+            target.snapshot = *fresh;
+        }
+    }
+    const bool stalled =
+        why == retry_class::fatal || why == retry_class::none || why == retry_class::unique;
+    if (stalled) {
+        metrics_.errors.with({target.label, std::string(to_string(why))}).add();
+        state.stalled.set();
+    }
+    // A refusal: at error level at least once a minute while it lasts.
+    if (stalled ? state.pacer.due(attempt, clock_type::now()) : (attempt & (attempt - 1)) == 0) {
+        auto event = stalled ? log::error() : log::warn();
+        event.str("schema", target.label)
+            .str("first", c.first.to_string())
+            .str("last", c.last.to_string())
+            .num("attempt", attempt)
+            .str("reason", std::string(to_string(why)))
+            .err(failure);
+        if (why == retry_class::fatal && options_.fatal != nullptr) {
+            event.str("remedy", std::string(options_.fatal->remedy()));
+        }
+        event.msg("a target transaction failed; retrying (the window waits for it)");
+    }
+    std::uniform_int_distribution<int64_t> spread(state.backoff.count() / 2, state.backoff.count());
+    if (!hooks.sleep(std::chrono::milliseconds(spread(state.jitter)))) {
+        return false;
+    }
+    state.backoff = std::min(state.backoff * 2, options_.max_backoff);
+    return true;
 }
 
 }  // namespace molt::replicator

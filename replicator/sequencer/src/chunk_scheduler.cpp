@@ -39,6 +39,9 @@ uint64_t chunk_scheduler::submitted() const {
 
 bool chunk_scheduler::overlaps_running(const chunk& c) const {
     return std::any_of(unfinished_.begin(), unfinished_.end(), [&](const auto& running) {
+        if (c.large || running.second->large) {
+            return true;  // its keys are not known
+        }
         const auto& a = running.second->keys;
         const auto& b = c.keys;
         const auto& small = a.size() < b.size() ? a : b;

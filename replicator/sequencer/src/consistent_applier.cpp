@@ -59,6 +59,11 @@ consistent_applier::consistent_applier(const target_dialect& dialect, session_po
           "Target transactions committed in another order than the folded one after a unique or "
           "foreign key conflict (deletes_first, transactions, source_order)",
           {"schema", "order"})),
+      large_(metrics.counter(
+          "apply_large_transactions_total",
+          "Source transactions of more mutations than --scanSize (schema-change backfills, bulk "
+          "writes) applied page by page inside one target transaction",
+          {"schema"})),
       retired_(metrics.counter("stage_retired_mutations_total",
                                "Applied staged mutations deleted after --retireOffset",
                                {"schema"})),
@@ -79,7 +84,8 @@ consistent_applier::consistent_applier(const target_dialect& dialect, session_po
       target_lag_(metrics.gauge("target_lag_seconds",
                                 "Age of the resolved timestamp the target holds", {"schema"})),
       fatal_(dialect, metrics, options.fatal),
-      chunks_(dialect, target_pool, schemas, {apply_metrics_, applied_, apply_errors_, reordered_},
+      chunks_(dialect, target_pool, schemas,
+              {apply_metrics_, applied_, apply_errors_, reordered_, large_},
               {options.flush_size, options.apply_timeout, options.first_backoff,
                options.max_backoff, &fatal_}) {}
 

@@ -18,11 +18,14 @@ hlc window_end(const std::map<hlc, int64_t>& unapplied, hlc committed, hlc propo
 }
 
 window_reader::window_reader(stage_page_reader read, std::vector<window_table> tables,
-                             hlc committed, hlc resolved, size_t page_size, applied_ranges applied)
+                             hlc committed, hlc resolved, size_t page_size, applied_ranges applied,
+                             size_t large_rows, size_t large_bytes)
     : read_(std::move(read)),
       resolved_(resolved),
       page_size_(std::max<size_t>(1, page_size)),
-      applied_(std::move(applied)) {
+      applied_(std::move(applied)),
+      large_rows_(large_rows),
+      large_bytes_(large_bytes) {
     for (window_table& t : tables) {
         // Rows after (committed.next(), ""): staged keys are never empty, so this is every row
         // above the committed checkpoint.
@@ -70,7 +73,13 @@ result<std::optional<source_transaction>> window_reader::next() {
         }
         const bool skip = applied(*time);
         source_transaction tx{*time, {}};
+        size_t at_time = 0;  // rows of this HLC read (skipped ones too)
+        size_t bytes = 0;    // and their messages' bytes
+        bool skipped_past = false;
         for (cursor& c : cursors_) {
+            if (skipped_past) {
+                break;
+            }
             for (;;) {
                 if (auto r = refill(c); !r) {
                     return r.error();
@@ -81,13 +90,37 @@ result<std::optional<source_transaction>> window_reader::next() {
                 stored_mutation m = std::move(c.rows.front());
                 c.rows.pop_front();
                 ++rows_read_;
+                bytes += m.message.size();
                 if (!skip) {
                     tx.rows.push_back({c.table.position, std::move(m.key), std::move(m.message)});
+                }
+                if ((large_rows_ > 0 && ++at_time > large_rows_) ||
+                    (large_bytes_ > 0 && bytes > large_bytes_)) {
+                    skip_past(*time);
+                    if (!skip) {
+                        return std::optional<source_transaction>(
+                            source_transaction{*time, {}, true});
+                    }
+                    skipped_past = true;  // applied already: not read to the end either
+                    break;
                 }
             }
         }
         if (!skip) {
             return std::optional<source_transaction>(std::move(tx));
+        }
+    }
+}
+
+void window_reader::skip_past(hlc t) {
+    for (cursor& c : cursors_) {
+        while (!c.rows.empty() && c.rows.front().updated == t) {
+            c.rows.pop_front();
+        }
+        if (c.rows.empty() && c.after == t) {
+            // The next page starts after every row of `t` (staged keys are never empty).
+            c.after = t.next();
+            c.after_key.clear();
         }
     }
 }

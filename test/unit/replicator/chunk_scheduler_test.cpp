@@ -233,3 +233,30 @@ TEST_CASE("a chunk waiting for its turn is abandoned when stopping", "[sequencer
     g.release(0);
     REQUIRE(s.drain());
 }
+
+TEST_CASE("a large chunk (keys unknown) runs alone, between the chunks around it", "[sequencer]") {
+    gates g;
+    chunk_scheduler s(4);
+    const open_on_exit opener{g};
+    s.begin([&](const chunk& c) { return g.run(c); });
+    REQUIRE(s.submit(with_keys({"a"})));
+    REQUIRE(g.wait_started(0));
+    chunk large;
+    large.large = true;
+    // It waits for the disjoint chunk before it to finish...
+    auto second = std::async(std::launch::async, [&] { return s.submit(std::move(large)); });
+    CHECK(second.wait_for(100ms) == std::future_status::timeout);
+    g.release(0);
+    REQUIRE(second.get());
+    REQUIRE(g.wait_started(1));
+    // ... and the disjoint chunk after it waits for it.
+    auto third = std::async(std::launch::async, [&] { return s.submit(with_keys({"z"})); });
+    CHECK(third.wait_for(100ms) == std::future_status::timeout);
+    CHECK_FALSE(g.has_started(2));
+    g.release(1);
+    REQUIRE(third.get());
+    g.release(2);
+    REQUIRE(s.drain());
+    CHECK(g.finished == std::vector<uint64_t>{0, 1, 2});
+    CHECK(g.most_running == 1);
+}

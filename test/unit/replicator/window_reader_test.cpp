@@ -144,3 +144,73 @@ TEST_CASE("a backlog over several resolved timestamps is cut into windows of abo
     CHECK(window_end(unapplied, hlc(5, 0), hlc(80, 0), 60, hlc(30, 0)) == hlc(30, 0));
     CHECK(window_end(unapplied, hlc(5, 0), hlc(80, 0), 60, hlc(31, 0)) == hlc(80, 0));
 }
+
+// A source transaction larger than the limit (a schema-change backfill) is handed out without
+// its rows, having held no more than about the limit: the rows are read page by page as it
+// applies. What follows it is read as usual.
+TEST_CASE("window reader: a source transaction above the large limit comes without its rows",
+          "[sequencer]") {
+    fake_staging s;
+    s.add("a", hlc(10, 0), "[1]");
+    for (int k = 0; k < 25; ++k) {
+        s.add(k % 2 == 0 ? "a" : "b", hlc(20, 0), "[" + std::to_string(100 + k) + "]");
+    }
+    s.add("a", hlc(30, 0), "[2]");
+    s.add("b", hlc(30, 0), "[3]");
+    size_t most = 0;  // rows the largest page asked for
+    auto counting = [&](const std::string& table, hlc after, const std::string& after_key, hlc upto,
+                        size_t limit) {
+        most = std::max(most, limit);
+        return s.reader()(table, after, after_key, upto, limit);
+    };
+    window_reader r(counting, {{"a", 0}, {"b", 1}}, hlc(5, 0), hlc(40, 0), 4, {}, 10);
+    const auto txs = read_all(r);
+    REQUIRE(txs.size() == 3);
+    CHECK(txs[0].time == hlc(10, 0));
+    CHECK(txs[0].rows.size() == 1);
+    CHECK_FALSE(txs[0].large);
+    CHECK(txs[1].time == hlc(20, 0));
+    CHECK(txs[1].large);
+    CHECK(txs[1].rows.empty());
+    CHECK(txs[2].time == hlc(30, 0));
+    CHECK_FALSE(txs[2].large);
+    CHECK(txs[2].rows.size() == 2);
+    CHECK(most == 4);
+    // Fewer rows read than staged at HLC 20: it stopped at the limit and skipped the rest.
+    CHECK(r.rows_read() < 1 + 25 + 2);
+
+    // At the limit exactly: an ordinary transaction.
+    window_reader whole(s.reader(), {{"a", 0}, {"b", 1}}, hlc(5, 0), hlc(40, 0), 4, {}, 25);
+    const auto all = read_all(whole);
+    REQUIRE(all.size() == 3);
+    CHECK_FALSE(all[1].large);
+    CHECK(all[1].rows.size() == 25);
+}
+
+TEST_CASE("window reader: a large source transaction already applied is skipped, not read whole",
+          "[sequencer]") {
+    fake_staging s;
+    for (int k = 0; k < 40; ++k) {
+        s.add("a", hlc(20, 0), "[" + std::to_string(100 + k) + "]");
+    }
+    s.add("a", hlc(30, 0), "[2]");
+    window_reader r(s.reader(), {{"a", 0}}, hlc(5, 0), hlc(40, 0), 4, {{hlc(20, 0), hlc(20, 0)}},
+                    10);
+    const auto txs = read_all(r);
+    REQUIRE(txs.size() == 1);
+    CHECK(txs[0].time == hlc(30, 0));
+    CHECK(r.rows_read() <= 12 + 1);  // the limit and a page, not 40
+}
+
+TEST_CASE("window reader: a source transaction above the byte limit is large too", "[sequencer]") {
+    fake_staging s;
+    for (int k = 0; k < 5; ++k) {
+        s.add("a", hlc(20, 0), "[" + std::to_string(100 + k) + "]");  // messages of 7 bytes
+    }
+    s.add("a", hlc(30, 0), "[2]");
+    window_reader r(s.reader(), {{"a", 0}}, hlc(5, 0), hlc(40, 0), 4, {}, 100, 30);
+    const auto txs = read_all(r);
+    REQUIRE(txs.size() == 2);
+    CHECK(txs[0].large);
+    CHECK_FALSE(txs[1].large);
+}

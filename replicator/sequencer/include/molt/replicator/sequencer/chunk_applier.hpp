@@ -16,13 +16,17 @@
 //     less noise as it lasts; a refusal at error level at least once a minute, counted in
 //     apply_stalled while it lasts);
 //   - bad data (retry_class::fatal) applies the chunk row by row to name the row, or to divert
-//     it to the dead-letter queue with --fatalRowPolicy dlq (target/apply/fatal_rows.hpp).
+//     it to the dead-letter queue with --fatalRowPolicy dlq (target/apply/fatal_rows.hpp);
+//   - a large chunk (one source transaction of more rows than --scanSize, e.g. a schema-change
+//     backfill) is read from staging and written page by page inside its one transaction, so
+//     memory holds a page, not the table (apply_large).
 
 #include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "molt/common/hlc.hpp"
@@ -53,6 +57,7 @@ struct chunk_metrics {
     metrics::family<metrics::counter>& applied;    ///< {schema, table}
     metrics::family<metrics::counter>& errors;     ///< {schema, reason}
     metrics::family<metrics::counter>& reordered;  ///< {schema, order}: not the folded order
+    metrics::family<metrics::counter>& large;      ///< {schema}: applied page by page
 };
 
 /// The target schema a window applies to.
@@ -75,6 +80,11 @@ struct chunk_hooks {
     std::function<chunk_scheduler::turn(uint64_t sequence)> wait_turn;
     /// The chunk's range is committed on the target (by this attempt or an earlier one).
     std::function<void(hlc first, hlc last)> committed;
+    /// A large chunk's staged rows at HLC `at`: `page` is called with one page at a time (NDJSON
+    /// v2 messages of one table; a key's messages never split across pages), tables parents
+    /// first, or children first; the first error ends it.
+    using page_fn = std::function<result<void>(std::string body)>;
+    std::function<result<void>(hlc at, bool children_first, const page_fn& page)> read_large;
 };
 
 class chunk_applier {
@@ -88,6 +98,25 @@ public:
                                      const chunk_hooks& hooks) const;
 
 private:
+    /// A large chunk, page by page in one target transaction: upserts parents first, then
+    /// deletes children first (after a unique or foreign key conflict, deletes first, unless a
+    /// delete could cascade). What only the rows in source order can resolve or name (a
+    /// conflict neither order resolves, bad data: row by row, or to the DLQ) is applied by
+    /// apply() with every row in memory when they fit (48 MiB); else it stalls loudly.
+    result<void> apply_large(const chunk& c, const chunk_target& target,
+                             const chunk_hooks& hooks) const;
+    /// The chunk's rows in memory, as apply() takes them; nullopt when they do not fit.
+    result<std::optional<chunk>> load_large(const chunk& c, const chunk_hooks& hooks) const;
+    /// Whether the large chunk deletes rows another table references (a read of its pages).
+    result<bool> deletes_referenced_rows_large(const chunk& c, const chunk_target& target,
+                                               const chunk_hooks& hooks) const;
+    /// After a failed attempt: counts, refreshes the schema after a schema error or a refusal,
+    /// logs (a refusal at error level at least once a minute) and sleeps the jittered backoff,
+    /// which it doubles; false when stopping.
+    struct retry_state;
+    bool back_off(const chunk& c, chunk_target& target, const chunk_hooks& hooks,
+                  const error& failure, int attempt, retry_state& state) const;
+
     const target_dialect& dialect_;
     session_pool& pool_;
     schema_cache& schemas_;

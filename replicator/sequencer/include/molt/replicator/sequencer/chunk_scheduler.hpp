@@ -2,8 +2,9 @@
 // Runs the target transactions ("chunks") of a resolved window on a fixed pool of threads. A
 // chunk starts only when its key set is disjoint from that of every chunk submitted before it
 // and not finished yet, so two transactions that touch one row never race; disjoint ones run at
-// once, up to the pool's size. They commit in order (wait_turn), so the target only ever holds a
-// state the source had: the end of its last committed chunk.
+// once, up to the pool's size (a large chunk, whose keys are not known, runs alone). They commit in
+// order (wait_turn), so the target only ever holds a state the source had: the end of its last
+// committed chunk.
 
 #include <chrono>
 #include <condition_variable>
@@ -36,6 +37,10 @@ struct chunk {
     /// Its rows as NDJSON v2 messages, in HLC order (each message carries its HLC, which is
     /// what tells the source transactions apart: ordered_apply.hpp).
     std::string body;
+    /// One source transaction too large to hold (window_reader's large limit): no body or keys;
+    /// its rows are read from staging page by page while it applies. It runs alone: after every
+    /// earlier chunk has finished, and before any later one starts.
+    bool large = false;
 };
 
 class chunk_scheduler {

@@ -10,7 +10,9 @@
 //
 // Apply (one pipeline thread per target schema): for the window (committed C, resolved R] it
 // reads the staged rows of every table merged by HLC, cuts them into target transactions of
-// about --flushSize mutations that never split one HLC, folds each per key and writes upserts
+// about --flushSize mutations that never split one HLC (one of more than --scanSize rows, such
+// as a schema-change backfill, is read and written page by page inside its one transaction,
+// alone), folds each per key and writes upserts
 // parents first, then deletes children first. Up to --parallelism transactions run at once, only
 // when their key sets are disjoint. Each transaction first records its HLC range in the target's
 // _replicator_progress table (idempotently: a range already there means an earlier attempt
@@ -39,6 +41,7 @@
 #include "molt/replicator/core/acceptor.hpp"
 #include "molt/replicator/core/target.hpp"
 #include "molt/replicator/sequencer/chunk_applier.hpp"
+#include "molt/replicator/sequencer/window_reader.hpp"
 #include "molt/replicator/staging/staging_store.hpp"
 #include "molt/replicator/target/apply_metrics.hpp"
 #include "molt/replicator/target/schema_cache.hpp"
@@ -115,6 +118,10 @@ private:
                                  std::chrono::steady_clock::time_point deadline);
     /// Counts (and, at most every 10 s, reports) late rows staging cannot check any more.
     void count_unverifiable(group& g, size_t n);
+    /// The staged rows of one large source transaction (HLC `at`), a page (--scanSize) at a
+    /// time, table by table (chunk_hooks::read_large).
+    result<void> read_large(const std::vector<window_table>& parents_first, hlc at,
+                            bool children_first, const chunk_hooks::page_fn& page);
     /// About how many rows a window holds when the backlog spans several resolved timestamps.
     [[nodiscard]] int64_t window_rows() const;
     result<void> complete_window(group& g, hlc resolved);
@@ -145,6 +152,7 @@ private:
     metrics::family<metrics::counter>& applied_;
     metrics::family<metrics::counter>& apply_errors_;
     metrics::family<metrics::counter>& reordered_;
+    metrics::family<metrics::counter>& large_;
     metrics::family<metrics::counter>& retired_;
     metrics::family<metrics::histogram>& stage_duration_;
     metrics::family<metrics::gauge>& pending_;

@@ -42,6 +42,9 @@ struct window_row {
 struct source_transaction {
     hlc time;
     std::vector<window_row> rows;
+    /// Above the reader's large limits (a schema-change backfill, a bulk write): `rows`
+    /// is empty, and they are read page by page while it applies (chunk_hooks::read_large).
+    bool large = false;
 };
 
 /// Closed HLC ranges [first, last] already applied.
@@ -59,13 +62,17 @@ using applied_ranges = std::vector<std::pair<hlc, hlc>>;
 
 class window_reader {
 public:
+    /// A source transaction of more than `large_rows` rows or `large_bytes` bytes of messages
+    /// (0: no limit) is handed out as `large`, without its rows: memory holds at most about
+    /// that much and a page per table.
     window_reader(stage_page_reader read, std::vector<window_table> tables, hlc committed,
-                  hlc resolved, size_t page_size, applied_ranges applied);
+                  hlc resolved, size_t page_size, applied_ranges applied, size_t large_rows = 0,
+                  size_t large_bytes = 0);
 
     /// The next source transaction outside the applied ranges; nullopt after the last.
     [[nodiscard]] result<std::optional<source_transaction>> next();
 
-    /// Rows read so far, skipped ones included.
+    /// Rows read so far, skipped ones included (a large transaction's: those read to find it).
     [[nodiscard]] size_t rows_read() const noexcept { return rows_read_; }
 
 private:
@@ -78,12 +85,16 @@ private:
     };
     result<void> refill(cursor& c);
     [[nodiscard]] bool applied(hlc t) const;
+    /// Moves every cursor past the rows of HLC `t`, reading no more of them.
+    void skip_past(hlc t);
 
     stage_page_reader read_;
     std::vector<cursor> cursors_;
     hlc resolved_;
     size_t page_size_;
     applied_ranges applied_;
+    size_t large_rows_ = 0;
+    size_t large_bytes_ = 0;
     size_t rows_read_ = 0;
 };
 
