@@ -14,8 +14,7 @@
 REPLICATOR=$1
 EMULATOR=$2
 ROWS=${MOLT_BACKFILL_ROWS:-1000000}
-# Extra replicator flags, e.g. --scanSize 1000000 (with 999 999 rows) to apply each backfill with every row in memory
-# (the baseline the page-by-page apply is compared with in README.md).
+# Extra replicator flags (MOLT_BACKFILL_FLAGS), e.g. another --scanSize or --targetMaxPoolSize.
 read -r -a EXTRA <<<"${MOLT_BACKFILL_FLAGS:-}"
 . "$(dirname "$0")/lib.sh"
 e2e_init

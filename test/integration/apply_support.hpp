@@ -34,11 +34,12 @@ inline result<std::unique_ptr<target_session>> open_session(const conn_url& url)
 }
 
 struct apply_stack {
-    explicit apply_stack(const std::string& env_var, apply_options options = {})
+    explicit apply_stack(const std::string& env_var, apply_options options = {},
+                         size_t pool_size = 8)
         : url(conn_url::parse(test::server_url(env_var.c_str())).value()),
           dialect(url.dialect() == molt::dialect::postgres ? postgres::make_dialect()
                                                            : mysql::make_dialect()),
-          pool([this] { return open_session(url); }, 8),
+          pool([this] { return open_session(url); }, pool_size),
           schemas(*dialect, pool, std::chrono::seconds(60)),
           applier(*dialect, pool, schemas, metrics, options),
           admin(open_session(url).value()) {

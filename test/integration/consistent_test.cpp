@@ -30,8 +30,9 @@ hlc at(int64_t wall) {
 // A target with parent/child tables, staging in a schema of its own on PostgreSQL, and a
 // consistent applier (restartable) over both.
 struct consistent_stack {
-    explicit consistent_stack(const std::string& target_env, consistent_options opts = {})
-        : target(target_env),
+    explicit consistent_stack(const std::string& target_env, consistent_options opts = {},
+                              size_t target_pool_size = 8)
+        : target(target_env, {}, target_pool_size),
           staging_url(molt::conn_url::parse(molt::test::server_url("MOLT_TEST_PG_URL")).value()),
           staging_pool([this] { return open_session(staging_url); }, 8, "staging",
                        "--stagingMaxPoolSize"),
@@ -182,13 +183,17 @@ void fk_transactions_in_order(const std::string& env) {
 // upserts parents first across pages and tables, then deletes children first. A unique value
 // that moves between rows on different pages needs the whole transaction: it is applied with
 // all its rows in memory.
-void large_transactions(const std::string& env) {
-    consistent_stack s(env, [] {
-        consistent_options o;
-        o.scan_size = 50;
-        o.flush_size = 20;
-        return o;
-    }());
+void large_transactions(const std::string& env, size_t target_pool_size = 8) {
+    consistent_stack s(
+        env,
+        [] {
+            consistent_options o;
+            o.scan_size = 50;
+            o.flush_size = 20;
+            o.apply_timeout = std::chrono::seconds(5);
+            return o;
+        }(),
+        target_pool_size);
     const std::string label = s.target.schema.to_string();
     std::vector<row> t10;
     for (int64_t p = 1; p <= 20; ++p) {
@@ -1011,6 +1016,11 @@ TEST_CASE("consistent, PostgreSQL: a source transaction above --scanSize applies
 TEST_CASE("consistent, MariaDB: a source transaction above --scanSize applies page by page",
           "[integration][consistent]") {
     large_transactions("MOLT_TEST_MYSQL_URL");
+}
+// The in-memory fallback takes its own session: the page-by-page attempt's went back first.
+TEST_CASE("consistent, PostgreSQL: a large transaction's fallback with one target session",
+          "[integration][consistent]") {
+    large_transactions("MOLT_TEST_PG_URL", 1);
 }
 TEST_CASE("consistent, PostgreSQL: a column missing on the target stalls until it is added",
           "[integration][consistent]") {

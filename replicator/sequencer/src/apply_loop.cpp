@@ -197,9 +197,12 @@ result<void> consistent_applier::read_large(const std::vector<window_table>& par
             bool full = rows->size() >= options_.scan_size;
             // At most about page_bytes of messages (at least one row): a decodable body.
             size_t keep = 0;
-            for (size_t bytes = 0; keep < rows->size() && (keep == 0 || bytes < page_bytes);
-                 ++keep) {
-                bytes += (*rows)[keep].message.size() + 1;
+            for (size_t bytes = 0; keep < rows->size(); ++keep) {
+                const size_t next = (*rows)[keep].message.size() + 1;
+                if (keep > 0 && bytes + next > page_bytes) {
+                    break;
+                }
+                bytes += next;
             }
             full = full || keep < rows->size();
             // A key's column families stay together: a full page ends before the last key's

@@ -19,6 +19,28 @@ chunk_applier::chunk_applier(const target_dialect& dialect, session_pool& pool,
                              schema_cache& schemas, chunk_metrics metrics, chunk_options options)
     : dialect_(dialect), pool_(pool), schemas_(schemas), metrics_(metrics), options_(options) {}
 
+namespace {
+
+// Begins the chunk's target transaction with its progress row: the row first tells an earlier
+// attempt that committed (acknowledgement lost) from one that did not, before anything is
+// written. True: go on; false: committed before (rolled back now).
+result<bool> begin_chunk(target_session& db, const chunk_target& target, const chunk& c) {
+    if (auto begun = db.begin(); !begun) {
+        return begun.error();
+    }
+    auto fresh = record_progress(db, target.progress, c.first, c.last);
+    if (!fresh) {
+        db.rollback();
+        return fresh.error().with_context("recording progress in " + target.progress.table);
+    }
+    if (!*fresh) {
+        db.rollback();
+    }
+    return fresh;
+}
+
+}  // namespace
+
 struct chunk_applier::retry_state {
     retry_state(const chunk_options& options, uint64_t sequence, const std::string& label)
         : jitter(static_cast<uint32_t>(sequence * 7919 + 17)),
@@ -88,20 +110,8 @@ result<void> chunk_applier::apply(const chunk& c, chunk_target target,
                 chunk_scheduler::turn turn = chunk_scheduler::turn::yours;
                 // True: applied now; false: an earlier attempt had committed it.
                 auto attempt_once = [&]() -> result<bool> {
-                    if (auto begun = db.begin(); !begun) {
-                        return begun.error();
-                    }
-                    // The progress row first: it tells an earlier attempt that committed
-                    // (acknowledgement lost) from one that did not, before anything is written.
-                    auto fresh = record_progress(db, target.progress, c.first, c.last);
-                    if (!fresh) {
-                        db.rollback();
-                        return fresh.error().with_context("recording progress in " +
-                                                          target.progress.table);
-                    }
-                    if (!*fresh) {
-                        db.rollback();
-                        return false;
+                    if (auto fresh = begin_chunk(db, target, c); !fresh || !*fresh) {
+                        return fresh;
                     }
                     if (how == approach::transactions) {
                         auto done = apply_transactions_in_order(db, *target.snapshot, *decoded,
@@ -255,6 +265,9 @@ result<std::optional<chunk>> chunk_applier::load_large(const chunk& c,
     whole.last = c.last;
     bool too_large = false;
     auto read = hooks.read_large(c.first, false, [&](std::string body) -> result<void> {
+        if (hooks.stopping()) {
+            return error{errc::cancelled, "stopping"};
+        }
         if (whole.body.size() + body.size() > in_memory_limit) {
             too_large = true;
             return error{errc::limit_exceeded, "too large to hold"};
@@ -276,6 +289,9 @@ result<bool> chunk_applier::deletes_referenced_rows_large(const chunk& c,
                                                           const chunk_hooks& hooks) const {
     bool referenced = false;
     auto read = hooks.read_large(c.first, false, [&](std::string body) -> result<void> {
+        if (hooks.stopping()) {
+            return error{errc::cancelled, "stopping"};
+        }
         auto decoded = proto::decode_ndjson(std::move(body));
         if (!decoded) {
             return decoded.error().with_context("staged mutations cannot be decoded");
@@ -299,6 +315,8 @@ result<void> chunk_applier::apply_large(const chunk& c, const chunk_target& larg
     chunk_target target = large_target;
     retry_state state(options_, c.sequence, target.label);
     bool deletes_first = false;
+    bool referenced_deletes = false;  // known: it deletes rows other tables reference
+    bool too_large = false;           // known: its messages do not fit in memory
     for (int attempt = 1;; ++attempt) {
         if (hooks.stopping()) {
             return error{errc::cancelled, "stopping"};
@@ -347,27 +365,18 @@ result<void> chunk_applier::apply_large(const chunk& c, const chunk_target& larg
             };
         };
         error failure{errc::internal, ""};
-        auto ready = options_.fatal != nullptr ? options_.fatal->ready(*target.snapshot)
-                                               : result<void>(ok());
-        auto session = ready ? pool_.acquire(start + options_.apply_timeout)
-                             : result<session_pool::lease>(ready.error());
-        if (!session) {
+        // The attempt's session goes back to the pool before the fallback below takes one.
+        if (auto ready = options_.fatal != nullptr ? options_.fatal->ready(*target.snapshot)
+                                                   : result<void>(ok());
+            !ready) {
+            failure = ready.error();  // --fatalRowPolicy dlq without its table: stall
+        } else if (auto session = pool_.acquire(start + options_.apply_timeout); !session) {
             failure = session.error();
         } else {
             target_session& db = **session;
             auto attempt_once = [&]() -> result<bool> {
-                if (auto begun = db.begin(); !begun) {
-                    return begun.error();
-                }
-                auto fresh = record_progress(db, target.progress, c.first, c.last);
-                if (!fresh) {
-                    db.rollback();
-                    return fresh.error().with_context("recording progress in " +
-                                                      target.progress.table);
-                }
-                if (!*fresh) {
-                    db.rollback();
-                    return false;
+                if (auto fresh = begin_chunk(db, target, c); !fresh || !*fresh) {
+                    return fresh;
                 }
                 for (const bool deletes : {deletes_first, !deletes_first}) {
                     // Upserts parents first; deletes children first.
@@ -425,19 +434,30 @@ result<void> chunk_applier::apply_large(const chunk& c, const chunk_target& larg
         }
         const retry_class why = failure.retry();
         metrics_.apply.retried(target.label, why);
-        if ((why == retry_class::unique || why == retry_class::defer) && !deletes_first) {
+        if ((why == retry_class::unique || why == retry_class::defer) && !deletes_first &&
+            !referenced_deletes) {
             // A value, or a parent, a deleted row frees: deletes first, unless a delete could
             // cascade into a child the upserts move elsewhere (apply_plan.hpp).
             auto referenced = deletes_referenced_rows_large(c, target, hooks);
-            if (referenced && !*referenced) {
+            if (!referenced) {
+                log::warn()
+                    .str("schema", target.label)
+                    .str("transaction", c.first.to_string())
+                    .err(referenced.error())
+                    .msg("could not read a large source transaction's deletes");
+            } else if (!*referenced) {
                 deletes_first = true;
                 continue;
+            } else {
+                referenced_deletes = true;
             }
         }
         if (why == retry_class::unique || why == retry_class::defer || why == retry_class::fatal) {
             // What only the rows in source order can resolve or name (ordered_apply.hpp,
             // fatal_rows.hpp): the general path, with every row in memory, when they fit.
-            auto whole = load_large(c, hooks);
+            auto whole = too_large ? result<std::optional<chunk>>(std::optional<chunk>())
+                                   : load_large(c, hooks);
+            too_large = whole && !*whole;
             if (whole && *whole) {
                 log::warn()
                     .str("schema", target.label)
@@ -449,7 +469,11 @@ result<void> chunk_applier::apply_large(const chunk& c, const chunk_target& larg
                 return apply(**whole, target, hooks);
             }
             if (!whole) {
-                failure = whole.error();
+                log::warn()
+                    .str("schema", target.label)
+                    .str("transaction", c.first.to_string())
+                    .err(whole.error())
+                    .msg("could not read a large source transaction into memory");
             }
         }
         if (!back_off(c, target, hooks, failure, attempt, state)) {

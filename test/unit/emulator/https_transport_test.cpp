@@ -26,6 +26,20 @@ using clock_type = std::chrono::steady_clock;
 
 namespace {
 
+// A socket listening on 127.0.0.1 at a free port.
+int listen_loopback(uint16_t& port) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    REQUIRE(::listen(fd, 8) == 0);
+    socklen_t len = sizeof addr;
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+    port = ntohs(addr.sin_port);
+    return fd;
+}
+
 // Accepts connections on 127.0.0.1. It reads nothing for `read_after` after a connection is
 // accepted, then reads whatever comes; `first` after it started reading it sends `answer`
 // (nothing, when empty), all at once or a byte every `gap`.
@@ -34,15 +48,7 @@ public:
     slow_server(std::string answer, std::chrono::milliseconds read_after,
                 std::chrono::milliseconds first, std::chrono::milliseconds gap)
         : answer_(std::move(answer)), read_after_(read_after), first_(first), gap_(gap) {
-        listener_ = ::socket(AF_INET, SOCK_STREAM, 0);
-        sockaddr_in addr{};
-        addr.sin_family = AF_INET;
-        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        REQUIRE(::bind(listener_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-        REQUIRE(::listen(listener_, 8) == 0);
-        socklen_t len = sizeof addr;
-        ::getsockname(listener_, reinterpret_cast<sockaddr*>(&addr), &len);
-        port_ = ntohs(addr.sin_port);
+        listener_ = listen_loopback(port_);
         thread_ = std::thread([this] { serve(); });
     }
     ~slow_server() {
@@ -226,15 +232,7 @@ class scripted_http_server {
 public:
     using script = std::function<std::string(const seen_request&, size_t)>;
     explicit scripted_http_server(script answer) : answer_(std::move(answer)) {
-        listener_ = ::socket(AF_INET, SOCK_STREAM, 0);
-        sockaddr_in addr{};
-        addr.sin_family = AF_INET;
-        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        REQUIRE(::bind(listener_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-        REQUIRE(::listen(listener_, 8) == 0);
-        socklen_t len = sizeof addr;
-        ::getsockname(listener_, reinterpret_cast<sockaddr*>(&addr), &len);
-        port_ = ntohs(addr.sin_port);
+        listener_ = listen_loopback(port_);
         thread_ = std::thread([this] { serve(); });
     }
     ~scripted_http_server() {

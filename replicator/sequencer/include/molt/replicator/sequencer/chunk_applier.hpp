@@ -81,8 +81,9 @@ struct chunk_hooks {
     /// The chunk's range is committed on the target (by this attempt or an earlier one).
     std::function<void(hlc first, hlc last)> committed;
     /// A large chunk's staged rows at HLC `at`: `page` is called with one page at a time (NDJSON
-    /// v2 messages of one table; a key's messages never split across pages), tables parents
-    /// first, or children first; the first error ends it.
+    /// v2 messages of one table; a key's column families on one page when the staging's key
+    /// order keeps them together and they do not fill a page themselves), tables parents first,
+    /// or children first; the first error ends it.
     using page_fn = std::function<result<void>(std::string body)>;
     std::function<result<void>(hlc at, bool children_first, const page_fn& page)> read_large;
 };
