@@ -284,24 +284,34 @@ result<std::optional<chunk>> chunk_applier::load_large(const chunk& c,
     return std::optional<chunk>(std::move(whole));
 }
 
+result<chunk_applier::planned_page> chunk_applier::plan_page(std::string body,
+                                                             const chunk_target& target,
+                                                             const chunk_hooks& hooks) const {
+    if (hooks.stopping()) {
+        return error{errc::cancelled, "stopping"};
+    }
+    auto decoded = proto::decode_ndjson(std::move(body));
+    if (!decoded) {
+        return decoded.error().with_context("staged mutations cannot be decoded");
+    }
+    auto plan = plan_batch(*target.snapshot, *decoded, dialect_, options_.flush_size,
+                           statement_order::upserts_first);
+    if (!plan) {
+        return plan.error();
+    }
+    return planned_page{std::move(decoded).value(), std::move(plan).value()};
+}
+
 result<bool> chunk_applier::deletes_referenced_rows_large(const chunk& c,
                                                           const chunk_target& target,
                                                           const chunk_hooks& hooks) const {
     bool referenced = false;
     auto read = hooks.read_large(c.first, false, [&](std::string body) -> result<void> {
-        if (hooks.stopping()) {
-            return error{errc::cancelled, "stopping"};
+        auto page = plan_page(std::move(body), target, hooks);
+        if (!page) {
+            return page.error();
         }
-        auto decoded = proto::decode_ndjson(std::move(body));
-        if (!decoded) {
-            return decoded.error().with_context("staged mutations cannot be decoded");
-        }
-        auto plan = plan_batch(*target.snapshot, *decoded, dialect_, options_.flush_size,
-                               statement_order::upserts_first);
-        if (!plan) {
-            return plan.error();
-        }
-        referenced = referenced || deletes_referenced_rows(*target.snapshot, *plan);
+        referenced = referenced || deletes_referenced_rows(*target.snapshot, page->plan);
         return ok();
     });
     if (!read) {
@@ -328,27 +338,20 @@ result<void> chunk_applier::apply_large(const chunk& c, const chunk_target& larg
         bool rolled_back = false;
         auto page_of = [&](target_session& db, bool deletes) {
             return [&, deletes](std::string body) -> result<void> {
-                if (hooks.stopping()) {
-                    return error{errc::cancelled, "stopping"};
+                auto page = plan_page(std::move(body), target, hooks);
+                if (!page) {
+                    return page.error();
                 }
-                auto decoded = proto::decode_ndjson(std::move(body));
-                if (!decoded) {
-                    return decoded.error().with_context("staged mutations cannot be decoded");
-                }
-                auto plan = plan_batch(*target.snapshot, *decoded, dialect_, options_.flush_size,
-                                       statement_order::upserts_first);
-                if (!plan) {
-                    return plan.error();
-                }
+                apply_plan& plan = page->plan;
                 apply_plan part;
                 const auto kind =
                     deletes ? planned_statement::kind::erase : planned_statement::kind::upsert;
-                for (planned_statement& st : plan->statements) {
+                for (planned_statement& st : plan.statements) {
                     if (st.type == kind) {
                         part.statements.push_back(std::move(st));
                     }
                 }
-                for (const table_counts& t : plan->tables) {
+                for (const table_counts& t : plan.tables) {
                     table_counts& total = counts[t.table];
                     total.table = t.table;
                     if (deletes) {

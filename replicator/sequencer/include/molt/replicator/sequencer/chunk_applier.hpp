@@ -33,9 +33,11 @@
 #include "molt/common/ident.hpp"
 #include "molt/common/metrics.hpp"
 #include "molt/common/result.hpp"
+#include "molt/proto/batch.hpp"
 #include "molt/replicator/core/target.hpp"
 #include "molt/replicator/sequencer/chunk_scheduler.hpp"
 #include "molt/replicator/target/apply_metrics.hpp"
+#include "molt/replicator/target/apply_plan.hpp"
 #include "molt/replicator/target/fatal_rows.hpp"
 #include "molt/replicator/target/schema_cache.hpp"
 #include "molt/replicator/target/session_pool.hpp"
@@ -108,6 +110,14 @@ private:
                              const chunk_hooks& hooks) const;
     /// The chunk's rows in memory, as apply() takes them; nullopt when they do not fit.
     result<std::optional<chunk>> load_large(const chunk& c, const chunk_hooks& hooks) const;
+    /// A page of a large chunk decoded and planned (the plan's keys point into `rows`); an
+    /// error when stopping.
+    struct planned_page {
+        proto::batch rows;
+        apply_plan plan;
+    };
+    result<planned_page> plan_page(std::string body, const chunk_target& target,
+                                   const chunk_hooks& hooks) const;
     /// Whether the large chunk deletes rows another table references (a read of its pages).
     result<bool> deletes_referenced_rows_large(const chunk& c, const chunk_target& target,
                                                const chunk_hooks& hooks) const;
