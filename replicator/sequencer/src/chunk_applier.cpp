@@ -334,7 +334,6 @@ result<void> chunk_applier::apply_large(const chunk& c, const chunk_target& larg
         const auto start = clock_type::now();
         // Per table: received and upserted rows from the upsert pass, deleted from the other.
         std::map<const table_info*, table_counts> counts;
-        size_t rows = 0;
         bool rolled_back = false;
         auto page_of = [&](target_session& db, bool deletes) {
             return [&, deletes](std::string body) -> result<void> {
@@ -343,14 +342,11 @@ result<void> chunk_applier::apply_large(const chunk& c, const chunk_target& larg
                     return page.error();
                 }
                 apply_plan& plan = page->plan;
-                apply_plan part;
+                // This pass's statements only.
                 const auto kind =
                     deletes ? planned_statement::kind::erase : planned_statement::kind::upsert;
-                for (planned_statement& st : plan.statements) {
-                    if (st.type == kind) {
-                        part.statements.push_back(std::move(st));
-                    }
-                }
+                std::erase_if(plan.statements,
+                              [kind](const planned_statement& st) { return st.type != kind; });
                 for (const table_counts& t : plan.tables) {
                     table_counts& total = counts[t.table];
                     total.table = t.table;
@@ -359,10 +355,9 @@ result<void> chunk_applier::apply_large(const chunk& c, const chunk_target& larg
                     } else {
                         total.received += t.received;
                         total.upserts += t.upserts;
-                        rows += t.received;
                     }
                 }
-                auto done = execute_statements(db, part);
+                auto done = execute_statements(db, plan);
                 rolled_back = !done;  // execute_statements rolls back what failed
                 return done;
             };
@@ -409,8 +404,10 @@ result<void> chunk_applier::apply_large(const chunk& c, const chunk_target& larg
             if (done) {
                 hooks.committed(c.first, c.last);
                 apply_plan summary;
+                size_t rows = 0;
                 for (auto& [table, t] : counts) {
                     summary.tables.push_back(t);
+                    rows += t.received;
                     metrics_.applied.with({target.label, table->name}).add(t.received);
                 }
                 if (*done) {

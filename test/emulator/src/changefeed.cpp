@@ -306,6 +306,15 @@ result<changefeed_options> parse_changefeed_options(
     return o;
 }
 
+namespace {
+
+// An HLC as CockroachDB's hlc.Timestamp prints it: <seconds>.<nanoseconds, 9 digits>,<logical>.
+std::string timestamp_text(hlc t) {
+    return fmt::format("{}.{:09},{}", t.wall() / 1000000000, t.wall() % 1000000000, t.logical());
+}
+
+}  // namespace
+
 bool backfills(const schema_change& change, schema_change_events events) {
     auto has = [](const std::vector<column_def>& columns, const std::string& name) {
         return std::any_of(columns.begin(), columns.end(),
@@ -1020,9 +1029,7 @@ void changefeed_job::run() {
                             return;
                         }
                     }
-                    fail(fmt::format("schema change occurred at {}.{:09},{}",
-                                     updated.wall() / 1000000000, updated.wall() % 1000000000,
-                                     updated.logical()));
+                    fail("schema change occurred at " + timestamp_text(updated));
                     return;
                 }
                 // The backfill: every row of the table as of the change, carrying its HLC, of
@@ -1171,12 +1178,9 @@ job_status changefeed_job::status() const {
             st.running_status = "transient error: " + err;
             st.error = st.running_status;
         } else {
-            st.running_status =
-                st.high_water.is_zero()
-                    ? "running"
-                    : fmt::format("running: resolved={}.{:09},{}",
-                                  st.high_water.wall() / 1000000000,
-                                  st.high_water.wall() % 1000000000, st.high_water.logical());
+            st.running_status = st.high_water.is_zero()
+                                    ? "running"
+                                    : "running: resolved=" + timestamp_text(st.high_water);
         }
     }
     return st;
