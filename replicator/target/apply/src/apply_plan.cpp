@@ -215,8 +215,10 @@ result<apply_plan> plan_batch(const schema_snapshot& schema, const proto::batch&
                 return std::move(done).error();
             }
             size_t row_bytes = 0;
-            for (const auto& p : row_params) {
-                row_bytes += dialect.statement_bytes(p);
+            if (budget != SIZE_MAX) {  // PostgreSQL binds: no byte budget, nothing to count
+                for (const auto& p : row_params) {
+                    row_bytes += dialect.statement_bytes(p);
+                }
             }
             if (st.rows == per || (st.rows > 0 && bytes + row_bytes > budget)) {
                 flush();
