@@ -29,6 +29,7 @@
 #include "molt/common/base64.hpp"
 #include "molt/common/conn_url.hpp"
 #include "molt/common/percent.hpp"
+#include "molt/emulator/capture.hpp"
 #include "molt/emulator/cluster.hpp"
 #include "molt/emulator/pg_proxy.hpp"
 #include "molt/proto/json.hpp"
@@ -1522,4 +1523,108 @@ TEST_CASE_METHOD(feed_fixture, "serve: an unchanged TOASTed value is sent whole"
     }
     pq.query("CANCEL JOB " + job);
     pq.query("DROP TABLE serve_toast");
+}
+
+// CockroachDB: a transaction committed before cluster_logical_timestamp() was read has a lower
+// HLC, and a changefeed without a cursor starts at its statement time, so what committed before
+// it is not sent. The stand-in decodes commits a moment later: neither may depend on that.
+TEST_CASE_METHOD(feed_fixture,
+                 "serve: what committed before a timestamp was read or a feed was created is "
+                 "below it",
+                 "[integration][serve]") {
+    pq.query("DROP TABLE IF EXISTS serve_before");
+    pq.query("CREATE TABLE serve_before (id INT8 PRIMARY KEY, v TEXT)");
+    pq.query("SET CLUSTER SETTING kv.closed_timestamp.target_duration = '0s'");
+    const std::string first = pq.query("SELECT cluster_logical_timestamp()").at(0).at(0);
+    const std::string job =
+        create("serve_before", "?",
+               fmt::format("updated, resolved = '50ms', min_checkpoint_frequency = '50ms', "
+                           "initial_scan = 'no', cursor = '{}'",
+                           first));
+    // Each row's commit, then a timestamp: the row's HLC must be below it.
+    std::map<std::string, hlc> read_after;
+    for (int i = 1; i <= 40; ++i) {
+        pq.query(fmt::format("INSERT INTO serve_before VALUES ({}, 'v')", i));
+        const std::string t = pq.query("SELECT cluster_logical_timestamp()").at(0).at(0);
+        read_after[fmt::format("[{}]", i)] = hlc::parse(t).value();
+        std::this_thread::sleep_for(std::chrono::milliseconds(i % 7));
+    }
+    REQUIRE(wait_until([&] { return split(receiver.requests()).messages.size() >= 40; }));
+    for (const received_message& m : split(receiver.requests()).messages) {
+        INFO(m.key << " at " << m.updated);
+        CHECK(hlc::parse(m.updated).value() < read_after.at(m.key));
+    }
+    pq.query("CANCEL JOB " + job);
+    // A feed without a cursor, created right after a commit, does not send it.
+    for (int i = 41; i <= 60; ++i) {
+        pq.query(fmt::format("INSERT INTO serve_before VALUES ({}, 'v')", i));
+        const size_t before = receiver.requests().size();
+        const std::string j = create("serve_before", "?",
+                                     "updated, resolved = '50ms', min_checkpoint_frequency = "
+                                     "'50ms', initial_scan = 'no'");
+        // Its first resolved timestamp comes after everything it would have sent before it.
+        REQUIRE(wait_until([&] {
+            const delivery d = split(receiver.requests());
+            return std::any_of(d.resolved.begin(), d.resolved.end(),
+                               [&](const auto& r) { return r.second >= before; });
+        }));
+        pq.query("CANCEL JOB " + j);
+        for (const received_message& m : split(receiver.requests()).messages) {
+            if (m.request >= before) {
+                FAIL_CHECK("feed " << j << " sent " << m.key << ", committed before it");
+            }
+        }
+    }
+    pq.query("RESET CLUSTER SETTING kv.closed_timestamp.target_duration");
+    pq.query("DROP TABLE serve_before");
+}
+
+// Resolved timestamps trail the rows by kv.closed_timestamp.target_duration and move only every
+// kv.rangefeed.closed_timestamp_refresh_interval, as a rangefeed's closed timestamp does.
+TEST_CASE_METHOD(feed_fixture, "serve: resolved timestamps trail the rows by the closed timestamp",
+                 "[integration][serve]") {
+    pq.query("DROP TABLE IF EXISTS serve_closed");
+    pq.query("CREATE TABLE serve_closed (id INT8 PRIMARY KEY, v TEXT)");
+    pq.query("SET CLUSTER SETTING kv.closed_timestamp.target_duration = '1500ms'");
+    pq.query("SET CLUSTER SETTING kv.rangefeed.closed_timestamp_refresh_interval = '250ms'");
+    CHECK(pq.query("SHOW CLUSTER SETTING kv.closed_timestamp.target_duration").at(0).at(0) ==
+          "00:00:01.5");
+    const std::string job = create("serve_closed", "?",
+                                   "updated, resolved = '50ms', min_checkpoint_frequency = '50ms', "
+                                   "initial_scan = 'no'");
+    pq.query("INSERT INTO serve_closed VALUES (1, 'v')");
+    REQUIRE(wait_until([&] { return !split(receiver.requests()).messages.empty(); }));
+    const hlc row = hlc::parse(split(receiver.requests()).messages.at(0).updated).value();
+    auto covered = [&] {
+        const delivery d = split(receiver.requests());
+        return std::any_of(d.resolved.begin(), d.resolved.end(),
+                           [&](const auto& r) { return !(r.first < row); });
+    };
+    // The row went out at once; until the wall clock is 1.5 s past it, nothing resolves it.
+    while (wall_clock_nanos() < row.wall() + 1'400'000'000) {
+        REQUIRE_FALSE(covered());
+        std::this_thread::sleep_for(10ms);
+    }
+    REQUIRE(wait_until(covered));
+    const delivery d = split(receiver.requests());
+    for (size_t i = 1; i < d.resolved.size(); ++i) {
+        INFO(d.resolved[i].first.to_string());
+        CHECK(d.resolved[i].first.logical() == 0);
+        CHECK(d.resolved[i].first.wall() % 250'000'000 == 0);
+    }
+    // A new setting applies to running feeds: with 0s, a row is resolved at once.
+    pq.query("SET CLUSTER SETTING kv.closed_timestamp.target_duration = '0s'");
+    pq.query("RESET CLUSTER SETTING kv.rangefeed.closed_timestamp_refresh_interval");
+    pq.query("INSERT INTO serve_closed VALUES (2, 'v')");
+    REQUIRE(wait_until([&] { return split(receiver.requests()).messages.size() >= 2; }));
+    const hlc second = hlc::parse(split(receiver.requests()).messages.at(1).updated).value();
+    REQUIRE(wait_until(
+        [&] {
+            const delivery e = split(receiver.requests());
+            return !e.resolved.empty() && !(e.resolved.back().first < second);
+        },
+        1s));
+    pq.query("CANCEL JOB " + job);
+    pq.query("RESET CLUSTER SETTING kv.closed_timestamp.target_duration");
+    pq.query("DROP TABLE serve_closed");
 }

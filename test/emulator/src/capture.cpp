@@ -413,6 +413,16 @@ hlc capture::frontier() const {
     return frontier_;
 }
 
+hlc capture::settled_now() {
+    const hlc asked = clock_.now();
+    {
+        std::unique_lock<std::mutex> lock(mutex_);
+        changed_.wait_for(lock, std::chrono::seconds(10),
+                          [&] { return stopping_ || failure_ || !(frontier_ < asked); });
+    }
+    return clock_.now();
+}
+
 std::optional<std::string> capture::failure() const {
     const std::lock_guard<std::mutex> lock(mutex_);
     return failure_;

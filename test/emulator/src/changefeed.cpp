@@ -574,7 +574,7 @@ bool visible_in_snapshot(std::string_view snapshot, uint32_t xid) {
 
 changefeed_job::changefeed_job(setup s, capture& history, hlc_clock& clock)
     : setup_(std::move(s)), history_(history), clock_(clock) {
-    start_after_ = setup_.options.cursor ? *setup_.options.cursor : clock_.now();
+    start_after_ = setup_.options.cursor ? *setup_.options.cursor : history_.settled_now();
     // The job's protected timestamp, kept at its checkpoint until it ends (paused too); a
     // second lower, as a scan's feed reads from a second before the scan (run()).
     history_.protect(setup_.id, hlc(std::max<int64_t>(0, start_after_.wall() - 1000000000), 0));
@@ -860,6 +860,9 @@ void changefeed_job::run() {
     settings.restart = setup_.restart;
     settings.order = setup_.order;
     settings.resolved = o.resolved && o.initial_scan != initial_scan_mode::only;
+    if (setup_.closed_timestamp) {
+        settings.closed_timestamp = setup_.closed_timestamp();
+    }
     sender* s = nullptr;
     {
         const std::lock_guard<std::mutex> lock(mutex_);
@@ -931,6 +934,7 @@ void changefeed_job::run() {
     } else if (added_scan_ && !(added_scan_->updated < checkpoint_)) {
         s->add(*added_scan_);
     }
+    s->set_start(std::max(seen, checkpoint_));
     s->advance(std::max(seen, checkpoint_));
     if (o.initial_scan == initial_scan_mode::only) {
         while (!s->finish(scan_->updated, std::chrono::seconds(1))) {
@@ -1056,6 +1060,9 @@ void changefeed_job::run() {
             }
         }
         seen = news.frontier;
+        if (setup_.closed_timestamp) {
+            s->set_closed_timestamp(setup_.closed_timestamp());
+        }
         s->advance(seen);
         history_.protect(setup_.id, s->high_water());
     }

@@ -36,8 +36,10 @@ constexpr std::array<setting_def, 11> known_settings = {{
      "concurrent requests per changefeed (0: min(cores, 32)); applies to new feeds"},
     {"cluster.organization", 's', "", "organization name"},
     {"enterprise.license", 's', "", "the licence (crdb-emulator needs none)"},
-    {"kv.closed_timestamp.target_duration", 'd', "3s", "accepted; not emulated"},
-    {"kv.rangefeed.closed_timestamp_refresh_interval", 'd', "3s", "accepted; not emulated"},
+    {"kv.closed_timestamp.target_duration", 'd', "3s",
+     "how far behind the wall clock resolved timestamps are (0s: no lag)"},
+    {"kv.rangefeed.closed_timestamp_refresh_interval", 'd', "3s",
+     "how often a rangefeed's closed timestamp (and so the resolved timestamp) moves"},
     {"kv.rangefeed.concurrent_catchup_iterators", 'i', "16", "accepted; not emulated"},
     {"kv.rangefeed.enabled", 'b', "false", "if set, rangefeeds (and changefeeds) are enabled"},
     {"server.time_until_store_dead", 'd', "5m0s", "accepted; not emulated"},
@@ -198,6 +200,16 @@ std::string cluster::setting_locked(const setting_def& d) const {
     return it == settings_.end() ? std::string(d.default_value) : it->second;
 }
 
+void cluster::note_closed_timestamp_locked() {
+    for (const auto& [name, cell] :
+         {std::pair<std::string_view, std::atomic<int64_t>*>{"kv.closed_timestamp.target_duration",
+                                                             &closed_target_ns_},
+          {"kv.rangefeed.closed_timestamp_refresh_interval", &closed_refresh_ns_}}) {
+        // Stored values are canonical, so they parse.
+        cell->store(parse_duration(setting_locked(*find_setting(name)))->count());
+    }
+}
+
 changefeed_job* cluster::job(int64_t id) {
     const std::lock_guard<std::mutex> lock(mutex_);
     const auto it = jobs_.find(id);
@@ -238,6 +250,7 @@ statement_result cluster::execute(const crdb::statement& s, const std::string& u
         const std::lock_guard<std::mutex> lock(mutex_);
         if (!set->value) {
             settings_.erase(set->name);
+            note_closed_timestamp_locked();
             return {};
         }
         auto v = setting_value(*d, *set->value);
@@ -245,6 +258,7 @@ statement_result cluster::execute(const crdb::statement& s, const std::string& u
             return statement_result::failure("22023", v.error().message());
         }
         settings_[set->name] = *v;
+        note_closed_timestamp_locked();
         return {};
     }
     if (const auto* cf = std::get_if<crdb::create_changefeed>(&s)) {
@@ -397,6 +411,10 @@ statement_result cluster::create(const crdb::create_changefeed& cf, const std::s
     setup.restart = options_.restart;
     setup.order = options_.order;
     setup.conninfo = options_.backend.libpq_conninfo();
+    setup.closed_timestamp = [this] {
+        return closed_timestamp_settings{std::chrono::nanoseconds(closed_target_ns_.load()),
+                                         std::chrono::nanoseconds(closed_refresh_ns_.load())};
+    };
     {
         const std::lock_guard<std::mutex> lock(mutex_);
         const int64_t configured =

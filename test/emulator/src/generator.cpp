@@ -533,11 +533,40 @@ void generator::delete_with_children(transaction& txn, size_t table, const std::
     emit(txn, table, pk, split_key(pk), std::nullopt);
 }
 
+void generator::restamp(transaction& txn, hlc to) {
+    const std::string from_text = fmt::format("\"updated\": \"{}\"", txn.updated.to_string());
+    const std::string to_text = fmt::format("\"updated\": \"{}\"", to.to_string());
+    for (change& c : txn.changes) {
+        // Only the field itself can match: a quote inside a JSON string is escaped.
+        const size_t at = c.message.find(from_text);
+        MOLT_CHECK(at != std::string::npos, "a generated message carries its HLC");
+        c.message.replace(at, from_text.size(), to_text);
+    }
+    for (auto e = events_.rbegin(); e != events_.rend() && e->updated == txn.updated; ++e) {
+        e->updated = to;
+    }
+    txn.updated = to;
+    last_ = to;
+}
+
 transaction generator::next() {
     transaction txn;
-    // Strictly increasing: usually a new wall time, sometimes the next logical tick.
-    last_ = uniform(rng_, 0, 9) == 0 ? last_.next()
-                                     : hlc(last_.wall() + uniform<int64_t>(rng_, 1000, 50000), 0);
+    const hlc previous = last_;
+    const bool share =
+        options_.shared_hlc_rate > 0 && transactions_ > 0 && roll(options_.shared_hlc_rate);
+    const unique_counts unique_before = unique_counts_;
+    if (options_.wall_clock) {
+        // A cluster's clock: the wall time, above the one before.
+        const int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                std::chrono::system_clock::now().time_since_epoch())
+                                .count();
+        last_ = now > last_.wall() ? hlc(now, 0) : last_.next();
+    } else {
+        // Strictly increasing: usually a new wall time, sometimes the next logical tick.
+        last_ = uniform(rng_, 0, 9) == 0
+                    ? last_.next()
+                    : hlc(last_.wall() + uniform<int64_t>(rng_, 1000, 50000), 0);
+    }
     txn.updated = last_;
     std::unordered_set<std::string> touched;
     size_t rows = uniform(rng_, options_.min_rows, options_.max_rows);
@@ -611,6 +640,19 @@ transaction generator::next() {
             txn.changes.push_back(std::move(ch));
             ++phantom_deletes_;
         }
+    }
+    const bool disjoint = std::none_of(touched.begin(), touched.end(), [&](const std::string& k) {
+        return last_touched_.count(k) != 0;
+    });
+    if (share && !txn.changes.empty() && disjoint &&
+        unique_counts_.reuses == unique_before.reuses &&
+        unique_counts_.moves == unique_before.moves &&
+        unique_counts_.swaps == unique_before.swaps) {
+        restamp(txn, previous);
+        ++shared_hlcs_;
+        last_touched_.insert(touched.begin(), touched.end());
+    } else {
+        last_touched_ = std::move(touched);
     }
     return txn;
 }

@@ -75,8 +75,12 @@ std::optional<int> parse_flags(int argc, char** argv, const po::options_descript
 }
 
 void add_fault_options(po::options_description& desc) {
-    desc.add_options()("all-faults", po::value<double>()->default_value(0),
-                       "set every fault except late duplicates")(
+    desc.add_options()(
+        "fault-profile", po::value<std::string>()->default_value("none"),
+        "none, or realistic: what CockroachDB does routinely (the README lists the rates); "
+        "--all-faults and each fault's flag override it")("all-faults",
+                                                          po::value<double>()->default_value(0),
+                                                          "set every fault except late duplicates")(
         "fault-duplicate", po::value<double>(), "redeliver an acknowledged batch (per batch)")(
         "fault-replay", po::value<double>(),
         "restart and replay from the checkpoint (per resolved)")(
@@ -110,6 +114,10 @@ void add_fault_options(po::options_description& desc) {
         "(with --nodes 1: rows in HLC order, kinder than CockroachDB)");
 }
 
+bool realistic_profile(const po::variables_map& vm) {
+    return vm["fault-profile"].as<std::string>() == "realistic";
+}
+
 // --nodes, --lagging-range and --in-order.
 result<delivery_order> read_order_options(const po::variables_map& vm) {
     delivery_order out;
@@ -123,7 +131,9 @@ result<delivery_order> read_order_options(const po::variables_map& vm) {
         return error{errc::invalid_argument,
                      "--lagging-range takes a duration of 0 or more, not " + lag};
     }
-    out.lagging_range = *d;
+    out.lagging_range = vm["lagging-range"].defaulted() && realistic_profile(vm)
+                            ? std::chrono::nanoseconds(realistic_lagging_range)
+                            : *d;
     out.shuffle = out.key_order_replay = vm.count("in-order") == 0U;
     return out;
 }
@@ -150,21 +160,31 @@ result<restart_backoff_settings> read_restart_options(const po::variables_map& v
     return out;
 }
 
-fault_rates read_fault_options(const po::variables_map& vm) {
-    const double all = vm["all-faults"].as<double>();
-    auto fault = [&](const char* name) {
-        return vm.count(name) != 0U ? vm[name].as<double>() : all;
+// Each fault's rate: its own flag, else --all-faults when given, else the profile's.
+result<fault_rates> read_fault_options(const po::variables_map& vm) {
+    const std::string profile = vm["fault-profile"].as<std::string>();
+    if (profile != "none" && profile != "realistic") {
+        return error{errc::invalid_argument,
+                     "--fault-profile takes none or realistic, not " + profile};
+    }
+    const fault_rates base = realistic_profile(vm) ? realistic_faults() : fault_rates{};
+    const bool all = !vm["all-faults"].defaulted();
+    auto fault = [&](const char* name, double fault_rates::*rate) {
+        if (vm.count(name) != 0U) {
+            return vm[name].as<double>();
+        }
+        return all ? vm["all-faults"].as<double>() : base.*rate;
     };
     fault_rates faults;
-    faults.duplicate = fault("fault-duplicate");
-    faults.replay = fault("fault-replay");
+    faults.duplicate = fault("fault-duplicate", &fault_rates::duplicate);
+    faults.replay = fault("fault-replay", &fault_rates::replay);
     faults.late_duplicate =
         vm.count("fault-late-duplicate") != 0U ? vm["fault-late-duplicate"].as<double>() : 0;
-    faults.duplicate_resolved = fault("fault-duplicate-resolved");
-    faults.split_transaction = fault("fault-split-transaction");
-    faults.drop_connection = fault("fault-drop-connection");
-    faults.lost_resolved = fault("fault-lost-resolved");
-    faults.abandon = fault("fault-abandon");
+    faults.duplicate_resolved = fault("fault-duplicate-resolved", &fault_rates::duplicate_resolved);
+    faults.split_transaction = fault("fault-split-transaction", &fault_rates::split_transaction);
+    faults.drop_connection = fault("fault-drop-connection", &fault_rates::drop_connection);
+    faults.lost_resolved = fault("fault-lost-resolved", &fault_rates::lost_resolved);
+    faults.abandon = fault("fault-abandon", &fault_rates::abandon);
     faults.at_least_once = vm.count("faults-at-least-once") != 0U;
     return faults;
 }
@@ -207,9 +227,20 @@ int workload(int argc, char** argv) {
         "webhook-sink-config", po::value<std::string>()->default_value("{}"),
         "Flush and Retry, as CREATE CHANGEFEED takes it")(
         "resolved", po::value<std::string>()->default_value("1s"),
-        "resolved timestamp interval; 0 for none")("min-checkpoint-frequency",
-                                                   po::value<std::string>()->default_value("1s"),
-                                                   "checkpoint interval")(
+        "resolved timestamp interval; 0 for none")(
+        "closed-timestamp", po::value<std::string>()->default_value("3s"),
+        "resolved timestamps trail the wall clock by this (kv.closed_timestamp.target_duration; "
+        "0s: they follow the rows at once)")("closed-timestamp-refresh",
+                                             po::value<std::string>()->default_value("3s"),
+                                             "the closed timestamp moves every this long "
+                                             "(kv.rangefeed.closed_timestamp_refresh_interval)")(
+        "clock", po::value<std::string>()->default_value("wall"),
+        "wall: HLCs from the wall clock, as a cluster's; synthetic: 1 to 50 µs apart whatever "
+        "the wall clock does (the same HLCs every run of a seed)")(
+        "shared-hlc", po::value<double>()->default_value(0.01),
+        "per transaction: share the HLC of the one before when no key is common (CockroachDB "
+        "does now and then)")("min-checkpoint-frequency",
+                              po::value<std::string>()->default_value("1s"), "checkpoint interval")(
         "client-timeout", po::value<std::string>()->default_value("none"),
         "webhook_client_timeout; none waits for every answer for ever, as CockroachDB v23.2 to "
         "v26.1 do when it is unset")("auth-header", po::value<std::string>()->default_value(""),
@@ -308,11 +339,23 @@ int workload(int argc, char** argv) {
         gen.min_rows < 1 || gen.max_rows < gen.min_rows) {
         return fail("--rows-per-txn takes MIN-MAX, e.g. 1-4");
     }
+    auto read_faults = read_fault_options(vm);
+    if (!read_faults) {
+        return fail(read_faults.error().message());
+    }
+    const fault_rates faults = *read_faults;
     gen.phantom_delete_rate = vm.count("fault-phantom-delete") != 0U
                                   ? vm["fault-phantom-delete"].as<double>()
-                                  : vm["all-faults"].as<double>();
-    const fault_rates faults = read_fault_options(vm);
+                              : !vm["all-faults"].defaulted() ? vm["all-faults"].as<double>()
+                              : realistic_profile(vm)         ? realistic_phantom_delete_rate
+                                                              : 0;
     gen.at_least_once = faults.at_least_once;
+    const std::string clock = vm["clock"].as<std::string>();
+    if (clock != "wall" && clock != "synthetic") {
+        return fail("--clock takes wall or synthetic, not " + clock);
+    }
+    gen.wall_clock = clock == "wall";
+    gen.shared_hlc_rate = vm["shared-hlc"].as<double>();
 
     // Sink.
     sink_settings sink;
@@ -324,7 +367,9 @@ int workload(int argc, char** argv) {
     sink.workers = std::max<size_t>(1, vm["workers"].as<size_t>());
     for (const auto& [flag, target] :
          {std::pair<const char*, std::chrono::nanoseconds*>{"resolved", &sink.resolved_interval},
-          {"min-checkpoint-frequency", &sink.checkpoint_interval}}) {
+          {"min-checkpoint-frequency", &sink.checkpoint_interval},
+          {"closed-timestamp", &sink.closed_timestamp.target},
+          {"closed-timestamp-refresh", &sink.closed_timestamp.refresh}}) {
         auto d = parse_duration(vm[flag].as<std::string>());
         if (!d) {
             return fail(std::string("--") + flag + ": " + d.error().message());
@@ -403,6 +448,7 @@ int workload(int argc, char** argv) {
 
     generator g(spec, gen);
     sender s(sink, faults, *connect, gen.seed);
+    s.set_start(g.last());  // the feed's statement time
     if (sending) {
         s.start();
     }
@@ -493,6 +539,8 @@ int workload(int argc, char** argv) {
     proto::json summary = proto::json::object();
     summary.set("transactions", proto::json::number(static_cast<int64_t>(transactions)));
     summary.set("mutations", proto::json::number(static_cast<int64_t>(mutations)));
+    summary.set("shared_hlc_transactions",
+                proto::json::number(static_cast<int64_t>(g.shared_hlcs())));
     summary.set("rows_sent", proto::json::number(static_cast<int64_t>(st.rows_sent)));
     summary.set("rows_acknowledged",
                 proto::json::number(static_cast<int64_t>(st.rows_acknowledged)));
@@ -647,7 +695,11 @@ int serve(int argc, char** argv) {
 
     cluster_options copts;
     copts.backend = *backend;
-    copts.faults = read_fault_options(vm);
+    auto faults = read_fault_options(vm);
+    if (!faults) {
+        return fail(faults.error().message());
+    }
+    copts.faults = *faults;
     auto restart = read_restart_options(vm);
     if (!restart) {
         return fail(restart.error().message());

@@ -1,8 +1,10 @@
 #include "molt/emulator/sender.hpp"
 
 #include <algorithm>
+#include <limits>
 #include <unordered_set>
 
+#include "molt/emulator/capture.hpp"
 #include "molt/proto/encoder.hpp"
 
 namespace molt::emulator {
@@ -273,8 +275,20 @@ hlc just_below(hlc h) {
 
 }  // namespace
 
+hlc sender::closed_locked() const {
+    const closed_timestamp_settings& c = settings_.closed_timestamp;
+    if (c.target.count() <= 0) {
+        return {std::numeric_limits<int64_t>::max(), std::numeric_limits<int32_t>::max()};
+    }
+    int64_t wall = wall_clock_nanos() - c.target.count();
+    if (c.refresh.count() > 0) {
+        wall -= wall % c.refresh.count();
+    }
+    return std::max(hlc(wall, 0), start_);
+}
+
 hlc sender::frontier_locked() const {
-    const hlc top = source_frontier_;
+    const hlc top = std::min(source_frontier_, closed_locked());
     if (first_unacknowledged_ >= log_.size()) {
         return top;
     }
@@ -287,7 +301,18 @@ void sender::advance(hlc frontier) {
     source_frontier_ = std::max(source_frontier_, frontier);
 }
 
+void sender::set_start(hlc start) {
+    const std::lock_guard<std::mutex> lock(mutex_);
+    start_ = std::max(start_, start);
+}
+
+void sender::set_closed_timestamp(closed_timestamp_settings closed) {
+    const std::lock_guard<std::mutex> lock(mutex_);
+    settings_.closed_timestamp = closed;
+}
+
 void sender::save_checkpoint_locked() {
+    const hlc top = std::min(source_frontier_, closed_locked());
     // Each range's: just below its oldest unacknowledged row.
     std::array<std::optional<hlc>, ranges> oldest{};
     size_t found = 0;
@@ -299,8 +324,7 @@ void sender::save_checkpoint_locked() {
         }
     }
     for (size_t r = 0; r < ranges; ++r) {
-        const hlc frontier =
-            oldest[r] ? std::min(source_frontier_, just_below(*oldest[r])) : source_frontier_;
+        const hlc frontier = oldest[r] ? std::min(top, just_below(*oldest[r])) : top;
         range_checkpoints_[r] = std::max(range_checkpoints_[r], frontier);
     }
     checkpoint_ = std::max(checkpoint_, frontier_locked());
@@ -633,6 +657,14 @@ bool sender::finish(hlc last, std::chrono::nanoseconds timeout) {
         }
         // The closing resolved timestamp; a restart drops it with everything else pending, so
         // it is queued again until one is acknowledged.
+        if (idle() && closed_locked() < last) {
+            // Every row is acknowledged; `last` is not closed yet.
+            if (clock_type::now() >= deadline) {
+                return false;
+            }
+            changed_.wait_for(lock, std::chrono::milliseconds(5));
+            continue;
+        }
         if (idle()) {
             // Every row is acknowledged: the checkpoint is saved before the resolved goes out.
             checkpoint_ = std::max(checkpoint_, last);

@@ -18,6 +18,7 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include "molt/emulator/capture.hpp"
 #include "molt/emulator/generator.hpp"
 #include "molt/emulator/spec.hpp"
 #include "molt/proto/decoder.hpp"
@@ -1074,6 +1075,64 @@ TEST_CASE("a restart replays key by key, not in HLC order", "[emulator]") {
     CHECK_FALSE(sink.refused[0] == by_key);
     // ... replayed key by key (one_row's key hash is the key).
     CHECK(sink.accepted == by_key);
+}
+
+namespace {
+
+// Answers 200 and records each resolved timestamp with the wall time it arrived.
+class resolved_clock_sink {
+public:
+    send_outcome post(const std::string& body) {
+        auto decoded = proto::decode_webhook(body);
+        REQUIRE(decoded);
+        const std::lock_guard<std::mutex> lock(mutex_);
+        if (decoded->type == proto::webhook_body::kind::resolved) {
+            resolved.emplace_back(decoded->resolved, wall_clock_nanos());
+        }
+        return {200, ""};
+    }
+    std::vector<std::pair<hlc, int64_t>> resolved;  // value, arrival
+
+private:
+    std::mutex mutex_;
+};
+
+}  // namespace
+
+// A range resolves time only up to kv.closed_timestamp.target_duration behind the wall clock,
+// published every kv.rangefeed.closed_timestamp_refresh_interval: rows go out at once, their
+// resolved timestamps that much later.
+TEST_CASE("resolved timestamps trail the wall clock by the closed timestamp", "[emulator]") {
+    constexpr int64_t target = 300'000'000;
+    constexpr int64_t refresh = 100'000'000;
+    resolved_clock_sink sink;
+    sink_settings settings;
+    settings.resolved_interval = 10ms;
+    settings.checkpoint_interval = 10ms;
+    settings.closed_timestamp.target = std::chrono::nanoseconds(target);
+    settings.closed_timestamp.refresh = std::chrono::nanoseconds(refresh);
+    sender s(
+        settings, {}, [&] { return std::make_unique<sink_transport<resolved_clock_sink>>(sink); },
+        4);
+    s.start();
+    hlc last;
+    for (int64_t i = 1; i <= 30; ++i) {
+        const transaction t = one_row(i, wall_clock_nanos());
+        last = t.updated;
+        s.add(t);
+        std::this_thread::sleep_for(20ms);
+    }
+    REQUIRE(s.finish(last, 10s));
+    s.stop();
+    REQUIRE(sink.resolved.size() >= 2);
+    CHECK(sink.resolved.back().first == last);  // the closing one
+    for (const auto& [value, arrived] : sink.resolved) {
+        INFO(value.to_string() << " arrived at " << arrived);
+        CHECK(value.wall() <= arrived - target);
+        if (!(value == last)) {
+            CHECK(value.wall() % refresh == 0);  // a published closed timestamp
+        }
+    }
 }
 
 // CockroachDB saves span checkpoints ahead of the high-water mark: a restart does not send a

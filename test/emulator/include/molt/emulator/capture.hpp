@@ -116,6 +116,11 @@ public:
     [[nodiscard]] hlc gc_threshold() const;
     /// Every transaction with an HLC at or below this is in the history.
     [[nodiscard]] hlc frontier() const;
+    /// An HLC above every transaction committed before the call, as CockroachDB's statement
+    /// time is (cluster_logical_timestamp(), a changefeed's start): waits for a poll whose
+    /// marker comes after the call, so those transactions have their HLCs, then reads the
+    /// clock (after 10 s at most: a capture that never started or stopped).
+    [[nodiscard]] hlc settled_now();
     /// The decoder's failure, once it has stopped on one.
     [[nodiscard]] std::optional<std::string> failure() const;
 

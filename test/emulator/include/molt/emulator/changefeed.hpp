@@ -16,6 +16,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -148,6 +149,9 @@ public:
         restart_backoff_settings restart;
         delivery_order order;
         std::string conninfo;  ///< the backend, for the initial scan
+        /// The cluster's closed timestamp settings now (they may change while the job runs);
+        /// unset: none.
+        std::function<closed_timestamp_settings()> closed_timestamp;
     };
     changefeed_job(setup s, capture& history, hlc_clock& clock);
     ~changefeed_job();

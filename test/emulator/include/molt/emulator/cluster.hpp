@@ -5,6 +5,7 @@
 // `cluster_session` per client connection answers CockroachDB-only statements (crdb_sql.hpp).
 
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <map>
@@ -45,7 +46,10 @@ public:
     void stop();
 
     [[nodiscard]] std::string version() const { return version_; }
-    [[nodiscard]] hlc logical_timestamp() { return clock_.now(); }
+    /// cluster_logical_timestamp(): above every transaction committed before the call.
+    [[nodiscard]] hlc logical_timestamp() {
+        return capture_ ? capture_->settled_now() : clock_.now();
+    }
     [[nodiscard]] crdb::statement_result execute(const crdb::statement& s, const std::string& user,
                                                  const std::string& database);
     /// The schema names of a backend database (sessions connect to any database of the server).
@@ -78,6 +82,8 @@ private:
     changefeed_job* job(int64_t id);
     /// A known setting's value, or its default when never set; the caller holds mutex_.
     std::string setting_locked(const setting_def& d) const;
+    /// After a SET or RESET: the closed timestamp settings every changefeed reads.
+    void note_closed_timestamp_locked();
 
     cluster_options options_;
     hlc_clock clock_;
@@ -91,6 +97,10 @@ private:
     /// CREATE TABLE's column families by backend database, schema and table.
     std::map<std::array<std::string, 3>, std::vector<crdb::column_family>> families_;
     int64_t job_sequence_ = 0;
+    /// kv.closed_timestamp.target_duration and kv.rangefeed.closed_timestamp_refresh_interval,
+    /// read by running changefeeds without mutex_.
+    std::atomic<int64_t> closed_target_ns_{3'000'000'000};
+    std::atomic<int64_t> closed_refresh_ns_{3'000'000'000};
     bool stopped_ = false;
 };
 

@@ -53,6 +53,14 @@ struct generator_options {
     double unique_swap_rate = 0;  ///< per transaction: a swap
     uint64_t seed = 1;
     int64_t start_wall = 0;  ///< first HLC wall time (0: now)
+    /// HLCs from the wall clock, as a cluster's (each transaction's at least the wall time when
+    /// it is generated, and above the one before); false: synthetic, 1 to 50 µs apart whatever
+    /// the wall clock does, so a seed gives the same HLCs every run.
+    bool wall_clock = false;
+    /// Per transaction: it shares the HLC of the one before (CockroachDB gives transactions that
+    /// touch no common key the same timestamp now and then). Only when their keys are disjoint
+    /// and it moves no UNIQUE value (those would conflict on the unique index in CockroachDB).
+    double shared_hlc_rate = 0;
 };
 
 using row_values = std::vector<std::optional<std::string>>;  ///< PostgreSQL text per column
@@ -95,6 +103,8 @@ public:
     [[nodiscard]] std::vector<std::map<std::string, row_values>> final_state() const;
     [[nodiscard]] hlc last() const noexcept { return last_; }
     [[nodiscard]] uint64_t phantom_deletes() const noexcept { return phantom_deletes_; }
+    /// Transactions that share the HLC of the one before (generator_options::shared_hlc_rate).
+    [[nodiscard]] uint64_t shared_hlcs() const noexcept { return shared_hlcs_; }
     [[nodiscard]] const unique_counts& unique_changes() const noexcept { return unique_counts_; }
 
 private:
@@ -136,6 +146,8 @@ private:
     std::optional<std::string> pick_present(size_t table);
     void delete_with_children(transaction& txn, size_t table, const std::string& pk,
                               std::unordered_set<std::string>& touched);
+    /// Gives the transaction just generated the HLC `to` (its messages and events too).
+    void restamp(transaction& txn, hlc to);
 
     workload_spec spec_;
     generator_options options_;
@@ -146,7 +158,9 @@ private:
     unique_counts unique_counts_;
     std::vector<event> events_;
     hlc last_;
+    std::unordered_set<std::string> last_touched_;  // of every transaction at last_
     uint64_t phantom_deletes_ = 0;
+    uint64_t shared_hlcs_ = 0;
     uint64_t transactions_ = 0;
 };
 
