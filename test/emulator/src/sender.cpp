@@ -647,6 +647,9 @@ bool sender::finish(hlc last, std::chrono::nanoseconds timeout) {
             stopping_) {
             return false;
         }
+        if (!rows_acknowledged_at_) {
+            rows_acknowledged_at_ = clock_type::now();
+        }
         if (!settings_.resolved || !(resolved_acknowledged_ < last)) {
             if (owed_locked(fault::late_duplicate)) {
                 // at_least_once: every acknowledged batch is covered now.
@@ -710,6 +713,11 @@ std::string sender::last_error() const {
 hlc sender::high_water() const {
     const std::lock_guard<std::mutex> lock(mutex_);
     return checkpoint_;
+}
+
+std::optional<std::chrono::steady_clock::time_point> sender::rows_acknowledged_at() const {
+    const std::lock_guard<std::mutex> lock(mutex_);
+    return rows_acknowledged_at_;
 }
 
 hlc sender::acknowledged_resolved() const {

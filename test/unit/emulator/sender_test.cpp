@@ -1122,8 +1122,12 @@ TEST_CASE("resolved timestamps trail the wall clock by the closed timestamp", "[
         s.add(t);
         std::this_thread::sleep_for(20ms);
     }
+    CHECK_FALSE(s.rows_acknowledged_at());
     REQUIRE(s.finish(last, 10s));
+    const auto finished = std::chrono::steady_clock::now();
     s.stop();
+    REQUIRE(s.rows_acknowledged_at());
+    CHECK(*s.rows_acknowledged_at() <= finished);
     REQUIRE(sink.resolved.size() >= 2);
     CHECK(sink.resolved.back().first == last);  // the closing one
     for (const auto& [value, arrived] : sink.resolved) {

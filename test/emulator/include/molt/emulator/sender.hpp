@@ -256,6 +256,9 @@ public:
     [[nodiscard]] hlc high_water() const;
     /// The latest resolved timestamp the receiver acknowledged.
     [[nodiscard]] hlc acknowledged_resolved() const;
+    /// When finish() saw every row acknowledged (before its closing resolved timestamp, which
+    /// waits for the closed timestamp); nullopt before.
+    [[nodiscard]] std::optional<std::chrono::steady_clock::time_point> rows_acknowledged_at() const;
 
 private:
     struct logged_message {
@@ -357,8 +360,9 @@ private:
     // Per range: below it every row of the range was acknowledged (CockroachDB's span
     // checkpoints ahead of the high-water mark); a restart replays each range from its own.
     std::array<hlc, ranges> range_checkpoints_{};
-    hlc source_frontier_;          // every row at or below it has been added
-    hlc start_;                    // set_start()
+    hlc source_frontier_;  // every row at or below it has been added
+    hlc start_;            // set_start()
+    std::optional<std::chrono::steady_clock::time_point> rows_acknowledged_at_;
     std::array<bool, 8> fired_{};  // per fault: injected at least once
     std::string last_error_;
     std::chrono::steady_clock::time_point last_resolved_emit_;
