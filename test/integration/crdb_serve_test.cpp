@@ -1562,11 +1562,14 @@ TEST_CASE_METHOD(feed_fixture,
         const std::string j = create("serve_before", "?",
                                      "updated, resolved = '50ms', min_checkpoint_frequency = "
                                      "'50ms', initial_scan = 'no'");
-        // Its first resolved timestamp comes after everything it would have sent before it.
+        // Once it has resolved a time after its creation, it has sent what it would have.
+        const hlc after =
+            hlc::parse(pq.query("SELECT cluster_logical_timestamp()").at(0).at(0)).value();
         REQUIRE(wait_until([&] {
             const delivery d = split(receiver.requests());
-            return std::any_of(d.resolved.begin(), d.resolved.end(),
-                               [&](const auto& r) { return r.second >= before; });
+            return std::any_of(d.resolved.begin(), d.resolved.end(), [&](const auto& r) {
+                return r.second >= before && !(r.first < after);
+            });
         }));
         pq.query("CANCEL JOB " + j);
         for (const received_message& m : split(receiver.requests()).messages) {
@@ -1587,6 +1590,8 @@ TEST_CASE_METHOD(feed_fixture, "serve: resolved timestamps trail the rows by the
     pq.query("CREATE TABLE serve_closed (id INT8 PRIMARY KEY, v TEXT)");
     pq.query("SET CLUSTER SETTING kv.closed_timestamp.target_duration = '1500ms'");
     pq.query("SET CLUSTER SETTING kv.rangefeed.closed_timestamp_refresh_interval = '250ms'");
+    CHECK(pq.failure("SET CLUSTER SETTING kv.closed_timestamp.target_duration = '-1s'").second ==
+          "cannot be set to a negative duration: -1s");
     CHECK(pq.query("SHOW CLUSTER SETTING kv.closed_timestamp.target_duration").at(0).at(0) ==
           "00:00:01.5");
     const std::string job = create("serve_closed", "?",

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <charconv>
 #include <climits>
+#include <iostream>
 
 #include <fmt/format.h>
 
@@ -417,8 +418,12 @@ hlc capture::settled_now() {
     const hlc asked = clock_.now();
     {
         std::unique_lock<std::mutex> lock(mutex_);
-        changed_.wait_for(lock, std::chrono::seconds(10),
-                          [&] { return stopping_ || failure_ || !(frontier_ < asked); });
+        if (!changed_.wait_for(lock, std::chrono::seconds(10),
+                               [&] { return stopping_ || failure_ || !(frontier_ < asked); })) {
+            std::cerr << "crdb-emulator: the change capture has not caught up in 10 s (a "
+                         "backlog?): a transaction committed just before this timestamp may "
+                         "get a later HLC\n";
+        }
     }
     return clock_.now();
 }

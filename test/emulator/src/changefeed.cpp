@@ -872,6 +872,8 @@ void changefeed_job::run() {
         sender_ = std::make_unique<sender>(settings, setup_.faults, setup_.connect,
                                            static_cast<uint64_t>(setup_.id));
         s = sender_.get();
+        // Before its flusher runs: no resolved timestamp below the start or the checkpoint.
+        s->set_start(std::max(start_after_, checkpoint_));
         s->start();
     }
     // The job ends: its sender stops (pending requests are dropped), its status stays.

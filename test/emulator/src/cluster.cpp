@@ -90,6 +90,10 @@ result<std::string> setting_value(const setting_def& d, const std::string& v) {
             return error{errc::invalid_argument,
                          fmt::format("could not parse \"{}\" as type interval", v)};
         }
+        if (parsed->count() < 0) {
+            return error{errc::invalid_argument,
+                         fmt::format("cannot be set to a negative duration: {}", v)};
+        }
         return format_duration(*parsed);
     }
     default: return v;

@@ -356,6 +356,9 @@ int workload(int argc, char** argv) {
     }
     gen.wall_clock = clock == "wall";
     gen.shared_hlc_rate = vm["shared-hlc"].as<double>();
+    if (!(gen.shared_hlc_rate >= 0 && gen.shared_hlc_rate <= 1)) {
+        return fail("--shared-hlc takes a rate from 0 to 1");
+    }
 
     // Sink.
     sink_settings sink;
@@ -373,6 +376,10 @@ int workload(int argc, char** argv) {
         auto d = parse_duration(vm[flag].as<std::string>());
         if (!d) {
             return fail(std::string("--") + flag + ": " + d.error().message());
+        }
+        if (d->count() < 0) {
+            return fail(std::string("--") + flag + " takes a duration of 0 or more, not " +
+                        vm[flag].as<std::string>());
         }
         *target = *d;
     }

@@ -96,6 +96,14 @@ sender::~sender() {
     stop();
 }
 
+namespace {
+
+hlc just_below(hlc h) {
+    return h.logical() > 0 ? hlc(h.wall(), h.logical() - 1) : hlc(h.wall() - 1, 0);
+}
+
+}  // namespace
+
 void sender::start() {
     last_resolved_emit_ = last_checkpoint_ = clock_type::now();
     for (size_t node = 0; node < open_.size(); ++node) {
@@ -133,8 +141,9 @@ void sender::add(const transaction& txn) {
         return stopping_ || log_.size() - first_unacknowledged_ < settings_.max_unacknowledged;
     });
     const size_t first = log_.size();
-    // Transactions come in HLC order: every row at or below this one's HLC is now added.
-    source_frontier_ = std::max(source_frontier_, txn.updated);
+    // Transactions come in HLC order, but the next may share this one's HLC (unrelated
+    // transactions can): every row below it is now added. finish() and advance() pass it.
+    source_frontier_ = std::max(source_frontier_, just_below(txn.updated));
     for (const change& c : txn.changes) {
         texts_.push_back(c.message);
         stats_.text_bytes_held += c.message.size();
@@ -267,28 +276,24 @@ bool sender::runnable_locked(const batch& b) const {
     return true;
 }
 
-namespace {
-
-hlc just_below(hlc h) {
-    return h.logical() > 0 ? hlc(h.wall(), h.logical() - 1) : hlc(h.wall() - 1, 0);
-}
-
-}  // namespace
-
 hlc sender::closed_locked() const {
     const closed_timestamp_settings& c = settings_.closed_timestamp;
     if (c.target.count() <= 0) {
         return {std::numeric_limits<int64_t>::max(), std::numeric_limits<int32_t>::max()};
     }
     int64_t wall = wall_clock_nanos() - c.target.count();
-    if (c.refresh.count() > 0) {
+    if (c.refresh.count() > 0 && wall > 0) {
         wall -= wall % c.refresh.count();
     }
     return std::max(hlc(wall, 0), start_);
 }
 
 hlc sender::frontier_locked() const {
-    const hlc top = std::min(source_frontier_, closed_locked());
+    return frontier_locked(closed_locked());
+}
+
+hlc sender::frontier_locked(hlc closed) const {
+    const hlc top = std::min(source_frontier_, closed);
     if (first_unacknowledged_ >= log_.size()) {
         return top;
     }
@@ -312,7 +317,8 @@ void sender::set_closed_timestamp(closed_timestamp_settings closed) {
 }
 
 void sender::save_checkpoint_locked() {
-    const hlc top = std::min(source_frontier_, closed_locked());
+    const hlc closed = closed_locked();
+    const hlc top = std::min(source_frontier_, closed);
     // Each range's: just below its oldest unacknowledged row.
     std::array<std::optional<hlc>, ranges> oldest{};
     size_t found = 0;
@@ -327,7 +333,7 @@ void sender::save_checkpoint_locked() {
         const hlc frontier = oldest[r] ? std::min(top, just_below(*oldest[r])) : top;
         range_checkpoints_[r] = std::max(range_checkpoints_[r], frontier);
     }
-    checkpoint_ = std::max(checkpoint_, frontier_locked());
+    checkpoint_ = std::max(checkpoint_, frontier_locked(closed));
     release_checkpointed_locked();
 }
 

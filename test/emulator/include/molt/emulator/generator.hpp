@@ -54,8 +54,9 @@ struct generator_options {
     uint64_t seed = 1;
     int64_t start_wall = 0;  ///< first HLC wall time (0: now)
     /// HLCs from the wall clock, as a cluster's (each transaction's at least the wall time when
-    /// it is generated, and above the one before); false: synthetic, 1 to 50 µs apart whatever
-    /// the wall clock does, so a seed gives the same HLCs every run.
+    /// it is generated, and above the one before, unless it shares that one's: below); false:
+    /// synthetic, 1 to 50 µs apart whatever the wall clock does, so a seed gives the same HLCs
+    /// every run.
     bool wall_clock = false;
     /// Per transaction: it shares the HLC of the one before (CockroachDB gives transactions that
     /// touch no common key the same timestamp now and then). Only when their keys are disjoint

@@ -237,7 +237,8 @@ public:
     /// Ends every thread; from any thread, any number of times (concurrent calls included).
     void stop();
     /// Every row at or below `frontier` has been added, though none came lately (a source's
-    /// heartbeat). add() advances the frontier to the transaction's HLC by itself.
+    /// heartbeat). add() advances the frontier to just below the transaction's HLC by itself
+    /// (the next transaction may share that HLC).
     void advance(hlc frontier);
     /// The feed starts at `start` (its statement time, cursor or saved checkpoint): nothing at
     /// or below it is left to resolve, so a closed timestamp below it holds nothing back, and no
@@ -256,8 +257,8 @@ public:
     [[nodiscard]] hlc high_water() const;
     /// The latest resolved timestamp the receiver acknowledged.
     [[nodiscard]] hlc acknowledged_resolved() const;
-    /// When finish() saw every row acknowledged (before its closing resolved timestamp, which
-    /// waits for the closed timestamp); nullopt before.
+    /// When finish() first saw every row acknowledged (before its closing resolved timestamp,
+    /// which waits for the closed timestamp; a replay meanwhile is not counted); nullopt before.
     [[nodiscard]] std::optional<std::chrono::steady_clock::time_point> rows_acknowledged_at() const;
 
 private:
@@ -291,6 +292,7 @@ private:
     void enqueue_locked(batch b);
     bool runnable_locked(const batch& b) const;
     hlc frontier_locked() const;
+    hlc frontier_locked(hlc closed) const;
     /// Every row added with an HLC at or below it may be resolved (closed_timestamp_settings).
     hlc closed_locked() const;
     /// The changefeed fails: requests in flight are cancelled and their answers ignored; the
