@@ -130,6 +130,7 @@ int run_start(start_config cfg) {
         .str("version", std::string(build().version))
         .str("commit", std::string(build().commit))
         .str("mode", cfg.immediate ? "immediate" : "consistent")
+        .boolean("skipForeignKeyChecks", cfg.skip_foreign_key_checks)
         .str("targetConn", target.redacted())
         .str("stagingConn", cfg.immediate ? "" : (cfg.staging ? *cfg.staging : target).redacted())
         .str("bindAddr", cfg.bind_addr.to_string())
@@ -173,12 +174,16 @@ int run_start(start_config cfg) {
     const bool postgres = target.dialect() == dialect::postgres;
     std::unique_ptr<target_dialect> dialect =
         postgres ? postgres::make_dialect() : mysql::make_dialect();
-    session_pool pool(
-        [&target, &cfg, postgres]() {
-            return postgres ? postgres::connect(target, cfg.apply_timeout)
-                            : mysql::connect(target, cfg.apply_timeout);
-        },
-        static_cast<size_t>(cfg.target_max_pool_size));
+    session_pool::connect_fn connect_target = [&target, &cfg, postgres]() {
+        return postgres ? postgres::connect(target, cfg.apply_timeout)
+                        : mysql::connect(target, cfg.apply_timeout);
+    };
+    if (cfg.skip_foreign_key_checks) {
+        connect_target =
+            with_session_setting(std::move(connect_target), dialect->no_foreign_key_checks_sql(),
+                                 "--skipForeignKeyChecks", dialect->no_foreign_key_checks_hint());
+    }
+    session_pool pool(std::move(connect_target), static_cast<size_t>(cfg.target_max_pool_size));
     watch_pool(metrics, pool, "target");
     schema_cache schemas(*dialect, pool, cfg.schema_refresh);
     apply_options apply;
@@ -252,6 +257,9 @@ int run_start(start_config cfg) {
         return std::nullopt;
     };
     if (auto reachable = ping(pool, "target"); !reachable) {
+        if (reachable.error().code() == errc::invalid_argument) {
+            return fail(reachable.error().message());  // a session setting the target refuses
+        }
         log::warn()
             .err(reachable.error())
             .msg(cfg.immediate ? "the target is not reachable yet; requests get 503 until it is"

@@ -85,6 +85,12 @@ constexpr flag flags[] = {
     {"scanSize", kind::integer, "10000", "rows per staging read query, per table"},
     {"schemaRefresh", kind::duration, "1m0s",
      "how often the target's tables are introspected again"},
+    {"skipForeignKeyChecks", kind::boolean, "",
+     "with --immediate: write with the target's foreign-key checks off (PostgreSQL: "
+     "session_replication_role replica, which needs a superuser or GRANT SET ON PARAMETER and "
+     "keeps ordinary triggers from firing, as PostgreSQL's logical replication; MySQL: "
+     "foreign_key_checks 0), so a child that arrives before its parent is written at once "
+     "instead of waiting for it"},
     {"stagingConn", kind::string, "",
      "the staging database (CockroachDB or PostgreSQL); default: --targetConn when it is "
      "PostgreSQL"},
@@ -395,6 +401,7 @@ result<start_config> parse_start_flags(const std::vector<std::string_view>& raw_
     boolean("insecureHTTP", cfg.insecure_http);
     boolean("disableAuthentication", cfg.disable_authentication);
     boolean("immediate", cfg.immediate);
+    boolean("skipForeignKeyChecks", cfg.skip_foreign_key_checks);
     boolean("dryRun", cfg.dry_run);
     boolean("allowBackwardsCheckpoint", cfg.allow_backwards_checkpoint);
     boolean("stagingCreateSchema", cfg.staging_create_schema);
@@ -503,6 +510,11 @@ result<start_config> parse_start_flags(const std::vector<std::string_view>& raw_
         problems.emplace_back(
             "--stagingConn must be a CockroachDB or PostgreSQL connection string "
             "(postgres://...)");
+    }
+    if (cfg.skip_foreign_key_checks && !cfg.immediate) {
+        problems.emplace_back(
+            "--skipForeignKeyChecks is for --immediate: the transactionally consistent mode (the "
+            "default) applies parents before children and needs no such thing");
     }
     if (!cfg.immediate && !cfg.staging && cfg.target && cfg.target->dialect() == dialect::mysql) {
         problems.emplace_back(

@@ -273,3 +273,68 @@ TEST_CASE("immediate: a child waits for its parent from another request, until i
               }) == 1);
     }
 }
+
+// --skipForeignKeyChecks: a child that comes before its parent is written at once, and a parent's
+// delete before its children's too; the target converges as the rest arrives. PostgreSQL allows
+// the replica role to superusers and to those granted it; the refusal names the GRANT.
+TEST_CASE("immediate: --skipForeignKeyChecks writes a child before its parent at once",
+          "[integration][bounded]") {
+    using namespace std::chrono_literals;
+    using molt::test::key;
+    using molt::test::num;
+    using molt::test::obj;
+    auto pg_admin =
+        open_session(
+            molt::conn_url::parse(molt::test::server_url("MOLT_TEST_PG_ADMIN_URL")).value())
+            .value();
+    const std::string grant = "GRANT SET ON PARAMETER session_replication_role TO app";
+    struct revoke {
+        target_session& admin;
+        ~revoke() {
+            (void)admin.execute("REVOKE SET ON PARAMETER session_replication_role FROM app", {});
+        }
+    } revoke_at_end{*pg_admin};
+    for (const std::string env : {"MOLT_TEST_PG_URL", "MOLT_TEST_MYSQL_URL"}) {
+        INFO(env);
+        apply_options options;
+        options.apply_timeout = 2s;
+        apply_stack t(env, options, 2, true);
+        if (env == "MOLT_TEST_PG_URL") {
+            // The test role is no superuser: refused, with what to do.
+            auto refused = t.pool.acquire(clock_type::now() + 5s);
+            REQUIRE_FALSE(refused);
+            CHECK(refused.error().code() == molt::errc::invalid_argument);
+            CHECK_THAT(refused.error().message(),
+                       Catch::Contains("--skipForeignKeyChecks: the target refused `SET "
+                                       "session_replication_role = replica`") &&
+                           Catch::Contains("GRANT SET ON PARAMETER session_replication_role") &&
+                           Catch::Contains("permission denied"));
+            REQUIRE(pg_admin->execute(grant, {}));
+        }
+        t.sql("DROP TABLE IF EXISTS fk_child, fk_parent");
+        t.sql("CREATE TABLE fk_parent (id BIGINT PRIMARY KEY)");
+        t.sql(
+            "CREATE TABLE fk_child (id BIGINT PRIMARY KEY, parent BIGINT, "
+            "FOREIGN KEY (parent) REFERENCES fk_parent (id))");
+        // The child alone: written at once, no wait for its parent.
+        const auto start = clock_type::now();
+        auto child = t.post(
+            body({{"fk_child", key({num(1)}), obj({{"id", num(1)}, {"parent", num(7)}}), 2}}));
+        if (!child) {
+            FAIL(child.error().message());
+        }
+        CHECK(clock_type::now() - start < 1s);
+        CHECK(t.one("SELECT count(*) FROM fk_child WHERE parent = 7") == "1");
+        REQUIRE(t.post(body({{"fk_parent", key({num(7)}), obj({{"id", num(7)}}), 1}})));
+        // The parent's delete before its child's: written at once too.
+        REQUIRE(t.post(body({{"fk_parent", key({num(7)}), molt::proto::json::null(), 3}})));
+        CHECK(t.one("SELECT count(*) FROM fk_parent") == "0");
+        REQUIRE(t.post(body({{"fk_child", key({num(1)}), molt::proto::json::null(), 4}})));
+        CHECK(t.one("SELECT count(*) FROM fk_child") == "0");
+        // Other sessions keep their checks.
+        auto checked = t.admin->execute("INSERT INTO fk_child VALUES (2, 8)", {});
+        REQUIRE_FALSE(checked);
+        CHECK(checked.error().retry() == molt::retry_class::defer);
+        t.sql("DROP TABLE fk_child, fk_parent");
+    }
+}

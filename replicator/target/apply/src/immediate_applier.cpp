@@ -308,7 +308,7 @@ void immediate_applier::warn_foreign_keys(const std::string& schema) {
             "request's deadline, but the changefeed holds back every later request sharing a "
             "key with a waiting one, which may be the one bringing that row; it then retries "
             "and restarts, possibly again and again. For foreign keys between replicated "
-            "tables, use the consistent mode (no --immediate)");
+            "tables, use the consistent mode (no --immediate), or --skipForeignKeyChecks");
 }
 
 result<void> immediate_applier::accept_resolved(const qualified_name& schema, hlc resolved) {

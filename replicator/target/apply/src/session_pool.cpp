@@ -69,4 +69,24 @@ size_t session_pool::idle() const {
     return idle_.size();
 }
 
+session_pool::connect_fn with_session_setting(session_pool::connect_fn connect, std::string sql,
+                                              std::string flag, std::string hint) {
+    return [connect = std::move(connect), sql = std::move(sql), flag = std::move(flag),
+            hint = std::move(hint)]() -> result<std::unique_ptr<target_session>> {
+        auto s = connect();
+        if (!s) {
+            return s;
+        }
+        if (auto set = (*s)->execute(sql, {}); !set) {
+            if (set.error().retry() == retry_class::reconnect) {
+                return std::move(set).error();  // the connection failed: retried as any
+            }
+            return error{errc::invalid_argument,
+                         fmt::format("{}: the target refused `{}` ({}): {}", flag, sql, hint,
+                                     set.error().message())};
+        }
+        return s;
+    };
+}
+
 }  // namespace molt::replicator

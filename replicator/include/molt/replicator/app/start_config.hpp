@@ -49,10 +49,11 @@ struct start_config {
     std::chrono::nanoseconds schema_refresh = std::chrono::minutes(1);  ///< --schemaRefresh
 
     // Apply
-    bool immediate = false;     ///< --immediate
-    int64_t flush_size = 1000;  ///< --flushSize: rows per statement at most
-    int64_t parallelism = 16;   ///< --parallelism: requests applied at once
-    int64_t scan_size = 10000;  ///< --scanSize: staging rows per read, per table
+    bool immediate = false;                ///< --immediate
+    bool skip_foreign_key_checks = false;  ///< --skipForeignKeyChecks (immediate mode only)
+    int64_t flush_size = 1000;             ///< --flushSize: rows per statement at most
+    int64_t parallelism = 16;              ///< --parallelism: requests applied at once
+    int64_t scan_size = 10000;             ///< --scanSize: staging rows per read, per table
     std::chrono::nanoseconds flush_period = std::chrono::seconds(1);  ///< --flushPeriod
     std::chrono::nanoseconds retire_offset = std::chrono::hours(24);  ///< --retireOffset
     bool allow_backwards_checkpoint = false;  ///< --allowBackwardsCheckpoint

@@ -91,6 +91,12 @@ public:
     molt::dialect kind() const noexcept override { return dialect::mysql; }
     size_t schema_segments() const noexcept override { return 1; }
     size_t max_parameters() const noexcept override { return 65535; }
+    std::string no_foreign_key_checks_sql() const override {
+        return "SET SESSION foreign_key_checks = 0";
+    }
+    std::string no_foreign_key_checks_hint() const override {
+        return "any user may set it for its session";
+    }
     // A statement travels in one packet, at most the server's max_allowed_packet (MySQL 5.7:
     // 4 MiB by default, 8.0: 64 MiB, MariaDB 10.2 on: 16 MiB); beyond, the server drops the
     // connection (2006, "server has gone away"). 4 MiB of values leaves room for the SQL text

@@ -68,6 +68,15 @@ public:
     molt::dialect kind() const noexcept override { return dialect::postgres; }
     size_t schema_segments() const noexcept override { return 2; }
     size_t max_parameters() const noexcept override { return 65535; }
+    // As PostgreSQL's own logical replication applies changes: foreign keys (and ordinary
+    // triggers) do not fire for a session in the replica role.
+    std::string no_foreign_key_checks_sql() const override {
+        return "SET session_replication_role = replica";
+    }
+    std::string no_foreign_key_checks_hint() const override {
+        return "the target user must be a superuser, or on PostgreSQL 15 and later be granted "
+               "it: GRANT SET ON PARAMETER session_replication_role TO <user>";
+    }
 
     std::string upsert_sql(const table_info& t, std::span<const size_t> columns,
                            size_t rows) const override {

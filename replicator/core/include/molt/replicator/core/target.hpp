@@ -91,6 +91,10 @@ public:
     [[nodiscard]] virtual size_t schema_segments() const noexcept = 0;
     /// The most bind parameters one statement may carry.
     [[nodiscard]] virtual size_t max_parameters() const noexcept = 0;
+    /// The statement that turns a session's foreign-key checks off (--skipForeignKeyChecks), and
+    /// what the target needs to allow it, for the error when it refuses.
+    [[nodiscard]] virtual std::string no_foreign_key_checks_sql() const = 0;
+    [[nodiscard]] virtual std::string no_foreign_key_checks_hint() const = 0;
     /// The most bytes of bound values one statement should carry (as statement_bytes counts
     /// them): rows beyond go in the next statement, and a larger row in a statement of its own.
     [[nodiscard]] virtual size_t max_statement_bytes() const noexcept { return SIZE_MAX; }

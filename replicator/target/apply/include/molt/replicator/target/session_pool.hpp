@@ -68,4 +68,11 @@ private:
     size_t open_ = 0;  ///< sessions idle or leased, plus those being opened
 };
 
+/// Every session `connect` opens first runs `sql` (a session setting); when the database refuses
+/// it, the session is closed and the error (errc::invalid_argument: a configuration the target
+/// does not allow) names `flag`, the statement, `hint` and the database's message.
+[[nodiscard]] session_pool::connect_fn with_session_setting(session_pool::connect_fn connect,
+                                                            std::string sql, std::string flag,
+                                                            std::string hint);
+
 }  // namespace molt::replicator
