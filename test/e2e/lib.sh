@@ -6,6 +6,7 @@ e2e_init() {
     E2E_FAILURES=0
     E2E_PIDS=()
     E2E_TMP=$(mktemp -d)
+    E2E_ON_EXIT=()
     trap e2e_cleanup EXIT
     if [ -z "${MOLT_TEST_PG_URL:-}" ] || [ -z "${MOLT_TEST_MYSQL_URL:-}" ]; then
         if [ "${MOLT_TEST_REQUIRE_SERVERS:-}" = 1 ]; then
@@ -17,10 +18,17 @@ e2e_init() {
     fi
 }
 
+# e2e_on_exit CMD: runs CMD (with eval) when the test ends, however it ends, after its
+# processes are stopped.
+e2e_on_exit() { E2E_ON_EXIT+=("$1"); }
+
 e2e_cleanup() {
-    local pid
+    local pid cmd
     for pid in "${E2E_PIDS[@]:-}"; do
         [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+    done
+    for cmd in "${E2E_ON_EXIT[@]:-}"; do
+        [ -n "$cmd" ] && eval "$cmd"
     done
     # MOLT_E2E_KEEP=DIR keeps the logs and summaries for a look afterwards.
     if [ -n "${MOLT_E2E_KEEP:-}" ]; then

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <future>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -34,18 +35,27 @@ inline result<std::unique_ptr<target_session>> open_session(const conn_url& url)
 }
 
 struct apply_stack {
-    /// `skip_foreign_key_checks`: the pool's sessions run as with --skipForeignKeyChecks.
+    /// `skip_foreign_key_checks`: the pool's sessions run as with --skipForeignKeyChecks;
+    /// `pool_url`: they connect with it instead (the admin session keeps the server's URL).
     explicit apply_stack(const std::string& env_var, apply_options options = {},
-                         size_t pool_size = 8, bool skip_foreign_key_checks = false)
+                         size_t pool_size = 8, bool skip_foreign_key_checks = false,
+                         std::optional<conn_url> pool_url = std::nullopt)
         : url(conn_url::parse(test::server_url(env_var.c_str())).value()),
           dialect(url.dialect() == molt::dialect::postgres ? postgres::make_dialect()
                                                            : mysql::make_dialect()),
-          pool(skip_foreign_key_checks
-                   ? with_session_setting(
-                         [this] { return open_session(url); }, dialect->no_foreign_key_checks_sql(),
-                         "--skipForeignKeyChecks", dialect->no_foreign_key_checks_hint())
-                   : session_pool::connect_fn([this] { return open_session(url); }),
-               pool_size),
+          pool(
+              [&] {
+                  session_pool::connect_fn connect = [as = pool_url.value_or(url)] {
+                      return open_session(as);
+                  };
+                  if (!skip_foreign_key_checks) {
+                      return connect;
+                  }
+                  return with_session_setting(
+                      std::move(connect), dialect->no_foreign_key_checks_sql(),
+                      "--skipForeignKeyChecks", dialect->no_foreign_key_checks_hint());
+              }(),
+              pool_size),
           schemas(*dialect, pool, std::chrono::seconds(60)),
           applier(*dialect, pool, schemas, metrics, options),
           admin(open_session(url).value()) {

@@ -276,7 +276,8 @@ TEST_CASE("immediate: a child waits for its parent from another request, until i
 
 // --skipForeignKeyChecks: a child that comes before its parent is written at once, and a parent's
 // delete before its children's too; the target converges as the rest arrives. PostgreSQL allows
-// the replica role to superusers and to those granted it; the refusal names the GRANT.
+// the replica role to superusers and to those granted it; the refusal names the GRANT. The
+// privilege is server-wide, so it goes to a role of this test's own, dropped at the end.
 TEST_CASE("immediate: --skipForeignKeyChecks writes a child before its parent at once",
           "[integration][bounded]") {
     using namespace std::chrono_literals;
@@ -287,20 +288,39 @@ TEST_CASE("immediate: --skipForeignKeyChecks writes a child before its parent at
         open_session(
             molt::conn_url::parse(molt::test::server_url("MOLT_TEST_PG_ADMIN_URL")).value())
             .value();
-    const std::string grant = "GRANT SET ON PARAMETER session_replication_role TO app";
-    struct revoke {
+    const std::string role = fmt::format("molt_fk_probe_{}", ::getpid());
+    REQUIRE(pg_admin->execute(fmt::format("CREATE ROLE {} LOGIN PASSWORD 'probe'", role), {}));
+    struct drop_role {
         target_session& admin;
-        ~revoke() {
-            (void)admin.execute("REVOKE SET ON PARAMETER session_replication_role FROM app", {});
+        std::string role;
+        ~drop_role() {
+            (void)admin.execute("REVOKE SET ON PARAMETER session_replication_role FROM " + role,
+                                {});
+            (void)admin.execute("DROP ROLE " + role, {});
         }
-    } revoke_at_end{*pg_admin};
+    } drop_at_end{*pg_admin, role};
     for (const std::string env : {"MOLT_TEST_PG_URL", "MOLT_TEST_MYSQL_URL"}) {
         INFO(env);
+        const bool postgres = env == "MOLT_TEST_PG_URL";
+        std::optional<molt::conn_url> as;
+        if (postgres) {
+            std::string url = molt::test::server_url(env.c_str());
+            const size_t at = url.find("//app:app@");
+            REQUIRE(at != std::string::npos);
+            url.replace(at, 10, "//" + role + ":probe@");
+            as = molt::conn_url::parse(url).value();
+        }
         apply_options options;
         options.apply_timeout = 2s;
-        apply_stack t(env, options, 2, true);
-        if (env == "MOLT_TEST_PG_URL") {
-            // The test role is no superuser: refused, with what to do.
+        apply_stack t(env, options, 2, true, as);
+        t.sql("DROP TABLE IF EXISTS fk_child, fk_parent");
+        t.sql("CREATE TABLE fk_parent (id BIGINT PRIMARY KEY)");
+        t.sql(
+            "CREATE TABLE fk_child (id BIGINT PRIMARY KEY, parent BIGINT, "
+            "FOREIGN KEY (parent) REFERENCES fk_parent (id))");
+        if (postgres) {
+            t.sql("GRANT SELECT, INSERT, UPDATE, DELETE ON fk_parent, fk_child TO " + role);
+            // The role is no superuser: refused, with what to do.
             auto refused = t.pool.acquire(clock_type::now() + 5s);
             REQUIRE_FALSE(refused);
             CHECK(refused.error().code() == molt::errc::invalid_argument);
@@ -309,13 +329,9 @@ TEST_CASE("immediate: --skipForeignKeyChecks writes a child before its parent at
                                        "session_replication_role = replica`") &&
                            Catch::Contains("GRANT SET ON PARAMETER session_replication_role") &&
                            Catch::Contains("permission denied"));
-            REQUIRE(pg_admin->execute(grant, {}));
+            REQUIRE(pg_admin->execute("GRANT SET ON PARAMETER session_replication_role TO " + role,
+                                      {}));
         }
-        t.sql("DROP TABLE IF EXISTS fk_child, fk_parent");
-        t.sql("CREATE TABLE fk_parent (id BIGINT PRIMARY KEY)");
-        t.sql(
-            "CREATE TABLE fk_child (id BIGINT PRIMARY KEY, parent BIGINT, "
-            "FOREIGN KEY (parent) REFERENCES fk_parent (id))");
         // The child alone: written at once, no wait for its parent.
         const auto start = clock_type::now();
         auto child = t.post(

@@ -78,8 +78,8 @@ session_pool::connect_fn with_session_setting(session_pool::connect_fn connect, 
             return s;
         }
         if (auto set = (*s)->execute(sql, {}); !set) {
-            if (set.error().retry() == retry_class::reconnect) {
-                return std::move(set).error();  // the connection failed: retried as any
+            if (set.error().retry() != retry_class::fatal) {
+                return std::move(set).error();  // a lost connection, a lock: retried as any
             }
             return error{errc::invalid_argument,
                          fmt::format("{}: the target refused `{}` ({}): {}", flag, sql, hint,

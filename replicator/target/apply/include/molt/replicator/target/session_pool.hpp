@@ -69,8 +69,9 @@ private:
 };
 
 /// Every session `connect` opens first runs `sql` (a session setting); when the database refuses
-/// it, the session is closed and the error (errc::invalid_argument: a configuration the target
-/// does not allow) names `flag`, the statement, `hint` and the database's message.
+/// it (a fatal error, such as a missing privilege), the session is closed and the error
+/// (errc::invalid_argument: a configuration the target does not allow) names `flag`, the
+/// statement, `hint` and the database's message; other failures pass through as they are.
 [[nodiscard]] session_pool::connect_fn with_session_setting(session_pool::connect_fn connect,
                                                             std::string sql, std::string flag,
                                                             std::string hint);
