@@ -186,6 +186,18 @@ result<fault_rates> read_fault_options(const po::variables_map& vm) {
     faults.lost_resolved = fault("fault-lost-resolved", &fault_rates::lost_resolved);
     faults.abandon = fault("fault-abandon", &fault_rates::abandon);
     faults.at_least_once = vm.count("faults-at-least-once") != 0U;
+    for (const char* name :
+         {"all-faults", "fault-duplicate", "fault-replay", "fault-late-duplicate",
+          "fault-duplicate-resolved", "fault-split-transaction", "fault-drop-connection",
+          "fault-abandon", "fault-lost-resolved"}) {
+        if (vm.count(name) != 0U) {
+            const double rate = vm[name].as<double>();
+            if (!(rate >= 0 && rate <= 1)) {
+                return error{errc::invalid_argument,
+                             fmt::format("--{} takes a rate from 0 to 1, not {}", name, rate)};
+            }
+        }
+    }
     return faults;
 }
 
@@ -349,6 +361,9 @@ int workload(int argc, char** argv) {
                               : !vm["all-faults"].defaulted() ? vm["all-faults"].as<double>()
                               : realistic_profile(vm)         ? realistic_phantom_delete_rate
                                                               : 0;
+    if (!(gen.phantom_delete_rate >= 0 && gen.phantom_delete_rate <= 1)) {
+        return fail("--fault-phantom-delete takes a rate from 0 to 1");
+    }
     gen.at_least_once = faults.at_least_once;
     const std::string clock = vm["clock"].as<std::string>();
     if (clock != "wall" && clock != "synthetic") {

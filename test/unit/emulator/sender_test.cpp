@@ -1080,19 +1080,36 @@ TEST_CASE("a restart replays key by key, not in HLC order", "[emulator]") {
 
 namespace {
 
-// Answers 200 and records each resolved timestamp with the wall time it arrived.
-class resolved_clock_sink {
+// Answers 200 and records, in arrival order, each row's HLC and each resolved timestamp, with the
+// wall time it arrived.
+class arrival_sink {
 public:
+    struct arrival {
+        bool resolved = false;
+        hlc at;
+        int64_t wall = 0;
+    };
     send_outcome post(const std::string& body) {
         auto decoded = proto::decode_webhook(body);
         REQUIRE(decoded);
         const std::lock_guard<std::mutex> lock(mutex_);
+        const int64_t now = wall_clock_nanos();
         if (decoded->type == proto::webhook_body::kind::resolved) {
-            resolved.emplace_back(decoded->resolved, wall_clock_nanos());
+            arrivals.push_back({true, decoded->resolved, now});
+        }
+        for (const proto::table_mutations& t : decoded->rows.tables()) {
+            for (const proto::mutation& m : t.mutations) {
+                arrivals.push_back({false, m.updated, now});
+            }
         }
         return {200, ""};
     }
-    std::vector<std::pair<hlc, int64_t>> resolved;  // value, arrival
+    size_t resolved_count() {
+        const std::lock_guard<std::mutex> lock(mutex_);
+        return static_cast<size_t>(std::count_if(arrivals.begin(), arrivals.end(),
+                                                 [](const arrival& a) { return a.resolved; }));
+    }
+    std::vector<arrival> arrivals;
 
 private:
     std::mutex mutex_;
@@ -1106,15 +1123,14 @@ private:
 TEST_CASE("resolved timestamps trail the wall clock by the closed timestamp", "[emulator]") {
     constexpr int64_t target = 300'000'000;
     constexpr int64_t refresh = 100'000'000;
-    resolved_clock_sink sink;
+    arrival_sink sink;
     sink_settings settings;
     settings.resolved_interval = 10ms;
     settings.checkpoint_interval = 10ms;
     settings.closed_timestamp.target = std::chrono::nanoseconds(target);
     settings.closed_timestamp.refresh = std::chrono::nanoseconds(refresh);
     sender s(
-        settings, {}, [&] { return std::make_unique<sink_transport<resolved_clock_sink>>(sink); },
-        4);
+        settings, {}, [&] { return std::make_unique<sink_transport<arrival_sink>>(sink); }, 4);
     s.start();
     hlc last;
     std::set<int64_t> row_walls;
@@ -1128,9 +1144,15 @@ TEST_CASE("resolved timestamps trail the wall clock by the closed timestamp", "[
     REQUIRE(s.finish(last, 10s));
     s.stop();
     CHECK(s.rows_acknowledged_at());
-    REQUIRE(sink.resolved.size() >= 2);
-    CHECK(sink.resolved.back().first == last);  // the closing one
-    for (const auto& [value, arrived] : sink.resolved) {
+    std::vector<std::pair<hlc, int64_t>> resolved;  // value, arrival
+    for (const arrival_sink::arrival& a : sink.arrivals) {
+        if (a.resolved) {
+            resolved.emplace_back(a.at, a.wall);
+        }
+    }
+    REQUIRE(resolved.size() >= 2);
+    CHECK(resolved.back().first == last);  // the closing one
+    for (const auto& [value, arrived] : resolved) {
         INFO(value.to_string() << " arrived at " << arrived);
         CHECK(value.wall() <= arrived - target);
         // A published closed timestamp, or just below a row not acknowledged yet (a slow
@@ -1141,38 +1163,6 @@ TEST_CASE("resolved timestamps trail the wall clock by the closed timestamp", "[
         }
     }
 }
-
-namespace {
-
-// Answers 200 and records, in arrival order, each row's HLC and each resolved timestamp.
-class arrival_sink {
-public:
-    send_outcome post(const std::string& body) {
-        auto decoded = proto::decode_webhook(body);
-        REQUIRE(decoded);
-        const std::lock_guard<std::mutex> lock(mutex_);
-        if (decoded->type == proto::webhook_body::kind::resolved) {
-            arrivals.emplace_back(true, decoded->resolved);
-        }
-        for (const proto::table_mutations& t : decoded->rows.tables()) {
-            for (const proto::mutation& m : t.mutations) {
-                arrivals.emplace_back(false, m.updated);
-            }
-        }
-        return {200, ""};
-    }
-    size_t resolved_count() {
-        const std::lock_guard<std::mutex> lock(mutex_);
-        return static_cast<size_t>(
-            std::count_if(arrivals.begin(), arrivals.end(), [](const auto& a) { return a.first; }));
-    }
-    std::vector<std::pair<bool, hlc>> arrivals;  // resolved?, HLC
-
-private:
-    std::mutex mutex_;
-};
-
-}  // namespace
 
 // Unrelated transactions can share an HLC, and the workload's next transaction may take the one
 // just sent: until it is added, that HLC is not resolved.
@@ -1203,12 +1193,12 @@ TEST_CASE("a transaction sharing the HLC of the one before lands above every res
     REQUIRE(s.finish(first.updated, 10s));
     s.stop();
     hlc resolved;
-    for (const auto& [is_resolved, at] : sink.arrivals) {
-        if (is_resolved) {
-            resolved = std::max(resolved, at);
+    for (const arrival_sink::arrival& a : sink.arrivals) {
+        if (a.resolved) {
+            resolved = std::max(resolved, a.at);
         } else {
-            INFO("a row at " << at.to_string() << " after resolved " << resolved.to_string());
-            CHECK(resolved < at);
+            INFO("a row at " << a.at.to_string() << " after resolved " << resolved.to_string());
+            CHECK(resolved < a.at);
         }
     }
 }
