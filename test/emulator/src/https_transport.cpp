@@ -38,7 +38,8 @@ struct origin {
 };
 
 struct parsed_uri : origin {
-    std::string target;  // path and passed-on query
+    std::string authority;  // as written: the Host header (Go sends URL.Host, port included)
+    std::string target;     // path and passed-on query
     proto::sink_query query;
 };
 
@@ -46,7 +47,8 @@ struct parsed_uri : origin {
 struct hop {
     origin to;
     std::string target;
-    bool post = true;  // else a GET without a body (301, 302 and 303 make one)
+    bool post = true;       // else a GET without a body (301, 302 and 303 make one)
+    std::string authority;  // the Host header: the URL's host as written, port included
 
     [[nodiscard]] std::string url() const {
         return fmt::format("{}://{}:{}{}", to.tls ? "https" : "http", to.host, to.port, target);
@@ -91,6 +93,7 @@ hop follow(const hop& from, std::string_view location, int status) {
                        [](char a, char b) { return a == std::tolower(b); })) {
             auto [authority, target] = path_query(location.substr(prefix.size()));
             next.to = parse_authority(authority, tls);
+            next.authority = std::string(authority);
             next.target = std::move(target);
             return next;
         }
@@ -127,6 +130,7 @@ result<parsed_uri> parse_uri(std::string_view uri) {
     const size_t slash = std::min(rest.find('/'), rest.find('?'));
     std::string_view path_query = slash == std::string_view::npos ? "" : rest.substr(slash);
     static_cast<origin&>(out) = parse_authority(rest.substr(0, slash), out.tls);
+    out.authority = std::string(rest.substr(0, slash));
     const size_t question = path_query.find('?');
     std::string path(path_query.substr(0, question));
     if (path.empty()) {
@@ -167,7 +171,7 @@ public:
             compressed = compression::compress(codec_, plain);
         }
         const std::string& body = codec_ != compression::codec::identity ? compressed : plain;
-        hop at{*uri_, uri_->target, true};
+        hop at{*uri_, uri_->target, true, uri_->authority};
         std::string referer;
         bool authorize = true;  // dropped for good once a hop leaves the domain (Go 1.22.11+)
         // Go's client follows redirects (CheckRedirect unset): 10 requests at most.
@@ -181,7 +185,7 @@ public:
             }
             http::request<http::string_body> req{at.post ? http::verb::post : http::verb::get,
                                                  at.target, 11};
-            req.set(http::field::host, at.to.host);
+            req.set(http::field::host, at.authority);
             req.set(http::field::content_type, "application/json");
             req.set(http::field::user_agent, "Go-http-client/1.1");
             if (codec_ != compression::codec::identity) {
@@ -207,7 +211,7 @@ public:
                 std::string head = fmt::format(
                     "POST {} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n{}"
                     "Content-Length: {}\r\n\r\n",
-                    uri_->target, uri_->host,
+                    uri_->target, uri_->authority,
                     codec_ != compression::codec::identity
                         ? fmt::format("Content-Encoding: {}\r\n", compression::name(codec_))
                         : std::string(),

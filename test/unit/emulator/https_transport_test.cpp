@@ -352,6 +352,10 @@ TEST_CASE("transport: redirects are followed as Go's client follows them", "[emu
         CHECK(seen[0].body == body);
         CHECK(seen[1].method == "GET");
         CHECK(seen[1].target == "/elsewhere?x=1");
+        // Go's Host is the URL's host as written, its port included, on every hop.
+        const std::string host = "Host: " + server.origin().substr(std::string("http://").size());
+        CHECK_THAT(seen[0].headers, Catch::Contains(host + "\r\n"));
+        CHECK_THAT(seen[1].headers, Catch::Contains(host + "\r\n"));
         CHECK(seen[1].body.empty());
         CHECK_THAT(seen[1].headers, !Catch::Contains("Content-Length: 2"));
         CHECK_THAT(seen[1].headers, Catch::Contains("Authorization: Bearer secret"));  // same host
@@ -372,6 +376,9 @@ TEST_CASE("transport: redirects are followed as Go's client follows them", "[emu
         CHECK(seen[0].method == "POST");
         CHECK(seen[0].target == "/moved/here");
         CHECK(seen[0].body == body);
+        CHECK_THAT(seen[0].headers,
+                   Catch::Contains("Host: " + other.origin().substr(std::string("http://").size()) +
+                                   "\r\n"));
         CHECK_THAT(seen[0].headers, Catch::Contains("Referer: " + server.origin() + "/db/public"));
         // The next request starts from the sink URI again.
         CHECK(t->post(body, send_mode::whole).status == 200);
