@@ -1,11 +1,11 @@
 #include "molt/emulator/generator.hpp"
 
 #include <algorithm>
-#include <chrono>
 
 #include <fmt/format.h>
 
 #include "molt/common/ident.hpp"
+#include "molt/emulator/capture.hpp"
 #include "molt/emulator/rich_values.hpp"
 #include "molt/proto/encoder.hpp"
 
@@ -180,11 +180,7 @@ std::optional<std::string> random_value(const column_spec& c, std::mt19937_64& r
 
 generator::generator(workload_spec spec, generator_options options)
     : spec_(std::move(spec)), options_(options), rng_(options.seed), tables_(spec_.tables.size()) {
-    const int64_t start = options_.start_wall != 0
-                              ? options_.start_wall
-                              : std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                    std::chrono::system_clock::now().time_since_epoch())
-                                    .count();
+    const int64_t start = options_.start_wall != 0 ? options_.start_wall : wall_clock_nanos();
     last_ = hlc(start, 0);
     unique_.resize(spec_.tables.size());
     for (size_t t = 0; t < spec_.tables.size(); ++t) {
@@ -557,9 +553,7 @@ transaction generator::next() {
     const unique_counts unique_before = unique_counts_;
     if (options_.wall_clock) {
         // A cluster's clock: the wall time, above the one before.
-        const int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                std::chrono::system_clock::now().time_since_epoch())
-                                .count();
+        const int64_t now = wall_clock_nanos();
         last_ = now > last_.wall() ? hlc(now, 0) : last_.next();
     } else {
         // Strictly increasing: usually a new wall time, sometimes the next logical tick.

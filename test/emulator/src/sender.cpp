@@ -288,10 +288,6 @@ hlc sender::closed_locked() const {
     return std::max(hlc(wall, 0), start_);
 }
 
-hlc sender::frontier_locked() const {
-    return frontier_locked(closed_locked());
-}
-
 hlc sender::frontier_locked(hlc closed) const {
     const hlc top = std::min(source_frontier_, closed);
     if (first_unacknowledged_ >= log_.size()) {

@@ -2,13 +2,13 @@
 // transaction (its final version), foreign keys holding after every transaction.
 #include "molt/emulator/generator.hpp"
 
-#include <chrono>
 #include <map>
 #include <set>
 
 #include <catch2/catch.hpp>
 #include <fmt/format.h>
 
+#include "molt/emulator/capture.hpp"
 #include "molt/emulator/rich_values.hpp"
 #include "molt/emulator/spec.hpp"
 #include "molt/proto/crdb_types.hpp"
@@ -73,9 +73,7 @@ TEST_CASE("generator: wall-clock HLCs; some transactions share one, never a key"
     std::set<std::string> at_previous;  // keys written at `previous`
     uint64_t shared = 0;
     for (int i = 0; i < 2000; ++i) {
-        const int64_t before = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                   std::chrono::system_clock::now().time_since_epoch())
-                                   .count();
+        const int64_t before = wall_clock_nanos();
         const transaction txn = g.next();
         INFO("transaction " << i << " at " << txn.updated.to_string());
         REQUIRE_FALSE(txn.updated < previous);

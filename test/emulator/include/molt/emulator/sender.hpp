@@ -291,7 +291,6 @@ private:
     void close_open_locked(size_t node);
     void enqueue_locked(batch b);
     bool runnable_locked(const batch& b) const;
-    hlc frontier_locked() const;
     hlc frontier_locked(hlc closed) const;
     /// Every row added with an HLC at or below it may be resolved (closed_timestamp_settings).
     hlc closed_locked() const;
