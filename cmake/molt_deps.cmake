@@ -9,6 +9,8 @@ find_package(PkgConfig REQUIRED)
 pkg_check_modules(MARIADB REQUIRED IMPORTED_TARGET libmariadb)
 find_package(ZLIB REQUIRED)
 pkg_check_modules(ZSTD REQUIRED IMPORTED_TARGET libzstd)
+# JSON Web Tokens (the OpenSSL flavour: libjwt-dev, not libjwt-gnutls-dev).
+pkg_check_modules(LIBJWT REQUIRED IMPORTED_TARGET libjwt)
 
 # RapidJSON ships no target, only an include directory.
 if(NOT TARGET molt_rapidjson)

@@ -18,6 +18,7 @@ std::string_view to_string(errc code) noexcept {
     case errc::database_error: return "database_error";
     case errc::unavailable: return "unavailable";
     case errc::unauthenticated: return "unauthenticated";
+    case errc::forbidden: return "forbidden";
     case errc::limit_exceeded: return "limit_exceeded";
     case errc::timeout: return "timeout";
     case errc::cancelled: return "cancelled";

@@ -10,11 +10,13 @@
 
 #include <fmt/format.h>
 
+#include "molt/common/assert.hpp"
 #include "molt/common/duration.hpp"
 #include "molt/common/exit_code.hpp"
 #include "molt/common/log.hpp"
 #include "molt/common/metrics.hpp"
 #include "molt/common/version.hpp"
+#include "molt/replicator/app/jwt_keys.hpp"
 #include "molt/replicator/dialect/mysql.hpp"
 #include "molt/replicator/dialect/postgres.hpp"
 #include "molt/replicator/sequencer/consistent_applier.hpp"
@@ -99,7 +101,7 @@ result<staging_location> open_staging(session_pool& pool, const start_config& cf
 
 std::string_view auth_text(auth_mode m) {
     switch (m) {
-    case auth_mode::none: return "none";
+    case auth_mode::jwt: return "jwt";
     case auth_mode::disabled: return "disabled";
     case auth_mode::client_certificate: return "client-certificate";
     }
@@ -125,7 +127,7 @@ int run_start(start_config cfg) {
     const conn_url& target = *cfg.target;
     const auth_mode auth = cfg.disable_authentication   ? auth_mode::disabled
                            : !cfg.tls_client_ca.empty() ? auth_mode::client_certificate
-                                                        : auth_mode::none;
+                                                        : auth_mode::jwt;
     log::info()
         .str("version", std::string(build().version))
         .str("commit", std::string(build().commit))
@@ -152,8 +154,8 @@ int run_start(start_config cfg) {
         .str("fatalRowPolicy", cfg.fatal_row_dlq ? "dlq" : "stall")
         .str("dlqTableName", cfg.fatal_row_dlq ? cfg.dlq_table_name : "")
         .msg("Replicator starting");
-    if (cfg.staging && cfg.immediate) {
-        log::info().msg("--stagingConn is not used in immediate mode");
+    if (cfg.staging && cfg.immediate && cfg.disable_authentication) {
+        log::info().msg("--stagingConn is not used in immediate mode with --disableAuthentication");
     }
 
     // TLS material.
@@ -201,20 +203,19 @@ int run_start(start_config cfg) {
     std::unique_ptr<session_pool> staging_pool;
     std::unique_ptr<staging_store> staging;
     std::unique_ptr<consistent_applier> consistent;
-    if (cfg.immediate) {
-        immediate = std::make_unique<immediate_applier>(*dialect, pool, schemas, metrics, apply);
-    } else {
+    // Staging: consistent mode stages there; both modes keep the JWT keys there.
+    auto open_staging_store = [&]() -> result<void> {
         const conn_url staging_url = cfg.staging ? *cfg.staging : target;
         staging_pool = std::make_unique<session_pool>(
             [staging_url, &cfg]() { return postgres::connect(staging_url, cfg.apply_timeout); },
             static_cast<size_t>(cfg.staging_max_pool_size), "staging", "--stagingMaxPoolSize");
         auto where = open_staging(*staging_pool, cfg);
         if (!where) {
-            return fail(where.error().message());
+            return where.error();
         }
         staging = std::make_unique<staging_store>(*staging_pool, *where, cfg.apply_timeout);
         if (auto prepared = staging->prepare(cfg.staging_create_schema); !prepared) {
-            return fail(prepared.error().message());
+            return prepared.error();
         }
         log::info()
             .str("stagingSchema", where->to_string())
@@ -222,6 +223,32 @@ int run_start(start_config cfg) {
             .boolean("stagingCreateSchema", cfg.staging_create_schema)
             .msg(cfg.staging_create_schema ? "staging schema ready (created if it was missing)"
                                            : "staging schema ready");
+        watch_pool(metrics, *staging_pool, "staging");
+        return {};
+    };
+    std::string tokens_unavailable;
+    if (cfg.immediate) {
+        immediate = std::make_unique<immediate_applier>(*dialect, pool, schemas, metrics, apply);
+        if (auth != auth_mode::disabled && (cfg.staging || postgres)) {
+            if (auto opened = open_staging_store(); !opened) {
+                if (auth == auth_mode::jwt) {
+                    return fail(opened.error().message() +
+                                "\n(JWT authentication, the default, reads its public keys "
+                                "from jwt_public_keys there; or use --tlsClientCA for client "
+                                "certificates, or --disableAuthentication)");
+                }
+                tokens_unavailable = opened.error().message();
+                staging.reset();
+                staging_pool.reset();
+            }
+        } else if (auth != auth_mode::disabled) {
+            tokens_unavailable =
+                "no database holds the JWT public keys (pass --stagingConn to use tokens)";
+        }
+    } else {
+        if (auto opened = open_staging_store(); !opened) {
+            return fail(opened.error().message());
+        }
         consistent_options options;
         options.flush_size = static_cast<size_t>(cfg.flush_size);
         options.parallelism = static_cast<size_t>(cfg.parallelism);
@@ -238,16 +265,16 @@ int run_start(start_config cfg) {
         if (auto started = consistent->start(); !started) {
             return fail(started.error().message());
         }
-        watch_pool(metrics, *staging_pool, "staging");
     }
     mutation_acceptor& applier = immediate ? static_cast<mutation_acceptor&>(*immediate)
                                            : static_cast<mutation_acceptor&>(*consistent);
 
     // The readiness check: staging, then the target (as the original). The cause stays in the
     // log; callers only learn which part failed.
-    auto health = [&pool, &staging_pool]() -> std::optional<health_failure> {
-        if (staging_pool) {
-            if (auto staged = ping(*staging_pool, "staging"); !staged) {
+    session_pool* const stages = consistent ? staging_pool.get() : nullptr;
+    auto health = [&pool, stages]() -> std::optional<health_failure> {
+        if (stages != nullptr) {
+            if (auto staged = ping(*stages, "staging"); !staged) {
                 return health_failure{"staging", staged.error()};
             }
         }
@@ -266,9 +293,22 @@ int run_start(start_config cfg) {
                                : "the target is not reachable yet; changes are staged until it is");
     }
 
+    // JWT: the keys, read now and kept fresh.
+    std::unique_ptr<jwt::verifier> tokens;
+    std::unique_ptr<jwt_key_refresher> key_refresher;
+    if (staging && auth != auth_mode::disabled) {
+        tokens = std::make_unique<jwt::verifier>();
+        key_refresher =
+            std::make_unique<jwt_key_refresher>(*staging, *tokens, cfg.jwt_refresh, metrics);
+        (void)key_refresher->refresh();  // a failure is logged; the refresh thread retries
+        key_refresher->start();
+    }
+
     router_config routing;
     routing.target_dialect = target.dialect();
     routing.auth = auth;
+    routing.tokens = tokens.get();
+    routing.tokens_unavailable = tokens_unavailable;
     routing.limits.max_body_bytes = cfg.max_body_bytes;
     routing.diagnostics_elsewhere = cfg.metrics_addr.has_value();
     router routes(routing, applier, health, metrics);
@@ -305,16 +345,35 @@ int run_start(start_config cfg) {
     case auth_mode::disabled:
         log::warn().msg("authentication disabled, any caller may write to the target database");
         break;
-    case auth_mode::none:
-        log::warn().msg(
-            "no credentials are configured, so every write is refused (401): start "
-            "with --tlsClientCA <ca.pem> to accept changefeeds that present a client "
-            "certificate (client_cert/client_key), or --disableAuthentication");
+    case auth_mode::jwt:
+        MOLT_CHECK(tokens && staging, "JWT mode without a key store");
+        if (tokens->key_count() == 0) {
+            log::warn()
+                .str("stagingSchema", staging->location().to_string())
+                .msg(fmt::format(
+                    "no active JWT public keys in {0}.jwt_public_keys, so every write is "
+                    "refused (401): make a token with `replicator make-jwt -k key.pem -a "
+                    "db.schema`, insert the public key it prints into {0}.jwt_public_keys, then "
+                    "send SIGHUP (or wait --jwtRefresh); or use --tlsClientCA, or "
+                    "--disableAuthentication",
+                    staging->location().to_string()));
+        } else {
+            log::info()
+                .num("keys", static_cast<int64_t>(tokens->key_count()))
+                .msg("writers must send a JWT (Authorization: Bearer) allowing their schema");
+        }
         break;
     case auth_mode::client_certificate:
         log::info()
             .str("tlsClientCA", cfg.tls_client_ca)
-            .msg("writers must present a client certificate");
+            .msg(tokens ? "writers must present a client certificate; a JWT, when sent, is "
+                          "checked too"
+                        : "writers must present a client certificate");
+        if (!tokens) {
+            log::warn()
+                .str("why", tokens_unavailable)
+                .msg("JWTs cannot be checked, so a request that sends one is refused (401)");
+        }
         break;
     }
 
@@ -324,7 +383,11 @@ int run_start(start_config cfg) {
             continue;
         }
         if (signal_number == SIGHUP) {
-            log::info().msg("SIGHUP received; there is nothing to reload");
+            log::info().msg(key_refresher ? "SIGHUP received; reading the JWT public keys again"
+                                          : "SIGHUP received; there is nothing to reload");
+            if (key_refresher) {
+                key_refresher->refresh_now();
+            }
             continue;
         }
         log::info()

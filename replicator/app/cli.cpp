@@ -18,6 +18,7 @@ Usage:
   replicator [command]
 
 Available Commands:
+  make-jwt    Make a JSON Web Token that lets a changefeed write to given schemas
   start       Start the changefeed webhook server
   version     Print the version and build information
   help        Help about any command
@@ -40,6 +41,8 @@ int run_cli(const std::vector<std::string_view>& args, std::ostream& out, std::o
     if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
         if (args.size() >= 2 && args[0] == "help" && args[1] == "start") {
             print_start_help(out);
+        } else if (args.size() >= 2 && args[0] == "help" && args[1] == "make-jwt") {
+            return run_make_jwt({"--help"}, out, err);
         } else {
             out << root_help;
         }
@@ -48,6 +51,9 @@ int run_cli(const std::vector<std::string_view>& args, std::ostream& out, std::o
     if (args[0] == "--version" || args[0] == "version") {
         out << version_text("replicator");
         return to_int(exit_code::ok);
+    }
+    if (args[0] == "make-jwt") {
+        return run_make_jwt({args.begin() + 1, args.end()}, out, err);
     }
     if (args[0] == "start") {
         const std::vector<std::string_view> rest(args.begin() + 1, args.end());

@@ -34,7 +34,8 @@ constexpr flag flags[] = {
      "the maximum time a request or a target transaction may spend applying"},
     {"bindAddr", kind::string, ":26258", "the network address to bind to"},
     {"disableAuthentication", kind::boolean, "",
-     "let any caller write to the target database (logged loudly at startup)"},
+     "let any caller write to the target database: no JWT, no client certificate (logged loudly "
+     "at startup)"},
     {"dlqTableName", kind::string, "replicator_dlq",
      "the dead-letter queue table in each target schema, which --fatalRowPolicy dlq writes the "
      "rows the target refuses to (never created by the replicator; its columns are checked); "
@@ -64,6 +65,9 @@ constexpr flag flags[] = {
      "apply each request directly to the target, then acknowledge it (eventually consistent)"},
     {"insecureHTTP", kind::boolean, "",
      "serve plain HTTP without TLS (tests only: CockroachDB's webhook sink needs HTTPS)"},
+    {"jwtRefresh", kind::duration, "1m0s",
+     "how often the JWT public keys and revoked token ids are read again from jwt_public_keys "
+     "and jwt_revoked_ids in --stagingSchema (SIGHUP reads them at once)"},
     {"logDestination", kind::string, "", "write logs to this file instead of stdout"},
     {"logFormat", kind::string, "json",
      "log format: json (as molt writes it) or text; fluent is json"},
@@ -107,7 +111,8 @@ constexpr flag flags[] = {
     {"targetMaxPoolSize", kind::integer, "128", "the most connections to the target"},
     {"tlsCertificate", kind::string, "", "the PEM certificate chain of the HTTPS server"},
     {"tlsClientCA", kind::string, "",
-     "require client certificates (mTLS) signed by this PEM CA to write"},
+     "require client certificates (mTLS) signed by this PEM CA to write; a JWT is then checked "
+     "only when one is sent"},
     {"tlsPrivateKey", kind::string, "", "the PEM private key of the HTTPS server"},
     {"tlsSelfSigned", kind::boolean, "",
      "generate a self-signed certificate for localhost, 127.0.0.1 and ::1"},
@@ -419,6 +424,7 @@ result<start_config> parse_start_flags(const std::vector<std::string_view>& raw_
     duration("httpResponseTimeout", cfg.http_response_timeout, true);
     duration("applyTimeout", cfg.apply_timeout, true);
     duration("schemaRefresh", cfg.schema_refresh, true);
+    duration("jwtRefresh", cfg.jwt_refresh, true);
     duration("gracePeriod", cfg.grace_period, false);
     duration("flushPeriod", cfg.flush_period, true);
     duration("retireOffset", cfg.retire_offset, false);
@@ -515,6 +521,13 @@ result<start_config> parse_start_flags(const std::vector<std::string_view>& raw_
         problems.emplace_back(
             "--skipForeignKeyChecks is for --immediate: the transactionally consistent mode (the "
             "default) applies parents before children and needs no such thing");
+    }
+    if (cfg.immediate && !cfg.staging && cfg.target && cfg.target->dialect() == dialect::mysql &&
+        cfg.tls_client_ca.empty() && !cfg.disable_authentication) {
+        problems.emplace_back(
+            "JWT authentication (the default) reads its public keys from jwt_public_keys in a "
+            "CockroachDB or PostgreSQL database: pass --stagingConn (usually the CockroachDB "
+            "source), or --tlsClientCA (client certificates), or --disableAuthentication");
     }
     if (!cfg.immediate && !cfg.staging && cfg.target && cfg.target->dialect() == dialect::mysql) {
         problems.emplace_back(

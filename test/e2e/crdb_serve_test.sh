@@ -95,7 +95,7 @@ check "SHOW DATABASES lists the staging database" \
 check "its tables are in the backend schema \"$staging_db.public\"" \
     "$(psql "$src" -X -q -At -c "SELECT string_agg(table_name, ',' ORDER BY table_name)
         FROM information_schema.tables WHERE table_schema = '$staging_db.public'")" \
-    "molt_checkpoints,molt_layout"
+    "jwt_public_keys,jwt_revoked_ids,molt_checkpoints,molt_layout"
 
 sql "SET CLUSTER SETTING kv.rangefeed.enabled = true"
 cursor=$(sql "SELECT cluster_logical_timestamp()")

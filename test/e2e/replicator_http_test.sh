@@ -173,16 +173,19 @@ check "/_/readyz reveals no more" "$RESPONSE" "health check failed for target"
 check_contains "the log has the cause of the failed health check" "$(grep 'health check failed' "$E2E_TMP/down.log")" '"component":"target"'
 stop_replicator
 
-echo "--- 401 without any credential mechanism"
-start_replicator noauth --immediate --tlsSelfSigned --bindAddr 127.0.0.1:0 --targetConn "$PG_URL" || exit 1
+echo "--- 401 without a token (JWT, the default, with no key installed)"
+start_replicator noauth --immediate --tlsSelfSigned --bindAddr 127.0.0.1:0 --targetConn "$PG_URL" \
+    --stagingSchema e2e_http_keys --stagingCreateSchema || exit 1
+e2e_on_exit 'pg "DROP SCHEMA IF EXISTS e2e_http_keys CASCADE"'
 post "https://127.0.0.1:$REPLICATOR_PORT/appdb/public" "$insert" --insecure
-check "401 when no credentials are configured" "$STATUS" 401
-check_contains "401 says how to configure access" "$RESPONSE" "--tlsClientCA"
-check_contains "startup log says how to configure access" "$(cat "$E2E_TMP/noauth.log")" "start with --tlsClientCA"
+check "401 without a token" "$STATUS" 401
+check_contains "401 says what is missing" "$RESPONSE" "missing or invalid access token: none was sent"
+check_contains "startup log says how to install a key" "$(cat "$E2E_TMP/noauth.log")" "replicator make-jwt -k key.pem"
 stop_replicator
 
 echo "--- an unauthenticated request is refused at its headers, its body unread"
-start_replicator unread --immediate --insecureHTTP --bindAddr 127.0.0.1:0 --targetConn "$PG_URL" || exit 1
+start_replicator unread --immediate --insecureHTTP --bindAddr 127.0.0.1:0 --targetConn "$PG_URL" \
+    --stagingSchema e2e_http_keys || exit 1
 check "401 after 1 KiB of a declared 50 MB body (plain HTTP)" \
     "$(partial_post socat - "TCP:127.0.0.1:$REPLICATOR_PORT")" "HTTP/1.1 401 Unauthorized"
 big_file="$E2E_TMP/50mb.json"

@@ -366,6 +366,9 @@ asio::awaitable<void> http_server::impl::serve(Stream& stream, connection_state&
             job.request.content_encoding +=
                 (job.request.content_encoding.empty() ? "" : ", ") + std::string(f->value());
         }
+        if (const auto auth = head.find(http::field::authorization); auth != head.end()) {
+            job.request.authorization = std::string(auth->value());
+        }
         job.diagnostics = diagnostics;
         // Set when the answer goes out before the body is read: the connection closes after it.
         std::optional<drain_budget> unread;

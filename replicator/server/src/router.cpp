@@ -19,6 +19,7 @@ http_response error_reply(const error& e) {
     case errc::invalid_argument:
     case errc::database_error: r.status = 400; break;
     case errc::unauthenticated: r.status = 401; break;
+    case errc::forbidden: r.status = 403; break;
     case errc::not_found: r.status = 404; break;
     case errc::limit_exceeded: r.status = 413; break;
     case errc::unavailable:
@@ -71,7 +72,7 @@ http_response router::finish(const http_request& request, size_t body_bytes,
     if (response.status >= 400) {
         auto event = response.status >= 500 ? log::error() : log::warn();
         event.unum("status", response.status)
-            .str("uri", log::sanitize(request.target))
+            .str("uri", log::sanitize(jwt::without_access_token(request.target)))
             .str("remote", request.remote)
             .err(response.body.substr(0, response.body.size() - 1))
             .msg("request refused");
@@ -99,24 +100,20 @@ std::optional<http_response> router::screen(const http_request& head) {
                              log::sanitize(head.method));
         return finish(head, 0, std::move(r));
     }
-    switch (config_.auth) {
-    case auth_mode::disabled: break;
-    case auth_mode::client_certificate:
-        if (!head.client_certificate_verified) {
-            return finish(
-                head, 0,
-                error_reply(error{errc::unauthenticated,
-                                  "a client certificate signed by --tlsClientCA is "
-                                  "required to write (CREATE CHANGEFEED ... INTO "
-                                  "'webhook-https://...?client_cert=...&client_key=...')"}));
+    if (config_.auth == auth_mode::client_certificate && !head.client_certificate_verified) {
+        return finish(head, 0,
+                      error_reply(error{errc::unauthenticated,
+                                        "a client certificate signed by --tlsClientCA is "
+                                        "required to write (CREATE CHANGEFEED ... INTO "
+                                        "'webhook-https://...?client_cert=...&client_key=...')"}));
+    }
+    if (config_.auth != auth_mode::disabled) {
+        const std::string token = jwt::token_of(head.authorization, head.target);
+        if (config_.auth == auth_mode::jwt || !token.empty()) {
+            if (auto refused = check_token(head, token)) {
+                return finish(head, 0, std::move(*refused));
+            }
         }
-        break;
-    case auth_mode::none:
-        return finish(
-            head, 0,
-            error_reply(error{errc::unauthenticated,
-                              "no credentials are configured: start the replicator with "
-                              "--tlsClientCA (client certificates) or --disableAuthentication"}));
     }
     if (!compression::parse(head.content_encoding)) {
         http_response r;
@@ -126,6 +123,23 @@ std::optional<http_response> router::screen(const http_request& head) {
             "(CREATE CHANGEFEED ... WITH compression='gzip' or 'zstd')\n",
             log::sanitize(std::string_view(head.content_encoding).substr(0, 64)));
         return finish(head, 0, std::move(r));
+    }
+    return std::nullopt;
+}
+
+std::optional<http_response> router::check_token(const http_request& head,
+                                                 const std::string& token) const {
+    if (config_.tokens == nullptr) {
+        return error_reply(error{errc::unauthenticated,
+                                 "missing or invalid access token: tokens cannot be checked: " +
+                                     config_.tokens_unavailable});
+    }
+    // A path that names no schema is answered 404 later, to a caller with a good token only.
+    const auto schema = parse_webhook_path(head.target, config_.target_dialect);
+    auto checked =
+        config_.tokens->check(token, schema ? &*schema : nullptr, std::chrono::system_clock::now());
+    if (!checked) {
+        return error_reply(checked.error());
     }
     return std::nullopt;
 }

@@ -372,6 +372,33 @@ result<bool> staging_store::schema_exists(target_session& db, std::string& why) 
     return !rows->empty() && !rows->front().empty() && rows->front()[0] && *rows->front()[0] != "0";
 }
 
+result<stored_jwt_keys> staging_store::read_jwt_keys() {
+    auto s = session();
+    if (!s) {
+        return s.error();
+    }
+    auto keys = (*s)->query(fmt::format("SELECT id::TEXT, public_key FROM {} WHERE active ORDER "
+                                        "BY id",
+                                        where_.qualify("jwt_public_keys")),
+                            {});
+    if (!keys) {
+        return keys.error().with_context("reading " + where_.to_string() + ".jwt_public_keys");
+    }
+    auto revoked =
+        (*s)->query(fmt::format("SELECT id FROM {}", where_.qualify("jwt_revoked_ids")), {});
+    if (!revoked) {
+        return revoked.error().with_context("reading " + where_.to_string() + ".jwt_revoked_ids");
+    }
+    stored_jwt_keys out;
+    for (const auto& row : *keys) {
+        out.keys.emplace_back(row[0].value_or(""), row[1].value_or(""));
+    }
+    for (const auto& row : *revoked) {
+        out.revoked_ids.push_back(row[0].value_or(""));
+    }
+    return out;
+}
+
 result<void> staging_store::prepare(bool create_schema) {
     auto s = session();
     if (!s) {
@@ -416,6 +443,13 @@ result<void> staging_store::prepare(bool create_schema) {
         fmt::format("INSERT INTO {} (name, version) VALUES ('staging', {}) ON CONFLICT (name) DO "
                     "NOTHING",
                     where_.qualify("molt_layout"), layout_version),
+        // JWT authentication, as cockroachdb/replicator keeps it (replicator.md §5).
+        fmt::format("CREATE TABLE IF NOT EXISTS {} (id UUID PRIMARY KEY DEFAULT "
+                    "gen_random_uuid(), public_key TEXT NOT NULL, active BOOL NOT NULL DEFAULT "
+                    "true)",
+                    where_.qualify("jwt_public_keys")),
+        fmt::format("CREATE TABLE IF NOT EXISTS {} (id TEXT PRIMARY KEY)",
+                    where_.qualify("jwt_revoked_ids")),
     };
     for (const std::string& sql : ddl) {
         if (auto r = db.execute(sql, {}); !r) {

@@ -31,6 +31,7 @@ enum class errc {
     database_error,    ///< an SQL error from staging or target
     unavailable,       ///< a dependency is down or overloaded; retry later
     unauthenticated,   ///< credentials missing or rejected
+    forbidden,         ///< valid credentials that do not allow this
     limit_exceeded,    ///< a configured limit (size, depth, count) was exceeded
     timeout,           ///< a deadline passed
     cancelled,         ///< shutdown in progress

@@ -3,11 +3,19 @@
 // server from a checked configuration, runs until SIGTERM/SIGINT, and shuts down within the grace
 // period. The only place that names concrete classes.
 
+#include <ostream>
+#include <string_view>
+#include <vector>
+
 #include "molt/replicator/app/start_config.hpp"
 
 namespace molt::replicator {
 
 /// Runs the server; returns the process exit code (0 after a clean stop).
 [[nodiscard]] int run_start(start_config config);
+
+/// `replicator make-jwt`: the arguments after "make-jwt"; returns the exit code.
+[[nodiscard]] int run_make_jwt(const std::vector<std::string_view>& args, std::ostream& out,
+                               std::ostream& err);
 
 }  // namespace molt::replicator

@@ -26,7 +26,8 @@ struct start_config {
     bool tls_self_signed = false;             ///< --tlsSelfSigned
     std::string tls_client_ca;   ///< --tlsClientCA: clients must present a certificate from it
     bool insecure_http = false;  ///< --insecureHTTP: plain HTTP, for tests only
-    bool disable_authentication = false;  ///< --disableAuthentication
+    bool disable_authentication = false;                             ///< --disableAuthentication
+    std::chrono::nanoseconds jwt_refresh = std::chrono::minutes(1);  ///< --jwtRefresh
     bool dry_run = false;  ///< --dryRun: check the flags, then exit 0 without starting
     size_t max_body_bytes = 64 * 1024 * 1024;                               ///< --maxBodySize
     std::chrono::nanoseconds http_read_timeout = std::chrono::seconds(60);  ///< --httpReadTimeout

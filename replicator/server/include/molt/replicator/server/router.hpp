@@ -17,7 +17,8 @@
 // /_/readyz the readiness check above, /_/varz; anything else 404.
 //
 // Status codes: 200 written (or staged); 400 malformed payload or refused data (nothing written);
-// 401 authentication; 404 unknown path, schema or table; 405 method; 413 over a size limit
+// 401 authentication (no valid credential); 403 a valid JWT that does not allow the schema; 404
+// unknown path, schema or table; 405 method; 413 over a size limit
 // (--maxBodySize, also after decompression); 415 a Content-Encoding other than gzip, zstd or
 // identity; 503 target unavailable or overloaded (the changefeed retries; Retry-After when the
 // server is full). The body carries the reason.
@@ -32,6 +33,7 @@
 #include "molt/common/metrics.hpp"
 #include "molt/proto/decoder.hpp"
 #include "molt/replicator/core/acceptor.hpp"
+#include "molt/replicator/server/jwt.hpp"
 
 namespace molt::replicator {
 
@@ -49,6 +51,8 @@ struct http_request {
     /// The Content-Encoding header: a changefeed WITH compression='gzip' or 'zstd' compresses
     /// the whole body.
     std::string content_encoding{};
+    /// The Authorization header (a JWT: "Bearer <token>"). Secret: never logged.
+    std::string authorization{};
 };
 
 /// Whether the peer of a connected TCP socket has closed or reset it (the kernel saw its FIN or
@@ -79,15 +83,20 @@ struct health_failure {
 /// The HTTP response for an error (status from errc; the message as body).
 [[nodiscard]] http_response error_reply(const error& e);
 
+/// Who may write (replicator/README.md, "Authentication").
 enum class auth_mode {
-    none,                ///< no credential mechanism configured: every write is refused (401)
+    jwt,                 ///< the default: writers send a JWT that allows the schema
     disabled,            ///< --disableAuthentication: anyone may write
-    client_certificate,  ///< --tlsClientCA: writers must present a trusted client certificate
+    client_certificate,  ///< --tlsClientCA: writers present a trusted client certificate; a JWT,
+                         ///< when one is sent, must be valid and allow the schema too
 };
 
 struct router_config {
     molt::dialect target_dialect = molt::dialect::postgres;
-    auth_mode auth = auth_mode::none;
+    auth_mode auth = auth_mode::jwt;
+    /// Checks tokens; null when they cannot be checked (tokens_unavailable says why).
+    const jwt::verifier* tokens = nullptr;
+    std::string tokens_unavailable;
     proto::decode_limits limits;
     /// True: /_/healthz and /_/varz are served on --metricsAddr, not here.
     bool diagnostics_elsewhere = false;
@@ -120,6 +129,9 @@ public:
 private:
     [[nodiscard]] http_response webhook(http_request&& request);
     [[nodiscard]] http_response readiness();
+    /// The refusal of a request's token (401/403), or empty when it is good.
+    [[nodiscard]] std::optional<http_response> check_token(const http_request& head,
+                                                           const std::string& token) const;
     void count(const http_request& request, const http_response& response);
     /// Counts an answer to a webhook request and logs a refusal.
     http_response finish(const http_request& request, size_t body_bytes, http_response response);

@@ -45,6 +45,12 @@ struct staging_location {
     [[nodiscard]] std::string to_string() const;
 };
 
+/// What the JWT tables of the staging schema hold (replicator.md §5).
+struct stored_jwt_keys {
+    std::vector<std::pair<std::string, std::string>> keys;  ///< (id, PEM) of the active keys
+    std::vector<std::string> revoked_ids;
+};
+
 /// Interprets --stagingSchema for a staging server (replicator/README.md has the table):
 ///   CockroachDB: "db.schema", or "db" meaning db.public (MOLT passes _replicator_<nanos>);
 ///   PostgreSQL:  "schema" in the connected database, or "db.schema" when db is that database;
@@ -102,6 +108,9 @@ public:
     /// flag, so a mistyped --stagingSchema cannot strand a backlog in a fresh schema. Then
     /// creates the shared tables if missing and checks (or writes) the layout version.
     [[nodiscard]] result<void> prepare(bool create_schema = true);
+
+    /// The active rows of jwt_public_keys and every row of jwt_revoked_ids.
+    [[nodiscard]] result<stored_jwt_keys> read_jwt_keys();
 
     /// The staging table name for a target table (<= 63 bytes): "molt_stage_" and the lower-case
     /// parts joined by '_', plus "__" and a hash of the exact names unless every part is plain

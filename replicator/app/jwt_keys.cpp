@@ -1,0 +1,92 @@
+#include "molt/replicator/app/jwt_keys.hpp"
+
+#include "molt/common/log.hpp"
+
+namespace molt::replicator {
+
+jwt_key_refresher::jwt_key_refresher(staging_store& store, jwt::verifier& verifier,
+                                     std::chrono::nanoseconds period, metrics::registry& metrics)
+    : store_(store),
+      verifier_(verifier),
+      period_(period),
+      last_refresh_(metrics
+                        .gauge("jwt_last_refresh_time",
+                               "When the JWT public keys and revoked ids were last read (Unix "
+                               "seconds)")
+                        .get()),
+      errors_(metrics
+                  .counter("jwt_refresh_errors_total",
+                           "Failed reads of the JWT public keys and revoked ids")
+                  .get()) {}
+
+jwt_key_refresher::~jwt_key_refresher() {
+    {
+        std::lock_guard lock(mu_);
+        stopping_ = true;
+    }
+    wake_.notify_all();
+    if (thread_.joinable()) {
+        thread_.join();
+    }
+}
+
+result<void> jwt_key_refresher::refresh() {
+    auto stored = store_.read_jwt_keys();
+    if (!stored) {
+        errors_.add();
+        log::warn()
+            .err(stored.error())
+            .num("keys", static_cast<int64_t>(verifier_.key_count()))
+            .msg("cannot read the JWT public keys; the keys read before stay in use");
+        return stored.error();
+    }
+    jwt::key_set keys;
+    for (auto& [id, pem] : stored->keys) {
+        keys.keys.push_back({id, pem});
+    }
+    keys.revoked_ids = std::move(stored->revoked_ids);
+    for (const std::string& problem : verifier_.replace(keys)) {
+        log::warn().msg(problem + "; it is ignored (jwt_public_keys)");
+    }
+    last_refresh_.set(
+        std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count());
+    const size_t usable = verifier_.key_count();
+    if (usable != keys_seen_ || keys.revoked_ids.size() != revoked_seen_) {
+        keys_seen_ = usable;
+        revoked_seen_ = keys.revoked_ids.size();
+        log::info()
+            .num("keys", static_cast<int64_t>(usable))
+            .num("revokedIds", static_cast<int64_t>(revoked_seen_))
+            .str("stagingSchema", store_.location().to_string())
+            .msg("JWT public keys loaded");
+    }
+    return {};
+}
+
+void jwt_key_refresher::start() {
+    thread_ = std::thread([this] { run(); });
+}
+
+void jwt_key_refresher::refresh_now() {
+    {
+        std::lock_guard lock(mu_);
+        asked_ = true;
+    }
+    wake_.notify_all();
+}
+
+void jwt_key_refresher::run() {
+    std::unique_lock lock(mu_);
+    for (;;) {
+        wake_.wait_for(lock, period_, [this] { return asked_ || stopping_; });
+        if (stopping_) {
+            return;
+        }
+        asked_ = false;
+        lock.unlock();
+        (void)refresh();  // logged there
+        lock.lock();
+    }
+}
+
+}  // namespace molt::replicator

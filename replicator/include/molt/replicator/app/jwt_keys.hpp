@@ -1,0 +1,51 @@
+#pragma once
+// Keeps the JWT verifier's keys in step with the staging schema's jwt_public_keys and
+// jwt_revoked_ids: read at start, every --jwtRefresh, and at once on SIGHUP (refresh_now).
+// A failed read keeps the keys read before and is logged; so is a key that cannot verify.
+
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
+#include "molt/common/metrics.hpp"
+#include "molt/common/result.hpp"
+#include "molt/replicator/server/jwt.hpp"
+#include "molt/replicator/staging/staging_store.hpp"
+
+namespace molt::replicator {
+
+class jwt_key_refresher {
+public:
+    jwt_key_refresher(staging_store& store, jwt::verifier& verifier,
+                      std::chrono::nanoseconds period, metrics::registry& metrics);
+    ~jwt_key_refresher();
+    jwt_key_refresher(const jwt_key_refresher&) = delete;
+    jwt_key_refresher& operator=(const jwt_key_refresher&) = delete;
+
+    /// Reads the keys now, on the caller's thread (startup).
+    result<void> refresh();
+    /// Starts the periodic refresh.
+    void start();
+    /// Asks the refresh thread to read the keys at once (SIGHUP).
+    void refresh_now();
+
+private:
+    void run();
+
+    staging_store& store_;
+    jwt::verifier& verifier_;
+    std::chrono::nanoseconds period_;
+    metrics::gauge& last_refresh_;
+    metrics::counter& errors_;
+    size_t keys_seen_ = static_cast<size_t>(-1);
+    size_t revoked_seen_ = static_cast<size_t>(-1);
+
+    std::mutex mu_;
+    std::condition_variable wake_;
+    bool asked_ = false;
+    bool stopping_ = false;
+    std::thread thread_;
+};
+
+}  // namespace molt::replicator
