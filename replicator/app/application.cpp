@@ -17,6 +17,7 @@
 #include "molt/common/metrics.hpp"
 #include "molt/common/version.hpp"
 #include "molt/replicator/app/jwt_keys.hpp"
+#include "molt/replicator/app/tls_watch.hpp"
 #include "molt/replicator/dialect/mysql.hpp"
 #include "molt/replicator/dialect/postgres.hpp"
 #include "molt/replicator/sequencer/consistent_applier.hpp"
@@ -316,6 +317,7 @@ int run_start(start_config cfg) {
     http_server_config serving;
     serving.bind = cfg.bind_addr;
     serving.diagnostics_bind = cfg.metrics_addr;
+    const std::optional<tls_material> started_with = tls;
     serving.tls = std::move(tls);
     serving.max_body_bytes = cfg.max_body_bytes;
     serving.read_timeout = cfg.http_read_timeout;
@@ -330,6 +332,14 @@ int run_start(start_config cfg) {
     http_server server(std::move(serving), routes, metrics);
     if (auto started = server.start(); !started) {
         return fail(started.error().message());
+    }
+    // Certificates: reloaded on SIGHUP and when their files change; expiry watched.
+    std::unique_ptr<tls_watcher> certificates;
+    if (started_with) {
+        certificates = std::make_unique<tls_watcher>(
+            tls_files{cfg.tls_certificate, cfg.tls_private_key, cfg.tls_client_ca}, *started_with,
+            server, metrics);
+        certificates->start();
     }
     const net_address bound = server.bound_address();
     log::info().str("address", bound.to_string()).msg("Server listening");
@@ -383,10 +393,18 @@ int run_start(start_config cfg) {
             continue;
         }
         if (signal_number == SIGHUP) {
-            log::info().msg(key_refresher ? "SIGHUP received; reading the JWT public keys again"
-                                          : "SIGHUP received; there is nothing to reload");
+            const bool certificate_files = certificates && !cfg.tls_certificate.empty();
+            log::info()
+                .boolean("jwtKeys", key_refresher != nullptr)
+                .boolean("tlsCertificate", certificate_files)
+                .msg(key_refresher || certificate_files
+                         ? "SIGHUP received; reloading JWT keys and TLS certificates"
+                         : "SIGHUP received; there is nothing to reload");
             if (key_refresher) {
                 key_refresher->refresh_now();
+            }
+            if (certificates) {
+                certificates->reload_now();
             }
             continue;
         }

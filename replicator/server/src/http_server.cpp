@@ -297,7 +297,10 @@ struct http_server::impl {
     asio::thread_pool workers;
     asio::thread_pool probes;
     asio::executor_work_guard<asio::io_context::executor_type> guard;
-    std::optional<ssl::context> tls;
+    /// The TLS context of new connections (null: plain HTTP). reload_tls() swaps it; each
+    /// connection holds the one it started with.
+    std::shared_ptr<ssl::context> tls;
+    std::mutex tls_mutex;
     std::optional<tcp::acceptor> main_acceptor;
     std::optional<tcp::acceptor> diagnostics_acceptor;
     std::vector<std::thread> threads;
@@ -476,8 +479,13 @@ asio::awaitable<void> http_server::impl::connection(tcp::socket socket, bool dia
         }
     };
 
-    if (tls && !diagnostics) {
-        beast::ssl_stream<beast::tcp_stream> stream(std::move(tcp_stream), *tls);
+    std::shared_ptr<ssl::context> context;
+    if (!diagnostics) {
+        const std::lock_guard<std::mutex> lock(tls_mutex);
+        context = tls;
+    }
+    if (context) {
+        beast::ssl_stream<beast::tcp_stream> stream(std::move(tcp_stream), *context);
         const unregister registration{*this, state};
         state->close = [&stream] {
             error_code ignored;
@@ -551,28 +559,58 @@ http_server::~http_server() {
     }
 }
 
+namespace {
+
+// A server context for the material: TLS 1.2 and later; with a client CA, client certificates
+// are verified when presented, and with `require_client_certificate` demanded in the handshake.
+result<std::shared_ptr<ssl::context>> make_tls_context(const tls_material& material,
+                                                       bool require_client_certificate) {
+    try {
+        auto context = std::make_shared<ssl::context>(ssl::context::tls_server);
+        context->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
+                             ssl::context::no_sslv3 | ssl::context::no_tlsv1 |
+                             ssl::context::no_tlsv1_1 | ssl::context::single_dh_use);
+        context->use_certificate_chain(asio::buffer(material.certificate_pem));
+        context->use_private_key(asio::buffer(material.private_key_pem), ssl::context::pem);
+        if (!material.client_ca_file.empty()) {
+            context->load_verify_file(material.client_ca_file);
+            // Verified when presented. Without one: refused in the handshake when this port
+            // serves only changefeeds; otherwise (it also serves /_/healthz and /_/varz) a
+            // webhook request is refused at its headers (401), its body unread.
+            context->set_verify_mode(require_client_certificate
+                                         ? ssl::verify_peer | ssl::verify_fail_if_no_peer_cert
+                                         : ssl::verify_peer);
+        }
+        return context;
+    } catch (const boost::system::system_error& e) {
+        return error{errc::tls_error, fmt::format("cannot set up TLS: {}", e.code().message())};
+    }
+}
+
+}  // namespace
+
+result<void> http_server::reload_tls(const tls_material& material) {
+    impl& s = *impl_;
+    if (!s.cfg.tls) {
+        return error{errc::invalid_argument, "the server runs without TLS"};
+    }
+    auto context = make_tls_context(material, s.cfg.require_client_certificate);
+    if (!context) {
+        return std::move(context).error();
+    }
+    const std::lock_guard<std::mutex> lock(s.tls_mutex);
+    s.tls = std::move(context).value();
+    return ok();
+}
+
 result<void> http_server::start() {
     impl& s = *impl_;
     if (s.cfg.tls) {
-        try {
-            s.tls.emplace(ssl::context::tls_server);
-            s.tls->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
-                               ssl::context::no_sslv3 | ssl::context::no_tlsv1 |
-                               ssl::context::no_tlsv1_1 | ssl::context::single_dh_use);
-            s.tls->use_certificate_chain(asio::buffer(s.cfg.tls->certificate_pem));
-            s.tls->use_private_key(asio::buffer(s.cfg.tls->private_key_pem), ssl::context::pem);
-            if (!s.cfg.tls->client_ca_file.empty()) {
-                s.tls->load_verify_file(s.cfg.tls->client_ca_file);
-                // Verified when presented. Without one: refused in the handshake when this port
-                // serves only changefeeds; otherwise (it also serves /_/healthz and /_/varz) a
-                // webhook request is refused at its headers (401), its body unread.
-                s.tls->set_verify_mode(s.cfg.require_client_certificate
-                                           ? ssl::verify_peer | ssl::verify_fail_if_no_peer_cert
-                                           : ssl::verify_peer);
-            }
-        } catch (const boost::system::system_error& e) {
-            return error{errc::tls_error, fmt::format("cannot set up TLS: {}", e.code().message())};
+        auto context = make_tls_context(*s.cfg.tls, s.cfg.require_client_certificate);
+        if (!context) {
+            return std::move(context).error();
         }
+        s.tls = std::move(context).value();
     }
     auto main = listen_on(s.io, s.cfg.bind);
     if (!main) {

@@ -1,5 +1,6 @@
 #include "molt/replicator/server/tls.hpp"
 
+#include <ctime>
 #include <fstream>
 #include <memory>
 #include <sstream>
@@ -55,7 +56,24 @@ result<std::string> read_file(const std::string& path, std::string_view flag) {
     return s.str();
 }
 
+// Never prompts for a passphrase (a reload must not wait on a terminal): encrypted keys fail.
+int no_passphrase(char* /*buf*/, int /*size*/, int /*rwflag*/, void* /*u*/) {
+    return 0;
+}
+
 }  // namespace
+
+result<std::chrono::system_clock::time_point> certificate_not_after(
+    std::string_view certificate_pem) {
+    bio in(BIO_new_mem_buf(certificate_pem.data(), static_cast<int>(certificate_pem.size())));
+    x509 leaf(in ? PEM_read_bio_X509(in.get(), nullptr, nullptr, nullptr) : nullptr);
+    struct tm when {};
+    if (!leaf || ASN1_TIME_to_tm(X509_get0_notAfter(leaf.get()), &when) != 1) {
+        ERR_clear_error();
+        return tls_error("the certificate's expiry date cannot be read");
+    }
+    return std::chrono::system_clock::from_time_t(timegm(&when));
+}
 
 result<tls_material> load_tls_material(const std::string& certificate_file,
                                        const std::string& private_key_file) {
@@ -76,7 +94,7 @@ result<tls_material> load_tls_material(const std::string& certificate_file,
             fmt::format("--tlsCertificate: \"{}\" holds no PEM certificate", certificate_file));
     }
     bio key_bio(BIO_new_mem_buf(key->data(), static_cast<int>(key->size())));
-    evp_key pkey(PEM_read_bio_PrivateKey(key_bio.get(), nullptr, nullptr, nullptr));
+    evp_key pkey(PEM_read_bio_PrivateKey(key_bio.get(), nullptr, no_passphrase, nullptr));
     if (!pkey) {
         ERR_clear_error();
         return tls_error(fmt::format("--tlsPrivateKey: \"{}\" holds no unencrypted PEM private key",

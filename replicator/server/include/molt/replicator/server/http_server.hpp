@@ -72,6 +72,11 @@ public:
     [[nodiscard]] net_address bound_address() const;
     [[nodiscard]] std::optional<net_address> bound_diagnostics_address() const;
 
+    /// New TLS material for connections accepted from now on; established connections keep
+    /// theirs. On an error (a certificate or key OpenSSL refuses, an unreadable client CA)
+    /// nothing changes.
+    [[nodiscard]] result<void> reload_tls(const tls_material& material);
+
     /// Graceful stop; see the header comment.
     bool shutdown(std::chrono::nanoseconds grace);
 

@@ -3,7 +3,9 @@
 // or generated (--tlsSelfSigned: an EC P-256 key and a certificate for localhost, 127.0.0.1 and
 // ::1, valid for one year). Errors name the file and the problem, never key material.
 
+#include <chrono>
 #include <string>
+#include <string_view>
 
 #include "molt/common/result.hpp"
 
@@ -19,5 +21,9 @@ struct tls_material {
                                                      const std::string& private_key_file);
 
 [[nodiscard]] result<tls_material> generate_self_signed();
+
+/// When the first (leaf) certificate of a PEM chain expires (its notAfter).
+[[nodiscard]] result<std::chrono::system_clock::time_point> certificate_not_after(
+    std::string_view certificate_pem);
 
 }  // namespace molt::replicator

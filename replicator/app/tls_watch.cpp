@@ -1,0 +1,153 @@
+#include "molt/replicator/app/tls_watch.hpp"
+
+#include <sys/stat.h>
+
+#include <cmath>
+
+#include <fmt/format.h>
+
+#include "molt/common/log.hpp"
+
+namespace molt::replicator {
+namespace {
+
+constexpr auto warn_below = std::chrono::hours(24 * 30);
+constexpr auto warn_every = std::chrono::hours(24);
+
+}  // namespace
+
+tls_watcher::tls_watcher(tls_files files, const tls_material& loaded, http_server& server,
+                         metrics::registry& metrics, std::chrono::nanoseconds poll)
+    : files_(std::move(files)),
+      server_(server),
+      poll_(poll),
+      days_left_(metrics
+                     .gauge("tls_certificate_expiry_days",
+                            "Days until the HTTPS server's certificate expires (negative: "
+                            "expired)")
+                     .get()),
+      reloads_ok_(
+          metrics.counter("tls_reloads_total", "TLS material loaded again, by outcome", {"outcome"})
+              .with({"ok"})),
+      reloads_failed_(
+          metrics.counter("tls_reloads_total", "TLS material loaded again, by outcome", {"outcome"})
+              .with({"refused"})) {
+    if (auto when = certificate_not_after(loaded.certificate_pem)) {
+        not_after_ = *when;
+    }
+    seen_ = stamps();
+    report_expiry();
+}
+
+tls_watcher::~tls_watcher() {
+    {
+        std::lock_guard lock(mu_);
+        stopping_ = true;
+    }
+    wake_.notify_all();
+    if (thread_.joinable()) {
+        thread_.join();
+    }
+}
+
+void tls_watcher::start() {
+    thread_ = std::thread([this] { run(); });
+}
+
+void tls_watcher::reload_now() {
+    {
+        std::lock_guard lock(mu_);
+        asked_ = true;
+    }
+    wake_.notify_all();
+}
+
+std::vector<tls_watcher::stamp> tls_watcher::stamps() const {
+    std::vector<stamp> out;
+    for (const std::string* path : {&files_.certificate, &files_.private_key, &files_.client_ca}) {
+        stamp s;
+        struct stat st {};
+        if (!path->empty() && ::stat(path->c_str(), &st) == 0) {
+            s.size = static_cast<long long>(st.st_size);
+            s.mtime_ns = static_cast<long long>(st.st_mtim.tv_sec) * 1'000'000'000LL +
+                         static_cast<long long>(st.st_mtim.tv_nsec);
+            s.inode = static_cast<long long>(st.st_ino);
+        }
+        out.push_back(s);
+    }
+    return out;
+}
+
+void tls_watcher::reload(std::string_view why) {
+    auto material = load_tls_material(files_.certificate, files_.private_key);
+    if (material) {
+        material->client_ca_file = files_.client_ca;
+    }
+    auto installed = material ? server_.reload_tls(*material) : result<void>(material.error());
+    if (!installed) {
+        reloads_failed_.add();
+        log::error()
+            .str("reason", std::string(why))
+            .err(installed.error())
+            .msg("new TLS certificate refused; the one in use stays");
+        return;
+    }
+    reloads_ok_.add();
+    if (auto when = certificate_not_after(material->certificate_pem)) {
+        not_after_ = *when;
+    }
+    warned_ = false;
+    log::info()
+        .str("reason", std::string(why))
+        .str("tlsCertificate", files_.certificate)
+        .str("tlsClientCA", files_.client_ca)
+        .msg("TLS certificate reloaded; new connections use it");
+    report_expiry();
+}
+
+void tls_watcher::report_expiry() {
+    if (not_after_ == std::chrono::system_clock::time_point{}) {
+        return;
+    }
+    const auto left = not_after_ - std::chrono::system_clock::now();
+    const double days = std::chrono::duration<double>(left).count() / 86400.0;
+    days_left_.set(days);
+    const auto now = std::chrono::steady_clock::now();
+    if (left < warn_below && (!warned_ || now - last_warning_ >= warn_every)) {
+        warned_ = true;
+        last_warning_ = now;
+        auto event = left.count() <= 0 ? log::error() : log::warn();
+        event
+            .str("tlsCertificate",
+                 files_.certificate.empty() ? "(self-signed)" : files_.certificate)
+            .num("daysLeft", static_cast<int64_t>(std::floor(days)))
+            .msg(left.count() <= 0 ? "the HTTPS certificate has expired: replace it, then send "
+                                     "SIGHUP"
+                                   : "the HTTPS certificate expires soon: replace the files, "
+                                     "then send SIGHUP (or let the replicator notice them)");
+    }
+}
+
+void tls_watcher::run() {
+    std::unique_lock lock(mu_);
+    for (;;) {
+        wake_.wait_for(lock, poll_, [this] { return asked_ || stopping_; });
+        if (stopping_) {
+            return;
+        }
+        const bool asked = asked_;
+        asked_ = false;
+        lock.unlock();
+        if (!files_.certificate.empty()) {
+            auto now = stamps();
+            if (asked || now != seen_) {
+                seen_ = std::move(now);
+                reload(asked ? "SIGHUP" : "a file changed");
+            }
+        }
+        report_expiry();
+        lock.lock();
+    }
+}
+
+}  // namespace molt::replicator
