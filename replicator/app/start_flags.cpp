@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <sstream>
 
 #include <boost/program_options.hpp>
 #include <fmt/format.h>
@@ -98,6 +99,9 @@ constexpr flag flags[] = {
     {"stagingConn", kind::string, "",
      "the staging database (CockroachDB or PostgreSQL); default: --targetConn when it is "
      "PostgreSQL"},
+    {"stagingConnFile", kind::string, "",
+     "read --stagingConn from this file (e.g. a systemd credential), so its password is not in "
+     "the process list"},
     {"stagingCreateSchema", kind::boolean, "",
      "create the staging database and schema if missing; without it a missing one is an error, "
      "so a mistyped --stagingSchema cannot strand a backlog (molt fetch passes it)"},
@@ -108,6 +112,9 @@ constexpr flag flags[] = {
     {"stagingSchema", kind::string, "_replicator.public",
      "the schema that holds staging tables and checkpoints (see replicator/README.md)"},
     {"targetConn", kind::string, "", "the target database connection string (required)"},
+    {"targetConnFile", kind::string, "",
+     "read --targetConn from this file (e.g. a systemd credential), so its password is not in "
+     "the process list"},
     {"targetMaxPoolSize", kind::integer, "128", "the most connections to the target"},
     {"tlsCertificate", kind::string, "", "the PEM certificate chain of the HTTPS server"},
     {"tlsClientCA", kind::string, "",
@@ -370,14 +377,39 @@ result<start_config> parse_start_flags(const std::vector<std::string_view>& raw_
             }
         }
     };
+    // --X, or --XFile naming a file that holds it (a systemd credential: no password in the
+    // process list). The file's contents are never echoed.
     auto connection = [&](std::string_view name) -> std::optional<conn_url> {
+        const std::string file_flag = std::string(name) + "File";
         auto v = text(name);
-        if (!v) {
+        auto file = text(file_flag);
+        if (v && file) {
+            problems.push_back(fmt::format("give --{} or --{}, not both", name, file_flag));
             return std::nullopt;
         }
-        auto url = conn_url::parse(*v);
+        std::string value;
+        if (file) {
+            std::ifstream in(*file, std::ios::binary);
+            std::stringstream contents;
+            contents << in.rdbuf();
+            if (!in) {
+                problems.push_back(fmt::format("--{}: cannot read \"{}\"", file_flag, *file));
+                return std::nullopt;
+            }
+            value = contents.str();
+            while (!value.empty() && (value.back() == '\n' || value.back() == '\r' ||
+                                      value.back() == ' ' || value.back() == '\t')) {
+                value.pop_back();
+            }
+        } else if (v) {
+            value = *v;
+        } else {
+            return std::nullopt;
+        }
+        auto url = conn_url::parse(value);
         if (!url) {
-            problems.push_back(fmt::format("--{}: {}", name, url.error().message()));
+            problems.push_back(fmt::format("--{}: {}", file ? file_flag : std::string(name),
+                                           url.error().message()));
             return std::nullopt;
         }
         return std::move(url).value();
@@ -468,8 +500,8 @@ result<start_config> parse_start_flags(const std::vector<std::string_view>& raw_
     // Cross-field rules and the files the flags name.
     cfg.target = connection("targetConn");
     cfg.staging = connection("stagingConn");
-    if (!text("targetConn")) {
-        problems.emplace_back("--targetConn must be set");
+    if (!text("targetConn") && !text("targetConnFile")) {
+        problems.emplace_back("--targetConn (or --targetConnFile) must be set");
     }
     if (cfg.target && cfg.target->dialect() == dialect::oracle) {
         problems.emplace_back(

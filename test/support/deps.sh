@@ -16,6 +16,8 @@ packages=(
     postgresql-15 postgresql-client-15 postgresql-15-wal2json mariadb-server mariadb-client
     # used by tests
     curl zstd
+    # systemd-analyze verify (deploy/systemd); promtool (deploy/monitoring) and PyYAML
+    systemd prometheus python3-yaml
     # an independent JWT implementation, to check ours against
     python3-jwt
 )
