@@ -11,6 +11,8 @@ find_package(ZLIB REQUIRED)
 pkg_check_modules(ZSTD REQUIRED IMPORTED_TARGET libzstd)
 # JSON Web Tokens (the OpenSSL flavour: libjwt-dev, not libjwt-gnutls-dev).
 pkg_check_modules(LIBJWT REQUIRED IMPORTED_TARGET libjwt)
+# Prometheus metrics registry and text exposition (Beast serves the endpoint).
+find_package(prometheus-cpp CONFIG REQUIRED)
 
 # RapidJSON ships no target, only an include directory.
 if(NOT TARGET molt_rapidjson)

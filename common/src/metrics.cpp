@@ -2,82 +2,41 @@
 
 #include <algorithm>
 #include <cmath>
+#include <tuple>
 
-#include <fmt/format.h>
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+#include <prometheus/text_serializer.h>
 
 #include "molt/common/assert.hpp"
 
 namespace molt::metrics {
-namespace {
 
-// Label values escape backslash, double quote and newline.
-std::string escape_label(std::string_view v) {
-    std::string out;
-    for (const char c : v) {
-        if (c == '\\' || c == '"') {
-            out.push_back('\\');
-            out.push_back(c);
-        } else if (c == '\n') {
-            out.append("\\n");
-        } else {
-            out.push_back(c);
-        }
-    }
-    return out;
+void counter::add(uint64_t n) noexcept {
+    c_->Increment(static_cast<double>(n));
+}
+uint64_t counter::value() const noexcept {
+    return static_cast<uint64_t>(c_->Value());
 }
 
-std::string label_text(const std::vector<std::string>& names,
-                       const std::vector<std::string>& values, std::string_view extra_name = {},
-                       std::string_view extra_value = {}) {
-    std::string out;
-    for (size_t i = 0; i < names.size(); ++i) {
-        out +=
-            fmt::format("{}{}=\"{}\"", out.empty() ? "" : ",", names[i], escape_label(values[i]));
-    }
-    if (!extra_name.empty()) {
-        out += fmt::format("{}{}=\"{}\"", out.empty() ? "" : ",", extra_name, extra_value);
-    }
-    return out.empty() ? "" : "{" + out + "}";
+void gauge::set(double v) noexcept {
+    g_->Set(v);
 }
-
-std::string number(double v) {
-    if (std::isinf(v)) {
-        return v > 0 ? "+Inf" : "-Inf";
-    }
-    return fmt::format("{}", v);
-}
-
-}  // namespace
-
 void gauge::add(double d) noexcept {
-    double cur = bits_.load(std::memory_order_relaxed);
-    while (!bits_.compare_exchange_weak(cur, cur + d, std::memory_order_relaxed)) {
-    }
+    g_->Increment(d);
 }
-
-histogram::histogram(std::vector<double> bounds)
-    : bounds_(std::move(bounds)), counts_(bounds_.size() + 1, 0) {}
+double gauge::value() const noexcept {
+    return g_->Value();
+}
 
 void histogram::observe(double v) noexcept {
-    const size_t bucket =
-        static_cast<size_t>(std::lower_bound(bounds_.begin(), bounds_.end(), v) - bounds_.begin());
-    const std::lock_guard<std::mutex> lock(mutex_);
-    ++counts_[bucket];
-    sum_ += v;
-    ++count_;
+    h_->Observe(v);
 }
 
-histogram::snapshot histogram::read() const {
-    const std::lock_guard<std::mutex> lock(mutex_);
-    snapshot s;
-    uint64_t running = 0;
-    for (const uint64_t c : counts_) {
-        running += c;
-        s.cumulative.push_back(running);
-    }
-    s.sum = sum_;
-    s.count = count_;
-    return s;
+uint64_t histogram::count() const {
+    return h_->Collect().histogram.sample_count;
 }
 
 std::vector<double> latency_buckets() {
@@ -90,56 +49,78 @@ Metric& family<Metric>::with(const std::vector<std::string>& values) {
     const std::lock_guard<std::mutex> lock(mutex_);
     auto& slot = children_[values];
     if (!slot) {
-        if constexpr (std::is_same_v<Metric, metrics::histogram>) {
-            slot = std::make_unique<Metric>(bounds_);
-        } else {
-            slot = std::make_unique<Metric>();
+        std::map<std::string, std::string> labels;
+        for (size_t i = 0; i < labels_.size(); ++i) {
+            labels.emplace(labels_[i], values[i]);
         }
+        slot = std::make_unique<Metric>(make_(labels));
     }
     return *slot;
-}
-
-template <typename Metric>
-std::vector<std::pair<std::vector<std::string>, const Metric*>> family<Metric>::children() const {
-    const std::lock_guard<std::mutex> lock(mutex_);
-    std::vector<std::pair<std::vector<std::string>, const Metric*>> out;
-    for (const auto& [labels, metric] : children_) {
-        out.emplace_back(labels, metric.get());
-    }
-    return out;
 }
 
 template class family<counter>;
 template class family<gauge>;
 template class family<histogram>;
 
+registry::registry() : registry_(std::make_unique<prometheus::Registry>()) {}
+registry::~registry() = default;
+
 namespace {
-template <typename Map, typename... Args>
-auto& find_or_add(std::mutex& m, Map& map, const std::string& name, Args&&... args) {
-    const std::lock_guard<std::mutex> lock(m);
+
+template <typename Map, typename Make>
+auto& find_or_add(Map& map, const std::string& name, std::vector<std::string> labels, Make&& make) {
     auto& slot = map[name];
     if (!slot) {
         using family_type = typename Map::mapped_type::element_type;
-        slot = std::make_unique<family_type>(name, std::forward<Args>(args)...);
+        slot = std::make_unique<family_type>(std::move(labels), std::forward<Make>(make));
     }
     return *slot;
 }
+
 }  // namespace
 
 family<counter>& registry::counter(const std::string& name, const std::string& help,
                                    std::vector<std::string> labels) {
-    return find_or_add(mutex_, counters_, name, help, std::move(labels));
+    const std::lock_guard<std::mutex> lock(mutex_);
+    declared_.try_emplace(name, declared{help, "counter"});
+    if (const auto it = counters_.find(name); it != counters_.end()) {
+        return *it->second;
+    }
+    auto& prom = prometheus::BuildCounter().Name(name).Help(help).Register(*registry_);
+    return find_or_add(counters_, name, std::move(labels),
+                       [&prom](const std::map<std::string, std::string>& l) {
+                           return metrics::counter(prom.Add(l));
+                       });
 }
 
 family<gauge>& registry::gauge(const std::string& name, const std::string& help,
                                std::vector<std::string> labels) {
-    return find_or_add(mutex_, gauges_, name, help, std::move(labels));
+    const std::lock_guard<std::mutex> lock(mutex_);
+    declared_.try_emplace(name, declared{help, "gauge"});
+    if (const auto it = gauges_.find(name); it != gauges_.end()) {
+        return *it->second;
+    }
+    auto& prom = prometheus::BuildGauge().Name(name).Help(help).Register(*registry_);
+    return find_or_add(gauges_, name, std::move(labels),
+                       [&prom](const std::map<std::string, std::string>& l) {
+                           return metrics::gauge(prom.Add(l));
+                       });
 }
 
 family<histogram>& registry::histogram(const std::string& name, const std::string& help,
                                        std::vector<std::string> labels,
                                        std::vector<double> bounds) {
-    return find_or_add(mutex_, histograms_, name, help, std::move(labels), std::move(bounds));
+    const std::lock_guard<std::mutex> lock(mutex_);
+    declared_.try_emplace(name, declared{help, "histogram"});
+    if (const auto it = histograms_.find(name); it != histograms_.end()) {
+        return *it->second;
+    }
+    auto& prom = prometheus::BuildHistogram().Name(name).Help(help).Register(*registry_);
+    return find_or_add(
+        histograms_, name, std::move(labels),
+        [&prom, bounds = std::move(bounds)](const std::map<std::string, std::string>& l) {
+            return metrics::histogram(prom.Add(l, prometheus::Histogram::BucketBoundaries(bounds)));
+        });
 }
 
 void registry::on_collect(std::function<void()> collector) {
@@ -156,44 +137,42 @@ std::string registry::expose() const {
     for (const auto& collect : collectors) {
         collect();
     }
-    std::map<std::string, std::string> blocks;  // by name, so the output is sorted
-    const std::lock_guard<std::mutex> lock(mutex_);
-    for (const auto& [name, f] : counters_) {
-        std::string b = fmt::format("# HELP {} {}\n# TYPE {} counter\n", name, f->help(), name);
-        for (const auto& [labels, c] : f->children()) {
-            b += fmt::format("{}{} {}\n", name, label_text(f->labels(), labels), c->value());
-        }
-        blocks[name] = std::move(b);
-    }
-    for (const auto& [name, f] : gauges_) {
-        std::string b = fmt::format("# HELP {} {}\n# TYPE {} gauge\n", name, f->help(), name);
-        for (const auto& [labels, g] : f->children()) {
-            b +=
-                fmt::format("{}{} {}\n", name, label_text(f->labels(), labels), number(g->value()));
-        }
-        blocks[name] = std::move(b);
-    }
-    for (const auto& [name, f] : histograms_) {
-        std::string b = fmt::format("# HELP {} {}\n# TYPE {} histogram\n", name, f->help(), name);
-        for (const auto& [labels, h] : f->children()) {
-            const auto s = h->read();
-            for (size_t i = 0; i < h->bounds().size(); ++i) {
-                b += fmt::format("{}_bucket{} {}\n", name,
-                                 label_text(f->labels(), labels, "le", number(h->bounds()[i])),
-                                 s.cumulative[i]);
+    std::vector<prometheus::MetricFamily> collected = registry_->Collect();
+    {
+        // prometheus-cpp leaves out a family without children: keep its HELP and TYPE, so that
+        // /_/varz lists every metric this process has (dashboards and tests look them up).
+        const std::lock_guard<std::mutex> lock(mutex_);
+        for (const auto& [name, what] : declared_) {
+            const bool present = std::any_of(
+                collected.begin(), collected.end(),
+                [&name = name](const prometheus::MetricFamily& f) { return f.name == name; });
+            if (!present) {
+                prometheus::MetricFamily empty;
+                empty.name = name;
+                empty.help = what.help;
+                empty.type = what.type == "counter" ? prometheus::MetricType::Counter
+                             : what.type == "gauge" ? prometheus::MetricType::Gauge
+                                                    : prometheus::MetricType::Histogram;
+                collected.push_back(std::move(empty));
             }
-            b += fmt::format("{}_bucket{} {}\n", name,
-                             label_text(f->labels(), labels, "le", "+Inf"), s.cumulative.back());
-            b += fmt::format("{}_sum{} {}\n", name, label_text(f->labels(), labels), number(s.sum));
-            b += fmt::format("{}_count{} {}\n", name, label_text(f->labels(), labels), s.count);
         }
-        blocks[name] = std::move(b);
     }
-    std::string out;
-    for (const auto& [name, block] : blocks) {
-        out += block;
+    // Sorted by name, and each family's children by their labels: the same output every time.
+    for (auto& f : collected) {
+        std::sort(f.metric.begin(), f.metric.end(),
+                  [](const prometheus::ClientMetric& a, const prometheus::ClientMetric& b) {
+                      return std::lexicographical_compare(
+                          a.label.begin(), a.label.end(), b.label.begin(), b.label.end(),
+                          [](const auto& x, const auto& y) {
+                              return std::tie(x.name, x.value) < std::tie(y.name, y.value);
+                          });
+                  });
     }
-    return out;
+    std::sort(collected.begin(), collected.end(),
+              [](const prometheus::MetricFamily& a, const prometheus::MetricFamily& b) {
+                  return a.name < b.name;
+              });
+    return prometheus::TextSerializer().Serialize(collected);
 }
 
 }  // namespace molt::metrics

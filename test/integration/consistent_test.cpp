@@ -103,8 +103,7 @@ struct consistent_stack {
     uint64_t transactions() {
         return metrics.histogram("apply_duration_seconds", "", {"schema"})
             .with({target.schema.to_string()})
-            .read()
-            .count;
+            .count();
     }
 
     apply_stack target;

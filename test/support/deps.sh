@@ -11,7 +11,7 @@ packages=(
     # libraries
     libboost-dev libboost-program-options-dev libboost-system-dev libboost-filesystem-dev
     libsoci-dev libpq-dev libmariadb-dev rapidjson-dev libfmt-dev catch2 libssl-dev openssl
-    zlib1g-dev libzstd-dev libjwt-dev
+    zlib1g-dev libzstd-dev libjwt-dev prometheus-cpp-dev
     # throwaway test servers and their clients
     postgresql-15 postgresql-client-15 postgresql-15-wal2json mariadb-server mariadb-client
     # used by tests

@@ -19,11 +19,11 @@ TEST_CASE("metrics: Prometheus text exposition", "[metrics]") {
     CHECK(r.expose() ==
           "# HELP apply_duration_seconds Apply latency\n"
           "# TYPE apply_duration_seconds histogram\n"
+          "apply_duration_seconds_count{table=\"t\\\"1\"} 3\n"
+          "apply_duration_seconds_sum{table=\"t\\\"1\"} 7.55\n"
           "apply_duration_seconds_bucket{table=\"t\\\"1\",le=\"0.1\"} 1\n"
           "apply_duration_seconds_bucket{table=\"t\\\"1\",le=\"1\"} 2\n"
           "apply_duration_seconds_bucket{table=\"t\\\"1\",le=\"+Inf\"} 3\n"
-          "apply_duration_seconds_sum{table=\"t\\\"1\"} 7.55\n"
-          "apply_duration_seconds_count{table=\"t\\\"1\"} 3\n"
           "# HELP http_status_codes_total HTTP responses by status code\n"
           "# TYPE http_status_codes_total counter\n"
           "http_status_codes_total{code=\"200\"} 3\n"
@@ -31,6 +31,27 @@ TEST_CASE("metrics: Prometheus text exposition", "[metrics]") {
           "# HELP pool_connections_in_use Target connections in use\n"
           "# TYPE pool_connections_in_use gauge\n"
           "pool_connections_in_use{pool=\"target\"} 2\n");
+}
+
+TEST_CASE("metrics: a family without children is listed; help and types as declared", "[metrics]") {
+    molt::metrics::registry r;
+    r.counter("stage_mutations_total", "Mutations staged", {"schema"});
+    r.gauge("apply_stalled", "Stalled transactions", {"schema"});
+    r.histogram("stage_duration_seconds", "Staging time", {"schema"});
+    CHECK(r.expose() ==
+          "# HELP apply_stalled Stalled transactions\n"
+          "# TYPE apply_stalled gauge\n"
+          "# HELP stage_duration_seconds Staging time\n"
+          "# TYPE stage_duration_seconds histogram\n"
+          "# HELP stage_mutations_total Mutations staged\n"
+          "# TYPE stage_mutations_total counter\n");
+    // Asking again for a family gives the same one.
+    r.counter("stage_mutations_total", "Mutations staged", {"schema"}).with({"a.b"}).add(2);
+    CHECK(r.counter("stage_mutations_total", "", {"schema"}).with({"a.b"}).value() == 2);
+    auto& h = r.histogram("stage_duration_seconds", "", {"schema"}).with({"a.b"});
+    h.observe(0.5);
+    h.observe(2);
+    CHECK(h.count() == 2);
 }
 
 TEST_CASE("metrics: concurrent updates are not lost", "[metrics]") {

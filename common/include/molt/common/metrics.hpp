@@ -6,7 +6,6 @@
 //   auto& upserts = registry.counter("apply_upserts_total", "Rows upserted", {"schema", "table"});
 //   upserts.with({"db.public", "employees"}).add(12);
 
-#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -17,81 +16,80 @@
 #include <string_view>
 #include <vector>
 
+namespace prometheus {
+class Counter;
+class Gauge;
+class Histogram;
+class Registry;
+}  // namespace prometheus
+
 namespace molt::metrics {
+
+// The metrics are prometheus-cpp's (Debian's prometheus-cpp-dev); these thin handles keep its
+// headers out of the rest of the code and the call sites as they were.
 
 class counter {
 public:
-    void add(uint64_t n = 1) noexcept { value_.fetch_add(n, std::memory_order_relaxed); }
-    [[nodiscard]] uint64_t value() const noexcept { return value_.load(std::memory_order_relaxed); }
+    explicit counter(prometheus::Counter& c) noexcept : c_(&c) {}
+    void add(uint64_t n = 1) noexcept;
+    [[nodiscard]] uint64_t value() const noexcept;
 
 private:
-    std::atomic<uint64_t> value_{0};
+    prometheus::Counter* c_;
 };
 
 class gauge {
 public:
-    void set(double v) noexcept { bits_.store(v, std::memory_order_relaxed); }
+    explicit gauge(prometheus::Gauge& g) noexcept : g_(&g) {}
+    void set(double v) noexcept;
     void add(double d) noexcept;
-    [[nodiscard]] double value() const noexcept { return bits_.load(std::memory_order_relaxed); }
+    [[nodiscard]] double value() const noexcept;
 
 private:
-    std::atomic<double> bits_{0.0};
+    prometheus::Gauge* g_;
 };
 
 class histogram {
 public:
-    explicit histogram(std::vector<double> bounds);
+    explicit histogram(prometheus::Histogram& h) noexcept : h_(&h) {}
     void observe(double v) noexcept;
-    struct snapshot {
-        std::vector<uint64_t> cumulative;  ///< per bound, then +Inf
-        double sum = 0;
-        uint64_t count = 0;
-    };
-    [[nodiscard]] snapshot read() const;
-    [[nodiscard]] const std::vector<double>& bounds() const noexcept { return bounds_; }
+    /// Observations so far.
+    [[nodiscard]] uint64_t count() const;
 
 private:
-    std::vector<double> bounds_;
-    mutable std::mutex mutex_;
-    std::vector<uint64_t> counts_;  ///< per bucket, last is +Inf
-    double sum_ = 0;
-    uint64_t count_ = 0;
+    prometheus::Histogram* h_;
 };
 
 /// Default latency buckets in seconds: 1 ms to 60 s.
 [[nodiscard]] std::vector<double> latency_buckets();
 
+/// One metric name with its labels; children by label values.
 template <typename Metric>
 class family {
 public:
-    family(std::string name, std::string help, std::vector<std::string> labels,
-           std::vector<double> bounds = {})
-        : name_(std::move(name)),
-          help_(std::move(help)),
-          labels_(std::move(labels)),
-          bounds_(std::move(bounds)) {}
+    /// `add` makes the prometheus-cpp child for a label set (and keeps it for ever).
+    using make_fn = std::function<Metric(const std::map<std::string, std::string>&)>;
+    family(std::vector<std::string> labels, make_fn make)
+        : labels_(std::move(labels)), make_(std::move(make)) {}
 
     /// The child for these label values (as many as the family has labels).
     Metric& with(const std::vector<std::string>& values);
     Metric& get() { return with({}); }
 
-    [[nodiscard]] const std::string& name() const noexcept { return name_; }
-    [[nodiscard]] const std::string& help() const noexcept { return help_; }
-    [[nodiscard]] const std::vector<std::string>& labels() const noexcept { return labels_; }
-    /// A copy of the children list under the lock (pointers stay valid).
-    [[nodiscard]] std::vector<std::pair<std::vector<std::string>, const Metric*>> children() const;
-
 private:
-    std::string name_;
-    std::string help_;
     std::vector<std::string> labels_;
-    std::vector<double> bounds_;
+    make_fn make_;
     mutable std::mutex mutex_;
     std::map<std::vector<std::string>, std::unique_ptr<Metric>> children_;
 };
 
 class registry {
 public:
+    registry();
+    ~registry();
+    registry(const registry&) = delete;
+    registry& operator=(const registry&) = delete;
+
     family<metrics::counter>& counter(const std::string& name, const std::string& help,
                                       std::vector<std::string> labels = {});
     family<metrics::gauge>& gauge(const std::string& name, const std::string& help,
@@ -100,15 +98,22 @@ public:
                                           std::vector<std::string> labels = {},
                                           std::vector<double> bounds = latency_buckets());
 
-    /// The Prometheus text exposition of every family, sorted by name. Collectors run first.
+    /// The Prometheus text exposition (version 0.0.4) of every family, sorted by name, families
+    /// without children included (HELP and TYPE only). Collectors run first.
     [[nodiscard]] std::string expose() const;
 
     /// A callback that refreshes gauges (e.g. pool sizes) just before each exposition.
     void on_collect(std::function<void()> collector);
 
 private:
+    struct declared {
+        std::string help;
+        std::string type;  ///< counter, gauge, histogram
+    };
+    std::unique_ptr<prometheus::Registry> registry_;
     std::vector<std::function<void()>> collectors_;
     mutable std::mutex mutex_;
+    std::map<std::string, declared> declared_;
     std::map<std::string, std::unique_ptr<family<metrics::counter>>> counters_;
     std::map<std::string, std::unique_ptr<family<metrics::gauge>>> gauges_;
     std::map<std::string, std::unique_ptr<family<metrics::histogram>>> histograms_;
