@@ -5,7 +5,9 @@
 # tier (unit, integration, e2e), stops the servers whatever happens, then builds the libFuzzer
 # targets (preset "fuzz", clang) and runs each for a bounded time (tier "fuzz").
 # Extra arguments go to ctest, e.g. ./test.sh -L unit   or   ./test.sh -R conn_url
-# (with arguments, the fuzz tier runs only when they select it: ./test.sh -L fuzz).
+# (with arguments, the fuzz tier runs only when they select it: ./test.sh -L fuzz). The container
+# tier (deploy/Containerfile built and run, about 8 minutes) runs only when asked:
+# ./test.sh -L container.
 set -euo pipefail
 cd "$(dirname "$0")"
 start=$(date +%s)
@@ -20,7 +22,9 @@ status=0
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 if [ $# -eq 0 ] || [[ " $* " != *" fuzz "* ]]; then
-    test/support/db/with-dbs.sh ctest --preset ci -j2 "$@" 2>&1 | tee "$log" || status=1
+    selection=("$@")
+    [ $# -eq 0 ] && selection=(-LE container)
+    test/support/db/with-dbs.sh ctest --preset ci -j2 "${selection[@]}" 2>&1 | tee "$log" || status=1
     # Here the servers run, so nothing may skip: a skip would hide a failure (exit code 77).
     if grep -q '\*\*\*Skipped' "$log"; then
         echo "test.sh: tests were skipped although the servers were started" >&2

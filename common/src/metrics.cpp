@@ -88,8 +88,8 @@ family<counter>& registry::counter(const std::string& name, const std::string& h
     }
     auto& prom = prometheus::BuildCounter().Name(name).Help(help).Register(*registry_);
     return find_or_add(counters_, name, std::move(labels),
-                       [&prom](const std::map<std::string, std::string>& l) {
-                           return metrics::counter(prom.Add(l));
+                       [p = &prom](const std::map<std::string, std::string>& l) {
+                           return metrics::counter(p->Add(l));
                        });
 }
 
@@ -102,8 +102,8 @@ family<gauge>& registry::gauge(const std::string& name, const std::string& help,
     }
     auto& prom = prometheus::BuildGauge().Name(name).Help(help).Register(*registry_);
     return find_or_add(gauges_, name, std::move(labels),
-                       [&prom](const std::map<std::string, std::string>& l) {
-                           return metrics::gauge(prom.Add(l));
+                       [p = &prom](const std::map<std::string, std::string>& l) {
+                           return metrics::gauge(p->Add(l));
                        });
 }
 
@@ -118,8 +118,8 @@ family<histogram>& registry::histogram(const std::string& name, const std::strin
     auto& prom = prometheus::BuildHistogram().Name(name).Help(help).Register(*registry_);
     return find_or_add(
         histograms_, name, std::move(labels),
-        [&prom, bounds = std::move(bounds)](const std::map<std::string, std::string>& l) {
-            return metrics::histogram(prom.Add(l, prometheus::Histogram::BucketBoundaries(bounds)));
+        [p = &prom, bounds = std::move(bounds)](const std::map<std::string, std::string>& l) {
+            return metrics::histogram(p->Add(l, prometheus::Histogram::BucketBoundaries(bounds)));
         });
 }
 

@@ -153,7 +153,9 @@ std::vector<std::string> assemble_argv(const std::vector<replicator_flag>& molt_
                                        const user_replicator_flags& user, bool redact) {
     std::vector<std::string> argv{"start"};
     for (const replicator_flag& f : molt_flags) {
-        if (user.has(f.name)) {
+        // A user's --X replaces molt's; so does --XFile (--targetConnFile: the connection string
+        // from a file, out of the process list).
+        if (user.has(f.name) || user.has(f.name + "File")) {
             continue;
         }
         argv.push_back("--" + f.name);

@@ -309,7 +309,6 @@ int run_start(start_config cfg) {
     routing.target_dialect = target.dialect();
     routing.auth = auth;
     routing.tokens = tokens.get();
-    routing.tokens_unavailable = tokens_unavailable;
     routing.limits.max_body_bytes = cfg.max_body_bytes;
     routing.diagnostics_elsewhere = cfg.metrics_addr.has_value();
     router routes(routing, applier, health, metrics);
@@ -397,9 +396,11 @@ int run_start(start_config cfg) {
             log::info()
                 .boolean("jwtKeys", key_refresher != nullptr)
                 .boolean("tlsCertificate", certificate_files)
-                .msg(key_refresher || certificate_files
+                .msg(key_refresher && certificate_files
                          ? "SIGHUP received; reloading JWT keys and TLS certificates"
-                         : "SIGHUP received; there is nothing to reload");
+                     : key_refresher     ? "SIGHUP received; reloading JWT keys"
+                     : certificate_files ? "SIGHUP received; reloading TLS certificates"
+                                         : "SIGHUP received; there is nothing to reload");
             if (key_refresher) {
                 key_refresher->refresh_now();
             }
@@ -412,6 +413,13 @@ int run_start(start_config cfg) {
             .str("signal", signal_number == SIGTERM ? "SIGTERM" : "SIGINT")
             .msg("Interrupted");
         break;
+    }
+    // Background reloads stop now; one under way finishes while the server drains.
+    if (key_refresher) {
+        key_refresher->stop();
+    }
+    if (certificates) {
+        certificates->stop();
     }
     const bool clean = server.shutdown(cfg.grace_period);
     if (consistent) {

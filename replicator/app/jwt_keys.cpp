@@ -19,12 +19,16 @@ jwt_key_refresher::jwt_key_refresher(staging_store& store, jwt::verifier& verifi
                            "Failed reads of the JWT public keys and revoked ids")
                   .get()) {}
 
-jwt_key_refresher::~jwt_key_refresher() {
+void jwt_key_refresher::stop() {
     {
         std::lock_guard lock(mu_);
         stopping_ = true;
     }
     wake_.notify_all();
+}
+
+jwt_key_refresher::~jwt_key_refresher() {
+    stop();
     if (thread_.joinable()) {
         thread_.join();
     }
@@ -41,7 +45,9 @@ result<void> jwt_key_refresher::refresh() {
         return stored.error();
     }
     jwt::key_set keys;
+    std::string ids;
     for (auto& [id, pem] : stored->keys) {
+        ids += (ids.empty() ? "" : ",") + id;
         keys.keys.push_back({id, pem});
     }
     keys.revoked_ids = std::move(stored->revoked_ids);
@@ -50,13 +56,15 @@ result<void> jwt_key_refresher::refresh() {
     }
     last_refresh_.set(
         std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count());
+    // Logged when the set of keys (by id) or the number of revocations changes.
     const size_t usable = verifier_.key_count();
-    if (usable != keys_seen_ || keys.revoked_ids.size() != revoked_seen_) {
-        keys_seen_ = usable;
-        revoked_seen_ = keys.revoked_ids.size();
+    const std::string seen = ids + "\n" + std::to_string(keys.revoked_ids.size());
+    if (seen != keys_seen_) {
+        keys_seen_ = seen;
         log::info()
             .num("keys", static_cast<int64_t>(usable))
-            .num("revokedIds", static_cast<int64_t>(revoked_seen_))
+            .str("keyIds", ids)
+            .num("revokedIds", static_cast<int64_t>(keys.revoked_ids.size()))
             .str("stagingSchema", store_.location().to_string())
             .msg("JWT public keys loaded");
     }

@@ -5,6 +5,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 
@@ -50,17 +52,20 @@ int failed(std::ostream& err, std::string_view message) {
     return to_int(exit_code::failure);
 }
 
-// Writes a secret file readable by its owner only, whatever was there before.
+// Writes a secret file readable by its owner only: a new file (mode 0600) next to it, renamed
+// over it once complete, so a failed write never leaves a truncated token where one was.
 result<void> write_private(const std::string& path, std::string_view text) {
-    const int fd =
-        ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (fd < 0 || ::fchmod(fd, 0600) != 0) {
-        const int saved = errno;
-        if (fd >= 0) {
-            ::close(fd);
-        }
+    const std::string temporary = fmt::format("{}.tmp.{}", path, ::getpid());
+    auto failure = [&](int saved) {
+        ::unlink(temporary.c_str());
         return error{errc::io_error,
                      fmt::format("--out: cannot write \"{}\": {}", path, std::strerror(saved))};
+    };
+    const int fd =
+        ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) {
+        return error{errc::io_error,
+                     fmt::format("--out: cannot write \"{}\": {}", path, std::strerror(errno))};
     }
     size_t done = 0;
     while (done < text.size()) {
@@ -71,13 +76,15 @@ result<void> write_private(const std::string& path, std::string_view text) {
         if (n <= 0) {
             const int saved = errno;
             ::close(fd);
-            return error{errc::io_error,
-                         fmt::format("--out: cannot write \"{}\": {}", path, std::strerror(saved))};
+            return failure(saved);
         }
         done += static_cast<size_t>(n);
     }
-    if (::close(fd) != 0) {
-        return error{errc::io_error, fmt::format("--out: cannot write \"{}\"", path)};
+    if (::fsync(fd) != 0 || ::close(fd) != 0) {
+        return failure(errno);
+    }
+    if (::rename(temporary.c_str(), path.c_str()) != 0) {
+        return failure(errno);
     }
     return {};
 }

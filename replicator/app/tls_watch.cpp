@@ -32,19 +32,30 @@ tls_watcher::tls_watcher(tls_files files, const tls_material& loaded, http_serve
       reloads_failed_(
           metrics.counter("tls_reloads_total", "TLS material loaded again, by outcome", {"outcome"})
               .with({"refused"})) {
-    if (auto when = certificate_not_after(loaded.certificate_pem)) {
-        not_after_ = *when;
+    if (auto when = validity_of(loaded.certificate_pem)) {
+        not_after_ = when->not_after;
     }
     seen_ = stamps();
+    // The files were read before the databases were reached: if they changed since, read them
+    // again at once.
+    if (!files_.certificate.empty()) {
+        auto now = load_tls_material(files_.certificate, files_.private_key);
+        asked_ = !now || now->certificate_pem != loaded.certificate_pem ||
+                 now->private_key_pem != loaded.private_key_pem;
+    }
     report_expiry();
 }
 
-tls_watcher::~tls_watcher() {
+void tls_watcher::stop() {
     {
         std::lock_guard lock(mu_);
         stopping_ = true;
     }
     wake_.notify_all();
+}
+
+tls_watcher::~tls_watcher() {
+    stop();
     if (thread_.joinable()) {
         thread_.join();
     }
@@ -80,10 +91,31 @@ std::vector<tls_watcher::stamp> tls_watcher::stamps() const {
 
 void tls_watcher::reload(std::string_view why) {
     auto material = load_tls_material(files_.certificate, files_.private_key);
+    std::optional<certificate_validity> validity;
     if (material) {
         material->client_ca_file = files_.client_ca;
+        if (auto dates = validity_of(material->certificate_pem)) {
+            validity = *dates;
+        }
     }
-    auto installed = material ? server_.reload_tls(*material) : result<void>(material.error());
+    // A certificate outside its validity (a stale copy put back) would fail every handshake.
+    const auto now = std::chrono::system_clock::now();
+    result<void> installed = ok();
+    if (!material) {
+        installed = material.error();
+    } else if (!validity) {
+        installed = error{errc::tls_error, fmt::format("--tlsCertificate \"{}\": its validity "
+                                                       "dates cannot be read",
+                                                       files_.certificate)};
+    } else if (now >= validity->not_after) {
+        installed = error{errc::tls_error,
+                          fmt::format("--tlsCertificate \"{}\" has expired", files_.certificate)};
+    } else if (now < validity->not_before) {
+        installed = error{errc::tls_error, fmt::format("--tlsCertificate \"{}\" is not valid yet",
+                                                       files_.certificate)};
+    } else {
+        installed = server_.reload_tls(*material);
+    }
     if (!installed) {
         reloads_failed_.add();
         log::error()
@@ -93,9 +125,7 @@ void tls_watcher::reload(std::string_view why) {
         return;
     }
     reloads_ok_.add();
-    if (auto when = certificate_not_after(material->certificate_pem)) {
-        not_after_ = *when;
-    }
+    not_after_ = validity->not_after;
     warned_ = false;
     log::info()
         .str("reason", std::string(why))

@@ -91,17 +91,17 @@ check "ExecReload reached the replicator" "$(grep -c 'SIGHUP received' "$E2E_TMP
 check "still running" "$(kill -0 "$REPLICATOR_PID" 2>/dev/null && echo yes)" yes
 
 echo "--- KillSignal drains a request in flight, then exit 0"
-psql "$OWN_PG_URL" -X -q -c "BEGIN; SELECT * FROM t WHERE id = 1 FOR UPDATE; SELECT pg_sleep(3); COMMIT;" >/dev/null &
+# The row stays locked until the test ends the locking session itself (no timing to race).
+psql "$OWN_PG_URL" -X -q -c "BEGIN; SELECT * FROM t WHERE id = 1 FOR UPDATE; SELECT pg_sleep(120); COMMIT;" >/dev/null 2>&1 &
 locker=$!
-for _ in $(seq 1 100); do
-    [ "$(psql "$OWN_PG_URL" -X -At -c "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(3)%' AND state = 'active' AND pid <> pg_backend_pid()")" = 1 ] && break
-    sleep 0.05
-done
+locked() { psql "$OWN_PG_URL" -X -At -c "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(120)%' AND state = 'active' AND pid <> pg_backend_pid()"; }
+for _ in $(seq 1 200); do [ "$(locked)" = 1 ] && break; sleep 0.05; done
+check "the row is locked" "$(locked)" 1
 body='{"payload":[{"after": {"id": 1, "v": "drained"}, "key": [1], "topic": "t", "updated": "1.0000000000"}],"length":1}'
 curl -s -o "$E2E_TMP/drain.body" -w '%{http_code}' --insecure -X POST --data-binary "$body" \
     "https://127.0.0.1:$REPLICATOR_PORT/sdpg/public" > "$E2E_TMP/drain.code" &
 client=$!
-for _ in $(seq 1 100); do
+for _ in $(seq 1 400); do
     [ "$(psql "$OWN_PG_URL" -X -At -c "SELECT count(*) FROM pg_locks WHERE NOT granted")" -gt 0 ] && break
     sleep 0.05
 done
@@ -109,6 +109,9 @@ check "the request waits on the locked row" "$(psql "$OWN_PG_URL" -X -At -c "SEL
 signal=$(unit_value KillSignal)
 stopped_at=$(date +%s)
 kill -s "${signal#SIG}" "$REPLICATOR_PID"
+sleep 1   # the replicator is draining: the request still waits on the row
+check "still running while the request waits" "$(kill -0 "$REPLICATOR_PID" 2>/dev/null && echo yes)" yes
+psql "$OWN_PG_URL" -X -q -At -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(120)%' AND pid <> pg_backend_pid()" >/dev/null
 wait "$client"
 check "the request in flight was answered 200" "$(cat "$E2E_TMP/drain.code")" 200
 wait "$REPLICATOR_PID"

@@ -167,6 +167,17 @@ for _ in $(seq 1 100); do send "$revoked"; [ "$STATUS" = 401 ] && break; sleep 0
 check "a revoked jti: 401 after SIGHUP" "$STATUS" 401
 check_contains "401 says it is revoked" "$RESPONSE" "revoked"
 
+echo "--- a key made inactive is no longer used"
+rs=$($SIGN RS256 "$keys/rsa.pem" "$(claims '' '' pyjwt-rs-inactive)")
+send "$rs"
+check "RS256 while its key is active: 200" "$STATUS" 200
+pgo "UPDATE _replicator.jwt_public_keys SET active = false WHERE public_key = '$(cat "$keys/rsa.pub")'"
+sighup_and_wait 1
+check "SIGHUP reads the change" "$?" 0
+send "$rs"
+check "RS256 once its key is inactive: 401" "$STATUS" 401
+check_contains "401 says no key can verify it" "$RESPONSE" "no active public key can verify RS256"
+
 echo "--- reloads under load: no request fails"
 good=$($SIGN ES256 "$keys/ec.pem" "$(claims '' '' pyjwt-load)")
 (

@@ -127,6 +127,36 @@ check "new connections still get server B" "$(served)" serverB
 check "refusals are counted" \
     "$(curl -s "http://127.0.0.1:$metrics/_/varz" | awk '/^tls_reloads_total\{outcome="refused"\} /{print ($2 >= 2) ? "at least 2" : $2}')" "at least 2"
 
+# An expired certificate (made with Python's cryptography: openssl 3.0 cannot back-date one)
+# for server B's key: a stale copy put back must not replace a good certificate.
+/usr/bin/python3 - "$c" <<'PY'
+import datetime, sys
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.x509.oid import NameOID
+d = sys.argv[1]
+ca_key = serialization.load_pem_private_key(open(f"{d}/ca1.key", "rb").read(), None)
+ca = x509.load_pem_x509_certificate(open(f"{d}/ca1.crt", "rb").read())
+key = serialization.load_pem_private_key(open(f"{d}/serverB.key", "rb").read(), None)
+now = datetime.datetime.utcnow()
+cert = (x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "serverExpired")]))
+        .issuer_name(ca.subject).public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=10))
+        .not_valid_after(now - datetime.timedelta(days=1))
+        .sign(ca_key, hashes.SHA256()))
+open(f"{d}/serverExpired.crt", "wb").write(cert.public_bytes(serialization.Encoding.PEM))
+PY
+cp "$c/serverB.key" "$live/server.key.new" && mv "$live/server.key.new" "$live/server.key"
+mark 'new TLS certificate refused'
+cp "$c/serverExpired.crt" "$live/server.crt.new" && mv "$live/server.crt.new" "$live/server.crt"
+kill -HUP "$REPLICATOR_PID"
+wait_more 'new TLS certificate refused'
+check "an expired certificate is refused" "$?" 0
+check_contains "the refusal says it has expired" "$(grep 'new TLS certificate refused' "$E2E_TMP/tls.log" | tail -1)" "has expired"
+check "new connections still get server B" "$(served)" serverB
+
 echo "--- a changed file is noticed without a signal; near expiry is reported"
 mark 'TLS certificate reloaded'
 install C

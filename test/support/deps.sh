@@ -18,6 +18,8 @@ packages=(
     curl zstd
     # systemd-analyze verify (deploy/systemd); promtool (deploy/monitoring) and PyYAML
     systemd prometheus python3-yaml
+    # the container tier (./test.sh -L container)
+    podman debootstrap
     # an independent JWT implementation, to check ours against
     python3-jwt
 )

@@ -24,6 +24,8 @@ namespace {
 
 // A token longer than this is refused unread (CockroachDB's are a few hundred bytes).
 constexpr size_t max_token_bytes = 16 * 1024;
+// RSA keys shorter than this are refused (RFC 7518 §3.3).
+constexpr int min_rsa_bits = 2048;
 
 error unauthenticated(std::string_view why) {
     return error{errc::unauthenticated, fmt::format("missing or invalid access token: {}", why)};
@@ -216,7 +218,11 @@ bool allows(const schema_list& allowed, const qualified_name& schema) {
 // Verifier
 
 struct verifier::keys {
-    std::vector<public_key> usable;
+    struct usable_key {
+        public_key key;
+        std::string kind;  ///< "RS" (any RS*), or the one ES* its curve signs
+    };
+    std::vector<usable_key> usable;
     std::unordered_set<std::string> revoked;
 };
 
@@ -242,12 +248,20 @@ std::vector<std::string> verifier::replace(const key_set& given) {
             continue;
         }
         const int type = EVP_PKEY_get_base_id(parsed.get());
-        if (type != EVP_PKEY_RSA && !(type == EVP_PKEY_EC && !ec_algorithm(parsed.get()).empty())) {
+        std::string kind = type == EVP_PKEY_RSA  ? "RS"
+                           : type == EVP_PKEY_EC ? ec_algorithm(parsed.get())
+                                                 : std::string();
+        if (kind.empty()) {
             problems.push_back(fmt::format(
                 "public key {} is neither RSA nor EC on P-256, P-384 or P-521", key.id));
             continue;
         }
-        next->usable.push_back(key);
+        if (kind == "RS" && EVP_PKEY_get_bits(parsed.get()) < min_rsa_bits) {
+            problems.push_back(fmt::format("public key {} is an RSA key of {} bits (at least {})",
+                                           key.id, EVP_PKEY_get_bits(parsed.get()), min_rsa_bits));
+            continue;
+        }
+        next->usable.push_back({key, std::move(kind)});
     }
     next->revoked.insert(given.revoked_ids.begin(), given.revoked_ids.end());
     std::lock_guard lock(mu_);
@@ -285,16 +299,28 @@ result<std::shared_ptr<const verifier::verified>> verifier::verify(
         return unauthenticated(
             "no public keys are configured (jwt_public_keys holds no active key)");
     }
+    // Only keys that fit the algorithm (RFC 7518: ES256 is P-256, and so on).
+    const std::string kind = alg.rfind("RS", 0) == 0 ? "RS" : alg;
     jwt_ptr checked;
-    for (const auto& key : current->usable) {
+    bool any_of_kind = false;
+    for (const auto& candidate : current->usable) {
+        if (candidate.kind != kind) {
+            continue;
+        }
+        any_of_kind = true;
+        const std::string& pem = candidate.key.pem;
         raw = nullptr;
-        if (jwt_decode(&raw, text.c_str(), reinterpret_cast<const unsigned char*>(key.pem.data()),
-                       static_cast<int>(key.pem.size())) == 0 &&
+        if (jwt_decode(&raw, text.c_str(), reinterpret_cast<const unsigned char*>(pem.data()),
+                       static_cast<int>(pem.size())) == 0 &&
             raw != nullptr) {
             checked.reset(raw);
             break;
         }
         jwt_free(raw);
+    }
+    if (!any_of_kind) {
+        return unauthenticated(fmt::format("no active public key can verify {} ({})", alg,
+                                           kind == "RS" ? "an RSA key" : "an EC key on its curve"));
     }
     if (!checked) {
         return unauthenticated("the signature matches no active public key");

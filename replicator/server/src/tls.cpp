@@ -63,16 +63,18 @@ int no_passphrase(char* /*buf*/, int /*size*/, int /*rwflag*/, void* /*u*/) {
 
 }  // namespace
 
-result<std::chrono::system_clock::time_point> certificate_not_after(
-    std::string_view certificate_pem) {
+result<certificate_validity> validity_of(std::string_view certificate_pem) {
     bio in(BIO_new_mem_buf(certificate_pem.data(), static_cast<int>(certificate_pem.size())));
     x509 leaf(in ? PEM_read_bio_X509(in.get(), nullptr, nullptr, nullptr) : nullptr);
-    struct tm when {};
-    if (!leaf || ASN1_TIME_to_tm(X509_get0_notAfter(leaf.get()), &when) != 1) {
+    struct tm from {};
+    struct tm until {};
+    if (!leaf || ASN1_TIME_to_tm(X509_get0_notBefore(leaf.get()), &from) != 1 ||
+        ASN1_TIME_to_tm(X509_get0_notAfter(leaf.get()), &until) != 1) {
         ERR_clear_error();
-        return tls_error("the certificate's expiry date cannot be read");
+        return tls_error("the certificate's validity dates cannot be read");
     }
-    return std::chrono::system_clock::from_time_t(timegm(&when));
+    return certificate_validity{std::chrono::system_clock::from_time_t(timegm(&from)),
+                                std::chrono::system_clock::from_time_t(timegm(&until))};
 }
 
 result<tls_material> load_tls_material(const std::string& certificate_file,

@@ -77,6 +77,14 @@ TEST_CASE("molt never passes a flag the user gives, and user flags come last",
     }
     CHECK(shown.at(2) == "postgres://u:xxxxx@db:5432/molt?sslmode=verify-full");
 
+    // --targetConnFile stands for --targetConn: molt does not pass both.
+    auto from_file = user_replicator_flags::parse("--targetConnFile /run/credentials/targetConn");
+    REQUIRE(from_file);
+    CHECK(build_replicator_argv(molt_flags, *from_file) ==
+          std::vector<std::string>{"start", "--stagingSchema", "_replicator_99", "--bindAddr",
+                                   "0.0.0.0:30004", "--targetConnFile",
+                                   "/run/credentials/targetConn"});
+
     auto with_conn = user_replicator_flags::parse("--stagingConn postgres://a:pw@h/db");
     REQUIRE(with_conn);
     for (const std::string& w : redacted_replicator_argv(molt_flags, *with_conn)) {

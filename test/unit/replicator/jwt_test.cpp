@@ -187,6 +187,35 @@ TEST_CASE("jwt: the reject matrix", "[jwt]") {
     CHECK(none.error().message().find("algorithm \"none\" is refused") != std::string::npos);
 }
 
+TEST_CASE("jwt: the key must fit the algorithm", "[jwt]") {
+    jwt::verifier v;
+    jwt::key_set keys;
+    keys.keys = {{"k-ec384", ec384().public_pem}, {"k-rsa", rsa().public_pem}};
+    CHECK(v.replace(keys).empty());
+    // ES256 is P-256 only (RFC 7518): a signature made with a P-384 key under "ES256" is refused
+    // although the key would verify it.
+    auto mismatched = v.check(sign(claims(), JWT_ALG_ES256, ec384().private_pem), nullptr, now);
+    REQUIRE_FALSE(mismatched);
+    CHECK(mismatched.error().message().find("no active public key can verify ES256") !=
+          std::string::npos);
+    CHECK(v.check(sign(claims(), JWT_ALG_ES384, ec384().private_pem), nullptr, now));
+    CHECK(v.check(sign(claims(), JWT_ALG_RS384, rsa().private_pem), nullptr, now));
+}
+
+TEST_CASE("jwt: a token that expires while cached is refused from then on", "[jwt]") {
+    jwt::verifier v;
+    verifier_with(v);
+    const long t = 1'800'000'000;
+    const std::string token =
+        sign(claims(fmt::format(R"(,"exp":{})", t + 10)), JWT_ALG_ES256, ec256().private_pem);
+    const auto where = schema("appdb", "public");
+    CHECK(v.check(token, &where, now));
+    CHECK(v.check(token, &where, now + std::chrono::seconds(9)));
+    auto later = v.check(token, &where, now + std::chrono::seconds(10));
+    REQUIRE_FALSE(later);
+    CHECK(later.error().message().find("expired") != std::string::npos);
+}
+
 TEST_CASE("jwt: a good token for another schema is 403; wildcards are per part", "[jwt]") {
     jwt::verifier v;
     verifier_with(v);
@@ -234,16 +263,20 @@ TEST_CASE("jwt: keys that cannot verify are skipped and named", "[jwt]") {
     jwt::verifier v;
     jwt::key_set keys;
     EVP_PKEY* ed = EVP_PKEY_Q_keygen(nullptr, nullptr, "ED25519");
+    EVP_PKEY* short_rsa = EVP_RSA_gen(1024);
     keys.keys = {{"k-garbage", "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n"},
                  {"k-private", ec256().private_pem},
                  {"k-ed25519", pem_of(ed, false)},
+                 {"k-rsa1024", pem_of(short_rsa, false)},
                  {"k-good", ec256().public_pem}};
     EVP_PKEY_free(ed);
+    EVP_PKEY_free(short_rsa);
     const auto problems = v.replace(keys);
-    REQUIRE(problems.size() == 3);
+    REQUIRE(problems.size() == 4);
     CHECK(problems[0].find("k-garbage") != std::string::npos);
     CHECK(problems[1].find("k-private") != std::string::npos);
     CHECK(problems[2].find("k-ed25519") != std::string::npos);
+    CHECK(problems[3].find("k-rsa1024 is an RSA key of 1024 bits") != std::string::npos);
     CHECK(v.key_count() == 1);
     CHECK(status(v, sign(claims(), JWT_ALG_ES256, ec256().private_pem)) == 0);
 }

@@ -29,6 +29,9 @@ public:
     void start();
     /// Asks the refresh thread to read the keys at once (SIGHUP).
     void refresh_now();
+    /// Asks the refresh thread to stop, without waiting (a read under way ends by its own
+    /// timeout while the server drains); the destructor waits for it.
+    void stop();
 
 private:
     void run();
@@ -38,8 +41,7 @@ private:
     std::chrono::nanoseconds period_;
     metrics::gauge& last_refresh_;
     metrics::counter& errors_;
-    size_t keys_seen_ = static_cast<size_t>(-1);
-    size_t revoked_seen_ = static_cast<size_t>(-1);
+    std::string keys_seen_ = "\n";  ///< the ids of the usable keys and the revoked count
 
     std::mutex mu_;
     std::condition_variable wake_;

@@ -38,6 +38,8 @@ public:
     void start();
     /// SIGHUP: read the files now.
     void reload_now();
+    /// Asks the watch thread to stop, without waiting; the destructor waits for it.
+    void stop();
 
 private:
     struct stamp {

@@ -94,9 +94,8 @@ enum class auth_mode {
 struct router_config {
     molt::dialect target_dialect = molt::dialect::postgres;
     auth_mode auth = auth_mode::jwt;
-    /// Checks tokens; null when they cannot be checked (tokens_unavailable says why).
+    /// Checks tokens; null when they cannot be checked (a token sent is then refused).
     const jwt::verifier* tokens = nullptr;
-    std::string tokens_unavailable;
     proto::decode_limits limits;
     /// True: /_/healthz and /_/varz are served on --metricsAddr, not here.
     bool diagnostics_elsewhere = false;

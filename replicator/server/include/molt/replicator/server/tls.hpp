@@ -22,8 +22,11 @@ struct tls_material {
 
 [[nodiscard]] result<tls_material> generate_self_signed();
 
-/// When the first (leaf) certificate of a PEM chain expires (its notAfter).
-[[nodiscard]] result<std::chrono::system_clock::time_point> certificate_not_after(
-    std::string_view certificate_pem);
+/// When the first (leaf) certificate of a PEM chain is valid: notBefore to notAfter.
+struct certificate_validity {
+    std::chrono::system_clock::time_point not_before;
+    std::chrono::system_clock::time_point not_after;
+};
+[[nodiscard]] result<certificate_validity> validity_of(std::string_view certificate_pem);
 
 }  // namespace molt::replicator
