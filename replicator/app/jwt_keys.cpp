@@ -8,7 +8,6 @@ jwt_key_refresher::jwt_key_refresher(staging_store& store, jwt::verifier& verifi
                                      std::chrono::nanoseconds period, metrics::registry& metrics)
     : store_(store),
       verifier_(verifier),
-      period_(period),
       last_refresh_(metrics
                         .gauge("jwt_last_refresh_time",
                                "When the JWT public keys and revoked ids were last read (Unix "
@@ -17,22 +16,8 @@ jwt_key_refresher::jwt_key_refresher(staging_store& store, jwt::verifier& verifi
       errors_(metrics
                   .counter("jwt_refresh_errors_total",
                            "Failed reads of the JWT public keys and revoked ids")
-                  .get()) {}
-
-void jwt_key_refresher::stop() {
-    {
-        std::lock_guard lock(mu_);
-        stopping_ = true;
-    }
-    wake_.notify_all();
-}
-
-jwt_key_refresher::~jwt_key_refresher() {
-    stop();
-    if (thread_.joinable()) {
-        thread_.join();
-    }
-}
+                  .get()),
+      task_(period, [this](bool /*woken*/) { (void)refresh(); }) {}  // a failure is logged there
 
 result<void> jwt_key_refresher::refresh() {
     auto stored = store_.read_jwt_keys();
@@ -72,29 +57,15 @@ result<void> jwt_key_refresher::refresh() {
 }
 
 void jwt_key_refresher::start() {
-    thread_ = std::thread([this] { run(); });
+    task_.start();
 }
 
 void jwt_key_refresher::refresh_now() {
-    {
-        std::lock_guard lock(mu_);
-        asked_ = true;
-    }
-    wake_.notify_all();
+    task_.wake();
 }
 
-void jwt_key_refresher::run() {
-    std::unique_lock lock(mu_);
-    for (;;) {
-        wake_.wait_for(lock, period_, [this] { return asked_ || stopping_; });
-        if (stopping_) {
-            return;
-        }
-        asked_ = false;
-        lock.unlock();
-        (void)refresh();  // logged there
-        lock.lock();
-    }
+void jwt_key_refresher::stop() {
+    task_.stop();
 }
 
 }  // namespace molt::replicator

@@ -20,7 +20,6 @@ tls_watcher::tls_watcher(tls_files files, const tls_material& loaded, http_serve
                          metrics::registry& metrics, std::chrono::nanoseconds poll)
     : files_(std::move(files)),
       server_(server),
-      poll_(poll),
       days_left_(metrics
                      .gauge("tls_certificate_expiry_days",
                             "Days until the HTTPS server's certificate expires (negative: "
@@ -31,7 +30,8 @@ tls_watcher::tls_watcher(tls_files files, const tls_material& loaded, http_serve
               .with({"ok"})),
       reloads_failed_(
           metrics.counter("tls_reloads_total", "TLS material loaded again, by outcome", {"outcome"})
-              .with({"refused"})) {
+              .with({"refused"})),
+      task_(poll, [this](bool woken) { tick(woken); }) {
     if (auto when = validity_of(loaded.certificate_pem)) {
         not_after_ = when->not_after;
     }
@@ -40,37 +40,24 @@ tls_watcher::tls_watcher(tls_files files, const tls_material& loaded, http_serve
     // again at once.
     if (!files_.certificate.empty()) {
         auto now = load_tls_material(files_.certificate, files_.private_key);
-        asked_ = !now || now->certificate_pem != loaded.certificate_pem ||
-                 now->private_key_pem != loaded.private_key_pem;
+        if (!now || now->certificate_pem != loaded.certificate_pem ||
+            now->private_key_pem != loaded.private_key_pem) {
+            task_.wake();
+        }
     }
     report_expiry();
 }
 
-void tls_watcher::stop() {
-    {
-        std::lock_guard lock(mu_);
-        stopping_ = true;
-    }
-    wake_.notify_all();
-}
-
-tls_watcher::~tls_watcher() {
-    stop();
-    if (thread_.joinable()) {
-        thread_.join();
-    }
-}
-
 void tls_watcher::start() {
-    thread_ = std::thread([this] { run(); });
+    task_.start();
 }
 
 void tls_watcher::reload_now() {
-    {
-        std::lock_guard lock(mu_);
-        asked_ = true;
-    }
-    wake_.notify_all();
+    task_.wake();
+}
+
+void tls_watcher::stop() {
+    task_.stop();
 }
 
 std::vector<tls_watcher::stamp> tls_watcher::stamps() const {
@@ -158,26 +145,15 @@ void tls_watcher::report_expiry() {
     }
 }
 
-void tls_watcher::run() {
-    std::unique_lock lock(mu_);
-    for (;;) {
-        wake_.wait_for(lock, poll_, [this] { return asked_ || stopping_; });
-        if (stopping_) {
-            return;
+void tls_watcher::tick(bool woken) {
+    if (!files_.certificate.empty()) {
+        auto now = stamps();
+        if (woken || now != seen_) {
+            seen_ = std::move(now);
+            reload(woken ? "SIGHUP" : "a file changed");
         }
-        const bool asked = asked_;
-        asked_ = false;
-        lock.unlock();
-        if (!files_.certificate.empty()) {
-            auto now = stamps();
-            if (asked || now != seen_) {
-                seen_ = std::move(now);
-                reload(asked ? "SIGHUP" : "a file changed");
-            }
-        }
-        report_expiry();
-        lock.lock();
     }
+    report_expiry();
 }
 
 }  // namespace molt::replicator

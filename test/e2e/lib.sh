@@ -64,6 +64,21 @@ start_replicator() {
     return 1
 }
 
+# make_mtls_certs DIR: in DIR, a CA (ca.crt, ca.key), a server certificate signed by it for
+# 127.0.0.1 and localhost (server.crt, server.key) and a client certificate (client.crt,
+# client.key), each valid for 2 days.
+make_mtls_certs() {
+    (
+        cd "$1" || exit 1
+        openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 2 -subj "/CN=e2e CA" 2>/dev/null
+        openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj "/CN=localhost" 2>/dev/null
+        printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' > san.ext
+        openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out server.crt -days 2 -extfile san.ext 2>/dev/null
+        openssl req -newkey rsa:2048 -nodes -keyout client.key -out client.csr -subj "/CN=changefeed" 2>/dev/null
+        openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out client.crt -days 2 2>/dev/null
+    )
+}
+
 # stop_replicator: SIGTERM by PID, waits; sets REPLICATOR_EXIT.
 stop_replicator() {
     kill -TERM "$REPLICATOR_PID"

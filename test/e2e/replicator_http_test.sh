@@ -200,16 +200,8 @@ stop_replicator
 echo "--- TLS with client certificates"
 certs="$E2E_TMP/certs"
 mkdir -p "$certs"
-(
-    cd "$certs" || exit 1
-    openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 2 -subj "/CN=e2e CA" 2>/dev/null
-    openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj "/CN=localhost" 2>/dev/null
-    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' > san.ext
-    openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out server.crt -days 2 -extfile san.ext 2>/dev/null
-    openssl req -newkey rsa:2048 -nodes -keyout client.key -out client.csr -subj "/CN=changefeed" 2>/dev/null
-    openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out client.crt -days 2 2>/dev/null
-    openssl req -x509 -newkey rsa:2048 -nodes -keyout rogue.key -out rogue.crt -days 2 -subj "/CN=rogue" 2>/dev/null
-)
+make_mtls_certs "$certs"
+openssl req -x509 -newkey rsa:2048 -nodes -keyout "$certs/rogue.key" -out "$certs/rogue.crt" -days 2 -subj "/CN=rogue" 2>/dev/null
 start_replicator mtls --immediate --tlsCertificate "$certs/server.crt" --tlsPrivateKey "$certs/server.key" \
     --tlsClientCA "$certs/ca.crt" --bindAddr 127.0.0.1:0 --targetConn "$PG_URL" || exit 1
 url="https://127.0.0.1:$REPLICATOR_PORT/appdb/public"

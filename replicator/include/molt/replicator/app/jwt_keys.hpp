@@ -4,12 +4,11 @@
 // A failed read keeps the keys read before and is logged; so is a key that cannot verify.
 
 #include <chrono>
-#include <condition_variable>
-#include <mutex>
-#include <thread>
+#include <string>
 
 #include "molt/common/metrics.hpp"
 #include "molt/common/result.hpp"
+#include "molt/replicator/app/periodic_task.hpp"
 #include "molt/replicator/server/jwt.hpp"
 #include "molt/replicator/staging/staging_store.hpp"
 
@@ -19,7 +18,6 @@ class jwt_key_refresher {
 public:
     jwt_key_refresher(staging_store& store, jwt::verifier& verifier,
                       std::chrono::nanoseconds period, metrics::registry& metrics);
-    ~jwt_key_refresher();
     jwt_key_refresher(const jwt_key_refresher&) = delete;
     jwt_key_refresher& operator=(const jwt_key_refresher&) = delete;
 
@@ -34,20 +32,12 @@ public:
     void stop();
 
 private:
-    void run();
-
     staging_store& store_;
     jwt::verifier& verifier_;
-    std::chrono::nanoseconds period_;
     metrics::gauge& last_refresh_;
     metrics::counter& errors_;
     std::string keys_seen_ = "\n";  ///< the ids of the usable keys and the revoked count
-
-    std::mutex mu_;
-    std::condition_variable wake_;
-    bool asked_ = false;
-    bool stopping_ = false;
-    std::thread thread_;
+    periodic_task task_;            ///< last: stopped and joined before the rest goes
 };
 
 }  // namespace molt::replicator

@@ -8,13 +8,11 @@
 // warning once a day.
 
 #include <chrono>
-#include <condition_variable>
-#include <mutex>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "molt/common/metrics.hpp"
+#include "molt/replicator/app/periodic_task.hpp"
 #include "molt/replicator/server/http_server.hpp"
 
 namespace molt::replicator {
@@ -31,7 +29,6 @@ public:
     tls_watcher(tls_files files, const tls_material& loaded, http_server& server,
                 metrics::registry& metrics,
                 std::chrono::nanoseconds poll = std::chrono::seconds(2));
-    ~tls_watcher();
     tls_watcher(const tls_watcher&) = delete;
     tls_watcher& operator=(const tls_watcher&) = delete;
 
@@ -49,11 +46,10 @@ private:
     [[nodiscard]] std::vector<stamp> stamps() const;
     void reload(std::string_view why);
     void report_expiry();
-    void run();
+    void tick(bool woken);
 
     tls_files files_;
     http_server& server_;
-    std::chrono::nanoseconds poll_;
     metrics::gauge& days_left_;
     metrics::counter& reloads_ok_;
     metrics::counter& reloads_failed_;
@@ -61,12 +57,7 @@ private:
     std::chrono::steady_clock::time_point last_warning_{};
     bool warned_ = false;
     std::vector<stamp> seen_;
-
-    std::mutex mu_;
-    std::condition_variable wake_;
-    bool asked_ = false;
-    bool stopping_ = false;
-    std::thread thread_;
+    periodic_task task_;  ///< last: stopped and joined before the rest goes
 };
 
 }  // namespace molt::replicator
