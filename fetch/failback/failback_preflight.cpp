@@ -206,9 +206,27 @@ void failback_run::static_checks(std::vector<std::string>& problems) {
         source_url = without_password(source_url);
     }
 
+    // A MySQL password has no such file: the whole connection string goes to a file (mode 0600)
+    // that the replicator reads (--targetConnFile).
+    replicator_flag target_flag{"targetConn", target_url, true};
+    if (cfg_.target->dialect() == dialect::mysql && cfg_.target->has_password()) {
+        const std::string file = temp_dir_ + "/targetConn";
+        const int fd = open(file.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0600);
+        const bool written = fd >= 0 && write(fd, target_url.data(), target_url.size()) ==
+                                            static_cast<ssize_t>(target_url.size());
+        if (fd >= 0) {
+            close(fd);
+        }
+        if (!written) {
+            problems.emplace_back("cannot write the replicator's connection file under /tmp");
+            return;
+        }
+        target_flag = {"targetConnFile", file, false};
+    }
+
     staging_schema_ = user_flags.value("stagingSchema").value_or("_replicator_" + now_nanos());
     molt_flags_ = {
-        {"targetConn", target_url, true},
+        target_flag,
         {"stagingConn", source_url, true},
         {"stagingSchema", staging_schema_, false},
         {"bindAddr", fmt::format("0.0.0.0:{}", cfg_.changefeed.port), false},

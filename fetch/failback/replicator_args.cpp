@@ -153,9 +153,14 @@ std::vector<std::string> assemble_argv(const std::vector<replicator_flag>& molt_
                                        const user_replicator_flags& user, bool redact) {
     std::vector<std::string> argv{"start"};
     for (const replicator_flag& f : molt_flags) {
-        // A user's --X replaces molt's; so does --XFile (--targetConnFile: the connection string
-        // from a file, out of the process list).
-        if (user.has(f.name) || user.has(f.name + "File")) {
+        // A user's --X replaces molt's; so does --XFile for --X and --X for --XFile
+        // (--targetConnFile: the connection string from a file, out of the process list).
+        constexpr std::string_view file_suffix = "File";
+        const bool file_flag = f.name.size() > file_suffix.size() &&
+                               f.name.compare(f.name.size() - file_suffix.size(),
+                                              file_suffix.size(), file_suffix) == 0;
+        if (user.has(f.name) || user.has(f.name + "File") ||
+            (file_flag && user.has(f.name.substr(0, f.name.size() - file_suffix.size())))) {
             continue;
         }
         argv.push_back("--" + f.name);

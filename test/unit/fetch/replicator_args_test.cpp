@@ -85,6 +85,14 @@ TEST_CASE("molt never passes a flag the user gives, and user flags come last",
                                    "0.0.0.0:30004", "--targetConnFile",
                                    "/run/credentials/targetConn"});
 
+    // and the other way round: molt's --targetConnFile gives way to the user's --targetConn.
+    const std::vector<replicator_flag> from_molt_file = {
+        {"targetConnFile", "/tmp/molt-fetch-x/targetConn", false}};
+    auto user_conn = user_replicator_flags::parse("--targetConn mysql://u@h:3306/db");
+    REQUIRE(user_conn);
+    CHECK(build_replicator_argv(from_molt_file, *user_conn) ==
+          std::vector<std::string>{"start", "--targetConn", "mysql://u@h:3306/db"});
+
     auto with_conn = user_replicator_flags::parse("--stagingConn postgres://a:pw@h/db");
     REQUIRE(with_conn);
     for (const std::string& w : redacted_replicator_argv(molt_flags, *with_conn)) {
