@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -55,18 +56,18 @@ int failed(std::ostream& err, std::string_view message) {
 // Writes a secret file readable by its owner only: a new file (mode 0600) next to it, renamed
 // over it once complete, so a failed write never leaves a truncated token where one was.
 result<void> write_private(const std::string& path, std::string_view text) {
-    const std::string temporary = fmt::format("{}.tmp.{}", path, ::getpid());
-    auto failure = [&](int saved) {
-        ::unlink(temporary.c_str());
-        return error{errc::io_error,
-                     fmt::format("--out: cannot write \"{}\": {}", path, std::strerror(saved))};
-    };
-    const int fd =
-        ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    std::string temporary = path + ".XXXXXX";
+    const int fd = ::mkostemp(temporary.data(), O_CLOEXEC);  // mode 0600
     if (fd < 0) {
-        return error{errc::io_error,
-                     fmt::format("--out: cannot write \"{}\": {}", path, std::strerror(errno))};
+        return error{errc::io_error, fmt::format("--out: cannot create \"{}\": {}", temporary,
+                                                 std::strerror(errno))};
     }
+    auto failure = [&](int saved) {
+        ::close(fd);
+        ::unlink(temporary.c_str());
+        return error{errc::io_error, fmt::format("--out: cannot write \"{}\": {}", temporary,
+                                                 std::strerror(saved))};
+    };
     size_t done = 0;
     while (done < text.size()) {
         const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
@@ -74,17 +75,18 @@ result<void> write_private(const std::string& path, std::string_view text) {
             continue;
         }
         if (n <= 0) {
-            const int saved = errno;
-            ::close(fd);
-            return failure(saved);
+            return failure(errno);
         }
         done += static_cast<size_t>(n);
     }
-    if (::fsync(fd) != 0 || ::close(fd) != 0) {
+    if (::fsync(fd) != 0) {
         return failure(errno);
     }
-    if (::rename(temporary.c_str(), path.c_str()) != 0) {
-        return failure(errno);
+    if (::close(fd) != 0 || ::rename(temporary.c_str(), path.c_str()) != 0) {
+        const int saved = errno;
+        ::unlink(temporary.c_str());
+        return error{errc::io_error,
+                     fmt::format("--out: cannot write \"{}\": {}", path, std::strerror(saved))};
     }
     return {};
 }

@@ -42,6 +42,7 @@ tls_watcher::tls_watcher(tls_files files, const tls_material& loaded, http_serve
         auto now = load_tls_material(files_.certificate, files_.private_key);
         if (!now || now->certificate_pem != loaded.certificate_pem ||
             now->private_key_pem != loaded.private_key_pem) {
+            startup_change_ = true;
             task_.wake();
         }
     }
@@ -77,6 +78,7 @@ std::vector<tls_watcher::stamp> tls_watcher::stamps() const {
 }
 
 void tls_watcher::reload(std::string_view why) {
+    waiting_until_.reset();
     auto material = load_tls_material(files_.certificate, files_.private_key);
     std::optional<certificate_validity> validity;
     if (material) {
@@ -98,8 +100,11 @@ void tls_watcher::reload(std::string_view why) {
         installed = error{errc::tls_error,
                           fmt::format("--tlsCertificate \"{}\" has expired", files_.certificate)};
     } else if (now < validity->not_before) {
-        installed = error{errc::tls_error, fmt::format("--tlsCertificate \"{}\" is not valid yet",
-                                                       files_.certificate)};
+        installed = error{errc::tls_error,
+                          fmt::format("--tlsCertificate \"{}\" is not valid yet (it will be tried "
+                                      "again once it is)",
+                                      files_.certificate)};
+        waiting_until_ = validity->not_before;
     } else {
         installed = server_.reload_tls(*material);
     }
@@ -148,9 +153,15 @@ void tls_watcher::report_expiry() {
 void tls_watcher::tick(bool woken) {
     if (!files_.certificate.empty()) {
         auto now = stamps();
-        if (woken || now != seen_) {
+        const bool valid_now =
+            waiting_until_ && std::chrono::system_clock::now() >= *waiting_until_;
+        if (woken || now != seen_ || valid_now) {
             seen_ = std::move(now);
-            reload(woken ? "SIGHUP" : "a file changed");
+            reload(startup_change_ ? "the files changed while the replicator started"
+                   : woken         ? "SIGHUP"
+                   : valid_now     ? "the new certificate is valid now"
+                                   : "a file changed");
+            startup_change_ = false;
         }
     }
     report_expiry();

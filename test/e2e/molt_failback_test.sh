@@ -232,8 +232,9 @@ my_cmd=(--source "$crdb" --target "$my_target" --schema-filter 'migration_schema
     --mode failback --changefeeds-path "$E2E_TMP/changefeed-my.json" --cancel-changefeed-on-exit)
 start_molt my1 "${my_cmd[@]}" || exit 1
 REPL_PID=$(grep '"message":"replicator started"' "$MOLT_LOG" | tail -1 | grep -o '"pid":[0-9]*' | cut -d: -f2)
-check "MariaDB: no password on the replicator's command line (--targetConnFile)" \
-    "$(tr '\0' ' ' <"/proc/$REPL_PID/cmdline" | grep -c ':app@')" 0
+repl_cmdline=$(tr '\0' ' ' <"/proc/${REPL_PID:-0}/cmdline" 2>/dev/null)
+check_contains "MariaDB: the replicator reads the target from a file" "$repl_cmdline" "--targetConnFile "
+check "MariaDB: no password on the replicator's command line" "$(grep -c ':app@' <<<"$repl_cmdline")" 0
 my_job=$(grep '"message":"changefeed created"' "$MOLT_LOG" | grep -o '"job_id":"[0-9]*"' | cut -d'"' -f4)
 check_contains "the MySQL sink path is /<database>" "$(grep '"message":"changefeed created"' "$MOLT_LOG")" \
     "webhook-https://localhost:$my_port_hook/fb_my\""

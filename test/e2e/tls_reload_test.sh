@@ -147,15 +147,41 @@ cert = (x509.CertificateBuilder()
         .not_valid_after(now - datetime.timedelta(days=1))
         .sign(ca_key, hashes.SHA256()))
 open(f"{d}/serverExpired.crt", "wb").write(cert.public_bytes(serialization.Encoding.PEM))
+# RFC 5280's "no expiry" (9999-12-31), and one valid from 6 s from now, for server B's key too.
+for name, start, end in (("serverForever", now - datetime.timedelta(days=1), datetime.datetime(9999, 12, 31, 23, 59, 59)),
+                         ("serverSoon", now + datetime.timedelta(seconds=6), now + datetime.timedelta(days=2))):
+    c = (x509.CertificateBuilder()
+         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+         .issuer_name(ca.subject).public_key(key.public_key())
+         .serial_number(x509.random_serial_number())
+         .not_valid_before(start).not_valid_after(end)
+         .sign(ca_key, hashes.SHA256()))
+    open(f"{d}/{name}.crt", "wb").write(c.public_bytes(serialization.Encoding.PEM))
 PY
-cp "$c/serverB.key" "$live/server.key.new" && mv "$live/server.key.new" "$live/server.key"
+# (the live key is server B's already)
 mark 'new TLS certificate refused'
 cp "$c/serverExpired.crt" "$live/server.crt.new" && mv "$live/server.crt.new" "$live/server.crt"
 kill -HUP "$REPLICATOR_PID"
 wait_more 'new TLS certificate refused'
 check "an expired certificate is refused" "$?" 0
-check_contains "the refusal says it has expired" "$(grep 'new TLS certificate refused' "$E2E_TMP/tls.log" | tail -1)" "has expired"
+check_contains "the refusal says it has expired" "$(grep 'new TLS certificate refused' "$E2E_TMP/tls.log" | tail -n +$((MARK + 1)))" "has expired"
 check "new connections still get server B" "$(served)" serverB
+
+echo "--- a certificate valid until 9999; one not valid yet is taken once it is"
+mark 'TLS certificate reloaded'
+cp "$c/serverForever.crt" "$live/server.crt.new" && mv "$live/server.crt.new" "$live/server.crt"
+wait_more 'TLS certificate reloaded'
+check "a certificate valid until 9999-12-31 is taken" "$?" 0
+check "new connections get it" "$(served)" serverForever
+days=$(curl -s "http://127.0.0.1:$metrics/_/varz" | awk '/^tls_certificate_expiry_days /{print ($2 > 36500) ? "over a century" : $2}')
+check "tls_certificate_expiry_days: over a century (clamped to 2262), not negative" "$days" "over a century"
+mark 'TLS certificate reloaded'
+cp "$c/serverSoon.crt" "$live/server.crt.new" && mv "$live/server.crt.new" "$live/server.crt"
+for _ in $(seq 1 100); do grep -q 'is not valid yet' "$E2E_TMP/tls.log" && break; sleep 0.05; done
+check_contains "a certificate not valid yet is refused" "$(grep 'new TLS certificate refused' "$E2E_TMP/tls.log" | tail -1)" "is not valid yet"
+for _ in $(seq 1 300); do [ "$(count_in "$E2E_TMP/tls.log" 'TLS certificate reloaded')" -gt "$MARK" ] && break; sleep 0.05; done
+check_contains "and taken once it is, with no change or signal" "$(grep 'TLS certificate reloaded' "$E2E_TMP/tls.log" | tail -1)" "the new certificate is valid now"
+check "new connections get it" "$(served)" serverSoon
 
 echo "--- a changed file is noticed without a signal; near expiry is reported"
 mark 'TLS certificate reloaded'

@@ -21,7 +21,7 @@ packages=(
     # the container tier (./test.sh -L container)
     podman debootstrap
     # an independent JWT implementation, to check ours against
-    python3-jwt
+    python3-jwt python3-cryptography
 )
 
 missing=()

@@ -2,6 +2,7 @@
 
 #include <jwt.h>
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstdlib>
@@ -289,7 +290,9 @@ result<std::shared_ptr<const verifier::verified>> verifier::verify(
     jwt_ptr unverified(raw);
     const char* alg_name = jwt_get_header(unverified.get(), "alg");
     const std::string alg = alg_name ? alg_name : "";
-    if (!allowed_algorithm(jwt_str_alg(alg.c_str()))) {
+    // Exactly as RFC 7518 spells them (libjwt's jwt_str_alg ignores case).
+    constexpr std::string_view accepted[] = {"ES256", "ES384", "ES512", "RS256", "RS384", "RS512"};
+    if (std::find(std::begin(accepted), std::end(accepted), alg) == std::end(accepted)) {
         return unauthenticated(fmt::format(
             "algorithm \"{}\" is refused: tokens must be signed with ES256, ES384, ES512, RS256, "
             "RS384 or RS512",

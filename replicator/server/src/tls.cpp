@@ -56,6 +56,21 @@ result<std::string> read_file(const std::string& path, std::string_view flag) {
     return s.str();
 }
 
+// A time_t as a system_clock time point, clamped to what it can hold (its nanoseconds end in
+// 2262; RFC 5280's "no expiry" date is 9999-12-31).
+std::chrono::system_clock::time_point clamped(time_t t) {
+    using clock = std::chrono::system_clock;
+    constexpr auto limit =
+        std::chrono::duration_cast<std::chrono::seconds>(clock::duration::max()).count();
+    if (t >= limit) {
+        return clock::time_point::max();
+    }
+    if (t <= -limit) {
+        return clock::time_point::min();
+    }
+    return clock::from_time_t(t);
+}
+
 // Never prompts for a passphrase (a reload must not wait on a terminal): encrypted keys fail.
 int no_passphrase(char* /*buf*/, int /*size*/, int /*rwflag*/, void* /*u*/) {
     return 0;
@@ -73,8 +88,7 @@ result<certificate_validity> validity_of(std::string_view certificate_pem) {
         ERR_clear_error();
         return tls_error("the certificate's validity dates cannot be read");
     }
-    return certificate_validity{std::chrono::system_clock::from_time_t(timegm(&from)),
-                                std::chrono::system_clock::from_time_t(timegm(&until))};
+    return certificate_validity{clamped(timegm(&from)), clamped(timegm(&until))};
 }
 
 result<tls_material> load_tls_material(const std::string& certificate_file,

@@ -185,6 +185,13 @@ TEST_CASE("jwt: the reject matrix", "[jwt]") {
     auto none = v.check(sign(claims(), JWT_ALG_NONE, ""), &where, now);
     REQUIRE_FALSE(none);
     CHECK(none.error().message().find("algorithm \"none\" is refused") != std::string::npos);
+    // Algorithm names are case-sensitive (RFC 7515): "es256" is not ES256.
+    const std::string good = sign(claims(), JWT_ALG_ES256, ec256().private_pem);
+    const std::string lower =
+        "eyJhbGciOiJlczI1NiIsInR5cCI6IkpXVCJ9" + good.substr(good.find('.'));  // {"alg":"es256"}
+    auto lowered = v.check(lower, &where, now);
+    REQUIRE_FALSE(lowered);
+    CHECK(lowered.error().message().find("algorithm \"es256\" is refused") != std::string::npos);
 }
 
 TEST_CASE("jwt: the key must fit the algorithm", "[jwt]") {

@@ -3,11 +3,12 @@
 // are read again on SIGHUP (reload_now) and when one of the files changes (polled every few
 // seconds: size, modification time, inode, so a rename over the file counts). New connections
 // get the new material; established ones keep theirs. Material that does not load (a key that
-// does not match, a file half written) is refused with a log line and the old one stays; the
-// next change is tried again. The certificate's days left are a gauge and, under 30 days, a
-// warning once a day.
+// does not match, a file half written, expired) is refused with a log line and the old one stays;
+// the next change is tried again, and a certificate not valid yet once it is. The certificate's
+// days left are a gauge and, under 30 days, a warning once a day.
 
 #include <chrono>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -57,7 +58,10 @@ private:
     std::chrono::steady_clock::time_point last_warning_{};
     bool warned_ = false;
     std::vector<stamp> seen_;
-    periodic_task task_;  ///< last: stopped and joined before the rest goes
+    /// A new certificate refused because it is not valid yet: tried again from then on.
+    std::optional<std::chrono::system_clock::time_point> waiting_until_;
+    bool startup_change_ = false;  ///< the files changed between loading and watching
+    periodic_task task_;           ///< last: stopped and joined before the rest goes
 };
 
 }  // namespace molt::replicator
