@@ -21,6 +21,17 @@ namespace {
 
 namespace fs = std::filesystem;
 
+// Creates `file` (it must not exist) readable by its owner only, holding `text`.
+bool write_new_private_file(const std::string& file, std::string_view text) {
+    const int fd = open(file.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0600);
+    const bool written =
+        fd >= 0 && write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+    if (fd >= 0) {
+        close(fd);
+    }
+    return written;
+}
+
 bool is_executable(const std::string& path) {
     struct stat st {};
     return stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && access(path.c_str(), X_OK) == 0;
@@ -189,13 +200,7 @@ void failback_run::static_checks(std::vector<std::string>& problems) {
             pgpass += rest.str();
         }
         const std::string file = temp_dir_ + "/pgpass";
-        const int fd = open(file.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0600);
-        const bool written = fd >= 0 && write(fd, pgpass.data(), pgpass.size()) ==
-                                            static_cast<ssize_t>(pgpass.size());
-        if (fd >= 0) {
-            close(fd);
-        }
-        if (!written) {
+        if (!write_new_private_file(file, pgpass)) {
             problems.emplace_back("cannot write the replicator's password file under /tmp");
             return;
         }
@@ -211,13 +216,7 @@ void failback_run::static_checks(std::vector<std::string>& problems) {
     replicator_flag target_flag{"targetConn", target_url, true};
     if (cfg_.target->dialect() == dialect::mysql && cfg_.target->has_password()) {
         const std::string file = temp_dir_ + "/targetConn";
-        const int fd = open(file.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0600);
-        const bool written = fd >= 0 && write(fd, target_url.data(), target_url.size()) ==
-                                            static_cast<ssize_t>(target_url.size());
-        if (fd >= 0) {
-            close(fd);
-        }
-        if (!written) {
+        if (!write_new_private_file(file, target_url)) {
             problems.emplace_back("cannot write the replicator's connection file under /tmp");
             return;
         }

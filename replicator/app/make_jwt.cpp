@@ -135,28 +135,22 @@ int run_make_jwt(const std::vector<std::string_view>& args, std::ostream& out, s
         }
         if (arg == "--claim") {
             claim_only = true;
-        } else if (arg == "-k" || arg == "--key") {
+            continue;
+        }
+        // The flags that take a value: where it goes (--allow: parsed below).
+        std::string* into = arg == "-k" || arg == "--key"   ? &key_file
+                            : arg == "-o" || arg == "--out" ? &out_file
+                            : arg == "--stagingSchema"      ? &staging_schema
+                                                            : nullptr;
+        const bool allow = arg == "-a" || arg == "--allow";
+        if (into != nullptr || allow) {
             auto v = next(arg);
             if (!v) {
                 return to_int(exit_code::failure);
             }
-            key_file = *v;
-        } else if (arg == "-o" || arg == "--out") {
-            auto v = next(arg);
-            if (!v) {
-                return to_int(exit_code::failure);
-            }
-            out_file = *v;
-        } else if (arg == "--stagingSchema") {
-            auto v = next(arg);
-            if (!v) {
-                return to_int(exit_code::failure);
-            }
-            staging_schema = *v;
-        } else if (arg == "-a" || arg == "--allow") {
-            auto v = next(arg);
-            if (!v) {
-                return to_int(exit_code::failure);
+            if (into != nullptr) {
+                *into = *v;
+                continue;
             }
             auto parts = jwt::parse_allowed(*v);
             if (!parts) {

@@ -35,10 +35,13 @@ mkdir -p "$c" "$live"
         openssl x509 -req -in client-$ca.csr -CA $ca.crt -CAkey $ca.key -CAcreateserial -out client-$ca.crt -days 2 2>/dev/null
     done
 )
+# put_live SOURCE NAME: SOURCE becomes the live file NAME, replaced atomically (a rename over it,
+# as certificate tools do).
+put_live() { cp "$1" "$live/$2.new" && mv "$live/$2.new" "$live/$2"; }
 # install NAME: serverNAME's certificate and key become the live files, each replaced atomically.
 install() {
-    cp "$c/server$1.key" "$live/server.key.new" && mv "$live/server.key.new" "$live/server.key"
-    cp "$c/server$1.crt" "$live/server.crt.new" && mv "$live/server.crt.new" "$live/server.crt"
+    put_live "$c/server$1.key" server.key
+    put_live "$c/server$1.crt" server.crt
 }
 install A
 cp "$c/ca1.crt" "$live/ca.crt"
@@ -58,6 +61,8 @@ send() { post "https://127.0.0.1:$REPLICATOR_PORT/tlspg/public" "$(row "$1" "$2"
 count_in() { grep -c "$2" "$1" 2>/dev/null || true; }
 # A reload may come from the signal, from the file poll, or both (the poll can see a change
 # before the signal arrives): wait for one more log line than before the change, not a number.
+# since_mark TEXT: the log lines holding TEXT written after the last mark.
+since_mark() { grep "$1" "$E2E_TMP/tls.log" | tail -n +$((MARK + 1)); }
 # mark TEXT: remembers how many log lines hold TEXT (MARK). wait_more TEXT: waits (10 s at most)
 # until more do.
 mark() { MARK=$(count_in "$E2E_TMP/tls.log" "$1"); }
@@ -107,7 +112,8 @@ kill "$keeper" 2>/dev/null
 
 echo "--- bad new material is refused; the certificate in use stays"
 mark 'new TLS certificate refused'
-printf 'not a certificate\n' > "$live/server.crt.new" && mv "$live/server.crt.new" "$live/server.crt"
+printf 'not a certificate\n' > "$E2E_TMP/garbage.crt"
+put_live "$E2E_TMP/garbage.crt" server.crt
 wait_more 'new TLS certificate refused'
 check "garbage is refused (noticed without a signal)" "$?" 0
 check_contains "the refusal names the file" "$(grep 'new TLS certificate refused' "$E2E_TMP/tls.log" | head -1)" "holds no PEM certificate"
@@ -116,7 +122,7 @@ send 4 after-garbage
 check "200 after a refused reload" "$STATUS" 200
 mark 'new TLS certificate refused'
 # server A's certificate with server B's key
-cp "$c/serverA.crt" "$live/server.crt.new" && mv "$live/server.crt.new" "$live/server.crt"
+put_live "$c/serverA.crt" server.crt
 kill -HUP "$REPLICATOR_PID"
 wait_more 'new TLS certificate refused'
 check "a key that does not match is refused" "$?" 0
@@ -160,23 +166,23 @@ for name, start, end in (("serverForever", now - datetime.timedelta(days=1), dat
 PY
 # (the live key is server B's already)
 mark 'new TLS certificate refused'
-cp "$c/serverExpired.crt" "$live/server.crt.new" && mv "$live/server.crt.new" "$live/server.crt"
+put_live "$c/serverExpired.crt" server.crt
 kill -HUP "$REPLICATOR_PID"
 wait_more 'new TLS certificate refused'
 check "an expired certificate is refused" "$?" 0
-check_contains "the refusal says it has expired" "$(grep 'new TLS certificate refused' "$E2E_TMP/tls.log" | tail -n +$((MARK + 1)))" "has expired"
+check_contains "the refusal says it has expired" "$(since_mark 'new TLS certificate refused')" "has expired"
 check "new connections still get server B" "$(served)" serverB
 
 echo "--- a certificate valid until 9999; one not valid yet is taken once it is"
 mark 'TLS certificate reloaded'
-cp "$c/serverForever.crt" "$live/server.crt.new" && mv "$live/server.crt.new" "$live/server.crt"
+put_live "$c/serverForever.crt" server.crt
 wait_more 'TLS certificate reloaded'
 check "a certificate valid until 9999-12-31 is taken" "$?" 0
 check "new connections get it" "$(served)" serverForever
 days=$(curl -s "http://127.0.0.1:$metrics/_/varz" | awk '/^tls_certificate_expiry_days /{print ($2 > 36500) ? "over a century" : $2}')
 check "tls_certificate_expiry_days: over a century (clamped to 2262), not negative" "$days" "over a century"
 mark 'TLS certificate reloaded'
-cp "$c/serverSoon.crt" "$live/server.crt.new" && mv "$live/server.crt.new" "$live/server.crt"
+put_live "$c/serverSoon.crt" server.crt
 for _ in $(seq 1 100); do grep -q 'is not valid yet' "$E2E_TMP/tls.log" && break; sleep 0.05; done
 check_contains "a certificate not valid yet is refused" "$(grep 'new TLS certificate refused' "$E2E_TMP/tls.log" | tail -1)" "is not valid yet"
 for _ in $(seq 1 300); do [ "$(count_in "$E2E_TMP/tls.log" 'TLS certificate reloaded')" -gt "$MARK" ] && break; sleep 0.05; done
@@ -196,7 +202,7 @@ check "tls_certificate_expiry_days says 9 (and some hours)" "$days" 9
 
 echo "--- the client CA is reloaded too"
 mark 'TLS certificate reloaded'
-cp "$c/ca2.crt" "$live/ca.crt.new" && mv "$live/ca.crt.new" "$live/ca.crt"
+put_live "$c/ca2.crt" ca.crt
 kill -HUP "$REPLICATOR_PID"
 wait_more 'TLS certificate reloaded'
 client=(--cert "$c/client-ca2.crt" --key "$c/client-ca2.key")
@@ -206,7 +212,7 @@ client=(--cert "$c/client-ca1.crt" --key "$c/client-ca1.key")
 send 6 ca1
 check "a client of the old CA is refused in the handshake" "$STATUS" 000
 mark 'TLS certificate reloaded'
-cp "$c/ca1.crt" "$live/ca.crt.new" && mv "$live/ca.crt.new" "$live/ca.crt"
+put_live "$c/ca1.crt" ca.crt
 kill -HUP "$REPLICATOR_PID"
 wait_more 'TLS certificate reloaded'
 

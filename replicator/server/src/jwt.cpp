@@ -52,16 +52,13 @@ struct malloc_deleter {
 };
 using c_string = std::unique_ptr<char, malloc_deleter>;
 
-bool allowed_algorithm(jwt_alg_t alg) {
-    switch (alg) {
-    case JWT_ALG_ES256:
-    case JWT_ALG_ES384:
-    case JWT_ALG_ES512:
-    case JWT_ALG_RS256:
-    case JWT_ALG_RS384:
-    case JWT_ALG_RS512: return true;
-    default: return false;
-    }
+// The algorithms accepted, exactly as RFC 7518 spells them (libjwt's jwt_str_alg ignores case).
+constexpr std::string_view accepted_algorithms[] = {"ES256", "ES384", "ES512",
+                                                    "RS256", "RS384", "RS512"};
+
+bool accepted_algorithm(std::string_view name) {
+    return std::find(std::begin(accepted_algorithms), std::end(accepted_algorithms), name) !=
+           std::end(accepted_algorithms);
 }
 
 std::string bio_text(BIO* bio) {
@@ -290,9 +287,7 @@ result<std::shared_ptr<const verifier::verified>> verifier::verify(
     jwt_ptr unverified(raw);
     const char* alg_name = jwt_get_header(unverified.get(), "alg");
     const std::string alg = alg_name ? alg_name : "";
-    // Exactly as RFC 7518 spells them (libjwt's jwt_str_alg ignores case).
-    constexpr std::string_view accepted[] = {"ES256", "ES384", "ES512", "RS256", "RS384", "RS512"};
-    if (std::find(std::begin(accepted), std::end(accepted), alg) == std::end(accepted)) {
+    if (!accepted_algorithm(alg)) {
         return unauthenticated(fmt::format(
             "algorithm \"{}\" is refused: tokens must be signed with ES256, ES384, ES512, RS256, "
             "RS384 or RS512",
@@ -328,7 +323,8 @@ result<std::shared_ptr<const verifier::verified>> verifier::verify(
     if (!checked) {
         return unauthenticated("the signature matches no active public key");
     }
-    if (!allowed_algorithm(jwt_get_alg(checked.get()))) {
+    const char* verified_alg = jwt_alg_str(jwt_get_alg(checked.get()));
+    if (verified_alg == nullptr || !accepted_algorithm(verified_alg)) {
         return unauthenticated("the token's algorithm is refused");
     }
     c_string json(jwt_get_grants_json(checked.get(), nullptr));
