@@ -402,6 +402,7 @@ bool sender::deliver(transport& t, const batch& b, uint64_t generation, std::mt1
     auto backoff = retry.backoff;
     for (int64_t attempt = 1; attempt <= attempts; ++attempt) {
         send_mode mode = send_mode::whole;
+        uint64_t sent = 0;  // this request's place in the order requests were sent
         {
             const std::lock_guard<std::mutex> lock(mutex_);
             if (stopping_ || generation != generation_) {
@@ -417,6 +418,7 @@ bool sender::deliver(transport& t, const batch& b, uint64_t generation, std::mt1
             ++stats_.requests;
             stats_.rows_sent += b.messages.size();
             busy_.push_back(&t);
+            sent = ++requests_sent_;
         }
         const auto start = clock_type::now();
         const send_outcome out = t.post(b.body, mode);
@@ -426,13 +428,18 @@ bool sender::deliver(transport& t, const batch& b, uint64_t generation, std::mt1
             if (generation != generation_) {
                 return false;  // cancelled by a restart: whatever came back is not read
             }
-            if (out.status >= 200 && out.status < 300) {
+            const bool success = out.status >= 200 && out.status < 300;
+            // The job shows the outcome of the newest request that answered: an older one
+            // answering late (sent before the sink began failing) does not hide a failure.
+            if (sent > last_outcome_of_) {
+                last_outcome_of_ = sent;
+                last_error_ = success ? std::string() : out.error;
+            }
+            if (success) {
                 stats_.latencies.push_back(
                     std::chrono::duration<double>(clock_type::now() - start).count());
-                last_error_.clear();
                 return true;
             }
-            last_error_ = out.error;
             if (attempt == attempts) {
                 break;
             }

@@ -883,6 +883,58 @@ private:
 
 }  // namespace
 
+// The job's error is the outcome of the newest request that answered: an older request that
+// succeeds late (it was sent before the sink began failing) does not hide the failure.
+TEST_CASE("a late success of an older request does not clear the newer failure", "[emulator]") {
+    struct gate_sink {
+        send_outcome post(const std::string& body) {
+            std::unique_lock<std::mutex> lock(mutex_);
+            if (body.find(R"("key": [1])") != std::string::npos) {
+                held = true;
+                changed_.notify_all();
+                changed_.wait(lock, [&] { return released; });
+                return {200, ""};
+            }
+            return {400, "400 Bad Request: unknown schema: nowhere"};
+        }
+        void wait_held() {
+            std::unique_lock<std::mutex> lock(mutex_);
+            changed_.wait(lock, [&] { return held; });
+        }
+        void release() {
+            const std::lock_guard<std::mutex> lock(mutex_);
+            released = true;
+            changed_.notify_all();
+        }
+        std::mutex mutex_;
+        std::condition_variable changed_;
+        bool held = false;
+        bool released = false;
+    } sink;
+    sink_settings settings;
+    settings.config.retry.backoff = 10s;  // the failed row waits for its retry while we look
+    settings.resolved = false;
+    settings.workers = 2;
+    sender s(
+        settings, {}, [&] { return std::make_unique<sink_transport<gate_sink>>(sink); }, 11);
+    s.start();
+    s.add(one_row(1));
+    sink.wait_held();  // sent while the sink still answered
+    s.add(one_row(2));
+    const auto give_up = std::chrono::steady_clock::now() + 10s;
+    while (s.last_error().empty() && std::chrono::steady_clock::now() < give_up) {
+        std::this_thread::sleep_for(1ms);
+    }
+    REQUIRE(s.last_error() == "400 Bad Request: unknown schema: nowhere");
+    sink.release();
+    while (s.stats().latencies.empty() && std::chrono::steady_clock::now() < give_up) {
+        std::this_thread::sleep_for(1ms);
+    }
+    REQUIRE(s.stats().latencies.size() == 1);  // row 1's success has been taken in
+    CHECK(s.last_error() == "400 Bad Request: unknown schema: nowhere");
+    s.stop();
+}
+
 // CockroachDB cancels the job's context: requests in flight end with it, and the replay does not
 // wait for their answers (the receiver may still be applying them).
 TEST_CASE("a restart cancels the requests in flight instead of waiting for them", "[emulator]") {

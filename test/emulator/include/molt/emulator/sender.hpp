@@ -248,8 +248,8 @@ public:
     void set_closed_timestamp(closed_timestamp_settings closed);
 
     [[nodiscard]] sender_stats stats() const;
-    /// The latest failed request's error ("400 Bad Request: ...", "Post \"https://...\": ..."),
-    /// or "" once a request succeeded again.
+    /// The error of the newest request (in the order they were sent) that has answered
+    /// ("400 Bad Request: ...", "Post \"https://...\": ..."), or "" if it succeeded.
     [[nodiscard]] std::string last_error() const;
     /// The saved checkpoint (the job's high-water mark): the time below which every row was
     /// acknowledged, as of the last save; restarts replay from it. At or above the acknowledged
@@ -366,6 +366,8 @@ private:
     std::optional<std::chrono::steady_clock::time_point> rows_acknowledged_at_;
     std::array<bool, 8> fired_{};  // per fault: injected at least once
     std::string last_error_;
+    uint64_t requests_sent_ = 0;    // attempts so far, numbering each as it is sent
+    uint64_t last_outcome_of_ = 0;  // the attempt whose answer last_error_ reflects
     std::chrono::steady_clock::time_point last_resolved_emit_;
     std::chrono::steady_clock::time_point last_checkpoint_;
     sender_stats stats_;
