@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <map>
+#include <numeric>
 #include <optional>
 #include <unordered_map>
 #include <utility>
@@ -183,16 +184,24 @@ result<apply_plan> plan_batch(const schema_snapshot& schema, const proto::batch&
     }
 
     apply_plan plan;
-    auto chunk_size = [&](size_t columns) {
-        return std::max<size_t>(1,
-                                std::min(rows_per_statement, dialect.max_parameters() / columns));
+    // Rows per statement: --flushSize, and within the dialect's parameter limit unless a
+    // parameter carries a whole column.
+    auto chunk_size = [&](const table_info& t, std::span<const size_t> columns) {
+        if (dialect.binds_columns(t, columns)) {
+            return std::max<size_t>(1, rows_per_statement);
+        }
+        return std::max<size_t>(
+            1, std::min(rows_per_statement, dialect.max_parameters() / columns.size()));
     };
     // Rows into statements of at most `per` rows and dialect.max_statement_bytes() of bound
     // values (a larger row gets a statement of its own). bind(i, params) appends row i's values;
-    // sql(n) is the statement for n rows; key(i) is row i's key.
-    auto chunk = [&](planned_statement::kind type, const table_info& t, size_t count, size_t per,
-                     const auto& bind, const auto& sql, const auto& key) -> result<void> {
+    // sql(n) is the statement for n rows; key(i) is row i's key; `columns` are the columns each
+    // row binds.
+    auto chunk = [&](planned_statement::kind type, const table_info& t,
+                     std::span<const size_t> columns, size_t count, size_t per, const auto& bind,
+                     const auto& sql, const auto& key) -> result<void> {
         const size_t budget = dialect.max_statement_bytes();
+        const bool by_column = dialect.binds_columns(t, columns);
         planned_statement st;
         size_t bytes = 0;
         size_t first = 0;
@@ -203,6 +212,9 @@ result<apply_plan> plan_batch(const schema_snapshot& schema, const proto::batch&
             st.type = type;
             st.table = &t;
             st.sql = sql(st.rows);
+            if (by_column) {
+                st.params = dialect.pack_columns(std::move(st.params), columns.size());
+            }
             st.key = st.rows == 1 ? key(first) : std::string_view();
             plan.statements.push_back(std::move(st));
             st = planned_statement{};
@@ -259,9 +271,11 @@ result<apply_plan> plan_batch(const schema_snapshot& schema, const proto::batch&
                 }
                 deletes.push_back(&row);
             }
+            std::vector<size_t> key_columns(t.pk_count);
+            std::iota(key_columns.begin(), key_columns.end(), size_t{0});
             auto done = chunk(
-                planned_statement::kind::erase, t, deletes.size(),
-                chunk_size(std::max<size_t>(1, t.pk_count)),
+                planned_statement::kind::erase, t, key_columns, deletes.size(),
+                chunk_size(t, key_columns),
                 [&](size_t r, sql_params& params) -> result<void> {
                     for (size_t k = 0; k < t.pk_count; ++k) {
                         auto bound = dialect.bind_value(t.columns[k], deletes[r]->key_values[k]);
@@ -317,7 +331,7 @@ result<apply_plan> plan_batch(const schema_snapshot& schema, const proto::batch&
         }
         for (const auto& [columns, group] : by_columns) {
             auto done = chunk(
-                planned_statement::kind::upsert, t, group.size(), chunk_size(columns.size()),
+                planned_statement::kind::upsert, t, columns, group.size(), chunk_size(t, columns),
                 [&](size_t r, sql_params& params) -> result<void> {
                     for (const size_t c : columns) {
                         auto bound = dialect.bind_value(t.columns[c], *group[r]->values[c]);

@@ -106,15 +106,57 @@ void soci_session::rollback() noexcept {
     }
 }
 
+soci_session::prepared& soci_session::prepare_cached(const std::string& text, size_t parameters) {
+    if (const auto it = prepared_index_.find(text); it != prepared_index_.end()) {
+        if (it->second->second.values.size() == parameters) {
+            prepared_.splice(prepared_.begin(), prepared_, it->second);
+            return prepared_.front().second;
+        }
+        prepared_.erase(it->second);
+        prepared_index_.erase(it);
+    }
+    prepared p;
+    p.values.resize(parameters);
+    p.indicators.resize(parameters, soci::i_ok);
+    p.statement = std::make_unique<soci::statement>(*sql_);
+    for (size_t i = 0; i < parameters; ++i) {
+        p.statement->exchange(soci::use(p.values[i], p.indicators[i]));
+    }
+    p.statement->alloc();
+    p.statement->prepare(text);
+    p.statement->define_and_bind();
+    if (prepared_.size() >= max_prepared) {
+        prepared_index_.erase(prepared_.back().first);
+        prepared_.pop_back();
+    }
+    prepared_.emplace_front(text, std::move(p));
+    prepared_index_.emplace(prepared_.front().first, prepared_.begin());
+    return prepared_.front().second;
+}
+
 result<void> soci_session::execute(const std::string& text, const sql_params& params) {
     if (auto late = past_deadline()) {
         return *late;
     }
-    return run([&] {
-        soci::statement st(*sql_);
-        bind(st, text, params);
-        st.execute(true);
+    auto done = run([&] {
+        prepared& p = prepare_cached(text, params.size());
+        for (size_t i = 0; i < params.size(); ++i) {
+            p.values[i] = params[i].value_or(std::string());
+            p.indicators[i] = params[i] ? soci::i_ok : soci::i_null;
+        }
+        p.statement->execute(true);
+        for (std::string& v : p.values) {
+            std::string().swap(v);  // a cached statement holds no row data between runs
+        }
     });
+    if (!done) {
+        // Prepared again next time: after an error the statement's state is not trusted.
+        if (const auto it = prepared_index_.find(text); it != prepared_index_.end()) {
+            prepared_.erase(it->second);
+            prepared_index_.erase(it);
+        }
+    }
+    return done;
 }
 
 result<std::vector<sql_row>> soci_session::query(const std::string& text,

@@ -2,10 +2,14 @@
 // target_session over a SOCI session, shared by the SOCI-based dialects. Parameters are bound
 // as text with NULL indicators; query results come back as text whatever the column type. Every
 // exception becomes a molt::error; the dialect classifies its own driver errors through
-// classify().
+// classify(). Statements run by execute() are prepared once per session and reused (the most
+// recent 64 texts); a statement that fails is prepared again the next time.
 
+#include <list>
 #include <memory>
 #include <string>
+#include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include <soci/soci.h>
@@ -42,13 +46,28 @@ protected:
     soci::session& sql() { return *sql_; }
 
 private:
+    // A statement prepared once and run again with new values (PostgreSQL: a server-side
+    // prepared statement, planned once it has run a few times), with the buffers its values are
+    // bound to.
+    struct prepared {
+        std::unique_ptr<soci::statement> statement;
+        std::vector<std::string> values;
+        std::vector<soci::indicator> indicators;
+    };
+    static constexpr size_t max_prepared = 64;
+
     template <typename Fn>
     result<void> run(Fn&& fn);
     void bind(soci::statement& st, const std::string& text, const sql_params& params);
+    /// The prepared statement for `text`, prepared now if it is not cached (the least recently
+    /// used one is dropped beyond max_prepared). Throws as SOCI does.
+    prepared& prepare_cached(const std::string& text, size_t parameters);
 
     std::unique_ptr<soci::session> sql_;
     std::vector<std::string> values_;
     std::vector<soci::indicator> indicators_;
+    std::list<std::pair<std::string, prepared>> prepared_;  // most recently used first
+    std::unordered_map<std::string_view, decltype(prepared_)::iterator> prepared_index_;
     bool broken_ = false;
 };
 
