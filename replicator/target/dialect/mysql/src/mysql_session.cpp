@@ -147,6 +147,11 @@ result<std::unique_ptr<target_session>> connect(const conn_url& url,
         *s << "SET NAMES utf8mb4";
         *s << "SET SESSION time_zone = '+00:00'";
         *s << "SET SESSION sql_mode = CONCAT(@@SESSION.sql_mode, ',STRICT_ALL_TABLES')";
+        // InnoDB's default, REPEATABLE READ, locks gaps between keys: transactions writing
+        // disjoint keys (the consistent mode's parallel chunks, commits held in order) then
+        // wait on each other until one gives up. The apply path reads nothing it relies on
+        // being repeatable; PostgreSQL targets run at READ COMMITTED too.
+        *s << "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED";
         const auto seconds = std::chrono::duration_cast<std::chrono::seconds>(lock_timeout).count();
         if (seconds > 0) {
             *s << fmt::format("SET SESSION innodb_lock_wait_timeout = {}", seconds);

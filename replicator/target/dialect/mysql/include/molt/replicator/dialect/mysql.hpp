@@ -10,8 +10,8 @@
 // TIMESTAMPTZ becomes UTC "YYYY-MM-DD HH:MM:SS.ffffff" (sessions run with time_zone '+00:00');
 // NaN and infinities are refused (MySQL cannot store them); a JSON column (MariaDB: LONGTEXT
 // with a json_valid() check) takes the value's JSON text (proto::json_document). Sessions use
-// utf8mb4 and add STRICT_ALL_TABLES to the sql_mode, so bad data fails instead of being
-// truncated. Errors are classified by MySQL error number, not SQLSTATE.
+// utf8mb4, add STRICT_ALL_TABLES to the sql_mode, so bad data fails instead of being
+// truncated, and run at READ COMMITTED (no gap locks between transactions on disjoint keys). Errors are classified by MySQL error number, not SQLSTATE.
 
 #include <chrono>
 #include <memory>
