@@ -130,6 +130,10 @@ TEST_CASE("postgres apply: every type of the spec, and NULL in each", "[integrat
     CHECK(text("i8", 2) == "-9223372036854775808");
     CHECK(t.one("SELECT count(*)::text FROM pg_types WHERE id = 3 AND num_nulls(b, i2, i8, f8, f4, "
                 "d, dn, s, vc, by, u, dt, t, ttz, ts, tstz, iv, ip, j, e, bt, vb) = 22") == "1");
+    if (arrays) {
+        CHECK(t.one("SELECT count(*)::text FROM pg_types WHERE id = 3 AND ai IS NULL AND at IS "
+                    "NULL") == "1");
+    }
     // The word NULL as a value, and an empty string, are not NULL.
     CHECK(t.one("SELECT s || '|' || vc FROM pg_types WHERE id = 4") == "NULL|");
     t.sql("DROP TABLE pg_types; DROP TYPE pg_mood");
@@ -319,4 +323,45 @@ TEST_CASE("postgres connect: a black-holed server fails within the connect timeo
 TEST_CASE("postgres apply: column families merge into one row; a delete comes per family",
           "[integration][postgres][families]") {
     column_families_immediate("MOLT_TEST_PG_URL");
+}
+
+// A session prepares a reused statement once and runs it again with new values; a statement the
+// server no longer has (DEALLOCATE ALL, DISCARD ALL) fails once with a retryable error and is
+// prepared again.
+TEST_CASE("postgres sessions: a statement is prepared once; again when the server lost it",
+          "[integration][postgres]") {
+    const auto url = molt::conn_url::parse(molt::test::server_url("MOLT_TEST_PG_URL")).value();
+    auto connected = postgres::connect(url, std::chrono::seconds(5));
+    REQUIRE(connected);
+    target_session& db = **connected;
+    REQUIRE(db.execute("DROP TABLE IF EXISTS prepared_once", {}));
+    REQUIRE(db.execute("CREATE TABLE prepared_once (id bigint PRIMARY KEY, v text)", {}));
+    const std::string insert =
+        "INSERT INTO prepared_once (id, v) SELECT * FROM unnest(:p1::bigint[], :p2::text[])";
+    auto prepared = [&] {
+        auto n = db.query(
+            "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE "
+            "'INSERT INTO prepared_once%'",
+            {});
+        REQUIRE(n);
+        return n->at(0).at(0).value_or("");
+    };
+    REQUIRE(db.execute_reused(insert, {"{1,2}", R"({"a","b"})"}));
+    REQUIRE(db.execute_reused(insert, {"{3}", R"({"c"})"}));
+    CHECK(prepared() == "1");
+    REQUIRE(db.execute("DEALLOCATE ALL", {}));
+    CHECK(prepared() == "0");
+    auto lost = db.execute_reused(insert, {"{4}", R"({"d"})"});
+    REQUIRE_FALSE(lost);
+    INFO(lost.error().message());
+    CHECK(lost.error().retry() == molt::retry_class::retry_now);
+    REQUIRE(db.execute_reused(insert, {"{4}", R"({"d"})"}));
+    CHECK(prepared() == "1");
+    // execute() keeps nothing prepared.
+    REQUIRE(db.execute("INSERT INTO prepared_once (id, v) VALUES (:p1::bigint, :p2)", {"5", "e"}));
+    CHECK(db.query("SELECT count(*) FROM pg_prepared_statements", {})->at(0).at(0) == "1");
+    auto rows = db.query("SELECT string_agg(v, '' ORDER BY id) FROM prepared_once", {});
+    REQUIRE(rows);
+    CHECK(rows->at(0).at(0) == "abcde");
+    REQUIRE(db.execute("DROP TABLE prepared_once", {}));
 }

@@ -434,6 +434,13 @@ TEST_CASE("error classes per dialect", "[plan]") {
     CHECK(postgres::classify_sqlstate("40P01") == retry_class::retry_now);
     CHECK(postgres::classify_sqlstate("08006") == retry_class::reconnect);
     CHECK(postgres::classify_sqlstate("57P01") == retry_class::reconnect);
+    // MySQL sessions at READ COMMITTED unless the server logs statements (error 1665 there).
+    CHECK(mysql::read_committed_allowed(false, "STATEMENT"));
+    CHECK(mysql::read_committed_allowed(true, "ROW"));
+    CHECK(mysql::read_committed_allowed(true, "MIXED"));
+    CHECK_FALSE(mysql::read_committed_allowed(true, "STATEMENT"));
+    // A prepared statement the server lost (DEALLOCATE ALL): prepared again.
+    CHECK(postgres::classify_sqlstate("26000") == retry_class::retry_now);
     CHECK(postgres::classify_sqlstate("53300") == retry_class::reconnect);
     CHECK(postgres::classify_sqlstate("23503") == retry_class::defer);
     CHECK(postgres::classify_sqlstate("42703") == retry_class::schema);

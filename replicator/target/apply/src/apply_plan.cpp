@@ -214,6 +214,7 @@ result<apply_plan> plan_batch(const schema_snapshot& schema, const proto::batch&
             st.sql = sql(st.rows);
             if (by_column) {
                 st.params = dialect.pack_columns(std::move(st.params), columns.size());
+                st.by_column = true;
             }
             st.key = st.rows == 1 ? key(first) : std::string_view();
             plan.statements.push_back(std::move(st));
@@ -370,6 +371,11 @@ std::vector<hlc> source_transactions(const proto::batch& rows) {
     return out;
 }
 
+result<void> run_statement(target_session& session, const planned_statement& st) {
+    return st.by_column ? session.execute_reused(st.sql, st.params)
+                        : session.execute(st.sql, st.params);
+}
+
 bool deletes_referenced_rows(const schema_snapshot& schema, const apply_plan& plan) {
     return std::any_of(plan.tables.begin(), plan.tables.end(), [&](const table_counts& t) {
         return t.deletes > 0 && schema.referenced(*t.table);
@@ -392,7 +398,7 @@ result<apply_plan> plan_batch_deletes_first_if_safe(const schema_snapshot& schem
 
 result<void> execute_statements(target_session& session, const apply_plan& plan) {
     for (const planned_statement& st : plan.statements) {
-        if (auto done = session.execute(st.sql, st.params); !done) {
+        if (auto done = run_statement(session, st); !done) {
             session.rollback();
             return done.error().with_context(fmt::format(
                 "{} on {}", st.type == planned_statement::kind::upsert ? "upsert" : "delete",

@@ -400,11 +400,14 @@ retry_class classify_sqlstate(std::string_view sqlstate) noexcept {
     // Why each class: 40001/40P01 lose a race with another transaction and succeed when run
     // again; 55P03 is a lock that was not available in time; class 08 and 57P0x mean the
     // connection or server went away; 53xxx is a server out of resources (connections, memory);
-    // 57014 is our statement_timeout; 23503 is a parent row that has not arrived yet; 42P01,
+    // 57014 is our statement_timeout; 26000 is a statement the session prepared earlier that the
+    // server no longer has (DEALLOCATE ALL or DISCARD ALL on the connection; the session prepares
+    // it again); 23503 is a parent row that has not arrived yet; 42P01,
     // 42703 and 42704 mean the tables or types changed under us; 23505 is a unique value another
     // row still holds (another row order may succeed). Everything else (22xxx bad data, 23502
     // NOT NULL, 42xxx syntax) fails the same way again.
-    if (sqlstate == "40001" || sqlstate == "40P01" || sqlstate == "55P03" || sqlstate == "57014") {
+    if (sqlstate == "40001" || sqlstate == "40P01" || sqlstate == "55P03" || sqlstate == "57014" ||
+        sqlstate == "26000") {
         return retry_class::retry_now;
     }
     if (sqlstate.substr(0, 2) == "08" || sqlstate == "57P01" || sqlstate == "57P02" ||

@@ -82,8 +82,17 @@ void soci_session::bind(soci::statement& st, const std::string& text, const sql_
         st.exchange(soci::use(values_[i], indicators_[i]));
     }
     st.alloc();
-    st.prepare(text);
+    st.prepare(text, soci::details::st_one_time_query);
     st.define_and_bind();
+}
+
+void soci_session::forget(const std::string& text) {
+    if (const auto it = prepared_index_.find(text); it != prepared_index_.end()) {
+        const auto node = it->second;
+        prepared_index_.erase(it);  // its key points into the node
+        retired_.push_back(std::move(node->second));
+        prepared_.erase(node);
+    }
 }
 
 result<void> soci_session::begin() {
@@ -91,13 +100,18 @@ result<void> soci_session::begin() {
 }
 
 result<void> soci_session::commit() {
-    return run([&] { sql_->commit(); });
+    auto done = run([&] {
+        sql_->commit();
+        retired_.clear();
+    });
+    return done;
 }
 
 void soci_session::rollback() noexcept {
     try {
         before_call();
         sql_->rollback();
+        retired_.clear();
         after_call();
     } catch (const std::exception& e) {
         after_call();
@@ -112,8 +126,7 @@ soci_session::prepared& soci_session::prepare_cached(const std::string& text, si
             prepared_.splice(prepared_.begin(), prepared_, it->second);
             return prepared_.front().second;
         }
-        prepared_.erase(it->second);
-        prepared_index_.erase(it);
+        forget(text);
     }
     prepared p;
     p.values.resize(parameters);
@@ -126,8 +139,7 @@ soci_session::prepared& soci_session::prepare_cached(const std::string& text, si
     p.statement->prepare(text);
     p.statement->define_and_bind();
     if (prepared_.size() >= max_prepared) {
-        prepared_index_.erase(prepared_.back().first);
-        prepared_.pop_back();
+        forget(prepared_.back().first);
     }
     prepared_.emplace_front(text, std::move(p));
     prepared_index_.emplace(prepared_.front().first, prepared_.begin());
@@ -135,6 +147,17 @@ soci_session::prepared& soci_session::prepare_cached(const std::string& text, si
 }
 
 result<void> soci_session::execute(const std::string& text, const sql_params& params) {
+    if (auto late = past_deadline()) {
+        return *late;
+    }
+    return run([&] {
+        soci::statement st(*sql_);
+        bind(st, text, params);
+        st.execute(true);
+    });
+}
+
+result<void> soci_session::execute_reused(const std::string& text, const sql_params& params) {
     if (auto late = past_deadline()) {
         return *late;
     }
@@ -151,10 +174,7 @@ result<void> soci_session::execute(const std::string& text, const sql_params& pa
     });
     if (!done) {
         // Prepared again next time: after an error the statement's state is not trusted.
-        if (const auto it = prepared_index_.find(text); it != prepared_index_.end()) {
-            prepared_.erase(it->second);
-            prepared_index_.erase(it);
-        }
+        forget(text);
     }
     return done;
 }

@@ -34,6 +34,11 @@ public:
     /// Best effort; a failure marks the session broken.
     virtual void rollback() noexcept = 0;
     virtual result<void> execute(const std::string& sql, const sql_params& params) = 0;
+    /// execute() for a statement whose text runs again and again with other values: the session
+    /// may keep it prepared (one round trip per run, parsed and planned once).
+    virtual result<void> execute_reused(const std::string& sql, const sql_params& params) {
+        return execute(sql, params);
+    }
     virtual result<std::vector<sql_row>> query(const std::string& sql,
                                                const sql_params& params) = 0;
     /// A cheap round trip (SELECT 1).
