@@ -1,8 +1,10 @@
 // apply_bench_sender: the rows and the lean sender of bench/apply_bench.py (see bench/README.md).
 //
-//   apply_bench_sender sql  OPTIONS --dialect postgres|mysql --out DIR
+//   apply_bench_sender sql  OPTIONS --dialect postgres|mysql --out DIR [--statement arrays]
 //       DIR/schema.sql (the table), DIR/ceiling.K.sql for each connection K: the workload as the
-//       ceiling client sends it (one multi-row upsert, and a DELETE ... IN, per batch).
+//       ceiling client sends it (one multi-row upsert, and a DELETE ... IN, per batch). With
+//       --statement arrays (PostgreSQL), DIR/ceiling-arrays.K.sql: statements prepared once per
+//       session, taking one array per column (EXECUTE up('{...}', ...)).
 //   apply_bench_sender send OPTIONS --url URL [--resolved-interval D --target URL
 //                           --progress-table T] [--rate ROWS_PER_S --duration S]
 //       The same batches as changefeed webhook bodies (encoded before the clock starts), posted
@@ -94,6 +96,7 @@ struct options {
     size_t rows = 200'000, batch = 1'000, connections = 4;
     uint64_t seed = 1;
     std::string dialect, out, url, target, progress_table;
+    std::string statement = "values";  // sql: values, or arrays (PostgreSQL)
     std::chrono::milliseconds resolved_interval{0};
     double rate = 0;      // rows/s, 0: as fast as the target takes them
     double duration = 0;  // seconds of paced sending (--rate)
@@ -275,19 +278,52 @@ void write_sql(const options& o, const std::vector<column>& cols, const std::vec
                                      : fmt::format("VALUES({})", cols[i].name));
         }
     }
+    const std::string upsert_tail =
+        (pg ? " ON CONFLICT (id) DO UPDATE SET " : " ON DUPLICATE KEY UPDATE ") + update;
+    // PostgreSQL's second form: statements prepared once per session, one array per column.
+    const bool arrays = o.statement == "arrays";
+    if (arrays && !pg) {
+        die("--statement arrays is for PostgreSQL");
+    }
     std::vector<std::ofstream> files;
     for (size_t k = 0; k < o.connections; ++k) {
-        files.emplace_back(fmt::format("{}/ceiling.{}.sql", o.out, k));
+        files.emplace_back(fmt::format("{}/ceiling{}.{}.sql", o.out, arrays ? "-arrays" : "", k));
         if (pg) {
             files.back() << "\\set ON_ERROR_STOP 1\n";
+        }
+        if (arrays) {
+            std::string types;
+            std::string params;
+            for (size_t i = 0; i < cols.size(); ++i) {
+                types += fmt::format("{}{}[]", i ? ", " : "", cols[i].pg_type);
+                params += fmt::format("{}${}", i ? ", " : "", i + 1);
+            }
+            files.back() << "PREPARE up(" << types << ") AS INSERT INTO bench_t (" << names
+                         << ") SELECT * FROM unnest(" << params << ")" << upsert_tail << ";\n"
+                         << "PREPARE del(INT8[]) AS DELETE FROM bench_t WHERE id = ANY($1);\n";
         }
     }
     for (const batch& b : all) {
         std::string upserts;
         std::string deletes;
+        std::vector<std::string> columns(cols.size());
         for (const mutation& m : b.rows) {
             if (m.deleted) {
                 deletes += fmt::format("{}{}", deletes.empty() ? "" : ",", m.id);
+                continue;
+            }
+            if (arrays) {
+                for (size_t i = 0; i < cols.size(); ++i) {
+                    columns[i] += columns[i].empty() ? "{" : ",";
+                    columns[i] += '"';
+                    for (const char ch : m.values[i]) {
+                        if (ch == '"' || ch == '\\') {
+                            columns[i] += '\\';
+                        }
+                        columns[i] += ch;
+                    }
+                    columns[i] += '"';
+                }
                 continue;
             }
             upserts += upserts.empty() ? "(" : ",(";
@@ -297,17 +333,26 @@ void write_sql(const options& o, const std::vector<column>& cols, const std::vec
             }
             upserts += ")";
         }
+        if (arrays && !columns[0].empty()) {
+            upserts = "EXECUTE up(";
+            for (size_t i = 0; i < cols.size(); ++i) {
+                upserts += (i ? ", " : "") + pg_literal(columns[i] + "}");
+            }
+            upserts += ")";
+        }
         std::ofstream& f = files[b.connection];
         const bool both = !upserts.empty() && !deletes.empty();
         if (both) {
             f << "BEGIN;\n";
         }
-        if (!upserts.empty()) {
-            f << "INSERT INTO bench_t (" << names << ") VALUES " << upserts
-              << (pg ? " ON CONFLICT (id) DO UPDATE SET " : " ON DUPLICATE KEY UPDATE ") << update
-              << ";\n";
+        if (!upserts.empty() && arrays) {
+            f << upserts << ";\n";
+        } else if (!upserts.empty()) {
+            f << "INSERT INTO bench_t (" << names << ") VALUES " << upserts << upsert_tail << ";\n";
         }
-        if (!deletes.empty()) {
+        if (!deletes.empty() && arrays) {
+            f << "EXECUTE del('{" << deletes << "}');\n";
+        } else if (!deletes.empty()) {
             f << "DELETE FROM bench_t WHERE id IN (" << deletes << ");\n";
         }
         if (both) {
@@ -666,6 +711,8 @@ int main(int argc, char** argv) {
                 o.seed = std::stoull(v);
             } else if (flag == "--dialect") {
                 o.dialect = v;
+            } else if (flag == "--statement") {
+                o.statement = v;
             } else if (flag == "--out") {
                 o.out = v;
             } else if (flag == "--url") {

@@ -12,7 +12,8 @@
 // with a json_valid() check) takes the value's JSON text (proto::json_document). Sessions use
 // utf8mb4, add STRICT_ALL_TABLES to the sql_mode, so bad data fails instead of being
 // truncated, and run at READ COMMITTED (fewer gap locks between transactions on disjoint keys)
-// unless the server logs statements (read_committed_allowed). Errors are classified by MySQL error number, not SQLSTATE.
+// unless the server logs statements (read_committed_allowed). Errors are classified by MySQL
+// error number, not SQLSTATE.
 
 #include <chrono>
 #include <memory>
