@@ -38,18 +38,22 @@ def own_cpu(pid):
 
 def tree_cpu(pid):
     """A server with a process per session (PostgreSQL): itself, its reaped children (counted by
-    the kernel into its own figures when it waits for them) and its live children."""
-    total = own_cpu(pid)
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            f = stat_fields(entry)
-        except OSError:
-            continue
-        if f[1] == str(pid):
-            total += (int(f[11]) + int(f[12])) / TICK
-    return total
+    the kernel into its own figures when it waits for them) and its live children. Read again
+    when a child was reaped during the scan (it would be in neither figure, or in both)."""
+    while True:
+        before = own_cpu(pid)
+        total = before
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                f = stat_fields(entry)
+            except OSError:
+                continue
+            if f[1] == str(pid):
+                total += (int(f[11]) + int(f[12])) / TICK
+        if own_cpu(pid) == before:
+            return total
 
 
 def peak_rss_mib(pid):
@@ -200,7 +204,7 @@ def through_replicator(a, target, shape, mix, mode, workdir, rows=None, extra=No
                     "--progress-table", target.progress]
         cmd += extra or []
         db_before, rep_before = target.cpu(), rep.cpu()
-        r = subprocess.run(cmd, capture_output=True, text=True)
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=3600)
         db_cpu, rep_cpu = target.cpu() - db_before, rep.cpu() - rep_before
         if r.returncode != 0:
             rep.dump()
@@ -259,7 +263,8 @@ def ratios(r):
             continue
         out[mode] = {
             "throughput_x": m["rows_per_second"] / base["rows_per_second"],
-            "db_cpu_per_row_x": (m["db_cpu"] / m["rows"]) / (base["db_cpu"] / r["rows"]),
+            "db_cpu_per_row_x": ((m["db_cpu"] / m["rows"]) / (base["db_cpu"] / r["rows"])
+                                 if base["db_cpu"] else 0),
             "replicator_cpu_s_per_million": m["replicator_cpu"] / m["rows"] * 1e6,
             "replicator_cpu_vs_db": m["replicator_cpu"] / m["db_cpu"] if m["db_cpu"] else 0,
         }

@@ -290,6 +290,12 @@ void write_sql(const options& o, const std::vector<column>& cols, const std::vec
         files.emplace_back(fmt::format("{}/ceiling{}.{}.sql", o.out, arrays ? "-arrays" : "", k));
         if (pg) {
             files.back() << "\\set ON_ERROR_STOP 1\n";
+        } else {
+            // The session settings the replicator's MySQL sessions use.
+            files.back() << "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED;\n"
+                         << "SET SESSION time_zone = '+00:00';\n"
+                         << "SET SESSION sql_mode = CONCAT(@@SESSION.sql_mode, "
+                            "',STRICT_ALL_TABLES');\n";
         }
         if (arrays) {
             std::string types;
@@ -473,7 +479,7 @@ public:
     /// Paced runs: a stamp above every stamp given and at least the wall clock.
     int64_t next_stamp(size_t k, size_t rows) {
         const std::lock_guard<std::mutex> lock(mutex_);
-        const int64_t first = std::max(wall_now(), last_ + 1);
+        const int64_t first = std::max({wall_now(), last_ + 1, resolved_ + 1});
         last_ = first + static_cast<int64_t>(rows) - 1;
         open_[k] = first;
         return first;
@@ -487,6 +493,7 @@ public:
                 r = std::min(r, *o);
             }
         }
+        resolved_ = std::max(resolved_, r - 1);
         return r - 1;
     }
 
@@ -494,6 +501,7 @@ private:
     std::mutex mutex_;
     std::vector<std::optional<int64_t>> open_;
     int64_t last_ = 0;
+    int64_t resolved_ = 0;  // the highest answer resolved() gave
 };
 
 double percentile(std::vector<double> v, double p) {
@@ -578,6 +586,7 @@ int send(const options& o, const std::vector<column>& cols, std::vector<batch>& 
                     mine[i]->body = std::string();
                 }
             }
+            const std::lock_guard<std::mutex> lock(mutex);
             ++done;
             changed.notify_all();
         });
@@ -597,6 +606,12 @@ int send(const options& o, const std::vector<column>& cols, std::vector<batch>& 
     if (consistent) {
         poller = std::thread([&] {
             while (!stop_polling) {
+                if (!paced && done < o.connections) {
+                    // Throughput runs: the target is only read once everything is sent, so the
+                    // polls take no database time from the run itself.
+                    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+                    continue;
+                }
                 const int64_t applied = progress->applied();
                 checkpoint = applied;
                 const auto now = clock_type::now();
@@ -608,7 +623,7 @@ int send(const options& o, const std::vector<column>& cols, std::vector<batch>& 
                         }
                     }
                 }
-                std::this_thread::sleep_for(std::chrono::milliseconds(paced ? 5 : 2));
+                std::this_thread::sleep_for(std::chrono::milliseconds(paced ? 10 : 5));
             }
         });
     }
@@ -621,12 +636,17 @@ int send(const options& o, const std::vector<column>& cols, std::vector<batch>& 
     int64_t last_resolved = 0;
     {
         std::unique_lock<std::mutex> lock(mutex);
+        auto due = clock_type::now() + o.resolved_interval;
         while (done < o.connections) {
             if (!consistent) {
                 changed.wait(lock);
                 continue;
             }
-            changed.wait_for(lock, o.resolved_interval);
+            // Woken early by a connection finishing: nothing is due yet.
+            if (changed.wait_until(lock, due) != std::cv_status::timeout) {
+                continue;
+            }
+            due += o.resolved_interval;
             const int64_t r = front.resolved(paced);
             if (r > last_resolved && done < o.connections) {
                 lock.unlock();
@@ -644,7 +664,11 @@ int send(const options& o, const std::vector<column>& cols, std::vector<batch>& 
     if (consistent) {
         final_resolved = front.resolved(paced);
         post_resolved(final_resolved);
+        const auto give_up = clock_type::now() + std::chrono::minutes(30);
         while (checkpoint.load() < final_resolved) {
+            if (clock_type::now() > give_up) {
+                die("the target did not apply the last resolved timestamp within 30 minutes");
+            }
             std::this_thread::sleep_for(std::chrono::milliseconds(1));
         }
     }
