@@ -6,9 +6,10 @@
 # 2 cores after the build; `bench/run.sh --help` lists the flags (fewer rows, fewer scenarios).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if [[ " $* " != *" --help "* && " $* " != *" -h "* ]]; then
-    test/support/deps.sh
-    cmake --preset bench >/dev/null
-    cmake --build --preset bench --target replicator apply_bench_sender
+if [[ " $* " == *" --help "* || " $* " == *" -h "* ]]; then
+    exec /usr/bin/python3 bench/apply_bench.py --help
 fi
+test/support/deps.sh
+cmake --preset bench >/dev/null
+cmake --build --preset bench --target replicator apply_bench_sender
 exec test/support/db/with-dbs.sh /usr/bin/python3 bench/apply_bench.py --build build/bench "$@"
