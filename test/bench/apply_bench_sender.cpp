@@ -25,6 +25,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -38,6 +39,7 @@
 
 #include "molt/common/conn_url.hpp"
 #include "molt/common/hlc.hpp"
+#include "molt/emulator/crdb_sql.hpp"
 #include "molt/emulator/https_transport.hpp"
 #include "molt/proto/crdb_types.hpp"
 #include "molt/proto/encoder.hpp"
@@ -220,17 +222,6 @@ std::vector<batch> generate(const options& o, const std::vector<column>& cols) {
 
 // ---- SQL for the ceiling client --------------------------------------------------------------
 
-std::string pg_literal(const std::string& v) {
-    std::string out = "'";
-    for (const char ch : v) {
-        out += ch;
-        if (ch == '\'') {
-            out += '\'';
-        }
-    }
-    return out + "'";
-}
-
 std::string my_literal(const column& c, const std::string& v) {
     const std::string_view type = c.pg_type;
     if (type == "BOOL") {
@@ -335,14 +326,15 @@ void write_sql(const options& o, const std::vector<column>& cols, const std::vec
             upserts += upserts.empty() ? "(" : ",(";
             for (size_t i = 0; i < cols.size(); ++i) {
                 upserts += i ? "," : "";
-                upserts += pg ? pg_literal(m.values[i]) : my_literal(cols[i], m.values[i]);
+                upserts += pg ? molt::emulator::crdb::quote_literal(m.values[i])
+                              : my_literal(cols[i], m.values[i]);
             }
             upserts += ")";
         }
         if (arrays && !columns[0].empty()) {
             upserts = "EXECUTE up(";
             for (size_t i = 0; i < cols.size(); ++i) {
-                upserts += (i ? ", " : "") + pg_literal(columns[i] + "}");
+                upserts += (i ? ", " : "") + molt::emulator::crdb::quote_literal(columns[i] + "}");
             }
             upserts += ")";
         }
@@ -714,49 +706,61 @@ int main(int argc, char** argv) {
     }
     const std::string command = argv[1];
     options o;
-    for (int i = 2; i < argc; ++i) {
+    // A whole number or decimal, or exit naming the flag.
+    auto number = [](const std::string& flag, const std::string& v) {
+        size_t used = 0;
+        double n = 0;
+        try {
+            n = std::stod(v, &used);
+        } catch (const std::exception&) {
+        }
+        if (used == 0 || used != v.size() || n < 0) {
+            die(fmt::format("{}: not a non-negative number: {}", flag, v));
+        }
+        return n;
+    };
+    auto count = [&](size_t& to) {
+        return [&, to_ptr = &to](const std::string& flag, const std::string& v) {
+            *to_ptr = static_cast<size_t>(number(flag, v));
+        };
+    };
+    auto text = [](std::string& to) {
+        return [to_ptr = &to](const std::string&, const std::string& v) { *to_ptr = v; };
+    };
+    const std::map<std::string, std::function<void(const std::string&, const std::string&)>> flags =
+        {
+            {"--shape", text(o.shape)},
+            {"--mix", text(o.mix)},
+            {"--rows", count(o.rows)},
+            {"--batch", count(o.batch)},
+            {"--connections", count(o.connections)},
+            {"--seed", [&](const std::string& f,
+                           const std::string& v) { o.seed = static_cast<uint64_t>(number(f, v)); }},
+            {"--dialect", text(o.dialect)},
+            {"--statement", text(o.statement)},
+            {"--out", text(o.out)},
+            {"--url", text(o.url)},
+            {"--target", text(o.target)},
+            {"--progress-table", text(o.progress_table)},
+            {"--resolved-interval",
+             [&](const std::string& f, const std::string& v) {
+                 o.resolved_interval =
+                     std::chrono::milliseconds(static_cast<int64_t>(number(f, v)));
+             }},
+            {"--rate", [&](const std::string& f, const std::string& v) { o.rate = number(f, v); }},
+            {"--duration",
+             [&](const std::string& f, const std::string& v) { o.duration = number(f, v); }},
+        };
+    for (int i = 2; i < argc; i += 2) {
         const std::string flag = argv[i];
+        const auto it = flags.find(flag);
+        if (it == flags.end()) {
+            die("unknown flag " + flag);
+        }
         if (i + 1 >= argc) {
             die(flag + " needs a value");
         }
-        const std::string v = argv[++i];
-        try {
-            if (flag == "--shape") {
-                o.shape = v;
-            } else if (flag == "--mix") {
-                o.mix = v;
-            } else if (flag == "--rows") {
-                o.rows = std::stoul(v);
-            } else if (flag == "--batch") {
-                o.batch = std::stoul(v);
-            } else if (flag == "--connections") {
-                o.connections = std::stoul(v);
-            } else if (flag == "--seed") {
-                o.seed = std::stoull(v);
-            } else if (flag == "--dialect") {
-                o.dialect = v;
-            } else if (flag == "--statement") {
-                o.statement = v;
-            } else if (flag == "--out") {
-                o.out = v;
-            } else if (flag == "--url") {
-                o.url = v;
-            } else if (flag == "--target") {
-                o.target = v;
-            } else if (flag == "--progress-table") {
-                o.progress_table = v;
-            } else if (flag == "--resolved-interval") {
-                o.resolved_interval = std::chrono::milliseconds(std::stoul(v));
-            } else if (flag == "--rate") {
-                o.rate = std::stod(v);
-            } else if (flag == "--duration") {
-                o.duration = std::stod(v);
-            } else {
-                die("unknown flag " + flag);
-            }
-        } catch (const std::exception&) {
-            die(fmt::format("{}: not a number: {}", flag, v));
-        }
+        it->second(flag, argv[i + 1]);
     }
     if (o.shape != "narrow" && o.shape != "wide") {
         die("--shape is narrow or wide");
