@@ -38,7 +38,8 @@ Flags:
                              identity provider to sign (no key needed)
   -h, --help                 help for make-jwt
   -k, --key string           the private key, PEM (PKCS#8, EC or RSA, unencrypted): EC keys sign
-                             with ES256/ES384/ES512 by curve, RSA keys with RS256
+                             with ES256/ES384/ES512 by curve, RSA keys (2048 bits or more)
+                             with RS256
   -o, --out string           write the token to this file (mode 0600) instead of stdout
       --stagingSchema string the replicator's --stagingSchema, for the INSERT printed (default
                              "_replicator.public")

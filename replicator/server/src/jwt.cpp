@@ -462,6 +462,14 @@ result<minted> make_token(std::string_view private_key_pem, const schema_list& s
     jwt_alg_t alg = JWT_ALG_INVAL;
     switch (EVP_PKEY_get_base_id(key.get())) {
     case EVP_PKEY_RSA:
+        if (const int bits = EVP_PKEY_get_bits(key.get()); bits < min_rsa_bits) {
+            // The verifier would skip its public key: a token nobody accepts helps no one.
+            return error{errc::invalid_argument,
+                         fmt::format("the key is an RSA key of {} bits; the replicator verifies "
+                                     "RSA keys of at least {} bits (openssl genrsa -out key.pem "
+                                     "{})",
+                                     bits, min_rsa_bits, min_rsa_bits)};
+        }
         out.algorithm = "RS256";
         alg = JWT_ALG_RS256;
         break;

@@ -318,6 +318,16 @@ TEST_CASE("jwt: make_token signs by the key's type and the verifier takes it", "
     CHECK(garbage.error().message().find("PEM private key") != std::string::npos);
     auto public_only = jwt::make_token(ec256().public_pem, allowed);
     CHECK_FALSE(public_only);
+
+    // A key the server would skip (RSA under 2048 bits) signs nothing: no token, no INSERT.
+    EVP_PKEY* short_rsa = EVP_RSA_gen(1024);
+    const std::string short_pem = pem_of(short_rsa, true);
+    EVP_PKEY_free(short_rsa);
+    auto too_short = jwt::make_token(short_pem, allowed);
+    REQUIRE_FALSE(too_short);
+    CHECK(too_short.error().message() ==
+          "the key is an RSA key of 1024 bits; the replicator verifies RSA keys of at least 2048 "
+          "bits (openssl genrsa -out key.pem 2048)");
 }
 
 TEST_CASE("jwt: where a request carries its token", "[jwt]") {
