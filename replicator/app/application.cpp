@@ -159,7 +159,16 @@ int run_start(start_config cfg) {
         log::info().msg("--stagingConn is not used in immediate mode with --disableAuthentication");
     }
 
-    // TLS material.
+    // TLS material. --disableAuthentication trusts every caller: no client certificate is asked
+    // for, so one that --tlsClientCA would refuse cannot fail the handshake either.
+    const std::string client_ca = cfg.disable_authentication ? std::string() : cfg.tls_client_ca;
+    if (cfg.disable_authentication && !cfg.tls_client_ca.empty()) {
+        log::warn()
+            .str("tlsClientCA", cfg.tls_client_ca)
+            .msg(
+                "--tlsClientCA is ignored with --disableAuthentication: no client certificate is "
+                "asked for");
+    }
     std::optional<tls_material> tls;
     if (!cfg.insecure_http) {
         auto material = cfg.tls_self_signed
@@ -168,7 +177,7 @@ int run_start(start_config cfg) {
         if (!material) {
             return fail(material.error().message());
         }
-        material->client_ca_file = cfg.tls_client_ca;
+        material->client_ca_file = client_ca;
         tls = std::move(material).value();
     }
 
@@ -297,11 +306,12 @@ int run_start(start_config cfg) {
     // JWT: the keys, read now and kept fresh.
     std::unique_ptr<jwt::verifier> tokens;
     std::unique_ptr<jwt_key_refresher> key_refresher;
+    bool keys_read = false;
     if (staging && auth != auth_mode::disabled) {
         tokens = std::make_unique<jwt::verifier>();
         key_refresher =
             std::make_unique<jwt_key_refresher>(*staging, *tokens, cfg.jwt_refresh, metrics);
-        (void)key_refresher->refresh();  // a failure is logged; the refresh thread retries
+        keys_read = key_refresher->refresh().has_value();  // a failure is logged; retried
         key_refresher->start();
     }
 
@@ -336,8 +346,8 @@ int run_start(start_config cfg) {
     std::unique_ptr<tls_watcher> certificates;
     if (started_with) {
         certificates = std::make_unique<tls_watcher>(
-            tls_files{cfg.tls_certificate, cfg.tls_private_key, cfg.tls_client_ca}, *started_with,
-            server, metrics);
+            tls_files{cfg.tls_certificate, cfg.tls_private_key, client_ca}, *started_with, server,
+            metrics);
         certificates->start();
     }
     const net_address bound = server.bound_address();
@@ -356,7 +366,15 @@ int run_start(start_config cfg) {
         break;
     case auth_mode::jwt:
         MOLT_CHECK(tokens && staging, "JWT mode without a key store");
-        if (tokens->key_count() == 0) {
+        if (!keys_read) {
+            log::warn()
+                .str("stagingSchema", staging->location().to_string())
+                .msg(fmt::format(
+                    "the JWT public keys in {}.jwt_public_keys could not be read yet, so every "
+                    "write is refused (401) until they are: they are read again every "
+                    "--jwtRefresh and on SIGHUP",
+                    staging->location().to_string()));
+        } else if (tokens->key_count() == 0) {
             log::warn()
                 .str("stagingSchema", staging->location().to_string())
                 .msg(fmt::format(

@@ -36,8 +36,13 @@ result<void> jwt_key_refresher::refresh() {
         keys.keys.push_back({id, pem});
     }
     keys.revoked_ids = std::move(stored->revoked_ids);
-    for (const std::string& problem : verifier_.replace(keys)) {
-        log::warn().msg(problem + "; it is ignored (jwt_public_keys)");
+    // Each unusable key is named when the set of problems changes, not at every refresh.
+    std::vector<std::string> problems = verifier_.replace(keys);
+    if (problems != problems_seen_) {
+        for (const std::string& problem : problems) {
+            log::warn().msg(problem + "; it is ignored (jwt_public_keys)");
+        }
+        problems_seen_ = std::move(problems);
     }
     last_refresh_.set(
         std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count());

@@ -9,6 +9,7 @@
 REPLICATOR=$1
 . "$(dirname "$0")/lib.sh"
 e2e_init
+FAULT_PROXY=${FAULT_PROXY:-$(dirname "$REPLICATOR")/molt-fault-proxy}
 SIGN="/usr/bin/python3 $(dirname "$0")/jwt_sign.py"
 if ! /usr/bin/python3 -c 'import jwt' 2>/dev/null; then
     echo "FAIL: PyJWT is missing (apt-get install python3-jwt; test/support/deps.sh installs it)" >&2
@@ -50,8 +51,6 @@ send() {
 }
 # sighup_and_wait KEYS: SIGHUP, then waits for the log line saying KEYS keys are loaded.
 sighup_and_wait() {
-    local before
-    before=$(grep -c 'JWT public keys loaded\|cannot read the JWT' "$E2E_TMP/$LOG.log")
     kill -HUP "$REPLICATOR_PID"
     for _ in $(seq 1 100); do
         [ "$(grep -c 'SIGHUP received' "$E2E_TMP/$LOG.log")" -gt "${HUPS:-0}" ] && break
@@ -120,6 +119,25 @@ send "$($SIGN RS256 "$keys/rsa.pem" "$(claims)")"
 check "RS256 by PyJWT: 200" "$STATUS" 200
 send "$($SIGN RS512 "$keys/rsa.pem" "$(claims)")"
 check "RS512 by PyJWT: 200" "$STATUS" 200
+send "$($SIGN RS384 "$keys/rsa.pem" "$(claims)")"
+check "RS384 by PyJWT: 200" "$STATUS" 200
+# P-384 and P-521: make-jwt's tokens verified by PyJWT, PyJWT's tokens by the replicator.
+for curve in secp384r1:ES384 secp521r1:ES512; do
+    name=${curve%%:*} alg=${curve#*:}
+    openssl ecparam -genkey -name "$name" -noout -out "$keys/$name.pem" 2>/dev/null
+    openssl ec -in "$keys/$name.pem" -pubout -out "$keys/$name.pub" 2>/dev/null
+    made=$("$REPLICATOR" make-jwt -k "$keys/$name.pem" -a jwtpg.public 2>/dev/null)
+    check "PyJWT verifies make-jwt's token with the public key ($alg)" \
+        "$($SIGN --verify "$made" "$keys/$name.pub" "$alg" | grep -o '"schemas": \[\[[^]]*\]\]')" \
+        '"schemas": [["jwtpg", "public"]]'
+    pgo "INSERT INTO _replicator.jwt_public_keys (public_key) VALUES ('$(cat "$keys/$name.pub")')"
+done
+sighup_and_wait 4
+for curve in secp384r1:ES384 secp521r1:ES512; do
+    name=${curve%%:*} alg=${curve#*:}
+    send "$($SIGN "$alg" "$keys/$name.pem" "$(claims)")"
+    check "$alg by PyJWT: 200" "$STATUS" 200
+done
 send "$($SIGN ES256 "$keys/ec.pem" "$(claims '[["jwtpg","*"]]')")"
 check "a wildcard part: 200" "$STATUS" 200
 send "$($SIGN ES256 "$keys/ec.pem" "$(claims '' '' pyjwt-legacy https://github.com/cockroachdb/cdc-sink)")"
@@ -172,7 +190,7 @@ rs=$($SIGN RS256 "$keys/rsa.pem" "$(claims '' '' pyjwt-rs-inactive)")
 send "$rs"
 check "RS256 while its key is active: 200" "$STATUS" 200
 pgo "UPDATE _replicator.jwt_public_keys SET active = false WHERE public_key = '$(cat "$keys/rsa.pub")'"
-sighup_and_wait 1
+sighup_and_wait 3
 check "SIGHUP reads the change" "$?" 0
 send "$rs"
 check "RS256 once its key is inactive: 401" "$STATUS" 401
@@ -188,16 +206,25 @@ good=$($SIGN ES256 "$keys/ec.pem" "$(claims '' '' pyjwt-load)")
     done > "$E2E_TMP/load.codes"
 ) &
 loader=$!
-for _ in $(seq 1 20); do kill -HUP "$REPLICATOR_PID"; sleep 0.1; done
+# Each reload reads a changed key set (the RSA key in and out), as a key rotation does.
+loads_before=$(grep -c 'JWT public keys loaded' "$E2E_TMP/imm.log")
+for _ in $(seq 1 20); do
+    pgo "UPDATE _replicator.jwt_public_keys SET active = NOT active WHERE public_key = '$(cat "$keys/rsa.pub")'"
+    kill -HUP "$REPLICATOR_PID"
+    sleep 0.1
+done
 wait "$loader"
-check "150 requests during 20 key reloads: all 200" "$(sort "$E2E_TMP/load.codes" | uniq -c | tr -s ' ')" " 150 200"
+check "150 requests during 20 reloads of a changing key set: all 200" "$(sort "$E2E_TMP/load.codes" | uniq -c | tr -s ' ')" " 150 200"
+check "the key set did change under load" "$(($(grep -c 'JWT public keys loaded' "$E2E_TMP/imm.log") >= loads_before + 5))" 1
 stop_replicator
 check "exit 0 after SIGTERM" "$REPLICATOR_EXIT" 0
 
-echo "--- --jwtRefresh reads the keys without a signal"
+echo "--- --jwtRefresh reads the keys without a signal; a staging outage keeps the keys read before"
+# The keys come through a fault proxy (--stagingConn), so that their database can fail alone.
+start_fault_proxy jwt-staging-proxy "$(url_hostport "$PG")" || exit 1
 LOG=refresh HUPS=0
 start_replicator refresh --immediate --tlsSelfSigned --bindAddr 127.0.0.1:0 --targetConn "$PG" \
-    --jwtRefresh 1s || exit 1
+    --stagingConn "$(url_with_port "$PG" "$FAULT_PROXY_PORT")" --jwtRefresh 1s || exit 1
 later=$($SIGN ES256 "$keys/ec.pem" "$(claims '' '' pyjwt-later)")
 send "$later"
 check "200 before revocation" "$STATUS" 200
@@ -205,6 +232,52 @@ pgo "INSERT INTO _replicator.jwt_revoked_ids (id) VALUES ('pyjwt-later')"
 for _ in $(seq 1 60); do send "$later"; [ "$STATUS" = 401 ] && break; sleep 0.1; done
 check "401 within --jwtRefresh, no SIGHUP" "$STATUS" 401
 check "no SIGHUP was sent" "$(grep -c 'SIGHUP received' "$E2E_TMP/refresh.log")" 0
+# A row that is no key: named once, not at every refresh.
+pgo "INSERT INTO _replicator.jwt_public_keys (public_key) VALUES ('not a key')"
+for _ in $(seq 1 60); do grep -q 'is not a PEM public key' "$E2E_TMP/refresh.log" && break; sleep 0.1; done
+sleep 3.5 # three more refreshes
+check "a bad key row is warned of once, not at every refresh" \
+    "$(grep -c 'is not a PEM public key' "$E2E_TMP/refresh.log")" 1
+pgo "DELETE FROM _replicator.jwt_public_keys WHERE public_key = 'not a key'"
+fault_cmd "$FAULT_PROXY_CONTROL" reset refuse
+for _ in $(seq 1 60); do grep -q 'cannot read the JWT public keys' "$E2E_TMP/refresh.log" && break; sleep 0.1; done
+check_contains "staging unreachable: the refresh fails and says the old keys stay" \
+    "$(grep 'cannot read the JWT public keys' "$E2E_TMP/refresh.log" | head -1)" "the keys read before stay in use"
+send "$MADE"
+check "a good token while the keys cannot be read: 200" "$STATUS" 200
+send "$later"
+check "a token revoked before the outage: still 401" "$STATUS" 401
+fault_cmd "$FAULT_PROXY_CONTROL" pass
+mark_loaded=$(grep -c 'JWT public keys loaded' "$E2E_TMP/refresh.log")
+pgo "DELETE FROM _replicator.jwt_revoked_ids WHERE id = 'pyjwt-later'"
+for _ in $(seq 1 60); do send "$later"; [ "$STATUS" = 200 ] && break; sleep 0.1; done
+check "staging back: the next refresh reads the keys (an unrevoked token: 200)" "$STATUS" 200
+check "and logs them" "$(($(grep -c 'JWT public keys loaded' "$E2E_TMP/refresh.log") > mark_loaded))" 1
+stop_replicator
+
+echo "--- staging unreachable at startup: exit 1, naming it"
+fault_cmd "$FAULT_PROXY_CONTROL" reset refuse
+"$REPLICATOR" start --immediate --tlsSelfSigned --bindAddr 127.0.0.1:0 --targetConn "$PG" \
+    --stagingConn "$(url_with_port "$PG" "$FAULT_PROXY_PORT")" >"$E2E_TMP/nostaging.log" 2>&1
+check "exit 1 when the database holding the keys cannot be reached" "$?" 1
+check_contains "it names the staging database" "$(cat "$E2E_TMP/nostaging.log")" "cannot connect to the staging database"
+fault_cmd "$FAULT_PROXY_CONTROL" pass
+
+echo "--- keys that cannot be read at startup: the log says so (not that there are none)"
+# A key table of the wrong shape (no 'active' column): the schema opens, reading the keys fails.
+pgo "CREATE SCHEMA badkeys; CREATE TABLE badkeys.jwt_public_keys (id UUID PRIMARY KEY DEFAULT gen_random_uuid(), public_key TEXT NOT NULL)"
+LOG=unread HUPS=0
+start_replicator unread --immediate --tlsSelfSigned --bindAddr 127.0.0.1:0 --targetConn "$PG" \
+    --stagingSchema badkeys --jwtRefresh 1s || exit 1
+check_contains "the warning says writes are refused until the keys are read" \
+    "$(grep 'could not be read yet' "$E2E_TMP/unread.log")" "every write is refused (401) until they are"
+check "it does not claim the table is empty" "$(grep -c 'no active JWT public keys' "$E2E_TMP/unread.log")" 0
+send "$MADE"
+check "a good token while no key could be read: 401" "$STATUS" 401
+pgo "ALTER TABLE badkeys.jwt_public_keys ADD COLUMN active BOOL NOT NULL DEFAULT true"
+sed 's/_replicator\.jwt_public_keys/badkeys.jwt_public_keys/' "$keys/insert.sql" | psql "$PG" -X -q -v ON_ERROR_STOP=1 >/dev/null
+for _ in $(seq 1 60); do send "$MADE"; [ "$STATUS" = 200 ] && break; sleep 0.1; done
+check "once the table is fixed, the next refresh reads the keys: 200" "$STATUS" 200
 stop_replicator
 
 echo "--- the consistent mode keeps its keys in its staging schema"
@@ -249,6 +322,18 @@ start_replicator open --immediate --tlsSelfSigned --disableAuthentication --bind
     --targetConn "$PG" || exit 1
 send "$($SIGN ES256 "$keys/other.pem" "$(claims)")"
 check "any token (or none) is accepted" "$STATUS" 200
+stop_replicator
+# With --tlsClientCA too: no client certificate is asked for, and a stranger's one is no reason
+# to fail the handshake.
+openssl req -x509 -newkey rsa:2048 -nodes -keyout "$certs/stranger.key" -out "$certs/stranger.crt" \
+    -days 2 -subj "/CN=stranger" 2>/dev/null
+start_replicator open-ca --immediate --tlsCertificate "$certs/server.crt" --tlsPrivateKey "$certs/server.key" \
+    --tlsClientCA "$certs/ca.crt" --disableAuthentication --bindAddr 127.0.0.1:0 --targetConn "$PG" || exit 1
+check_contains "it says --tlsClientCA is ignored" "$(grep 'tlsClientCA is ignored' "$E2E_TMP/open-ca.log")" "--disableAuthentication"
+send "" /jwtpg/public
+check "no certificate, no token: 200" "$STATUS" 200
+send "" /jwtpg/public --cert "$certs/stranger.crt" --key "$certs/stranger.key"
+check "a certificate of another CA: 200" "$STATUS" 200
 stop_replicator
 
 [ "$E2E_FAILURES" -eq 0 ] && echo "PASS" || { echo "$E2E_FAILURES FAILED"; exit 1; }

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <string>
+#include <vector>
 
 #include "molt/common/metrics.hpp"
 #include "molt/common/result.hpp"
@@ -36,8 +37,9 @@ private:
     jwt::verifier& verifier_;
     metrics::gauge& last_refresh_;
     metrics::counter& errors_;
-    std::string keys_seen_ = "\n";  ///< the ids of the usable keys and the revoked count
-    periodic_task task_;            ///< last: stopped and joined before the rest goes
+    std::string keys_seen_ = "\n";            ///< the ids of the usable keys and the revoked count
+    std::vector<std::string> problems_seen_;  ///< the unusable keys, warned of once per change
+    periodic_task task_;                      ///< last: stopped and joined before the rest goes
 };
 
 }  // namespace molt::replicator
