@@ -6,8 +6,9 @@
 # user (10001): `replicator --version`, `molt --version`, the dynamic linker's view of both
 # binaries (no library missing), and a short `replicator start` against the throwaway PostgreSQL
 # that writes a row, answers the image's HEALTHCHECK command and stops on SIGTERM with exit 0.
-# It takes about 15 minutes (a release build inside the image), so ./test.sh does not run it:
-#   test/support/db/with-dbs.sh test/e2e/deploy_container_test.sh
+# It takes about 8 minutes (most of it a release build inside the image), so it is a tier of its
+# own that ./test.sh runs only when asked: ./test.sh -L container (or, with servers running,
+#   test/support/db/with-dbs.sh test/e2e/deploy_container_test.sh)
 # MOLT_CONTAINER_BASE=DIR keeps the debootstrap tarball there between runs.
 . "$(dirname "$0")/lib.sh"
 e2e_init

@@ -7,7 +7,8 @@
 #     strings read from credential files: no password in the process list;
 #   - its ExecReload sends SIGHUP; its KillSignal, sent while a request waits on a locked row,
 #     lets that request finish (the drain), and the process exits 0 within TimeoutStopSec;
-#   - TimeoutStopSec is above the --gracePeriod of the example environment file.
+#   - TimeoutStopSec is above the --gracePeriod of the example environment file, whose flags
+#     the replicator accepts (ExecStart with them and --dryRun).
 # Usage: deploy_systemd_test.sh REPLICATOR   (servers from test/support/db/with-dbs.sh)
 REPLICATOR=$(realpath "$1")
 . "$(dirname "$0")/lib.sh"
@@ -48,6 +49,30 @@ check "no password or connection string in the unit" "$(grep -c -E 'postgres://|
 for setting in NoNewPrivileges=yes ProtectSystem=strict User=replicator; do
     check "hardening: $setting" "$(grep -c "^$setting\$" "$UNIT")" 1
 done
+
+echo "--- the example environment file's flags, through ExecStart (--dryRun: flags only)"
+example_creds="$E2E_TMP/example-credentials"
+mkdir -p "$example_creds"
+printf 'postgres://replicator:secret@db.example:5432/appdb\n' > "$example_creds/targetConn"
+printf 'postgres://replicator:secret@db.example:5432/appdb\n' > "$example_creds/stagingConn"
+# Its TLS files, under /etc/replicator/molt/ on a real host, here in a directory of the test's.
+example_tls="$E2E_TMP/example-tls"
+mkdir -p "$example_tls"
+make_mtls_certs "$example_tls"
+cp "$example_tls/server.crt" "$example_tls/tls.crt"
+cp "$example_tls/server.key" "$example_tls/tls.key"
+cp "$example_tls/ca.crt" "$example_tls/changefeed-ca.crt"
+example_flags=$(grep '^REPLICATOR_FLAGS=' "$ENV_EXAMPLE" | cut -d= -f2-)
+example_flags=${example_flags//\/etc\/replicator\/molt\//$example_tls/}
+example_start=$(unit_value ExecStart)
+example_start=${example_start//%d/$example_creds}
+example_start=${example_start//%i/molt}
+example_start=${example_start//'$REPLICATOR_FLAGS'/$example_flags}
+example_start=${example_start//\/usr\/local\/bin\/replicator/$REPLICATOR}
+read -r -a example_argv <<<"$example_start"
+"${example_argv[@]}" --dryRun >"$E2E_TMP/example.out" 2>&1
+check "replicator accepts the example's flags" "$?" 0
+[ -s "$E2E_TMP/example.out" ] && cat "$E2E_TMP/example.out"
 
 echo "--- ExecStart as systemd runs it"
 own_databases sdpg sdmy || exit 1

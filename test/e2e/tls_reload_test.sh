@@ -4,7 +4,8 @@
 # connections get the new certificate, a connection opened before keeps working, bad new material
 # (garbage, a key that does not match) is refused with a log line while the old certificate stays,
 # a certificate near its expiry is reported (log and tls_certificate_expiry_days), and requests
-# sent during reloads all succeed.
+# sent during reloads all succeed. SIGHUP alone is proven with a change the file poll cannot see
+# (same size, inode and modification time).
 # Usage: tls_reload_test.sh REPLICATOR   (servers from test/support/db/with-dbs.sh)
 REPLICATOR=$1
 . "$(dirname "$0")/lib.sh"
@@ -109,6 +110,35 @@ check "the connection opened before the reload: second request 200" "$(count_in 
 check "both rows of the kept connection are written" "$(psql "$PG" -X -At -c 'SELECT count(*) FROM t WHERE id IN (2, 3)')" 2
 exec 3>&-
 kill "$keeper" 2>/dev/null
+
+echo "--- SIGHUP alone reloads: a change the file poll cannot see"
+# Server D: server B's key, another name. Written in place while the replicator is stopped
+# (SIGSTOP), with the same size, inode and modification time as the file it replaces, so only
+# the signal can make the replicator read it.
+openssl req -new -key "$c/serverB.key" -out "$c/serverD.csr" -subj "/CN=serverD" 2>/dev/null
+openssl x509 -req -in "$c/serverD.csr" -CA "$c/ca1.crt" -CAkey "$c/ca1.key" -CAcreateserial \
+    -out "$c/serverD.crt" -days 2 -extfile "$c/san.ext" 2>/dev/null
+check "server D's certificate has server B's size (so the poll sees no change)" \
+    "$(stat -c %s "$c/serverD.crt")" "$(stat -c %s "$live/server.crt")"
+stamp_before=$(stat -c '%s %i %y' "$live/server.crt")
+touch -r "$live/server.crt" "$E2E_TMP/stamp"
+kill -STOP "$REPLICATOR_PID"
+cat "$c/serverD.crt" > "$live/server.crt"
+touch -r "$E2E_TMP/stamp" "$live/server.crt"
+kill -CONT "$REPLICATOR_PID"
+check "size, inode and modification time are unchanged" "$(stat -c '%s %i %y' "$live/server.crt")" "$stamp_before"
+sleep 3 # more than the poll's 2 s
+check "without a signal, new connections still get server B" "$(served)" serverB
+mark 'TLS certificate reloaded'
+kill -HUP "$REPLICATOR_PID"
+wait_more 'TLS certificate reloaded'
+check "SIGHUP reloads" "$?" 0
+check_contains "the reload says the signal caused it" "$(since_mark 'TLS certificate reloaded' | tail -1)" '"reason":"SIGHUP"'
+check "new connections get server D" "$(served)" serverD
+mark 'TLS certificate reloaded'
+install B
+wait_more 'TLS certificate reloaded'
+check "server B back (noticed by the poll)" "$(served)" serverB
 
 echo "--- bad new material is refused; the certificate in use stays"
 mark 'new TLS certificate refused'
