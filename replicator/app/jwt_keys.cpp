@@ -23,12 +23,21 @@ result<void> jwt_key_refresher::refresh() {
     auto stored = store_.read_jwt_keys();
     if (!stored) {
         errors_.add();
-        log::warn()
-            .err(stored.error())
-            .num("keys", static_cast<int64_t>(verifier_.key_count()))
-            .msg("cannot read the JWT public keys; the keys read before stay in use");
+        // Logged when the error changes; jwt_refresh_errors_total counts every one.
+        if (stored.error().message() != error_seen_) {
+            error_seen_ = stored.error().message();
+            log::warn()
+                .err(stored.error())
+                .num("keys", static_cast<int64_t>(verifier_.key_count()))
+                .msg(read_once_ ? "cannot read the JWT public keys; the keys read before stay in "
+                                  "use"
+                                : "cannot read the JWT public keys; none has been read yet, so "
+                                  "every write is refused (401) until they are");
+        }
         return stored.error();
     }
+    read_once_ = true;
+    error_seen_.clear();
     jwt::key_set keys;
     std::string ids;
     for (auto& [id, pem] : stored->keys) {

@@ -10,6 +10,12 @@ REPLICATOR=$1
 . "$(dirname "$0")/lib.sh"
 e2e_init
 FAULT_PROXY=${FAULT_PROXY:-$(dirname "$REPLICATOR")/molt-fault-proxy}
+if [ ! -x "$FAULT_PROXY" ]; then
+    echo "FAIL: molt-fault-proxy not found at $FAULT_PROXY (build it, or set FAULT_PROXY)"
+    exit 1
+fi
+# proxy_cmd COMMAND...: a fault proxy command that must be obeyed (or the test stops).
+proxy_cmd() { fault_cmd "$FAULT_PROXY_CONTROL" "$@" || { echo "FAIL: the proxy answered '$FAULT_REPLY' to '$*'"; exit 1; }; }
 SIGN="/usr/bin/python3 $(dirname "$0")/jwt_sign.py"
 if ! /usr/bin/python3 -c 'import jwt' 2>/dev/null; then
     echo "FAIL: PyJWT is missing (apt-get install python3-jwt; test/support/deps.sh installs it)" >&2
@@ -239,7 +245,7 @@ sleep 3.5 # three more refreshes
 check "a bad key row is warned of once, not at every refresh" \
     "$(grep -c 'is not a PEM public key' "$E2E_TMP/refresh.log")" 1
 pgo "DELETE FROM _replicator.jwt_public_keys WHERE public_key = 'not a key'"
-fault_cmd "$FAULT_PROXY_CONTROL" reset refuse
+proxy_cmd reset refuse
 for _ in $(seq 1 60); do grep -q 'cannot read the JWT public keys' "$E2E_TMP/refresh.log" && break; sleep 0.1; done
 check_contains "staging unreachable: the refresh fails and says the old keys stay" \
     "$(grep 'cannot read the JWT public keys' "$E2E_TMP/refresh.log" | head -1)" "the keys read before stay in use"
@@ -247,7 +253,7 @@ send "$MADE"
 check "a good token while the keys cannot be read: 200" "$STATUS" 200
 send "$later"
 check "a token revoked before the outage: still 401" "$STATUS" 401
-fault_cmd "$FAULT_PROXY_CONTROL" pass
+proxy_cmd pass
 mark_loaded=$(grep -c 'JWT public keys loaded' "$E2E_TMP/refresh.log")
 pgo "DELETE FROM _replicator.jwt_revoked_ids WHERE id = 'pyjwt-later'"
 for _ in $(seq 1 60); do send "$later"; [ "$STATUS" = 200 ] && break; sleep 0.1; done
@@ -256,12 +262,12 @@ check "and logs them" "$(($(grep -c 'JWT public keys loaded' "$E2E_TMP/refresh.l
 stop_replicator
 
 echo "--- staging unreachable at startup: exit 1, naming it"
-fault_cmd "$FAULT_PROXY_CONTROL" reset refuse
-"$REPLICATOR" start --immediate --tlsSelfSigned --bindAddr 127.0.0.1:0 --targetConn "$PG" \
+proxy_cmd reset refuse
+timeout 60 "$REPLICATOR" start --immediate --tlsSelfSigned --bindAddr 127.0.0.1:0 --targetConn "$PG" \
     --stagingConn "$(url_with_port "$PG" "$FAULT_PROXY_PORT")" >"$E2E_TMP/nostaging.log" 2>&1
 check "exit 1 when the database holding the keys cannot be reached" "$?" 1
 check_contains "it names the staging database" "$(cat "$E2E_TMP/nostaging.log")" "cannot connect to the staging database"
-fault_cmd "$FAULT_PROXY_CONTROL" pass
+proxy_cmd pass
 
 echo "--- keys that cannot be read at startup: the log says so (not that there are none)"
 # A key table of the wrong shape (no 'active' column): the schema opens, reading the keys fails.
@@ -269,11 +275,18 @@ pgo "CREATE SCHEMA badkeys; CREATE TABLE badkeys.jwt_public_keys (id UUID PRIMAR
 LOG=unread HUPS=0
 start_replicator unread --immediate --tlsSelfSigned --bindAddr 127.0.0.1:0 --targetConn "$PG" \
     --stagingSchema badkeys --jwtRefresh 1s || exit 1
+# (logged after "Server listening", where start_replicator returns)
+for _ in $(seq 1 100); do grep -q 'could not be read yet' "$E2E_TMP/unread.log" && break; sleep 0.05; done
 check_contains "the warning says writes are refused until the keys are read" \
     "$(grep 'could not be read yet' "$E2E_TMP/unread.log")" "every write is refused (401) until they are"
 check "it does not claim the table is empty" "$(grep -c 'no active JWT public keys' "$E2E_TMP/unread.log")" 0
 send "$MADE"
 check "a good token while no key could be read: 401" "$STATUS" 401
+sleep 2.5 # two more refreshes, failing the same way
+check_contains "the refresh's warning says none has been read" \
+    "$(grep 'cannot read the JWT public keys' "$E2E_TMP/unread.log")" "none has been read yet"
+check "and is logged once while the error stays the same" \
+    "$(grep -c 'cannot read the JWT public keys' "$E2E_TMP/unread.log")" 1
 pgo "ALTER TABLE badkeys.jwt_public_keys ADD COLUMN active BOOL NOT NULL DEFAULT true"
 sed 's/_replicator\.jwt_public_keys/badkeys.jwt_public_keys/' "$keys/insert.sql" | psql "$PG" -X -q -v ON_ERROR_STOP=1 >/dev/null
 for _ in $(seq 1 60); do send "$MADE"; [ "$STATUS" = 200 ] && break; sleep 0.1; done
@@ -332,6 +345,9 @@ start_replicator open-ca --immediate --tlsCertificate "$certs/server.crt" --tlsP
 check_contains "it says --tlsClientCA is ignored" "$(grep 'tlsClientCA is ignored' "$E2E_TMP/open-ca.log")" "--disableAuthentication"
 send "" /jwtpg/public
 check "no certificate, no token: 200" "$STATUS" 200
+"$REPLICATOR" start --immediate --tlsSelfSigned --targetConn "$PG" --disableAuthentication \
+    --tlsClientCA /nonexistent/ca.crt --dryRun 2>"$E2E_TMP/ignored-ca.err"
+check "an ignored --tlsClientCA's file is not read: --dryRun exits 0" "$?" 0
 send "" /jwtpg/public --cert "$certs/stranger.crt" --key "$certs/stranger.key"
 check "a certificate of another CA: 200" "$STATUS" 200
 stop_replicator

@@ -123,6 +123,8 @@ check "server D's certificate has server B's size (so the poll sees no change)" 
 stamp_before=$(stat -c '%s %i %y' "$live/server.crt")
 touch -r "$live/server.crt" "$E2E_TMP/stamp"
 kill -STOP "$REPLICATOR_PID"
+for _ in $(seq 1 100); do [ "$(cut -d' ' -f3 "/proc/$REPLICATOR_PID/stat")" = T ] && break; sleep 0.02; done
+check "the replicator is stopped" "$(cut -d' ' -f3 "/proc/$REPLICATOR_PID/stat")" T
 cat "$c/serverD.crt" > "$live/server.crt"
 touch -r "$E2E_TMP/stamp" "$live/server.crt"
 kill -CONT "$REPLICATOR_PID"
@@ -136,7 +138,7 @@ check "SIGHUP reloads" "$?" 0
 check_contains "the reload says the signal caused it" "$(since_mark 'TLS certificate reloaded' | tail -1)" '"reason":"SIGHUP"'
 check "new connections get server D" "$(served)" serverD
 mark 'TLS certificate reloaded'
-install B
+put_live "$c/serverB.crt" server.crt # the key is B's already
 wait_more 'TLS certificate reloaded'
 check "server B back (noticed by the poll)" "$(served)" serverB
 

@@ -39,7 +39,9 @@ private:
     metrics::counter& errors_;
     std::string keys_seen_ = "\n";            ///< the ids of the usable keys and the revoked count
     std::vector<std::string> problems_seen_;  ///< the unusable keys, warned of once per change
-    periodic_task task_;                      ///< last: stopped and joined before the rest goes
+    std::string error_seen_;  ///< the last read error logged (empty after a successful read)
+    bool read_once_ = false;  ///< whether the keys were ever read
+    periodic_task task_;      ///< last: stopped and joined before the rest goes
 };
 
 }  // namespace molt::replicator
