@@ -435,3 +435,46 @@ TEST_CASE("mysql apply: rows of megabytes, more in one request than max_allowed_
     CHECK(t.one("SELECT length(doc) FROM my_big WHERE id = 20") == std::to_string(doc.size()));
     t.sql("DROP TABLE my_big");
 }
+
+// The consistent mode runs a window's transactions in parallel on disjoint keys and commits them
+// in order. Under InnoDB's REPEATABLE READ a delete of a key the target does not have (a replay,
+// a row already deleted) locks the gap around it, and another transaction's insert into that gap
+// waits for it — behind a commit that waits for the inserting one: a stall until a lock timeout.
+// Target sessions run at READ COMMITTED, where neither waits.
+TEST_CASE("mysql sessions: writes to disjoint keys never wait on each other's gap locks",
+          "[integration][mysql]") {
+    const auto url = molt::conn_url::parse(molt::test::server_url("MOLT_TEST_MYSQL_URL")).value();
+    auto first = mysql::connect(url, std::chrono::seconds(1));
+    auto second = mysql::connect(url, std::chrono::seconds(1));
+    REQUIRE(first);
+    REQUIRE(second);
+    target_session& a = **first;
+    target_session& b = **second;
+    REQUIRE(a.execute("DROP TABLE IF EXISTS gap_locks", {}));
+    REQUIRE(a.execute("CREATE TABLE gap_locks (id BIGINT PRIMARY KEY, v TEXT)", {}));
+    REQUIRE(a.execute("INSERT INTO gap_locks VALUES (10, 'a'), (20, 'b'), (30, 'c')", {}));
+    REQUIRE(a.begin());
+    // Key 15 is not there; key 20 is (an update through the upsert).
+    REQUIRE(a.execute("DELETE FROM `gap_locks` WHERE (`id`) IN ((:p1))", {"15"}));
+    REQUIRE(
+        a.execute("INSERT INTO `gap_locks` (`id`,`v`) VALUES (:p1,:p2) ON DUPLICATE KEY "
+                  "UPDATE `v`=VALUES(`v`)",
+                  {"20", "B"}));
+    REQUIRE(b.begin());
+    for (const char* id : {"12", "17", "25"}) {
+        INFO("inserting key " << id << " while the other transaction is open");
+        auto inserted = b.execute(
+            "INSERT INTO `gap_locks` (`id`,`v`) VALUES (:p1,:p2) ON DUPLICATE KEY UPDATE "
+            "`v`=VALUES(`v`)",
+            {id, "new"});
+        if (!inserted) {
+            FAIL_CHECK(inserted.error().message());
+        }
+    }
+    REQUIRE(b.commit());
+    REQUIRE(a.commit());
+    auto rows = a.query("SELECT count(*) FROM gap_locks", {});
+    REQUIRE(rows);
+    CHECK(rows->at(0).at(0) == "6");
+    REQUIRE(a.execute("DROP TABLE gap_locks", {}));
+}

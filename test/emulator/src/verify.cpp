@@ -330,8 +330,8 @@ result<progress_check> check_progress(const conn_url& target, const generator& g
     replicator::target_session& db = **session;
     const dialect d = target.dialect();
     const bool pg = d == dialect::postgres;
-    // One snapshot for the progress table and every row. MySQL takes it only at REPEATABLE READ:
-    // asked for, not taken from the session's default (the replicator's connect() opens it).
+    // One snapshot for the progress table and every row. MySQL takes it only at REPEATABLE READ,
+    // which must be asked for: the replicator's sessions run at READ COMMITTED.
     if (!pg) {
         if (auto level = db.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ", {});
             !level) {

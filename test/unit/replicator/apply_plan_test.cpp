@@ -61,6 +61,52 @@ molt::proto::batch decode(const std::vector<msg>& messages) {
     return std::move(body->rows);
 }
 
+// A statement's values row by row: as bound, or read back from the column arrays of a
+// statement bound by column (PostgreSQL's unnest form: {"a","b\\"c",NULL}).
+sql_params row_values(const planned_statement& st) {
+    if (st.sql.find("unnest(") == std::string::npos) {
+        return st.params;
+    }
+    std::vector<sql_params> columns;
+    for (const auto& p : st.params) {
+        REQUIRE(p);
+        const std::string& a = *p;
+        REQUIRE(a.size() >= 2);
+        REQUIRE(a.front() == '{');
+        REQUIRE(a.back() == '}');
+        sql_params column;
+        for (size_t i = 1; i + 1 < a.size();) {
+            if (a.compare(i, 4, "NULL") == 0) {
+                column.emplace_back(std::nullopt);
+                i += 4;
+            } else {
+                REQUIRE(a[i] == '"');
+                std::string v;
+                for (++i; a[i] != '"'; ++i) {
+                    if (a[i] == '\\') {
+                        ++i;
+                    }
+                    v += a[i];
+                }
+                column.emplace_back(std::move(v));
+                ++i;
+            }
+            if (a[i] == ',') {
+                ++i;
+            }
+        }
+        columns.push_back(std::move(column));
+    }
+    sql_params out;
+    for (size_t r = 0; !columns.empty() && r < columns[0].size(); ++r) {
+        for (const auto& c : columns) {
+            REQUIRE(c.size() == columns[0].size());
+            out.push_back(c[r]);
+        }
+    }
+    return out;
+}
+
 std::vector<std::string> sqls(const apply_plan& p) {
     std::vector<std::string> out;
     for (const auto& st : p.statements) {
@@ -88,14 +134,15 @@ TEST_CASE("plan: fold per key, deletes before upserts, parents before children",
     CHECK(
         sqls(*plan) ==
         std::vector<std::string>{
-            R"(DELETE FROM "public"."order_lines" WHERE ("order_id","line") IN ((:p1::bigint,:p2::integer)))",
-            R"(DELETE FROM "public"."orders" WHERE ("id") IN ((:p1::bigint)))",
-            R"(INSERT INTO "public"."orders" ("id","Status","note") VALUES (:p1::bigint,:p2::text,:p3::text) ON CONFLICT ("id") DO UPDATE SET ("Status","note") = ROW(excluded."Status",excluded."note"))",
-            R"(INSERT INTO "public"."order_lines" ("order_id","line","qty") VALUES (:p1::bigint,:p2::integer,:p3::integer) ON CONFLICT ("order_id","line") DO UPDATE SET ("qty") = ROW(excluded."qty"))",
+            R"(DELETE FROM "public"."order_lines" WHERE ("order_id","line") IN (SELECT * FROM unnest(:p1::bigint[],:p2::integer[])))",
+            R"(DELETE FROM "public"."orders" WHERE ("id") IN (SELECT * FROM unnest(:p1::bigint[])))",
+            R"(INSERT INTO "public"."orders" ("id","Status","note") SELECT * FROM unnest(:p1::bigint[],:p2::text[],:p3::text[]) ON CONFLICT ("id") DO UPDATE SET ("Status","note") = ROW(excluded."Status",excluded."note"))",
+            R"(INSERT INTO "public"."order_lines" ("order_id","line","qty") SELECT * FROM unnest(:p1::bigint[],:p2::integer[],:p3::integer[]) ON CONFLICT ("order_id","line") DO UPDATE SET ("qty") = ROW(excluded."qty"))",
         });
-    // The two upserts of order 1 merged column by column; "status" matched "Status".
-    CHECK(plan->statements[2].params == sql_params{"1", "open", "rush"});
-    CHECK(plan->statements[0].params == sql_params{"2", "7"});
+    // The two upserts of order 1 merged column by column; "status" matched "Status". One array
+    // parameter per column.
+    CHECK(plan->statements[2].params == sql_params{R"({"1"})", R"({"open"})", R"({"rush"})"});
+    CHECK(plan->statements[0].params == sql_params{R"({"2"})", R"({"7"})"});
     REQUIRE(plan->tables.size() == 2);
     CHECK(plan->tables[0].table->name == "orders");
     CHECK(plan->tables[0].received == 3);
@@ -119,11 +166,11 @@ TEST_CASE("plan: a delete discards earlier upserts; an upsert after a delete re-
     REQUIRE(plan);
     REQUIRE(plan->statements.size() == 2);
     CHECK(plan->statements[0].type == planned_statement::kind::erase);
-    CHECK(plan->statements[0].params == sql_params{"1", "2"});
+    CHECK(row_values(plan->statements[0]) == sql_params{"1", "2"});
     CHECK(plan->statements[1].type == planned_statement::kind::upsert);
     // Only the columns sent after the delete: "note" is not carried over.
     CHECK(plan->statements[1].sql.find("\"note\"") == std::string::npos);
-    CHECK(plan->statements[1].params == sql_params{"1", "b"});
+    CHECK(row_values(plan->statements[1]) == sql_params{"1", "b"});
 }
 
 TEST_CASE("plan: consistent order writes upserts parents first, then deletes children first",
@@ -147,8 +194,9 @@ TEST_CASE("plan: consistent order writes upserts parents first, then deletes chi
     for (const auto& st : plan->statements) {
         std::string line = st.type == planned_statement::kind::upsert ? "upsert " : "delete ";
         line += st.table->name + " ";
-        for (size_t i = 0; i < st.params.size(); ++i) {
-            line += (i == 0 ? "" : "/") + st.params[i].value_or("NULL");
+        const sql_params values = row_values(st);
+        for (size_t i = 0; i < values.size(); ++i) {
+            line += (i == 0 ? "" : "/") + values[i].value_or("NULL");
         }
         shape.push_back(line);
     }
@@ -177,8 +225,9 @@ std::string shape_of(const apply_plan& p) {
     std::string out;
     for (const auto& st : p.statements) {
         out += st.type == planned_statement::kind::upsert ? "upsert " : "delete ";
-        for (size_t i = 0; i < st.params.size(); ++i) {
-            out += (i == 0 ? "" : "/") + st.params[i].value_or("NULL");
+        const sql_params values = row_values(st);
+        for (size_t i = 0; i < values.size(); ++i) {
+            out += (i == 0 ? "" : "/") + values[i].value_or("NULL");
         }
         out += "; ";
     }
@@ -197,7 +246,8 @@ TEST_CASE("plan: a column family's message sets its own columns, the key from \"
     REQUIRE(plan);
     REQUIRE(plan->statements.size() == 1);
     CHECK(plan->statements[0].sql ==
-          "INSERT INTO \"public\".\"orders\" (\"id\",\"note\") VALUES (:p1::bigint,:p2::text) "
+          "INSERT INTO \"public\".\"orders\" (\"id\",\"note\") SELECT * FROM "
+          "unnest(:p1::bigint[],:p2::text[]) "
           "ON CONFLICT (\"id\") DO UPDATE SET (\"note\") = ROW(excluded.\"note\")");
     CHECK(shape_of(*plan) == "upsert 1/n; ");
     const auto primary = decode(
@@ -249,7 +299,7 @@ TEST_CASE("plan: generated columns are accepted and never written; NULLs bind as
     REQUIRE(plan);
     REQUIRE(plan->statements.size() == 1);
     CHECK(plan->statements[0].sql.find("total") == std::string::npos);
-    CHECK(plan->statements[0].params == sql_params{"9", std::nullopt});
+    CHECK(plan->statements[0].params == sql_params{R"({"9"})", "{NULL}"});
 }
 
 TEST_CASE("plan: topics of several forms find their table", "[plan]") {
@@ -276,7 +326,7 @@ TEST_CASE("plan: statements are chunked by --flushSize", "[plan]") {
     CHECK(plan->statements[0].rows == 2);
     CHECK(plan->statements[1].rows == 2);
     CHECK(plan->statements[2].rows == 1);
-    CHECK(plan->statements[2].params == sql_params{"4", "s"});
+    CHECK(row_values(plan->statements[2]) == sql_params{"4", "s"});
 }
 
 // MySQL sends a statement in one packet (max_allowed_packet): megabyte rows are spread over
@@ -384,9 +434,77 @@ TEST_CASE("error classes per dialect", "[plan]") {
     CHECK(postgres::classify_sqlstate("40P01") == retry_class::retry_now);
     CHECK(postgres::classify_sqlstate("08006") == retry_class::reconnect);
     CHECK(postgres::classify_sqlstate("57P01") == retry_class::reconnect);
+    // MySQL sessions at READ COMMITTED unless the server logs statements (error 1665 there).
+    CHECK(mysql::read_committed_allowed(false, "STATEMENT"));
+    CHECK(mysql::read_committed_allowed(true, "ROW"));
+    CHECK(mysql::read_committed_allowed(true, "MIXED"));
+    CHECK_FALSE(mysql::read_committed_allowed(true, "STATEMENT"));
+    // A prepared statement the server lost (DEALLOCATE ALL): prepared again.
+    CHECK(postgres::classify_sqlstate("26000") == retry_class::retry_now);
     CHECK(postgres::classify_sqlstate("53300") == retry_class::reconnect);
     CHECK(postgres::classify_sqlstate("23503") == retry_class::defer);
     CHECK(postgres::classify_sqlstate("42703") == retry_class::schema);
     CHECK(postgres::classify_sqlstate("22P02") == retry_class::fatal);
     CHECK(postgres::classify_sqlstate("23505") == retry_class::unique);
+}
+
+TEST_CASE("plan: PostgreSQL binds each column's values as one array, whatever the row count",
+          "[plan]") {
+    const schema_snapshot s = shop();
+    auto d = postgres::make_dialect();
+    auto rows = [](int n) {
+        std::vector<msg> out;
+        for (int i = 1; i <= n; ++i) {
+            out.push_back({"orders", key({num(i)}),
+                           obj({{"id", num(i)},
+                                {"status", i == 2 ? json::null() : str("a\"b\\c,{}NULL")},
+                                {"note", str(i == 1 ? "NULL" : "")}}),
+                           1});
+        }
+        return decode(out);
+    };
+    auto two = plan_batch(s, rows(2), *d, 1000);
+    auto three = plan_batch(s, rows(3), *d, 1000);
+    REQUIRE(two);
+    REQUIRE(three);
+    REQUIRE(two->statements.size() == 1);
+    REQUIRE(three->statements.size() == 1);
+    // One text for every row count: the session prepares it once.
+    CHECK(two->statements[0].sql == three->statements[0].sql);
+    CHECK(two->statements[0].rows == 2);
+    CHECK(two->statements[0].params ==
+          sql_params{R"({"1","2"})", R"({"a\"b\\c,{}NULL",NULL})", R"({"NULL",""})"});
+}
+
+TEST_CASE("plan: PostgreSQL binds per value where unnest cannot: array and geometry columns",
+          "[plan]") {
+    schema_snapshot s;
+    s.schema.parts = {"appdb", "public"};
+    s.tables.push_back(
+        table({"public", "tagged"}, {col("id", "bigint", "bigint", 0),
+                                     col("tags", "text[]", "text", -1, false, /*array=*/true)}));
+    s.tables.push_back(table({"public", "places"}, {col("id", "bigint", "bigint", 0),
+                                                    col("at", "geometry", "geometry")}));
+    s.finish();
+    auto d = postgres::make_dialect();
+    const auto batch = decode({
+        {"tagged", key({num(1)}), obj({{"id", num(1)}, {"tags", json::array({str("x")})}}), 1},
+        {"tagged", key({num(2)}), json::null(), 1},
+        {"places", key({num(1)}),
+         obj({{"id", num(1)},
+              {"at",
+               obj({{"coordinates", json::array({num(1), num(2)})}, {"type", str("Point")}})}}),
+         1},
+    });
+    auto plan = plan_batch(s, batch, *d, 1000);
+    REQUIRE(plan);
+    CHECK(
+        sqls(*plan) ==
+        std::vector<std::string>{
+            // The key alone is scalar: the delete binds by column.
+            R"(DELETE FROM "public"."tagged" WHERE ("id") IN (SELECT * FROM unnest(:p1::bigint[])))",
+            R"(INSERT INTO "public"."tagged" ("id","tags") VALUES (:p1::bigint,:p2::text[]) ON CONFLICT ("id") DO UPDATE SET ("tags") = ROW(excluded."tags"))",
+            R"(INSERT INTO "public"."places" ("id","at") VALUES (:p1::bigint,st_geomfromgeojson(:p2::jsonb)) ON CONFLICT ("id") DO UPDATE SET ("at") = ROW(excluded."at"))",
+        });
+    CHECK(plan->statements[1].params == sql_params{"1", "{\"x\"}"});
 }

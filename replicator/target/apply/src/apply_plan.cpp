@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <map>
+#include <numeric>
 #include <optional>
 #include <unordered_map>
 #include <utility>
@@ -183,16 +184,24 @@ result<apply_plan> plan_batch(const schema_snapshot& schema, const proto::batch&
     }
 
     apply_plan plan;
-    auto chunk_size = [&](size_t columns) {
-        return std::max<size_t>(1,
-                                std::min(rows_per_statement, dialect.max_parameters() / columns));
+    // Rows per statement: --flushSize, and within the dialect's parameter limit unless a
+    // parameter carries a whole column.
+    auto chunk_size = [&](const table_info& t, std::span<const size_t> columns) {
+        if (dialect.binds_columns(t, columns)) {
+            return std::max<size_t>(1, rows_per_statement);
+        }
+        return std::max<size_t>(
+            1, std::min(rows_per_statement, dialect.max_parameters() / columns.size()));
     };
     // Rows into statements of at most `per` rows and dialect.max_statement_bytes() of bound
     // values (a larger row gets a statement of its own). bind(i, params) appends row i's values;
-    // sql(n) is the statement for n rows; key(i) is row i's key.
-    auto chunk = [&](planned_statement::kind type, const table_info& t, size_t count, size_t per,
-                     const auto& bind, const auto& sql, const auto& key) -> result<void> {
+    // sql(n) is the statement for n rows; key(i) is row i's key; `columns` are the columns each
+    // row binds.
+    auto chunk = [&](planned_statement::kind type, const table_info& t,
+                     std::span<const size_t> columns, size_t count, size_t per, const auto& bind,
+                     const auto& sql, const auto& key) -> result<void> {
         const size_t budget = dialect.max_statement_bytes();
+        const bool by_column = dialect.binds_columns(t, columns);
         planned_statement st;
         size_t bytes = 0;
         size_t first = 0;
@@ -203,6 +212,10 @@ result<apply_plan> plan_batch(const schema_snapshot& schema, const proto::batch&
             st.type = type;
             st.table = &t;
             st.sql = sql(st.rows);
+            if (by_column) {
+                st.params = dialect.pack_columns(std::move(st.params), columns.size());
+                st.by_column = true;
+            }
             st.key = st.rows == 1 ? key(first) : std::string_view();
             plan.statements.push_back(std::move(st));
             st = planned_statement{};
@@ -259,9 +272,11 @@ result<apply_plan> plan_batch(const schema_snapshot& schema, const proto::batch&
                 }
                 deletes.push_back(&row);
             }
+            std::vector<size_t> key_columns(t.pk_count);
+            std::iota(key_columns.begin(), key_columns.end(), size_t{0});
             auto done = chunk(
-                planned_statement::kind::erase, t, deletes.size(),
-                chunk_size(std::max<size_t>(1, t.pk_count)),
+                planned_statement::kind::erase, t, key_columns, deletes.size(),
+                chunk_size(t, key_columns),
                 [&](size_t r, sql_params& params) -> result<void> {
                     for (size_t k = 0; k < t.pk_count; ++k) {
                         auto bound = dialect.bind_value(t.columns[k], deletes[r]->key_values[k]);
@@ -317,7 +332,7 @@ result<apply_plan> plan_batch(const schema_snapshot& schema, const proto::batch&
         }
         for (const auto& [columns, group] : by_columns) {
             auto done = chunk(
-                planned_statement::kind::upsert, t, group.size(), chunk_size(columns.size()),
+                planned_statement::kind::upsert, t, columns, group.size(), chunk_size(t, columns),
                 [&](size_t r, sql_params& params) -> result<void> {
                     for (const size_t c : columns) {
                         auto bound = dialect.bind_value(t.columns[c], *group[r]->values[c]);
@@ -356,6 +371,11 @@ std::vector<hlc> source_transactions(const proto::batch& rows) {
     return out;
 }
 
+result<void> run_statement(target_session& session, const planned_statement& st) {
+    return st.by_column ? session.execute_reused(st.sql, st.params)
+                        : session.execute(st.sql, st.params);
+}
+
 bool deletes_referenced_rows(const schema_snapshot& schema, const apply_plan& plan) {
     return std::any_of(plan.tables.begin(), plan.tables.end(), [&](const table_counts& t) {
         return t.deletes > 0 && schema.referenced(*t.table);
@@ -378,7 +398,7 @@ result<apply_plan> plan_batch_deletes_first_if_safe(const schema_snapshot& schem
 
 result<void> execute_statements(target_session& session, const apply_plan& plan) {
     for (const planned_statement& st : plan.statements) {
-        if (auto done = session.execute(st.sql, st.params); !done) {
+        if (auto done = run_statement(session, st); !done) {
             session.rollback();
             return done.error().with_context(fmt::format(
                 "{} on {}", st.type == planned_statement::kind::upsert ? "upsert" : "delete",

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <list>
+#include <numeric>
 #include <string>
 #include <vector>
 
@@ -32,7 +33,7 @@ result<void> try_in_savepoint(target_session& db, std::string_view name,
         return done;
     }
     for (const planned_statement* st : statements) {
-        if (auto done = db.execute(st->sql, st->params); !done) {
+        if (auto done = run_statement(db, *st); !done) {
             const error failed = done.error().with_context(
                 fmt::format("{} on {}", kind_of(*st), st->table->qualified.to_string()));
             if (auto back = db.execute("ROLLBACK TO SAVEPOINT " + savepoint, {}); !back) {
@@ -100,9 +101,17 @@ result<size_t> reinsert_cycle(target_session& db, const schema_snapshot& schema,
         erase.table = &t;
         erase.rows = 1;
         erase.sql = dialect.delete_sql(t, 1);
-        // The upsert's parameters start with the primary key (columns are key first).
+        // The upsert's parameters start with the primary key (columns are key first): values,
+        // or one-element arrays when it binds by column. A delete binds by column when its key
+        // columns allow, which an upsert of an array or geometry column does not.
         erase.params.assign(st->params.begin(),
                             st->params.begin() + static_cast<std::ptrdiff_t>(t.pk_count));
+        std::vector<size_t> key(t.pk_count);
+        std::iota(key.begin(), key.end(), size_t{0});
+        erase.by_column = dialect.binds_columns(t, key);
+        if (erase.by_column && !st->by_column) {
+            erase.params = dialect.pack_columns(std::move(erase.params), t.pk_count);
+        }
         deletes.push_back(std::move(erase));
     }
     std::vector<const planned_statement*> statements;

@@ -1,1 +1,1 @@
-DELETE FROM "public"."employees" WHERE ("id") IN ((:p1::bigint),(:p2::bigint))
+DELETE FROM "public"."employees" WHERE ("id") IN (SELECT * FROM unnest(:p1::bigint[]))

@@ -1,1 +1,1 @@
-DELETE FROM "migration_schema"."Order Lines" WHERE ("order_id","line") IN ((:p1::uuid,:p2::smallint),(:p3::uuid,:p4::smallint))
+DELETE FROM "migration_schema"."Order Lines" WHERE ("order_id","line") IN (SELECT * FROM unnest(:p1::uuid[],:p2::smallint[]))

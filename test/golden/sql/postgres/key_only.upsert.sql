@@ -1,1 +1,1 @@
-INSERT INTO "public"."tags" ("tag") VALUES (:p1::text),(:p2::text) ON CONFLICT ("tag") DO NOTHING
+INSERT INTO "public"."tags" ("tag") SELECT * FROM unnest(:p1::text[]) ON CONFLICT ("tag") DO NOTHING

@@ -3,6 +3,8 @@
 #include <mysql.h>
 
 #include <algorithm>
+#include <atomic>
+#include <string>
 
 #include <fmt/format.h>
 #include <openssl/ssl.h>
@@ -17,6 +19,7 @@ typedef unsigned char uchar;
 #include <ma_pvio.h>
 #undef HAVE_TLS
 
+#include "molt/common/log.hpp"
 #include "molt/common/redact.hpp"
 #include "molt/replicator/dialect/mysql.hpp"
 #include "molt/replicator/dialect/soci_session.hpp"
@@ -136,6 +139,10 @@ std::string clean_message(std::string message) {
 
 }  // namespace
 
+bool read_committed_allowed(bool log_bin, std::string_view binlog_format) noexcept {
+    return !log_bin || (binlog_format != "STATEMENT" && binlog_format != "statement");
+}
+
 result<std::unique_ptr<target_session>> connect(const conn_url& url,
                                                 std::chrono::nanoseconds lock_timeout) {
     try {
@@ -147,6 +154,26 @@ result<std::unique_ptr<target_session>> connect(const conn_url& url,
         *s << "SET NAMES utf8mb4";
         *s << "SET SESSION time_zone = '+00:00'";
         *s << "SET SESSION sql_mode = CONCAT(@@SESSION.sql_mode, ',STRICT_ALL_TABLES')";
+        // InnoDB's default, REPEATABLE READ, locks gaps between keys: transactions writing
+        // disjoint keys (the consistent mode's parallel chunks, commits held in order) then
+        // wait on each other until one gives up. The apply path reads nothing it relies on
+        // being repeatable. A server logging statements (binlog_format STATEMENT) refuses
+        // writes at READ COMMITTED (error 1665): there the session keeps the default.
+        std::string log_bin;
+        std::string binlog_format;
+        *s << "SELECT CAST(@@log_bin AS CHAR), CAST(@@binlog_format AS CHAR)", soci::into(log_bin),
+            soci::into(binlog_format);
+        if (read_committed_allowed(log_bin == "1", binlog_format)) {
+            *s << "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED";
+        } else {
+            static std::atomic<bool> warned{false};
+            if (!warned.exchange(true)) {
+                log::warn().msg(
+                    "the MySQL target logs statements (binlog_format STATEMENT): its sessions "
+                    "stay at REPEATABLE READ, whose gap locks slow parallel transactions; "
+                    "binlog_format ROW or MIXED avoids that");
+            }
+        }
         const auto seconds = std::chrono::duration_cast<std::chrono::seconds>(lock_timeout).count();
         if (seconds > 0) {
             *s << fmt::format("SET SESSION innodb_lock_wait_timeout = {}", seconds);

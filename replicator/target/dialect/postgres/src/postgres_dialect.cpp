@@ -1,3 +1,6 @@
+#include <algorithm>
+#include <numeric>
+
 #include <fmt/format.h>
 
 #include "molt/common/integer_text.hpp"
@@ -63,6 +66,33 @@ void append_array_element(std::string& out, const proto::json& v) {
     }
 }
 
+// An element of an array literal: NULL, or the text double-quoted (backslash and double quote
+// escaped), which every element type's input function reads as that text.
+void append_element(std::string& out, const std::optional<std::string>& v) {
+    if (!v) {
+        out += "NULL";
+        return;
+    }
+    out += '"';
+    for (const char ch : *v) {
+        if (ch == '"' || ch == '\\') {
+            out += '\\';
+        }
+        out += ch;
+    }
+    out += '"';
+}
+
+// unnest(:p1::<type of column 1>[], ...): the rows of a statement bound by column.
+std::string unnest(const table_info& t, std::span<const size_t> columns) {
+    std::string out = "unnest(";
+    for (size_t i = 0; i < columns.size(); ++i) {
+        out +=
+            fmt::format("{}:p{}::{}[]", i == 0 ? "" : ",", i + 1, t.columns[columns[i]].sql_type);
+    }
+    return out + ")";
+}
+
 class postgres_dialect final : public target_dialect {
 public:
     molt::dialect kind() const noexcept override { return dialect::postgres; }
@@ -78,20 +108,47 @@ public:
                "it: GRANT SET ON PARAMETER session_replication_role TO <user>";
     }
 
+    // Every column of a scalar type: one array parameter per column, unnested. Array columns
+    // (unnest would flatten them) and geometries (converted per value) bind per value.
+    bool binds_columns(const table_info& t, std::span<const size_t> columns) const override {
+        return std::none_of(columns.begin(), columns.end(), [&](size_t c) {
+            return t.columns[c].array || is_geometry(t.columns[c]);
+        });
+    }
+
+    sql_params pack_columns(sql_params row_major, size_t columns) const override {
+        sql_params packed(columns, std::string("{"));
+        for (size_t i = 0; i < row_major.size(); ++i) {
+            std::string& out = *packed[i % columns];
+            if (out.size() > 1) {
+                out += ',';
+            }
+            append_element(out, row_major[i]);
+        }
+        for (auto& p : packed) {
+            *p += '}';
+        }
+        return packed;
+    }
+
     std::string upsert_sql(const table_info& t, std::span<const size_t> columns,
                            size_t rows) const override {
         std::string sql = fmt::format("INSERT INTO {} (", t.qualified.quoted(dialect::postgres));
         for (size_t i = 0; i < columns.size(); ++i) {
             sql += (i == 0 ? "" : ",") + q(t.columns[columns[i]].name);
         }
-        sql += ") VALUES ";
-        size_t n = 1;
-        for (size_t r = 0; r < rows; ++r) {
-            sql += r == 0 ? "(" : ",(";
-            for (size_t i = 0; i < columns.size(); ++i) {
-                sql += (i == 0 ? "" : ",") + placeholder(t.columns[columns[i]], n++);
+        if (binds_columns(t, columns)) {
+            sql += ") SELECT * FROM " + unnest(t, columns);
+        } else {
+            sql += ") VALUES ";
+            size_t n = 1;
+            for (size_t r = 0; r < rows; ++r) {
+                sql += r == 0 ? "(" : ",(";
+                for (size_t i = 0; i < columns.size(); ++i) {
+                    sql += (i == 0 ? "" : ",") + placeholder(t.columns[columns[i]], n++);
+                }
+                sql += ')';
             }
-            sql += ')';
         }
         sql += " ON CONFLICT (";
         for (size_t k = 0; k < t.pk_count; ++k) {
@@ -118,6 +175,11 @@ public:
             sql += (k == 0 ? "" : ",") + q(t.columns[k].name);
         }
         sql += ") IN (";
+        std::vector<size_t> key(t.pk_count);
+        std::iota(key.begin(), key.end(), size_t{0});
+        if (binds_columns(t, key)) {
+            return sql + "SELECT * FROM " + unnest(t, key) + ")";
+        }
         size_t n = 1;
         for (size_t r = 0; r < rows; ++r) {
             sql += r == 0 ? "(" : ",(";
@@ -338,11 +400,14 @@ retry_class classify_sqlstate(std::string_view sqlstate) noexcept {
     // Why each class: 40001/40P01 lose a race with another transaction and succeed when run
     // again; 55P03 is a lock that was not available in time; class 08 and 57P0x mean the
     // connection or server went away; 53xxx is a server out of resources (connections, memory);
-    // 57014 is our statement_timeout; 23503 is a parent row that has not arrived yet; 42P01,
+    // 57014 is our statement_timeout; 26000 is a statement the session prepared earlier that the
+    // server no longer has (DEALLOCATE ALL or DISCARD ALL on the connection; the session prepares
+    // it again); 23503 is a parent row that has not arrived yet; 42P01,
     // 42703 and 42704 mean the tables or types changed under us; 23505 is a unique value another
     // row still holds (another row order may succeed). Everything else (22xxx bad data, 23502
     // NOT NULL, 42xxx syntax) fails the same way again.
-    if (sqlstate == "40001" || sqlstate == "40P01" || sqlstate == "55P03" || sqlstate == "57014") {
+    if (sqlstate == "40001" || sqlstate == "40P01" || sqlstate == "55P03" || sqlstate == "57014" ||
+        sqlstate == "26000") {
         return retry_class::retry_now;
     }
     if (sqlstate.substr(0, 2) == "08" || sqlstate == "57P01" || sqlstate == "57P02" ||

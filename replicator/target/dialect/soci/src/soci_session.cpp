@@ -82,8 +82,17 @@ void soci_session::bind(soci::statement& st, const std::string& text, const sql_
         st.exchange(soci::use(values_[i], indicators_[i]));
     }
     st.alloc();
-    st.prepare(text);
+    st.prepare(text, soci::details::st_one_time_query);
     st.define_and_bind();
+}
+
+void soci_session::forget(const std::string& text) {
+    if (const auto it = prepared_index_.find(text); it != prepared_index_.end()) {
+        const auto node = it->second;
+        prepared_index_.erase(it);  // its key points into the node
+        retired_.push_back(std::move(node->second));
+        prepared_.erase(node);
+    }
 }
 
 result<void> soci_session::begin() {
@@ -91,19 +100,50 @@ result<void> soci_session::begin() {
 }
 
 result<void> soci_session::commit() {
-    return run([&] { sql_->commit(); });
+    auto done = run([&] {
+        sql_->commit();
+        retired_.clear();
+    });
+    return done;
 }
 
 void soci_session::rollback() noexcept {
     try {
         before_call();
         sql_->rollback();
+        retired_.clear();
         after_call();
     } catch (const std::exception& e) {
         after_call();
         broken_ = true;
         log::debug().err(clean(e.what())).msg("rollback failed; the session is closed");
     }
+}
+
+soci_session::prepared& soci_session::prepare_cached(const std::string& text, size_t parameters) {
+    if (const auto it = prepared_index_.find(text); it != prepared_index_.end()) {
+        if (it->second->second.values.size() == parameters) {
+            prepared_.splice(prepared_.begin(), prepared_, it->second);
+            return prepared_.front().second;
+        }
+        forget(text);
+    }
+    prepared p;
+    p.values.resize(parameters);
+    p.indicators.resize(parameters, soci::i_ok);
+    p.statement = std::make_unique<soci::statement>(*sql_);
+    for (size_t i = 0; i < parameters; ++i) {
+        p.statement->exchange(soci::use(p.values[i], p.indicators[i]));
+    }
+    p.statement->alloc();
+    p.statement->prepare(text);
+    p.statement->define_and_bind();
+    if (prepared_.size() >= max_prepared) {
+        forget(prepared_.back().first);
+    }
+    prepared_.emplace_front(text, std::move(p));
+    prepared_index_.emplace(prepared_.front().first, prepared_.begin());
+    return prepared_.front().second;
 }
 
 result<void> soci_session::execute(const std::string& text, const sql_params& params) {
@@ -115,6 +155,28 @@ result<void> soci_session::execute(const std::string& text, const sql_params& pa
         bind(st, text, params);
         st.execute(true);
     });
+}
+
+result<void> soci_session::execute_reused(const std::string& text, const sql_params& params) {
+    if (auto late = past_deadline()) {
+        return *late;
+    }
+    auto done = run([&] {
+        prepared& p = prepare_cached(text, params.size());
+        for (size_t i = 0; i < params.size(); ++i) {
+            p.values[i] = params[i].value_or(std::string());
+            p.indicators[i] = params[i] ? soci::i_ok : soci::i_null;
+        }
+        p.statement->execute(true);
+        for (std::string& v : p.values) {
+            std::string().swap(v);  // a cached statement holds no row data between runs
+        }
+    });
+    if (!done) {
+        // Prepared again next time: after an error the statement's state is not trusted.
+        forget(text);
+    }
+    return done;
 }
 
 result<std::vector<sql_row>> soci_session::query(const std::string& text,

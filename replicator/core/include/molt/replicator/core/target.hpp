@@ -34,6 +34,11 @@ public:
     /// Best effort; a failure marks the session broken.
     virtual void rollback() noexcept = 0;
     virtual result<void> execute(const std::string& sql, const sql_params& params) = 0;
+    /// execute() for a statement whose text runs again and again with other values: the session
+    /// may keep it prepared (one round trip per run, parsed and planned once).
+    virtual result<void> execute_reused(const std::string& sql, const sql_params& params) {
+        return execute(sql, params);
+    }
     virtual result<std::vector<sql_row>> query(const std::string& sql,
                                                const sql_params& params) = 0;
     /// A cheap round trip (SELECT 1).
@@ -102,6 +107,22 @@ public:
     [[nodiscard]] virtual size_t statement_bytes(
         const std::optional<std::string>& value) const noexcept {
         return value ? value->size() : 0;
+    }
+
+    /// Whether statements writing `columns` of `t` (indices into t.columns; for deletes, the
+    /// primary key's) bind one parameter per column holding every row's value — an array —
+    /// instead of one per value: their text is then the same whatever the row count (upsert_sql
+    /// and delete_sql ignore `rows`), so a session prepares it once, and the server parses and
+    /// plans it once. The values are still collected row by row; pack_columns() turns them into
+    /// the column parameters.
+    [[nodiscard]] virtual bool binds_columns(const table_info& /*t*/,
+                                             std::span<const size_t> /*columns*/) const {
+        return false;
+    }
+    /// `rows` rows of `columns` values each (row-major, as bind_value made them) as one
+    /// parameter per column, for a statement binds_columns() accepted.
+    [[nodiscard]] virtual sql_params pack_columns(sql_params row_major, size_t /*columns*/) const {
+        return row_major;
     }
 
     /// Upsert of `rows` rows setting `columns` (indices into t.columns, primary key first).

@@ -41,6 +41,9 @@ struct planned_statement {
     std::string sql;
     sql_params params;
     size_t rows = 0;
+    /// The params are one array per column (target_dialect::binds_columns), not a value per
+    /// parameter; the text does not depend on `rows`, so sessions run it prepared.
+    bool by_column = false;
     /// With rows == 1: the row's key as the changefeed sent it (compact JSON), to name it in
     /// errors and find its mutations (fatal_rows.hpp).
     std::string_view key;
@@ -87,6 +90,9 @@ enum class statement_order { deletes_first, upserts_first };
 
 /// The HLCs of a batch's mutations (its source transactions), ascending, each once.
 [[nodiscard]] std::vector<hlc> source_transactions(const proto::batch& rows);
+
+/// Runs one planned statement (prepared and reused when it binds by column).
+[[nodiscard]] result<void> run_statement(target_session& session, const planned_statement& st);
 
 /// Runs the plan's statements in order on a session inside a transaction the caller began; on
 /// a failure it rolls back and names the statement's kind and table.

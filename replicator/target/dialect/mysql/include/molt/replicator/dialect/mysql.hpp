@@ -10,11 +10,14 @@
 // TIMESTAMPTZ becomes UTC "YYYY-MM-DD HH:MM:SS.ffffff" (sessions run with time_zone '+00:00');
 // NaN and infinities are refused (MySQL cannot store them); a JSON column (MariaDB: LONGTEXT
 // with a json_valid() check) takes the value's JSON text (proto::json_document). Sessions use
-// utf8mb4 and add STRICT_ALL_TABLES to the sql_mode, so bad data fails instead of being
-// truncated. Errors are classified by MySQL error number, not SQLSTATE.
+// utf8mb4, add STRICT_ALL_TABLES to the sql_mode, so bad data fails instead of being
+// truncated, and run at READ COMMITTED (fewer gap locks between transactions on disjoint keys)
+// unless the server logs statements (read_committed_allowed). Errors are classified by MySQL
+// error number, not SQLSTATE.
 
 #include <chrono>
 #include <memory>
+#include <string_view>
 
 #include "molt/common/conn_url.hpp"
 #include "molt/replicator/core/target.hpp"
@@ -30,6 +33,10 @@ namespace molt::replicator::mysql {
 /// verify-full, is valid for the URL's host — checked before any statement runs.
 [[nodiscard]] result<std::unique_ptr<target_session>> connect(
     const conn_url& url, std::chrono::nanoseconds lock_timeout);
+
+/// Whether a session may run at READ COMMITTED: not on a server whose binary log is in
+/// STATEMENT format (InnoDB refuses writes there at that level, error 1665).
+[[nodiscard]] bool read_committed_allowed(bool log_bin, std::string_view binlog_format) noexcept;
 
 /// The retry class of a MySQL/MariaDB error number.
 [[nodiscard]] retry_class classify_error_number(unsigned int number) noexcept;

@@ -1,13 +1,19 @@
 #pragma once
 // PostgreSQL targets: SQL, value binding, catalog introspection, sessions (SOCI postgresql).
 //
-//   upsert  INSERT INTO "s"."t" ("id","v") VALUES (:p1::bigint,:p2::text),(...)
+//   upsert  INSERT INTO "s"."t" ("id","v") SELECT * FROM unnest(:p1::bigint[],:p2::text[])
 //           ON CONFLICT ("id") DO UPDATE SET ("v") = ROW(excluded."v")
-//   delete  DELETE FROM "s"."t" WHERE ("id") IN ((:p1::bigint),(...))
+//   delete  DELETE FROM "s"."t" WHERE ("id") IN (SELECT * FROM unnest(:p1::bigint[]))
 //
-// Every parameter is text cast to the column's type (format_type); arrays take PostgreSQL array
-// literals converted from the changefeed's JSON arrays; GEOMETRY/GEOGRAPHY go through
-// st_geomfromgeojson. Errors are classified by SQLSTATE (retry_class).
+// One parameter per column, an array literal of every row's value as text, cast to an array
+// of the column's type (format_type): the statement's text does not depend on the row count, so
+// a session prepares it once and the server plans it once (target_dialect::binds_columns).
+// Statements writing an array column (unnest would flatten it) or a GEOMETRY/GEOGRAPHY (through
+// st_geomfromgeojson) take one parameter per value instead:
+//   upsert  INSERT INTO "s"."t" ("id","v") VALUES (:p1::bigint,:p2::text),(...) ON CONFLICT ...
+//   delete  DELETE FROM "s"."t" WHERE ("id") IN ((:p1::bigint),(...))
+// Array columns take PostgreSQL array literals converted from the changefeed's JSON arrays.
+// Errors are classified by SQLSTATE (retry_class).
 
 #include <chrono>
 #include <memory>

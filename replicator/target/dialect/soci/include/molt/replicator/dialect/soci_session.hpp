@@ -2,10 +2,16 @@
 // target_session over a SOCI session, shared by the SOCI-based dialects. Parameters are bound
 // as text with NULL indicators; query results come back as text whatever the column type. Every
 // exception becomes a molt::error; the dialect classifies its own driver errors through
-// classify().
+// classify(). execute() and query() send each statement once (PostgreSQL: one round trip, an
+// unnamed statement); execute_reused() keeps the statement prepared in the session (the 64 most
+// recently used texts) and runs it again with new values; one that fails is prepared again the
+// next time.
 
+#include <list>
 #include <memory>
 #include <string>
+#include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include <soci/soci.h>
@@ -22,6 +28,7 @@ public:
     result<void> commit() override;
     void rollback() noexcept override;
     result<void> execute(const std::string& sql, const sql_params& params) override;
+    result<void> execute_reused(const std::string& sql, const sql_params& params) override;
     result<std::vector<sql_row>> query(const std::string& sql, const sql_params& params) override;
     result<void> ping() override;
     bool broken() const noexcept override { return broken_; }
@@ -42,13 +49,32 @@ protected:
     soci::session& sql() { return *sql_; }
 
 private:
+    // A statement prepared once and run again with new values (PostgreSQL: a server-side
+    // prepared statement, planned once it has run a few times), with the buffers its values are
+    // bound to.
+    struct prepared {
+        std::unique_ptr<soci::statement> statement;
+        std::vector<std::string> values;
+        std::vector<soci::indicator> indicators;
+    };
+    static constexpr size_t max_prepared = 64;
+
     template <typename Fn>
     result<void> run(Fn&& fn);
     void bind(soci::statement& st, const std::string& text, const sql_params& params);
+    /// Drops the cached statement for `text`, if any. Its DEALLOCATE waits for the end of the
+    /// transaction (an aborted one refuses it): retired_ is cleared after commit and rollback.
+    void forget(const std::string& text);
+    /// The prepared statement for `text`, prepared now if it is not cached (the least recently
+    /// used one is dropped beyond max_prepared). Throws as SOCI does.
+    prepared& prepare_cached(const std::string& text, size_t parameters);
 
     std::unique_ptr<soci::session> sql_;
     std::vector<std::string> values_;
     std::vector<soci::indicator> indicators_;
+    std::list<std::pair<std::string, prepared>> prepared_;  // most recently used first
+    std::unordered_map<std::string_view, decltype(prepared_)::iterator> prepared_index_;
+    std::vector<prepared> retired_;
     bool broken_ = false;
 };
 
