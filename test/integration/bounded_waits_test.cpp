@@ -354,3 +354,35 @@ TEST_CASE("immediate: --skipForeignKeyChecks writes a child before its parent at
         t.sql("DROP TABLE fk_child, fk_parent");
     }
 }
+
+TEST_CASE("a PostgreSQL session closed while its server does not answer does not wait for it",
+          "[integration][bounded]") {
+    // A session keeps statements prepared on the server (execute_reused). Closing it frees them
+    // there anyway, so it must not send a DEALLOCATE per statement first: on a black-holed
+    // connection each would wait, outside any call's watchdog, until the network healed.
+    const std::string env = "MOLT_TEST_PG_URL";
+    const auto url = molt::conn_url::parse(molt::test::server_url(env.c_str())).value();
+    molt::test::fault_proxy proxy(url.host(), url.port_or_default());
+    const molt::conn_url via = through(url, proxy, env);
+    auto opened = postgres::connect(via, std::chrono::seconds(2));
+    REQUIRE(opened);
+    std::unique_ptr<target_session> session = std::move(opened).value();
+    for (int i = 0; i < 3; ++i) {
+        REQUIRE(session->execute_reused(fmt::format("SELECT {} + :p1::int", i), {"1"}));
+    }
+
+    proxy.blackhole();
+    std::atomic<bool> closed{false};
+    std::thread closer([&] {
+        session.reset();
+        closed = true;
+    });
+    const auto until = clock_type::now() + std::chrono::seconds(5);
+    while (!closed && clock_type::now() < until) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    const bool closed_in_the_black_hole = closed.load();
+    proxy.pass();  // lets a session stuck in a DEALLOCATE finish, so the thread can be joined
+    closer.join();
+    CHECK(closed_in_the_black_hole);
+}

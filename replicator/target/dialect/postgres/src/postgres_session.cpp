@@ -130,6 +130,20 @@ class postgres_session final : public soci_session {
 public:
     postgres_session(std::unique_ptr<soci::session> s, std::chrono::nanoseconds call_limit)
         : soci_session(std::move(s)), call_limit_(call_limit) {}
+    postgres_session(const postgres_session&) = delete;
+    postgres_session& operator=(const postgres_session&) = delete;
+    ~postgres_session() override {
+        // The connection closes next, which frees its prepared statements on the server. SOCI
+        // would first send a DEALLOCATE for each (a round trip apiece, outside any call's
+        // watchdog): on a connection that stopped answering, often the reason it is closed, each
+        // would wait until the network healed. Without a name, SOCI sends nothing.
+        for_each_kept_statement([](soci::statement& st) {
+            if (auto* backend =
+                    static_cast<soci::postgresql_statement_backend*>(st.get_backend())) {
+                backend->statementName_.clear();
+            }
+        });
+    }
 
 private:
     void before_call() override {

@@ -48,6 +48,19 @@ protected:
 
     soci::session& sql() { return *sql_; }
 
+    /// Calls `fn` on every statement the session keeps prepared (cached, or retired and waiting
+    /// for the end of the transaction). For a dialect's destructor: closing the connection frees
+    /// them on the server, so it can keep the driver from freeing each one first.
+    template <typename Fn>
+    void for_each_kept_statement(Fn&& fn) {
+        for (auto& [text, p] : prepared_) {
+            fn(*p.statement);
+        }
+        for (prepared& p : retired_) {
+            fn(*p.statement);
+        }
+    }
+
 private:
     // A statement prepared once and run again with new values (PostgreSQL: a server-side
     // prepared statement, planned once it has run a few times), with the buffers its values are
