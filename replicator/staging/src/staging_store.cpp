@@ -549,26 +549,44 @@ result<stage_outcome> staging_store::stage(const std::vector<table_rows>& tables
             return made.error();
         }
     }
-    if (auto begun = db.begin(); !begun) {
-        s->mark_broken();
-        return begun.error().with_context("staging");
-    }
-    stage_outcome out;
+    // One row per (HLC, key) and table; within a request the last one wins.
+    std::vector<std::vector<const staged_mutation*>> unique_rows;
+    unique_rows.reserve(tables.size());
+    size_t statements = 0;
     for (const table_rows& t : tables) {
-        // One row per (HLC, key); within a request the last one wins.
         std::map<std::pair<hlc, std::string_view>, const staged_mutation*> unique;
         for (const staged_mutation& m : t.rows) {
             unique[{m.updated, m.key}] = &m;
         }
-        std::vector<const staged_mutation*> rows;
+        std::vector<const staged_mutation*>& rows = unique_rows.emplace_back();
         rows.reserve(unique.size());
         for (const auto& [k, m] : unique) {
             rows.push_back(m);
         }
+        statements += (rows.size() + rows_per_statement - 1) / rows_per_statement;
+    }
+    // A request staged by one statement needs no transaction of its own (one round trip instead
+    // of three); several statements are staged together or not at all.
+    const bool in_transaction = statements > 1;
+    if (in_transaction) {
+        if (auto begun = db.begin(); !begun) {
+            s->mark_broken();
+            return begun.error().with_context("staging");
+        }
+    }
+    stage_outcome out;
+    for (size_t ti = 0; ti < tables.size(); ++ti) {
+        const table_rows& t = tables[ti];
+        const std::vector<const staged_mutation*>& rows = unique_rows[ti];
+        // Answers with the rows already staged (a redelivery), by their 1-based position in
+        // the arrays: none, usually, instead of every new row.
         const std::string sql = fmt::format(
-            "INSERT INTO {} (nanos, logical, key, mut, deletion) SELECT * FROM "
-            "unnest(:p1::INT8[], :p2::INT4[], :p3::TEXT[], :p4::TEXT[], :p5::BOOL[]) ON CONFLICT "
-            "(nanos, logical, key) DO NOTHING RETURNING nanos, logical, key",
+            "WITH input AS (SELECT * FROM unnest(:p1::INT8[], :p2::INT4[], :p3::TEXT[], "
+            ":p4::TEXT[], :p5::BOOL[]) WITH ORDINALITY AS u (nanos, logical, key, mut, deletion, "
+            "n)), inserted AS (INSERT INTO {} (nanos, logical, key, mut, deletion) SELECT nanos, "
+            "logical, key, mut, deletion FROM input ON CONFLICT (nanos, logical, key) DO NOTHING "
+            "RETURNING nanos, logical, key) SELECT n FROM input WHERE (nanos, logical, key) NOT "
+            "IN (SELECT nanos, logical, key FROM inserted)",
             where_.qualify(t.stage_table));
         for (size_t start = 0; start < rows.size(); start += rows_per_statement) {
             const std::vector<const staged_mutation*> part(
@@ -592,28 +610,48 @@ result<stage_outcome> staging_store::stage(const std::vector<table_rows>& tables
                               number_array(part, [](const staged_mutation* m) {
                                   return std::string(m->deletion ? "t" : "f");
                               })};
-            auto inserted = db.query(sql, params);
-            if (!inserted) {
-                db.rollback();
-                return inserted.error().with_context("staging rows in " + t.stage_table);
-            }
-            out.staged += inserted->size();
-            out.duplicates += part.size() - inserted->size();
-            for (const sql_row& row : *inserted) {
-                auto h = hlc_of(row, 0);
-                if (h) {
-                    ++out.staged_at[*h];
+            auto already = db.query(sql, params);
+            if (!already) {
+                if (in_transaction) {
+                    db.rollback();
                 }
-                if (h && !(resolved_bound < *h) && !resolved_bound.is_zero()) {
+                return already.error().with_context("staging rows in " + t.stage_table);
+            }
+            std::vector<bool> duplicate(part.size(), false);
+            for (const sql_row& row : *already) {
+                const auto n =
+                    row.empty() || !row[0] ? std::nullopt : parse_integer<size_t>(*row[0]);
+                if (!n || *n == 0 || *n > part.size()) {
+                    if (in_transaction) {
+                        db.rollback();
+                    }
+                    return error{errc::database_error,
+                                 fmt::format("staging rows in {}: the database answered a row "
+                                             "position out of range",
+                                             t.stage_table)};
+                }
+                duplicate[*n - 1] = true;
+            }
+            for (size_t i = 0; i < part.size(); ++i) {
+                if (duplicate[i]) {
+                    ++out.duplicates;
+                    continue;
+                }
+                const staged_mutation& m = *part[i];
+                ++out.staged;
+                ++out.staged_at[m.updated];
+                if (!(resolved_bound < m.updated) && !resolved_bound.is_zero()) {
                     out.after_resolved.push_back(fmt::format("{} key {} at {}", t.stage_table,
-                                                             row[2].value_or(""), h->to_string()));
+                                                             m.key, m.updated.to_string()));
                 }
             }
         }
     }
-    if (auto done = db.commit(); !done) {
-        s->mark_broken();
-        return done.error().with_context("committing staged rows");
+    if (in_transaction) {
+        if (auto done = db.commit(); !done) {
+            s->mark_broken();
+            return done.error().with_context("committing staged rows");
+        }
     }
     return out;
 }
