@@ -125,15 +125,7 @@ public:
         for (size_t i = 0; i < columns.size(); ++i) {
             sql += (i == 0 ? "" : ",") + q(t.columns[columns[i]].name);
         }
-        sql += ") VALUES ";
-        size_t n = 1;
-        for (size_t r = 0; r < rows; ++r) {
-            sql += r == 0 ? "(" : ",(";
-            for (size_t i = 0; i < columns.size(); ++i) {
-                sql += (i == 0 ? "" : ",") + placeholder(t.columns[columns[i]], n++);
-            }
-            sql += ')';
-        }
+        sql += ") VALUES " + values_rows(t, columns, rows, placeholder);
         // The key columns are set too. A conflict on the primary key leaves them as they are;
         // a conflict on another unique key (the row that still holds a value this row takes)
         // would otherwise overwrite that row's columns and never insert this one. Setting the

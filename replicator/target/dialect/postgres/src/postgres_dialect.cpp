@@ -140,15 +140,7 @@ public:
         if (binds_columns(t, columns)) {
             sql += ") SELECT * FROM " + unnest(t, columns);
         } else {
-            sql += ") VALUES ";
-            size_t n = 1;
-            for (size_t r = 0; r < rows; ++r) {
-                sql += r == 0 ? "(" : ",(";
-                for (size_t i = 0; i < columns.size(); ++i) {
-                    sql += (i == 0 ? "" : ",") + placeholder(t.columns[columns[i]], n++);
-                }
-                sql += ')';
-            }
+            sql += ") VALUES " + values_rows(t, columns, rows, placeholder);
         }
         sql += " ON CONFLICT (";
         for (size_t k = 0; k < t.pk_count; ++k) {

@@ -87,6 +87,23 @@ struct progress_statements {
     std::string clear;     ///< delete every row
 };
 
+/// The rows of a multi-row VALUES list, "(…),(…)": `rows` rows of `columns` (indices into
+/// t.columns), each value's text from `placeholder(column, n)`, n counting from 1 across rows.
+template <typename Placeholder>
+[[nodiscard]] std::string values_rows(const table_info& t, std::span<const size_t> columns,
+                                      size_t rows, Placeholder&& placeholder) {
+    std::string sql;
+    size_t n = 1;
+    for (size_t r = 0; r < rows; ++r) {
+        sql += r == 0 ? "(" : ",(";
+        for (size_t i = 0; i < columns.size(); ++i) {
+            sql += (i == 0 ? "" : ",") + placeholder(t.columns[columns[i]], n++);
+        }
+        sql += ')';
+    }
+    return sql;
+}
+
 class target_dialect {
 public:
     virtual ~target_dialect() = default;
