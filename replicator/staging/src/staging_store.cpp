@@ -566,7 +566,10 @@ result<stage_outcome> staging_store::stage(const std::vector<table_rows>& tables
         statements += (rows.size() + rows_per_statement - 1) / rows_per_statement;
     }
     // A request staged by one statement needs no transaction of its own (one round trip instead
-    // of three); several statements are staged together or not at all.
+    // of three); several statements are staged together or not at all. Either way, a reply lost
+    // after the rows were committed makes the changefeed's retry count them as duplicates, so
+    // staged_at misses them: window sizing and --stagingMaxBacklog count them low (nothing is
+    // lost: staging holds them, and windows are read from staging).
     const bool in_transaction = statements > 1;
     if (in_transaction) {
         if (auto begun = db.begin(); !begun) {
