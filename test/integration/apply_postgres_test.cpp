@@ -247,6 +247,53 @@ TEST_CASE("postgres apply: bad requests name what is wrong and write nothing",
     t.sql("DROP TABLE pg_a, pg_b");
 }
 
+// A value longer than its column (a target narrower than the source) is refused, as storing it
+// would be, never cut to fit: whether its statement binds one array per column or one parameter
+// per value (an array column in the table), and in a key a delete looks rows up by.
+TEST_CASE("postgres apply: a value that does not fit its column is refused and never truncated",
+          "[integration][postgres]") {
+    const bool arrays = GENERATE(true, false);
+    INFO((arrays ? "with an array column: a parameter per value" : "one array per column"));
+    apply_stack t("MOLT_TEST_PG_URL");
+    t.sql("DROP TABLE IF EXISTS pg_fit");
+    t.sql(std::string("CREATE TABLE pg_fit (id varchar(3) PRIMARY KEY, c char(2), b bit(3), "
+                      "vb varbit(3)") +
+          (arrays ? ", a varchar(2)[])" : ")"));
+    t.sql("INSERT INTO pg_fit (id, c, b, vb) VALUES ('abc', 'x', '101', '1')");
+    const auto fits = [](const std::string& column, json value) {
+        json r = obj({{"id", str("k")}, {"c", str("y")}, {"b", str("111")}, {"vb", str("1")}});
+        r.set(column, std::move(value));
+        return r;
+    };
+    for (const auto& [column, value, message] :
+         {std::tuple{"id", "abcd", "value too long for type character varying(3)"},
+          std::tuple{"c", "abc", "value too long for type character(2)"},
+          std::tuple{"b", "1011", "bit string length 4 does not match type bit(3)"},
+          std::tuple{"vb", "1011", "bit string too long for type bit varying(3)"}}) {
+        INFO(column);
+        const json r = fits(column, str(value));
+        const std::string id = std::string(column) == "id" ? value : "k";
+        auto refused = t.post(body({{"pg_fit", key({str(id)}), r, 1}}));
+        REQUIRE_FALSE(refused);
+        CHECK(refused.error().message().find(message) != std::string::npos);
+    }
+    if (arrays) {
+        json r = fits("c", str("y"));
+        r.set("a", pg("text[]", "{abc}"));
+        auto refused = t.post(body({{"pg_fit", key({str("k")}), r, 1}}));
+        REQUIRE_FALSE(refused);
+        CHECK(refused.error().message().find("value too long for type character varying(2)") !=
+              std::string::npos);
+    }
+    CHECK(t.one("SELECT string_agg(id || '|' || c || '|' || b::text || '|' || vb::text, ',') "
+                "FROM pg_fit") == "abc|x|101|1");
+    // A delete of key 'abcd' is not a delete of 'abc'.
+    auto deleted = t.post(body({{"pg_fit", key({str("abcd")}), json::null(), 1}}));
+    REQUIRE(deleted);
+    CHECK(t.one("SELECT count(*)::text FROM pg_fit") == "1");
+    t.sql("DROP TABLE pg_fit");
+}
+
 // Issue 13, point 14: every JSON value a JSONB column can hold reaches JSON and JSONB columns
 // unchanged, scalars at the top level included. A JSONB 'null' arrives as
 // {"__crdb_json_null__": true} when the changefeed has encode_json_value_null_as_object.

@@ -24,6 +24,22 @@ bool is_json(const column_info& c) {
     return !c.array && (c.type_name == "jsonb" || c.type_name == "json");
 }
 
+// The type a parameter is cast to: the column's, except that an explicit cast to varchar(n),
+// char(n), bit(n) or varbit(n) cuts or pads the value to fit without a word, where storing it
+// in the column refuses one that does not fit ("value too long for type character varying(3)").
+// Those are cast to the type without its length (char: bpchar; bit: varbit, as "bit" alone is
+// bit(1)), and the column checks the length; a key a delete compares is then not cut either.
+std::string cast_type(const column_info& c) {
+    const char* unsized = c.type_name == "character varying" ? "character varying"
+                          : c.type_name == "character"       ? "bpchar"
+                          : c.type_name == "bit" || c.type_name == "bit varying" ? "varbit"
+                                                                                 : nullptr;
+    if (unsized == nullptr) {
+        return c.sql_type;
+    }
+    return c.array ? std::string(unsized) + "[]" : std::string(unsized);
+}
+
 // Parameter n cast to the column's type. SOCI's :pN placeholders (it sends them as $N): with
 // native $N, SOCI 4.0.3 loses the server's error (and its SQLSTATE) while describing the bound
 // parameters.
@@ -31,7 +47,7 @@ std::string placeholder(const column_info& c, size_t n) {
     if (is_geometry(c)) {
         return fmt::format("st_geomfromgeojson(:p{}::jsonb)", n);
     }
-    return fmt::format(":p{}::{}", n, c.sql_type);
+    return fmt::format(":p{}::{}", n, cast_type(c));
 }
 
 void append_array_element(std::string& out, const proto::json& v) {
@@ -88,7 +104,7 @@ std::string unnest(const table_info& t, std::span<const size_t> columns) {
     std::string out = "unnest(";
     for (size_t i = 0; i < columns.size(); ++i) {
         out +=
-            fmt::format("{}:p{}::{}[]", i == 0 ? "" : ",", i + 1, t.columns[columns[i]].sql_type);
+            fmt::format("{}:p{}::{}[]", i == 0 ? "" : ",", i + 1, cast_type(t.columns[columns[i]]));
     }
     return out + ")";
 }
