@@ -577,6 +577,13 @@ result<stage_outcome> staging_store::stage(const std::vector<table_rows>& tables
             return begun.error().with_context("staging");
         }
     }
+    // A failure ends the request's transaction, if it has one.
+    auto failed = [&](error e) {
+        if (in_transaction) {
+            db.rollback();
+        }
+        return e;
+    };
     stage_outcome out;
     for (size_t ti = 0; ti < tables.size(); ++ti) {
         const table_rows& t = tables[ti];
@@ -615,23 +622,17 @@ result<stage_outcome> staging_store::stage(const std::vector<table_rows>& tables
                               })};
             auto already = db.query(sql, params);
             if (!already) {
-                if (in_transaction) {
-                    db.rollback();
-                }
-                return already.error().with_context("staging rows in " + t.stage_table);
+                return failed(already.error().with_context("staging rows in " + t.stage_table));
             }
             std::vector<bool> duplicate(part.size(), false);
             for (const sql_row& row : *already) {
                 const auto n =
                     row.empty() || !row[0] ? std::nullopt : parse_integer<size_t>(*row[0]);
                 if (!n || *n == 0 || *n > part.size()) {
-                    if (in_transaction) {
-                        db.rollback();
-                    }
-                    return error{errc::database_error,
-                                 fmt::format("staging rows in {}: the database answered a row "
-                                             "position out of range",
-                                             t.stage_table)};
+                    return failed(error{errc::database_error,
+                                        fmt::format("staging rows in {}: the database answered a "
+                                                    "row position out of range",
+                                                    t.stage_table)});
                 }
                 duplicate[*n - 1] = true;
             }

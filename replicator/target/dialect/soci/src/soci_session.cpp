@@ -100,11 +100,10 @@ result<void> soci_session::begin() {
 }
 
 result<void> soci_session::commit() {
-    auto done = run([&] {
+    return run([&] {
         sql_->commit();
         retired_.clear();
     });
-    return done;
 }
 
 void soci_session::rollback() noexcept {
