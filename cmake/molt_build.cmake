@@ -53,7 +53,8 @@ endfunction()
 function(molt_test)
     # RESOURCE_LOCK: a name for what the test cases share (e.g. tables of the test database),
     # so CTest runs them one at a time.
-    cmake_parse_arguments(ARG "" "NAME;RESOURCE_LOCK" "SRCS;DEPS;LABELS" ${ARGN})
+    # ENVIRONMENT: VAR=value settings for every test case.
+    cmake_parse_arguments(ARG "" "NAME;RESOURCE_LOCK" "SRCS;DEPS;LABELS;ENVIRONMENT" ${ARGN})
     add_executable(${ARG_NAME} ${ARG_SRCS})
     target_compile_options(${ARG_NAME} PRIVATE ${MOLT_WARNINGS})
     target_link_libraries(${ARG_NAME} PRIVATE ${ARG_DEPS} Catch2::Catch2WithMain)
@@ -62,8 +63,12 @@ function(molt_test)
     if(ARG_RESOURCE_LOCK)
         set(lock RESOURCE_LOCK "${ARG_RESOURCE_LOCK}")
     endif()
+    set(environment "")
+    if(ARG_ENVIRONMENT)
+        set(environment ENVIRONMENT "${ARG_ENVIRONMENT}")
+    endif()
     catch_discover_tests(${ARG_NAME}
         TEST_PREFIX "${ARG_NAME}: "
-        PROPERTIES LABELS "${ARG_LABELS}" SKIP_RETURN_CODE 77 ${lock}
+        PROPERTIES LABELS "${ARG_LABELS}" SKIP_RETURN_CODE 77 ${lock} ${environment}
         EXTRA_ARGS --use-colour no)
 endfunction()

@@ -506,6 +506,22 @@ result<conn_url> conn_url::parse(std::string_view raw) {
             url.tls_.mode = **from_tls;
         }
     }
+    if (url.dialect_ == dialect::oracle) {
+        // Oracle's TLS and other client settings live in the client's sqlnet.ora and wallet,
+        // not in the URL: only the ODBC driver's name may be given here.
+        for (const auto& [key, value] : url.params_) {
+            if (key != "odbcDriver") {
+                return invalid(fmt::format(
+                    "unsupported Oracle connection parameter \"{}\" (supported: odbcDriver, the "
+                    "name of the ODBC driver registered in odbcinst.ini; TLS and other client "
+                    "settings belong in sqlnet.ora)",
+                    log::sanitize(key)));
+            }
+            if (value.empty()) {
+                return invalid("odbcDriver must not be empty");
+            }
+        }
+    }
     if (auto mode = url.param("sslmode")) {
         auto parsed = parse_ssl_mode(*mode);
         if (!parsed) {

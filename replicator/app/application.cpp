@@ -19,6 +19,7 @@
 #include "molt/replicator/app/jwt_keys.hpp"
 #include "molt/replicator/app/tls_watch.hpp"
 #include "molt/replicator/dialect/mysql.hpp"
+#include "molt/replicator/dialect/oracle.hpp"
 #include "molt/replicator/dialect/postgres.hpp"
 #include "molt/replicator/sequencer/consistent_applier.hpp"
 #include "molt/replicator/server/http_server.hpp"
@@ -183,13 +184,22 @@ int run_start(start_config cfg) {
 
     // The target.
     metrics::registry metrics;
-    const bool postgres = target.dialect() == dialect::postgres;
-    std::unique_ptr<target_dialect> dialect =
-        postgres ? postgres::make_dialect() : mysql::make_dialect();
-    session_pool::connect_fn connect_target = [&target, &cfg, postgres]() {
-        return postgres ? postgres::connect(target, cfg.apply_timeout)
-                        : mysql::connect(target, cfg.apply_timeout);
-    };
+    std::unique_ptr<target_dialect> dialect;
+    session_pool::connect_fn connect_target;
+    switch (target.dialect()) {
+    case dialect::postgres:
+        dialect = postgres::make_dialect();
+        connect_target = [&target, &cfg] { return postgres::connect(target, cfg.apply_timeout); };
+        break;
+    case dialect::mysql:
+        dialect = mysql::make_dialect();
+        connect_target = [&target, &cfg] { return mysql::connect(target, cfg.apply_timeout); };
+        break;
+    case dialect::oracle:
+        dialect = oracle::make_dialect();
+        connect_target = [&target] { return oracle::connect(target); };
+        break;
+    }
     if (cfg.skip_foreign_key_checks) {
         connect_target =
             with_session_setting(std::move(connect_target), dialect->no_foreign_key_checks_sql(),
@@ -239,7 +249,7 @@ int run_start(start_config cfg) {
     std::string tokens_unavailable;
     if (cfg.immediate) {
         immediate = std::make_unique<immediate_applier>(*dialect, pool, schemas, metrics, apply);
-        if (auth != auth_mode::disabled && (cfg.staging || postgres)) {
+        if (auth != auth_mode::disabled && (cfg.staging || target.dialect() == dialect::postgres)) {
             if (auto opened = open_staging_store(); !opened) {
                 if (auth == auth_mode::jwt) {
                     return fail(opened.error().message() +

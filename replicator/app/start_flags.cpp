@@ -503,11 +503,6 @@ result<start_config> parse_start_flags(const std::vector<std::string_view>& raw_
     if (!text("targetConn") && !text("targetConnFile")) {
         problems.emplace_back("--targetConn (or --targetConnFile) must be set");
     }
-    if (cfg.target && cfg.target->dialect() == dialect::oracle) {
-        problems.emplace_back(
-            "--targetConn: Oracle targets are not supported by this build "
-            "(target dialects: postgres, mysql)");
-    }
     if (cfg.tls_certificate.empty() != cfg.tls_private_key.empty()) {
         problems.emplace_back(
             "either both of --tlsCertificate and --tlsPrivateKey must be set, "
@@ -556,14 +551,16 @@ result<start_config> parse_start_flags(const std::vector<std::string_view>& raw_
             "--skipForeignKeyChecks is for --immediate: the transactionally consistent mode (the "
             "default) applies parents before children and needs no such thing");
     }
-    if (cfg.immediate && !cfg.staging && cfg.target && cfg.target->dialect() == dialect::mysql &&
-        cfg.tls_client_ca.empty() && !cfg.disable_authentication) {
+    // MySQL and Oracle targets cannot hold staging or the JWT keys.
+    const bool foreign_target = cfg.target && cfg.target->dialect() != dialect::postgres;
+    if (cfg.immediate && !cfg.staging && foreign_target && cfg.tls_client_ca.empty() &&
+        !cfg.disable_authentication) {
         problems.emplace_back(
             "JWT authentication (the default) reads its public keys from jwt_public_keys in a "
             "CockroachDB or PostgreSQL database: pass --stagingConn (usually the CockroachDB "
             "source), or --tlsClientCA (client certificates), or --disableAuthentication");
     }
-    if (!cfg.immediate && !cfg.staging && cfg.target && cfg.target->dialect() == dialect::mysql) {
+    if (!cfg.immediate && !cfg.staging && foreign_target) {
         problems.emplace_back(
             "the transactionally consistent mode (the default) stages changes in CockroachDB "
             "or PostgreSQL: pass --stagingConn (usually the CockroachDB source), or --immediate "

@@ -32,6 +32,7 @@ module_of_file() {
         replicator/staging/*) echo staging ;;
         replicator/sequencer/*) echo sequencer ;;
         replicator/target/dialect/soci/*) echo soci ;;
+        replicator/target/dialect/odbc/*) echo odbc ;;
         replicator/target/dialect/postgres/*) echo postgres ;;
         replicator/target/dialect/mysql/*) echo mysql ;;
         replicator/target/dialect/oracle/*) echo oracle ;;
@@ -49,6 +50,7 @@ module_of_include() {
         molt/replicator/staging/*) echo staging ;;
         molt/replicator/sequencer/*) echo sequencer ;;
         molt/replicator/dialect/soci*) echo soci ;;
+        molt/replicator/dialect/odbc*) echo odbc ;;
         molt/replicator/dialect/postgres*) echo postgres ;;
         molt/replicator/dialect/mysql*) echo mysql ;;
         molt/replicator/dialect/oracle*) echo oracle ;;
@@ -68,7 +70,8 @@ allowed() {
         soci) echo "soci core" ;;
         postgres) echo "postgres soci core" ;;
         mysql) echo "mysql soci core" ;;
-        oracle) echo "oracle soci core" ;;
+        odbc) echo "odbc soci core" ;;
+        oracle) echo "oracle odbc core" ;;
     esac
 }
 layer_hits=""
@@ -90,7 +93,7 @@ done < <(grep -rnE '#include *"molt/replicator/' replicator 2>/dev/null)
 [ -z "$layer_hits" ] || fail "replicator subsystems depend only on what replicator/README.md allows (dialect code only from target/dialect/ and app/; dialects never include each other)" "${layer_hits%$'\n'}"
 [ -z "$unknown_hits" ] || fail "a replicator/ folder or header not in the layering table: add it to replicator/README.md and test/lint/check-deps.sh" "${unknown_hits%$'\n'}"
 
-hits=$(grep -rnE '#include *[<"](soci/|libpq-fe|mysql\.h|mysql/)' replicator 2>/dev/null \
+hits=$(grep -rnE '#include *[<"](soci/|libpq-fe|mysql\.h|mysql/|sql\.h|sqlext\.h)' replicator 2>/dev/null \
        | grep -vE '^replicator/(target/dialect|app)/')
 [ -z "$hits" ] || fail "only target/dialect/ (and app/) name SOCI or a database client library" "$hits"
 

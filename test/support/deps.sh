@@ -11,11 +11,11 @@ packages=(
     # libraries
     libboost-dev libboost-program-options-dev libboost-system-dev libboost-filesystem-dev
     libsoci-dev libpq-dev libmariadb-dev rapidjson-dev libfmt-dev catch2 libssl-dev openssl
-    zlib1g-dev libzstd-dev libjwt-dev prometheus-cpp-dev
+    zlib1g-dev libzstd-dev libjwt-dev prometheus-cpp-dev unixodbc-dev
     # throwaway test servers and their clients
     postgresql-15 postgresql-client-15 postgresql-15-wal2json mariadb-server mariadb-client
-    # used by tests
-    curl zstd
+    # used by tests; the ODBC drivers carry the Oracle dialect's ODBC path in tests
+    curl zstd odbc-postgresql odbc-mariadb
     # systemd-analyze verify (deploy/systemd); promtool (deploy/monitoring) and PyYAML
     systemd prometheus python3-yaml
     # the container tier (./test.sh -L container)

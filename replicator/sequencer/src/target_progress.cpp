@@ -75,6 +75,19 @@ result<void> write_checkpoint(session_pool& pool, const progress_statements& sql
 
 result<bool> record_progress(target_session& db, const progress_statements& sql, hlc first,
                              hlc last) {
+    if (!sql.present.empty()) {
+        auto rows = db.query(sql.present, range_params(first, last));
+        if (!rows) {
+            return rows.error();
+        }
+        if (!rows->empty()) {
+            return false;
+        }
+        if (auto done = db.execute(sql.record, range_params(first, last)); !done) {
+            return done.error();
+        }
+        return true;
+    }
     if (sql.recorded.empty()) {
         auto rows = db.query(sql.record, range_params(first, last));
         if (!rows) {

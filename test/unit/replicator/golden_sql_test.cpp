@@ -7,6 +7,7 @@
 #include <catch2/catch.hpp>
 
 #include "molt/replicator/dialect/mysql.hpp"
+#include "molt/replicator/dialect/oracle.hpp"
 #include "molt/replicator/dialect/postgres.hpp"
 
 #include "plan_test_support.hpp"
@@ -81,4 +82,48 @@ TEST_CASE("golden SQL: MySQL upsert and delete shapes", "[golden][sql]") {
     const table_info key_only = table({"molt", "tags"}, {col("tag", "varchar(32)", "varchar", 0)});
     const std::vector<size_t> key = {0};
     check_golden("mysql", "key_only.upsert", d->upsert_sql(key_only, key, 1));
+}
+
+TEST_CASE("golden SQL: Oracle upsert delete session and catalog statements", "[golden][sql]") {
+    auto d = oracle::make_dialect();
+    // The original's fixture (pk0, pk1, val0, val1), with Oracle's own type strings and every
+    // conversion the dialect writes.
+    const table_info base = table(
+        {"schema", "table"},
+        {col("pk0", "VARCHAR2(256 CHAR)", "varchar2", 0), col("pk1", "NUMBER(10)", "number", 1),
+         col("val0", "VARCHAR2(256 CHAR)", "varchar2"), col("val1", "NUMBER(12,2)", "number"),
+         col("at", "TIMESTAMP(6) WITH TIME ZONE", "timestamp with time zone"),
+         col("day", "DATE", "date"), col("wall", "TIMESTAMP(9)", "timestamp"),
+         col("id", "RAW(16)", "raw"), col("doc", "CLOB", "clob"),
+         col("wait", "INTERVAL DAY(2) TO SECOND(6)", "interval day to second"),
+         col("ratio", "BINARY_DOUBLE", "binary_double")});
+    const std::vector<size_t> all = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10};
+    check_golden("oracle", "base.upsert", d->upsert_sql(base, all, 2));
+    check_golden("oracle", "base.delete", d->delete_sql(base, 2));
+    const std::vector<size_t> sparse = {0, 1, 3};
+    check_golden("oracle", "sparse.upsert", d->upsert_sql(base, sparse, 1));
+
+    // A primary-key-only table: nothing to update when the key exists.
+    const table_info key_only =
+        table({"MIGRATION_SCHEMA", "TAGS"}, {col("TAG", "VARCHAR2(32 CHAR)", "varchar2", 0)});
+    const std::vector<size_t> key = {0};
+    check_golden("oracle", "key_only.upsert", d->upsert_sql(key_only, key, 1));
+    check_golden("oracle", "key_only.delete", d->delete_sql(key_only, 1));
+
+    std::string init;
+    for (const std::string& statement : oracle::session_init()) {
+        init += statement + "\n";
+    }
+    init.pop_back();
+    check_golden("oracle", "session_init", init);
+
+    const molt::qualified_name owner{{"MIGRATION_SCHEMA"}};
+    const progress_statements progress = d->progress_sql(owner, "_replicator_progress");
+    check_golden("oracle", "progress",
+                 progress.create + "\n" + progress.insert + "\n" + progress.present + "\n" +
+                     progress.select + "\n" + progress.clear);
+    const table_info dlq =
+        table({"MIGRATION_SCHEMA", "REPLICATOR_DLQ"}, {col("EVENT", "NUMBER", "number", 0)});
+    check_golden("oracle", "dlq",
+                 d->dlq_ddl(owner, "replicator_dlq") + "\n" + d->dlq_insert_sql(dlq));
 }

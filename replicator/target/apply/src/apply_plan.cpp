@@ -215,6 +215,7 @@ result<apply_plan> plan_batch(const schema_snapshot& schema, const proto::batch&
             if (by_column) {
                 st.params = dialect.pack_columns(std::move(st.params), columns.size());
                 st.by_column = true;
+                st.arrays = dialect.binds_arrays();
             }
             st.key = st.rows == 1 ? key(first) : std::string_view();
             plan.statements.push_back(std::move(st));
@@ -372,6 +373,9 @@ std::vector<hlc> source_transactions(const proto::batch& rows) {
 }
 
 result<void> run_statement(target_session& session, const planned_statement& st) {
+    if (st.arrays) {
+        return session.execute_array(st.sql, st.params, st.rows);
+    }
     return st.by_column ? session.execute_reused(st.sql, st.params)
                         : session.execute(st.sql, st.params);
 }

@@ -109,6 +109,7 @@ result<size_t> reinsert_cycle(target_session& db, const schema_snapshot& schema,
         std::vector<size_t> key(t.pk_count);
         std::iota(key.begin(), key.end(), size_t{0});
         erase.by_column = dialect.binds_columns(t, key);
+        erase.arrays = erase.by_column && dialect.binds_arrays();
         if (erase.by_column && !st->by_column) {
             erase.params = dialect.pack_columns(std::move(erase.params), t.pk_count);
         }

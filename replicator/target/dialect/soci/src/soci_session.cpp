@@ -1,5 +1,7 @@
 #include "molt/replicator/dialect/soci_session.hpp"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 #include "molt/common/log.hpp"
@@ -176,6 +178,73 @@ result<void> soci_session::execute_reused(const std::string& text, const sql_par
         forget(text);
     }
     return done;
+}
+
+result<void> soci_session::execute_array(const std::string& text, const sql_params& params,
+                                         size_t rows) {
+    if (auto late = past_deadline()) {
+        return *late;
+    }
+    if (rows == 0 || params.size() % rows != 0) {
+        return error{
+            errc::internal,
+            fmt::format("{} array values do not make whole arrays of {} rows", params.size(), rows),
+            retry_class::fatal};
+    }
+    const size_t count = params.size() / rows;
+    auto width = [&](size_t p, size_t r) {
+        const std::optional<std::string>& v = params[p * rows + r];
+        return (v ? v->size() : 0) + 1;
+    };
+    // A driver buffers every row of a parameter at the width of its longest value (ODBC: one
+    // fixed-width buffer per parameter), so one long value among many short ones would cost
+    // rows x its length: rows go in runs whose buffers stay within max_array_bytes (a row
+    // larger than that alone).
+    constexpr size_t max_array_bytes = 32 * 1024 * 1024;
+    std::vector<size_t> widest(count);
+    std::vector<std::vector<std::string>> values(count);
+    std::vector<std::vector<soci::indicator>> indicators(count);
+    for (size_t first = 0; first < rows;) {
+        std::fill(widest.begin(), widest.end(), size_t{0});
+        size_t end = first;
+        for (; end < rows; ++end) {
+            size_t bytes = 0;
+            for (size_t p = 0; p < count; ++p) {
+                bytes += std::max(widest[p], width(p, end)) * (end - first + 1);
+            }
+            if (end > first && bytes > max_array_bytes) {
+                break;
+            }
+            for (size_t p = 0; p < count; ++p) {
+                widest[p] = std::max(widest[p], width(p, end));
+            }
+        }
+        // The arrays must not move until the statement has run.
+        for (size_t p = 0; p < count; ++p) {
+            values[p].clear();
+            indicators[p].clear();
+            for (size_t r = first; r < end; ++r) {
+                const std::optional<std::string>& v = params[p * rows + r];
+                values[p].push_back(v.value_or(std::string()));
+                indicators[p].push_back(v ? soci::i_ok : soci::i_null);
+            }
+        }
+        auto done = run([&] {
+            soci::statement st(*sql_);
+            for (size_t p = 0; p < count; ++p) {
+                st.exchange(soci::use(values[p], indicators[p]));
+            }
+            st.alloc();
+            st.prepare(text);
+            st.define_and_bind();
+            st.execute(true);
+        });
+        if (!done) {
+            return done;
+        }
+        first = end;
+    }
+    return ok();
 }
 
 result<std::vector<sql_row>> soci_session::query(const std::string& text,

@@ -39,6 +39,14 @@ public:
     virtual result<void> execute_reused(const std::string& sql, const sql_params& params) {
         return execute(sql, params);
     }
+    /// Runs `sql` once per row with one array per parameter (target_dialect::binds_arrays):
+    /// `params` holds the first parameter's `rows` values, then the second's, and so on. A
+    /// driver with parameter arrays (ODBC) sends every row in one execution.
+    virtual result<void> execute_array(const std::string& /*sql*/, const sql_params& /*params*/,
+                                       size_t /*rows*/) {
+        return error{errc::internal, "this target session cannot bind parameter arrays",
+                     retry_class::fatal};
+    }
     virtual result<std::vector<sql_row>> query(const std::string& sql,
                                                const sql_params& params) = 0;
     /// A cheap round trip (SELECT 1).
@@ -83,6 +91,9 @@ struct progress_statements {
     std::string record;    ///< an insert that does nothing when the row's key exists
     std::string recorded;  ///< empty: `record` returns a row when it inserted; else a query
                            ///< answering the number of rows `record` inserted
+    std::string present;   ///< non-empty (no `recorded`): a query (:p1..:p4 as `record`)
+                           ///< returning a row when the range is recorded; `record` is then run
+                           ///< only when it is not
     std::string select;    ///< every row, ordered by last
     std::string clear;     ///< delete every row
 };
@@ -141,6 +152,10 @@ public:
     [[nodiscard]] virtual sql_params pack_columns(sql_params row_major, size_t /*columns*/) const {
         return row_major;
     }
+    /// Whether statements binds_columns() accepted bind each column as an array of separate
+    /// values (pack_columns() puts them column by column), run by
+    /// target_session::execute_array(), rather than as one value holding the whole column.
+    [[nodiscard]] virtual bool binds_arrays() const noexcept { return false; }
 
     /// Upsert of `rows` rows setting `columns` (indices into t.columns, primary key first).
     [[nodiscard]] virtual std::string upsert_sql(const table_info& t,

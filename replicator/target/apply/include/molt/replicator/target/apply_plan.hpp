@@ -44,6 +44,9 @@ struct planned_statement {
     /// The params are one array per column (target_dialect::binds_columns), not a value per
     /// parameter; the text does not depend on `rows`, so sessions run it prepared.
     bool by_column = false;
+    /// With by_column: each column parameter is `rows` separate values (the dialect
+    /// binds_arrays()), run by target_session::execute_array().
+    bool arrays = false;
     /// With rows == 1: the row's key as the changefeed sent it (compact JSON), to name it in
     /// errors and find its mutations (fatal_rows.hpp).
     std::string_view key;
@@ -91,7 +94,8 @@ enum class statement_order { deletes_first, upserts_first };
 /// The HLCs of a batch's mutations (its source transactions), ascending, each once.
 [[nodiscard]] std::vector<hlc> source_transactions(const proto::batch& rows);
 
-/// Runs one planned statement (prepared and reused when it binds by column).
+/// Runs one planned statement (prepared and reused when it binds by column; with parameter
+/// arrays when it binds arrays).
 [[nodiscard]] result<void> run_statement(target_session& session, const planned_statement& st);
 
 /// Runs the plan's statements in order on a session inside a transaction the caller began; on

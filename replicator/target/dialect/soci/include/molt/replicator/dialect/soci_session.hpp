@@ -5,7 +5,7 @@
 // classify(). execute() and query() send each statement once (PostgreSQL: one round trip, an
 // unnamed statement); execute_reused() keeps the statement prepared in the session (the 64 most
 // recently used texts) and runs it again with new values; one that fails is prepared again the
-// next time.
+// next time. execute_array() binds std::vector<std::string> columns (SOCI's vector use).
 
 #include <list>
 #include <memory>
@@ -29,6 +29,8 @@ public:
     void rollback() noexcept override;
     result<void> execute(const std::string& sql, const sql_params& params) override;
     result<void> execute_reused(const std::string& sql, const sql_params& params) override;
+    result<void> execute_array(const std::string& sql, const sql_params& params,
+                               size_t rows) override;
     result<std::vector<sql_row>> query(const std::string& sql, const sql_params& params) override;
     result<void> ping() override;
     bool broken() const noexcept override { return broken_; }

@@ -1,0 +1,253 @@
+// The ODBC session path the Oracle dialect takes (SOCI odbc backend, unixODBC), run through the
+// PostgreSQL and MariaDB ODBC drivers (Debian odbc-postgresql, odbc-mariadb) against the
+// throwaway servers: connect with a DSN-less string and no prompt, session setup on every new
+// connection, :n placeholders, parameter arrays with NULLs, transactions, the first diagnostic's
+// SQLSTATE and native code, a lost connection classified and replaced, a missing driver named.
+// Then the Oracle dialect's own MERGE and DELETE, planned from a changefeed batch and run with
+// parameter arrays on PostgreSQL 15 (which has MERGE) behind a DUAL view: the statements' shape
+// and bind counting, not Oracle's semantics (no Oracle server or driver can run here).
+#include "molt/replicator/dialect/odbc_session.hpp"
+
+#include <catch2/catch.hpp>
+#include <fmt/format.h>
+
+#include "molt/common/conn_url.hpp"
+#include "molt/proto/decoder.hpp"
+#include "molt/replicator/dialect/oracle.hpp"
+#include "molt/replicator/target/apply_plan.hpp"
+#include "molt/test/fault_proxy.hpp"
+#include "molt/test/servers.hpp"
+
+using namespace molt;
+using namespace molt::replicator;
+
+namespace {
+
+struct server {
+    std::string name;
+    std::string driver;
+    conn_url url;
+    std::string application_name_query;  // what the session setup below sets, read back
+};
+
+server pg_server() {
+    return {"PostgreSQL", "PostgreSQL Unicode",
+            conn_url::parse(test::server_url("MOLT_TEST_PG_URL")).value(),
+            "SELECT current_setting('application_name')"};
+}
+server mariadb_server() {
+    return {"MariaDB", "MariaDB Unicode",
+            conn_url::parse(test::server_url("MOLT_TEST_MYSQL_URL")).value(),
+            "SELECT @@SESSION.sql_mode LIKE '%ANSI_QUOTES%'"};
+}
+
+// Session options for `s`, through `port` (a proxy's) when given.
+odbc::session_options options_for(const server& s, std::optional<uint16_t> port = {}) {
+    odbc::session_options o;
+    const std::string at = fmt::format("Server=127.0.0.1;Port={};Database={}",
+                                       port.value_or(s.url.port_or_default()), s.url.database());
+    o.connection_string =
+        s.name == "PostgreSQL"
+            ? fmt::format("Driver={};{};Uid={};Pwd={}", odbc::attribute_value(s.driver), at,
+                          s.url.user(), odbc::attribute_value(s.url.password()))
+            : fmt::format("Driver={};{};User={};Password={}", odbc::attribute_value(s.driver), at,
+                          s.url.user(), odbc::attribute_value(s.url.password()));
+    o.display = s.url.redacted();
+    o.init = {s.name == "PostgreSQL" ? "SET application_name = 'molt_odbc'"
+                                     : "SET SESSION sql_mode = CONCAT(@@SESSION.sql_mode, "
+                                       "',ANSI_QUOTES')"};
+    return o;
+}
+
+std::string set_up_value(const server& s) {
+    return s.name == "PostgreSQL" ? "molt_odbc" : "1";
+}
+
+std::vector<sql_row> rows_of(target_session& db, const std::string& sql) {
+    auto rows = db.query(sql, {});
+    INFO((rows ? std::string() : rows.error().message()));
+    REQUIRE(rows);
+    return *rows;
+}
+
+void session_path(const server& s) {
+    INFO(s.name << " through " << s.driver);
+    auto connected = odbc::connect(options_for(s));
+    INFO((connected ? std::string() : connected.error().message()));
+    REQUIRE(connected);
+    target_session& db = **connected;
+    CHECK(rows_of(db, s.application_name_query).at(0).at(0) == set_up_value(s));
+    REQUIRE(db.ping());
+
+    REQUIRE(db.execute("DROP TABLE IF EXISTS odbc_path", {}));
+    REQUIRE(db.execute("CREATE TABLE odbc_path (id INT PRIMARY KEY, v VARCHAR(20))", {}));
+    // Parameter arrays, column by column, NULLs by indicator; :n placeholders become ?.
+    const std::string insert = "INSERT INTO odbc_path (id, v) VALUES (CAST(:1 AS INT), :2)";
+    auto inserted = db.execute_array(insert, {"1", "2", "3", "one", std::nullopt, "three"}, 3);
+    INFO((inserted ? std::string() : inserted.error().message()));
+    REQUIRE(inserted);
+    auto all = rows_of(db, "SELECT id, v FROM odbc_path ORDER BY id");
+    REQUIRE(all.size() == 3);
+    CHECK(all[0] == sql_row{"1", "one"});
+    CHECK(all[1] == sql_row{"2", std::nullopt});
+    CHECK(all[2] == sql_row{"3", "three"});
+    auto one = db.query("SELECT v FROM odbc_path WHERE id = CAST(:1 AS INT)", {"3"});
+    REQUIRE(one);
+    CHECK(one->at(0).at(0) == "three");
+
+    // Transactions: a rollback undoes, a commit keeps.
+    REQUIRE(db.begin());
+    REQUIRE(db.execute_array(insert, {"4", "four"}, 1));
+    db.rollback();
+    CHECK(rows_of(db, "SELECT count(*) FROM odbc_path").at(0).at(0) == "3");
+    REQUIRE(db.begin());
+    REQUIRE(db.execute_array(insert, {"4", "5", "four", "five"}, 2));
+    REQUIRE(db.commit());
+    CHECK(rows_of(db, "SELECT count(*) FROM odbc_path").at(0).at(0) == "5");
+
+    // A duplicate key: the first diagnostic's SQLSTATE and the driver's native code.
+    auto duplicate = db.execute_array(insert, {"6", "1", "six", "again"}, 2);
+    REQUIRE_FALSE(duplicate);
+    INFO(duplicate.error().message());
+    if (s.name == "PostgreSQL") {
+        CHECK_THAT(duplicate.error().message(), Catch::Contains("SQLSTATE 23505"));
+    } else {
+        CHECK_THAT(duplicate.error().message(), Catch::Contains("native error 1062"));
+    }
+    CHECK_THAT(duplicate.error().message(),
+               Catch::Contains("duplicate") || Catch::Contains("Duplicate"));
+    CHECK(duplicate.error().retry() == retry_class::fatal);  // the generic SQLSTATE classes
+    CHECK_FALSE(db.broken());
+    REQUIRE(db.execute("DROP TABLE odbc_path", {}));
+}
+
+void lost_connection(const server& s) {
+    INFO(s.name << " through a proxy");
+    test::fault_proxy proxy("127.0.0.1", s.url.port_or_default());
+    auto first = odbc::connect(options_for(s, proxy.port()));
+    INFO((first ? std::string() : first.error().message()));
+    REQUIRE(first);
+    REQUIRE((*first)->ping());
+    proxy.reset();  // the server's side of every open connection is gone
+    auto lost = (*first)->query(s.application_name_query, {});
+    REQUIRE_FALSE(lost);
+    INFO(lost.error().message());
+    CHECK(lost.error().retry() == retry_class::reconnect);
+    CHECK((*first)->broken());
+    // The pool replaces a broken session with a new one: the session setup runs again.
+    auto second = odbc::connect(options_for(s, proxy.port()));
+    REQUIRE(second);
+    CHECK(rows_of(**second, s.application_name_query).at(0).at(0) == set_up_value(s));
+}
+
+}  // namespace
+
+TEST_CASE("odbc sessions through the PostgreSQL ODBC driver", "[integration][odbc]") {
+    session_path(pg_server());
+    lost_connection(pg_server());
+}
+
+TEST_CASE("odbc sessions through the MariaDB ODBC driver", "[integration][odbc]") {
+    session_path(mariadb_server());
+    lost_connection(mariadb_server());
+}
+
+TEST_CASE("odbc: a driver that is not installed is named and not retried", "[integration][odbc]") {
+    odbc::session_options o;
+    o.connection_string = "Driver={Oracle 99c ODBC driver};DBQ=127.0.0.1:1/X;UID=u;PWD=secret";
+    o.display = "oracle://u:xxxxx@127.0.0.1:1/X";
+    auto missing = odbc::connect(o);
+    REQUIRE_FALSE(missing);
+    INFO(missing.error().message());
+    CHECK(missing.error().code() == errc::invalid_argument);
+    CHECK_THAT(missing.error().message(), Catch::Contains("cannot load the driver"));
+    CHECK(missing.error().message().find("secret") == std::string::npos);
+
+    // And through the Oracle dialect: no Oracle driver is registered on this machine.
+    auto oracle_missing =
+        oracle::connect(conn_url::parse("oracle://u:secret@127.0.0.1:1/X").value());
+    REQUIRE_FALSE(oracle_missing);
+    CHECK_THAT(oracle_missing.error().message(),
+               Catch::Contains("no Oracle ODBC driver is registered"));
+    CHECK_THAT(oracle_missing.error().message(), Catch::Contains("\"PostgreSQL Unicode\""));
+    CHECK(oracle_missing.error().message().find("secret") == std::string::npos);
+}
+
+TEST_CASE("odbc: the Oracle dialect's MERGE and DELETE with parameter arrays on PostgreSQL",
+          "[integration][odbc][oracle]") {
+    const server s = pg_server();
+    auto connected = odbc::connect(options_for(s));
+    REQUIRE(connected);
+    target_session& db = **connected;
+    REQUIRE(db.execute("DROP TABLE IF EXISTS odbc_merge", {}));
+    // (Never ::casts through ODBC: SOCI takes ":text" for a placeholder.)
+    REQUIRE(db.execute("CREATE OR REPLACE VIEW dual AS SELECT CAST('X' AS text) AS dummy", {}));
+    REQUIRE(db.execute(
+        "CREATE TABLE odbc_merge (k1 VARCHAR(20), k2 NUMERIC(10), v VARCHAR(20), n NUMERIC(12,2), "
+        "PRIMARY KEY (k1, k2))",
+        {}));
+    // The catalog as the Oracle dialect would see it, with PostgreSQL's type names in the casts.
+    auto column = [](std::string name, std::string sql_type, std::string type_name, int pk) {
+        column_info c;
+        c.name = std::move(name);
+        c.sql_type = std::move(sql_type);
+        c.type_name = std::move(type_name);
+        c.pk_position = pk;
+        return c;
+    };
+    schema_snapshot schema;
+    schema.schema.parts = {"public"};
+    table_info t;
+    t.name = "odbc_merge";
+    t.qualified.parts = {"public", "odbc_merge"};
+    t.columns = {
+        column("k1", "VARCHAR(20)", "varchar2", 0), column("k2", "NUMERIC(10)", "number", 1),
+        column("v", "VARCHAR(20)", "varchar2", -1), column("n", "NUMERIC(12,2)", "number", -1)};
+    order_primary_key_first(t);
+    t.index_columns();
+    schema.tables.push_back(std::move(t));
+    schema.finish();
+    const auto d = oracle::make_dialect();
+
+    auto apply = [&](const std::string& payload) {
+        auto body = proto::decode_webhook(payload);
+        REQUIRE(body);
+        auto plan = plan_batch(schema, body->rows, *d, 1000);
+        INFO((plan ? std::string() : plan.error().message()));
+        REQUIRE(plan);
+        REQUIRE(db.begin());
+        for (const planned_statement& st : plan->statements) {
+            CHECK(st.arrays);
+            auto done = run_statement(db, st);
+            INFO(st.sql);
+            INFO((done ? std::string() : done.error().message()));
+            REQUIRE(done);
+        }
+        REQUIRE(db.commit());
+    };
+    auto message = [](std::string k1, int k2, std::string after) {
+        return fmt::format(R"({{"after":{},"key":["{}",{}],"topic":"odbc_merge",)"
+                           R"("updated":"1.0000000000"}})",
+                           after, k1, k2);
+    };
+    // Three inserts in one MERGE execution (one array per column), a NULL among them.
+    apply(R"({"payload":[)" + message("a", 1, R"({"k1":"a","k2":1,"v":"one","n":1.5})") + "," +
+          message("a", 2, R"({"k1":"a","k2":2,"v":null,"n":4E+2})") + "," +
+          message("b", 1, R"({"k1":"b","k2":1,"v":"three","n":-0.25})") + R"(],"length":3})");
+    CHECK(rows_of(
+              db,
+              "SELECT k1, CAST(k2 AS text), v, CAST(n AS text) FROM odbc_merge ORDER BY k1, k2") ==
+          std::vector<sql_row>{{"a", "1", "one", "1.50"},
+                               {"a", "2", std::nullopt, "400.00"},
+                               {"b", "1", "three", "-0.25"}});
+    // Updates through WHEN MATCHED, an insert through WHEN NOT MATCHED, deletes by key.
+    apply(R"({"payload":[)" + message("a", 1, R"({"k1":"a","k2":1,"v":"uno","n":2})") + "," +
+          message("c", 3, R"({"k1":"c","k2":3,"v":"new","n":0})") + "," + message("a", 2, "null") +
+          "," + message("b", 1, "null") + R"(],"length":4})");
+    CHECK(rows_of(
+              db,
+              "SELECT k1, CAST(k2 AS text), v, CAST(n AS text) FROM odbc_merge ORDER BY k1, k2") ==
+          std::vector<sql_row>{{"a", "1", "uno", "2.00"}, {"c", "3", "new", "0.00"}});
+    REQUIRE(db.execute("DROP TABLE odbc_merge", {}));
+    REQUIRE(db.execute("DROP VIEW dual", {}));
+}
