@@ -8,7 +8,9 @@
 #include "molt/common/redact.hpp"
 #include "molt/proto/decoder.hpp"
 #include "molt/replicator/dialect/oracle.hpp"
+#include "molt/replicator/dialect/postgres.hpp"
 #include "molt/replicator/target/apply_plan.hpp"
+#include "molt/replicator/target/ordered_apply.hpp"
 
 #include "plan_test_support.hpp"
 
@@ -35,6 +37,34 @@ oracle::catalog_column cat(std::string type, std::optional<long> length = std::n
                            std::optional<long> chars = std::nullopt, std::string used = "") {
     return {std::move(type), length, precision, scale, chars, std::move(used)};
 }
+
+// Records the statements it is given and succeeds.
+class recording_session final : public target_session {
+public:
+    std::vector<std::string> sql;
+    result<void> begin() override { return note("BEGIN"); }
+    result<void> commit() override { return note("COMMIT"); }
+    void rollback() noexcept override { sql.emplace_back("ROLLBACK"); }
+    result<void> execute(const std::string& text, const sql_params& /*params*/) override {
+        return note(text);
+    }
+    result<void> execute_array(const std::string& text, const sql_params& /*params*/,
+                               size_t /*rows*/) override {
+        return note(text);
+    }
+    result<std::vector<sql_row>> query(const std::string& text,
+                                       const sql_params& /*params*/) override {
+        sql.push_back(text);
+        return std::vector<sql_row>{};
+    }
+    result<void> ping() override { return ok(); }
+
+private:
+    result<void> note(const std::string& text) {
+        sql.push_back(text);
+        return ok();
+    }
+};
 
 }  // namespace
 
@@ -326,4 +356,36 @@ TEST_CASE("oracle: the ODBC driver and connection string", "[oracle]") {
     REQUIRE_FALSE(tls);
     CHECK_THAT(tls.error().message(), Catch::Contains("unsupported Oracle connection parameter "
                                                       "\"sslmode\""));
+}
+
+// The unique-key and bad-row fallbacks write each source transaction inside a savepoint. Oracle
+// has no RELEASE SAVEPOINT (ORA-00900 would stall every fallback): it is never sent there.
+TEST_CASE("oracle: the source-order fallback never releases a savepoint", "[oracle]") {
+    schema_snapshot schema;
+    schema.schema.parts = {"S"};
+    schema.tables.push_back(table({"S", "T"}, {col("ID", "NUMBER(10)", "number", 0),
+                                               col("V", "VARCHAR2(10 CHAR)", "varchar2")}));
+    schema.finish();
+    auto batch = proto::decode_webhook(
+        R"({"payload":[{"after":{"id":1,"v":"a"},"key":[1],"topic":"t","updated":"1.0000000000"},)"
+        R"({"after":null,"key":[2],"topic":"t","updated":"2.0000000000"}],"length":2})");
+    REQUIRE(batch);
+    auto sent = [&](const target_dialect& d) {
+        recording_session db;
+        auto applied = apply_in_source_order(db, schema, batch->rows, d, 1000);
+        INFO((applied ? std::string() : applied.error().message()));
+        REQUIRE(applied);
+        CHECK(applied->transactions == 2);
+        std::string all;
+        for (const std::string& s : db.sql) {
+            all += s.substr(0, s.find(' ', s.find(' ') + 1)) + "|";
+        }
+        return all;
+    };
+    const std::string oracle_sql = sent(*oracle::make_dialect());
+    CHECK_THAT(oracle_sql,
+               Catch::Contains("SAVEPOINT molt_tx|MERGE INTO|SAVEPOINT molt_tx|DELETE FROM"));
+    CHECK_THAT(oracle_sql, !Catch::Contains("RELEASE"));
+    // PostgreSQL releases each one.
+    CHECK_THAT(sent(*postgres::make_dialect()), Catch::Contains("RELEASE SAVEPOINT"));
 }

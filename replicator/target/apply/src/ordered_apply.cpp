@@ -25,10 +25,18 @@ std::string_view kind_of(const planned_statement& st) {
 
 // Runs `statements` inside savepoint `name`: on success it is released; on failure rolled back
 // to (and released), and the statement's error returned. A failure to roll back to the savepoint
-// (the connection is gone) is returned instead.
-result<void> try_in_savepoint(target_session& db, std::string_view name,
+// (the connection is gone) is returned instead. Oracle has no RELEASE SAVEPOINT: its savepoint
+// stays until the transaction ends, and the next SAVEPOINT of the same name moves it.
+result<void> try_in_savepoint(target_session& db, const target_dialect& dialect,
+                              std::string_view name,
                               const std::vector<const planned_statement*>& statements) {
     const std::string savepoint(name);
+    auto release = [&]() -> result<void> {
+        if (!dialect.releases_savepoints()) {
+            return ok();
+        }
+        return db.execute("RELEASE SAVEPOINT " + savepoint, {});
+    };
     if (auto done = db.execute("SAVEPOINT " + savepoint, {}); !done) {
         return done;
     }
@@ -45,13 +53,13 @@ result<void> try_in_savepoint(target_session& db, std::string_view name,
                 }
                 return back;
             }
-            if (auto released = db.execute("RELEASE SAVEPOINT " + savepoint, {}); !released) {
+            if (auto released = release(); !released) {
                 return released;
             }
             return failed;
         }
     }
-    return db.execute("RELEASE SAVEPOINT " + savepoint, {});
+    return release();
 }
 
 std::vector<const planned_statement*> all_of(const apply_plan& plan) {
@@ -120,7 +128,7 @@ result<size_t> reinsert_cycle(target_session& db, const schema_snapshot& schema,
         statements.push_back(&st);
     }
     statements.insert(statements.end(), left.begin(), left.end());
-    if (auto done = try_in_savepoint(db, "molt_cycle", statements); !done) {
+    if (auto done = try_in_savepoint(db, dialect, "molt_cycle", statements); !done) {
         return done.error().with_context(
             "deleting and inserting again the rows of a unique key cycle");
     }
@@ -146,7 +154,7 @@ result<size_t> row_by_row(target_session& db, const schema_snapshot& schema,
     while (!left.empty() && progress) {
         progress = false;
         for (auto it = left.begin(); it != left.end();) {
-            auto done = try_in_savepoint(db, "molt_row", {*it});
+            auto done = try_in_savepoint(db, dialect, "molt_row", {*it});
             if (done) {
                 it = left.erase(it);
                 progress = true;
@@ -222,7 +230,7 @@ result<ordered_apply_stats> apply_in_source_order(target_session& db, const sche
             if (order == statement_order::deletes_first && deletes_referenced_rows(schema, *plan)) {
                 break;  // could cascade into a child moved elsewhere: row by row, upserts first
             }
-            auto done = try_in_savepoint(db, "molt_tx", all_of(*plan));
+            auto done = try_in_savepoint(db, dialect, "molt_tx", all_of(*plan));
             if (done) {
                 applied = true;
                 break;

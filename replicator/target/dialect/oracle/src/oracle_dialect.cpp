@@ -133,6 +133,7 @@ public:
         return true;
     }
     bool binds_arrays() const noexcept override { return true; }
+    bool releases_savepoints() const noexcept override { return false; }
     sql_params pack_columns(sql_params row_major, size_t columns) const override {
         if (columns == 0) {
             return row_major;

@@ -156,6 +156,9 @@ public:
     /// values (pack_columns() puts them column by column), run by
     /// target_session::execute_array(), rather than as one value holding the whole column.
     [[nodiscard]] virtual bool binds_arrays() const noexcept { return false; }
+    /// Whether the target has RELEASE SAVEPOINT (Oracle has not: a savepoint lasts until the
+    /// transaction ends, and a SAVEPOINT of the same name moves it).
+    [[nodiscard]] virtual bool releases_savepoints() const noexcept { return true; }
 
     /// Upsert of `rows` rows setting `columns` (indices into t.columns, primary key first).
     [[nodiscard]] virtual std::string upsert_sql(const table_info& t,
