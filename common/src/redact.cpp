@@ -111,7 +111,8 @@ std::string redact_dsn_passwords(std::string_view in) {
     return out;
 }
 
-// Replaces values of secret-named parameters: "key=value", "key='quoted value'", "key: value".
+// Replaces values of secret-named parameters: "key=value", "key='quoted value'", "key: value",
+// "key={braced value}".
 std::string redact_params(std::string_view in) {
     std::string out;
     size_t pos = 0;
@@ -147,6 +148,20 @@ std::string redact_params(std::string_view in) {
                 value_end += in[value_end] == '\\' ? 2 : 1;
             }
             value_end = std::min(value_end + 1, in.size());
+        } else if (value_begin < in.size() && in[value_begin] == '{') {
+            // An ODBC connection string's braced value, "}}" standing for '}': PWD={p;w}}d}.
+            value_end = value_begin + 1;
+            while (value_end < in.size()) {
+                if (in[value_end] == '}') {
+                    if (value_end + 1 < in.size() && in[value_end + 1] == '}') {
+                        value_end += 2;
+                        continue;
+                    }
+                    ++value_end;
+                    break;
+                }
+                ++value_end;
+            }
         } else {
             while (value_end < in.size() && !ends_token(in[value_end]) && in[value_end] != '&' &&
                    in[value_end] != ';' && in[value_end] != ',') {

@@ -196,6 +196,17 @@ int run_start(start_config cfg) {
         connect_target = [&target, &cfg] { return mysql::connect(target, cfg.apply_timeout); };
         break;
     case dialect::oracle:
+        if (const char* set = std::getenv("NLS_LANG"); set != nullptr) {
+            log::info()
+                .str("NLS_LANG", set)
+                .msg("Oracle client character set from NLS_LANG (use a UTF-8 one, e.g. .AL32UTF8)");
+        } else if (oracle::prepare_client_environment()) {
+            log::info()
+                .str("NLS_LANG", ".AL32UTF8")
+                .msg(
+                    "NLS_LANG was unset: Oracle's client exchanges text with the replicator in "
+                    "UTF-8");
+        }
         dialect = oracle::make_dialect();
         connect_target = [&target] { return oracle::connect(target); };
         break;

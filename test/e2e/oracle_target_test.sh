@@ -2,6 +2,7 @@
 # An Oracle target on a machine where Oracle's ODBC driver is not installed (every machine that
 # runs this suite: no Oracle client can be installed from Debian): `replicator start` exits 1
 # before listening, names what to install and how to register it, and never prints the password.
+# An unset NLS_LANG is set to UTF-8 (said in the log); a set one is kept.
 # A driver named with ?odbcDriver= that is not registered is named; URL parameters the Oracle
 # transport cannot honour are refused; the consistent mode asks for --stagingConn.
 # Usage: oracle_target_test.sh REPLICATOR   (needs no database server)
@@ -14,7 +15,7 @@ url='oracle://C%23%23MIGRATION_USER:s3cret@127.0.0.1:1521/ORCLPDB1'
 start() { timeout 60 "$REPLICATOR" start --tlsSelfSigned --bindAddr 127.0.0.1:0 "$@" 2>&1; }
 
 echo "--- no Oracle ODBC driver registered"
-out=$(start --immediate --disableAuthentication --targetConn "$url")
+out=$(unset NLS_LANG; start --immediate --disableAuthentication --targetConn "$url")
 status=$?
 check "exit 1" "$status" 1
 check_contains "says no Oracle driver is registered" "$out" \
@@ -24,6 +25,10 @@ check_contains "names the target, redacted" "$out" \
     "oracle://C%23%23MIGRATION_USER:xxxxx@127.0.0.1:1521/ORCLPDB1"
 check "never prints the password" "$(grep -c s3cret <<<"$out")" 0
 check "never listened" "$(grep -c 'Server listening' <<<"$out")" 0
+check_contains "NLS_LANG unset: UTF-8 is chosen" "$out" "NLS_LANG was unset"
+out=$(NLS_LANG=AMERICAN_AMERICA.AL32UTF8 start --immediate --disableAuthentication \
+    --targetConn "$url")
+check_contains "NLS_LANG set: kept and logged" "$out" '"NLS_LANG":"AMERICAN_AMERICA.AL32UTF8"'
 
 echo "--- a named driver that is not registered"
 out=$(start --immediate --disableAuthentication \

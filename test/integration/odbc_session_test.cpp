@@ -21,6 +21,17 @@
 using namespace molt;
 using namespace molt::replicator;
 
+// Sanitizer builds: psqlODBC 13.02 (Debian odbc-postgresql) leaks a result buffer when
+// SQLNumResultCols finds its connection lost (lost_connection below). Matched by that ODBC call,
+// not the whole driver, so that a handle our code leaks is still reported; full unwinding lets
+// the match see below the driver's own frames.
+extern "C" const char* __lsan_default_suppressions() {
+    return "leak:SQLNumResultCols\n";
+}
+extern "C" const char* __asan_default_options() {
+    return "fast_unwind_on_malloc=0";
+}
+
 namespace {
 
 struct server {
@@ -82,6 +93,7 @@ void session_path(const server& s) {
     REQUIRE(db.execute("DROP TABLE IF EXISTS odbc_path", {}));
     REQUIRE(db.execute("CREATE TABLE odbc_path (id INT PRIMARY KEY, v VARCHAR(20))", {}));
     // Parameter arrays, column by column, NULLs by indicator; :n placeholders become ?.
+    // SOCI rewrites :n to ?, as ? stays.
     const std::string insert = "INSERT INTO odbc_path (id, v) VALUES (CAST(:1 AS INT), :2)";
     auto inserted = db.execute_array(insert, {"1", "2", "3", "one", std::nullopt, "three"}, 3);
     INFO((inserted ? std::string() : inserted.error().message()));
@@ -121,6 +133,40 @@ void session_path(const server& s) {
     REQUIRE(db.execute("DROP TABLE odbc_path", {}));
 }
 
+// Rows whose buffers would pass max_array_bytes go in further executions: every row lands, in
+// order, and a failure in a later execution fails the call (its transaction rolls back whole).
+void split_arrays(const server& s) {
+    INFO(s.name << " with a 64-byte array budget");
+    odbc::session_options o = options_for(s);
+    o.max_array_bytes = 64;  // 2 parameters of ~20 bytes: 1 row per execution, at most 2
+    auto connected = odbc::connect(o);
+    REQUIRE(connected);
+    target_session& db = **connected;
+    REQUIRE(db.execute("DROP TABLE IF EXISTS odbc_split", {}));
+    REQUIRE(db.execute("CREATE TABLE odbc_split (id INT PRIMARY KEY, v VARCHAR(40))", {}));
+    const std::string insert = "INSERT INTO odbc_split (id, v) VALUES (CAST(? AS INT), ?)";
+    sql_params params;
+    for (int i = 1; i <= 5; ++i) {
+        params.emplace_back(std::to_string(i));
+    }
+    for (int i = 1; i <= 5; ++i) {
+        params.emplace_back(fmt::format("value number {:08}", i));
+    }
+    auto inserted = db.execute_array(insert, params, 5);
+    INFO((inserted ? std::string() : inserted.error().message()));
+    REQUIRE(inserted);
+    auto all = rows_of(db, "SELECT id, v FROM odbc_split ORDER BY id");
+    REQUIRE(all.size() == 5);
+    CHECK(all[4] == sql_row{"5", "value number 00000005"});
+    // The third row collides, after two rows went in earlier executions.
+    REQUIRE(db.begin());
+    auto failed = db.execute_array(insert, {"6", "7", "1", "x", "y", "z"}, 3);
+    REQUIRE_FALSE(failed);
+    db.rollback();
+    CHECK(rows_of(db, "SELECT count(*) FROM odbc_split").at(0).at(0) == "5");
+    REQUIRE(db.execute("DROP TABLE odbc_split", {}));
+}
+
 void lost_connection(const server& s) {
     INFO(s.name << " through a proxy");
     test::fault_proxy proxy("127.0.0.1", s.url.port_or_default());
@@ -144,11 +190,13 @@ void lost_connection(const server& s) {
 
 TEST_CASE("odbc sessions through the PostgreSQL ODBC driver", "[integration][odbc]") {
     session_path(pg_server());
+    split_arrays(pg_server());
     lost_connection(pg_server());
 }
 
 TEST_CASE("odbc sessions through the MariaDB ODBC driver", "[integration][odbc]") {
     session_path(mariadb_server());
+    split_arrays(mariadb_server());
     lost_connection(mariadb_server());
 }
 

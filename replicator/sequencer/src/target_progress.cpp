@@ -76,7 +76,8 @@ result<void> write_checkpoint(session_pool& pool, const progress_statements& sql
 result<bool> record_progress(target_session& db, const progress_statements& sql, hlc first,
                              hlc last) {
     if (!sql.present.empty()) {
-        auto rows = db.query(sql.present, range_params(first, last));
+        auto rows =
+            db.query(sql.present, {std::to_string(last.wall()), std::to_string(last.logical())});
         if (!rows) {
             return rows.error();
         }

@@ -30,6 +30,10 @@ TEST_CASE("redact: secret parameters in query strings and key=value text", "[red
           "{\"password\": xxxxx, \"user\": \"u\"}");
     CHECK(redact_secrets("token=abc.def&x=1") == "token=xxxxx&x=1");
     CHECK(redact_secrets("sslpassword=k;PWD=z") == "sslpassword=xxxxx;PWD=xxxxx");
+    // ODBC connection strings brace values holding ; { } = or spaces, "}}" being a '}'.
+    CHECK(redact_secrets("Driver={Oracle 21c ODBC driver};UID=u;PWD={p;w}}d};DBQ=h:1521/S") ==
+          "Driver={Oracle 21c ODBC driver};UID=u;PWD=xxxxx;DBQ=h:1521/S");
+    CHECK(redact_secrets("PWD={unterminated;") == "PWD=xxxxx");
     // Words that merely contain a secret-ish name are not touched.
     CHECK(redact_secrets("passwordless=true keytoken_count=3") ==
           "passwordless=true keytoken_count=3");

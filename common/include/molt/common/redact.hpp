@@ -5,7 +5,8 @@
 //   - URL passwords:            postgres://user:secret@host    -> postgres://user:xxxxx@host
 //   - DSN passwords:            user:secret@tcp(host:3306)/db  -> user:xxxxx@tcp(host:3306)/db
 //   - secret parameters:        password=..., sslpassword=..., client_key=..., token=...,
-//                               (URL query and libpq key=value forms, quoted values too)
+//                               (URL query, libpq key=value and ODBC PWD={...} forms, quoted
+//                               and braced values too)
 //   - PEM private keys:         -----BEGIN ... PRIVATE KEY----- ... -> [redacted private key]
 //   - HTTP credentials:         Bearer <token>, Basic <b64>    -> Bearer xxxxx
 //   - JSON Web Tokens:          eyJ....eyJ....sig              -> xxxxx

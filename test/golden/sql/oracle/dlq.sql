@@ -1,2 +1,2 @@
 CREATE TABLE "MIGRATION_SCHEMA"."replicator_dlq" (event NUMBER GENERATED ALWAYS AS IDENTITY PRIMARY KEY, dlq_name VARCHAR2(256) NOT NULL, source_nanos NUMBER(19) NOT NULL, source_logical NUMBER(10) NOT NULL, data_after CLOB NOT NULL, data_before CLOB NOT NULL)
-INSERT INTO "MIGRATION_SCHEMA"."REPLICATOR_DLQ" (dlq_name, source_nanos, source_logical, data_after, data_before) VALUES (:1, :2, :3, TO_CLOB(:4), TO_CLOB(:5))
+INSERT INTO "MIGRATION_SCHEMA"."REPLICATOR_DLQ" (dlq_name, source_nanos, source_logical, data_after, data_before) VALUES (?, ?, ?, TO_CLOB(?), TO_CLOB(?))

@@ -1,6 +1,6 @@
 MERGE INTO "schema"."table" USING (
 WITH data ("pk0","pk1","val1") AS (
-SELECT :1, CAST(:2 AS NUMBER(10)), CAST(:3 AS NUMBER(12,2)) FROM DUAL
+SELECT ?, CAST(? AS NUMBER(10)), CAST(? AS NUMBER(12,2)) FROM DUAL
 )
 SELECT * FROM data) x ON ("schema"."table"."pk0" = x."pk0" AND "schema"."table"."pk1" = x."pk1")
 WHEN NOT MATCHED THEN INSERT ("pk0","pk1","val1") VALUES (x."pk0", x."pk1", x."val1")

@@ -33,11 +33,37 @@ std::string describe(const diagnostic& d) {
 class odbc_session final : public soci_session {
 public:
     odbc_session(std::unique_ptr<soci::session> s, const session_options& options)
-        : soci_session(std::move(s)), ping_(options.ping), classify_(options.classify) {}
+        : soci_session(std::move(s), options.max_array_bytes),
+          ping_(options.ping),
+          classify_(options.classify) {}
 
     result<void> ping() override { return execute(ping_, {}); }
 
 private:
+    // A status the driver never writes: a driver without per-row statuses leaves it.
+    static constexpr SQLUSMALLINT not_reported = 0xffff;
+
+    static SQLHSTMT handle_of(soci::statement& st) {
+        return static_cast<soci::odbc_statement_backend*>(st.get_backend())->hstmt_;
+    }
+
+    void before_array_execute(soci::statement& st, size_t rows) override {
+        statuses_.assign(rows, not_reported);
+        SQLSetStmtAttr(handle_of(st), SQL_ATTR_PARAM_STATUS_PTR, statuses_.data(), 0);
+    }
+
+    void after_array_execute(soci::statement& st, size_t rows) override {
+        for (size_t r = 0; r < rows; ++r) {
+            if (statuses_[r] == SQL_PARAM_ERROR || statuses_[r] == SQL_PARAM_UNUSED) {
+                // The first diagnostic record names the failure.
+                throw soci::odbc_soci_error(
+                    SQL_HANDLE_STMT, handle_of(st),
+                    fmt::format("row {} of {} of a parameter array was {}", r + 1, rows,
+                                statuses_[r] == SQL_PARAM_ERROR ? "refused" : "not run"));
+            }
+        }
+    }
+
     error classify_current_exception() override {
         error e = classify_exception();
         if (e.retry() != retry_class::reconnect && connection_dead()) {
@@ -75,6 +101,7 @@ private:
 
     std::string ping_;
     std::function<retry_class(const diagnostic&)> classify_;
+    std::vector<SQLUSMALLINT> statuses_;
 };
 
 bool driver_missing(const diagnostic& d) {

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "molt/common/integer_text.hpp"
+#include "molt/common/log.hpp"
 #include "molt/proto/batch.hpp"
 #include "molt/replicator/dialect/oracle.hpp"
 
@@ -37,46 +38,47 @@ bool is_zoned(const column_info& c) {
 
 // The SQL expression for one bound value of a column. Character values are bound as they are:
 // a CAST to VARCHAR2(n) could cut a value that the column then stores, where the column itself
-// refuses one that is too long (ORA-12899).
-std::string placeholder(const column_info& c, size_t n) {
+// refuses one that is too long (ORA-12899). Parameters are ODBC's own ?: SOCI rewrites each
+// :name it finds outside single quotes, and binds by position anyway.
+std::string placeholder(const column_info& c, size_t /*n*/) {
     const std::string& t = c.type_name;
     if (t == "date") {
-        return fmt::format("TO_DATE(:{}, 'YYYY-MM-DD HH24:MI:SS')", n);
+        return "TO_DATE(?, 'YYYY-MM-DD HH24:MI:SS')";
     }
     if (t == "timestamp") {
-        return fmt::format("TO_TIMESTAMP(:{}, 'YYYY-MM-DD HH24:MI:SS.FF9')", n);
+        return "TO_TIMESTAMP(?, 'YYYY-MM-DD HH24:MI:SS.FF9')";
     }
     if (is_zoned(c)) {
-        return fmt::format("TO_TIMESTAMP_TZ(:{}, 'YYYY-MM-DD HH24:MI:SS.FF9 TZH:TZM')", n);
+        return "TO_TIMESTAMP_TZ(?, 'YYYY-MM-DD HH24:MI:SS.FF9 TZH:TZM')";
     }
     if (t == "interval day to second") {
-        return fmt::format("TO_DSINTERVAL(:{})", n);
+        return "TO_DSINTERVAL(?)";
     }
     if (t == "interval year to month") {
-        return fmt::format("TO_YMINTERVAL(:{})", n);
+        return "TO_YMINTERVAL(?)";
     }
     if (t == "raw") {
-        return fmt::format("HEXTORAW(:{})", n);
+        return "HEXTORAW(?)";
     }
     if (t == "blob") {
-        return fmt::format("TO_BLOB(HEXTORAW(:{}))", n);
+        return "TO_BLOB(HEXTORAW(?))";
     }
     if (t == "clob") {
-        return fmt::format("TO_CLOB(:{})", n);
+        return "TO_CLOB(?)";
     }
     if (t == "nclob") {
-        return fmt::format("TO_NCLOB(:{})", n);
+        return "TO_NCLOB(?)";
     }
     if (t == "binary_double") {
-        return fmt::format("TO_BINARY_DOUBLE(:{})", n);
+        return "TO_BINARY_DOUBLE(?)";
     }
     if (t == "binary_float") {
-        return fmt::format("TO_BINARY_FLOAT(:{})", n);
+        return "TO_BINARY_FLOAT(?)";
     }
     if (is_number(c)) {
-        return fmt::format("CAST(:{} AS {})", n, c.sql_type);
+        return fmt::format("CAST(? AS {})", c.sql_type);
     }
-    return fmt::format(":{}", n);
+    return "?";
 }
 
 error bad(const column_info& c, const error& why) {
@@ -287,14 +289,12 @@ public:
             "THEN RAISE; END IF; END;",
             quoted_table);
         s.insert = fmt::format(
-            "INSERT INTO {} (first_nanos, first_logical, last_nanos, last_logical) VALUES (:1, "
-            ":2, :3, :4)",
+            "INSERT INTO {} (first_nanos, first_logical, last_nanos, last_logical) VALUES (?, ?, "
+            "?, ?)",
             s.table);
         s.record = s.insert;
-        s.present = fmt::format(
-            "SELECT 1 FROM {} WHERE first_nanos = :1 AND first_logical = :2 AND last_nanos = :3 "
-            "AND last_logical = :4",
-            s.table);
+        s.present =
+            fmt::format("SELECT 1 FROM {} WHERE last_nanos = ? AND last_logical = ?", s.table);
         // As text: ODBC reads NUMBER as a double, which cannot hold 19 digits.
         s.select = fmt::format(
             "SELECT TO_CHAR(first_nanos), TO_CHAR(first_logical), TO_CHAR(last_nanos), "
@@ -315,7 +315,7 @@ public:
     std::string dlq_insert_sql(const table_info& dlq) const override {
         return fmt::format(
             "INSERT INTO {} (dlq_name, source_nanos, source_logical, data_after, data_before) "
-            "VALUES (:1, :2, :3, TO_CLOB(:4), TO_CLOB(:5))",
+            "VALUES (?, ?, ?, TO_CLOB(?), TO_CLOB(?))",
             dlq.qualified.quoted(dialect::oracle));
     }
 
@@ -337,7 +337,7 @@ result<schema_snapshot> oracle_dialect::introspect(target_session& s,
     // The owner as the catalog spells it: the path's spelling if it exists, else the one owner
     // that matches ignoring case (the docs write /MIGRATION_SCHEMA; /migration_schema works too).
     auto owners = s.query(
-        "SELECT DISTINCT OWNER FROM ALL_TABLES WHERE UPPER(OWNER) = UPPER(:1) AND DROPPED = 'NO'",
+        "SELECT DISTINCT OWNER FROM ALL_TABLES WHERE UPPER(OWNER) = UPPER(?) AND DROPPED = 'NO'",
         {schema.parts[0]});
     if (!owners) {
         return std::move(owners).error();
@@ -370,7 +370,7 @@ result<schema_snapshot> oracle_dialect::introspect(target_session& s,
         "p.CONSTRAINT_NAME AND k.TABLE_NAME = c.TABLE_NAME AND k.COLUMN_NAME = c.COLUMN_NAME "
         "LEFT JOIN ALL_TAB_IDENTITY_COLS i ON i.OWNER = c.OWNER AND i.TABLE_NAME = c.TABLE_NAME "
         "AND i.COLUMN_NAME = c.COLUMN_NAME "
-        "WHERE c.OWNER = :1 ORDER BY c.TABLE_NAME, c.COLUMN_ID NULLS LAST, c.COLUMN_NAME",
+        "WHERE c.OWNER = ? ORDER BY c.TABLE_NAME, c.COLUMN_ID NULLS LAST, c.COLUMN_NAME",
         {*owner});
     if (!columns) {
         return std::move(columns).error();
@@ -380,7 +380,7 @@ result<schema_snapshot> oracle_dialect::introspect(target_session& s,
         "SELECT DISTINCT r.TABLE_NAME, p.TABLE_NAME FROM ALL_CONSTRAINTS r "
         "JOIN ALL_CONSTRAINTS p ON p.OWNER = r.R_OWNER AND p.CONSTRAINT_NAME = "
         "r.R_CONSTRAINT_NAME "
-        "WHERE r.OWNER = :1 AND r.CONSTRAINT_TYPE = 'R' AND p.OWNER = :2 AND "
+        "WHERE r.OWNER = ? AND r.CONSTRAINT_TYPE = 'R' AND p.OWNER = ? AND "
         "p.CONSTRAINT_TYPE IN ('P', 'U') AND r.TABLE_NAME <> p.TABLE_NAME",
         {*owner, *owner});
     if (!fks) {
@@ -401,6 +401,31 @@ result<schema_snapshot> snapshot_from_catalog(const std::string& owner,
     auto number = [](const std::optional<std::string>& v) -> std::optional<long> {
         return v ? parse_integer<long>(*v) : std::nullopt;
     };
+    // SOCI's ODBC layer scans statements for :name placeholders outside single quotes: a name
+    // holding ' or : would be taken for a quote or a placeholder (and shift the quotes after
+    // it). Such a table is left out, with a warning; its rows are then refused as an unknown
+    // table.
+    auto unsafe = [](std::string_view name) {
+        return name.find_first_of("':") != std::string_view::npos;
+    };
+    if (unsafe(owner)) {
+        return error{errc::invalid_argument,
+                     fmt::format("schema \"{}\": Oracle names holding ' or : cannot be written "
+                                 "through the ODBC layer",
+                                 log::sanitize(owner))};
+    }
+    std::vector<std::string> left_out;
+    for (const sql_row& row : columns) {
+        if (row.size() >= 2 && row[0] && row[1] && (unsafe(*row[0]) || unsafe(*row[1])) &&
+            std::find(left_out.begin(), left_out.end(), *row[0]) == left_out.end()) {
+            left_out.push_back(*row[0]);
+            log::warn()
+                .str("table", log::sanitize(owner + "." + *row[0]))
+                .msg(
+                    "left out: its name or a column's holds ' or :, which the ODBC layer "
+                    "cannot pass in SQL text; rename it to replicate it");
+        }
+    }
     schema_snapshot out;
     out.schema.parts = {owner};
     for (const sql_row& row : columns) {
@@ -408,6 +433,9 @@ result<schema_snapshot> snapshot_from_catalog(const std::string& owner,
             return error{errc::database_error, "unexpected row from ALL_TAB_COLS"};
         }
         const std::string& table = *row[0];
+        if (std::find(left_out.begin(), left_out.end(), table) != left_out.end()) {
+            continue;
+        }
         if (out.tables.empty() || out.tables.back().name != table) {
             table_info t;
             t.name = table;

@@ -39,19 +39,26 @@ retry_class classify_ora(int number) noexcept {
     case 1033:
     case 1034:
     case 1089:
+    case 1092:
     case 1109:
     case 2396:
+    case 3106:
     case 3113:
     case 3114:
     case 3135:
+    case 12152:
+    case 12153:
     case 12170:
     case 12514:
     case 12516:
     case 12520:
     case 12528:
+    case 12535:
     case 12537:
     case 12541:
+    case 12543:
     case 12547:
+    case 12560:
     case 12571:
     case 25408: return retry_class::reconnect;
     // Tables or columns changed under us.

@@ -2,6 +2,7 @@
 // DSN-less connection string, and the session settings the bind text relies on.
 #include <algorithm>
 #include <cctype>
+#include <cstdlib>
 
 #include <fmt/format.h>
 
@@ -116,6 +117,13 @@ std::string odbc_connection_string(const conn_url& url, std::string_view driver)
     return out;
 }
 
+bool prepare_client_environment() {
+    if (std::getenv("NLS_LANG") != nullptr) {
+        return false;
+    }
+    return setenv("NLS_LANG", ".AL32UTF8", 0) == 0;
+}
+
 result<std::unique_ptr<target_session>> connect(const conn_url& url) {
     auto driver = choose_driver(odbc::registered_drivers(), url.param("odbcDriver"));
     if (!driver) {
@@ -128,12 +136,15 @@ result<std::unique_ptr<target_session>> connect(const conn_url& url) {
     options.ping = "SELECT 1 FROM DUAL";
     options.classify = [](const odbc::diagnostic& d) {
         // The ORA number from the message ("[Oracle][ODBC][Ora]ORA-00060: ..."), else the
-        // driver's native code, else the SQLSTATE.
+        // driver's native code.
         int number = ora_number(d.message);
         if (number == 0 && d.native > 0) {
             number = static_cast<int>(d.native);
         }
-        return number != 0 ? classify_ora(number) : odbc::classify_sqlstate(d.sqlstate);
+        // A number this table does not know is fatal; the SQLSTATE may still say the
+        // connection is gone (08xxx) or the call timed out.
+        const retry_class by_number = number != 0 ? classify_ora(number) : retry_class::fatal;
+        return by_number != retry_class::fatal ? by_number : odbc::classify_sqlstate(d.sqlstate);
     };
     return odbc::connect(options);
 }

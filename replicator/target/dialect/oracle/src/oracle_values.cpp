@@ -387,6 +387,9 @@ result<std::string> plain_number(std::string_view number) {
     if (e == std::string_view::npos) {
         return std::string(number);
     }
+    if (e + 1 >= number.size()) {
+        return refuse(number, "not a number");
+    }
     std::string_view mantissa = number.substr(0, e);
     const auto exponent =
         parse_integer<int>(number[e + 1] == '+' ? number.substr(e + 2) : number.substr(e + 1));

@@ -198,9 +198,8 @@ result<void> soci_session::execute_array(const std::string& text, const sql_para
     };
     // A driver buffers every row of a parameter at the width of its longest value (ODBC: one
     // fixed-width buffer per parameter), so one long value among many short ones would cost
-    // rows x its length: rows go in runs whose buffers stay within max_array_bytes (a row
+    // rows x its length: rows go in runs whose buffers stay within max_array_bytes_ (a row
     // larger than that alone).
-    constexpr size_t max_array_bytes = 32 * 1024 * 1024;
     std::vector<size_t> widest(count);
     std::vector<std::vector<std::string>> values(count);
     std::vector<std::vector<soci::indicator>> indicators(count);
@@ -212,7 +211,7 @@ result<void> soci_session::execute_array(const std::string& text, const sql_para
             for (size_t p = 0; p < count; ++p) {
                 bytes += std::max(widest[p], width(p, end)) * (end - first + 1);
             }
-            if (end > first && bytes > max_array_bytes) {
+            if (end > first && bytes > max_array_bytes_) {
                 break;
             }
             for (size_t p = 0; p < count; ++p) {
@@ -237,7 +236,9 @@ result<void> soci_session::execute_array(const std::string& text, const sql_para
             st.alloc();
             st.prepare(text);
             st.define_and_bind();
+            before_array_execute(st, end - first);
             st.execute(true);
+            after_array_execute(st, end - first);
         });
         if (!done) {
             return done;

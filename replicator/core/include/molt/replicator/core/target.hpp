@@ -91,9 +91,9 @@ struct progress_statements {
     std::string record;    ///< an insert that does nothing when the row's key exists
     std::string recorded;  ///< empty: `record` returns a row when it inserted; else a query
                            ///< answering the number of rows `record` inserted
-    std::string present;   ///< non-empty (no `recorded`): a query (:p1..:p4 as `record`)
-                           ///< returning a row when the range is recorded; `record` is then run
-                           ///< only when it is not
+    std::string present;   ///< non-empty (no `recorded`): a query (:p1, :p2 = last nanos,
+                           ///< last logical: the key) returning a row when the range is
+                           ///< recorded; `record` is then run only when it is not
     std::string select;    ///< every row, ordered by last
     std::string clear;     ///< delete every row
 };

@@ -4,7 +4,9 @@
 // statements run after every connect, the ping statement, and how a diagnostic record
 // (SQLSTATE, native error code, message) is classified. Parameters are bound as text, with NULL
 // indicators; execute_array() binds one array per parameter (SQL_ATTR_PARAMSET_SIZE), so a
-// driver that supports parameter arrays runs every row in one execution. SOCI rewrites each
+// driver that supports parameter arrays runs every row in one execution, and checks each row's
+// outcome (SQL_ATTR_PARAM_STATUS_PTR): a row the driver reports failed or skipped fails the
+// call, even when the execution as a whole reported success. SOCI rewrites each
 // :name outside single quotes to ? and binds by position, so every placeholder occurrence is its
 // own parameter. Drivers are never asked to prompt (SQL_DRIVER_NOPROMPT).
 
@@ -38,6 +40,9 @@ struct session_options {
     std::string ping = "SELECT 1";
     /// The retry class of a diagnostic (default: by SQLSTATE, classify_sqlstate()).
     std::function<retry_class(const diagnostic&)> classify;
+    /// The most buffer bytes one execution of a parameter array binds (rows x the longest value
+    /// of each parameter): more rows go in further executions.
+    size_t max_array_bytes = 32 * 1024 * 1024;
 };
 
 /// Opens a session. A failure to connect is errc::unavailable (retry_class::reconnect), except

@@ -4,20 +4,21 @@
 //
 //   upsert  MERGE INTO "OWNER"."T" USING (
 //           WITH data ("ID","V") AS (
-//           SELECT CAST(:1 AS NUMBER(10)), CAST(:2 AS VARCHAR2(40 CHAR)) FROM DUAL
+//           SELECT CAST(? AS NUMBER(10)), ? FROM DUAL
 //           )
 //           SELECT * FROM data) x ON ("OWNER"."T"."ID" = x."ID")
 //           WHEN NOT MATCHED THEN INSERT ("ID","V") VALUES (x."ID", x."V")
 //           WHEN MATCHED THEN UPDATE SET "V" = x."V"
-//   delete  DELETE FROM "OWNER"."T" WHERE ("ID")IN((CAST(:1 AS NUMBER(10))))
+//   delete  DELETE FROM "OWNER"."T" WHERE ("ID")IN((CAST(? AS NUMBER(10))))
 //
 // The statements are written for one row and run with one array per parameter
-// (target_session::execute_array): every row of a statement in one execution. Values are bound
-// as text: numbers go through CAST (sessions set NLS_NUMERIC_CHARACTERS), times through TO_DATE,
-// TO_TIMESTAMP and TO_TIMESTAMP_TZ with explicit format masks, intervals through TO_DSINTERVAL
-// and TO_YMINTERVAL, bytes through HEXTORAW. Only the columns a row carries are written (no
-// per-column "was it sent" flag, unlike the original): rows of different column sets go in
-// different statements. Errors are classified by ORA number.
+// (target_session::execute_array): every row of a statement in one execution. Parameters are
+// ODBC's ? (SOCI would rewrite :name; tables whose names hold ' or : are left out, with a
+// warning). Values are bound as text: numbers go through CAST (sessions set
+// NLS_NUMERIC_CHARACTERS), times through TO_DATE, TO_TIMESTAMP and TO_TIMESTAMP_TZ with explicit
+// format masks, intervals through TO_DSINTERVAL and TO_YMINTERVAL, bytes through HEXTORAW. Only the
+// columns a row carries are written (no per-column "was it sent" flag, unlike the original): rows
+// of different column sets go in different statements. Errors are classified by ORA number.
 
 #include <chrono>
 #include <cstdint>
@@ -129,6 +130,12 @@ struct crdb_time {
 /// oracle://user:pass@host:port/service as a DSN-less ODBC connection string for `driver`:
 /// Driver={...};DBQ=host:port/service;UID=...;PWD=... (values braced where they need it).
 [[nodiscard]] std::string odbc_connection_string(const conn_url& url, std::string_view driver);
+
+/// Sets NLS_LANG to ".AL32UTF8" when it is unset, so that Oracle's client converts the UTF-8
+/// text the replicator binds and reads as UTF-8 (left unset, Instant Client assumes US7ASCII
+/// and turns every other character into '?', silently). Returns whether it set it. Call once at
+/// startup, before other threads run and before the first session.
+bool prepare_client_environment();
 
 /// Opens a session through the Oracle ODBC driver (session_init() runs first).
 [[nodiscard]] result<std::unique_ptr<target_session>> connect(const conn_url& url);

@@ -22,7 +22,10 @@ namespace molt::replicator {
 
 class soci_session : public target_session {
 public:
-    explicit soci_session(std::unique_ptr<soci::session> s) : sql_(std::move(s)) {}
+    /// `max_array_bytes`: the most buffer bytes one execution of execute_array() binds (below).
+    explicit soci_session(std::unique_ptr<soci::session> s,
+                          size_t max_array_bytes = 32 * 1024 * 1024)
+        : sql_(std::move(s)), max_array_bytes_(max_array_bytes) {}
 
     result<void> begin() override;
     result<void> commit() override;
@@ -43,6 +46,11 @@ protected:
     /// Around every call into the driver (a dialect may bound it, e.g. with a watchdog).
     virtual void before_call() {}
     virtual void after_call() noexcept {}
+
+    /// Around each execution of execute_array() with `rows` rows, once the statement is
+    /// prepared and bound: a dialect may check each row's outcome and throw (as SOCI does).
+    virtual void before_array_execute(soci::statement& /*st*/, size_t /*rows*/) {}
+    virtual void after_array_execute(soci::statement& /*st*/, size_t /*rows*/) {}
 
     /// Message text without the statement and values SOCI appends, without trailing newlines,
     /// secrets redacted.
@@ -90,6 +98,7 @@ private:
     std::list<std::pair<std::string, prepared>> prepared_;  // most recently used first
     std::unordered_map<std::string_view, decltype(prepared_)::iterator> prepared_index_;
     std::vector<prepared> retired_;
+    size_t max_array_bytes_;
     bool broken_ = false;
 };
 
