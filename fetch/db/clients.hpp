@@ -1,5 +1,5 @@
 #pragma once
-// The two implementations of sql_client (private to fetch/db).
+// The implementations of sql_client (private to fetch/db).
 
 #include <chrono>
 #include <memory>
@@ -15,5 +15,8 @@ namespace molt::fetch {
 [[nodiscard]] result<std::unique_ptr<sql_client>> connect_mysql(const conn_url& url,
                                                                 std::string_view what,
                                                                 std::chrono::seconds timeout);
+[[nodiscard]] result<std::unique_ptr<sql_client>> connect_oracle(const conn_url& url,
+                                                                 std::string_view what,
+                                                                 std::chrono::seconds timeout);
 
 }  // namespace molt::fetch

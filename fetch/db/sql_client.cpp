@@ -18,10 +18,9 @@ result<std::unique_ptr<sql_client>> connect_sql(const conn_url& url, std::string
     switch (url.dialect()) {
     case molt::dialect::postgres: return connect_postgres(url, what, timeout);
     case molt::dialect::mysql: return connect_mysql(url, what, timeout);
-    case molt::dialect::oracle: break;
+    case molt::dialect::oracle: return connect_oracle(url, what, timeout);
     }
-    return error{errc::unsupported,
-                 std::string(what) + ": Oracle is not supported by this build of molt"};
+    return error{errc::internal, std::string(what) + ": unknown dialect"};
 }
 
 std::string quote_literal(molt::dialect d, std::string_view text) {

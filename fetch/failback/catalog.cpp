@@ -8,6 +8,8 @@
 
 #include <fmt/format.h>
 
+#include "molt/common/log.hpp"
+
 namespace molt::fetch {
 namespace {
 
@@ -61,11 +63,113 @@ std::string key_text(const std::vector<std::string>& key) {
     return key.empty() ? "none" : fmt::format("{}", fmt::join(key, ", "));
 }
 
+// Oracle: privileges come from grants to the user, its roles and PUBLIC, and from ANY
+// privileges; statements that touch no row show what the server refuses (ORA-01031). The
+// user's own tables need no grant. SELECT, INSERT and UPDATE are required; DELETE only warned
+// of: MOLT's failback guide grants SELECT, INSERT, UPDATE and FLASHBACK, yet the changefeed's
+// deletes must be applied (each would fail with ORA-01031).
+result<std::vector<std::string>> check_oracle_privileges(sql_client& target,
+                                                         const std::string& user,
+                                                         const std::vector<table_pair>& tables,
+                                                         bool needs_create) {
+    const dialect d = dialect::oracle;
+    std::vector<std::string> problems;
+    std::vector<std::string> schemas;
+    for (const table_pair& p : tables) {
+        const std::string t = quote_ident(d, p.target.schema) + "." + quote_ident(d, p.target.name);
+        const std::string k = quote_ident(d, p.target.primary_key.front());
+        const std::pair<const char*, std::string> probes[] = {
+            {"SELECT", fmt::format("SELECT 1 FROM {} WHERE 1 = 0", t)},
+            {"INSERT", fmt::format("INSERT INTO {0} SELECT * FROM {0} WHERE 1 = 0", t)},
+            {"UPDATE", fmt::format("UPDATE {} SET {} = {} WHERE 1 = 0", t, k, k)},
+            {"DELETE", fmt::format("DELETE FROM {} WHERE 1 = 0", t)},
+        };
+        std::vector<std::string> missing;
+        for (const auto& [privilege, sql] : probes) {
+            if (auto r = target.query(sql); !r) {
+                // 1031: insufficient privileges; 942: no such table (no privilege at all).
+                if (target.last_error_code() == "1031" || target.last_error_code() == "942") {
+                    missing.emplace_back(privilege);
+                } else {
+                    return std::move(r).error();
+                }
+            }
+        }
+        const bool no_delete = std::find(missing.begin(), missing.end(), "DELETE") != missing.end();
+        if (no_delete) {
+            missing.pop_back();
+            log::warn()
+                .str("table", p.target.display())
+                .msg(fmt::format("--target: user {} cannot DELETE on {}: deletes made on "
+                                 "CockroachDB will fail to apply there; run GRANT DELETE ON "
+                                 "{} TO {};",
+                                 user, p.target.display(), t, quote_ident(d, user)));
+        }
+        if (!missing.empty()) {
+            const std::string list = fmt::format("{}", fmt::join(missing, ", "));
+            problems.push_back(
+                fmt::format("--target: user {} cannot {} on {}: run GRANT {} ON "
+                            "{} TO {};",
+                            user, list, p.target.display(), list, t, quote_ident(d, user)));
+        }
+        if (std::find(schemas.begin(), schemas.end(), p.target.schema) == schemas.end()) {
+            schemas.push_back(p.target.schema);
+        }
+    }
+    if (!needs_create) {
+        return problems;
+    }
+    // The consistent mode's progress table (_replicator_progress) in the target schema: there
+    // already, or the user may create it (CREATE TABLE in its own schema, CREATE ANY TABLE in
+    // another's).
+    auto privileges = target.query(
+        "SELECT USER, (SELECT COUNT(*) FROM SESSION_PRIVS WHERE PRIVILEGE = 'CREATE TABLE'), "
+        "(SELECT COUNT(*) FROM SESSION_PRIVS WHERE PRIVILEGE = 'CREATE ANY TABLE') FROM DUAL");
+    if (!privileges) {
+        return std::move(privileges).error();
+    }
+    const auto& row = privileges->rows.at(0);
+    const std::string me = row.at(0).value_or("");
+    const bool create_own = row.at(1).value_or("0") != "0";
+    const bool create_any = row.at(2).value_or("0") != "0";
+    for (const std::string& schema : schemas) {
+        auto there = target.query(
+            fmt::format("SELECT COUNT(*) FROM ALL_TABLES WHERE OWNER = {} AND TABLE_NAME = "
+                        "'_replicator_progress'",
+                        quote_literal(d, schema)));
+        if (!there) {
+            return std::move(there).error();
+        }
+        if (there->rows.at(0).at(0).value_or("0") != "0" || create_any ||
+            (schema == me && create_own)) {
+            continue;
+        }
+        problems.push_back(fmt::format(
+            "--target: user {} cannot create the replicator's progress table "
+            "_replicator_progress in schema {}: run GRANT {} TO {}; (or create the table as its "
+            "owner: replicator/README.md, \"Oracle targets\")",
+            user, schema, schema == me ? "CREATE TABLE" : "CREATE ANY TABLE",
+            quote_ident(d, user)));
+    }
+    return problems;
+}
+
 }  // namespace
 
 result<std::vector<table_info>> list_tables(sql_client& db, bool is_source) {
     std::string sql;
-    if (db.dialect() == dialect::mysql) {
+    if (db.dialect() == dialect::oracle) {
+        // Tables of every user schema (not Oracle's own), with their primary key columns.
+        sql =
+            "SELECT t.OWNER, t.TABLE_NAME, k.COLUMN_NAME FROM ALL_TABLES t "
+            "LEFT JOIN ALL_CONSTRAINTS p ON p.OWNER = t.OWNER AND p.TABLE_NAME = t.TABLE_NAME "
+            "AND p.CONSTRAINT_TYPE = 'P' "
+            "LEFT JOIN ALL_CONS_COLUMNS k ON k.OWNER = p.OWNER AND k.CONSTRAINT_NAME = "
+            "p.CONSTRAINT_NAME AND k.TABLE_NAME = t.TABLE_NAME "
+            "WHERE t.DROPPED = 'NO' AND t.NESTED = 'NO' AND t.SECONDARY = 'N' AND t.OWNER IN "
+            "(SELECT USERNAME FROM ALL_USERS WHERE ORACLE_MAINTAINED = 'N') "
+            "ORDER BY t.OWNER, t.TABLE_NAME, k.POSITION";
+    } else if (db.dialect() == dialect::mysql) {
         sql =
             "SELECT t.TABLE_SCHEMA, t.TABLE_NAME, k.COLUMN_NAME FROM information_schema.TABLES t "
             "LEFT JOIN information_schema.KEY_COLUMN_USAGE k ON k.TABLE_SCHEMA = t.TABLE_SCHEMA "
@@ -120,7 +224,11 @@ result<table_selection> select_tables(const std::vector<table_info>& source,
         return (!apply_schema || schema_re.matches(t.schema)) && table_re.matches(t.name) &&
                !(exclusion_re && exclusion_re->matches(t.name));
     };
-    auto fold = [&](const std::string& s) { return filters.case_sensitive ? s : lower(s); };
+    // Oracle keeps unquoted names in upper case, CockroachDB in lower case (MOLT's schema
+    // conversion lower-cases them): Oracle tables are matched ignoring case, whatever
+    // --case-sensitive says.
+    const bool fold_case = !filters.case_sensitive || target_dialect == dialect::oracle;
+    auto fold = [&](const std::string& s) { return fold_case ? lower(s) : s; };
     // MySQL has no schemas: the target's tables are the connected database's, by name.
     auto target_key = [&](const std::string& schema, const std::string& name) {
         return mysql ? fold(name) : fold(schema) + "\x1f" + fold(name);
@@ -238,6 +346,9 @@ result<std::vector<std::string>> check_target_privileges(sql_client& target,
             }
         }
         return problems;
+    }
+    if (d == dialect::oracle) {
+        return check_oracle_privileges(target, user, tables, needs_create);
     }
     // MySQL: privileges come from users, hosts, roles, databases, tables and columns. Rather
     // than re-deriving them, run statements that touch no row and see what the server refuses.

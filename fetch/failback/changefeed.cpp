@@ -63,6 +63,9 @@ std::string webhook_path(const conn_url& target, const std::string& target_schem
     if (target.dialect() == dialect::mysql) {
         return "/" + percent_encode(target.database());
     }
+    if (target.dialect() == dialect::oracle) {
+        return "/" + percent_encode(target_schema);  // the owner, as the catalog spells it
+    }
     return "/" + percent_encode(target.database()) + "/" + percent_encode(target_schema);
 }
 
@@ -70,6 +73,9 @@ std::string target_group(const conn_url& target, const std::string& target_schem
     // As the replicator's staging names it (staging_store::group_of).
     if (target.dialect() == dialect::mysql) {
         return qualified_name{{target.database()}}.unambiguous();
+    }
+    if (target.dialect() == dialect::oracle) {
+        return qualified_name{{target_schema}}.unambiguous();
     }
     return qualified_name{{target.database(), target_schema}}.unambiguous();
 }

@@ -211,10 +211,10 @@ void failback_run::static_checks(std::vector<std::string>& problems) {
         source_url = without_password(source_url);
     }
 
-    // A MySQL password has no such file: the whole connection string goes to a file (mode 0600)
-    // that the replicator reads (--targetConnFile).
+    // A MySQL or Oracle password has no such file: the whole connection string goes to a file
+    // (mode 0600) that the replicator reads (--targetConnFile).
     replicator_flag target_flag{"targetConn", target_url, true};
-    if (cfg_.target->dialect() == dialect::mysql && cfg_.target->has_password()) {
+    if (cfg_.target->dialect() != dialect::postgres && cfg_.target->has_password()) {
         const std::string file = temp_dir_ + "/targetConn";
         if (!write_new_private_file(file, target_url)) {
             problems.emplace_back("cannot write the replicator's connection file under /tmp");
@@ -370,7 +370,10 @@ void failback_run::database_checks(std::vector<std::string>& problems) {
         listed = false;
     } else {
         target_ = std::move(c).value();
-        auto version = target_->query("SELECT version()");
+        // Oracle's connection check is MOLT's (SELECT 1 FROM DUAL); it is never CockroachDB.
+        auto version =
+            target_->query(cfg_.target->dialect() == dialect::oracle ? "SELECT 'Oracle' FROM DUAL"
+                                                                     : "SELECT version()");
         if (!version) {
             problems.push_back(version.error().message());
             listed = false;
@@ -378,7 +381,7 @@ void failback_run::database_checks(std::vector<std::string>& problems) {
                    version->rows[0][0].value_or("").find("CockroachDB") != std::string::npos) {
             problems.emplace_back(
                 "--target is a CockroachDB cluster: failback goes from CockroachDB back to the "
-                "original PostgreSQL or MySQL database, not to CockroachDB");
+                "original PostgreSQL, MySQL or Oracle database, not to CockroachDB");
             listed = false;
         } else {
             auto tables = list_tables(*target_, false);

@@ -170,7 +170,7 @@ void print_fetch_help(std::ostream& out) {
     out << "Run a fetch. In failback mode (--mode failback), molt checks the source, the target "
            "and the\ncertificates, starts a replicator, creates (or resumes) a CockroachDB "
            "changefeed that posts\nto it, and streams every change made on CockroachDB back to "
-           "the original PostgreSQL or\nMySQL database until it is stopped with SIGTERM or "
+           "the original PostgreSQL,\nMySQL or Oracle database until it is stopped with SIGTERM or "
            "SIGINT (exit 0).\n\n"
            "Usage:\n  molt fetch --mode failback --source <crdb> --target <original> [flags]\n\n"
            "Flags:\n";
@@ -323,7 +323,9 @@ fetch_command parse_fetch_flags(const std::vector<std::string_view>& args) {
             problems.push_back(fmt::format("--{}: {}", name, url.error().message()));
             continue;
         }
-        if (!cfg.allow_tls_mode_disable) {
+        // An Oracle connection's TLS is the Oracle client's (sqlnet.ora, a wallet): its URL has
+        // no sslmode to check.
+        if (!cfg.allow_tls_mode_disable && url->dialect() != dialect::oracle) {
             if (auto p = tls_problem(name, *url)) {
                 problems.push_back(*p);
             }
@@ -336,11 +338,6 @@ fetch_command parse_fetch_flags(const std::vector<std::string_view>& args) {
             "string: in failback the source is CockroachDB and the target is the original "
             "database",
             display_name(source->dialect())));
-    }
-    if (target && target->dialect() == dialect::oracle) {
-        problems.emplace_back(
-            "--target: Oracle targets are not supported by this build yet (PostgreSQL, MySQL "
-            "and MariaDB are)");
     }
 
     cfg.schema_filter = text("schema-filter").value_or(cfg.schema_filter);

@@ -15,6 +15,7 @@
 #include "molt/common/exit_code.hpp"
 #include "molt/common/log.hpp"
 #include "molt/common/metrics.hpp"
+#include "molt/common/odbc_setup.hpp"
 #include "molt/common/version.hpp"
 #include "molt/replicator/app/jwt_keys.hpp"
 #include "molt/replicator/app/tls_watch.hpp"
@@ -200,7 +201,7 @@ int run_start(start_config cfg) {
             log::info()
                 .str("NLS_LANG", set)
                 .msg("Oracle client character set from NLS_LANG (use a UTF-8 one, e.g. .AL32UTF8)");
-        } else if (oracle::prepare_client_environment()) {
+        } else if (odbc_setup::prepare_oracle_client_environment()) {
             log::info()
                 .str("NLS_LANG", ".AL32UTF8")
                 .msg(

@@ -118,6 +118,10 @@ bad "an unterminated quote in --replicator-flags" "--replicator-flags: untermina
 bad "no way to authenticate the changefeed" "would refuse every changefeed request (401)" \
     "${base[@]}" --source "${crdb%%\?*}?sslmode=disable" --target "$(pg_db bad_pg)" \
     --allow-tls-mode-disable --changefeeds-path "$E2E_TMP/insecure.json" --replicator-flags "--tlsSelfSigned"
+bad "an Oracle target without Oracle's ODBC driver" \
+    "--target: error connect: cannot connect to oracle://C%23%23MIGRATION_USER:xxxxx@127.0.0.1:1521/ORCLPDB1: no Oracle ODBC driver is registered with unixODBC" \
+    "${base[@]}" --source "$crdb" --target "oracle://C%23%23MIGRATION_USER:wrong@127.0.0.1:1521/ORCLPDB1" \
+    --changefeeds-path "$E2E_TMP/good.json" --replicator-flags "$good_flags"
 
 echo "--- certificates"
 bad "an expired server certificate" "--tlsCertificate $certs/expired.crt expired on" "${base[@]}" --source "$crdb" --target "$pg_target" \

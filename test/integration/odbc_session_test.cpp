@@ -12,6 +12,7 @@
 #include <fmt/format.h>
 
 #include "molt/common/conn_url.hpp"
+#include "molt/common/odbc_setup.hpp"
 #include "molt/proto/decoder.hpp"
 #include "molt/replicator/dialect/oracle.hpp"
 #include "molt/replicator/target/apply_plan.hpp"
@@ -59,10 +60,10 @@ odbc::session_options options_for(const server& s, std::optional<uint16_t> port 
                                        port.value_or(s.url.port_or_default()), s.url.database());
     o.connection_string =
         s.name == "PostgreSQL"
-            ? fmt::format("Driver={};{};Uid={};Pwd={}", odbc::attribute_value(s.driver), at,
-                          s.url.user(), odbc::attribute_value(s.url.password()))
-            : fmt::format("Driver={};{};User={};Password={}", odbc::attribute_value(s.driver), at,
-                          s.url.user(), odbc::attribute_value(s.url.password()));
+            ? fmt::format("Driver={};{};Uid={};Pwd={}", odbc_setup::attribute_value(s.driver), at,
+                          s.url.user(), odbc_setup::attribute_value(s.url.password()))
+            : fmt::format("Driver={};{};User={};Password={}", odbc_setup::attribute_value(s.driver),
+                          at, s.url.user(), odbc_setup::attribute_value(s.url.password()));
     o.display = s.url.redacted();
     o.init = {s.name == "PostgreSQL" ? "SET application_name = 'molt_odbc'"
                                      : "SET SESSION sql_mode = CONCAT(@@SESSION.sql_mode, "

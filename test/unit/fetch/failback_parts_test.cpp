@@ -74,6 +74,35 @@ TEST_CASE("tables: MySQL targets match by name; two source schemas cannot share 
     CHECK(one->tables[0].target.display() == "molt.t");
 }
 
+// MOLT's Oracle-to-CockroachDB conversion lower-cases names; Oracle keeps unquoted names in upper
+// case: Oracle tables are matched ignoring case even with --case-sensitive.
+TEST_CASE("tables: Oracle targets match their upper-case names", "[catalog]") {
+    const std::vector<table_info> source = {{"migration_schema", "employees", {"id"}},
+                                            {"migration_schema", "payments", {"id", "at"}},
+                                            {"public", "employees", {"id"}}};
+    const std::vector<table_info> target = {{"MIGRATION_SCHEMA", "EMPLOYEES", {"ID"}},
+                                            {"MIGRATION_SCHEMA", "PAYMENTS", {"AT", "ID"}},
+                                            {"OTHER", "EMPLOYEES", {"ID"}}};
+    table_filters f;
+    f.schema = "migration_schema";
+    f.case_sensitive = true;
+    auto sel = select_tables(source, target, f, dialect::oracle);
+    REQUIRE(sel);
+    REQUIRE(sel->tables.size() == 1);
+    CHECK(sel->tables[0].target.display() == "MIGRATION_SCHEMA.EMPLOYEES");
+    REQUIRE(sel->skipped.size() == 1);
+    CHECK_THAT(sel->skipped[0], Catch::Contains("primary keys differ"));
+    // The same with PostgreSQL rules would match nothing.
+    auto pg = select_tables(source, target, f, dialect::postgres);
+    REQUIRE(pg);
+    CHECK(pg->tables.empty());
+
+    auto ora = conn_url::parse("oracle://C%23%23MIGRATION_USER:p@h:1521/ORCLPDB1");
+    REQUIRE(ora);
+    CHECK(webhook_path(*ora, "MIGRATION_SCHEMA") == "/MIGRATION_SCHEMA");
+    CHECK(target_group(*ora, "MIGRATION_SCHEMA") == "MIGRATION_SCHEMA");
+}
+
 TEST_CASE("changefeed: path by dialect, sorted tables, the statement", "[changefeed]") {
     auto pg = conn_url::parse("postgres://u@h:5432/molt?sslmode=verify-full");
     auto my = conn_url::parse("mysql://u@tcp(h:3306)/molt");

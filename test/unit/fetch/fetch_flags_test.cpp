@@ -52,6 +52,26 @@ TEST_CASE("fetch flags: the seed's insecure command line parses", "[fetch_flags]
     CHECK(cmd.config.target->database() == "molt");
 }
 
+// The seed's Oracle failback command: an Oracle URL has no sslmode (Oracle's TLS is the
+// client's sqlnet.ora), so no --allow-tls-mode-disable is needed for it.
+TEST_CASE("fetch flags: the seed's Oracle command line parses", "[fetch_flags]") {
+    const std::string path = "fetch_flags_oracle_cf.json";
+    std::ofstream(path) << R"({"host": "replicator.example.com", "port": 30004})";
+    const auto cmd = parse_fetch_flags(args(
+        {"--source", secure_source, "--target",
+         "oracle://C%23%23MIGRATION_USER:password@host:1521/ORCLPDB1", "--schema-filter",
+         "migration_schema", "--table-filter", "employees|payments|orders", "--replicator-flags",
+         "--stagingSchema _replicator_1739996035106984000 --tlsSelfSigned", "--mode", "failback",
+         "--changefeeds-path", path}));
+    std::remove(path.c_str());
+    INFO(describe_problems(cmd.problems));
+    REQUIRE(cmd.problems.empty());
+    REQUIRE(cmd.config.target);
+    CHECK(cmd.config.target->dialect() == molt::dialect::oracle);
+    CHECK(cmd.config.target->user() == "C##MIGRATION_USER");
+    CHECK(cmd.config.schema_filter == "migration_schema");
+}
+
 TEST_CASE("fetch flags: every problem at once, with MOLT's wording", "[fetch_flags]") {
     const std::vector<std::string> words = {
         "--source",       "postgres://root@localhost:26257/defaultdb",  // no sslmode
@@ -102,9 +122,9 @@ TEST_CASE("fetch flags: single problems", "[fetch_flags]") {
         {{"--source", secure_source, "--target", secure_target, "--mode", "failback",
           "--changefeeds-path", "/nonexistent/cf.json"},
          "--changefeeds-path: cannot read \"/nonexistent/cf.json\""},
-        {{"--source", secure_source, "--target", "oracle://C%23%23U:p@h:1521/ORCL", "--mode",
-          "failback", "--allow-tls-mode-disable"},
-         "--target: Oracle targets are not supported by this build yet"},
+        {{"--source", secure_source, "--target", "oracle://C%23%23U:p@h:1521/ORCL?sslmode=require",
+          "--mode", "failback", "--allow-tls-mode-disable"},
+         "--target: unsupported Oracle connection parameter \"sslmode\""},
         {{"--source", secure_source, "--target", secure_target, "--mode", "failback",
           "--allow-tls-mode-disable", "--progress-interval", "0s"},
          "--progress-interval must be positive"},

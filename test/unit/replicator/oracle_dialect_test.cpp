@@ -5,7 +5,6 @@
 #include <catch2/catch.hpp>
 
 #include "molt/common/conn_url.hpp"
-#include "molt/common/redact.hpp"
 #include "molt/proto/decoder.hpp"
 #include "molt/replicator/dialect/oracle.hpp"
 #include "molt/replicator/dialect/postgres.hpp"
@@ -334,44 +333,6 @@ TEST_CASE("oracle: a plan binds one array per column", "[oracle]") {
     // Column by column: every row's ID, then every row's V (NULL as nullopt).
     CHECK(upsert.params == sql_params{"1", "2", "3", "a", std::nullopt, "c"});
     CHECK(upsert.sql == d->upsert_sql(schema.tables[0], std::vector<size_t>{0, 1}, 1));
-}
-
-TEST_CASE("oracle: the ODBC driver and connection string", "[oracle]") {
-    const std::vector<std::string> registered = {"PostgreSQL Unicode", "Oracle 19c ODBC driver",
-                                                 "Oracle 21c ODBC driver", "MariaDB Unicode"};
-    CHECK(oracle::choose_driver(registered, std::nullopt).value() == "Oracle 21c ODBC driver");
-    CHECK(oracle::choose_driver(registered, "Oracle 19c ODBC driver").value() ==
-          "Oracle 19c ODBC driver");
-    auto unknown = oracle::choose_driver(registered, "Oracle 23ai");
-    REQUIRE_FALSE(unknown);
-    CHECK_THAT(unknown.error().message(), Catch::Contains("\"Oracle 23ai\" (odbcDriver) is not "
-                                                          "registered"));
-    CHECK_THAT(unknown.error().message(), Catch::Contains("\"Oracle 21c ODBC driver\""));
-    auto none = oracle::choose_driver({"PostgreSQL Unicode"}, std::nullopt);
-    REQUIRE_FALSE(none);
-    CHECK_THAT(none.error().message(), Catch::Contains("no Oracle ODBC driver is registered"));
-    CHECK_THAT(none.error().message(), Catch::Contains("odbc_update_ini.sh"));
-    CHECK_THAT(none.error().message(), Catch::Contains("odbcinst.ini"));
-
-    auto url = conn_url::parse("oracle://C%23%23MIGRATION_USER:p%3Bw%7Dd@db.example:1521/ORCLPDB1");
-    REQUIRE(url);
-    const std::string odbc = oracle::odbc_connection_string(*url, "Oracle 21c ODBC driver");
-    CHECK(odbc ==
-          "Driver={Oracle 21c ODBC driver};DBQ=db.example:1521/ORCLPDB1;UID=C##MIGRATION_USER;"
-          "PWD={p;w}}d}");
-    CHECK(redact_secrets(odbc) ==
-          "Driver={Oracle 21c ODBC driver};DBQ=db.example:1521/ORCLPDB1;UID=C##MIGRATION_USER;"
-          "PWD=xxxxx");
-    auto v6 = conn_url::parse("oracle://u:p@[::1]/SVC");
-    REQUIRE(v6);
-    CHECK(oracle::odbc_connection_string(*v6, "Oracle") ==
-          "Driver=Oracle;DBQ=[::1]:1521/SVC;UID=u;PWD=p");
-
-    CHECK(conn_url::parse("oracle://u:p@h:1521/S?odbcDriver=Oracle%2021c%20ODBC%20driver"));
-    auto tls = conn_url::parse("oracle://u:p@h:1521/S?sslmode=require");
-    REQUIRE_FALSE(tls);
-    CHECK_THAT(tls.error().message(), Catch::Contains("unsupported Oracle connection parameter "
-                                                      "\"sslmode\""));
 }
 
 // The unique-key and bad-row fallbacks write each source transaction inside a savepoint. Oracle

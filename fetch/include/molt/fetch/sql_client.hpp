@@ -1,9 +1,9 @@
 #pragma once
 // The few SQL round trips molt makes itself (checks, catalogue, changefeed jobs), on the source
 // (CockroachDB, pgwire via libpq) and on the target (PostgreSQL via libpq, MySQL/MariaDB via
-// the MariaDB client library). Text in, text out; every wait is bounded (connect and statement
-// timeouts); errors carry the server's code (SQLSTATE or MySQL error number) and message, never
-// the password.
+// the MariaDB client library, Oracle via unixODBC and Oracle's ODBC driver). Text in, text out;
+// every wait is bounded (connect and statement timeouts); errors carry the server's code (SQLSTATE
+// or MySQL error number) and message, never the password.
 
 #include <chrono>
 #include <memory>
@@ -46,6 +46,15 @@ public:
 [[nodiscard]] result<std::unique_ptr<sql_client>> connect_sql(const conn_url& url,
                                                               std::string_view what,
                                                               std::chrono::seconds timeout);
+
+/// A client over an ODBC driver by a DSN-less connection string (what Oracle targets use; public
+/// so that tests can reach it through another database's driver). `display` names the database
+/// in errors (a redacted URL); `d` is what dialect() answers.
+[[nodiscard]] result<std::unique_ptr<sql_client>> connect_odbc(const std::string& connection_string,
+                                                               const std::string& display,
+                                                               std::string_view what,
+                                                               molt::dialect d,
+                                                               std::chrono::seconds timeout);
 
 /// 'text' with quotes doubled (and, for MySQL, backslashes too).
 [[nodiscard]] std::string quote_literal(molt::dialect d, std::string_view text);

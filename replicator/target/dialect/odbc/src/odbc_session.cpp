@@ -121,41 +121,6 @@ retry_class classify_sqlstate(std::string_view s) noexcept {
     return retry_class::fatal;
 }
 
-std::string attribute_value(std::string_view value) {
-    if (value.find_first_of(";{}= \t") == std::string_view::npos && !value.empty()) {
-        return std::string(value);
-    }
-    std::string out = "{";
-    for (const char c : value) {
-        out += c;
-        if (c == '}') {
-            out += '}';
-        }
-    }
-    return out + "}";
-}
-
-std::vector<std::string> registered_drivers() {
-    std::vector<std::string> out;
-    SQLHENV env = SQL_NULL_HENV;
-    if (!SQL_SUCCEEDED(SQLAllocHandle(SQL_HANDLE_ENV, SQL_NULL_HANDLE, &env))) {
-        return out;
-    }
-    SQLSetEnvAttr(env, SQL_ATTR_ODBC_VERSION, reinterpret_cast<SQLPOINTER>(SQL_OV_ODBC3), 0);
-    SQLCHAR name[512];
-    SQLCHAR attributes[2048];
-    SQLSMALLINT name_length = 0;
-    SQLSMALLINT attributes_length = 0;
-    SQLUSMALLINT direction = SQL_FETCH_FIRST;
-    while (SQL_SUCCEEDED(SQLDriversA(env, direction, name, sizeof name, &name_length, attributes,
-                                     sizeof attributes, &attributes_length))) {
-        out.emplace_back(reinterpret_cast<const char*>(name));
-        direction = SQL_FETCH_NEXT;
-    }
-    SQLFreeHandle(SQL_HANDLE_ENV, env);
-    return out;
-}
-
 result<std::unique_ptr<target_session>> connect(const session_options& options) {
     std::unique_ptr<soci::session> s;
     try {

@@ -54,11 +54,6 @@ struct session_options {
 /// (a timeout) retry now; 23 (integrity) fatal; everything else fatal.
 [[nodiscard]] retry_class classify_sqlstate(std::string_view sqlstate) noexcept;
 
-/// The ODBC drivers registered with the driver manager (odbcinst.ini), by name.
-[[nodiscard]] std::vector<std::string> registered_drivers();
-
-/// `value` as an attribute value of a connection string: as is when it holds none of ; { } =
-/// or spaces, else in braces with each } doubled.
-[[nodiscard]] std::string attribute_value(std::string_view value);
+/// Connection-string values and the registered drivers: molt/common/odbc_setup.hpp.
 
 }  // namespace molt::replicator::odbc

@@ -121,21 +121,7 @@ struct crdb_time {
 /// character length semantics.
 [[nodiscard]] const std::vector<std::string>& session_init();
 
-/// The registered ODBC driver to use: `requested` (the URL's odbcDriver parameter) when given
-/// and registered, else the one registered driver whose name starts with "Oracle" (the newest
-/// version when there are several). The error names what to install and how to register it.
-[[nodiscard]] result<std::string> choose_driver(const std::vector<std::string>& registered,
-                                                std::optional<std::string_view> requested);
-
-/// oracle://user:pass@host:port/service as a DSN-less ODBC connection string for `driver`:
-/// Driver={...};DBQ=host:port/service;UID=...;PWD=... (values braced where they need it).
-[[nodiscard]] std::string odbc_connection_string(const conn_url& url, std::string_view driver);
-
-/// Sets NLS_LANG to ".AL32UTF8" when it is unset, so that Oracle's client converts the UTF-8
-/// text the replicator binds and reads as UTF-8 (left unset, Instant Client assumes US7ASCII
-/// and turns every other character into '?', silently). Returns whether it set it. Call once at
-/// startup, before other threads run and before the first session.
-bool prepare_client_environment();
+/// Drivers and the connection string: molt/common/odbc_setup.hpp (molt uses them too).
 
 /// Opens a session through the Oracle ODBC driver (session_init() runs first).
 [[nodiscard]] result<std::unique_ptr<target_session>> connect(const conn_url& url);
