@@ -4,6 +4,8 @@
 #include <sql.h>
 #include <sqlext.h>
 
+#include <cstring>
+
 #include <fmt/format.h>
 
 #include "molt/common/odbc_setup.hpp"
@@ -137,10 +139,11 @@ private:
             if (indicator == SQL_NULL_DATA) {
                 return std::optional<std::string>();
             }
-            // A piece fills the buffer but for its terminating NUL while more follows.
+            // A piece that did not fit is NUL-terminated (a driver may stop short of the
+            // buffer's end rather than split a character); one that fit has its length.
             const size_t piece =
                 indicator == SQL_NO_TOTAL || indicator >= static_cast<SQLLEN>(sizeof buffer)
-                    ? sizeof buffer - 1
+                    ? strnlen(buffer, sizeof buffer - 1)
                     : static_cast<size_t>(indicator);
             value.append(buffer, piece);
             if (rc == SQL_SUCCESS) {

@@ -64,53 +64,91 @@ std::string key_text(const std::vector<std::string>& key) {
 }
 
 // Oracle: privileges come from grants to the user, its roles and PUBLIC, and from ANY
-// privileges; statements that touch no row show what the server refuses (ORA-01031). The
-// user's own tables need no grant. SELECT, INSERT and UPDATE are required; DELETE only warned
-// of: MOLT's failback guide grants SELECT, INSERT, UPDATE and FLASHBACK, yet the changefeed's
-// deletes must be applied (each would fail with ORA-01031).
+// privileges. Each statement is parsed without being run (DBMS_SQL.PARSE checks rights and
+// raises ORA-01031 or ORA-00942, and takes no lock and fires no trigger). The user's own tables
+// need no grant. SELECT, INSERT and UPDATE are required; DELETE only warned of: MOLT's failback
+// guide grants SELECT, INSERT, UPDATE and FLASHBACK, yet the changefeed's deletes must be
+// applied (each would fail with ORA-01031).
+std::string oracle_parse_only(const std::string& sql) {
+    return fmt::format(
+        "DECLARE c INTEGER := DBMS_SQL.OPEN_CURSOR; BEGIN DBMS_SQL.PARSE(c, {}, DBMS_SQL.NATIVE); "
+        "DBMS_SQL.CLOSE_CURSOR(c); EXCEPTION WHEN OTHERS THEN IF DBMS_SQL.IS_OPEN(c) THEN "
+        "DBMS_SQL.CLOSE_CURSOR(c); END IF; RAISE; END;",
+        quote_literal(dialect::oracle, sql));
+}
+
+// The privileges of PRIVILEGES (SELECT, INSERT, UPDATE, DELETE) that `table` lacks, by parsing
+// a statement of each kind; key_columns name what the INSERT and UPDATE write (never a virtual
+// column).
+result<std::vector<std::string>> oracle_missing(sql_client& target, const std::string& table,
+                                                const std::vector<std::string>& key_columns,
+                                                const std::vector<std::string>& privileges) {
+    const dialect d = dialect::oracle;
+    std::vector<std::string> keys;
+    for (const std::string& k : key_columns) {
+        keys.push_back(quote_ident(d, k));
+    }
+    const std::string list = fmt::format("{}", fmt::join(keys, ", "));
+    std::vector<std::string> missing;
+    for (const std::string& privilege : privileges) {
+        std::string sql;
+        if (privilege == "SELECT") {
+            sql = fmt::format("SELECT 1 FROM {} WHERE 1 = 0", table);
+        } else if (privilege == "INSERT") {
+            sql = fmt::format("INSERT INTO {0} ({1}) SELECT {1} FROM {0} WHERE 1 = 0", table, list);
+        } else if (privilege == "UPDATE") {
+            sql =
+                fmt::format("UPDATE {} SET {} = {} WHERE 1 = 0", table, keys.front(), keys.front());
+        } else {
+            sql = fmt::format("DELETE FROM {} WHERE 1 = 0", table);
+        }
+        if (auto r = target.query(oracle_parse_only(sql)); !r) {
+            // 1031: insufficient privileges; 942: no such table (no privilege at all).
+            if (target.last_error_code() == "1031" || target.last_error_code() == "942") {
+                missing.push_back(privilege);
+            } else {
+                return std::move(r).error();
+            }
+        }
+    }
+    return missing;
+}
+
 result<std::vector<std::string>> check_oracle_privileges(sql_client& target,
-                                                         const std::string& user,
                                                          const std::vector<table_pair>& tables,
                                                          bool needs_create) {
     const dialect d = dialect::oracle;
+    // The user as Oracle knows it (an unquoted name in the URL logs in upper case), for GRANTs.
+    auto who = target.query("SELECT USER FROM DUAL");
+    if (!who) {
+        return std::move(who).error();
+    }
+    const std::string user = who->rows.at(0).at(0).value_or("");
+    const std::string grantee = quote_ident(d, user);
     std::vector<std::string> problems;
     std::vector<std::string> schemas;
     for (const table_pair& p : tables) {
         const std::string t = quote_ident(d, p.target.schema) + "." + quote_ident(d, p.target.name);
-        const std::string k = quote_ident(d, p.target.primary_key.front());
-        const std::pair<const char*, std::string> probes[] = {
-            {"SELECT", fmt::format("SELECT 1 FROM {} WHERE 1 = 0", t)},
-            {"INSERT", fmt::format("INSERT INTO {0} SELECT * FROM {0} WHERE 1 = 0", t)},
-            {"UPDATE", fmt::format("UPDATE {} SET {} = {} WHERE 1 = 0", t, k, k)},
-            {"DELETE", fmt::format("DELETE FROM {} WHERE 1 = 0", t)},
-        };
-        std::vector<std::string> missing;
-        for (const auto& [privilege, sql] : probes) {
-            if (auto r = target.query(sql); !r) {
-                // 1031: insufficient privileges; 942: no such table (no privilege at all).
-                if (target.last_error_code() == "1031" || target.last_error_code() == "942") {
-                    missing.emplace_back(privilege);
-                } else {
-                    return std::move(r).error();
-                }
-            }
+        auto missing = oracle_missing(target, t, p.target.primary_key,
+                                      {"SELECT", "INSERT", "UPDATE", "DELETE"});
+        if (!missing) {
+            return std::move(missing).error();
         }
-        const bool no_delete = std::find(missing.begin(), missing.end(), "DELETE") != missing.end();
-        if (no_delete) {
-            missing.pop_back();
+        if (!missing->empty() && missing->back() == "DELETE") {
+            missing->pop_back();
             log::warn()
                 .str("table", p.target.display())
                 .msg(fmt::format("--target: user {} cannot DELETE on {}: deletes made on "
                                  "CockroachDB will fail to apply there; run GRANT DELETE ON "
                                  "{} TO {};",
-                                 user, p.target.display(), t, quote_ident(d, user)));
+                                 user, p.target.display(), t, grantee));
         }
-        if (!missing.empty()) {
-            const std::string list = fmt::format("{}", fmt::join(missing, ", "));
+        if (!missing->empty()) {
+            const std::string list = fmt::format("{}", fmt::join(*missing, ", "));
             problems.push_back(
                 fmt::format("--target: user {} cannot {} on {}: run GRANT {} ON "
                             "{} TO {};",
-                            user, list, p.target.display(), list, t, quote_ident(d, user)));
+                            user, list, p.target.display(), list, t, grantee));
         }
         if (std::find(schemas.begin(), schemas.end(), p.target.schema) == schemas.end()) {
             schemas.push_back(p.target.schema);
@@ -119,20 +157,18 @@ result<std::vector<std::string>> check_oracle_privileges(sql_client& target,
     if (!needs_create) {
         return problems;
     }
-    // The consistent mode's progress table (_replicator_progress) in the target schema: there
-    // already, or the user may create it (CREATE TABLE in its own schema, CREATE ANY TABLE in
-    // another's).
-    auto privileges = target.query(
-        "SELECT USER, (SELECT COUNT(*) FROM SESSION_PRIVS WHERE PRIVILEGE = 'CREATE TABLE'), "
-        "(SELECT COUNT(*) FROM SESSION_PRIVS WHERE PRIVILEGE = 'CREATE ANY TABLE') FROM DUAL");
-    if (!privileges) {
-        return std::move(privileges).error();
+    // The consistent mode's progress table: the replicator reads, inserts and deletes its rows
+    // and creates it when it is missing. In another user's schema a table it created would be
+    // that user's, with no rights for the replicator's user: there, the owner creates it.
+    auto can_create = target.query(
+        "SELECT COUNT(*) FROM SESSION_PRIVS WHERE PRIVILEGE IN ('CREATE TABLE', 'CREATE ANY "
+        "TABLE')");
+    if (!can_create) {
+        return std::move(can_create).error();
     }
-    const auto& row = privileges->rows.at(0);
-    const std::string me = row.at(0).value_or("");
-    const bool create_own = row.at(1).value_or("0") != "0";
-    const bool create_any = row.at(2).value_or("0") != "0";
+    const bool create_own = can_create->rows.at(0).at(0).value_or("0") != "0";
     for (const std::string& schema : schemas) {
+        const std::string table = quote_ident(d, schema) + ".\"_replicator_progress\"";
         auto there = target.query(
             fmt::format("SELECT COUNT(*) FROM ALL_TABLES WHERE OWNER = {} AND TABLE_NAME = "
                         "'_replicator_progress'",
@@ -140,16 +176,34 @@ result<std::vector<std::string>> check_oracle_privileges(sql_client& target,
         if (!there) {
             return std::move(there).error();
         }
-        if (there->rows.at(0).at(0).value_or("0") != "0" || create_any ||
-            (schema == me && create_own)) {
+        if (there->rows.at(0).at(0).value_or("0") != "0") {
+            auto missing = oracle_missing(target, table, {"last_nanos", "last_logical"},
+                                          {"SELECT", "INSERT", "DELETE"});
+            if (!missing) {
+                return std::move(missing).error();
+            }
+            if (!missing->empty()) {
+                const std::string list = fmt::format("{}", fmt::join(*missing, ", "));
+                problems.push_back(fmt::format(
+                    "--target: user {} cannot {} on the replicator's progress table {}: run "
+                    "GRANT {} ON {} TO {};",
+                    user, list, table, list, table, grantee));
+            }
             continue;
         }
+        if (schema == user && create_own) {
+            continue;  // the replicator creates it in the user's own schema
+        }
         problems.push_back(fmt::format(
-            "--target: user {} cannot create the replicator's progress table "
-            "_replicator_progress in schema {}: run GRANT {} TO {}; (or create the table as its "
-            "owner: replicator/README.md, \"Oracle targets\")",
-            user, schema, schema == me ? "CREATE TABLE" : "CREATE ANY TABLE",
-            quote_ident(d, user)));
+            "--target: the replicator's progress table {} is missing, and user {} cannot create "
+            "it {}: have {} run CREATE TABLE {} (first_nanos NUMBER(19) NOT NULL, first_logical "
+            "NUMBER(10) NOT NULL, last_nanos NUMBER(19) NOT NULL, last_logical NUMBER(10) NOT "
+            "NULL, applied_at TIMESTAMP(6) DEFAULT SYSTIMESTAMP NOT NULL, PRIMARY KEY "
+            "(last_nanos, last_logical)); GRANT SELECT, INSERT, DELETE ON {} TO {};",
+            table, user,
+            schema == user ? "(no CREATE TABLE privilege)"
+                           : "for use (a table made in another user's schema is that user's)",
+            quote_ident(d, schema), table, table, grantee));
     }
     return problems;
 }
@@ -348,7 +402,7 @@ result<std::vector<std::string>> check_target_privileges(sql_client& target,
         return problems;
     }
     if (d == dialect::oracle) {
-        return check_oracle_privileges(target, user, tables, needs_create);
+        return check_oracle_privileges(target, tables, needs_create);
     }
     // MySQL: privileges come from users, hosts, roles, databases, tables and columns. Rather
     // than re-deriving them, run statements that touch no row and see what the server refuses.

@@ -27,7 +27,7 @@ TEST_CASE("molt's ODBC client through the PostgreSQL ODBC driver", "[integration
 
     auto rows = db.query(
         "SELECT 1 AS one, NULL AS nothing, repeat('ab', 5000) AS long_text, 'é' AS accent "
-        "UNION ALL SELECT 2, 'x', '', 'ü'");
+        "UNION ALL SELECT 2, 'x', '', repeat('é', 3000)");
     INFO((rows ? std::string() : rows.error().message()));
     REQUIRE(rows);
     CHECK(rows->columns == std::vector<std::string>{"one", "nothing", "long_text", "accent"});
@@ -38,6 +38,13 @@ TEST_CASE("molt's ODBC client through the PostgreSQL ODBC driver", "[integration
     CHECK(rows->rows[0][2].value_or("").substr(9996) == "abab");
     CHECK(rows->rows[1][1] == "x");
     CHECK(rows->rows[1][2] == "");  // empty, not NULL
+    CHECK(rows->rows[0][3] == "é");
+    // 6 000 bytes of two-byte characters, read over several SQLGetData calls: none split.
+    std::string accents;
+    for (int i = 0; i < 3000; ++i) {
+        accents += "é";
+    }
+    CHECK(rows->rows[1][3] == accents);
 
     auto created = db.query("CREATE TEMPORARY TABLE odbc_client_probe (i int)");
     INFO((created ? std::string() : created.error().message()));
@@ -52,6 +59,11 @@ TEST_CASE("molt's ODBC client through the PostgreSQL ODBC driver", "[integration
     CHECK(db.last_error_code() == "42P01");
     CHECK_THAT(missing.error().message(), Catch::StartsWith("--target: "));
     CHECK_THAT(missing.error().message(), Catch::Contains("no_such_table_here"));
+
+    // An ORA number in the message is the code (Oracle's driver writes "ORA-01031: ...").
+    auto ora = db.query("DO $$BEGIN RAISE EXCEPTION 'ORA-01031: insufficient privileges'; END$$");
+    REQUIRE_FALSE(ora);
+    CHECK(db.last_error_code() == "1031");
 
     auto refused = fetch::connect_odbc(
         fmt::format("Driver={{PostgreSQL Unicode}};Server=127.0.0.1;Port={};Database={};Uid={};"

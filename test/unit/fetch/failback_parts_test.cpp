@@ -1,5 +1,7 @@
 // The pure parts of a failback run: table selection, the changefeed statement, progress from
 // /_/varz, the replicator's log lines in molt's log.
+#include <algorithm>
+
 #include <catch2/catch.hpp>
 
 #include "molt/fetch/catalog.hpp"
@@ -7,6 +9,7 @@
 #include "molt/fetch/child_log.hpp"
 #include "molt/fetch/progress.hpp"
 #include "molt/fetch/restart_budget.hpp"
+#include "molt/fetch/sql_client.hpp"
 
 using namespace molt;
 using namespace molt::fetch;
@@ -101,6 +104,103 @@ TEST_CASE("tables: Oracle targets match their upper-case names", "[catalog]") {
     REQUIRE(ora);
     CHECK(webhook_path(*ora, "MIGRATION_SCHEMA") == "/MIGRATION_SCHEMA");
     CHECK(target_group(*ora, "MIGRATION_SCHEMA") == "MIGRATION_SCHEMA");
+}
+
+namespace {
+
+// A target that answers by the statement's text: the decisions of the Oracle privilege check,
+// which no Oracle server here can exercise. `refuse` maps a fragment to the ORA code returned.
+class scripted_oracle final : public sql_client {
+public:
+    std::vector<std::pair<std::string, std::string>> refuse;
+    std::string progress_tables = "0";
+    std::string create_privileges = "0";
+    std::vector<std::string> sent;
+
+    result<sql_rows> query(std::string_view sql) override {
+        const std::string text(sql);
+        sent.push_back(text);
+        code_.clear();
+        for (const auto& [fragment, code] : refuse) {
+            if (text.find(fragment) != std::string::npos) {
+                code_ = code;
+                return error{errc::database_error, "--target: ORA-" + code};
+            }
+        }
+        sql_rows out;
+        if (text == "SELECT USER FROM DUAL") {
+            out.rows.push_back({std::string("MIGRATION_USER")});
+        } else if (text.find("SESSION_PRIVS") != std::string::npos) {
+            out.rows.push_back({create_privileges});
+        } else if (text.find("_replicator_progress'") != std::string::npos) {
+            out.rows.push_back({progress_tables});
+        }
+        return out;
+    }
+    const std::string& last_error_code() const override { return code_; }
+    molt::dialect dialect() const override { return molt::dialect::oracle; }
+
+private:
+    std::string code_;
+};
+
+}  // namespace
+
+// Oracle's rights are checked by parsing statements (DBMS_SQL.PARSE), never running them; a
+// missing DELETE (MOLT's guide grants none) is a warning, the others are problems naming the
+// GRANT for the user as Oracle knows it; the progress table is the schema owner's to create.
+TEST_CASE("tables: Oracle privileges", "[catalog]") {
+    const std::vector<table_pair> tables = {
+        {{"migration_schema", "employees", {"id"}}, {"MIGRATION_SCHEMA", "EMPLOYEES", {"ID"}}},
+        {{"migration_schema", "payments", {"id"}}, {"MIGRATION_SCHEMA", "PAYMENTS", {"ID"}}}};
+    scripted_oracle db;
+    db.refuse = {{"DELETE FROM \"MIGRATION_SCHEMA\"", "1031"},
+                 {"INSERT INTO \"MIGRATION_SCHEMA\".\"PAYMENTS\"", "1031"}};
+    auto problems = check_target_privileges(db, "c##migration_user", tables, true);
+    REQUIRE(problems);
+    REQUIRE(problems->size() == 2);
+    CHECK((*problems)[0] ==
+          "--target: user MIGRATION_USER cannot INSERT on MIGRATION_SCHEMA.PAYMENTS: run GRANT "
+          "INSERT ON \"MIGRATION_SCHEMA\".\"PAYMENTS\" TO \"MIGRATION_USER\";");
+    CHECK_THAT((*problems)[1], Catch::StartsWith("--target: the replicator's progress table "
+                                                 "\"MIGRATION_SCHEMA\".\"_replicator_progress\" "
+                                                 "is missing"));
+    CHECK_THAT((*problems)[1], Catch::Contains("have \"MIGRATION_SCHEMA\" run CREATE TABLE"));
+    CHECK_THAT((*problems)[1], Catch::Contains("GRANT SELECT, INSERT, DELETE ON"));
+    for (const std::string& sql : db.sent) {
+        if (sql.find("INSERT") != std::string::npos || sql.find("DELETE") != std::string::npos ||
+            sql.find("UPDATE") != std::string::npos) {
+            CHECK_THAT(sql, Catch::StartsWith("DECLARE c INTEGER := DBMS_SQL.OPEN_CURSOR;"));
+        }
+    }
+    // The INSERT probe writes the key only (never a virtual or identity column).
+    CHECK(std::any_of(db.sent.begin(), db.sent.end(), [](const std::string& sql) {
+        return sql.find(
+                   "INSERT INTO \"MIGRATION_SCHEMA\".\"EMPLOYEES\" (\"ID\") SELECT "
+                   "\"ID\" FROM") != std::string::npos;
+    }));
+
+    // The progress table there, with rights on it: no problem; without: named.
+    scripted_oracle ready;
+    ready.progress_tables = "1";
+    auto fine = check_target_privileges(ready, "u", tables, true);
+    REQUIRE(fine);
+    CHECK(fine->empty());
+    ready.refuse = {{"DELETE FROM \"MIGRATION_SCHEMA\".\"_replicator_progress\"", "1031"}};
+    auto no_delete = check_target_privileges(ready, "u", tables, true);
+    REQUIRE(no_delete);
+    REQUIRE(no_delete->size() == 1);
+    CHECK_THAT((*no_delete)[0], Catch::Contains("cannot DELETE on the replicator's progress "
+                                                "table"));
+    // Immediate mode has no progress table.
+    scripted_oracle immediate;
+    auto none = check_target_privileges(immediate, "u", tables, false);
+    REQUIRE(none);
+    CHECK(none->empty());
+    // Any other failure is not taken for a missing right.
+    scripted_oracle broken;
+    broken.refuse = {{"SELECT 1 FROM", "1013"}};
+    CHECK_FALSE(check_target_privileges(broken, "u", tables, true));
 }
 
 TEST_CASE("changefeed: path by dialect, sorted tables, the statement", "[changefeed]") {

@@ -45,7 +45,8 @@ struct table_selection {
 
 /// Every base table with its primary key. Source: CockroachDB (information_schema of the
 /// connected database); target: PostgreSQL (pg_catalog, so tables the user cannot read still
-/// show) or MySQL (the connected database).
+/// show), MySQL (the connected database) or Oracle (every user schema's tables the user can
+/// see).
 [[nodiscard]] result<std::vector<table_info>> list_tables(sql_client& db, bool is_source);
 
 /// Applies the filters and matches source tables to target tables.
@@ -55,7 +56,10 @@ struct table_selection {
                                                     dialect target_dialect);
 
 /// Problems with the target user's rights on the selected target tables, each naming the GRANT
-/// to run. `needs_create`: the schema must let the user create the replicator's progress table.
+/// to run. `needs_create`: the schema must let the user create the replicator's progress table
+/// (Oracle: the table must be there with rights on it, or the schema the user's own). Oracle's
+/// rights are checked by parsing statements without running them; its missing DELETE is
+/// logged as a warning, not returned.
 [[nodiscard]] result<std::vector<std::string>> check_target_privileges(
     sql_client& target, const std::string& user, const std::vector<table_pair>& tables,
     bool needs_create);

@@ -2,8 +2,9 @@
 // The few SQL round trips molt makes itself (checks, catalogue, changefeed jobs), on the source
 // (CockroachDB, pgwire via libpq) and on the target (PostgreSQL via libpq, MySQL/MariaDB via
 // the MariaDB client library, Oracle via unixODBC and Oracle's ODBC driver). Text in, text out;
-// every wait is bounded (connect and statement timeouts); errors carry the server's code (SQLSTATE
-// or MySQL error number) and message, never the password.
+// every wait is bounded (connect and statement timeouts; through ODBC, as far as the driver
+// honours SQL_ATTR_LOGIN_TIMEOUT and SQL_ATTR_QUERY_TIMEOUT); errors carry the server's code
+// (SQLSTATE, MySQL error number, or ORA number) and message, never the password.
 
 #include <chrono>
 #include <memory>
@@ -34,8 +35,9 @@ public:
 
     /// Runs one statement (no parameters: callers quote literals with quote_literal()).
     [[nodiscard]] virtual result<sql_rows> query(std::string_view sql) = 0;
-    /// The server's code of the last failure: SQLSTATE ("42501") or a MySQL error number
-    /// ("1142"); empty when the last failure was not the server's (connection lost, timeout).
+    /// The server's code of the last failure: SQLSTATE ("42501"), a MySQL error number ("1142"),
+    /// or for Oracle the ORA number ("1031"; the SQLSTATE when the message has none); empty when
+    /// the last failure was not the server's (connection lost, timeout).
     [[nodiscard]] virtual const std::string& last_error_code() const = 0;
     [[nodiscard]] virtual molt::dialect dialect() const = 0;
 };
