@@ -13,6 +13,7 @@ cd "$(dirname "$0")"
 start=$(date +%s)
 
 test/support/deps.sh
+test/support/oracle-grammar/install.sh
 cmake --preset ci
 cmake --build --preset ci
 

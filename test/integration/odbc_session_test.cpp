@@ -8,6 +8,11 @@
 // and bind counting, not Oracle's semantics (no Oracle server or driver can run here).
 #include "molt/replicator/dialect/odbc_session.hpp"
 
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+
 #include <catch2/catch.hpp>
 #include <fmt/format.h>
 
@@ -40,17 +45,18 @@ struct server {
     std::string driver;
     conn_url url;
     std::string application_name_query;  // what the session setup below sets, read back
+    std::string connection_string;       // when set, used instead of the driver's own form
 };
 
 server pg_server() {
     return {"PostgreSQL", "PostgreSQL Unicode",
             conn_url::parse(test::server_url("MOLT_TEST_PG_URL")).value(),
-            "SELECT current_setting('application_name')"};
+            "SELECT current_setting('application_name')", ""};
 }
 server mariadb_server() {
     return {"MariaDB", "MariaDB Unicode",
             conn_url::parse(test::server_url("MOLT_TEST_MYSQL_URL")).value(),
-            "SELECT @@SESSION.sql_mode LIKE '%ANSI_QUOTES%'"};
+            "SELECT @@SESSION.sql_mode LIKE '%ANSI_QUOTES%'", ""};
 }
 
 // Session options for `s`, through `port` (a proxy's) when given.
@@ -64,6 +70,9 @@ odbc::session_options options_for(const server& s, std::optional<uint16_t> port 
                           s.url.user(), odbc_setup::attribute_value(s.url.password()))
             : fmt::format("Driver={};{};User={};Password={}", odbc_setup::attribute_value(s.driver),
                           at, s.url.user(), odbc_setup::attribute_value(s.url.password()));
+    if (!s.connection_string.empty()) {
+        o.connection_string = s.connection_string;
+    }
     o.display = s.url.redacted();
     o.init = {s.name == "PostgreSQL" ? "SET application_name = 'molt_odbc'"
                                      : "SET SESSION sql_mode = CONCAT(@@SESSION.sql_mode, "
@@ -199,6 +208,45 @@ TEST_CASE("odbc sessions through the MariaDB ODBC driver", "[integration][odbc]"
     session_path(mariadb_server());
     split_arrays(mariadb_server());
     lost_connection(mariadb_server());
+}
+
+// The Oracle transport end to end with a stand-in for Oracle's driver: a driver registered as
+// "Oracle 21c ODBC driver" (in an odbcinst.ini of the test's own, ODBCSYSINI) that is psqlODBC.
+// The replicator's own choice of driver and its oracle:// connection string reach the server
+// (psqlODBC ignores DBQ; libpq takes the server from PGHOST, PGPORT, PGDATABASE), and the
+// session path above passes through it.
+TEST_CASE("odbc: the Oracle transport through a stand-in driver", "[integration][odbc]") {
+    const server pg = pg_server();
+    char dir_template[] = "/tmp/molt-odbcinst-XXXXXX";
+    const char* dir = mkdtemp(dir_template);
+    REQUIRE(dir != nullptr);
+    const std::string ini = std::string(dir) + "/odbcinst.ini";
+    std::ofstream(ini) << "[Oracle 21c ODBC driver]\nDescription=psqlODBC standing in for "
+                          "Oracle's driver\nDriver=psqlodbcw.so\n";
+    setenv("ODBCSYSINI", dir, 1);
+    setenv("PGHOST", "127.0.0.1", 1);
+    setenv("PGPORT", std::to_string(pg.url.port_or_default()).c_str(), 1);
+    setenv("PGDATABASE", pg.url.database().c_str(), 1);
+
+    const std::vector<std::string> registered = odbc_setup::registered_drivers();
+    CHECK(registered == std::vector<std::string>{"Oracle 21c ODBC driver"});
+    const conn_url oracle_url =
+        conn_url::parse(
+            fmt::format("oracle://{}:{}@127.0.0.1:1521/ORCLPDB1", pg.url.user(), pg.url.password()))
+            .value();
+    auto driver = odbc_setup::choose_oracle_driver(registered, oracle_url.param("odbcDriver"));
+    REQUIRE(driver);
+    CHECK(*driver == "Oracle 21c ODBC driver");
+    server standin = pg;
+    standin.driver = *driver;
+    standin.connection_string = odbc_setup::oracle_connection_string(oracle_url, *driver);
+    CHECK_THAT(standin.connection_string,
+               Catch::StartsWith("Driver={Oracle 21c ODBC driver};DBQ=127.0.0.1:1521/ORCLPDB1;"));
+    session_path(standin);
+    split_arrays(standin);
+
+    std::remove(ini.c_str());
+    rmdir(dir);
 }
 
 TEST_CASE("odbc: a driver that is not installed is named and not retried", "[integration][odbc]") {

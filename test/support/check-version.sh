@@ -9,7 +9,7 @@ for pair in "molt:$molt" "replicator:$replicator"; do
     first=$(printf '%s\n' "$out" | head -1)
     [ "$first" = "$name version $version" ] || { echo "$name --version printed '$first'" >&2; exit 1; }
     printf '%s\n' "$out" | grep -q '^commit: ' || { echo "$name --version has no commit line" >&2; exit 1; }
-    printf '%s\n' "$out" | grep -q '^target dialects: postgres, mysql' || { echo "$name --version has no dialect line" >&2; exit 1; }
+    printf '%s\n' "$out" | grep -q '^target dialects: postgres, mysql, oracle (oracle through' || { echo "$name --version has no dialect line naming oracle" >&2; exit 1; }
 done
 # `replicator version` is the original's subcommand spelling.
 [ "$("$replicator" version | head -1)" = "replicator version $version" ]

@@ -117,6 +117,32 @@ TEST_CASE("golden SQL: Oracle upsert delete session and catalog statements", "[g
     init.pop_back();
     check_golden("oracle", "session_init", init);
 
+    // Composite keys of time and bytes, names that need their quotes, every row of a table
+    // that is all key.
+    const table_info composite = table(
+        {"MIGRATION_SCHEMA", "Order Lines"},
+        {col("qty", "NUMBER(10)", "number"), col("placed", "DATE", "date", 0),
+         col("order id", "RAW(16)", "raw", 1), col("line", "NUMBER(5)", "number", 2),
+         col("note", "NVARCHAR2(100)", "nvarchar2"),
+         col("span", "INTERVAL YEAR(2) TO MONTH", "interval year to month"),
+         col("ratio", "BINARY_FLOAT", "binary_float"), col("blob", "BLOB", "blob"),
+         col("local", "TIMESTAMP(6) WITH LOCAL TIME ZONE", "timestamp with local time zone")});
+    const std::vector<size_t> composite_all = {0, 1, 2, 3, 4, 5, 6, 7, 8};
+    check_golden("oracle", "composite.upsert", d->upsert_sql(composite, composite_all, 3));
+    check_golden("oracle", "composite.delete", d->delete_sql(composite, 3));
+    const table_info all_key =
+        table({"MIGRATION_SCHEMA", "PAIRS"},
+              {col("A", "NUMBER(19)", "number", 0), col("B", "VARCHAR2(10 BYTE)", "varchar2", 1)});
+    const std::vector<size_t> both = {0, 1};
+    check_golden("oracle", "all_key.upsert", d->upsert_sql(all_key, both, 2));
+
+    std::string introspection;
+    for (const std::string& statement : oracle::introspection_sql()) {
+        introspection += statement + "\n";
+    }
+    introspection.pop_back();
+    check_golden("oracle", "introspection", introspection);
+
     const molt::qualified_name owner{{"MIGRATION_SCHEMA"}};
     const progress_statements progress = d->progress_sql(owner, "_replicator_progress");
     check_golden("oracle", "progress",

@@ -336,9 +336,8 @@ result<schema_snapshot> oracle_dialect::introspect(target_session& s,
     }
     // The owner as the catalog spells it: the path's spelling if it exists, else the one owner
     // that matches ignoring case (the docs write /MIGRATION_SCHEMA; /migration_schema works too).
-    auto owners = s.query(
-        "SELECT DISTINCT OWNER FROM ALL_TABLES WHERE UPPER(OWNER) = UPPER(?) AND DROPPED = 'NO'",
-        {schema.parts[0]});
+    const auto& sql = introspection_sql();
+    auto owners = s.query(sql[0], {schema.parts[0]});
     if (!owners) {
         return std::move(owners).error();
     }
@@ -356,7 +355,25 @@ result<schema_snapshot> oracle_dialect::introspect(target_session& s,
                         schema.to_string(),
                         owners->empty() ? "" : " (several owners match it ignoring case)")};
     }
-    auto columns = s.query(
+    auto columns = s.query(sql[1], {*owner});
+    if (!columns) {
+        return std::move(columns).error();
+    }
+    // Foreign keys within the owner (a parent in another schema is not ordered against).
+    auto fks = s.query(sql[2], {*owner, *owner});
+    if (!fks) {
+        return std::move(fks).error();
+    }
+    return snapshot_from_catalog(*owner, *columns, *fks);
+}
+
+}  // namespace
+
+const std::vector<std::string>& introspection_sql() {
+    static const std::vector<std::string> statements = {
+        // The owner, matched ignoring case.
+        "SELECT DISTINCT OWNER FROM ALL_TABLES WHERE UPPER(OWNER) = UPPER(?) AND DROPPED = 'NO'",
+        // Every column of the owner's tables.
         "SELECT c.TABLE_NAME, c.COLUMN_NAME, c.DATA_TYPE, TO_CHAR(c.DATA_LENGTH), "
         "TO_CHAR(c.DATA_PRECISION), TO_CHAR(c.DATA_SCALE), TO_CHAR(c.CHAR_LENGTH), c.CHAR_USED, "
         "CASE WHEN c.HIDDEN_COLUMN = 'YES' OR c.VIRTUAL_COLUMN = 'YES' OR "
@@ -371,25 +388,15 @@ result<schema_snapshot> oracle_dialect::introspect(target_session& s,
         "LEFT JOIN ALL_TAB_IDENTITY_COLS i ON i.OWNER = c.OWNER AND i.TABLE_NAME = c.TABLE_NAME "
         "AND i.COLUMN_NAME = c.COLUMN_NAME "
         "WHERE c.OWNER = ? ORDER BY c.TABLE_NAME, c.COLUMN_ID NULLS LAST, c.COLUMN_NAME",
-        {*owner});
-    if (!columns) {
-        return std::move(columns).error();
-    }
-    // Foreign keys within the owner (a parent in another schema is not ordered against).
-    auto fks = s.query(
+        // Foreign keys within the owner.
         "SELECT DISTINCT r.TABLE_NAME, p.TABLE_NAME FROM ALL_CONSTRAINTS r "
         "JOIN ALL_CONSTRAINTS p ON p.OWNER = r.R_OWNER AND p.CONSTRAINT_NAME = "
         "r.R_CONSTRAINT_NAME "
         "WHERE r.OWNER = ? AND r.CONSTRAINT_TYPE = 'R' AND p.OWNER = ? AND "
         "p.CONSTRAINT_TYPE IN ('P', 'U') AND r.TABLE_NAME <> p.TABLE_NAME",
-        {*owner, *owner});
-    if (!fks) {
-        return std::move(fks).error();
-    }
-    return snapshot_from_catalog(*owner, *columns, *fks);
+    };
+    return statements;
 }
-
-}  // namespace
 
 std::unique_ptr<target_dialect> make_dialect() {
     return std::make_unique<oracle_dialect>();

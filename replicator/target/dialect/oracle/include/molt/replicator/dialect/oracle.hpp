@@ -56,6 +56,11 @@ struct catalog_column {
 /// "interval day to second".
 [[nodiscard]] std::string base_type(std::string_view data_type);
 
+/// The introspection queries, in the order introspect() runs them: the owner matched ignoring
+/// case (? = the path's schema), the columns of its tables (? = the owner), the foreign keys
+/// between them (? ? = the owner twice).
+[[nodiscard]] const std::vector<std::string>& introspection_sql();
+
 /// A snapshot from the introspection queries' rows (what introspect() runs, for tests on
 /// canned rows): `columns` rows are TABLE_NAME, COLUMN_NAME, DATA_TYPE, DATA_LENGTH,
 /// DATA_PRECISION, DATA_SCALE, CHAR_LENGTH, CHAR_USED, ignored ('t': hidden, virtual, or an
