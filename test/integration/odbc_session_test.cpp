@@ -196,18 +196,58 @@ void lost_connection(const server& s) {
     CHECK(rows_of(**second, s.application_name_query).at(0).at(0) == set_up_value(s));
 }
 
+// The server ends a session (what a restart does to every session, and an operator's kill):
+// the next call on it is classified as a lost connection, and the session is replaced.
+void killed_session(const server& s) {
+    INFO(s.name << ": a session the server ended");
+    const bool pg = s.name == "PostgreSQL";
+    auto victim = odbc::connect(options_for(s));
+    auto killer = odbc::connect(options_for(s));
+    REQUIRE(victim);
+    REQUIRE(killer);
+    const std::string id =
+        rows_of(**victim, pg ? "SELECT pg_backend_pid()" : "SELECT CONNECTION_ID()")
+            .at(0)
+            .at(0)
+            .value_or("");
+    REQUIRE_FALSE(id.empty());
+    // PostgreSQL waits (up to 5 s) for the backend to be gone; MariaDB's KILL returns once the
+    // thread is marked, so its process list is polled.
+    REQUIRE((*killer)->execute(
+        pg ? "SELECT pg_terminate_backend(" + id + ", 5000)" : "KILL CONNECTION " + id, {}));
+    for (int i = 0; !pg && i < 100; ++i) {
+        if (rows_of(**killer,
+                    "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = " + id)
+                .at(0)
+                .at(0) == "0") {
+            break;
+        }
+        usleep(50'000);
+    }
+    auto killed = (*victim)->query(s.application_name_query, {});
+    REQUIRE_FALSE(killed);
+    INFO(killed.error().message());
+    CHECK(killed.error().retry() == retry_class::reconnect);
+    CHECK((*victim)->broken());
+    auto replaced = odbc::connect(options_for(s));
+    REQUIRE(replaced);
+    CHECK(rows_of(**replaced, s.application_name_query).at(0).at(0) == set_up_value(s));
+}
+
 }  // namespace
 
 TEST_CASE("odbc sessions through the PostgreSQL ODBC driver", "[integration][odbc]") {
     session_path(pg_server());
     split_arrays(pg_server());
     lost_connection(pg_server());
+    killed_session(pg_server());
 }
 
 TEST_CASE("odbc sessions through the MariaDB ODBC driver", "[integration][odbc]") {
     session_path(mariadb_server());
     split_arrays(mariadb_server());
     lost_connection(mariadb_server());
+    killed_session(mariadb_server());
 }
 
 // The Oracle transport end to end with a stand-in for Oracle's driver: a driver registered as

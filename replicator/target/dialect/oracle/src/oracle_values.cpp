@@ -301,12 +301,21 @@ result<crdb_time> parse_crdb_time(std::string_view text) {
     return t;
 }
 
-result<std::string> date_text(std::string_view crdb) {
+namespace {
+
+// A changefeed time as UTC wall time (a zoneless one as it is), within Oracle's years.
+result<crdb_time> utc_in_range(std::string_view crdb) {
     auto t = parse_crdb_time(crdb);
     if (!t) {
         return std::move(t).error();
     }
-    auto utc = in_oracle_range(crdb, to_utc(*t));
+    return in_oracle_range(crdb, to_utc(*t));
+}
+
+}  // namespace
+
+result<std::string> date_text(std::string_view crdb) {
+    auto utc = utc_in_range(crdb);
     if (!utc) {
         return std::move(utc).error();
     }
@@ -314,11 +323,7 @@ result<std::string> date_text(std::string_view crdb) {
 }
 
 result<std::string> timestamp_text(std::string_view crdb) {
-    auto t = parse_crdb_time(crdb);
-    if (!t) {
-        return std::move(t).error();
-    }
-    auto utc = in_oracle_range(crdb, to_utc(*t));
+    auto utc = utc_in_range(crdb);
     if (!utc) {
         return std::move(utc).error();
     }
