@@ -209,7 +209,7 @@ int run_start(start_config cfg) {
                     "UTF-8");
         }
         dialect = oracle::make_dialect();
-        connect_target = [&target] { return oracle::connect(target); };
+        connect_target = [&target, &cfg] { return oracle::connect(target, cfg.apply_timeout); };
         break;
     }
     if (cfg.skip_foreign_key_checks) {

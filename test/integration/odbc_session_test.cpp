@@ -250,6 +250,33 @@ TEST_CASE("odbc sessions through the MariaDB ODBC driver", "[integration][odbc]"
     killed_session(mariadb_server());
 }
 
+// A parameter array's execution waiting on a lock ends at the query timeout, as a retryable
+// failure (the apply timeout of an Oracle target), instead of waiting for the lock.
+TEST_CASE("odbc: a write waiting on a lock ends at the query timeout", "[integration][odbc]") {
+    const server s = pg_server();
+    auto holder = odbc::connect(options_for(s));
+    REQUIRE(holder);
+    REQUIRE((*holder)->execute("DROP TABLE IF EXISTS odbc_locked", {}));
+    REQUIRE((*holder)->execute("CREATE TABLE odbc_locked (id INT PRIMARY KEY)", {}));
+    odbc::session_options o = options_for(s);
+    o.query_timeout = std::chrono::seconds(1);
+    auto waiter = odbc::connect(o);
+    REQUIRE(waiter);
+    REQUIRE((*holder)->begin());
+    REQUIRE((*holder)->execute("LOCK TABLE odbc_locked IN EXCLUSIVE MODE", {}));
+    const auto start = std::chrono::steady_clock::now();
+    auto waited = (*waiter)->execute_array("INSERT INTO odbc_locked (id) VALUES (CAST(? AS INT))",
+                                           {"1", "2"}, 2);
+    const auto took = std::chrono::steady_clock::now() - start;
+    (*holder)->rollback();
+    REQUIRE_FALSE(waited);
+    INFO(waited.error().message());
+    CHECK(waited.error().retry() == retry_class::retry_now);
+    // Bounded by the timeout, not by the lock (held until the rollback above).
+    CHECK(took < std::chrono::seconds(30));
+    REQUIRE((*holder)->execute("DROP TABLE odbc_locked", {}));
+}
+
 // The Oracle transport end to end with a stand-in for Oracle's driver: a driver registered as
 // "Oracle 21c ODBC driver" (in an odbcinst.ini of the test's own, ODBCSYSINI) that is psqlODBC.
 // The replicator's own choice of driver and its oracle:// connection string reach the server
@@ -301,8 +328,8 @@ TEST_CASE("odbc: a driver that is not installed is named and not retried", "[int
     CHECK(missing.error().message().find("secret") == std::string::npos);
 
     // And through the Oracle dialect: no Oracle driver is registered on this machine.
-    auto oracle_missing =
-        oracle::connect(conn_url::parse("oracle://u:secret@127.0.0.1:1/X").value());
+    auto oracle_missing = oracle::connect(
+        conn_url::parse("oracle://u:secret@127.0.0.1:1/X").value(), std::chrono::seconds(30));
     REQUIRE_FALSE(oracle_missing);
     CHECK_THAT(oracle_missing.error().message(),
                Catch::Contains("no Oracle ODBC driver is registered"));

@@ -5,6 +5,8 @@
 #include <sql.h>
 #include <sqlext.h>
 
+#include <chrono>
+
 #include <fmt/format.h>
 #include <soci/odbc/soci-odbc.h>
 
@@ -30,12 +32,19 @@ std::string describe(const diagnostic& d) {
     return fmt::format("{} (SQLSTATE {}, native error {})", d.message, d.sqlstate, d.native);
 }
 
+// A parameter array's execution cancelled by its query timeout (retried).
+struct timed_out : soci::soci_error {
+    using soci::soci_error::soci_error;
+};
+
 class odbc_session final : public soci_session {
 public:
     odbc_session(std::unique_ptr<soci::session> s, const session_options& options)
         : soci_session(std::move(s), options.max_array_bytes),
           ping_(options.ping),
-          classify_(options.classify) {}
+          classify_(options.classify),
+          query_timeout_seconds_(
+              std::chrono::ceil<std::chrono::seconds>(options.query_timeout).count()) {}
 
     result<void> ping() override { return execute(ping_, {}); }
 
@@ -48,8 +57,14 @@ private:
     }
 
     void before_array_execute(soci::statement& st, size_t rows) override {
+        array_started_ = std::chrono::steady_clock::now();
         statuses_.assign(rows, not_reported);
         SQLSetStmtAttr(handle_of(st), SQL_ATTR_PARAM_STATUS_PTR, statuses_.data(), 0);
+        if (query_timeout_seconds_ > 0) {
+            SQLSetStmtAttr(
+                handle_of(st), SQL_ATTR_QUERY_TIMEOUT,
+                reinterpret_cast<SQLPOINTER>(static_cast<SQLULEN>(query_timeout_seconds_)), 0);
+        }
     }
 
     void after_array_execute(soci::statement& st, size_t rows) override {
@@ -61,6 +76,20 @@ private:
                     fmt::format("row {} of {} of a parameter array was {}", r + 1, rows,
                                 statuses_[r] == SQL_PARAM_ERROR ? "refused" : "not run"));
             }
+        }
+    }
+
+    void array_execute_failed(soci::statement& /*st*/) override {
+        // SOCI's own failure left no diagnostic record. One that ran for the whole query
+        // timeout is the timeout (psqlODBC: HYT00; Oracle: ORA-01013), which SOCI 4.0.3 turns
+        // into this; anything else stays what it was.
+        const auto ran = std::chrono::steady_clock::now() - array_started_;
+        if (query_timeout_seconds_ > 0 &&
+            ran >= std::chrono::seconds(query_timeout_seconds_) - std::chrono::milliseconds(100)) {
+            throw timed_out(
+                fmt::format("the statement ran for its query timeout ({} s) and was "
+                            "cancelled",
+                            query_timeout_seconds_));
         }
     }
 
@@ -78,6 +107,8 @@ private:
     error classify_exception() {
         try {
             throw;
+        } catch (const timed_out& e) {
+            return error{errc::timeout, e.get_error_message(), retry_class::retry_now};
         } catch (const soci::odbc_soci_error& e) {
             const diagnostic d = diagnostic_of(e);
             const retry_class why = classify_ ? classify_(d) : classify_sqlstate(d.sqlstate);
@@ -102,6 +133,8 @@ private:
     std::string ping_;
     std::function<retry_class(const diagnostic&)> classify_;
     std::vector<SQLUSMALLINT> statuses_;
+    long long query_timeout_seconds_;
+    std::chrono::steady_clock::time_point array_started_;
 };
 
 bool driver_missing(const diagnostic& d) {

@@ -20,7 +20,8 @@ const std::vector<std::string>& session_init() {
     return statements;
 }
 
-result<std::unique_ptr<target_session>> connect(const conn_url& url) {
+result<std::unique_ptr<target_session>> connect(const conn_url& url,
+                                                std::chrono::nanoseconds apply_timeout) {
     auto driver =
         odbc_setup::choose_oracle_driver(odbc_setup::registered_drivers(), url.param("odbcDriver"));
     if (!driver) {
@@ -31,6 +32,7 @@ result<std::unique_ptr<target_session>> connect(const conn_url& url) {
     options.display = url.redacted();
     options.init = session_init();
     options.ping = "SELECT 1 FROM DUAL";
+    options.query_timeout = apply_timeout;
     options.classify = [](const odbc::diagnostic& d) {
         // The ORA number from the message ("[Oracle][ODBC][Ora]ORA-00060: ..."), else the
         // driver's native code.

@@ -237,7 +237,14 @@ result<void> soci_session::execute_array(const std::string& text, const sql_para
             st.prepare(text);
             st.define_and_bind();
             before_array_execute(st, end - first);
-            st.execute(true);
+            try {
+                st.execute(true);
+            } catch (const soci::soci_error&) {
+                throw;
+            } catch (const std::exception&) {
+                array_execute_failed(st);
+                throw;
+            }
             after_array_execute(st, end - first);
         });
         if (!done) {

@@ -10,6 +10,7 @@
 // :name outside single quotes to ? and binds by position, so every placeholder occurrence is its
 // own parameter. Drivers are never asked to prompt (SQL_DRIVER_NOPROMPT).
 
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <string>
@@ -43,6 +44,10 @@ struct session_options {
     /// The most buffer bytes one execution of a parameter array binds (rows x the longest value
     /// of each parameter): more rows go in further executions.
     size_t max_array_bytes = 32 * 1024 * 1024;
+    /// The longest a parameter array's execution may run (SQL_ATTR_QUERY_TIMEOUT, whole seconds,
+    /// rounded up; 0: none): a write waiting on a lock fails then (HYT00; Oracle: ORA-01013),
+    /// as far as the driver honours the attribute.
+    std::chrono::nanoseconds query_timeout{0};
 };
 
 /// Opens a session. A failure to connect is errc::unavailable (retry_class::reconnect), except

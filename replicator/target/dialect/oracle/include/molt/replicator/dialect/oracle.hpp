@@ -128,7 +128,10 @@ struct crdb_time {
 
 /// Drivers and the connection string: molt/common/odbc_setup.hpp (molt uses them too).
 
-/// Opens a session through the Oracle ODBC driver (session_init() runs first).
-[[nodiscard]] result<std::unique_ptr<target_session>> connect(const conn_url& url);
+/// Opens a session through the Oracle ODBC driver (session_init() runs first). Writes (the
+/// parameter arrays) are cancelled after `apply_timeout` (SQL_ATTR_QUERY_TIMEOUT, whole seconds;
+/// 0: none) and retried.
+[[nodiscard]] result<std::unique_ptr<target_session>> connect(
+    const conn_url& url, std::chrono::nanoseconds apply_timeout);
 
 }  // namespace molt::replicator::oracle

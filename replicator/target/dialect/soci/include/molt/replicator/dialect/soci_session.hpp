@@ -51,6 +51,11 @@ protected:
     /// prepared and bound: a dialect may check each row's outcome and throw (as SOCI does).
     virtual void before_array_execute(soci::statement& /*st*/, size_t /*rows*/) {}
     virtual void after_array_execute(soci::statement& /*st*/, size_t /*rows*/) {}
+    /// When executing a parameter array threw something other than a SOCI error (SOCI 4.0.3's
+    /// ODBC backend throws std::out_of_range when a failed execution processed no row, as a
+    /// query timeout does, and the driver's diagnostic is gone by then): a dialect may throw
+    /// what it can tell instead. Returning rethrows the original.
+    virtual void array_execute_failed(soci::statement& /*st*/) {}
 
     /// Message text without the statement and values SOCI appends, without trailing newlines,
     /// secrets redacted.
