@@ -142,6 +142,21 @@ std::string oracle_connection_string(const conn_url& url, std::string_view drive
     return out;
 }
 
+int ora_number(std::string_view message) noexcept {
+    for (size_t at = message.find("ORA-"); at != std::string_view::npos;
+         at = message.find("ORA-", at + 4)) {
+        int number = 0;
+        size_t i = at + 4;
+        for (; i < message.size() && i < at + 9 && message[i] >= '0' && message[i] <= '9'; ++i) {
+            number = number * 10 + (message[i] - '0');
+        }
+        if (i == at + 9) {
+            return number;
+        }
+    }
+    return 0;
+}
+
 bool prepare_oracle_client_environment() {
     if (std::getenv("NLS_LANG") != nullptr) {
         return false;

@@ -63,7 +63,12 @@ int64_t days_from_civil(int64_t year, int month, int day) noexcept {
 
 civil_time civil_from_unix_nanos(int64_t unix_nanos) noexcept {
     const int64_t seconds = floor_div(unix_nanos, nanos_per_second);
-    const int64_t nanos = unix_nanos - seconds * nanos_per_second;
+    civil_time out = civil_from_unix_seconds(seconds);
+    out.nanos = static_cast<int>(unix_nanos - seconds * nanos_per_second);
+    return out;
+}
+
+civil_time civil_from_unix_seconds(int64_t seconds) noexcept {
     const int64_t days = floor_div(seconds, seconds_per_day);
     const int64_t sod = seconds - days * seconds_per_day;
 
@@ -80,7 +85,6 @@ civil_time civil_from_unix_nanos(int64_t unix_nanos) noexcept {
     out.hour = static_cast<int>(sod / 3600);
     out.minute = static_cast<int>(sod % 3600 / 60);
     out.second = static_cast<int>(sod % 60);
-    out.nanos = static_cast<int>(nanos);
     return out;
 }
 

@@ -39,22 +39,6 @@ diagnostic diagnose(SQLSMALLINT type, SQLHANDLE handle) {
     return d;
 }
 
-// "ORA-01031: ..." -> "1031"; "" when the message has no ORA number.
-std::string ora_code(const std::string& message) {
-    const size_t at = message.find("ORA-");
-    if (at == std::string::npos || at + 9 > message.size()) {
-        return "";
-    }
-    int number = 0;
-    for (size_t i = at + 4; i < at + 9; ++i) {
-        if (message[i] < '0' || message[i] > '9') {
-            return "";
-        }
-        number = number * 10 + (message[i] - '0');
-    }
-    return std::to_string(number);
-}
-
 class odbc_client final : public sql_client {
 public:
     odbc_client(SQLHENV env, SQLHDBC dbc, std::string what, molt::dialect d,
@@ -156,10 +140,9 @@ private:
     error failure(SQLSMALLINT type, SQLHANDLE handle) {
         const diagnostic d = diagnose(type, handle);
         // 08xxx: the connection, not the server, failed.
-        code_ = d.sqlstate.rfind("08", 0) == 0 ? "" : ora_code(d.message);
-        if (code_.empty() && d.sqlstate.rfind("08", 0) != 0) {
-            code_ = d.sqlstate;
-        }
+        // ORA-01031 -> "1031"; else the SQLSTATE; none for 08xxx (the connection failed).
+        const int ora = odbc_setup::ora_number(d.message);
+        code_ = d.sqlstate.rfind("08", 0) == 0 ? "" : ora != 0 ? std::to_string(ora) : d.sqlstate;
         return error{errc::database_error,
                      fmt::format("{}: {} (SQLSTATE {})", what_, d.message, d.sqlstate)};
     }

@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 
 #include "molt/common/conn_url.hpp"
+#include "molt/common/odbc_setup.hpp"
 #include "molt/proto/decoder.hpp"
 #include "molt/replicator/dialect/oracle.hpp"
 #include "molt/replicator/dialect/postgres.hpp"
@@ -222,10 +223,10 @@ TEST_CASE("oracle: changefeed values into columns", "[oracle]") {
 }
 
 TEST_CASE("oracle: ORA error classes", "[oracle]") {
-    CHECK(oracle::ora_number("[Oracle][ODBC][Ora]ORA-00060: deadlock detected") == 60);
-    CHECK(oracle::ora_number("ORA-02291: integrity constraint (A.FK) violated") == 2291);
-    CHECK(oracle::ora_number("ORA-1: too short, then ORA-12899: value too large") == 12899);
-    CHECK(oracle::ora_number("no number here") == 0);
+    CHECK(odbc_setup::ora_number("[Oracle][ODBC][Ora]ORA-00060: deadlock detected") == 60);
+    CHECK(odbc_setup::ora_number("ORA-02291: integrity constraint (A.FK) violated") == 2291);
+    CHECK(odbc_setup::ora_number("ORA-1: too short, then ORA-12899: value too large") == 12899);
+    CHECK(odbc_setup::ora_number("no number here") == 0);
 
     CHECK(oracle::classify_ora(1) == retry_class::unique);
     for (const int n : {60, 8177, 54, 30006, 1013}) {

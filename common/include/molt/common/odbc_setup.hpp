@@ -32,6 +32,10 @@ namespace molt::odbc_setup {
 /// Holds the password: never for logs.
 [[nodiscard]] std::string oracle_connection_string(const conn_url& url, std::string_view driver);
 
+/// The first ORA-NNNNN number in a message of Oracle's ("[Oracle][ODBC][Ora]ORA-00060: ..."),
+/// or 0.
+[[nodiscard]] int ora_number(std::string_view message) noexcept;
+
 /// Sets NLS_LANG to ".AL32UTF8" when it is unset, so that Oracle's client converts text as
 /// UTF-8 (left unset, Instant Client assumes US7ASCII and turns every other character into '?',
 /// silently). Returns whether it set it. Call once, before other threads run.

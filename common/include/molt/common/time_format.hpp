@@ -25,6 +25,8 @@ struct civil_time {
 /// Days since 1970-01-01 for a proleptic Gregorian date, and back.
 [[nodiscard]] int64_t days_from_civil(int64_t year, int month, int day) noexcept;
 [[nodiscard]] civil_time civil_from_unix_nanos(int64_t unix_nanos) noexcept;
+/// The same from whole seconds (nanos 0): any year, beyond int64 nanoseconds' 1677..2262.
+[[nodiscard]] civil_time civil_from_unix_seconds(int64_t unix_seconds) noexcept;
 
 /// "2025-02-20T15:55:44-05:00": whole seconds, shifted by utc_offset_seconds; "Z" when the
 /// offset is zero (Go's time.RFC3339, which zerolog uses).

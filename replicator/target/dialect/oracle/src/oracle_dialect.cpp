@@ -7,6 +7,7 @@
 
 #include "molt/common/integer_text.hpp"
 #include "molt/common/log.hpp"
+#include "molt/common/odbc_setup.hpp"
 #include "molt/proto/batch.hpp"
 #include "molt/replicator/dialect/oracle.hpp"
 
@@ -40,40 +41,27 @@ bool is_zoned(const column_info& c) {
 // a CAST to VARCHAR2(n) could cut a value that the column then stores, where the column itself
 // refuses one that is too long (ORA-12899). Parameters are ODBC's own ?: SOCI rewrites each
 // :name it finds outside single quotes, and binds by position anyway.
-std::string placeholder(const column_info& c, size_t /*n*/) {
-    const std::string& t = c.type_name;
-    if (t == "date") {
-        return "TO_DATE(?, 'YYYY-MM-DD HH24:MI:SS')";
-    }
-    if (t == "timestamp") {
-        return "TO_TIMESTAMP(?, 'YYYY-MM-DD HH24:MI:SS.FF9')";
-    }
-    if (is_zoned(c)) {
-        return "TO_TIMESTAMP_TZ(?, 'YYYY-MM-DD HH24:MI:SS.FF9 TZH:TZM')";
-    }
-    if (t == "interval day to second") {
-        return "TO_DSINTERVAL(?)";
-    }
-    if (t == "interval year to month") {
-        return "TO_YMINTERVAL(?)";
-    }
-    if (t == "raw") {
-        return "HEXTORAW(?)";
-    }
-    if (t == "blob") {
-        return "TO_BLOB(HEXTORAW(?))";
-    }
-    if (t == "clob") {
-        return "TO_CLOB(?)";
-    }
-    if (t == "nclob") {
-        return "TO_NCLOB(?)";
-    }
-    if (t == "binary_double") {
-        return "TO_BINARY_DOUBLE(?)";
-    }
-    if (t == "binary_float") {
-        return "TO_BINARY_FLOAT(?)";
+std::string placeholder(const column_info& c) {
+    // By base type: the function that reads the bound text.
+    static constexpr std::pair<std::string_view, std::string_view> readers[] = {
+        {"date", "TO_DATE(?, 'YYYY-MM-DD HH24:MI:SS')"},
+        {"timestamp", "TO_TIMESTAMP(?, 'YYYY-MM-DD HH24:MI:SS.FF9')"},
+        {"timestamp with time zone", "TO_TIMESTAMP_TZ(?, 'YYYY-MM-DD HH24:MI:SS.FF9 TZH:TZM')"},
+        {"timestamp with local time zone",
+         "TO_TIMESTAMP_TZ(?, 'YYYY-MM-DD HH24:MI:SS.FF9 TZH:TZM')"},
+        {"interval day to second", "TO_DSINTERVAL(?)"},
+        {"interval year to month", "TO_YMINTERVAL(?)"},
+        {"raw", "HEXTORAW(?)"},
+        {"blob", "TO_BLOB(HEXTORAW(?))"},
+        {"clob", "TO_CLOB(?)"},
+        {"nclob", "TO_NCLOB(?)"},
+        {"binary_double", "TO_BINARY_DOUBLE(?)"},
+        {"binary_float", "TO_BINARY_FLOAT(?)"},
+    };
+    for (const auto& [type, reader] : readers) {
+        if (c.type_name == type) {
+            return std::string(reader);
+        }
     }
     if (is_number(c)) {
         return fmt::format("CAST(? AS {})", c.sql_type);
@@ -100,7 +88,7 @@ result<std::optional<std::string>> some(result<std::string> r, const column_info
 // writes after it ("native error N").
 int ora_number_of(const error& e) {
     const std::string& m = e.message();
-    if (const int n = ora_number(m); n != 0) {
+    if (const int n = odbc_setup::ora_number(m); n != 0) {
         return n;
     }
     constexpr std::string_view marker = "native error ";
@@ -162,7 +150,7 @@ public:
             const column_info& c = t.columns[columns[i]];
             const std::string name = q(c.name);
             names += (i == 0 ? "" : ",") + name;
-            values += (i == 0 ? "" : ", ") + placeholder(c, i + 1);
+            values += (i == 0 ? "" : ", ") + placeholder(c);
             inserted += (i == 0 ? "" : ", ") + fmt::format("x.{}", name);
             if (c.pk_position >= 0) {
                 on += fmt::format("{}{}.{} = x.{}", on.empty() ? "" : " AND ", table, name, name);
@@ -186,7 +174,7 @@ public:
         std::string values;
         for (size_t k = 0; k < t.pk_count; ++k) {
             names += (k == 0 ? "" : ",") + q(t.columns[k].name);
-            values += (k == 0 ? "" : ",") + placeholder(t.columns[k], k + 1);
+            values += (k == 0 ? "" : ",") + placeholder(t.columns[k]);
         }
         return fmt::format("DELETE FROM {} WHERE ({})IN(({}))", t.qualified.quoted(dialect::oracle),
                            names, values);

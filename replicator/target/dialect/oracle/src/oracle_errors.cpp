@@ -3,21 +3,6 @@
 
 namespace molt::replicator::oracle {
 
-int ora_number(std::string_view message) noexcept {
-    for (size_t at = message.find("ORA-"); at != std::string_view::npos;
-         at = message.find("ORA-", at + 4)) {
-        int number = 0;
-        size_t i = at + 4;
-        for (; i < message.size() && i < at + 9 && message[i] >= '0' && message[i] <= '9'; ++i) {
-            number = number * 10 + (message[i] - '0');
-        }
-        if (i == at + 9) {
-            return number;
-        }
-    }
-    return 0;
-}
-
 retry_class classify_ora(int number) noexcept {
     switch (number) {
     // A unique value another row still holds (another row order may succeed); concurrent

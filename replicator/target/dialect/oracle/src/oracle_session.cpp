@@ -36,7 +36,7 @@ result<std::unique_ptr<target_session>> connect(const conn_url& url,
     options.classify = [](const odbc::diagnostic& d) {
         // The ORA number from the message ("[Oracle][ODBC][Ora]ORA-00060: ..."), else the
         // driver's native code.
-        int number = ora_number(d.message);
+        int number = odbc_setup::ora_number(d.message);
         if (number == 0 && d.native > 0) {
             number = static_cast<int>(d.native);
         }

@@ -24,19 +24,6 @@ bool digits(std::string_view s) {
            std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
 }
 
-// Days since 1970-01-01 back to a date (proleptic Gregorian).
-void civil_from_days(int64_t z, int& year, int& month, int& day) {
-    z += 719468;
-    const int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-    const int64_t doe = z - era * 146097;
-    const int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    const int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    const int64_t mp = (5 * doy + 2) / 153;
-    day = static_cast<int>(doy - (153 * mp + 2) / 5 + 1);
-    month = static_cast<int>(mp < 10 ? mp + 3 : mp - 9);
-    year = static_cast<int>(yoe + era * 400 + (month <= 2 ? 1 : 0));
-}
-
 // The same instant in UTC (offset removed).
 crdb_time to_utc(crdb_time t) {
     if (!t.offset_seconds || *t.offset_seconds == 0) {
@@ -45,18 +32,15 @@ crdb_time to_utc(crdb_time t) {
         }
         return t;
     }
-    int64_t seconds = days_from_civil(t.year, t.month, t.day) * 86400 + t.hour * 3600 +
-                      t.minute * 60 + t.second - *t.offset_seconds;
-    int64_t days = seconds / 86400;
-    int64_t rest = seconds % 86400;
-    if (rest < 0) {
-        rest += 86400;
-        --days;
-    }
-    civil_from_days(days, t.year, t.month, t.day);
-    t.hour = static_cast<int>(rest / 3600);
-    t.minute = static_cast<int>(rest % 3600 / 60);
-    t.second = static_cast<int>(rest % 60);
+    const civil_time utc =
+        civil_from_unix_seconds(days_from_civil(t.year, t.month, t.day) * 86400 + t.hour * 3600 +
+                                t.minute * 60 + t.second - *t.offset_seconds);
+    t.year = static_cast<int>(utc.year);
+    t.month = utc.month;
+    t.day = utc.day;
+    t.hour = utc.hour;
+    t.minute = utc.minute;
+    t.second = utc.second;
     t.offset_seconds = 0;
     return t;
 }

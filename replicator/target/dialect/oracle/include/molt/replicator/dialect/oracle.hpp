@@ -110,8 +110,7 @@ struct crdb_time {
 
 // --- Errors ----------------------------------------------------------------------------------
 
-/// The first ORA-NNNNN number in a message, or 0.
-[[nodiscard]] int ora_number(std::string_view message) noexcept;
+/// The first ORA-NNNNN number in a message: molt::odbc_setup::ora_number (molt uses it too).
 
 /// The retry class of an ORA number.
 [[nodiscard]] retry_class classify_ora(int number) noexcept;
