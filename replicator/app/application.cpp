@@ -22,6 +22,8 @@
 #include "molt/replicator/dialect/mysql.hpp"
 #include "molt/replicator/dialect/oracle.hpp"
 #include "molt/replicator/dialect/postgres.hpp"
+#include "molt/replicator/script/script_acceptor.hpp"
+#include "molt/replicator/script/userscript.hpp"
 #include "molt/replicator/sequencer/consistent_applier.hpp"
 #include "molt/replicator/server/http_server.hpp"
 #include "molt/replicator/server/router.hpp"
@@ -161,6 +163,22 @@ int run_start(start_config cfg) {
         log::info().msg("--stagingConn is not used in immediate mode with --disableAuthentication");
     }
 
+    metrics::registry metrics;
+    // The userscript, loaded (and run once) before anything listens: a bad one ends here.
+    std::unique_ptr<script::userscript> userscript;
+    if (!cfg.userscript.empty()) {
+        script::limits limits;
+        limits.call_timeout =
+            std::chrono::duration_cast<std::chrono::milliseconds>(cfg.userscript_timeout);
+        limits.heap_bytes = cfg.userscript_max_heap;
+        auto loaded = script::userscript::load(cfg.userscript, limits, &metrics);
+        if (!loaded) {
+            return fail(loaded.error().message());
+        }
+        userscript = std::move(loaded).value();
+        log::info().str("userscript", cfg.userscript).msg("userscript loaded");
+    }
+
     // TLS material. --disableAuthentication trusts every caller: no client certificate is asked
     // for, so one that --tlsClientCA would refuse cannot fail the handshake either.
     const std::string client_ca = cfg.disable_authentication ? std::string() : cfg.tls_client_ca;
@@ -184,7 +202,6 @@ int run_start(start_config cfg) {
     }
 
     // The target.
-    metrics::registry metrics;
     std::unique_ptr<target_dialect> dialect;
     session_pool::connect_fn connect_target;
     switch (target.dialect()) {
@@ -292,14 +309,36 @@ int run_start(start_config cfg) {
         options.request_timeout = std::min(cfg.apply_timeout, cfg.http_response_timeout);
         options.apply_timeout = cfg.apply_timeout;
         options.fatal = apply.fatal;
+        if (userscript) {
+            options.transform =
+                [&userscript](const qualified_name& schema, const schema_snapshot& snapshot,
+                              const proto::batch& rows) -> result<std::optional<proto::batch>> {
+                if (!userscript->handles_tables(schema)) {
+                    return std::optional<proto::batch>();
+                }
+                auto changed = userscript->run(schema, snapshot, rows, script::table_phase);
+                if (!changed) {
+                    return changed.error();
+                }
+                return std::optional<proto::batch>(std::move(changed).value());
+            };
+        }
         consistent = std::make_unique<consistent_applier>(*dialect, pool, schemas, *staging,
                                                           metrics, options);
         if (auto started = consistent->start(); !started) {
             return fail(started.error().message());
         }
     }
-    mutation_acceptor& applier = immediate ? static_cast<mutation_acceptor&>(*immediate)
-                                           : static_cast<mutation_acceptor&>(*consistent);
+    mutation_acceptor& mode_applier = immediate ? static_cast<mutation_acceptor&>(*immediate)
+                                                : static_cast<mutation_acceptor&>(*consistent);
+    std::unique_ptr<script::script_acceptor> scripted;
+    if (userscript) {
+        scripted = std::make_unique<script::script_acceptor>(
+            mode_applier, *userscript, schemas, cfg.immediate,
+            std::min(cfg.apply_timeout, cfg.http_response_timeout));
+    }
+    mutation_acceptor& applier =
+        scripted ? static_cast<mutation_acceptor&>(*scripted) : mode_applier;
 
     // The readiness check: staging, then the target (as the original). The cause stays in the
     // log; callers only learn which part failed.

@@ -7,6 +7,7 @@
 #include "molt/common/version.hpp"
 #include "molt/replicator/app/application.hpp"
 #include "molt/replicator/app/start_config.hpp"
+#include "molt/replicator/script/userscript.hpp"
 
 namespace molt::replicator {
 namespace {
@@ -20,6 +21,7 @@ Usage:
 Available Commands:
   make-jwt    Make a JSON Web Token that lets a changefeed write to given schemas
   start       Start the changefeed webhook server
+  userscript  Print the userscript API's TypeScript declarations and an example
   version     Print the version and build information
   help        Help about any command
 
@@ -33,6 +35,39 @@ Use "replicator [command] --help" for more information about a command.
 int usage_error(std::ostream& err, std::string_view message) {
     err << "Error: " << message << "\n";
     return to_int(exit_code::failure);
+}
+
+constexpr std::string_view userscript_help =
+    R"(A userscript (replicator start --userscript FILE.ts) filters, changes and routes rows on their
+way to the target, written in TypeScript or JavaScript against the replicator@v2 API below.
+The replicator strips its types with esbuild (on PATH) and runs it in an embedded JavaScript
+engine; files of the script's folder can be imported. See replicator/README.md, "Userscripts".
+
+Usage:
+  replicator userscript [--api]
+
+Flags:
+      --api   print only the API's declarations (replicator userscript --api > replicator@v2.d.ts)
+)";
+
+int run_userscript(const std::vector<std::string_view>& args, std::ostream& out,
+                   std::ostream& err) {
+    if (args.size() == 1 && args[0] == "--api") {
+        out << script::api_declarations();
+        return to_int(exit_code::ok);
+    }
+    if (!args.empty() && (args[0] == "--help" || args[0] == "-h")) {
+        out << userscript_help;
+        return to_int(exit_code::ok);
+    }
+    if (!args.empty()) {
+        return usage_error(err, "unknown argument " + log::sanitize(args[0]) +
+                                    " for \"replicator userscript\" (only --api)");
+    }
+    out << userscript_help << "\n===== VVV replicator@v2.d.ts VVV =====\n\n"
+        << script::api_declarations() << "\n===== VVV example-userscript.ts VVV ===== \n\n"
+        << script::example_script();
+    return to_int(exit_code::ok);
 }
 
 }  // namespace
@@ -51,6 +86,9 @@ int run_cli(const std::vector<std::string_view>& args, std::ostream& out, std::o
     if (args[0] == "--version" || args[0] == "version") {
         out << version_text("replicator");
         return to_int(exit_code::ok);
+    }
+    if (args[0] == "userscript") {
+        return run_userscript({args.begin() + 1, args.end()}, out, err);
     }
     if (args[0] == "make-jwt") {
         return run_make_jwt({args.begin() + 1, args.end()}, out, err);

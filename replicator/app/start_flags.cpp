@@ -123,7 +123,14 @@ constexpr flag flags[] = {
     {"tlsPrivateKey", kind::string, "", "the PEM private key of the HTTPS server"},
     {"tlsSelfSigned", kind::boolean, "",
      "generate a self-signed certificate for localhost, 127.0.0.1 and ::1"},
-    {"userscript", kind::string, "", "a TypeScript or JavaScript userscript (not supported yet)"},
+    {"userscript", kind::string, "",
+     "a TypeScript or JavaScript file that filters, changes and routes rows with the "
+     "replicator@v2 API (see replicator/README.md, Userscripts); needs esbuild on PATH"},
+    {"userscriptMaxHeap", kind::size, "512MiB",
+     "the most memory one call into the userscript may allocate; beyond, the call fails"},
+    {"userscriptTimeout", kind::duration, "10s",
+     "the longest one userscript handler (or the script's loading) may run; beyond, it is "
+     "stopped and its batch fails"},
 };
 
 // Flags of cockroachdb/replicator that this build does not support yet: refused by name rather
@@ -451,6 +458,20 @@ result<start_config> parse_start_flags(const std::vector<std::string_view>& raw_
                                     : fmt::format("--maxBodySize: {}", size.error().message()));
         }
     }
+    if (auto v = text("userscriptMaxHeap")) {
+        auto size = parse_size(*v);
+        if (size && *size >= (size_t{1} << 20) && *size <= (size_t{4} << 30)) {
+            cfg.userscript_max_heap = *size;
+        } else {
+            problems.push_back(
+                size ? "--userscriptMaxHeap must be between 1MiB and 4GiB"
+                     : fmt::format("--userscriptMaxHeap: {}", size.error().message()));
+        }
+    }
+    duration("userscriptTimeout", cfg.userscript_timeout, true);
+    if (cfg.userscript_timeout < std::chrono::milliseconds(1)) {
+        problems.emplace_back("--userscriptTimeout must be at least 1ms");
+    }
     duration("httpReadTimeout", cfg.http_read_timeout, true);
     duration("httpIdleTimeout", cfg.http_idle_timeout, true);
     duration("httpResponseTimeout", cfg.http_response_timeout, true);
@@ -538,8 +559,8 @@ result<start_config> parse_start_flags(const std::vector<std::string_view>& raw_
             problems.push_back(fmt::format("--{}: cannot read \"{}\"", name, *path));
         }
     }
-    if (!cfg.userscript.empty()) {
-        problems.emplace_back("--userscript: userscripts are not supported yet");
+    if (!cfg.userscript.empty() && !readable_file(cfg.userscript)) {
+        problems.push_back(fmt::format("--userscript: cannot read \"{}\"", cfg.userscript));
     }
     if (cfg.staging && cfg.staging->dialect() != dialect::postgres) {
         problems.emplace_back(

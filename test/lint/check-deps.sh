@@ -31,6 +31,7 @@ module_of_file() {
         replicator/target/apply/*) echo target_apply ;;
         replicator/staging/*) echo staging ;;
         replicator/sequencer/*) echo sequencer ;;
+        replicator/script/*) echo script ;;
         replicator/target/dialect/soci/*) echo soci ;;
         replicator/target/dialect/odbc/*) echo odbc ;;
         replicator/target/dialect/postgres/*) echo postgres ;;
@@ -49,6 +50,7 @@ module_of_include() {
         molt/replicator/target/*) echo target_apply ;;
         molt/replicator/staging/*) echo staging ;;
         molt/replicator/sequencer/*) echo sequencer ;;
+        molt/replicator/script/*) echo script ;;
         molt/replicator/dialect/soci*) echo soci ;;
         molt/replicator/dialect/odbc*) echo odbc ;;
         molt/replicator/dialect/postgres*) echo postgres ;;
@@ -60,13 +62,14 @@ module_of_include() {
 # allowed MODULE: the replicator subsystems MODULE may include (itself included).
 allowed() {
     case $1 in
-        app) echo "app server source_cdc core target_apply staging sequencer soci postgres mysql oracle" ;;
+        app) echo "app server source_cdc core target_apply staging sequencer script soci postgres mysql oracle" ;;
         server) echo "server source_cdc core" ;;
         source_cdc) echo "source_cdc core" ;;
         core) echo "core" ;;
         target_apply) echo "target_apply core" ;;
         staging) echo "staging target_apply core" ;;
         sequencer) echo "sequencer staging target_apply core" ;;
+        script) echo "script target_apply core" ;;
         soci) echo "soci core" ;;
         postgres) echo "postgres soci core" ;;
         mysql) echo "mysql soci core" ;;

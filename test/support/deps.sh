@@ -12,6 +12,8 @@ packages=(
     libboost-dev libboost-program-options-dev libboost-system-dev libboost-filesystem-dev
     libsoci-dev libpq-dev libmariadb-dev rapidjson-dev libfmt-dev catch2 libssl-dev openssl
     zlib1g-dev libzstd-dev libjwt-dev prometheus-cpp-dev unixodbc-dev
+    # userscripts: the JavaScript engine, and esbuild (run by the replicator to strip types)
+    libmozjs-102-dev esbuild
     # throwaway test servers and their clients
     postgresql-15 postgresql-client-15 postgresql-15-wal2json mariadb-server mariadb-client
     # used by tests; the ODBC drivers carry the Oracle dialect's ODBC path in tests

@@ -41,6 +41,17 @@ result<bool> begin_chunk(target_session& db, const chunk_target& target, const c
 
 }  // namespace
 
+result<std::optional<proto::batch>> chunk_applier::transform(const chunk_target& target,
+                                                             const proto::batch& rows) const {
+    auto changed = options_.transform(target.schema, *target.snapshot, rows);
+    if (!changed) {
+        // Retried with backoff until the script accepts the rows, never applied unchanged: a
+        // stall (error-level logs at least once a minute, apply_stalled), not a conflict.
+        return error{changed.error().code(), changed.error().message(), retry_class::none};
+    }
+    return changed;
+}
+
 struct chunk_applier::retry_state {
     retry_state(const chunk_options& options, uint64_t sequence, const std::string& label)
         : jitter(static_cast<uint32_t>(sequence * 7919 + 17)),
@@ -62,6 +73,7 @@ result<void> chunk_applier::apply(const chunk& c, chunk_target target,
         return decoded.error().with_context("staged mutations cannot be decoded");
     }
     retry_state state(options_, c.sequence, target.label);
+    bool transformed = !options_.transform;
     // How the chunk is written, escalated by unique key and foreign key conflicts (never
     // relaxed for a later attempt of this chunk): the folded plan with upserts first; the folded
     // plan with deletes first (a unique value a deleted row frees for another row of the chunk),
@@ -90,10 +102,23 @@ result<void> chunk_applier::apply(const chunk& c, chunk_target target,
             return error{errc::cancelled, "stopping"};
         }
         const auto start = clock_type::now();
-        auto plan =
-            plan_batch(*target.snapshot, *decoded, dialect_, options_.flush_size,
-                       how == approach::folded_deletes_first ? statement_order::deletes_first
-                                                             : statement_order::upserts_first);
+        std::optional<error> refused;  // by the userscript: retried like a failed attempt
+        if (!transformed) {
+            auto changed = transform(target, *decoded);
+            if (changed) {
+                if (*changed) {
+                    *decoded = std::move(**changed);
+                }
+                transformed = true;
+            } else {
+                refused = changed.error();
+            }
+        }
+        auto plan = refused ? result<apply_plan>(*refused)
+                            : plan_batch(*target.snapshot, *decoded, dialect_, options_.flush_size,
+                                         how == approach::folded_deletes_first
+                                             ? statement_order::deletes_first
+                                             : statement_order::upserts_first);
         error failure{errc::internal, ""};
         auto ready = options_.fatal != nullptr && plan ? options_.fatal->ready(*target.snapshot)
                                                        : result<void>(ok());
@@ -293,6 +318,15 @@ result<chunk_applier::planned_page> chunk_applier::plan_page(std::string body,
     auto decoded = proto::decode_ndjson(std::move(body));
     if (!decoded) {
         return decoded.error().with_context("staged mutations cannot be decoded");
+    }
+    if (options_.transform) {
+        auto changed = transform(target, *decoded);
+        if (!changed) {
+            return changed.error();
+        }
+        if (*changed) {
+            *decoded = std::move(**changed);
+        }
     }
     auto plan = plan_batch(*target.snapshot, *decoded, dialect_, options_.flush_size,
                            statement_order::upserts_first);

@@ -160,6 +160,15 @@ result<void> consistent_applier::apply_late_rows(group& g,
     if (!decoded) {
         return decoded.error().with_context("late rows cannot be decoded");
     }
+    if (options_.transform) {
+        auto changed = options_.transform(g.schema, **snapshot, *decoded);
+        if (!changed) {
+            return changed.error();
+        }
+        if (*changed) {
+            *decoded = std::move(**changed);
+        }
+    }
     auto plan = plan_batch(**snapshot, *decoded, dialect_, options_.flush_size,
                            statement_order::upserts_first);
     if (!plan) {

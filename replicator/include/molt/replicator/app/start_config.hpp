@@ -66,7 +66,10 @@ struct start_config {
     log::format log_format = log::format::json;  ///< --logFormat json|text (fluent = json)
     std::string log_destination;                 ///< --logDestination: a file instead of stdout
     int verbosity = 0;                           ///< -v debug, -vv trace
-    std::string userscript;                      ///< --userscript (refused: not supported yet)
+    std::string userscript;                      ///< --userscript: a file, or empty
+    std::chrono::nanoseconds userscript_timeout =
+        std::chrono::seconds(10);                    ///< --userscriptTimeout
+    size_t userscript_max_heap = size_t{512} << 20;  ///< --userscriptMaxHeap
 };
 
 /// Parses the arguments after "start" and runs preflight. On failure the error message lists

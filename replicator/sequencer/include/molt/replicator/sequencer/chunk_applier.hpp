@@ -44,6 +44,13 @@
 
 namespace molt::replicator {
 
+/// Changes staged rows before they are applied: the userscript's table-level handlers
+/// (replicator/README.md, "Userscripts"); nullopt when it leaves the schema's rows alone. An
+/// error leaves the rows unapplied: the chunk retries with backoff, logged, until the script
+/// accepts them.
+using row_transform = std::function<result<std::optional<proto::batch>>(
+    const qualified_name& schema, const schema_snapshot& target, const proto::batch& rows)>;
+
 struct chunk_options {
     size_t flush_size = 1000;                                           ///< rows per statement
     std::chrono::nanoseconds apply_timeout = std::chrono::seconds(30);  ///< per attempt
@@ -51,6 +58,7 @@ struct chunk_options {
     std::chrono::milliseconds max_backoff{5000};
     /// Rows the target refuses (--fatalRowPolicy): the DLQ, apply_stalled; null: stall.
     const fatal_rows* fatal = nullptr;
+    row_transform transform;  ///< empty: rows are applied as staged
 };
 
 /// The counters a chunk moves.
@@ -118,6 +126,9 @@ private:
     };
     result<planned_page> plan_page(std::string body, const chunk_target& target,
                                    const chunk_hooks& hooks) const;
+    /// options_.transform on a chunk's rows; its errors retry.
+    result<std::optional<proto::batch>> transform(const chunk_target& target,
+                                                  const proto::batch& rows) const;
     /// Whether the large chunk deletes rows another table references (a read of its pages).
     result<bool> deletes_referenced_rows_large(const chunk& c, const chunk_target& target,
                                                const chunk_hooks& hooks) const;

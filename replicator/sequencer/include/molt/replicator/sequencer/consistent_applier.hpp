@@ -63,6 +63,7 @@ struct consistent_options {
     std::chrono::milliseconds first_backoff{50};
     std::chrono::milliseconds max_backoff{5000};
     fatal_row_options fatal;  ///< --fatalRowPolicy, --dlqTableName
+    row_transform transform;  ///< --userscript's table-level handlers (empty: none)
 };
 
 /// The name of the progress table the consistent mode keeps in each target schema.

@@ -1,0 +1,74 @@
+// The userscript APIs of this replicator (`replicator userscript --api`): replicator@v2, and what
+// it serves of replicator@v1. Import one with: import * as api from "replicator@v2";
+// Types are stripped, never checked: a script that does not type-check still runs.
+declare module "replicator@v2" {
+  /** Every number arrives as a string (its exact text): parse it, and return a string or a number. */
+  type RowValue = string | number | boolean | null | Row | Array<RowValue>;
+  type Row = { [column: string]: RowValue };
+  /** schema: the target schema as the webhook path names it ("db.public", or "db" on MySQL).
+   *  table: the changefeed's table (schema level) or the target table (table level). */
+  type Metadata = { schema: string; table: string };
+
+  /** Return the row (changed or not), null to skip it, or { table: [rows] } to route it. */
+  type RowHandlerFn = (row: Row, metadata: Metadata) => Row | Record<string, Row[]> | null;
+
+  /** Handlers for the rows of one target schema, run in the request, before staging. Both are
+   *  required; names are matched ignoring ASCII case. */
+  function configureTargetSchema(
+    targetSchemaName: string,
+    handlers: { onRowUpsert: RowHandlerFn; onRowDelete: RowHandlerFn },
+  ): void;
+
+  /** keyVals: the primary key's values as strings, in key order; return them (changed or not)
+   *  or null to skip the delete. */
+  type onRowUpsertFn = (row: Row, meta: Metadata) => Row | null;
+  type onRowDeleteFn = (keyVals: string[], meta: Metadata) => string[] | null;
+
+  /** Handlers for target tables ("table" in any schema, or "schema.table"), run when rows are
+   *  applied (in the request with --immediate). A missing handler passes rows through.
+   *  onWrite is not supported by this replicator yet. */
+  function configureTargetTables(
+    tables: string[],
+    configuration: { onRowUpsert?: onRowUpsertFn; onRowDelete?: onRowDeleteFn },
+  ): void;
+}
+
+/** The older API (also imported as "cdc-sink@v1"), as far as this replicator serves it: sources
+ *  and the row functions of tables. apply, merge, cas, deadlines, exprs, extras, rowLimit and
+ *  setOptions are refused at load. */
+declare module "replicator@v1" {
+  /** "__REPLICATION_KEY__": a document that is exactly { [replicationKey]: [key…] } passes a
+   *  delete's key on to another table. */
+  const replicationKey: string;
+  type Table = string; // "t", "schema.t" or "db.schema.t"; parts may be double-quoted
+  type Column = string;
+  type Document = { [x: string]: DocumentValue };
+  type DocumentValue = null | boolean | number | string | Document | Array<DocumentValue>;
+  /** sourceName: the target schema, as for configureTargetSchema. dispatch and deletesTo run in
+   *  the request, before staging; meta is { [sourceName]: true, schema, table, nanos (string),
+   *  logical, before }. */
+  function configureSource(
+    sourceName: string,
+    props:
+      | {
+          dispatch: (doc: Document, meta: Document) => Record<Table, Document[]> | null;
+          deletesTo: Table | ((doc: Document, meta: Document) => Record<Table, Document[]> | null);
+        }
+      | { target: Table },
+  ): void;
+  /** map and deleteKey run when rows are applied; ignore drops columns from what is written. */
+  function configureTable(
+    tableName: Table,
+    props: Partial<{
+      map: (doc: Document, meta: Document) => Document | null;
+      deleteKey: (key: DocumentValue[], meta: Document) => DocumentValue[] | null;
+      ignore: { [k: Column]: boolean };
+    }>,
+  ): void;
+  function randomUUID(): string;
+}
+
+/** Script output goes to the replicator's log: log and info at info, debug with -v, trace with
+ *  -vv, warn, error. disable() and enable() switch all of it. */
+declare var console: Record<"log" | "info" | "debug" | "trace" | "warn" | "error",
+                            (...args: any[]) => void> & { disable(): void; enable(): void };

@@ -1,0 +1,671 @@
+// The JavaScript half of the userscript host (userscript.cpp is the other): the module loader,
+// the replicator@v2 and @v1 APIs, and the row loop of each phase. Evaluated once, in strict mode, as a
+// function of `host`, the natives the C++ side gives it:
+//   host.compile(path)       -> {fn, map}: the module at `path` (relative to the script's
+//                               folder) stripped of types by esbuild and compiled as
+//                               function (exports, require, module); `map` its source map (JSON)
+//                               or ""; throws with esbuild's message
+//   host.log(level, text)    console output at a log level (0 trace … 4 error)
+//   host.levels              the lowest level the log writes (0 … 4)
+//   host.tick()              restarts the per-call limits before a handler runs
+//   host.uuid()              a random version 4 UUID (replicator@v1 randomUUID)
+// It returns {load, describe, run, current, failed}. Nothing of it is reachable from a script but
+// the API modules.
+(function (host) {
+  "use strict";
+
+  // Source maps: where a position of esbuild's output came from ------------------------------
+  const B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  const maps = new Map(); // path -> map JSON text, then the decoded lines
+  function decodeMappings(text) {
+    const lines = [];
+    let srcLine = 0;
+    let srcCol = 0;
+    for (const lineText of text.split(";")) {
+      const segments = [];
+      let genCol = 0;
+      for (const seg of lineText ? lineText.split(",") : []) {
+        const v = [];
+        let shift = 0;
+        let value = 0;
+        for (const ch of seg) {
+          const d = B64.indexOf(ch);
+          value += (d & 31) << shift;
+          if (d & 32) {
+            shift += 5;
+          } else {
+            v.push(value & 1 ? -(value >>> 1) : value >>> 1);
+            value = 0;
+            shift = 0;
+          }
+        }
+        genCol += v[0];
+        if (v.length >= 4) {
+          srcLine += v[2];
+          srcCol += v[3];
+          segments.push([genCol, srcLine, srcCol]);
+        }
+      }
+      lines.push(segments);
+    }
+    return lines;
+  }
+  // "path:line:column" in the script's own text for a position of the compiled module (line
+  // from 1, column from 1), or the compiled position when there is no map.
+  function original(path, line, column) {
+    let m = maps.get(path);
+    if (typeof m === "string") {
+      try {
+        m = m ? decodeMappings(JSON.parse(m).mappings) : [];
+      } catch (e) {
+        m = [];
+      }
+      maps.set(path, m);
+    }
+    const segments = m && m[line - 1];
+    if (segments && segments.length > 0) {
+      let best = segments[0];
+      for (const s of segments) {
+        if (s[0] <= column - 1) best = s;
+      }
+      return `${path}:${best[1] + 1}:${best[2] + 1}`;
+    }
+    return `${path}:${line}:${column}`;
+  }
+  // The first frame of an error's stack that is in a module of the script.
+  function where(e) {
+    const stack = e !== null && typeof e === "object" && typeof e.stack === "string" ? e.stack : "";
+    for (const frame of stack.split("\n")) {
+      const at = /@(.*):(\d+):(\d+)$/.exec(frame);
+      if (at && maps.has(at[1])) return original(at[1], Number(at[2]), Number(at[3]));
+    }
+    if (e !== null && typeof e === "object" && maps.has(e.fileName)) {
+      return original(e.fileName, e.lineNumber, e.columnNumber);
+    }
+    return "";
+  }
+  function describeError(e) {
+    let text;
+    if (e instanceof Error) {
+      text = `${e.name}: ${e.message}`;
+    } else {
+      try {
+        text = typeof e === "string" ? e : JSON.stringify(e);
+      } catch (_) {
+        text = String(e);
+      }
+      text = `thrown value ${text}`;
+    }
+    const at = where(e);
+    return at ? `${text} (at ${at})` : text;
+  }
+
+  // Console ----------------------------------------------------------------------------------
+  let consoleOn = true;
+  function show(v) {
+    if (typeof v === "string") return v;
+    if (v !== null && typeof v === "object" && !(v instanceof Error)) {
+      try {
+        return JSON.stringify(v);
+      } catch (_) {
+        // cycles: String() below
+      }
+    }
+    return String(v);
+  }
+  function printer(level) {
+    return (...args) => {
+      if (consoleOn && level >= host.levels) host.log(level, args.map(show).join(" "));
+    };
+  }
+  const console = Object.freeze({
+    trace: printer(0),
+    debug: printer(1),
+    log: printer(2),
+    info: printer(2),
+    warn: printer(3),
+    error: printer(4),
+    disable() {
+      consoleOn = false;
+    },
+    enable() {
+      consoleOn = true;
+    },
+  });
+  Object.defineProperty(globalThis, "console", { value: console, writable: false });
+
+  // Configuration recorded by replicator@v2 --------------------------------------------------
+  // ASCII case folding, as the C++ side and the apply path fold names.
+  const fold = (s) => s.replace(/[A-Z]+/g, (c) => c.toLowerCase());
+  // folded schema name -> {name, onRowUpsert, onRowDelete, v1?, labels?}
+  const schemaHandlers = new Map();
+  const REPLICATION_KEY = "__REPLICATION_KEY__";
+  const tableHandlers = []; // {name: folded table name, schema: folded schema or null, cfg}
+  let loading = true;
+  function mustLoad(what) {
+    if (!loading) throw new Error(`${what} can only be called while the script loads`);
+  }
+  function checkHandler(call, handlers, name, required) {
+    const h = handlers[name];
+    if (h === undefined || h === null) {
+      if (required) {
+        throw new TypeError(
+          `${call}: ${name} is missing: define both onRowUpsert and onRowDelete ` +
+            `(return the row to pass it through)`,
+        );
+      }
+      return null;
+    }
+    if (typeof h !== "function") throw new TypeError(`${call}: ${name} is not a function`);
+    return h;
+  }
+  function configureTargetSchema(name, handlers) {
+    mustLoad("configureTargetSchema");
+    if (typeof name !== "string" || name === "") {
+      throw new TypeError("configureTargetSchema: the first argument must name a target schema");
+    }
+    const call = `configureTargetSchema(${JSON.stringify(name)})`;
+    if (handlers === null || typeof handlers !== "object") {
+      throw new TypeError(`${call}: the second argument must be {onRowUpsert, onRowDelete}`);
+    }
+    schemaHandlers.set(fold(name), {
+      name,
+      onRowUpsert: checkHandler(call, handlers, "onRowUpsert", true),
+      onRowDelete: checkHandler(call, handlers, "onRowDelete", true),
+    });
+  }
+  function configureTargetTables(tables, cfg) {
+    mustLoad("configureTargetTables");
+    if (!Array.isArray(tables) || tables.some((t) => typeof t !== "string" || t === "")) {
+      throw new TypeError("configureTargetTables: the first argument must be an array of table names");
+    }
+    const call = `configureTargetTables(${JSON.stringify(tables)})`;
+    if (cfg === null || typeof cfg !== "object") {
+      throw new TypeError(`${call}: the second argument must be {onRowUpsert, onRowDelete, onWrite}`);
+    }
+    if (cfg.onWrite !== undefined) {
+      throw new TypeError(`${call}: onWrite is not supported by this replicator yet`);
+    }
+    const entry = {
+      onRowUpsert: checkHandler(call, cfg, "onRowUpsert", false),
+      onRowDelete: checkHandler(call, cfg, "onRowDelete", false),
+    };
+    for (const t of tables) addTable(t, entry);
+  }
+  // "t", "schema.t", "db.schema.t"; parts may be double-quoted ("a.b" is one part).
+  function splitName(text) {
+    const parts = [];
+    let cur = "";
+    let quoted = false;
+    for (let i = 0; i < text.length; i++) {
+      const c = text[i];
+      if (c === '"') {
+        if (quoted && text[i + 1] === '"') {
+          cur += '"';
+          i++;
+        } else {
+          quoted = !quoted;
+        }
+      } else if (c === "." && !quoted) {
+        parts.push(cur);
+        cur = "";
+      } else {
+        cur += c;
+      }
+    }
+    parts.push(cur);
+    return parts;
+  }
+  function addTable(t, entry) {
+    const parts = splitName(t);
+    tableHandlers.push({
+      name: fold(parts[parts.length - 1]),
+      schema: parts.length > 1 ? fold(parts.slice(0, -1).join(".")) : null,
+      cfg: entry,
+    });
+  }
+  function onlyInOnWrite(what) {
+    return () => {
+      throw new Error(`${what}() can only be called inside onWrite`);
+    };
+  }
+  const v2 = Object.freeze({
+    configureTargetSchema,
+    configureTargetTables,
+    getTX: onlyInOnWrite("getTX"),
+    write: onlyInOnWrite("write"),
+  });
+
+  // Modules ------------------------------------------------------------------------------------
+  // replicator@v1 (and its old name cdc-sink@v1): configureSource and configureTable with the
+  // row functions, on the same machinery. What writes beside the built-in writer (apply, merge,
+  // cas, deadlines, exprs, extras, rowLimit) and setOptions are refused by name at load.
+  function configureSource(name, props) {
+    mustLoad("configureSource");
+    if (typeof name !== "string" || name === "") {
+      throw new TypeError("configureSource: the first argument must name a source (the target schema)");
+    }
+    const call = `configureSource(${JSON.stringify(name)})`;
+    if (props === null || typeof props !== "object") {
+      throw new TypeError(`${call}: the second argument must be {dispatch, deletesTo} or {target}`);
+    }
+    const passKey = (table) => (doc, meta, ctx) => ({ [table]: [{ [REPLICATION_KEY]: ctx.key }] });
+    let upsert;
+    let del;
+    if (props.target !== undefined) {
+      if (typeof props.target !== "string" || props.target === "") {
+        throw new TypeError(`${call}: target must be a table name`);
+      }
+      const target = props.target;
+      upsert = (doc) => ({ [target]: [doc] });
+      del = passKey(target);
+    } else if (props.dispatch !== undefined) {
+      if (typeof props.dispatch !== "function") throw new TypeError(`${call}: dispatch is not a function`);
+      upsert = props.dispatch;
+      if (typeof props.deletesTo === "string" && props.deletesTo !== "") {
+        del = passKey(props.deletesTo);
+      } else if (typeof props.deletesTo === "function") {
+        del = props.deletesTo;
+      } else {
+        throw new TypeError(`${call}: dispatch needs deletesTo (a table name or a function)`);
+      }
+    } else {
+      throw new TypeError(`${call}: one of mapper or target must be set`);
+    }
+    schemaHandlers.set(fold(name), {
+      name,
+      v1: true,
+      onRowUpsert: upsert,
+      onRowDelete: del,
+      labels: { onRowUpsert: "dispatch", onRowDelete: "deletesTo" },
+    });
+  }
+  const V1_NOT_BUILT = ["apply", "cas", "deadlines", "exprs", "extras", "merge", "rowLimit"];
+  function configureTable(name, props) {
+    mustLoad("configureTable");
+    if (typeof name !== "string" || name === "") {
+      throw new TypeError("configureTable: the first argument must name a table");
+    }
+    const call = `configureTable(${JSON.stringify(name)})`;
+    if (props === null || typeof props !== "object") {
+      throw new TypeError(`${call}: the second argument must be an object of table options`);
+    }
+    for (const option of V1_NOT_BUILT) {
+      if (props[option] !== undefined) {
+        throw new TypeError(`${call}: ${option} is not supported by this replicator yet`);
+      }
+    }
+    const map = checkHandler(call, props, "map", false);
+    const deleteKey = checkHandler(call, props, "deleteKey", false);
+    const ignore = props.ignore ?? {};
+    if (ignore === null || typeof ignore !== "object") throw new TypeError(`${call}: ignore must be an object`);
+    const ignored = new Set(Object.keys(ignore).filter((k) => ignore[k]).map(fold));
+    const strip = (doc) => {
+      for (const k of Object.keys(doc)) {
+        if (ignored.has(fold(k))) delete doc[k];
+      }
+      return doc;
+    };
+    addTable(name, {
+      onRowUpsert:
+        map || ignored.size > 0
+          ? (row, meta) => {
+              const doc = map ? map(row, meta) : row;
+              if (!isRow(doc)) return doc;
+              return Object.keys(doc).length === 0 ? null : strip(doc);
+            }
+          : null,
+      onRowDelete: deleteKey,
+      labels: { onRowUpsert: "map", onRowDelete: "deleteKey" },
+    });
+  }
+  const v1 = Object.freeze({
+    replicationKey: REPLICATION_KEY,
+    configureSource,
+    configureTable,
+    getTX: () => {
+      throw new Error("getTX() works only inside apply, which this replicator does not support yet");
+    },
+    randomUUID: () => host.uuid(),
+    setOptions: () => {
+      throw new Error("setOptions() is not supported by this replicator: pass the flags on its command line");
+    },
+    standardMerge: () => {
+      throw new Error("standardMerge() is not supported by this replicator yet (merge)");
+    },
+  });
+  const modules = new Map([
+    ["replicator@v2", { exports: v2 }],
+    ["replicator@v1", { exports: v1 }],
+    ["cdc-sink@v1", { exports: v1 }],
+  ]);
+  function resolve(from, spec) {
+    if (modules.has(spec) && !modules.get(spec).path) return spec;
+    if (typeof spec !== "string" || spec === "") {
+      throw new Error(`${from}: require() needs a module name`);
+    }
+    let rest = spec;
+    const scheme = /^([a-zA-Z][a-zA-Z0-9+.-]*):/.exec(spec);
+    if (scheme) {
+      if (scheme[1].toLowerCase() !== "file") {
+        throw new Error(
+          `${from}: cannot import "${spec}": only files in the script's folder can be imported`,
+        );
+      }
+      rest = spec.slice(scheme[0].length).replace(/^\/\/[^/]*/, "");
+    }
+    const parts = rest.startsWith("/") ? [] : from.split("/").slice(0, -1);
+    for (const p of rest.split("/")) {
+      if (p === "" || p === ".") continue;
+      if (p === "..") {
+        if (parts.length === 0) {
+          throw new Error(
+            `${from}: cannot import "${spec}": it is outside the script's folder`,
+          );
+        }
+        parts.pop();
+      } else {
+        parts.push(p);
+      }
+    }
+    if (parts.length === 0) throw new Error(`${from}: cannot import "${spec}": not a file`);
+    if (from.endsWith(".ts") && !parts[parts.length - 1].includes(".")) {
+      parts[parts.length - 1] += ".ts";
+    }
+    return parts.join("/");
+  }
+  function load(path) {
+    const known = modules.get(path);
+    if (known) return known.exports;
+    const module = { exports: {}, path };
+    modules.set(path, module); // a cycle sees the partial exports, as in CommonJS
+    const compiled = host.compile(path);
+    maps.set(path, compiled.map);
+    const require = (spec) => {
+      if (!loading) {
+        throw new Error(`${path}: require(${JSON.stringify(spec)}) after the script has loaded: import modules at its top level`);
+      }
+      return load(resolve(path, spec));
+    };
+    compiled.fn.call(module.exports, module.exports, require, module);
+    return module.exports;
+  }
+
+  // Rows -------------------------------------------------------------------------------------
+  // A request or staged chunk for one target schema, as the C++ side writes it:
+  //   {tables: [{topic, table, rows: [{a: after|null, k: [key…], b?: before, u, m?}]}]}
+  // with every number as a string. `catalog` maps each folded target table name to
+  // [name, pk…]. The answer is a webhook body: {"payload": [messages…]}.
+  class ResultError extends Error {}
+  let current = null; // [handler, scope, table, key] of the handler running now
+  function currentText() {
+    if (!current) return "";
+    const [handler, scope, table, key] = current;
+    return `${handler} of ${scope} on table ${table}, key ${JSON.stringify(key)}`;
+  }
+  function isRow(v) {
+    return v !== null && typeof v === "object" && !Array.isArray(v);
+  }
+  function isRouting(v) {
+    const values = Object.values(v);
+    return values.length > 0 && values.every((rows) => Array.isArray(rows) && rows.every(isRow));
+  }
+  function kind(v) {
+    return v === null ? "null" : Array.isArray(v) ? "an array" : `a ${typeof v}`;
+  }
+  function refuse(text) {
+    throw new ResultError(`${currentText()} ${text}`);
+  }
+  function checkValues(row) {
+    for (const [column, v] of Object.entries(row)) {
+      const t = typeof v;
+      if (t === "function" || t === "symbol" || t === "bigint") {
+        refuse(`returned a row whose column ${column} holds a ${t}`);
+      }
+      if (t === "number" && !Number.isFinite(v)) {
+        refuse(`returned a row whose column ${column} holds ${v}, which no column can store`);
+      }
+      if (v !== null && t === "object" && typeof v.then === "function") {
+        refuse(`returned a row whose column ${column} holds a Promise`);
+      }
+    }
+  }
+  function findColumn(row, column) {
+    if (Object.prototype.hasOwnProperty.call(row, column)) return row[column];
+    const folded = fold(column);
+    for (const [k, v] of Object.entries(row)) {
+      if (fold(k) === folded) return v;
+    }
+    return undefined;
+  }
+  // The key of `row` in `table`; `fallback` (the incoming key) when the row lacks the key
+  // columns and goes back to its own table (a column family's message carries its key only there).
+  function keyOf(row, table, fallback) {
+    // The key of a delete whose table the target lacks, passed on (as replicator@v1 does).
+    const passed = row[REPLICATION_KEY];
+    if (Array.isArray(passed) && Object.keys(row).length === 1) {
+      if (passed.length !== table.length - 1) {
+        refuse(`returned ${passed.length} ${REPLICATION_KEY} values, but table ${table[0]} has ${table.length - 1} primary key columns`);
+      }
+      return passed;
+    }
+    const key = [];
+    for (const column of table.slice(1)) {
+      const v = findColumn(row, column);
+      if (v === undefined || v === null) {
+        if (fallback) return fallback;
+        refuse(`returned a row for table ${table[0]} without its primary key column ${column}`);
+      }
+      key.push(v);
+    }
+    return key;
+  }
+  // The last configuration naming the table wins.
+  function tableConfig(schemaKey, table) {
+    const name = fold(table);
+    for (let i = tableHandlers.length - 1; i >= 0; i--) {
+      const t = tableHandlers[i];
+      if (t.name === name && (t.schema === null || t.schema === schemaKey)) return t.cfg;
+    }
+    return null;
+  }
+  const copy = (v) => JSON.parse(JSON.stringify(v));
+  // Per handler of this run: [table ("*" for a schema-level handler), function, calls, rows
+  // filtered (null or {}), rows passed on].
+  let counts = new Map();
+  function count(table, fn, filtered) {
+    const k = `${table}\u0000${fn}`;
+    let c = counts.get(k);
+    if (!c) counts.set(k, (c = [table, fn, 0, 0, 0]));
+    c[2] += 1;
+    c[filtered ? 3 : 4] += 1;
+  }
+  // Keys compare by their text downstream (folding, staging, the scheduler): a key whose values
+  // read as the incoming ones keeps the incoming text (r.kt); another has its scalars as strings.
+  const KEY_MARK = "\u0000key";
+  const KEY_MARK_JSON = JSON.stringify(KEY_MARK);
+  const sameKey = (key, r) => key.length === r.k.length && key.every((v, i) => String(v) === String(r.k[i]));
+  const keyText = (v) => (v === null || typeof v === "object" || typeof v === "boolean" ? v : String(v));
+  function isPromise(v) {
+    return v !== null && typeof v === "object" && typeof v.then === "function";
+  }
+  function run(schema, input, catalogText, phases) {
+    current = null;
+    // Target tables by name as the catalog spells it; by folded name when that is not exact.
+    const catalog = JSON.parse(catalogText);
+    let folded = null;
+    const lookup = (name) => {
+      if (Object.prototype.hasOwnProperty.call(catalog, name)) return catalog[name];
+      if (!folded) {
+        folded = new Map();
+        for (const [k, t] of Object.entries(catalog)) {
+          if (!folded.has(fold(k))) folded.set(fold(k), t);
+        }
+      }
+      return folded.get(fold(name));
+    };
+    const request = JSON.parse(input);
+    const schemaKey = fold(schema);
+    const source = phases & 1 ? schemaHandlers.get(schemaKey) : undefined;
+    const out = [];
+    const emit = (topic, r, key, after) => {
+      const same = sameKey(key, r);
+      const m = { key: same ? KEY_MARK : key.map(keyText), topic, after, updated: r.u };
+      if ("b" in r) m.before = r.b;
+      if ("m" in r) m.mvcc_timestamp = r.m;
+      const text = JSON.stringify(m);
+      out.push(same ? text.replace(KEY_MARK_JSON, r.kt) : text);
+    };
+    const targetTable = (name) => {
+      const t = lookup(name);
+      if (!t) refuse(`returned rows for table ${name}, which target schema ${schema} does not have`);
+      return t;
+    };
+    // The table-level handlers of `table` on one row; `topic` the one it is emitted under.
+    const tablePhase = (table, topic, r, key, after) => {
+      const cfg = phases & 2 ? tableConfig(schemaKey, table[0]) : null;
+      const handler = after !== null ? "onRowUpsert" : "onRowDelete";
+      if (!cfg || !cfg[handler]) return emit(topic, r, key, after);
+      const meta = { schema, table: table[0] };
+      const label = cfg.labels ? cfg.labels[handler] : handler;
+      current = [label, cfg.labels ? "configureTable" : "configureTargetTables", table[0], key];
+      host.tick();
+      if (after !== null) {
+        const row = cfg.onRowUpsert(after, meta);
+        count(table[0], label, row === null || row === undefined);
+        if (row === null || row === undefined) return;
+        if (isPromise(row)) refuse("returned a Promise; row handlers return their result");
+        if (!isRow(row)) refuse(`returned ${kind(row)}; expected a row object or null`);
+        checkValues(row);
+        return emit(topic, r, keyOf(row, table, key), row);
+      }
+      const strings = key.map((v) => (typeof v === "string" ? v : JSON.stringify(v)));
+      const keys = cfg.onRowDelete(strings, meta);
+      const skipped = keys === null || keys === undefined || (Array.isArray(keys) && keys.length === 0);
+      count(table[0], label, skipped);
+      if (skipped) return;
+      if (isPromise(keys)) refuse("returned a Promise; row handlers return their result");
+      if (!Array.isArray(keys)) refuse(`returned ${kind(keys)}; expected an array of key values or null`);
+      if (keys.length !== table.length - 1) {
+        refuse(`returned ${keys.length} key values, but table ${table[0]} has ${table.length - 1} primary key columns`);
+      }
+      for (const v of keys) {
+        if (v === null || v === undefined || (typeof v === "number" && !Number.isFinite(v))) {
+          refuse(`returned the key value ${v}`);
+        }
+      }
+      return emit(topic, r, keys, null);
+    };
+    for (const group of request.tables) {
+      const own = lookup(group.table);
+      for (const r of group.rows) {
+        if (!source) {
+          // Without schema-level handlers a table the target lacks goes on unchanged, for the
+          // applier to refuse as it refuses any unknown table.
+          if (own) tablePhase(own, group.topic, r, r.k, r.a);
+          else emit(group.topic, r, r.k, r.a);
+          continue;
+        }
+        const deleted = r.a === null;
+        const handler = deleted ? "onRowDelete" : "onRowUpsert";
+        let arg = r.a;
+        if (deleted) {
+          arg = isRow(r.b) ? Object.assign({}, r.b) : {};
+          if (own) {
+            own.slice(1).forEach((column, i) => {
+              if (i < r.k.length) arg[column] = r.k[i];
+            });
+          } else {
+            arg[REPLICATION_KEY] = r.k;
+          }
+        }
+        const label = source.labels ? source.labels[handler] : handler;
+        const scopeName = source.v1 ? "configureSource" : "configureTargetSchema";
+        current = [label, `${scopeName}(${JSON.stringify(source.name)})`, group.table, r.k];
+        host.tick();
+        let result;
+        if (source.v1) {
+          // replicator@v1's meta: {<source>: true, schema, table, nanos, logical, before}, the
+          // HLC's wall time as a string (it has more digits than a double keeps).
+          const [nanos, logical] = r.u.split(".");
+          const meta = { [source.name]: true, schema, table: group.table, nanos, logical: Number(logical), before: r.b ?? null };
+          result = source[handler](arg, meta, { key: r.k });
+        } else {
+          result = source[handler](arg, { schema, table: group.table });
+        }
+        if (isPromise(result)) refuse("returned a Promise; row handlers return their result");
+        const dropped = result === null || result === undefined || (isRow(result) && Object.keys(result).length === 0);
+        count("*", label, dropped);
+        if (dropped) continue;
+        if (!isRow(result)) {
+          refuse(`returned ${kind(result)}; expected a row, a map of table names to arrays of rows, or null`);
+        }
+        const routed = isRouting(result) ? Object.entries(result) : [[group.table, [result]]];
+        const scope = current;
+        for (const [name, rows] of routed) {
+          for (const row of rows) {
+            current = scope;
+            if (Object.keys(row).length === 0) continue; // {} filters, as null does
+            const table = targetTable(name);
+            checkValues(row);
+            // Back to its own table: under its own topic (a column family's stays one).
+            const home = table === own;
+            const key = keyOf(row, table, home ? r.k : null);
+            tablePhase(table, home ? group.topic : table[0], r, copy(key), deleted ? null : copy(row));
+          }
+        }
+      }
+    }
+    current = null;
+    return `{"payload":[${out.join(",")}]}`;
+  }
+  function takeCounts() {
+    const out = JSON.stringify([...counts.values()]);
+    counts = new Map();
+    return out;
+  }
+
+  return {
+    // Loads the main module; an error names the file, line and column.
+    load(path) {
+      try {
+        load(path);
+      } catch (e) {
+        if (e === "out of memory") throw e;
+        throw new Error(describeError(e));
+      } finally {
+        loading = false;
+      }
+    },
+    // What the script configured: {schemas: [names], tables: [[schema|null, table]]}.
+    describe() {
+      return JSON.stringify({
+        schemas: [...schemaHandlers.values()].map((s) => s.name),
+        tables: tableHandlers.map((t) => [t.schema, t.name]),
+      });
+    },
+    // The rows as a webhook body, after a line of counts (takeCounts).
+    run(schema, input, catalog, phases) {
+      try {
+        const body = run(schema, input, catalog, phases);
+        return `${takeCounts()}\n${body}`;
+      } catch (e) {
+        if (e === "out of memory") throw e; // the C++ side reports the heap limit
+        if (e instanceof ResultError) throw new Error(e.message);
+        const scope = currentText();
+        throw new Error(scope ? `${scope} failed: ${describeError(e)}` : describeError(e));
+      }
+    },
+    // The handler that ran out of time, for the message.
+    current: currentText,
+    // After a failed run: [table ("*" at schema level), function] of the handler that failed
+    // (or ["", ""]), and the counts of the handlers that ran before it.
+    failed() {
+      const c = current || ["", "", ""];
+      const schemaLevel = c[1].startsWith("configureTargetSchema") || c[1].startsWith("configureSource");
+      const where = schemaLevel ? "*" : c[2];
+      current = null;
+      return `${takeCounts()}\n${JSON.stringify([c[0] ? where : "", c[0]])}`;
+    },
+  };
+});

@@ -1,0 +1,1107 @@
+#include "molt/replicator/script/userscript.hpp"
+
+// The only translation unit that includes SpiderMonkey. One thread owns the JSContext; every
+// call is a job queued to it. A watchdog thread interrupts a call that outlives its time limit.
+// The JavaScript half (loader, API, row loops) is runtime.js, compiled in as runtime_js_text.
+
+#include <fcntl.h>
+#include <jsapi.h>
+#include <jsfriendapi.h>
+#include <malloc.h>
+#include <spawn.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <charconv>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <future>
+#include <limits>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <set>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include <fmt/format.h>
+#include <js/CompilationAndEvaluation.h>
+#include <js/Conversions.h>
+#include <js/Initialization.h>
+#include <js/PropertyAndElement.h>
+#include <js/SourceText.h>
+#include <rapidjson/document.h>
+#if defined(__SANITIZE_ADDRESS__)
+// sanitizer/allocator_interface.h, not installed with GCC here.
+extern "C" size_t __sanitizer_get_current_allocated_bytes();
+#endif
+
+#include "molt/common/base64.hpp"
+#include "molt/common/json_text.hpp"
+#include "molt/common/log.hpp"
+#include "molt/proto/decoder.hpp"
+#include "molt/replicator/target/apply_plan.hpp"
+
+extern "C" char** environ;
+
+namespace molt::replicator::script {
+
+extern const char* const runtime_js_text;
+extern const char* const api_declarations_text;
+extern const char* const example_script_text;
+
+std::string_view api_declarations() noexcept {
+    return api_declarations_text;
+}
+
+std::string_view example_script() noexcept {
+    return example_script_text;
+}
+
+namespace fs = std::filesystem;
+using clock_type = std::chrono::steady_clock;
+
+namespace {
+
+// esbuild --------------------------------------------------------------------------------------
+
+std::optional<fs::path> find_on_path(std::string_view program) {
+    const char* path = std::getenv("PATH");
+    std::string_view rest = path != nullptr ? path : "/usr/local/bin:/usr/bin:/bin";
+    while (!rest.empty()) {
+        const size_t colon = std::min(rest.find(':'), rest.size());
+        const fs::path candidate = fs::path(rest.substr(0, colon)) / program;
+        rest.remove_prefix(std::min(colon + 1, rest.size()));
+        if (::access(candidate.c_str(), X_OK) == 0 && fs::is_regular_file(candidate)) {
+            return candidate;
+        }
+    }
+    return std::nullopt;
+}
+
+std::string read_fd(int fd) {
+    std::string out;
+    ::lseek(fd, 0, SEEK_SET);
+    char buf[65536];
+    for (;;) {
+        const ssize_t n = ::read(fd, buf, sizeof buf);
+        if (n <= 0) {
+            return out;
+        }
+        out.append(buf, static_cast<size_t>(n));
+    }
+}
+
+// esbuild's messages, "✘ [ERROR] text" followed by an indented "file:line:column:" line, as
+// "file:line:column: text" lines.
+std::string esbuild_errors(std::string_view err) {
+    std::string out;
+    std::string pending;
+    size_t pos = 0;
+    while (pos < err.size()) {
+        const size_t nl = std::min(err.find('\n', pos), err.size());
+        std::string_view line = err.substr(pos, nl - pos);
+        pos = nl + 1;
+        if (const size_t at = line.find("[ERROR] "); at != std::string_view::npos) {
+            if (!pending.empty()) {
+                out += (out.empty() ? "" : "\n") + pending;
+            }
+            pending = std::string(line.substr(at + 8));
+            continue;
+        }
+        const size_t first = line.find_first_not_of(' ');
+        if (!pending.empty() && first != std::string_view::npos && first > 0 &&
+            line.back() == ':' && line.find(' ', first) == std::string_view::npos) {
+            // file:line:column with esbuild's column counted from 0: from 1, as elsewhere.
+            std::string_view where = line.substr(first, line.size() - first - 1);
+            const size_t colon = where.rfind(':');
+            uint64_t column = 0;
+            const auto [end, ec] =
+                std::from_chars(where.data() + colon + 1, where.data() + where.size(), column);
+            if (colon != std::string_view::npos && ec == std::errc() &&
+                end == where.data() + where.size()) {
+                out += (out.empty() ? "" : "\n") +
+                       fmt::format("{}:{}: {}", where.substr(0, colon), column + 1, pending);
+            } else {
+                out += (out.empty() ? "" : "\n") + fmt::format("{}: {}", where, pending);
+            }
+            pending.clear();
+        }
+    }
+    if (!pending.empty()) {
+        out += (out.empty() ? "" : "\n") + pending;
+    }
+    return out.empty() ? std::string(err) : out;
+}
+
+struct transpiled {
+    std::string code;
+    std::string map;  ///< the source map's JSON, or empty
+};
+
+// Runs esbuild on `file` (stdin), its messages naming `display`. No type checking: types are
+// stripped, as the original does.
+result<transpiled> transpile(const fs::path& esbuild, const fs::path& file,
+                             const std::string& display, std::string_view loader,
+                             std::chrono::milliseconds timeout) {
+    const int in = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+    if (in < 0) {
+        return error{errc::not_found, fmt::format("{}: cannot be read", display)};
+    }
+    const int out = ::memfd_create("esbuild-out", MFD_CLOEXEC);
+    const int err = ::memfd_create("esbuild-err", MFD_CLOEXEC);
+    auto close_all = [&] {
+        for (int fd : {in, out, err}) {
+            if (fd >= 0) {
+                ::close(fd);
+            }
+        }
+    };
+    if (out < 0 || err < 0) {
+        close_all();
+        return error{errc::internal, "cannot create a buffer for esbuild's output"};
+    }
+    std::vector<std::string> args = {esbuild.string(),         fmt::format("--loader={}", loader),
+                                     "--format=cjs",           "--target=es2022",
+                                     "--charset=utf8",         "--sourcemap=inline",
+                                     "--log-level=error",      "--color=false",
+                                     "--sourcefile=" + display};
+    std::vector<char*> argv;
+    for (std::string& a : args) {
+        argv.push_back(a.data());
+    }
+    argv.push_back(nullptr);
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_adddup2(&actions, in, 0);
+    posix_spawn_file_actions_adddup2(&actions, out, 1);
+    posix_spawn_file_actions_adddup2(&actions, err, 2);
+    // The replicator blocks its stop signals in every thread; esbuild gets the defaults back.
+    posix_spawnattr_t attributes;
+    posix_spawnattr_init(&attributes);
+    sigset_t none;
+    sigset_t defaults;
+    sigemptyset(&none);
+    sigemptyset(&defaults);
+    for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGPIPE, SIGQUIT}) {
+        sigaddset(&defaults, sig);
+    }
+    posix_spawnattr_setsigmask(&attributes, &none);
+    posix_spawnattr_setsigdefault(&attributes, &defaults);
+    posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    pid_t pid = 0;
+    const int spawned =
+        posix_spawn(&pid, esbuild.c_str(), &actions, &attributes, argv.data(), environ);
+    posix_spawn_file_actions_destroy(&actions);
+    posix_spawnattr_destroy(&attributes);
+    if (spawned != 0) {
+        close_all();
+        return error{errc::unavailable,
+                     fmt::format("cannot run {}: {}", esbuild.string(), std::strerror(spawned))};
+    }
+    // Bounded like the script's own calls: a hung esbuild is killed.
+    int status = 0;
+    const auto give_up = clock_type::now() + timeout;
+    bool killed = false;
+    for (;;) {
+        const pid_t done = ::waitpid(pid, &status, WNOHANG);
+        if (done == pid || (done < 0 && errno != EINTR)) {
+            break;
+        }
+        if (!killed && clock_type::now() >= give_up) {
+            ::kill(pid, SIGKILL);
+            killed = true;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    if (killed) {
+        close_all();
+        return error{errc::unavailable,
+                     fmt::format("{}: esbuild ran longer than --userscriptTimeout ({} ms)", display,
+                                 timeout.count())};
+    }
+    transpiled t{read_fd(out), {}};
+    const std::string messages = read_fd(err);
+    close_all();
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        return error{errc::parse_error, esbuild_errors(messages)};
+    }
+    constexpr std::string_view marker = "//# sourceMappingURL=data:application/json;base64,";
+    if (const size_t at = t.code.rfind(marker); at != std::string::npos) {
+        std::string_view b64 = std::string_view(t.code).substr(at + marker.size());
+        while (!b64.empty() && (b64.back() == '\n' || b64.back() == '\r')) {
+            b64.remove_suffix(1);
+        }
+        if (auto decoded = base64_decode(b64)) {
+            t.map = std::move(decoded).value();
+        }
+        t.code.resize(at);
+    }
+    return t;
+}
+
+std::string_view loader_of(const fs::path& file) {
+    const std::string ext = file.extension().string();
+    if (ext == ".ts" || ext == ".mts" || ext == ".cts") {
+        return "ts";
+    }
+    if (ext == ".tsx") {
+        return "tsx";
+    }
+    if (ext == ".jsx") {
+        return "jsx";
+    }
+    if (ext == ".json") {
+        return "json";
+    }
+    if (ext == ".js" || ext == ".mjs" || ext == ".cjs" || ext.empty()) {
+        return "js";
+    }
+    return "text";  // other files import as their text, as the original allows (.txt)
+}
+
+// Whether `p` is `root` or inside it (both canonical).
+bool inside(const fs::path& root, const fs::path& p) {
+    auto r = root.begin();
+    auto q = p.begin();
+    for (; r != root.end(); ++r, ++q) {
+        if (q == p.end() || *r != *q) {
+            return false;
+        }
+    }
+    return true;
+}
+
+JSClass global_class = {
+    "Global", JSCLASS_GLOBAL_FLAGS, &JS::DefaultGlobalClassOps, nullptr, nullptr, nullptr};
+
+std::once_flag js_init_once;
+bool js_initialised = false;
+std::atomic<int> live_engines{0};
+
+// SpiderMonkey's helper threads hold its locks until JS_ShutDown; without it, its static
+// mutexes are destroyed under them at exit. Only possible once every context is gone.
+void shut_down_js() {
+    if (live_engines.load() == 0) {
+        JS_ShutDown();
+    }
+}
+
+// What the process has allocated with malloc (the sanitizers' allocator in their builds).
+size_t allocated_bytes() {
+#if defined(__SANITIZE_ADDRESS__)
+    return __sanitizer_get_current_allocated_bytes();
+#else
+    const struct mallinfo2 m = ::mallinfo2();
+    return m.uordblks + m.hblkhd;
+#endif
+}
+
+std::string ascii_lower(std::string_view s) {
+    std::string out(s);
+    for (char& c : out) {
+        if (c >= 'A' && c <= 'Z') {
+            c = static_cast<char>(c - 'A' + 'a');
+        }
+    }
+    return out;
+}
+
+// A value for the script: numbers as strings (their exact text), JSON documents as themselves.
+void append_value(std::string& out, const proto::value& v) {
+    switch (v.kind) {
+    case proto::value_kind::null: out += "null"; break;
+    case proto::value_kind::boolean:
+    case proto::value_kind::json: out += v.text; break;
+    case proto::value_kind::number:
+    case proto::value_kind::string: append_json_string(out, v.text); break;
+    }
+}
+
+// Canonical JSON `text` with every number outside strings written as a string: an array column's
+// elements, for the script (numbers are strings, exact); its elements bind as text either way.
+void append_numbers_as_strings(std::string& out, std::string_view text) {
+    bool in_string = false;
+    for (size_t i = 0; i < text.size(); ++i) {
+        const char c = text[i];
+        if (in_string) {
+            out += c;
+            if (c == '\\' && i + 1 < text.size()) {
+                out += text[++i];
+            } else if (c == '"') {
+                in_string = false;
+            }
+        } else if (c == '"') {
+            in_string = true;
+            out += c;
+        } else if (c == '-' || (c >= '0' && c <= '9')) {
+            const size_t end = text.find_first_of(",]}", i);
+            const size_t n = (end == std::string_view::npos ? text.size() : end) - i;
+            out += '"';
+            out.append(text.substr(i, n));
+            out += '"';
+            i += n - 1;
+        } else {
+            out += c;
+        }
+    }
+}
+
+// A row for the script. A number in a JSON column of `t` (a JSONB document that is a bare
+// number) stays a number, so that a row the script passes on keeps its document; the numbers
+// in an array column's elements are strings, as every other number.
+void append_row(std::string& out, std::span<const proto::column> columns, const table_info* t) {
+    out += '{';
+    for (size_t i = 0; i < columns.size(); ++i) {
+        if (i > 0) {
+            out += ',';
+        }
+        append_json_string(out, columns[i].name);
+        out += ':';
+        const proto::value& v = columns[i].val;
+        const column_info* c = t != nullptr ? t->find_column(columns[i].name) : nullptr;
+        if (v.kind == proto::value_kind::number && c != nullptr && !c->array &&
+            (c->type_name == "json" || c->type_name == "jsonb")) {
+            out += v.text;
+        } else if (v.kind == proto::value_kind::json && c != nullptr && c->array) {
+            append_numbers_as_strings(out, v.text);
+        } else {
+            append_value(out, v);
+        }
+    }
+    out += '}';
+}
+
+// The table a topic names, as the source spells it: t, t.family (split_column_families),
+// db.schema.t (full_table_name) or db.schema.t.family; the part the target's table matches when
+// it has one.
+std::string_view source_table(const schema_snapshot& target, std::string_view topic) {
+    std::vector<std::string_view> parts;
+    for (size_t pos = 0;;) {
+        const size_t dot = topic.find('.', pos);
+        parts.push_back(topic.substr(pos, dot == std::string_view::npos ? dot : dot - pos));
+        if (dot == std::string_view::npos) {
+            break;
+        }
+        pos = dot + 1;
+    }
+    if (const table_info* t = resolve_topic(target, topic); t != nullptr) {
+        for (std::string_view part : parts) {
+            if (ascii_lower(part) == ascii_lower(t->name)) {
+                return part;
+            }
+        }
+    }
+    switch (parts.size()) {
+    case 1: return topic;
+    case 2: return parts[0];
+    case 4: return parts[2];
+    default: return parts.back();
+    }
+}
+
+}  // namespace
+
+// The engine --------------------------------------------------------------------------------------
+
+struct userscript::engine {
+    std::string name;  ///< as given
+    fs::path root;     ///< the script's folder, canonical
+    std::string main;  ///< the main module, relative to root
+    fs::path esbuild;
+    script::limits limits;
+
+    // Configuration, fixed once loaded.
+    std::set<std::string> schemas;                                           ///< folded
+    std::vector<std::pair<std::optional<std::string>, std::string>> tables;  ///< folded
+
+    // The JS thread and its queue.
+    std::thread thread;
+    std::mutex mutex;
+    std::condition_variable wake;
+    std::deque<std::function<void()>> jobs;
+    bool stopping = false;
+
+    // The watchdog: deadline_ns is the running call's deadline (0: none).
+    std::thread watchdog;
+    std::mutex watch_mutex;
+    std::condition_variable watch_wake;
+    std::atomic<int64_t> deadline_ns{0};
+    /// Why the running call was interrupted: the time limit or the heap limit.
+    enum class stop_reason { none, time, heap };
+    std::atomic<stop_reason> stopped{stop_reason::none};
+    /// The process's allocated bytes when the call started: SpiderMonkey keeps array elements
+    /// and string characters in malloc()ed memory, which its own heap limit (JSGC_MAX_BYTES)
+    /// does not count, so the watchdog also bounds what the process allocated meanwhile.
+    std::atomic<size_t> allocated_at_start{0};
+    bool watch_stopping = false;
+
+    // Metrics (all null without a registry).
+    metrics::family<metrics::counter>* invocations = nullptr;
+    metrics::family<metrics::counter>* filtered = nullptr;
+    metrics::family<metrics::counter>* processed = nullptr;
+    metrics::family<metrics::counter>* errors = nullptr;
+    metrics::family<metrics::histogram>* exec_time = nullptr;
+    metrics::histogram* entry_wait = nullptr;
+
+    JSContext* cx = nullptr;
+    std::unique_ptr<JS::PersistentRootedObject> global;
+    std::unique_ptr<JS::PersistentRootedObject> api;  ///< what runtime.js returned
+
+    ~engine() {
+        {
+            const std::lock_guard<std::mutex> lock(watch_mutex);
+            watch_stopping = true;
+        }
+        watch_wake.notify_all();
+        if (watchdog.joinable()) {
+            watchdog.join();
+        }
+        if (thread.joinable()) {
+            post([this] {
+                api.reset();
+                global.reset();
+                if (cx != nullptr) {
+                    JS_DestroyContext(cx);
+                    cx = nullptr;
+                    --live_engines;
+                }
+            });
+            {
+                const std::lock_guard<std::mutex> lock(mutex);
+                stopping = true;
+            }
+            wake.notify_all();
+            thread.join();
+        }
+    }
+
+    void post(std::function<void()> job) {
+        {
+            const std::lock_guard<std::mutex> lock(mutex);
+            jobs.push_back(std::move(job));
+        }
+        wake.notify_one();
+    }
+
+    /// Runs `f` on the JS thread and returns its result.
+    template <typename F>
+    auto call(F&& f) -> decltype(f()) {
+        auto task = std::make_shared<std::packaged_task<decltype(f())()>>(std::forward<F>(f));
+        auto done = task->get_future();
+        const auto queued = clock_type::now();
+        post([task, queued, this] {
+            if (entry_wait != nullptr) {
+                entry_wait->observe(metrics::seconds_since(queued));
+            }
+            (*task)();
+        });
+        return done.get();
+    }
+
+    /// Adds a run's handler counts ("[[table, function, calls, filtered, passed], …]").
+    void add_counts(const std::string& schema, std::string_view json) {
+        if (invocations == nullptr || json.empty()) {
+            return;
+        }
+        rapidjson::Document d;
+        d.Parse(json.data(), json.size());
+        if (d.HasParseError() || !d.IsArray()) {
+            return;
+        }
+        for (const auto& c : d.GetArray()) {
+            const std::vector<std::string> labels = {schema, c[0].GetString(), c[1].GetString()};
+            invocations->with(labels).add(c[2].GetUint64());
+            filtered->with(labels).add(c[3].GetUint64());
+            processed->with(labels).add(c[4].GetUint64());
+        }
+    }
+
+    void loop() {
+        for (;;) {
+            std::function<void()> job;
+            {
+                std::unique_lock<std::mutex> lock(mutex);
+                wake.wait(lock, [&] { return stopping || !jobs.empty(); });
+                if (jobs.empty()) {
+                    return;
+                }
+                job = std::move(jobs.front());
+                jobs.pop_front();
+            }
+            job();
+        }
+    }
+
+    void watch() {
+        std::unique_lock<std::mutex> lock(watch_mutex);
+        while (!watch_stopping) {
+            const int64_t d = deadline_ns.load();
+            if (d == 0 || stopped.load() != stop_reason::none) {
+                watch_wake.wait_for(lock, std::chrono::milliseconds(100));
+                continue;
+            }
+            const auto now = clock_type::now();
+            stop_reason why = stop_reason::none;
+            if (now >= clock_type::time_point(clock_type::duration(d))) {
+                why = stop_reason::time;
+            } else if (allocated_bytes() > allocated_at_start.load() + limits.heap_bytes) {
+                why = stop_reason::heap;
+            }
+            if (why != stop_reason::none) {
+                stopped = why;
+                JS_RequestInterruptCallback(cx);  // cx was set before the deadline was
+                continue;
+            }
+            watch_wake.wait_until(lock, std::min(clock_type::time_point(clock_type::duration(d)),
+                                                 now + std::chrono::milliseconds(20)));
+        }
+    }
+
+    /// Starts a call's limits (its time limit restarts at host.tick() before each handler).
+    /// Under the watchdog's lock, so that it never stops a call for the one before.
+    void start_clock() {
+        {
+            const std::lock_guard<std::mutex> lock(watch_mutex);
+            stopped = stop_reason::none;
+            allocated_at_start = allocated_bytes();
+            baseline_at = clock_type::now();
+            deadline_ns = (baseline_at + limits.call_timeout).time_since_epoch().count();
+        }
+        watch_wake.notify_all();
+    }
+    void stop_clock() {
+        const std::lock_guard<std::mutex> lock(watch_mutex);
+        deadline_ns = 0;
+    }
+    /// host.tick(): a handler starts. Its time limit starts now; what the process allocated is
+    /// measured from now, at most every 10 ms (the measure costs more than a handler call).
+    void tick() {
+        const auto now = clock_type::now();
+        deadline_ns.store((now + limits.call_timeout).time_since_epoch().count(),
+                          std::memory_order_relaxed);
+        if (now - baseline_at >= std::chrono::milliseconds(10)) {
+            baseline_at = now;
+            allocated_at_start = allocated_bytes();
+        }
+    }
+    clock_type::time_point baseline_at;  ///< JS thread only
+
+    // On the JS thread ----------------------------------------------------------------------
+
+    result<void> start();
+    /// The pending exception's text (an Error's message), cleared; or the reason a call ended
+    /// without one (time limit, heap limit).
+    error take_failure(std::string_view context);
+    result<std::string> call_api(const char* function, JS::HandleValueArray args,
+                                 std::string_view context);
+};
+
+namespace {
+
+userscript::engine& engine_of(JSContext* cx) {
+    return *static_cast<userscript::engine*>(JS_GetContextPrivate(cx));
+}
+
+std::string to_utf8(JSContext* cx, JS::HandleValue v) {
+    JS::RootedString s(cx, JS::ToString(cx, v));
+    if (!s) {
+        JS_ClearPendingException(cx);
+        return "(a value that cannot be shown)";
+    }
+    JS::UniqueChars chars = JS_EncodeStringToUTF8(cx, s);
+    return chars ? std::string(chars.get()) : std::string();
+}
+
+bool interrupt(JSContext* cx) {
+    return engine_of(cx).stopped.load() == userscript::engine::stop_reason::none;
+}
+
+// SpiderMonkey ran out of its heap: a catchable exception for the script, so the call is also
+// stopped (uncatchably) at its next interrupt check.
+void out_of_memory(JSContext* cx, void* data) {
+    auto* e = static_cast<userscript::engine*>(data);
+    auto expected = userscript::engine::stop_reason::none;
+    if (e->stopped.compare_exchange_strong(expected, userscript::engine::stop_reason::heap)) {
+        JS_RequestInterruptCallback(cx);
+    }
+}
+
+// host.compile(path) -> {fn, map}
+bool host_compile(JSContext* cx, unsigned argc, JS::Value* vp) {
+    JS::CallArgs args = JS::CallArgsFromVp(argc, vp);
+    auto& e = engine_of(cx);
+    const std::string rel = to_utf8(cx, args.get(0));
+    std::error_code ec;
+    const fs::path wanted = e.root / rel;
+    const fs::path file = fs::weakly_canonical(wanted, ec);
+    if (ec || !inside(e.root, file)) {
+        JS_ReportErrorUTF8(cx, "cannot import %s: it is outside the script's folder", rel.c_str());
+        return false;
+    }
+    if (!fs::is_regular_file(file, ec)) {
+        JS_ReportErrorUTF8(cx, "cannot import %s: no such file in the script's folder",
+                           rel.c_str());
+        return false;
+    }
+    auto t = transpile(e.esbuild, file, rel, loader_of(file), e.limits.call_timeout);
+    if (!t) {
+        JS_ReportErrorUTF8(cx, "%s", t.error().message().c_str());
+        return false;
+    }
+    JS::CompileOptions options(cx);
+    // SpiderMonkey numbers the function's own header line as the given line: the body (the
+    // module's first line) is then line 1, as in the source map.
+    options.setFileAndLine(rel.c_str(), 0);
+    JS::SourceText<mozilla::Utf8Unit> source;
+    if (!source.init(cx, t->code.data(), t->code.size(), JS::SourceOwnership::Borrowed)) {
+        return false;
+    }
+    static const char* const names[] = {"exports", "require", "module"};
+    JS::RootedVector<JSObject*> env(cx);
+    JS::RootedFunction fn(cx, JS::CompileFunction(cx, env, options, "module", 3, names, source));
+    if (!fn) {
+        return false;
+    }
+    JS::RootedObject out(cx, JS_NewPlainObject(cx));
+    JS::RootedValue fn_value(cx, JS::ObjectValue(*JS_GetFunctionObject(fn)));
+    JS::RootedString map(cx,
+                         JS_NewStringCopyUTF8N(cx, JS::UTF8Chars(t->map.data(), t->map.size())));
+    if (!out || !map || !JS_DefineProperty(cx, out, "fn", fn_value, JSPROP_ENUMERATE) ||
+        !JS_DefineProperty(cx, out, "map", map, JSPROP_ENUMERATE)) {
+        return false;
+    }
+    args.rval().setObject(*out);
+    return true;
+}
+
+// host.log(level, text)
+bool host_log(JSContext* cx, unsigned argc, JS::Value* vp) {
+    JS::CallArgs args = JS::CallArgsFromVp(argc, vp);
+    auto& e = engine_of(cx);
+    const int32_t n = args.get(0).isInt32() ? args.get(0).toInt32() : 2;
+    static constexpr log::level levels[] = {log::level::trace, log::level::debug, log::level::info,
+                                            log::level::warn, log::level::error};
+    const log::level lvl = levels[std::clamp(n, 0, 4)];
+    log::global().at(lvl).str("userscript", e.name).msg(to_utf8(cx, args.get(1)));
+    args.rval().setUndefined();
+    return true;
+}
+
+// host.uuid(): a random (version 4) UUID, for replicator@v1's randomUUID().
+bool host_uuid(JSContext* cx, unsigned argc, JS::Value* vp) {
+    JS::CallArgs args = JS::CallArgsFromVp(argc, vp);
+    thread_local std::mt19937_64 random{std::random_device{}()};
+    uint64_t hi = random();
+    uint64_t lo = random();
+    hi = (hi & ~uint64_t{0xf000}) | 0x4000;                    // version 4
+    lo = (lo & ~(uint64_t{0xc} << 60)) | (uint64_t{8} << 60);  // variant 10
+    const std::string text =
+        fmt::format("{:08x}-{:04x}-{:04x}-{:04x}-{:012x}", hi >> 32, (hi >> 16) & 0xffff,
+                    hi & 0xffff, lo >> 48, lo & 0xffffffffffff);
+    JSString* s = JS_NewStringCopyN(cx, text.data(), text.size());
+    if (s == nullptr) {
+        return false;
+    }
+    args.rval().setString(s);
+    return true;
+}
+
+// host.tick(): a handler starts.
+bool host_tick(JSContext* cx, unsigned argc, JS::Value* vp) {
+    JS::CallArgs args = JS::CallArgsFromVp(argc, vp);
+    engine_of(cx).tick();
+    args.rval().setUndefined();
+    return true;
+}
+
+int lowest_level() {
+    const log::level min = log::global().min_level();
+    switch (min) {
+    case log::level::trace: return 0;
+    case log::level::debug: return 1;
+    case log::level::info: return 2;
+    case log::level::warn: return 3;
+    default: return 4;
+    }
+}
+
+}  // namespace
+
+result<void> userscript::engine::start() {
+    cx = JS_NewContext(JS::DefaultHeapMaxBytes);
+    if (cx == nullptr) {
+        return error{errc::internal, "cannot create a JavaScript context"};
+    }
+    ++live_engines;
+    JS_SetContextPrivate(cx, this);
+    JS_SetNativeStackQuota(cx, 1024 * 1024);
+    JS_SetGCParameter(cx, JSGC_MAX_BYTES,
+                      static_cast<uint32_t>(std::min<size_t>(limits.heap_bytes, UINT32_MAX)));
+    // Promise jobs (then, await) run from SpiderMonkey's own queue, drained after each call;
+    // it must be chosen before the self-hosted code is initialised.
+    if (!js::UseInternalJobQueues(cx)) {
+        return error{errc::internal, "cannot create the JavaScript job queue"};
+    }
+    if (!JS::InitSelfHostedCode(cx)) {
+        return error{errc::internal, "cannot initialise the JavaScript engine"};
+    }
+    JS_AddInterruptCallback(cx, interrupt);
+    JS::SetOutOfMemoryCallback(cx, out_of_memory, this);
+    JS::RealmOptions options;
+    global = std::make_unique<JS::PersistentRootedObject>(
+        cx, JS_NewGlobalObject(cx, &global_class, nullptr, JS::FireOnNewGlobalHook, options));
+    if (!*global) {
+        return error{errc::internal, "cannot create the script's global object"};
+    }
+    JSAutoRealm realm(cx, *global);
+    if (!JS::InitRealmStandardClasses(cx)) {
+        return error{errc::internal, "cannot create the script's standard library"};
+    }
+    JS::RootedObject host(cx, JS_NewPlainObject(cx));
+    if (!host || !JS_DefineFunction(cx, host, "compile", host_compile, 1, 0) ||
+        !JS_DefineFunction(cx, host, "log", host_log, 2, 0) ||
+        !JS_DefineFunction(cx, host, "tick", host_tick, 0, 0) ||
+        !JS_DefineFunction(cx, host, "uuid", host_uuid, 0, 0) ||
+        !JS_DefineProperty(cx, host, "levels", lowest_level(), JSPROP_ENUMERATE)) {
+        return error{errc::internal, "cannot create the script's host functions"};
+    }
+    JS::CompileOptions compile(cx);
+    compile.setFileAndLine("replicator-runtime.js", 1);
+    JS::SourceText<mozilla::Utf8Unit> text;
+    const std::string_view runtime = runtime_js_text;
+    if (!text.init(cx, runtime.data(), runtime.size(), JS::SourceOwnership::Borrowed)) {
+        return error{errc::internal, "cannot read the userscript runtime"};
+    }
+    JS::RootedValue factory(cx);
+    if (!JS::Evaluate(cx, compile, text, &factory)) {
+        return take_failure("the userscript runtime");
+    }
+    JS::RootedValue host_value(cx, JS::ObjectValue(*host));
+    JS::RootedValue made(cx);
+    if (!JS_CallFunctionValue(cx, nullptr, factory, JS::HandleValueArray(host_value), &made) ||
+        !made.isObject()) {
+        return take_failure("the userscript runtime");
+    }
+    api = std::make_unique<JS::PersistentRootedObject>(cx, &made.toObject());
+    return ok();
+}
+
+error userscript::engine::take_failure(std::string_view context) {
+    const stop_reason why = stopped.exchange(stop_reason::none);
+    if (why == stop_reason::time) {
+        JS_ClearPendingException(cx);
+        return error{errc::unavailable,
+                     fmt::format("{} ran longer than --userscriptTimeout ({} ms)", context,
+                                 limits.call_timeout.count())};
+    }
+    if (why == stop_reason::heap || !JS_IsExceptionPending(cx)) {
+        JS_ClearPendingException(cx);
+        JS_GC(cx);
+        return error{errc::unavailable, fmt::format("{} ran out of memory: it may allocate up to "
+                                                    "--userscriptMaxHeap ({} bytes) per call",
+                                                    context, limits.heap_bytes)};
+    }
+    JS::RootedValue exn(cx);
+    JS_GetPendingException(cx, &exn);
+    JS_ClearPendingException(cx);
+    std::string text;
+    if (exn.isObject()) {
+        JS::RootedObject o(cx, &exn.toObject());
+        JS::RootedValue message(cx);
+        if (JS_GetProperty(cx, o, "message", &message) && message.isString()) {
+            text = to_utf8(cx, message);
+        }
+    }
+    if (text.empty()) {
+        text = to_utf8(cx, exn);
+    }
+    if (text == "out of memory") {
+        JS_GC(cx);
+        return error{errc::unavailable, fmt::format("{} ran out of memory: it may allocate up to "
+                                                    "--userscriptMaxHeap ({} bytes) per call",
+                                                    context, limits.heap_bytes)};
+    }
+    return error{errc::invalid_argument, text};
+}
+
+result<std::string> userscript::engine::call_api(const char* function, JS::HandleValueArray args,
+                                                 std::string_view context) {
+    JSAutoRealm realm(cx, *global);
+    JS::RootedValue out(cx);
+    start_clock();
+    bool called = JS_CallFunctionName(cx, *api, function, args, &out);
+    if (called) {
+        js::RunJobs(cx);  // promise reactions the call queued, under the same limits
+        called = stopped.load() == stop_reason::none;
+    }
+    stop_clock();
+    if (!called) {
+        // Interrupted: which handler was running (the runtime remembers it), asked under a
+        // time limit of its own.
+        std::string where;
+        const stop_reason why = stopped.exchange(stop_reason::none);
+        if (why != stop_reason::none) {
+            JS::RootedValue current(cx);
+            JS::RootedValue pending(cx);
+            const bool had_exception = JS_GetPendingException(cx, &pending);
+            JS_ClearPendingException(cx);
+            start_clock();
+            if (JS_CallFunctionName(cx, *api, "current", JS::HandleValueArray::empty(), &current)) {
+                where = to_utf8(cx, current);
+            }
+            stop_clock();
+            JS_ClearPendingException(cx);
+            if (had_exception) {
+                JS_SetPendingException(cx, pending);
+            }
+            stopped = why;
+        }
+        return take_failure(where.empty() ? context : std::string_view(where));
+    }
+    return out.isString() ? to_utf8(cx, out) : std::string();
+}
+
+// userscript ------------------------------------------------------------------------------------
+
+userscript::userscript(std::unique_ptr<engine> e) : engine_(std::move(e)) {}
+userscript::~userscript() = default;
+
+const std::string& userscript::name() const noexcept {
+    return engine_->name;
+}
+
+result<std::unique_ptr<userscript>> userscript::load(const fs::path& file,
+                                                     const script::limits& limits,
+                                                     metrics::registry* registry) {
+    const std::string name = file.string();
+    std::error_code ec;
+    const fs::path canonical = fs::canonical(file, ec);
+    if (ec || !fs::is_regular_file(canonical, ec)) {
+        return error{errc::not_found,
+                     fmt::format("--userscript {}: no such file", log::sanitize(name))};
+    }
+    auto esbuild = find_on_path("esbuild");
+    if (!esbuild) {
+        return error{errc::not_found,
+                     fmt::format("--userscript {}: esbuild is not on PATH; the replicator runs "
+                                 "it to strip TypeScript types from userscripts (install it: "
+                                 "apt-get install esbuild, or npm install -g esbuild)",
+                                 log::sanitize(name))};
+    }
+    std::call_once(js_init_once, [] {
+        js_initialised = JS_Init();
+        if (js_initialised) {
+            std::atexit(shut_down_js);
+        }
+    });
+    if (!js_initialised) {
+        return error{errc::internal, "the JavaScript engine cannot be initialised"};
+    }
+    auto e = std::make_unique<engine>();
+    e->name = name;
+    e->root = canonical.parent_path();
+    e->main = canonical.filename().string();
+    e->esbuild = *esbuild;
+    e->limits = limits;
+    if (registry != nullptr) {
+        const std::vector<std::string> labels = {"schema", "table", "function"};
+        e->invocations = &registry->counter(
+            "script_invocations_total",
+            "Userscript handler calls (table \"*\": a schema-level handler)", labels);
+        e->filtered = &registry->counter("script_rows_filtered_total",
+                                         "Rows a userscript handler dropped (null or {})", labels);
+        e->processed = &registry->counter("script_rows_processed_total",
+                                          "Rows a userscript handler passed on", labels);
+        e->errors = &registry->counter(
+            "script_errors_total",
+            "Userscript calls that failed: an exception, a wrong result, a time or memory limit",
+            labels);
+        e->exec_time = &registry->histogram(
+            "script_exec_time_seconds",
+            "Time in the userscript per batch of rows (one request, or one staged chunk)",
+            {"schema"});
+        e->entry_wait = &registry
+                             ->histogram("script_entry_wait_seconds",
+                                         "Time a batch waited for the userscript's thread")
+                             .get();
+    }
+    e->thread = std::thread([p = e.get()] { p->loop(); });
+    e->watchdog = std::thread([p = e.get()] { p->watch(); });
+    auto loaded = e->call([p = e.get()]() -> result<std::string> {
+        if (auto started = p->start(); !started) {
+            return started.error();
+        }
+        JSAutoRealm realm(p->cx, *p->global);
+        JS::RootedValue main(p->cx);
+        JSString* main_name =
+            JS_NewStringCopyUTF8N(p->cx, JS::UTF8Chars(p->main.data(), p->main.size()));
+        if (main_name == nullptr) {
+            return p->take_failure("loading it");
+        }
+        main.setString(main_name);
+        if (auto done = p->call_api("load", JS::HandleValueArray(main), "loading it"); !done) {
+            return done.error();
+        }
+        return p->call_api("describe", JS::HandleValueArray::empty(), "loading it");
+    });
+    if (!loaded) {
+        return error{loaded.error().code(), fmt::format("--userscript {}: {}", log::sanitize(name),
+                                                        loaded.error().message())};
+    }
+    rapidjson::Document d;
+    d.Parse(loaded->data(), loaded->size());
+    if (d.HasParseError() || !d.IsObject()) {
+        return error{errc::internal, "the userscript runtime described its configuration badly"};
+    }
+    for (const auto& s : d["schemas"].GetArray()) {
+        e->schemas.insert(ascii_lower(s.GetString()));
+    }
+    for (const auto& t : d["tables"].GetArray()) {
+        std::optional<std::string> schema;
+        if (t[0].IsString()) {
+            schema = t[0].GetString();
+        }
+        e->tables.emplace_back(std::move(schema), t[1].GetString());
+    }
+    return std::unique_ptr<userscript>(new userscript(std::move(e)));
+}
+
+bool userscript::handles_schema(const qualified_name& schema) const {
+    return engine_->schemas.contains(ascii_lower(schema.to_string()));
+}
+
+bool userscript::handles_tables(const qualified_name& schema) const {
+    const std::string folded = ascii_lower(schema.to_string());
+    return std::any_of(engine_->tables.begin(), engine_->tables.end(),
+                       [&](const auto& t) { return !t.first || *t.first == folded; });
+}
+
+result<proto::batch> userscript::run(
+    const qualified_name& schema, const schema_snapshot& target, const proto::batch& rows,
+    unsigned which, std::optional<std::chrono::steady_clock::time_point> deadline) const {
+    std::string input = "{\"tables\":[";
+    for (size_t g = 0; g < rows.tables().size(); ++g) {
+        const proto::table_mutations& group = rows.tables()[g];
+        input += g == 0 ? "{\"topic\":" : ",{\"topic\":";
+        append_json_string(input, group.topic);
+        input += ",\"table\":";
+        append_json_string(input, source_table(target, group.topic));
+        const table_info* own = resolve_topic(target, group.topic);
+        input += ",\"rows\":[";
+        for (size_t i = 0; i < group.mutations.size(); ++i) {
+            const proto::mutation& m = group.mutations[i];
+            input += i == 0 ? "{\"a\":" : ",{\"a\":";
+            if (m.deleted) {
+                input += "null";
+            } else {
+                append_row(input, m.after, own);
+            }
+            input += ",\"k\":[";
+            for (size_t k = 0; k < m.key_values.size(); ++k) {
+                if (k > 0) {
+                    input += ',';
+                }
+                append_value(input, m.key_values[k]);
+            }
+            input += "],\"kt\":";
+            append_json_string(input, m.key);
+            if (m.has_before) {
+                input += ",\"b\":";
+                if (m.before.empty()) {
+                    input += "null";
+                } else {
+                    append_row(input, m.before, own);
+                }
+            }
+            input += ",\"u\":\"" + m.updated.to_string() + '"';
+            if (m.mvcc_timestamp) {
+                input += ",\"m\":\"" + m.mvcc_timestamp->to_string() + '"';
+            }
+            input += '}';
+        }
+        input += "]}";
+    }
+    input += "]}";
+    // Each table of the target: its name and primary key, by name.
+    std::string catalog = "{";
+    for (const table_info& t : target.tables) {
+        if (catalog.size() > 1) {
+            catalog += ',';
+        }
+        append_json_string(catalog, t.name);
+        catalog += ":[";
+        append_json_string(catalog, t.name);
+        for (size_t k = 0; k < t.pk_count; ++k) {
+            catalog += ',';
+            append_json_string(catalog, t.columns[k].name);
+        }
+        catalog += ']';
+    }
+    catalog += '}';
+    const std::string schema_text = schema.to_string();
+    auto out = engine_->call([&, e = engine_.get()]() -> result<std::string> {
+        // A request whose deadline passed while it waited for the script's thread: not run.
+        if (deadline && clock_type::now() >= *deadline) {
+            return error{errc::unavailable,
+                         "the request waited for the userscript until its deadline; not run"};
+        }
+        const auto started = clock_type::now();
+        JSAutoRealm realm(e->cx, *e->global);
+        JS::RootedValueArray<4> args(e->cx);
+        for (size_t i = 0; i < 3; ++i) {
+            const std::string& text = i == 0 ? schema_text : i == 1 ? input : catalog;
+            JSString* s = JS_NewStringCopyUTF8N(e->cx, JS::UTF8Chars(text.data(), text.size()));
+            if (s == nullptr) {
+                return e->take_failure(e->name);
+            }
+            args[i].setString(s);
+        }
+        args[3].setInt32(static_cast<int32_t>(which));
+        auto done = e->call_api("run", args, "the script");
+        std::string counts;
+        if (done) {
+            const size_t nl = done->find('\n');
+            counts = done->substr(0, nl);
+            done->erase(0, nl == std::string::npos ? done->size() : nl + 1);
+        } else if (auto failed = e->call_api("failed", JS::HandleValueArray::empty(), ""); failed) {
+            // The counts of the handlers before, then [table, function] of the one that failed.
+            const size_t nl = failed->find('\n');
+            counts = failed->substr(0, nl);
+            rapidjson::Document where;
+            where.Parse(failed->c_str() + std::min(nl + 1, failed->size()));
+            if (e->errors != nullptr && !where.HasParseError() && where.IsArray() &&
+                where.Size() == 2 && where[0].IsString() && where[1].IsString()) {
+                const std::string fn = where[1].GetString();
+                e->errors->with({schema_text, where[0].GetString(), fn.empty() ? "run" : fn}).add();
+            }
+        }
+        e->add_counts(schema_text, counts);
+        if (e->exec_time != nullptr) {
+            e->exec_time->with({schema_text}).observe(metrics::seconds_since(started));
+        }
+        return done;
+    });
+    if (!out) {
+        return error{out.error().code(),
+                     fmt::format("userscript {}: {}", engine_->name, out.error().message())};
+    }
+    // The script may fan rows out: the decoder's limits are the replicator's own here.
+    proto::decode_limits limits;
+    limits.max_body_bytes = std::numeric_limits<size_t>::max();
+    limits.max_messages = std::numeric_limits<size_t>::max();
+    auto decoded = proto::decode_webhook(std::move(out).value(), limits);
+    if (!decoded) {
+        return error{errc::invalid_argument,
+                     fmt::format("userscript {}: its rows cannot be read back: {}", engine_->name,
+                                 decoded.error().message())};
+    }
+    return std::move(decoded->rows);
+}
+
+}  // namespace molt::replicator::script

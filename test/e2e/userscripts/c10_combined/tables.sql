@@ -1,0 +1,2 @@
+CREATE TABLE customers (id INT PRIMARY KEY, is_deleted INT, name VARCHAR(32));
+CREATE TABLE vault (id INT PRIMARY KEY, ssn VARCHAR(16));

@@ -1,0 +1,4 @@
+CREATE TABLE audit_logs (id INT PRIMARY KEY, msg VARCHAR(32));
+CREATE TABLE sessions (id INT PRIMARY KEY, msg VARCHAR(32));
+CREATE TABLE items (id INT PRIMARY KEY, name VARCHAR(32));
+INSERT INTO sessions VALUES (7, 'kept');

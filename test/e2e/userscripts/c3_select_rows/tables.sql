@@ -1,0 +1,4 @@
+CREATE TABLE accounts (id INT PRIMARY KEY, is_deleted INT);
+CREATE TABLE flags (id INT PRIMARY KEY, is_deleted BOOLEAN);
+CREATE TABLE plain (id INT PRIMARY KEY, name VARCHAR(32));
+INSERT INTO accounts VALUES (9, 0);

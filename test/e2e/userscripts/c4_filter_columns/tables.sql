@@ -1,0 +1,2 @@
+CREATE TABLE items (id INT PRIMARY KEY, name VARCHAR(32), price DECIMAL(10,2));
+CREATE TABLE stock (id INT PRIMARY KEY, qty INT);

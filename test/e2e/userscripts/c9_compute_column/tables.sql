@@ -1,0 +1,1 @@
+CREATE TABLE orders (id INT PRIMARY KEY, price VARCHAR(16), qty INT, total DECIMAL(12,2));

@@ -1,0 +1,774 @@
+// Userscripts without a database: the loader's errors, and the documented examples
+// (../shared/spec/userscripts.md §3) as rows in → rows out. The same examples run through the
+// HTTP server against PostgreSQL and MariaDB in test/e2e/userscript_test.sh.
+
+#include "molt/replicator/script/userscript.hpp"
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <catch2/catch.hpp>
+
+#include "molt/proto/decoder.hpp"
+#include "molt/proto/encoder.hpp"
+
+#include "plan_test_support.hpp"
+
+namespace fs = std::filesystem;
+using Catch::Matchers::Contains;
+using namespace molt;
+using namespace molt::replicator;
+using molt::replicator::testing::col;
+using molt::replicator::testing::table;
+
+namespace {
+
+// A folder of script files, removed at the end.
+class script_dir {
+public:
+    script_dir() {
+        char tmpl[] = "/tmp/molt-userscript-XXXXXX";
+        dir_ = ::mkdtemp(tmpl);
+    }
+    ~script_dir() { fs::remove_all(dir_); }
+    fs::path write(const std::string& name, const std::string& text) const {
+        const fs::path p = dir_ / name;
+        fs::create_directories(p.parent_path());
+        std::ofstream(p) << text;
+        return p;
+    }
+    [[nodiscard]] const fs::path& path() const { return dir_; }
+
+private:
+    fs::path dir_;
+};
+
+script::limits quick() {
+    script::limits l;
+    l.call_timeout = std::chrono::milliseconds(500);
+    l.heap_bytes = size_t{64} << 20;
+    return l;
+}
+
+std::unique_ptr<script::userscript> load(const script_dir& d, const std::string& text,
+                                         const std::string& name = "main.ts") {
+    auto s = script::userscript::load(d.write(name, text), quick());
+    if (!s) {
+        FAIL("load: " << s.error().message());
+    }
+    return std::move(s).value();
+}
+
+std::string load_error(const script_dir& d, const std::string& text,
+                       const std::string& name = "main.ts") {
+    auto s = script::userscript::load(d.write(name, text), quick());
+    REQUIRE_FALSE(s);
+    return s.error().message();
+}
+
+// defaultdb.public with the tables the examples use.
+schema_snapshot examples_schema() {
+    schema_snapshot s;
+    s.schema.parts = {"defaultdb", "public"};
+    auto t = [&](const std::string& name, std::vector<column_info> cols) {
+        s.tables.push_back(table({"defaultdb", "public", name}, std::move(cols)));
+    };
+    auto text = [](const std::string& n, int pk = -1) { return col(n, "text", "text", pk); };
+    t("items", {text("id", 0), text("name"), text("price"), text("qty")});
+    t("audit_logs", {text("id", 0), text("msg")});
+    t("employees", {text("employee_id", 0), text("employee_name"), text("department")});
+    t("pairs", {text("id1", 0), text("id2", 1), text("name")});
+    t("tbl1", {text("id", 0)});
+    t("tbl2", {text("id", 0)});
+    t("tbl3", {text("id", 0)});
+    t("CUSTOMERS", {text("id", 0), text("name")});
+    t("table1", {col("msg", "boolean", "boolean", 0), text("dest")});
+    t("table2",
+      {col("idx", "bigint", "bigint", 0), text("dest"), col("msg", "boolean", "boolean")});
+    t("partitioned_target", {col("id", "bigint", "bigint", 0)});
+    t("t_1", {col("pk", "bigint", "bigint", 0), text("v")});
+    t("arrays", {col("id", "bigint", "bigint", 0),
+                 col("vals", "bigint[]", "bigint", -1, false, true), col("doc", "jsonb", "jsonb")});
+    t("orders", {text("id", 0), text("region_code", 1), text("price"), text("qty"), text("total"),
+                 text("status_code"), text("status_description"), text("replicated_at")});
+    s.finish();
+    return s;
+}
+
+// One message per line: {"topic","key","after"} of the rows a run produced.
+std::vector<std::string> run(const script::userscript& s, const std::string& body,
+                             unsigned which = script::schema_phase | script::table_phase) {
+    auto decoded = proto::decode_webhook(body);
+    REQUIRE(decoded);
+    const schema_snapshot schema = examples_schema();
+    auto out = s.run(schema.schema, schema, decoded->rows, which);
+    if (!out) {
+        FAIL("run: " << out.error().message());
+    }
+    std::vector<std::string> lines;
+    for (const auto& t : out->tables()) {
+        for (const auto& m : t.mutations) {
+            std::string line = std::string(t.topic) + " " + std::string(m.key) + " ";
+            if (m.deleted) {
+                line += "delete";
+            } else {
+                line += "{";
+                for (size_t i = 0; i < m.after.size(); ++i) {
+                    line += (i == 0 ? "" : ",") + std::string(m.after[i].name) + ":" +
+                            std::string(m.after[i].val.text);
+                }
+                line += "}";
+            }
+            lines.push_back(line);
+        }
+    }
+    return lines;
+}
+
+std::string run_error(const script::userscript& s, const std::string& body,
+                      errc code = errc::invalid_argument) {
+    auto decoded = proto::decode_webhook(body);
+    REQUIRE(decoded);
+    const schema_snapshot schema = examples_schema();
+    auto out =
+        s.run(schema.schema, schema, decoded->rows, script::schema_phase | script::table_phase);
+    REQUIRE_FALSE(out);
+    CHECK(out.error().code() == code);
+    return out.error().message();
+}
+
+// A webhook body of upserts (after given) and deletes (after empty).
+struct msg {
+    std::string topic;
+    std::string key;
+    std::string after;  // "" for a delete
+};
+std::string body(const std::vector<msg>& messages) {
+    std::string b = "{\"payload\":[";
+    int n = 0;
+    for (const msg& m : messages) {
+        b += (n == 0 ? "" : ",");
+        b += "{\"topic\":\"" + m.topic + "\",\"key\":" + m.key +
+             ",\"after\":" + (m.after.empty() ? "null" : m.after) + ",\"updated\":\"" +
+             std::to_string(100 + n) + ".0000000000\"}";
+        ++n;
+    }
+    return b + "]}";
+}
+
+const std::string header = R"(import * as api from "replicator@v2";
+const TARGET_SCHEMA_NAME = "defaultdb.public";
+)";
+
+}  // namespace
+
+TEST_CASE("userscript: C1 filters a single table", "[userscript]") {
+    script_dir d;
+    auto s = load(d, header + R"(
+const TABLE_TO_SKIP = "audit_logs";
+api.configureTargetSchema(TARGET_SCHEMA_NAME, {
+  onRowUpsert: (row, meta) => (meta.table === TABLE_TO_SKIP ? null : row),
+  onRowDelete: (row, meta) => (meta.table === TABLE_TO_SKIP ? null : row),
+});
+)");
+    CHECK(s->handles_schema(qualified_name{{"defaultdb", "public"}}));
+    CHECK_FALSE(s->handles_schema(qualified_name{{"defaultdb", "other"}}));
+    CHECK(run(*s, body({{"audit_logs", "[1]", R"({"id":1,"msg":"x"})"},
+                        {"audit_logs", "[1]", ""},
+                        {"items", "[1]", R"({"id":1,"name":"a"})"},
+                        {"items", "[2]", ""}})) ==
+          std::vector<std::string>{R"(items [1] {id:1,name:a})", R"(items [2] delete)"});
+}
+
+TEST_CASE("userscript: C2 C3 and C10 filter tables and rows", "[userscript]") {
+    script_dir d;
+    SECTION("C2: a set of tables") {
+        auto s = load(d, header + R"(
+const TABLES_TO_SKIP = new Set(["audit_logs", "tbl1"]);
+api.configureTargetSchema(TARGET_SCHEMA_NAME, {
+  onRowUpsert: (row, meta) => (TABLES_TO_SKIP.has(meta.table) ? null : row),
+  onRowDelete: (row, meta) => (TABLES_TO_SKIP.has(meta.table) ? null : row),
+});
+)");
+        CHECK(run(*s, body({{"audit_logs", "[1]", R"({"id":1})"},
+                            {"tbl1", "[1]", ""},
+                            {"tbl2", "[2]", R"({"id":2})"}})) ==
+              std::vector<std::string>{R"(tbl2 [2] {id:2})"});
+    }
+    SECTION("C3: rows marked deleted") {
+        auto s = load(d, header + R"(
+api.configureTargetSchema(TARGET_SCHEMA_NAME, {
+  onRowUpsert: (row, meta) => {
+    if (row.is_deleted !== undefined && Number(row.is_deleted) === 1) return null;
+    return row;
+  },
+  onRowDelete: (row, meta) => row,
+});
+)");
+        CHECK(run(*s, body({{"audit_logs", "[1]", R"({"id":1,"is_deleted":1})"},
+                            {"audit_logs", "[2]", R"({"id":2,"is_deleted":0})"},
+                            {"audit_logs", "[3]", R"({"id":3})"},
+                            {"audit_logs", "[4]", R"({"id":4,"is_deleted":true})"},
+                            {"audit_logs", "[5]", ""}})) ==
+              std::vector<std::string>{R"(audit_logs [2] {id:2,is_deleted:0})",
+                                       R"(audit_logs [3] {id:3})", R"(audit_logs [5] delete)"});
+    }
+    SECTION("C10: filter and drop columns on one table") {
+        auto s = load(d, header + R"(
+const TABLE_TO_EDIT = "items";
+api.configureTargetSchema(TARGET_SCHEMA_NAME, {
+  onRowUpsert: (row, meta) => {
+    if (meta.table !== TABLE_TO_EDIT) return row;
+    if (Number(row.is_deleted) === 1) return null;
+    const { ssn, credit_card_number, ...rest } = row;
+    return rest;
+  },
+  onRowDelete: (row, meta) => row,
+});
+)");
+        CHECK(
+            run(*s,
+                body({{"items", "[1]", R"({"id":1,"is_deleted":1,"ssn":"x"})"},
+                      {"items", "[2]",
+                       R"({"id":2,"is_deleted":0,"ssn":"x","credit_card_number":"y","name":"n"})"},
+                      {"audit_logs", "[3]", R"({"id":3,"ssn":"x"})"},
+                      {"items", "[4]", ""}})) ==
+            std::vector<std::string>{R"(items [2] {id:2,is_deleted:0,name:n})",
+                                     R"(items [4] delete)", R"(audit_logs [3] {id:3,ssn:x})"});
+    }
+}
+
+TEST_CASE("userscript: C4 C5 C6 and C9 change columns", "[userscript]") {
+    script_dir d;
+    SECTION("C4: drop a column of one table") {
+        auto s = load(d, header + R"(
+const TABLE_TO_EDIT = "items";
+api.configureTargetSchema(TARGET_SCHEMA_NAME, {
+  onRowUpsert: (row, meta) => {
+    if (meta.table === TABLE_TO_EDIT) delete row["qty"];
+    return row;
+  },
+  onRowDelete: (row, meta) => row,
+});
+)");
+        CHECK(run(*s, body({{"items", "[1]", R"({"id":1,"name":"n","price":2,"qty":5})"},
+                            {"orders", "[1,\"US\"]", R"({"id":1,"region_code":"US","qty":5})"},
+                            {"items", "[1]", ""}})) ==
+              std::vector<std::string>{R"(items [1] {id:1,name:n,price:2})", R"(items [1] delete)",
+                                       R"(orders [1,"US"] {id:1,region_code:US,qty:5})"});
+    }
+    SECTION("C5: rename columns, the key too") {
+        auto s = load(d, header + R"(
+const TABLE_TO_EDIT = "employees";
+api.configureTargetSchema(TARGET_SCHEMA_NAME, {
+  onRowUpsert: (row, meta) => {
+    if (meta.table !== TABLE_TO_EDIT) return row;
+    if (row.emp_id !== undefined) { row.employee_id = row.emp_id; delete row.emp_id; }
+    if (row.emp_name !== undefined) { row.employee_name = row.emp_name; delete row.emp_name; }
+    return row;
+  },
+  onRowDelete: (row, meta) => {
+    if (row.emp_id !== undefined) { row.employee_id = row.emp_id; delete row.emp_id; }
+    return row;
+  },
+});
+)");
+        CHECK(run(*s,
+                  body({{"employees", "[7]", R"({"emp_id":7,"emp_name":"Ann","department":"HR"})"},
+                        {"employees", "[7]", ""}})) ==
+              std::vector<std::string>{
+                  R"(employees [7] {department:HR,employee_id:7,employee_name:Ann})",
+                  R"(employees [7] delete)"});
+    }
+    SECTION("C6: rename a composite primary key") {
+        auto s = load(d, header + R"(
+api.configureTargetSchema(TARGET_SCHEMA_NAME, {
+  onRowUpsert: (row, meta) => {
+    if (meta.table !== "pairs") return row;
+    row.id1 = row.pk1; row.id2 = row.pk2; delete row.pk1; delete row.pk2;
+    return row;
+  },
+  onRowDelete: (row, meta) => {
+    if (row.pk1 !== undefined) row.id1 = row.pk1;
+    if (row.pk2 !== undefined) row.id2 = row.pk2;
+    return row;
+  },
+});
+)");
+        CHECK(run(*s, body({{"pairs", R"(["a","b"])", R"({"pk1":"a","pk2":"b","name":"n"})"},
+                            {"pairs", R"(["a","b"])", ""}})) ==
+              std::vector<std::string>{R"(pairs ["a","b"] {name:n,id1:a,id2:b})",
+                                       R"(pairs ["a","b"] delete)"});
+    }
+    SECTION("C9: compute a column") {
+        auto s = load(d, header + R"(
+api.configureTargetSchema(TARGET_SCHEMA_NAME, {
+  onRowUpsert: (row, meta) => {
+    if (meta.table !== "orders") return row;
+    const price = Number(row.price) || 0;
+    const qty = Number(row.qty) || 0;
+    row.total = (price * qty).toFixed(2);
+    return row;
+  },
+  onRowDelete: (row, meta) => row,
+});
+)");
+        CHECK(
+            run(*s, body({{"orders", R"([1,"US"])",
+                           R"({"id":1,"region_code":"US","price":2.50,"qty":4})"},
+                          {"orders", R"([2,"US"])",
+                           R"({"id":2,"region_code":"US","price":"x","qty":4})"},
+                          {"orders", R"([3,"US"])", R"({"id":3,"region_code":"US","qty":4})"}})) ==
+            std::vector<std::string>{
+                R"(orders [1,"US"] {id:1,region_code:US,price:2.50,qty:4,total:10.00})",
+                R"(orders [2,"US"] {id:2,region_code:US,price:x,qty:4,total:0.00})",
+                R"(orders [3,"US"] {id:3,region_code:US,qty:4,total:0.00})"});
+    }
+}
+
+TEST_CASE("userscript: C7 and C8 route rows to other tables", "[userscript]") {
+    script_dir d;
+    SECTION("C7: partitions by id") {
+        auto s = load(d, header + R"(
+function partition(row, meta) {
+  if (meta.table !== "items") return row;
+  const id = Number(row.id);
+  if (id <= 10000) return { tbl1: [row] };
+  if (id <= 20000) return { tbl2: [row] };
+  return { tbl3: [row] };
+}
+api.configureTargetSchema(TARGET_SCHEMA_NAME, { onRowUpsert: partition, onRowDelete: partition });
+)");
+        CHECK(run(*s, body({{"items", "[5]", R"({"id":5})"},
+                            {"items", "[15000]", R"({"id":15000})"},
+                            {"items", "[25000]", R"({"id":25000})"},
+                            {"items", "[15000]", ""}})) ==
+              std::vector<std::string>{R"(tbl1 [5] {id:5})", R"(tbl2 [15000] {id:15000})",
+                                       R"(tbl2 [15000] delete)", R"(tbl3 [25000] {id:25000})"});
+    }
+    SECTION("C8: rename a table") {
+        auto s = load(d, header + R"(
+const TABLE_MAPPINGS = { customer_table: "CUSTOMERS" };
+function rename(row, meta) {
+  if (meta.table in TABLE_MAPPINGS) return { [TABLE_MAPPINGS[meta.table]]: [row] };
+  return row;
+}
+api.configureTargetSchema(TARGET_SCHEMA_NAME, { onRowUpsert: rename, onRowDelete: rename });
+)");
+        CHECK(run(*s, body({{"customer_table", "[1]", R"({"id":1,"name":"a"})"},
+                            {"customer_table", "[2]", ""},
+                            {"items", "[3]", R"({"id":3})"}})) ==
+              std::vector<std::string>{R"(CUSTOMERS [1] {id:1,name:a})", R"(CUSTOMERS [2] delete)",
+                                       R"(items [3] {id:3})"});
+    }
+}
+
+TEST_CASE("userscript: A1 to A4 of the API reference", "[userscript]") {
+    script_dir d;
+    SECTION("A1 and A2: schema-level handlers") {
+        auto s = load(d, header + R"(
+api.configureTargetSchema(TARGET_SCHEMA_NAME, {
+  onRowUpsert: (row, meta) => {
+    if (meta.table === "orders") return { ...row, status_code: String(row.status_code).toUpperCase() };
+    if (meta.table === "CUSTOMERS") return row;
+    return null;
+  },
+  onRowDelete: (row, meta) => (meta.table === "items" && Number(row.id) < 100 ? null : row),
+});
+)");
+        CHECK(run(*s, body({{"orders", R"([1,"US"])",
+                             R"({"id":1,"region_code":"US","status_code":"new"})"},
+                            {"items", "[1]", R"({"id":1})"},
+                            {"items", "[5]", ""},
+                            {"items", "[150]", ""}})) ==
+              std::vector<std::string>{R"(orders [1,"US"] {id:1,region_code:US,status_code:NEW})",
+                                       R"(items [150] delete)"});
+    }
+    SECTION("A3 and A4: table-level handlers") {
+        auto s = load(d, header + R"(
+const STATUS = { "1": "pending", "2": "processing", "3": "shipped", "4": "delivered", "5": "cancelled" };
+api.configureTargetTables(["orders"], {
+  onRowUpsert: (row, meta) => {
+    row.replicated_at = "at";
+    if (row.status_code !== undefined) row.status_description = STATUS[row.status_code] ?? "unknown";
+    return row;
+  },
+  onRowDelete: (keys, meta) => {
+    const [orderId, region] = keys;
+    if (region === "EU" || parseInt(orderId) >= 1000) return null;
+    return keys;
+  },
+});
+)");
+        CHECK_FALSE(s->handles_schema(qualified_name{{"defaultdb", "public"}}));
+        CHECK(s->handles_tables(qualified_name{{"defaultdb", "public"}}));
+        CHECK(
+            run(*s,
+                body({{"orders", R"([1,"US"])", R"({"id":1,"region_code":"US","status_code":3})"},
+                      {"orders", R"([2,"US"])", R"({"id":2,"region_code":"US","status_code":9})"},
+                      {"orders", R"([3,"US"])", R"({"id":3,"region_code":"US"})"},
+                      {"orders", R"([123,"US"])", ""},
+                      {"orders", R"([123,"EU"])", ""},
+                      {"orders", R"([1000,"US"])", ""},
+                      {"items", "[1]", R"({"id":1})"}})) ==
+            std::vector<std::string>{
+                R"(orders [1,"US"] {id:1,region_code:US,status_code:3,replicated_at:at,status_description:shipped})",
+                R"(orders [2,"US"] {id:2,region_code:US,status_code:9,replicated_at:at,status_description:unknown})",
+                R"(orders [3,"US"] {id:3,region_code:US,replicated_at:at})",
+                R"(orders [123,"US"] delete)", R"(items [1] {id:1})"});
+        // Only the schema phase: the table-level handlers wait for apply time.
+        CHECK(run(*s, body({{"orders", R"([1,"US"])", R"({"id":1,"region_code":"US"})"}}),
+                  script::schema_phase) ==
+              std::vector<std::string>{R"(orders [1,"US"] {id:1,region_code:US})"});
+    }
+}
+
+TEST_CASE("userscript: loading errors name the file line and column", "[userscript]") {
+    script_dir d;
+    SECTION("syntax error") {
+        const std::string e = load_error(d, "const = 3;\n");
+        CHECK_THAT(e, Contains("main.ts:1:7: Expected identifier"));
+    }
+    SECTION("Q1: a ReferenceError at load") {
+        const std::string e = load_error(d, header + R"(
+api.configureTargetSchema(SCHEMA_NAME, { onRowUpsert: (r) => r, onRowDelete: (r) => r });
+)");
+        CHECK_THAT(e,
+                   Contains("ReferenceError") && Contains("SCHEMA_NAME") && Contains("main.ts:4:"));
+    }
+    SECTION("a name the API does not have") {
+        const std::string e = load_error(d, header + "api.configureTargetSchemas('x', {});\n");
+        CHECK_THAT(e, Contains("TypeError") && Contains("configureTargetSchemas"));
+    }
+    SECTION("one handler of configureTargetSchema") {
+        const std::string e =
+            load_error(d, header + "api.configureTargetSchema('x', { onRowUpsert: (r) => r });\n");
+        CHECK_THAT(e, Contains("onRowDelete is missing"));
+    }
+    SECTION("imports: a missing file and one outside the folder") {
+        CHECK_THAT(load_error(d, "import { x } from './nothere';\nconsole.log(x);\n"),
+                   Contains("nothere.ts") && Contains("no such file"));
+        CHECK_THAT(load_error(d, "import { x } from '../../etc/passwd';\nconsole.log(x);\n"),
+                   Contains("outside the script's folder"));
+        CHECK_THAT(
+            load_error(d, "import { x } from 'https://example.com/x.ts';\nconsole.log(x);\n"),
+            Contains("only files in the script's folder"));
+        d.write("lib/inner.ts", "import { y } from '../../up';\nexport const x = y;\n");
+        CHECK_THAT(load_error(d, "import { x } from './lib/inner';\nconsole.log(x);\n"),
+                   Contains("lib/inner.ts") && Contains("outside the script's folder"));
+    }
+    SECTION("an endless loop at load") {
+        CHECK_THAT(load_error(d, "for (;;) {}\n"), Contains("--userscriptTimeout"));
+    }
+    SECTION("a huge allocation at load") {
+        CHECK_THAT(load_error(d, "const a = []; for (;;) a.push(new Array(1e6).fill(1.5));\n"),
+                   Contains("--userscriptMaxHeap"));
+    }
+    SECTION("no such script") {
+        auto s = script::userscript::load(d.path() / "none.ts", quick());
+        REQUIRE_FALSE(s);
+        CHECK_THAT(s.error().message(), Contains("none.ts: no such file"));
+    }
+}
+
+TEST_CASE("userscript: exception positions are the script's own", "[userscript]") {
+    script_dir d;
+    CHECK_THAT(load_error(d, "\n\nthrow new Error('x');\n", "main.js"), Contains("main.js:3:"));
+    CHECK_THAT(
+        load_error(d, "type T = { a: number };\n\nconst t: T = { a: 1 };\nthrow new Error('x');\n"),
+        Contains("main.ts:4:"));
+}
+
+TEST_CASE("userscript: modules text and JSON imports", "[userscript]") {
+    script_dir d;
+    d.write("lib/names.ts", "export const SKIP: string = 'audit_logs';\n");
+    d.write("lib/greeting.txt", "Hello World!\n");
+    d.write("lib/config.json", R"({"label": "json"})");
+    auto s = load(d, header + R"(
+import { SKIP } from "./lib/names";
+import greeting from "./lib/greeting.txt";
+import config from "./lib/config.json";
+api.configureTargetSchema(TARGET_SCHEMA_NAME, {
+  onRowUpsert: (row, meta) => (meta.table === SKIP ? null : { ...row, name: greeting.trim() + " " + config.label }),
+  onRowDelete: (row) => row,
+});
+)");
+    CHECK(run(*s, body({{"audit_logs", "[1]", R"({"id":1})"}, {"items", "[2]", R"({"id":2})"}})) ==
+          std::vector<std::string>{R"(items [2] {id:2,name:Hello World! json})"});
+}
+
+TEST_CASE("userscript: handler failures name the script handler table and key", "[userscript]") {
+    script_dir d;
+    SECTION("an exception") {
+        auto s = load(d, header + R"(
+api.configureTargetSchema(TARGET_SCHEMA_NAME, {
+  onRowUpsert: (row, meta) => {
+    if (row.id === "2") throw new Error("boom");
+    return row;
+  },
+  onRowDelete: (row) => row,
+});
+)");
+        const std::string e =
+            run_error(*s, body({{"items", "[1]", R"({"id":1})"}, {"items", "[2]", R"({"id":2})"}}));
+        CHECK_THAT(e, Contains("main.ts") && Contains("onRowUpsert") && Contains("items") &&
+                          Contains(R"(["2"])") && Contains("Error: boom") &&
+                          Contains("main.ts:6:"));
+    }
+    SECTION("wrong return types") {
+        auto s = load(d, header + R"(
+api.configureTargetSchema(TARGET_SCHEMA_NAME, { onRowUpsert: () => "x", onRowDelete: (r) => r });
+api.configureTargetTables(["tbl1"], { onRowDelete: () => ["1", "2"] });
+)");
+        CHECK_THAT(run_error(*s, body({{"items", "[1]", R"({"id":1})"}})),
+                   Contains("returned a string") && Contains("onRowUpsert"));
+        CHECK_THAT(run_error(*s, body({{"tbl1", "[1]", ""}})),
+                   Contains("returned 2 key values, but table tbl1 has 1 primary key columns"));
+    }
+    SECTION("a row without its key, and a table the target lacks") {
+        auto s = load(d, header + R"(
+api.configureTargetSchema(TARGET_SCHEMA_NAME, {
+  onRowUpsert: (row, meta) =>
+    meta.table === "items" ? { name: "x" } : meta.table === "tbl2" ? { tbl1: [{ x: 1 }] } : { nowhere: [row] },
+  onRowDelete: (r) => r,
+});
+)");
+        // Back to its own table, a row keeps the incoming key (a column family's message has
+        // its key columns only there); to another table it needs them.
+        CHECK(run(*s, body({{"items", "[1]", R"({"id":1})"}})) ==
+              std::vector<std::string>{R"(items [1] {name:x})"});
+        CHECK_THAT(run_error(*s, body({{"tbl2", "[1]", R"({"id":1})"}})),
+                   Contains("returned a row for table tbl1 without its primary key column id"));
+        CHECK_THAT(run_error(*s, body({{"tbl1", "[1]", R"({"id":1})"}})),
+                   Contains("table nowhere, which target schema defaultdb.public does not have"));
+    }
+    SECTION("an endless loop in a handler, then the script still runs") {
+        auto s = load(d, header + R"(
+api.configureTargetSchema(TARGET_SCHEMA_NAME, {
+  onRowUpsert: (row) => { if (row.id === "1") for (;;) {} return row; },
+  onRowDelete: (r) => r,
+});
+)");
+        const std::string e =
+            run_error(*s, body({{"items", "[1]", R"({"id":1})"}}), errc::unavailable);
+        CHECK_THAT(
+            e, Contains("onRowUpsert") && Contains(R"(["1"])") && Contains("--userscriptTimeout"));
+        CHECK(run(*s, body({{"items", "[2]", R"({"id":2})"}})) ==
+              std::vector<std::string>{R"(items [2] {id:2})"});
+    }
+}
+
+TEST_CASE("userscript: without esbuild the error says what to install", "[userscript]") {
+    script_dir d;
+    const fs::path file = d.write("main.ts", "export {};\n");
+    const std::string path = std::getenv("PATH") != nullptr ? std::getenv("PATH") : "";
+    ::setenv("PATH", d.path().c_str(), 1);
+    auto s = script::userscript::load(file, quick());
+    ::setenv("PATH", path.c_str(), 1);
+    REQUIRE_FALSE(s);
+    CHECK_THAT(s.error().message(),
+               Contains("esbuild is not on PATH") && Contains("apt-get install esbuild"));
+}
+
+TEST_CASE("userscript: promises run and a returned promise is refused", "[userscript]") {
+    script_dir d;
+    auto s = load(d, header + R"(
+let ready = "no";
+Promise.resolve().then(() => { ready = "yes"; });
+(async () => { await null; ready += "!"; })();
+api.configureTargetSchema(TARGET_SCHEMA_NAME, {
+  onRowUpsert: (row) => {
+    if (row.id === "2") return Promise.resolve(row);
+    Promise.resolve().then(() => {});
+    return { ...row, name: ready };
+  },
+  onRowDelete: (row) => row,
+});
+)");
+    CHECK(run(*s, body({{"items", "[1]", R"({"id":1})"}})) ==
+          std::vector<std::string>{R"(items [1] {id:1,name:yes!})"});
+    CHECK_THAT(run_error(*s, body({{"items", "[2]", R"({"id":2})"}})),
+               Contains("returned a Promise"));
+}
+
+TEST_CASE("userscript: column families keep their topic and key", "[userscript]") {
+    script_dir d;
+    auto s = load(d, header + R"(
+api.configureTargetSchema(TARGET_SCHEMA_NAME, {
+  onRowUpsert: (row, meta) => (meta.table === "audit" ? null : { ...row, seen: meta.table }),
+  onRowDelete: (row) => row,
+});
+)");
+    CHECK(run(*s, body({{"items.fam", "[1]", R"({"name":"a"})"},
+                        {"audit.fam", "[2]", R"({"x":1})"},
+                        {"defaultdb.public.audit", "[3]", R"({"x":1})"}})) ==
+          std::vector<std::string>{R"(items.fam [1] {name:a,seen:items})"});
+}
+
+TEST_CASE("userscript: values and keys keep their exact text", "[userscript]") {
+    script_dir d;
+    auto s = load(d, header + R"(
+api.configureTargetSchema(TARGET_SCHEMA_NAME, {
+  onRowUpsert: (row, meta) => {
+    if (row.id === "5") return { ...row, id: Number(row.id) };
+    if (row.id === "6") return { ...row, id: 7 };
+    return row;
+  },
+  onRowDelete: (row) => row,
+});
+)");
+    // INT8[] elements past 2^53 and a JSONB number pass through exact; a key the handler
+    // returns as a number or a string has the incoming text when it reads the same.
+    CHECK(
+        run(*s, body({{"arrays", "[1]", R"({"id":1,"vals":[9007199254740993,-2],"doc":{"n":1.5}})"},
+                      {"arrays", "[2]", R"({"id":2,"doc":9007199254740993})"},
+                      {"arrays", "[5]", R"({"id":5})"},
+                      {"arrays", "[6]", R"({"id":6})"}})) ==
+        std::vector<std::string>{
+            R"(arrays [1] {id:1,vals:["9007199254740993","-2"],doc:{"n":1.5}})",
+            R"(arrays [2] {id:2,doc:9007199254740992})", R"(arrays [5] {id:5})",
+            R"(arrays ["7"] {id:7})"});
+}
+
+TEST_CASE("userscript: the memory limit holds against a catching script", "[userscript]") {
+    script_dir d;
+    script::limits roomy;
+    roomy.call_timeout = std::chrono::seconds(20);
+    roomy.heap_bytes = size_t{16} << 20;
+    auto loaded = script::userscript::load(d.write("main.ts", header + R"(
+api.configureTargetSchema(TARGET_SCHEMA_NAME, {
+  onRowUpsert: (row) => {
+    const kept = [];
+    // Objects fill SpiderMonkey's own heap; array elements are malloc()ed beside it.
+    const make = row.id === "1" ? () => ({ a: kept.length }) : () => new Array(1000).fill(kept.length);
+    try { for (;;) kept.push(make()); } catch (e) { return row; }
+  },
+  onRowDelete: (row) => row,
+});
+)"),
+                                           roomy);
+    REQUIRE(loaded);
+    auto& s = *loaded;
+    CHECK_THAT(run_error(*s, body({{"items", "[1]", R"({"id":1})"}}), errc::unavailable),
+               Contains("--userscriptMaxHeap"));
+    CHECK_THAT(run_error(*s, body({{"items", "[2]", R"({"id":2})"}}), errc::unavailable),
+               Contains("--userscriptMaxHeap"));
+    CHECK(run(*s, body({{"items", "[3]", ""}})) == std::vector<std::string>{R"(items [3] delete)"});
+}
+
+TEST_CASE("userscript: a symbolic link out of the folder is refused", "[userscript]") {
+    script_dir d;
+    fs::create_directory_symlink("/etc", d.path() / "outside");
+    CHECK_THAT(load_error(d, "import t from './outside/hostname.txt';\nconsole.log(t);\n"),
+               Contains("outside the script's folder"));
+}
+
+// replicator@v1's vectors (../shared/spec/userscripts.md §3, "v1 vectors").
+TEST_CASE("userscript v1: configureSource target dispatch and deletesTo", "[userscript]") {
+    script_dir d;
+    SECTION("passthrough to one table") {
+        auto s = load(d, R"(
+import * as api from "replicator@v1";
+api.configureSource("defaultdb.public", { target: "tbl1" });
+)");
+        CHECK(run(*s, body({{"anything", "[1]", R"({"id":1})"}, {"anything", "[2]", ""}})) ==
+              std::vector<std::string>{R"(tbl1 [1] {id:1})", R"(tbl1 [2] delete)"});
+    }
+    SECTION("the expander") {
+        auto s = load(d, R"(
+import * as api from "replicator@v1";
+api.configureSource("defaultdb.public", {
+  dispatch: (doc, meta) => ({
+    table1: [{ dest: "table1", msg: doc.msg }],
+    table2: [{ dest: "table2", idx: 0, msg: doc.msg }, { dest: "table2", idx: 1, msg: doc.msg }],
+  }),
+  deletesTo: (doc, meta) => ({ table1: [doc], table2: [{ idx: 42 }] }),
+});
+)");
+        CHECK(run(*s, body({{"expander", R"(["key"])", R"({"msg":true,"idx":0})"}})) ==
+              std::vector<std::string>{R"(table1 [true] {dest:table1,msg:true})",
+                                       R"(table2 ["0"] {dest:table2,idx:0,msg:true})",
+                                       R"(table2 ["1"] {dest:table2,idx:1,msg:true})"});
+        CHECK(run(*s, body({{"table1", R"(["key"])", ""}})) ==
+              std::vector<std::string>{R"(table1 ["key"] delete)", R"(table2 ["42"] delete)"});
+    }
+    SECTION("a delete of a table the target lacks carries its key") {
+        auto s = load(d, R"(
+import * as api from "replicator@v1";
+api.configureSource("defaultdb.public", {
+  dispatch: (doc) => null,
+  deletesTo: (doc, meta) => {
+    if (JSON.stringify(doc) !== '{"__REPLICATION_KEY__":["key"]}') throw new Error(JSON.stringify(doc));
+    return { tbl1: [doc] };
+  },
+});
+)");
+        CHECK(run(*s, body({{"not_in_target_schema", R"(["key"])", ""}})) ==
+              std::vector<std::string>{R"(tbl1 ["key"] delete)"});
+    }
+    SECTION("partitions routed by meta.table, meta as v1 gives it") {
+        auto s = load(d, R"(
+import * as api from "cdc-sink@v1";
+api.configureSource("defaultdb.public", {
+  dispatch: (doc, meta) => {
+    if (meta["defaultdb.public"] !== true || meta.nanos !== "101" || meta.logical !== 0) return null;
+    return { [meta.table.replace(/_[0-9]+$/, "")]: [doc] };
+  },
+  deletesTo: "partitioned_target",
+});
+)");
+        CHECK(run(*s, body({{"partitioned_target_1234", "[7]", R"({"id":7})"},
+                            {"partitioned_target_1234", "[7]", R"({"id":7})"}})) ==
+              std::vector<std::string>{R"(partitioned_target [7] {id:7})"});
+    }
+}
+
+TEST_CASE("userscript v1: configureTable map deleteKey and ignore", "[userscript]") {
+    script_dir d;
+    auto s = load(d, R"(
+import * as api from "replicator@v1";
+api.configureSource("defaultdb.public", { dispatch: (doc) => ({ T_1: [doc] }), deletesTo: "T_1" });
+api.configureTable("t_1", { map: (doc) => (doc.pk === "3" ? null : { ...doc, v: "cowbell", extra: "x" }), ignore: { extra: true } });
+api.configureTable("tbl1", { deleteKey: () => null });
+api.configureTable("defaultdb.public.pairs", { deleteKey: (key) => [key[1], key[0]] });
+)");
+    CHECK(run(*s, body({{"src", "[1]", R"({"pk":1,"v":"x"})"}, {"src", "[3]", R"({"pk":3})"}})) ==
+          std::vector<std::string>{R"(t_1 [1] {pk:1,v:cowbell})"});
+    auto decoded = proto::decode_webhook(body({{"tbl1", "[1]", ""}, {"pairs", "[1,2]", ""}}));
+    REQUIRE(decoded);
+    const schema_snapshot schema = examples_schema();
+    auto out = s->run(schema.schema, schema, decoded->rows, script::table_phase);
+    REQUIRE(out);
+    REQUIRE(out->tables().size() == 1);
+    CHECK(out->tables()[0].mutations[0].key == R"(["2","1"])");
+}
+
+TEST_CASE("userscript v1: what is not built is refused at load", "[userscript]") {
+    script_dir d;
+    CHECK_THAT(
+        load_error(d, "import * as api from 'replicator@v1';\napi.setOptions({hello: 'world'});\n"),
+        Contains("setOptions() is not supported"));
+    CHECK_THAT(load_error(d,
+                          "import * as api from 'replicator@v1';\napi.configureTable('t', {apply: "
+                          "async () => {}});\n"),
+               Contains("configureTable(\"t\"): apply is not supported"));
+    CHECK_THAT(
+        load_error(d, "import * as api from 'replicator@v1';\napi.configureSource('x', {});\n"),
+        Contains("one of mapper or target must be set"));
+    CHECK_THAT(load_error(d,
+                          "import * as api from 'replicator@v1';\napi.configureSource('x', "
+                          "{dispatch: () => null});\n"),
+               Contains("dispatch needs deletesTo"));
+    auto s = load(d, R"(
+import * as api from "replicator@v1";
+const id = api.randomUUID();
+if (!/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/.test(id) || id === api.randomUUID()) {
+  throw new Error("not a fresh v4 UUID: " + id);
+}
+)");
+    CHECK_FALSE(s->handles_schema(qualified_name{{"defaultdb", "public"}}));
+}
