@@ -189,13 +189,14 @@ def ceiling(a, target, files):
     return {"seconds": seconds, "db_cpu": target.cpu() - before}
 
 
-def through_replicator(a, target, shape, mix, mode, workdir, rows=None, extra=None):
-    flags = ["--targetConn", target.url]
+def through_replicator(a, target, shape, mix, mode, workdir, rows=None, extra=None,
+                       flags_extra=None, name=None):
+    flags = ["--targetConn", target.url, *(flags_extra or [])]
     if mode == "immediate":
         flags.append("--immediate")
     else:
         flags += ["--stagingConn", target.staging_url, "--stagingCreateSchema"]
-    rep = Replicator(a.replicator, workdir, f"{target.kind}-{shape}-{mix}-{mode}", flags)
+    rep = Replicator(a.replicator, workdir, name or f"{target.kind}-{shape}-{mix}-{mode}", flags)
     try:
         url = f"https://127.0.0.1:{rep.port}{target.path}?insecure_tls_skip_verify=true"
         cmd = [a.sender, "send", *workload_args(a, shape, mix, rows), "--url", url]
@@ -250,6 +251,53 @@ def scenario(a, target, shape, mix, workdir, pg_admin_staging):
     return result
 
 
+# Userscripts: the same rows with no script, a pass-through script and a column filter (the
+# cookbook's "Filter columns"), in immediate mode, where the script runs in the request.
+USERSCRIPTS = {
+    "passthrough": """import * as api from "replicator@v2";
+api.configureTargetSchema("@SCHEMA@", {
+  onRowUpsert: (row, meta) => row,
+  onRowDelete: (row, meta) => row,
+});
+""",
+    "filter": """import * as api from "replicator@v2";
+api.configureTargetSchema("@SCHEMA@", {
+  onRowUpsert: (row, meta) => {
+    if (meta.table === "bench_t") {
+      delete row["s"];
+    }
+    return row;
+  },
+  onRowDelete: (row, meta) => row,
+});
+""",
+}
+
+
+def userscripts(a, target, workdir):
+    sqldir = os.path.join(workdir, f"{target.kind}-narrow-insert")
+    subprocess.run([a.sender, "sql", *workload_args(a, "narrow", "insert"), "--dialect",
+                    target.kind, "--out", sqldir], check=True)
+    schema = target.path.strip("/").replace("/", ".")
+    out = {"target": target.kind}
+    for name in ("none", "passthrough", "filter"):
+        flags = []
+        if name != "none":
+            path = os.path.join(workdir, f"{name}.ts")
+            with open(path, "w") as f:
+                f.write(USERSCRIPTS[name].replace("@SCHEMA@", schema))
+            flags = ["--userscript", path]
+        target.reset(os.path.join(sqldir, "schema.sql"))
+        r = through_replicator(a, target, "narrow", "insert", "immediate", workdir,
+                               flags_extra=flags, name=f"{target.kind}-userscript-{name}")
+        out[name] = r
+        progress(f"  {target.kind} narrow insert immediate, userscript {name}: "
+                 f"{r['rows_per_second']:,.0f} rows/s")
+    for name in ("passthrough", "filter"):
+        out[f"{name}_x"] = out[name]["rows_per_second"] / out["none"]["rows_per_second"]
+    return out
+
+
 def progress(text):
     print(text, file=sys.stderr, flush=True)
 
@@ -271,7 +319,7 @@ def ratios(r):
     return out
 
 
-def table(results, latency, backlog):
+def table(results, latency, backlog, scripts=None):
     lines = ["| target | rows | mix | ceiling rows/s | immediate rows/s | × | consistent rows/s | × "
              "| DB CPU/row × (imm / cons) | replicator CPU ÷ DB (imm / cons) |",
              "|---|---|---|---|---|---|---|---|---|---|"]
@@ -305,6 +353,13 @@ def table(results, latency, backlog):
             f"Backlog: {backlog['rows']:,} rows staged before one resolved timestamp "
             f"({backlog['target']}, narrow): peak RSS {backlog['peak_rss_mib']:.0f} MiB "
             f"(target ≤ 256 MiB), applied at {backlog['rows_per_second']:,.0f} rows/s overall.")
+    for u in scripts or []:
+        lines.append(
+            f"Userscripts ({u['target']}, narrow inserts, immediate): no script "
+            f"{u['none']['rows_per_second']:,.0f} rows/s; pass-through "
+            f"{u['passthrough']['rows_per_second']:,.0f} ({u['passthrough_x']:.2f}×); column "
+            f"filter {u['filter']['rows_per_second']:,.0f} ({u['filter_x']:.2f}×) "
+            f"(target ≥ 0.5×).")
     return "\n".join(lines)
 
 
@@ -321,6 +376,9 @@ def main():
     p.add_argument("--modes", default="immediate,consistent")
     p.add_argument("--latency-seconds", type=float, default=20, help="0: skip")
     p.add_argument("--backlog-rows", type=int, default=1_000_000, help="0: skip")
+    p.add_argument("--userscripts", default="postgres,mysql",
+                   help="targets to measure userscripts on (immediate mode, narrow inserts); "
+                        "'' to skip")
     p.add_argument("--json", default=None, help="where to write the results (default BUILD/apply_bench.json)")
     p.add_argument("--keep", action="store_true", help="keep the work folder (replicator logs, SQL)")
     a = p.parse_args()
@@ -347,7 +405,7 @@ def main():
     workdir = tempfile.mkdtemp(prefix="apply-bench.")
     info = {"date": time.strftime("%Y-%m-%d"), "cpus": os.cpu_count(), "rows": a.rows,
             "batch": a.batch, "connections": a.connections, "resolved_ms": a.resolved_ms}
-    results, latency, backlog = [], None, None
+    results, latency, backlog, scripts = [], None, None, []
     try:
         targets = {k: Target(k, env, staging_url) for k in a.targets.split(",")}
         for kind, target in targets.items():
@@ -383,16 +441,20 @@ def main():
             a.resolved_ms = saved
             backlog.update(target=first.kind)
             progress(f"  backlog of {a.backlog_rows:,} rows: peak RSS {backlog['peak_rss_mib']:.0f} MiB")
+        for kind in filter(None, a.userscripts.split(",")):
+            target = targets.get(kind) or Target(kind, env, staging_url)
+            scripts.append(userscripts(a, target, workdir))
     finally:
         if a.keep:
             progress(f"work folder kept: {workdir}")
         else:
             shutil.rmtree(workdir, ignore_errors=True)
-    out = {"run": info, "results": results, "latency": latency, "backlog": backlog}
+    out = {"run": info, "results": results, "latency": latency, "backlog": backlog,
+           "userscripts": scripts}
     path = a.json or os.path.join(a.build, "apply_bench.json")
     with open(path, "w") as f:
         json.dump(out, f, indent=2)
-    print(table(results, latency, backlog))
+    print(table(results, latency, backlog, scripts))
     print(f"\n(JSON: {path})")
 
 
