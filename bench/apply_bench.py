@@ -407,14 +407,14 @@ def main():
             "batch": a.batch, "connections": a.connections, "resolved_ms": a.resolved_ms}
     results, latency, backlog, scripts = [], None, None, []
     try:
-        targets = {k: Target(k, env, staging_url) for k in a.targets.split(",")}
+        targets = {k: Target(k, env, staging_url) for k in filter(None, a.targets.split(","))}
         for kind, target in targets.items():
             for shape in a.shapes.split(","):
                 for mix in a.mixes.split(","):
                     r = scenario(a, target, shape, mix, workdir, staging_admin)
                     r["ratios"] = ratios(r)
                     results.append(r)
-        first = next(iter(targets.values()))
+        first = next(iter(targets.values()), None)
         consistent = [r for r in results if r["target"] == first.kind and r["shape"] == "narrow"
                       and r["mix"] == "insert" and "consistent" in r]
         if a.latency_seconds > 0 and consistent:
@@ -427,7 +427,7 @@ def main():
                                                 str(a.latency_seconds)])
             latency.update(target=first.kind, rate=rate, resolved_ms=a.resolved_ms)
             progress(f"  latency p50 {latency['latency_p50_ms']:.0f} ms, p99 {latency['latency_p99_ms']:.0f} ms")
-        if a.backlog_rows > 0 and "consistent" in a.modes:
+        if a.backlog_rows > 0 and "consistent" in a.modes and first:
             sqldir = os.path.join(workdir, f"{first.kind}-narrow-insert")
             subprocess.run([a.sender, "sql", *workload_args(a, "narrow", "insert"), "--dialect",
                             first.kind, "--out", sqldir], check=True)

@@ -611,7 +611,10 @@
             // Back to its own table: under its own topic (a column family's stays one).
             const home = table === own;
             const key = keyOf(row, table, home ? r.k : null);
-            tablePhase(table, home ? group.topic : table[0], r, copy(key), deleted ? null : copy(row));
+            // A table-level handler gets a copy: the script may have routed one object to several
+            // tables, or keep it. Without one, emit() writes the row out at once.
+            const after = deleted ? null : phases & 2 && tableConfig(schemaKey, table[0]) ? copy(row) : row;
+            tablePhase(table, home ? group.topic : table[0], r, key, after);
           }
         }
       }

@@ -7,7 +7,6 @@
 #include <fcntl.h>
 #include <jsapi.h>
 #include <jsfriendapi.h>
-#include <malloc.h>
 #include <spawn.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
@@ -17,6 +16,8 @@
 #include <atomic>
 #include <charconv>
 #include <condition_variable>
+#include <cstdlib>
+#include <cstring>
 #include <deque>
 #include <functional>
 #include <future>
@@ -102,6 +103,12 @@ std::string read_fd(int fd) {
 std::string esbuild_errors(std::string_view err) {
     std::string out;
     std::string pending;
+    auto add = [&out](std::string_view line) {
+        if (!out.empty()) {
+            out += '\n';
+        }
+        out.append(line);
+    };
     size_t pos = 0;
     while (pos < err.size()) {
         const size_t nl = std::min(err.find('\n', pos), err.size());
@@ -109,32 +116,35 @@ std::string esbuild_errors(std::string_view err) {
         pos = nl + 1;
         if (const size_t at = line.find("[ERROR] "); at != std::string_view::npos) {
             if (!pending.empty()) {
-                out += (out.empty() ? "" : "\n") + pending;
+                add(pending);
             }
             pending = std::string(line.substr(at + 8));
             continue;
         }
         const size_t first = line.find_first_not_of(' ');
-        if (!pending.empty() && first != std::string_view::npos && first > 0 &&
-            line.back() == ':' && line.find(' ', first) == std::string_view::npos) {
-            // file:line:column with esbuild's column counted from 0: from 1, as elsewhere.
-            std::string_view where = line.substr(first, line.size() - first - 1);
-            const size_t colon = where.rfind(':');
-            uint64_t column = 0;
-            const auto [end, ec] =
-                std::from_chars(where.data() + colon + 1, where.data() + where.size(), column);
-            if (colon != std::string_view::npos && ec == std::errc() &&
-                end == where.data() + where.size()) {
-                out += (out.empty() ? "" : "\n") +
-                       fmt::format("{}:{}: {}", where.substr(0, colon), column + 1, pending);
-            } else {
-                out += (out.empty() ? "" : "\n") + fmt::format("{}: {}", where, pending);
-            }
-            pending.clear();
+        if (pending.empty() || first == std::string_view::npos || first == 0 ||
+            line.back() != ':' || line.find(' ', first) != std::string_view::npos) {
+            continue;
         }
+        // file:line:column with esbuild's column counted from 0: from 1, as elsewhere.
+        const std::string_view where = line.substr(first, line.size() - first - 1);
+        const size_t colon = where.rfind(':');
+        uint64_t column = 0;
+        if (colon != std::string_view::npos) {
+            const std::string_view digits = where.substr(colon + 1);
+            const auto [end, ec] =
+                std::from_chars(digits.data(), digits.data() + digits.size(), column);
+            if (ec == std::errc() && end == digits.data() + digits.size()) {
+                add(fmt::format("{}:{}: {}", where.substr(0, colon), column + 1, pending));
+                pending.clear();
+                continue;
+            }
+        }
+        add(fmt::format("{}: {}", where, pending));
+        pending.clear();
     }
     if (!pending.empty()) {
-        out += (out.empty() ? "" : "\n") + pending;
+        add(pending);
     }
     return out.empty() ? std::string(err) : out;
 }
@@ -292,13 +302,29 @@ void shut_down_js() {
     }
 }
 
-// What the process has allocated with malloc (the sanitizers' allocator in their builds).
+// The process's memory: its resident set (/proc/self/statm; a few microseconds, where glibc's
+// mallinfo2() walks every arena), or what the sanitizers' allocator holds in their builds.
 size_t allocated_bytes() {
 #if defined(__SANITIZE_ADDRESS__)
     return __sanitizer_get_current_allocated_bytes();
 #else
-    const struct mallinfo2 m = ::mallinfo2();
-    return m.uordblks + m.hblkhd;
+    static const long page = ::sysconf(_SC_PAGESIZE);
+    const int fd = ::open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return 0;
+    }
+    char buf[128];
+    const ssize_t n = ::read(fd, buf, sizeof buf - 1);
+    ::close(fd);
+    if (n <= 0) {
+        return 0;
+    }
+    buf[n] = '\0';
+    // "size resident shared …", in pages.
+    const char* resident = std::strchr(buf, ' ');
+    return resident == nullptr
+               ? 0
+               : std::strtoull(resident + 1, nullptr, 10) * static_cast<size_t>(page);
 #endif
 }
 
