@@ -460,11 +460,11 @@ result<start_config> parse_start_flags(const std::vector<std::string_view>& raw_
     }
     if (auto v = text("userscriptMaxHeap")) {
         auto size = parse_size(*v);
-        if (size && *size >= (size_t{1} << 20) && *size <= (size_t{4} << 30)) {
+        if (size && *size >= (size_t{16} << 20) && *size <= (size_t{4} << 30)) {
             cfg.userscript_max_heap = *size;
         } else {
             problems.push_back(
-                size ? "--userscriptMaxHeap must be between 1MiB and 4GiB"
+                size ? "--userscriptMaxHeap must be between 16MiB and 4GiB"
                      : fmt::format("--userscriptMaxHeap: {}", size.error().message()));
         }
     }

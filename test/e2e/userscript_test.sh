@@ -83,11 +83,20 @@ run_case() {
         post "$url" '{"resolved":"2000000000000000000.0000000000"}'
         check "$label: resolved" "$STATUS" 200
     fi
-    local want got
-    want=$(sed "s/@YEAR@/$(date -u +%Y)/" "$dir/expect")
+    # The rows, once they match and still match half a second later (a later chunk could
+    # change them); a script that writes the year may have run on either side of New Year.
+    local want got year=$(date -u +%Y)
     for _ in $(seq 1 100); do
+        want=$(sed "s/@YEAR@/$year/" "$dir/expect")
         got=$(actual_rows "$db" "$dir/expect")
-        [ "$got" = "$want" ] && break
+        if [ "$got" != "$want" ]; then
+            want=$(sed "s/@YEAR@/$(date -u +%Y)/" "$dir/expect")
+        fi
+        if [ "$got" = "$want" ]; then
+            sleep 0.5
+            got=$(actual_rows "$db" "$dir/expect")
+            break
+        fi
         sleep 0.1
     done
     check "$label: target rows" "$got" "$want"
@@ -153,7 +162,7 @@ for mode in immediate consistent; do
             --flushPeriod 100ms)
     fi
     start_replicator "failing-$mode" --insecureHTTP --disableAuthentication --bindAddr 127.0.0.1:0 \
-        --targetConn "$OWN_PG_URL" --userscript "$E2E_TMP/failing.ts" --userscriptTimeout 300ms \
+        --targetConn "$OWN_PG_URL" --userscript "$E2E_TMP/failing.ts" --userscriptTimeout 1s \
         "${margs[@]}" || exit 1
     url="http://127.0.0.1:$REPLICATOR_PORT/$PG_DB/public"
     log="$E2E_TMP/failing-$mode.log"
@@ -179,6 +188,7 @@ for mode in immediate consistent; do
         check "console.debug at -v" "$(grep -c 'upserting row for table: items id: 4' "$log")" 1
         check "console.info" "$(grep -c '"message":"passed 4"' "$log")" 1
         post "$url" '{"payload":[{"after":{"id":6,"name":"quiet"},"key":[6],"topic":"items","updated":"1000000000000000006.0000000000"}],"length":1}'
+        check "console.disable(): the request passed" "$STATUS" 200
         check "console.disable(): silent" "$(grep -c 'passed 6' "$log")" 0
         post "$url" '{"payload":[{"after":null,"key":[4],"topic":"items","updated":"1000000000000000007.0000000000"}],"length":1}'
         check "$mode: a failing table-level handler fails the request" "$STATUS" 400

@@ -419,6 +419,10 @@
   function checkValues(row) {
     for (const [column, v] of Object.entries(row)) {
       const t = typeof v;
+      if (t === "undefined") {
+        row[column] = null; // a column set to undefined is written as NULL, not left out
+        continue;
+      }
       if (t === "function" || t === "symbol" || t === "bigint") {
         refuse(`returned a row whose column ${column} holds a ${t}`);
       }
@@ -441,6 +445,9 @@
   // The key of `row` in `table`; `fallback` (the incoming key) when the row lacks the key
   // columns and goes back to its own table (a column family's message carries its key only there).
   function keyOf(row, table, fallback) {
+    if (fallback && table.slice(1).every((column) => findColumn(row, column) == null)) {
+      return fallback;
+    }
     // The key of a delete whose table the target lacks, passed on (as replicator@v1 does).
     const passed = row[REPLICATION_KEY];
     if (Array.isArray(passed) && Object.keys(row).length === 1) {
@@ -453,7 +460,6 @@
     for (const column of table.slice(1)) {
       const v = findColumn(row, column);
       if (v === undefined || v === null) {
-        if (fallback) return fallback;
         refuse(`returned a row for table ${table[0]} without its primary key column ${column}`);
       }
       key.push(v);
@@ -484,7 +490,8 @@
   // read as the incoming ones keeps the incoming text (r.kt); another has its scalars as strings.
   const KEY_MARK = "\u0000key";
   const KEY_MARK_JSON = JSON.stringify(KEY_MARK);
-  const sameKey = (key, r) => key.length === r.k.length && key.every((v, i) => String(v) === String(r.k[i]));
+  const keyPart = (v) => (v !== null && typeof v === "object" ? JSON.stringify(v) : String(v));
+  const sameKey = (key, r) => key.length === r.k.length && key.every((v, i) => keyPart(v) === keyPart(r.k[i]));
   const keyText = (v) => (v === null || typeof v === "object" || typeof v === "boolean" ? v : String(v));
   function isPromise(v) {
     return v !== null && typeof v === "object" && typeof v.then === "function";
@@ -508,13 +515,35 @@
     const schemaKey = fold(schema);
     const source = phases & 1 ? schemaHandlers.get(schemaKey) : undefined;
     const out = [];
+    // A JSON value the script left as it came (r.o: the original text of the row's JSON values)
+    // is written as that text: parsing it for the script rounded numbers past 2^53 and rewrote
+    // 1.50 as 1.5.
+    const JSON_MARK = `\u0000json${Math.random().toString(36).slice(2)}:`; // no value holds it
     const emit = (topic, r, key, after) => {
       const same = sameKey(key, r);
-      const m = { key: same ? KEY_MARK : key.map(keyText), topic, after, updated: r.u };
-      if ("b" in r) m.before = r.b;
-      if ("m" in r) m.mvcc_timestamp = r.m;
-      const text = JSON.stringify(m);
-      out.push(same ? text.replace(KEY_MARK_JSON, r.kt) : text);
+      let spliced = null;
+      if (after !== null && r.o) {
+        for (const [column, text] of Object.entries(r.o)) {
+          if (!Object.prototype.hasOwnProperty.call(after, column)) continue;
+          const v = after[column];
+          if (v === null || (typeof v !== "object" && typeof v !== "number")) continue;
+          if (JSON.stringify(v) !== JSON.stringify(JSON.parse(text))) continue;
+          if (!spliced) spliced = { ...after };
+          spliced[column] = JSON_MARK + column;
+        }
+      }
+      const m = { key: same ? KEY_MARK : key.map(keyText), topic, after: spliced || after, updated: r.u };
+      if (Object.prototype.hasOwnProperty.call(r, "b")) m.before = r.b;
+      if (Object.prototype.hasOwnProperty.call(r, "m")) m.mvcc_timestamp = r.m;
+      let text = JSON.stringify(m);
+      // Functions as replacements: the texts may hold "$&" and the like.
+      if (same) text = text.replace(KEY_MARK_JSON, () => r.kt);
+      if (spliced) {
+        for (const column of Object.keys(r.o)) {
+          text = text.replace(JSON.stringify(JSON_MARK + column), () => r.o[column]);
+        }
+      }
+      out.push(text);
     };
     const targetTable = (name) => {
       const t = lookup(name);
@@ -571,11 +600,11 @@
         let arg = r.a;
         if (deleted) {
           arg = isRow(r.b) ? Object.assign({}, r.b) : {};
-          if (own) {
-            own.slice(1).forEach((column, i) => {
-              if (i < r.k.length) arg[column] = r.k[i];
-            });
+          if (own && r.k.length === own.length - 1) {
+            own.slice(1).forEach((column, i) => (arg[column] = r.k[i]));
           } else {
+            // A table the target lacks, or a key of another shape (a region or shard column
+            // the target's key does not have): the key as it came.
             arg[REPLICATION_KEY] = r.k;
           }
         }
@@ -636,12 +665,12 @@
       } catch (e) {
         if (e === "out of memory") throw e;
         throw new Error(describeError(e));
-      } finally {
-        loading = false;
       }
     },
-    // What the script configured: {schemas: [names], tables: [[schema|null, table]]}.
+    // What the script configured: {schemas: [names], tables: [[schema|null, table]]}; loading
+    // ends here (after the promise jobs of loading ran).
     describe() {
+      loading = false;
       return JSON.stringify({
         schemas: [...schemaHandlers.values()].map((s) => s.name),
         tables: tableHandlers.map((t) => [t.schema, t.name]),

@@ -9,6 +9,7 @@
 #include <jsfriendapi.h>
 #include <spawn.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -24,7 +25,6 @@
 #include <limits>
 #include <mutex>
 #include <optional>
-#include <random>
 #include <set>
 #include <thread>
 #include <utility>
@@ -34,6 +34,7 @@
 #include <js/CompilationAndEvaluation.h>
 #include <js/Conversions.h>
 #include <js/Initialization.h>
+#include <js/Promise.h>
 #include <js/PropertyAndElement.h>
 #include <js/SourceText.h>
 #include <rapidjson/document.h>
@@ -380,8 +381,11 @@ void append_numbers_as_strings(std::string& out, std::string_view text) {
 
 // A row for the script. A number in a JSON column of `t` (a JSONB document that is a bare
 // number) stays a number, so that a row the script passes on keeps its document; the numbers
-// in an array column's elements are strings, as every other number.
-void append_row(std::string& out, std::span<const proto::column> columns, const table_info* t) {
+// in an array column's elements are strings, as every other number. The exact text of each JSON
+// value (documents, arrays, bare JSON numbers) goes to `originals` ("column":"text",…): a value
+// the script leaves as it came is written back as that text.
+void append_row(std::string& out, std::span<const proto::column> columns, const table_info* t,
+                std::string* originals) {
     out += '{';
     for (size_t i = 0; i < columns.size(); ++i) {
         if (i > 0) {
@@ -391,13 +395,22 @@ void append_row(std::string& out, std::span<const proto::column> columns, const 
         out += ':';
         const proto::value& v = columns[i].val;
         const column_info* c = t != nullptr ? t->find_column(columns[i].name) : nullptr;
-        if (v.kind == proto::value_kind::number && c != nullptr && !c->array &&
-            (c->type_name == "json" || c->type_name == "jsonb")) {
+        const bool json_number = v.kind == proto::value_kind::number && c != nullptr && !c->array &&
+                                 (c->type_name == "json" || c->type_name == "jsonb");
+        if (json_number) {
             out += v.text;
         } else if (v.kind == proto::value_kind::json && c != nullptr && c->array) {
             append_numbers_as_strings(out, v.text);
         } else {
             append_value(out, v);
+        }
+        if (originals != nullptr && (json_number || v.kind == proto::value_kind::json)) {
+            if (!originals->empty()) {
+                *originals += ',';
+            }
+            append_json_string(*originals, columns[i].name);
+            *originals += ':';
+            append_json_string(*originals, v.text);
         }
     }
     out += '}';
@@ -434,6 +447,26 @@ std::string_view source_table(const schema_snapshot& target, std::string_view to
 }  // namespace
 
 // The engine --------------------------------------------------------------------------------------
+
+namespace {
+
+// Runs a promise job (SpiderMonkey's internal job queue asks the embedding to, with the realm
+// entered); an exception a job ends with is kept for the call that queued it to report.
+// SpiderMonkey's interface has no virtual destructor; job_runner is only ever deleted as itself.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wnon-virtual-dtor"
+class job_runner final : public js::ScriptEnvironmentPreparer {
+public:
+    job_runner(JSContext* cx, std::string& failure) : cx_(cx), failure_(failure) {}
+    void invoke(JS::HandleObject global, Closure& closure) override;
+
+private:
+    JSContext* cx_;
+    std::string& failure_;
+};
+#pragma GCC diagnostic pop
+
+}  // namespace
 
 struct userscript::engine {
     std::string name;  ///< as given
@@ -474,6 +507,12 @@ struct userscript::engine {
     metrics::family<metrics::counter>* errors = nullptr;
     metrics::family<metrics::histogram>* exec_time = nullptr;
     metrics::histogram* entry_wait = nullptr;
+
+    // Promise jobs of the running call: an exception in one, rejections nobody handled.
+    std::string job_failure;
+    int unhandled_rejections = 0;
+    std::string rejection;  ///< the reason of the last unhandled one
+    std::unique_ptr<job_runner> preparer;
 
     JSContext* cx = nullptr;
     std::unique_ptr<JS::PersistentRootedObject> global;
@@ -624,6 +663,8 @@ struct userscript::engine {
     /// The pending exception's text (an Error's message), cleared; or the reason a call ended
     /// without one (time limit, heap limit).
     error take_failure(std::string_view context);
+    /// Empties the promise job queue after a failed call.
+    void discard_jobs();
     result<std::string> call_api(const char* function, JS::HandleValueArray args,
                                  std::string_view context);
 };
@@ -644,8 +685,49 @@ std::string to_utf8(JSContext* cx, JS::HandleValue v) {
     return chars ? std::string(chars.get()) : std::string();
 }
 
+// An exception's text: an Error's message, or the value as a string.
+std::string describe_exception(JSContext* cx, JS::HandleValue exn) {
+    if (exn.isObject()) {
+        JS::RootedObject o(cx, &exn.toObject());
+        JS::RootedValue message(cx);
+        if (JS_GetProperty(cx, o, "message", &message) && message.isString()) {
+            return to_utf8(cx, message);
+        }
+        JS_ClearPendingException(cx);
+    }
+    return to_utf8(cx, exn);
+}
+
 bool interrupt(JSContext* cx) {
-    return engine_of(cx).stopped.load() == userscript::engine::stop_reason::none;
+    if (engine_of(cx).stopped.load() == userscript::engine::stop_reason::none) {
+        return true;
+    }
+    // Asked again at once: SpiderMonkey's job queue goes on with the next job after one is
+    // stopped, and that one is stopped at its first check too.
+    JS_RequestInterruptCallback(cx);
+    return false;
+}
+
+// A promise rejected with no handler (Unhandled), or given one later (Handled).
+void track_rejection(JSContext* cx, bool /*muted*/, JS::HandleObject promise,
+                     JS::PromiseRejectionHandlingState state, void* data) {
+    auto* e = static_cast<userscript::engine*>(data);
+    if (state == JS::PromiseRejectionHandlingState::Handled) {
+        e->unhandled_rejections -= 1;
+        return;
+    }
+    e->unhandled_rejections += 1;
+    JS::RootedValue reason(cx, JS::GetPromiseResult(promise));
+    JS::RootedValue message(cx);
+    if (reason.isObject()) {
+        JS::RootedObject o(cx, &reason.toObject());
+        if (JS_GetProperty(cx, o, "message", &message) && message.isString()) {
+            e->rejection = to_utf8(cx, message);
+            return;
+        }
+        JS_ClearPendingException(cx);
+    }
+    e->rejection = to_utf8(cx, reason);
 }
 
 // SpiderMonkey ran out of its heap: a catchable exception for the script, so the call is also
@@ -662,6 +744,7 @@ void out_of_memory(JSContext* cx, void* data) {
 bool host_compile(JSContext* cx, unsigned argc, JS::Value* vp) {
     JS::CallArgs args = JS::CallArgsFromVp(argc, vp);
     auto& e = engine_of(cx);
+    e.tick();  // each module (its esbuild run included) has the whole time limit
     const std::string rel = to_utf8(cx, args.get(0));
     std::error_code ec;
     const fs::path wanted = e.root / rel;
@@ -722,9 +805,13 @@ bool host_log(JSContext* cx, unsigned argc, JS::Value* vp) {
 // host.uuid(): a random (version 4) UUID, for replicator@v1's randomUUID().
 bool host_uuid(JSContext* cx, unsigned argc, JS::Value* vp) {
     JS::CallArgs args = JS::CallArgsFromVp(argc, vp);
-    thread_local std::mt19937_64 random{std::random_device{}()};
-    uint64_t hi = random();
-    uint64_t lo = random();
+    uint64_t words[2] = {0, 0};
+    if (::getrandom(words, sizeof words, 0) != static_cast<ssize_t>(sizeof words)) {
+        JS_ReportErrorUTF8(cx, "randomUUID(): the system has no random bytes to give");
+        return false;
+    }
+    uint64_t hi = words[0];
+    uint64_t lo = words[1];
     hi = (hi & ~uint64_t{0xf000}) | 0x4000;                    // version 4
     lo = (lo & ~(uint64_t{0xc} << 60)) | (uint64_t{8} << 60);  // variant 10
     const std::string text =
@@ -779,6 +866,9 @@ result<void> userscript::engine::start() {
     }
     JS_AddInterruptCallback(cx, interrupt);
     JS::SetOutOfMemoryCallback(cx, out_of_memory, this);
+    JS::SetPromiseRejectionTrackerCallback(cx, track_rejection, this);
+    preparer = std::make_unique<job_runner>(cx, job_failure);
+    js::SetScriptEnvironmentPreparer(cx, preparer.get());
     JS::RealmOptions options;
     global = std::make_unique<JS::PersistentRootedObject>(
         cx, JS_NewGlobalObject(cx, &global_class, nullptr, JS::FireOnNewGlobalHook, options));
@@ -860,6 +950,8 @@ result<std::string> userscript::engine::call_api(const char* function, JS::Handl
                                                  std::string_view context) {
     JSAutoRealm realm(cx, *global);
     JS::RootedValue out(cx);
+    job_failure.clear();
+    unhandled_rejections = 0;
     start_clock();
     bool called = JS_CallFunctionName(cx, *api, function, args, &out);
     if (called) {
@@ -867,6 +959,16 @@ result<std::string> userscript::engine::call_api(const char* function, JS::Handl
         called = stopped.load() == stop_reason::none;
     }
     stop_clock();
+    if (called && (!job_failure.empty() || unhandled_rejections > 0)) {
+        error failed{errc::invalid_argument,
+                     !job_failure.empty()
+                         ? fmt::format("{}: a promise job failed: {}", context, job_failure)
+                         : fmt::format("{}: a promise was rejected and nothing handled it: {}",
+                                       context, rejection)};
+        job_failure.clear();
+        unhandled_rejections = 0;
+        return failed;
+    }
     if (!called) {
         // Interrupted: which handler was running (the runtime remembers it), asked under a
         // time limit of its own.
@@ -888,10 +990,43 @@ result<std::string> userscript::engine::call_api(const char* function, JS::Handl
             }
             stopped = why;
         }
-        return take_failure(where.empty() ? context : std::string_view(where));
+        error failed = take_failure(where.empty() ? context : std::string_view(where));
+        discard_jobs();
+        return failed;
     }
     return out.isString() ? to_utf8(cx, out) : std::string();
 }
+
+void userscript::engine::discard_jobs() {
+    // Jobs a failed call left queued must not run in the next call, under its limits and its
+    // name: each is stopped at its first interrupt check (short ones may still finish).
+    const stop_reason saved = stopped.exchange(stop_reason::time);
+    JS_RequestInterruptCallback(cx);
+    js::RunJobs(cx);
+    JS_ClearPendingException(cx);
+    stopped = saved;
+    job_failure.clear();
+    unhandled_rejections = 0;
+}
+
+namespace {
+
+void job_runner::invoke(JS::HandleObject global, Closure& closure) {
+    JSAutoRealm realm(cx_, global);
+    if (!closure(cx_)) {
+        JS::RootedValue exn(cx_);
+        if (JS_GetPendingException(cx_, &exn)) {
+            JS_ClearPendingException(cx_);
+            if (failure_.empty()) {
+                failure_ = exn.isString() ? to_utf8(cx_, exn) : describe_exception(cx_, exn);
+            }
+        } else if (failure_.empty()) {
+            failure_ = "stopped";
+        }
+    }
+}
+
+}  // namespace
 
 // userscript ------------------------------------------------------------------------------------
 
@@ -1012,6 +1147,7 @@ result<proto::batch> userscript::run(
     const qualified_name& schema, const schema_snapshot& target, const proto::batch& rows,
     unsigned which, std::optional<std::chrono::steady_clock::time_point> deadline) const {
     std::string input = "{\"tables\":[";
+    std::string originals;
     for (size_t g = 0; g < rows.tables().size(); ++g) {
         const proto::table_mutations& group = rows.tables()[g];
         input += g == 0 ? "{\"topic\":" : ",{\"topic\":";
@@ -1023,10 +1159,14 @@ result<proto::batch> userscript::run(
         for (size_t i = 0; i < group.mutations.size(); ++i) {
             const proto::mutation& m = group.mutations[i];
             input += i == 0 ? "{\"a\":" : ",{\"a\":";
+            originals.clear();
             if (m.deleted) {
                 input += "null";
             } else {
-                append_row(input, m.after, own);
+                append_row(input, m.after, own, &originals);
+            }
+            if (!originals.empty()) {
+                input += ",\"o\":{" + originals + '}';
             }
             input += ",\"k\":[";
             for (size_t k = 0; k < m.key_values.size(); ++k) {
@@ -1042,7 +1182,7 @@ result<proto::batch> userscript::run(
                 if (m.before.empty()) {
                     input += "null";
                 } else {
-                    append_row(input, m.before, own);
+                    append_row(input, m.before, own, nullptr);
                 }
             }
             input += ",\"u\":\"" + m.updated.to_string() + '"';
