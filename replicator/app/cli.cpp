@@ -104,6 +104,17 @@ int run_cli(const std::vector<std::string_view>& args, std::ostream& out, std::o
             return usage_error(err, config.error().message());
         }
         if (config->dry_run) {
+            // The userscript too, as it would load (molt's preflight runs this): a script that
+            // does not load is a command line that does not start.
+            if (!config->userscript.empty()) {
+                script::limits limits;
+                limits.call_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(
+                    config->userscript_timeout);
+                limits.heap_bytes = config->userscript_max_heap;
+                if (auto loaded = script::userscript::load(config->userscript, limits); !loaded) {
+                    return usage_error(err, loaded.error().message());
+                }
+            }
             return to_int(exit_code::ok);
         }
         return run_start(std::move(config).value());

@@ -145,6 +145,16 @@ plan_faults() {
             j=$((RANDOM % (i + 1)))
             t=${round[i]} round[i]=${round[j]} round[j]=$t
         done
+        if [ "$round_ms" = "$HALF_ROUND_MS" ]; then
+            # A short stream: the black-holes (the longest holds and recoveries, up to 20 s on
+            # a loaded machine) last, so that they cannot push the short faults past the
+            # stream's end; at most they skip each other.
+            local short=() long=()
+            for t in "${round[@]}"; do
+                if [ "${t#*:}" = blackhole ]; then long+=("$t"); else short+=("$t"); fi
+            done
+            round=("${short[@]}" "${long[@]}")
+        fi
         for t in "${round[@]}"; do
             p=${t%%:*} k=${t#*:}
             case $k in

@@ -13,7 +13,9 @@
 #   7. MariaDB with the seed's MySQL TLS connection string, --cancel-changefeed-on-exit; then
 #      writes while molt is stopped and the same command again: the new changefeed starts at
 #      the staging schema's checkpoint, nothing is lost;
-#   8. the insecure variant (--allow-tls-mode-disable, --tlsSelfSigned --disableAuthentication).
+#   8. the insecure variant (--allow-tls-mode-disable, --tlsSelfSigned --disableAuthentication);
+#   9. the seed's command with --userscript table_filter.ts in --replicator-flags: the filtered
+#      table stays empty, the others arrive.
 # Usage: molt_failback_test.sh MOLT REPLICATOR CRDB_EMULATOR CUTOVER_SCRIPT
 MOLT=$1
 REPLICATOR=$2
@@ -276,8 +278,44 @@ check "insecure PostgreSQL: the rows written since the changefeed started arrive
 stop_molt
 check "molt exits 0 on SIGTERM" "$MOLT_EXIT" 0
 
+echo "--- 9. the seed's command with --userscript table_filter.ts: one table filtered out"
+psql "$MOLT_TEST_PG_ADMIN_URL" -X -q -c "DROP DATABASE IF EXISTS fb_pg3 WITH (FORCE)" \
+    -c "CREATE DATABASE fb_pg3 OWNER app" || exit 1
+psql "$(pg_db fb_pg3)" -X -q -v ON_ERROR_STOP=1 -c "$tables" || exit 1
+cat >"$E2E_TMP/table_filter.ts" <<'EOF'
+import * as api from "replicator@v2";
+
+const TARGET_SCHEMA_NAME = "fb_pg3.migration_schema";
+const TABLE_TO_SKIP = "payments";
+
+api.configureTargetSchema(TARGET_SCHEMA_NAME, {
+  onRowUpsert: (row, meta) => (meta.table === TABLE_TO_SKIP ? null : row),
+  onRowDelete: (row, meta) => (meta.table === TABLE_TO_SKIP ? null : row),
+});
+EOF
+filtered_port=$(free_port)
+printf '{"port": %s}\n' "$filtered_port" >"$E2E_TMP/filtered.json"
+start_molt filtered --source "${crdb%%\?*}?sslmode=disable" \
+    --target "$(pg_db fb_pg3)" --schema-filter 'migration_schema' \
+    --table-filter 'employees|payments|orders' --allow-tls-mode-disable \
+    --replicator-flags "--tlsSelfSigned --disableAuthentication --flushPeriod 100ms --userscript $E2E_TMP/table_filter.ts" \
+    --mode failback --changefeeds-path "$E2E_TMP/filtered.json" --cancel-changefeed-on-exit || exit 1
+write_rounds 81 90 || exit 1
+kept_query="SELECT id, name, salary FROM migration_schema.employees WHERE id >= $((81 * 3)) ORDER BY id;
+    SELECT id, item, qty FROM migration_schema.orders WHERE id >= 81 ORDER BY id"
+kept_source() { psql "$OWN_PG_URL" -X -q -At -F $'\t' -c "$kept_query" | md5sum; }
+kept_target() { psql "$(pg_db fb_pg3)" -X -q -At -F $'\t' -c "$kept_query" | md5sum; }
+for _ in $(seq 1 240); do [ "$(kept_source)" == "$(kept_target)" ] && break; sleep 0.25; done
+check "userscript: the tables it keeps arrived" "$(kept_target)" "$(kept_source)"
+check "userscript: the table it filters stays empty" \
+    "$(psql "$(pg_db fb_pg3)" -X -q -At -c 'SELECT count(*) FROM migration_schema.payments')" 0
+check "userscript: the source's payments were written meanwhile" \
+    "$(psql "$OWN_PG_URL" -X -q -At -c 'SELECT count(*) > 0 FROM migration_schema.payments WHERE id >= 8100')" t
+stop_molt
+check "molt exits 0 on SIGTERM" "$MOLT_EXIT" 0
+
 stop_standin
 drop_own_databases fb_src fb_my
 psql "$MOLT_TEST_PG_ADMIN_URL" -X -q -c "DROP DATABASE fb_pg WITH (FORCE)" \
-    -c "DROP DATABASE fb_pg2 WITH (FORCE)"
+    -c "DROP DATABASE fb_pg2 WITH (FORCE)" -c "DROP DATABASE fb_pg3 WITH (FORCE)"
 e2e_finish

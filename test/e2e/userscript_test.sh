@@ -119,6 +119,10 @@ out=$("$REPLICATOR" start --insecureHTTP --disableAuthentication --bindAddr 127.
 check "a syntax error ends startup" "$?" 1
 check_contains "the syntax error's position" "$out" "bad.ts:2:7: Expected identifier"
 check "nothing listened" "$(grep -c 'Server listening' <<<"$out")" 0
+out=$("$REPLICATOR" start --dryRun --insecureHTTP --disableAuthentication --immediate \
+    --targetConn "$OWN_PG_URL" --userscript "$E2E_TMP/bad.ts" 2>&1)
+check "--dryRun loads the script too (molt's preflight)" "$?" 1
+check_contains "--dryRun: the syntax error's position" "$out" "bad.ts:2:7: Expected identifier"
 # Q1: the quickstart as once published names SCHEMA_NAME, which it never defines.
 cat >"$E2E_TMP/q1.ts" <<'EOF'
 import * as api from "replicator@v2";

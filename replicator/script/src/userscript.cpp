@@ -618,8 +618,9 @@ struct userscript::engine {
             } else if (allocated_bytes() > allocated_at_start.load() + limits.heap_bytes) {
                 why = stop_reason::heap;
             }
-            if (why != stop_reason::none) {
-                stopped = why;
+            // Not over a reason the out-of-memory callback set meanwhile.
+            auto expected = stop_reason::none;
+            if (why != stop_reason::none && stopped.compare_exchange_strong(expected, why)) {
                 JS_RequestInterruptCallback(cx);  // cx was set before the deadline was
                 continue;
             }
