@@ -115,6 +115,14 @@ std::string_view auth_text(auth_mode m) {
 
 }  // namespace
 
+script::limits userscript_limits(const start_config& config) {
+    script::limits limits;
+    limits.call_timeout =
+        std::chrono::duration_cast<std::chrono::milliseconds>(config.userscript_timeout);
+    limits.heap_bytes = config.userscript_max_heap;
+    return limits;
+}
+
 int run_start(start_config cfg) {
     if (auto logging = configure_logging(cfg); !logging) {
         std::cerr << "Error: " << logging.error().message() << "\n";
@@ -167,11 +175,7 @@ int run_start(start_config cfg) {
     // The userscript, loaded (and run once) before anything listens: a bad one ends here.
     std::unique_ptr<script::userscript> userscript;
     if (!cfg.userscript.empty()) {
-        script::limits limits;
-        limits.call_timeout =
-            std::chrono::duration_cast<std::chrono::milliseconds>(cfg.userscript_timeout);
-        limits.heap_bytes = cfg.userscript_max_heap;
-        auto loaded = script::userscript::load(cfg.userscript, limits, &metrics);
+        auto loaded = script::userscript::load(cfg.userscript, userscript_limits(cfg), &metrics);
         if (!loaded) {
             return fail(loaded.error().message());
         }

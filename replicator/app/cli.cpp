@@ -107,11 +107,9 @@ int run_cli(const std::vector<std::string_view>& args, std::ostream& out, std::o
             // The userscript too, as it would load (molt's preflight runs this): a script that
             // does not load is a command line that does not start.
             if (!config->userscript.empty()) {
-                script::limits limits;
-                limits.call_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(
-                    config->userscript_timeout);
-                limits.heap_bytes = config->userscript_max_heap;
-                if (auto loaded = script::userscript::load(config->userscript, limits); !loaded) {
+                if (auto loaded =
+                        script::userscript::load(config->userscript, userscript_limits(*config));
+                    !loaded) {
                     return usage_error(err, loaded.error().message());
                 }
             }

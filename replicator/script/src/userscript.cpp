@@ -44,6 +44,7 @@ extern "C" size_t __sanitizer_get_current_allocated_bytes();
 #endif
 
 #include "molt/common/base64.hpp"
+#include "molt/common/ident.hpp"
 #include "molt/common/json_text.hpp"
 #include "molt/common/log.hpp"
 #include "molt/proto/decoder.hpp"
@@ -329,16 +330,6 @@ size_t allocated_bytes() {
 #endif
 }
 
-std::string ascii_lower(std::string_view s) {
-    std::string out(s);
-    for (char& c : out) {
-        if (c >= 'A' && c <= 'Z') {
-            c = static_cast<char>(c - 'A' + 'a');
-        }
-    }
-    return out;
-}
-
 // A value for the script: numbers as strings (their exact text), JSON documents as themselves.
 void append_value(std::string& out, const proto::value& v) {
     switch (v.kind) {
@@ -431,7 +422,7 @@ std::string_view source_table(const schema_snapshot& target, std::string_view to
     }
     if (const table_info* t = resolve_topic(target, topic); t != nullptr) {
         for (std::string_view part : parts) {
-            if (ascii_lower(part) == ascii_lower(t->name)) {
+            if (ident_equal(part, t->name)) {
                 return part;
             }
         }
@@ -1122,7 +1113,7 @@ result<std::unique_ptr<userscript>> userscript::load(const fs::path& file,
         return error{errc::internal, "the userscript runtime described its configuration badly"};
     }
     for (const auto& s : d["schemas"].GetArray()) {
-        e->schemas.insert(ascii_lower(s.GetString()));
+        e->schemas.insert(ident_key(s.GetString()));
     }
     for (const auto& t : d["tables"].GetArray()) {
         std::optional<std::string> schema;
@@ -1135,11 +1126,11 @@ result<std::unique_ptr<userscript>> userscript::load(const fs::path& file,
 }
 
 bool userscript::handles_schema(const qualified_name& schema) const {
-    return engine_->schemas.contains(ascii_lower(schema.to_string()));
+    return engine_->schemas.contains(ident_key(schema.to_string()));
 }
 
 bool userscript::handles_tables(const qualified_name& schema) const {
-    const std::string folded = ascii_lower(schema.to_string());
+    const std::string folded = ident_key(schema.to_string());
     return std::any_of(engine_->tables.begin(), engine_->tables.end(),
                        [&](const auto& t) { return !t.first || *t.first == folded; });
 }

@@ -8,11 +8,15 @@
 #include <vector>
 
 #include "molt/replicator/app/start_config.hpp"
+#include "molt/replicator/script/userscript.hpp"
 
 namespace molt::replicator {
 
 /// Runs the server; returns the process exit code (0 after a clean stop).
 [[nodiscard]] int run_start(start_config config);
+
+/// The userscript's limits from --userscriptTimeout and --userscriptMaxHeap.
+[[nodiscard]] script::limits userscript_limits(const start_config& config);
 
 /// `replicator make-jwt`: the arguments after "make-jwt"; returns the exit code.
 [[nodiscard]] int run_make_jwt(const std::vector<std::string_view>& args, std::ostream& out,
