@@ -23,6 +23,7 @@
 #include "molt/replicator/dialect/oracle.hpp"
 #include "molt/replicator/dialect/postgres.hpp"
 #include "molt/replicator/script/script_acceptor.hpp"
+#include "molt/replicator/script/script_writer.hpp"
 #include "molt/replicator/script/userscript.hpp"
 #include "molt/replicator/sequencer/consistent_applier.hpp"
 #include "molt/replicator/server/http_server.hpp"
@@ -250,6 +251,13 @@ int run_start(start_config cfg) {
     apply.fatal.dlq_table = cfg.dlq_table_name;
     // Immediate mode: half the workers may wait for parent rows; the rest bring them.
     apply.max_deferred_waits = static_cast<size_t>(cfg.parallelism) / 2;
+    // The userscript's onWrite (apply) tables, written by it in the applier's transaction.
+    std::unique_ptr<script::script_writer> script_writer;
+    if (userscript) {
+        script_writer = std::make_unique<script::script_writer>(*userscript, *dialect,
+                                                                apply.rows_per_statement);
+        apply.writer = script_writer.get();
+    }
 
     // The mode: immediate, or consistent over staging.
     std::unique_ptr<immediate_applier> immediate;
@@ -313,6 +321,7 @@ int run_start(start_config cfg) {
         options.request_timeout = std::min(cfg.apply_timeout, cfg.http_response_timeout);
         options.apply_timeout = cfg.apply_timeout;
         options.fatal = apply.fatal;
+        options.writer = apply.writer;
         if (userscript) {
             options.transform =
                 [&userscript](const qualified_name& schema, const schema_snapshot& snapshot,

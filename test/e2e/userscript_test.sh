@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Userscripts through the HTTP server, against PostgreSQL and MariaDB, in immediate and
 # consistent mode: the documented examples of ../shared/spec/userscripts.md §3 in
-# test/e2e/userscripts/<case>/ (script.ts with @SCHEMA@ for the target schema's name,
+# test/e2e/userscripts/<case>/ (script.ts with @SCHEMA@ for the target schema's name, @DB@ pg or my,
 # tables.sql, requests: one webhook body per line, expect: "> query" lines each followed by the
 # rows it must return, "|"-separated, NULL as empty), then bad scripts and failing handlers.
 # Usage: userscript_test.sh REPLICATOR   (servers from test/support/db/with-dbs.sh)
@@ -60,7 +60,7 @@ run_case() {
         [ -n "$sql" ] && on_target "$db" "$sql"
     done <"$dir/tables.sql"
     local script="$E2E_TMP/$name-$db-$mode.ts"
-    sed "s/@SCHEMA@/$schema/" "$dir/script.ts" >"$script"
+    sed -e "s/@SCHEMA@/$schema/g" -e "s/@DB@/$db/g" "$dir/script.ts" >"$script"
     local args=(--insecureHTTP --disableAuthentication --bindAddr 127.0.0.1:0 --targetConn "$target"
         --userscript "$script")
     if [ "$mode" = immediate ]; then
@@ -222,6 +222,64 @@ for mode in immediate consistent; do
     check_contains "$mode: script_invocations_total" "$varz" 'script_invocations_total{function="onRowUpsert",schema="us_pg.public",table="*"}'
     stop_replicator
     on_target pg "DELETE FROM items"
+done
+
+# onWrite that fails on an error it does not handle (C11's "a different error fails the batch"):
+# nothing of the transaction is written, the request is refused (immediate) or the window
+# stalls (consistent), the handler named; the rows of other tables in the batch are not
+# written either.
+cat >"$E2E_TMP/onwrite_failing.ts" <<'EOF'
+import * as api from "replicator@v2";
+api.configureTargetTables(["items"], {
+  onWrite: async (rows) => {
+    await api.write(rows);
+    for (const row of rows) {
+      if (row.action === "upsert" && row.data.name === "dup") {
+        await api.getTX().exec("INSERT INTO items (id, name) VALUES ($1, $2)", row.data.id, "again");
+      }
+    }
+  },
+});
+EOF
+for mode in immediate consistent; do
+    # Fresh staging: the last run's resolved timestamp would make these rows late (and too old
+    # to be checked against staging).
+    fresh_target
+    on_target pg "CREATE TABLE items (id INT PRIMARY KEY, name VARCHAR(32))"
+    on_target pg "CREATE TABLE others (id INT PRIMARY KEY)"
+    if [ "$mode" = immediate ]; then
+        margs=(--immediate)
+    else
+        margs=(--stagingConn "$STAGE_URL" --stagingSchema "$STAGE_DB.public" --stagingCreateSchema
+            --flushPeriod 100ms)
+    fi
+    start_replicator "onwrite-$mode" --insecureHTTP --disableAuthentication --bindAddr 127.0.0.1:0 \
+        --targetConn "$OWN_PG_URL" --userscript "$E2E_TMP/onwrite_failing.ts" "${margs[@]}" || exit 1
+    url="http://127.0.0.1:$REPLICATOR_PORT/$PG_DB/public"
+    log="$E2E_TMP/onwrite-$mode.log"
+    post "$url" '{"payload":[{"after":{"id":20},"key":[20],"topic":"others","updated":"1000000000000000001.0000000000"},{"after":{"id":21,"name":"fine"},"key":[21],"topic":"items","updated":"1000000000000000001.0000000000"},{"after":{"id":22,"name":"dup"},"key":[22],"topic":"items","updated":"1000000000000000001.0000000000"}],"length":3}'
+    want='onWrite of configureTargetTables on table items failed: Error: '
+    if [ "$mode" = immediate ]; then
+        check "onWrite $mode: an unhandled statement error fails the request" "$STATUS" 400
+        check_contains "onWrite $mode: the answer names the handler and the error" "$RESPONSE" "$want"
+        check_contains "onWrite $mode: with the target's SQLSTATE" "$RESPONSE" "(SQLSTATE 23505)"
+    else
+        check "onWrite $mode: staged" "$STATUS" 200
+        post "$url" '{"resolved":"2000000000000000000.0000000000"}'
+        for _ in $(seq 1 100); do
+            grep -q 'SQLSTATE 23505' "$log" && break
+            sleep 0.1
+        done
+        check_contains "onWrite $mode: the stalled window's log names the handler" \
+            "$(grep 'SQLSTATE 23505' "$log" | head -1)" "$want"
+        check_contains "onWrite $mode: at error level" "$(grep 'SQLSTATE 23505' "$log" | head -1)" '"level":"error"'
+    fi
+    check "onWrite $mode: nothing of the transaction was written" \
+        "$(on_target pg 'SELECT (SELECT count(*) FROM items) + (SELECT count(*) FROM others)')" 0
+    varz=$(curl -s --max-time 5 "http://127.0.0.1:$REPLICATOR_PORT/_/varz")
+    check "onWrite $mode: script_errors_total counts it" \
+        "$(grep -c '^script_errors_total{function="onWrite",schema="us_pg.public",table="items"}' <<<"$varz")" 1
+    stop_replicator
 done
 
 exit $((E2E_FAILURES > 0))

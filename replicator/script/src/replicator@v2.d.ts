@@ -24,17 +24,47 @@ declare module "replicator@v2" {
   type onRowUpsertFn = (row: Row, meta: Metadata) => Row | null;
   type onRowDeleteFn = (keyVals: string[], meta: Metadata) => string[] | null;
 
+  /** A row to write: an upsert with the row's data, or a delete; pk holds the primary key's
+   *  values as strings; before, when the changefeed sends it (WITH diff). */
+  type RowOp = ({ action: "delete" } | { action: "upsert"; data: Row }) & {
+    before?: Row | null;
+    meta: Metadata;
+    pk: string[];
+  };
+  /** Replaces the built-in write of a table's rows: it runs in the target transaction, after
+   *  the batch's other tables, and what it does not write (api.write) is not written. Nothing
+   *  commits before its promise resolves; a rejection fails the batch. */
+  type onWriteFn = (rows: RowOp[]) => Promise<any>;
+
   /** Handlers for target tables ("table" in any schema, or "schema.table"), run when rows are
-   *  applied (in the request with --immediate). A missing handler passes rows through.
-   *  onWrite is not supported by this replicator yet. */
+   *  applied (in the request with --immediate). A missing row handler passes rows through. */
   function configureTargetTables(
     tables: string[],
-    configuration: { onRowUpsert?: onRowUpsertFn; onRowDelete?: onRowDeleteFn },
+    configuration: { onRowUpsert?: onRowUpsertFn; onRowDelete?: onRowDeleteFn; onWrite?: onWriteFn },
   ): void;
+
+  /** Inside onWrite: the target transaction. Placeholders are the target's: $1, $2 … on
+   *  PostgreSQL, ? on MySQL and MariaDB; parameters are bound as text. query() resolves to
+   *  the rows, each an array of values as text (null: NULL). A failed statement rejects with
+   *  the database's message ("… (SQLSTATE 23502)" on PostgreSQL, "… (MySQL error 1048)" on
+   *  MySQL and MariaDB); on PostgreSQL, roll back to a savepoint before going on. */
+  type TargetTX = {
+    query(sql: string, ...params: any[]): Promise<Array<Array<string | null>>>;
+    exec(sql: string, ...params: any[]): Promise<void>;
+    /** The table's columns, primary key first; ignored: generated (never written). */
+    columns(): { name: string; primary: boolean; type: string; ignored: boolean; defaultExpr?: string }[];
+    /** The schema and the table, quoted for the target. */
+    schema(): string;
+    table(): string;
+  };
+  /** Only inside onWrite. */
+  function getTX(): TargetTX;
+  /** Only inside onWrite: writes rows with the built-in statements, in the transaction. */
+  function write(rows: RowOp[]): Promise<void>;
 }
 
-/** The older API (also imported as "cdc-sink@v1"), as far as this replicator serves it: sources
- *  and the row functions of tables. apply, merge, cas, deadlines, exprs, extras, rowLimit and
+/** The older API (also imported as "cdc-sink@v1"), as far as this replicator serves it: sources,
+ *  the row functions of tables and apply. merge, cas, deadlines, exprs, extras, rowLimit and
  *  setOptions are refused at load. */
 declare module "replicator@v1" {
   /** "__REPLICATION_KEY__": a document that is exactly { [replicationKey]: [key…] } passes a
@@ -56,15 +86,32 @@ declare module "replicator@v1" {
         }
       | { target: Table },
   ): void;
-  /** map and deleteKey run when rows are applied; ignore drops columns from what is written. */
+  type ApplyOp = ({ action: "delete" } | { action: "upsert"; data: Document }) & {
+    before: Document | null;
+    meta: null;
+    pk: DocumentValue[];
+  };
+  /** map and deleteKey run when rows are applied; ignore drops columns from what is written;
+   *  apply replaces the built-in write, as replicator@v2's onWrite (getTX().apply(ops) is the
+   *  built-in write). */
   function configureTable(
     tableName: Table,
     props: Partial<{
       map: (doc: Document, meta: Document) => Document | null;
       deleteKey: (key: DocumentValue[], meta: Document) => DocumentValue[] | null;
       ignore: { [k: Column]: boolean };
+      apply: (ops: ApplyOp[]) => Promise<any>;
     }>,
   ): void;
+  /** Only inside apply: replicator@v2's TargetTX, and apply(ops), the built-in write. */
+  function getTX(): {
+    query(sql: string, ...params: any[]): Promise<Array<Array<string | null>>>;
+    exec(sql: string, ...params: any[]): Promise<void>;
+    apply(ops: ApplyOp[]): Promise<void>;
+    columns(): { name: string; primary: boolean; type: string; ignored: boolean; defaultExpr?: string }[];
+    schema(): string;
+    table(): string;
+  };
   function randomUUID(): string;
 }
 

@@ -183,12 +183,10 @@
     if (cfg === null || typeof cfg !== "object") {
       throw new TypeError(`${call}: the second argument must be {onRowUpsert, onRowDelete, onWrite}`);
     }
-    if (cfg.onWrite !== undefined) {
-      throw new TypeError(`${call}: onWrite is not supported by this replicator yet`);
-    }
     const entry = {
       onRowUpsert: checkHandler(call, cfg, "onRowUpsert", false),
       onRowDelete: checkHandler(call, cfg, "onRowDelete", false),
+      onWrite: checkHandler(call, cfg, "onWrite", false),
     };
     for (const t of tables) addTable(t, entry);
   }
@@ -224,21 +222,19 @@
       cfg: entry,
     });
   }
-  function onlyInOnWrite(what) {
-    return () => {
-      throw new Error(`${what}() can only be called inside onWrite`);
-    };
-  }
   const v2 = Object.freeze({
     configureTargetSchema,
     configureTargetTables,
-    getTX: onlyInOnWrite("getTX"),
-    write: onlyInOnWrite("write"),
+    getTX: () => activeWrite("getTX").entry.tx,
+    write: (rows) => {
+      const conv = activeWrite("write");
+      return writeOps(conv, conv.entry, rows, "write");
+    },
   });
 
   // Modules ------------------------------------------------------------------------------------
   // replicator@v1 (and its old name cdc-sink@v1): configureSource and configureTable with the
-  // row functions, on the same machinery. What writes beside the built-in writer (apply, merge,
+  // row functions and apply, on the same machinery. What changes the built-in writer (merge,
   // cas, deadlines, exprs, extras, rowLimit) and setOptions are refused by name at load.
   function configureSource(name, props) {
     mustLoad("configureSource");
@@ -280,7 +276,7 @@
       labels: { onRowUpsert: "dispatch", onRowDelete: "deletesTo" },
     });
   }
-  const V1_NOT_BUILT = ["apply", "cas", "deadlines", "exprs", "extras", "merge", "rowLimit"];
+  const V1_NOT_BUILT = ["cas", "deadlines", "exprs", "extras", "merge", "rowLimit"];
   function configureTable(name, props) {
     mustLoad("configureTable");
     if (typeof name !== "string" || name === "") {
@@ -297,6 +293,7 @@
     }
     const map = checkHandler(call, props, "map", false);
     const deleteKey = checkHandler(call, props, "deleteKey", false);
+    const apply = checkHandler(call, props, "apply", false);
     const ignore = props.ignore ?? {};
     if (ignore === null || typeof ignore !== "object") throw new TypeError(`${call}: ignore must be an object`);
     const ignored = new Set(Object.keys(ignore).filter((k) => ignore[k]).map(fold));
@@ -316,16 +313,16 @@
             }
           : null,
       onRowDelete: deleteKey,
-      labels: { onRowUpsert: "map", onRowDelete: "deleteKey" },
+      onWrite: apply,
+      v1: true,
+      labels: { onRowUpsert: "map", onRowDelete: "deleteKey", onWrite: "apply" },
     });
   }
   const v1 = Object.freeze({
     replicationKey: REPLICATION_KEY,
     configureSource,
     configureTable,
-    getTX: () => {
-      throw new Error("getTX() works only inside apply, which this replicator does not support yet");
-    },
+    getTX: () => activeWrite("getTX").entry.tx,
     randomUUID: () => host.uuid(),
     setOptions: () => {
       throw new Error("setOptions() is not supported by this replicator: pass the flags on its command line");
@@ -398,10 +395,12 @@
   // [name, pk…]. The answer is a webhook body: {"payload": [messages…]}.
   class ResultError extends Error {}
   let current = null; // [handler, scope, table, key] of the handler running now
+  function currentTextOf([handler, scope, table, key]) {
+    const where = `${handler} of ${scope} on table ${table}`;
+    return key.length > 0 ? `${where}, key ${JSON.stringify(key)}` : where;
+  }
   function currentText() {
-    if (!current) return "";
-    const [handler, scope, table, key] = current;
-    return `${handler} of ${scope} on table ${table}, key ${JSON.stringify(key)}`;
+    return current ? currentTextOf(current) : "";
   }
   function isRow(v) {
     return v !== null && typeof v === "object" && !Array.isArray(v);
@@ -496,12 +495,11 @@
   function isPromise(v) {
     return v !== null && typeof v === "object" && typeof v.then === "function";
   }
-  function run(schema, input, catalogText, phases) {
-    current = null;
-    // Target tables by name as the catalog spells it; by folded name when that is not exact.
+  // Target tables by name as the catalog spells it; by folded name when that is not exact.
+  function catalogLookup(catalogText) {
     const catalog = JSON.parse(catalogText);
     let folded = null;
-    const lookup = (name) => {
+    return (name) => {
       if (Object.prototype.hasOwnProperty.call(catalog, name)) return catalog[name];
       if (!folded) {
         folded = new Map();
@@ -511,40 +509,49 @@
       }
       return folded.get(fold(name));
     };
+  }
+  // A JSON value the script left as it came (r.o: the original text of the row's JSON values)
+  // is written as that text: parsing it for the script rounded numbers past 2^53 and rewrote
+  // 1.50 as 1.5. The mark stands in for it until the message is text; no value holds it.
+  const jsonMark = () => `\u0000json${Math.random().toString(36).slice(2)}:`;
+  // One message of the webhook body the C++ side reads back: row `r` as it came (its key text,
+  // timestamps, before), now under `topic` with `key` and `after`.
+  function message(mark, topic, r, key, after) {
+    const same = sameKey(key, r);
+    let spliced = null;
+    if (after !== null && r.o) {
+      for (const [column, text] of Object.entries(r.o)) {
+        if (!Object.prototype.hasOwnProperty.call(after, column)) continue;
+        const v = after[column];
+        if (v === null || (typeof v !== "object" && typeof v !== "number")) continue;
+        if (JSON.stringify(v) !== JSON.stringify(JSON.parse(text))) continue;
+        if (!spliced) spliced = { ...after };
+        spliced[column] = mark + column;
+      }
+    }
+    const m = { key: same ? KEY_MARK : key.map(keyText), topic, after: spliced || after, updated: r.u };
+    if (Object.prototype.hasOwnProperty.call(r, "b")) m.before = r.b;
+    if (Object.prototype.hasOwnProperty.call(r, "m")) m.mvcc_timestamp = r.m;
+    let text = JSON.stringify(m);
+    // Functions as replacements: the texts may hold "$&" and the like.
+    if (same) text = text.replace(KEY_MARK_JSON, () => r.kt);
+    if (spliced) {
+      for (const column of Object.keys(r.o)) {
+        text = text.replace(JSON.stringify(mark + column), () => r.o[column]);
+      }
+    }
+    return text;
+  }
+  function run(schema, input, catalogText, phases) {
+    current = null;
+    active = null;
+    const lookup = catalogLookup(catalogText);
     const request = JSON.parse(input);
     const schemaKey = fold(schema);
     const source = phases & 1 ? schemaHandlers.get(schemaKey) : undefined;
     const out = [];
-    // A JSON value the script left as it came (r.o: the original text of the row's JSON values)
-    // is written as that text: parsing it for the script rounded numbers past 2^53 and rewrote
-    // 1.50 as 1.5.
-    const JSON_MARK = `\u0000json${Math.random().toString(36).slice(2)}:`; // no value holds it
-    const emit = (topic, r, key, after) => {
-      const same = sameKey(key, r);
-      let spliced = null;
-      if (after !== null && r.o) {
-        for (const [column, text] of Object.entries(r.o)) {
-          if (!Object.prototype.hasOwnProperty.call(after, column)) continue;
-          const v = after[column];
-          if (v === null || (typeof v !== "object" && typeof v !== "number")) continue;
-          if (JSON.stringify(v) !== JSON.stringify(JSON.parse(text))) continue;
-          if (!spliced) spliced = { ...after };
-          spliced[column] = JSON_MARK + column;
-        }
-      }
-      const m = { key: same ? KEY_MARK : key.map(keyText), topic, after: spliced || after, updated: r.u };
-      if (Object.prototype.hasOwnProperty.call(r, "b")) m.before = r.b;
-      if (Object.prototype.hasOwnProperty.call(r, "m")) m.mvcc_timestamp = r.m;
-      let text = JSON.stringify(m);
-      // Functions as replacements: the texts may hold "$&" and the like.
-      if (same) text = text.replace(KEY_MARK_JSON, () => r.kt);
-      if (spliced) {
-        for (const column of Object.keys(r.o)) {
-          text = text.replace(JSON.stringify(JSON_MARK + column), () => r.o[column]);
-        }
-      }
-      out.push(text);
-    };
+    const mark = jsonMark();
+    const emit = (topic, r, key, after) => out.push(message(mark, topic, r, key, after));
     const targetTable = (name) => {
       const t = lookup(name);
       if (!t) refuse(`returned rows for table ${name}, which target schema ${schema} does not have`);
@@ -657,6 +664,212 @@
     return out;
   }
 
+  // onWrite (and replicator@v1 apply): rows written with SQL ---------------------------------
+  // A write is a conversation with the applier's thread, which holds the target transaction:
+  // beginWrite starts the handlers on a batch; each statement or api.write() they ask for waits
+  // in `pending` until stepWrite hands it over and the C++ side has run it on the applier's
+  // session; resumeWrite settles their promises, and the handlers go on. So the script's thread
+  // never waits for the database, and other batches run between the sections of one write.
+  // getTX() and write() answer for the conversation whose section runs now (`active`); a
+  // transaction object used after its conversation ended throws.
+  const writes = new Map(); // id -> conversation
+  let active = null;
+  function activeWrite(what) {
+    if (!active) throw new Error(`${what}() can only be called inside onWrite (apply)`);
+    return active;
+  }
+  // A statement's parameter as bind text (null: NULL).
+  function param(v, i) {
+    if (v === null || v === undefined) return null;
+    switch (typeof v) {
+      case "string":
+        return v;
+      case "number":
+        if (!Number.isFinite(v)) throw new TypeError(`parameter ${i + 1} is ${v}, which no column can store`);
+        return String(v);
+      case "boolean":
+      case "bigint":
+        return String(v);
+      case "object":
+        return v instanceof Date ? v.toISOString() : JSON.stringify(v);
+      default:
+        throw new TypeError(`parameter ${i + 1} is a ${typeof v}`);
+    }
+  }
+  function ask(conv, req) {
+    return new Promise((resolve, reject) => {
+      const id = conv.next++;
+      conv.waiting.set(id, { resolve, reject });
+      conv.pending.push({ id, ...req });
+    });
+  }
+  function makeTx(conv, entry) {
+    const open = (what) => {
+      if (!conv.open) throw new Error(`${what}(): the transaction of this ${entry.label} call has ended`);
+    };
+    const sql = (kind) => (text, ...params) => {
+      open(kind);
+      if (typeof text !== "string" || text.trim() === "") throw new TypeError(`${kind}() needs the SQL text`);
+      return ask(conv, { kind, sql: text, params: params.map(param) });
+    };
+    const query = sql("query");
+    const exec = sql("exec");
+    return Object.freeze({
+      query,
+      exec: (...args) => exec(...args).then(() => undefined),
+      apply: (ops) => {
+        open("apply");
+        return writeOps(conv, entry, ops, "apply");
+      },
+      columns: () => entry.info.columns.map((c) => ({ ...c })),
+      schema: () => entry.info.schema,
+      table: () => entry.info.table,
+    });
+  }
+  // api.write(rows) / getTX().apply(ops): the built-in write of row operations, in the
+  // transaction. An operation the handler received keeps its row's exact texts; a new one is
+  // written at the batch's newest timestamp.
+  function writeOps(conv, entry, ops, what) {
+    if (!conv.open) throw new Error(`${what}(): the transaction of this ${entry.label} call has ended`);
+    if (!Array.isArray(ops)) throw new TypeError(`${what}() takes an array of row operations`);
+    const table = entry.table;
+    const out = [];
+    ops.forEach((op, i) => {
+      if (!isRow(op)) throw new TypeError(`${what}(): operation ${i} is ${kind(op)}, not a row operation`);
+      const action = String(op.action).toLowerCase();
+      const from = entry.origin.get(op);
+      const r = from || { k: [], kt: "", u: entry.newest };
+      const topic = from ? from.topic : table[0];
+      if (action === "upsert") {
+        if (!isRow(op.data)) throw new TypeError(`${what}(): operation ${i} (upsert) has no data object`);
+        checkValues(op.data);
+        out.push(message(conv.mark, topic, r, keyOf(op.data, table, from ? r.k : null), op.data));
+      } else if (action === "delete") {
+        const pk = op.pk;
+        if (!Array.isArray(pk) || pk.length !== table.length - 1 || pk.some((v) => v === null || v === undefined)) {
+          throw new TypeError(`${what}(): operation ${i} (delete) needs pk: the ${table.length - 1} primary key values of table ${table[0]}`);
+        }
+        out.push(message(conv.mark, topic, r, pk, null));
+      } else {
+        throw new TypeError(`unknown ApplyOp action ${JSON.stringify(op.action)}`);
+      }
+    });
+    if (out.length === 0) return Promise.resolve();
+    return ask(conv, { kind: "write", body: `{"payload":[${out.join(",")}]}` }).then(() => undefined);
+  }
+  function beginWrite(id, schema, input, catalogText, infoText) {
+    current = null;
+    const lookup = catalogLookup(catalogText);
+    const info = JSON.parse(infoText);
+    const request = JSON.parse(input);
+    const schemaKey = fold(schema);
+    const conv = { id, open: true, next: 1, pending: [], waiting: new Map(), mark: jsonMark(), entry: null, current: null, done: false, failure: null, counts: [] };
+    writes.set(id, conv);
+    active = conv;
+    // The rows of each table, tables in order of first appearance.
+    const entries = new Map();
+    for (const group of request.tables) {
+      const table = lookup(group.table);
+      const cfg = table && tableConfig(schemaKey, table[0]);
+      if (!cfg || !cfg.onWrite) throw new Error(`table ${group.table} has no onWrite handler`);
+      let entry = entries.get(table[0]);
+      if (!entry) {
+        const label = cfg.labels ? cfg.labels.onWrite : "onWrite";
+        entry = { table, cfg, label, ops: [], origin: new Map(), newest: "0.0", info: info[table[0]] };
+        entry.tx = makeTx(conv, entry);
+        entries.set(table[0], entry);
+      }
+      const meta = { schema, table: table[0] };
+      for (const r of group.rows) {
+        const pk = r.k.map((v) => (typeof v === "string" ? v : JSON.stringify(v)));
+        // replicator@v1's operations as its code lists them (meta is not kept in staging).
+        const op = cfg.v1
+          ? r.a === null
+            ? { action: "delete", before: r.b ?? null, meta: null, pk }
+            : { action: "upsert", before: r.b ?? null, data: r.a, meta: null, pk }
+          : r.a === null
+            ? { action: "delete", meta, pk }
+            : { action: "upsert", data: r.a, meta, pk };
+        if (!cfg.v1 && Object.prototype.hasOwnProperty.call(r, "b")) op.before = r.b;
+        entry.ops.push(op);
+        entry.origin.set(op, { ...r, topic: group.topic });
+        entry.newest = r.u;
+      }
+    }
+    // One table at a time, each handler's promise settled before the next table's starts.
+    (async () => {
+      for (const entry of entries.values()) {
+        conv.entry = entry;
+        conv.current = [entry.label, entry.cfg.labels ? "configureTable" : "configureTargetTables", entry.table[0], []];
+        current = conv.current;
+        conv.counts.push([entry.table[0], entry.label, 1, 0, entry.ops.length]);
+        host.tick();
+        const result = entry.cfg.onWrite(entry.ops);
+        if (!isPromise(result) && result !== undefined) {
+          refuse(`returned ${kind(result)}; it returns a Promise (an async function), or nothing`);
+        }
+        await result;
+      }
+    })().then(
+      () => {
+        conv.done = true;
+      },
+      (e) => {
+        const scope = conv.current ? currentTextOf(conv.current) : "";
+        conv.failure = e instanceof ResultError ? e.message : scope ? `${scope} failed: ${describeError(e)}` : describeError(e);
+      },
+    );
+  }
+  function resumeWrite(id, resultsText) {
+    const conv = writes.get(id);
+    active = conv;
+    current = conv.current;
+    for (const r of JSON.parse(resultsText)) {
+      const waiting = conv.waiting.get(r.id);
+      conv.waiting.delete(r.id);
+      if (Object.prototype.hasOwnProperty.call(r, "error")) waiting.reject(new Error(r.error));
+      else waiting.resolve(r.rows);
+    }
+  }
+  // What the conversation needs next, after a line of counts: {requests: [...]}, or (it ends)
+  // {done: true} or {failure, table, function}, after the handler calls it made
+  // ([[table, function, 1, 0, rows], …]).
+  function stepWrite(id) {
+    const conv = writes.get(id);
+    active = null;
+    current = null;
+    if (conv.pending.length > 0) {
+      const requests = conv.pending;
+      conv.pending = [];
+      return `\n${JSON.stringify({ requests })}`;
+    }
+    let answer;
+    if (conv.failure !== null) {
+      answer = { failure: conv.failure, table: conv.entry ? conv.entry.table[0] : "", function: conv.entry ? conv.entry.label : "" };
+    } else if (conv.done) {
+      answer = { done: true };
+    } else {
+      const scope = conv.current ? currentTextOf(conv.current) : "onWrite";
+      answer = {
+        failure: `${scope}: its promise never settles (it awaits something other than this transaction's statements)`,
+        table: conv.entry ? conv.entry.table[0] : "",
+        function: conv.entry ? conv.entry.label : "",
+      };
+    }
+    endWrite(id);
+    return `${JSON.stringify(conv.counts)}\n${JSON.stringify(answer)}`;
+  }
+  // Ends a conversation; [table, function] of the handler it was in.
+  function endWrite(id) {
+    const conv = writes.get(id);
+    writes.delete(id);
+    active = null;
+    current = null;
+    if (!conv) return "[\"\",\"\"]";
+    conv.open = false;
+    return JSON.stringify(conv.entry ? [conv.entry.table[0], conv.entry.label] : ["", ""]);
+  }
+
   return {
     // Loads the main module; an error names the file, line and column.
     load(path) {
@@ -673,7 +886,7 @@
       loading = false;
       return JSON.stringify({
         schemas: [...schemaHandlers.values()].map((s) => s.name),
-        tables: tableHandlers.map((t) => [t.schema, t.name]),
+        tables: tableHandlers.map((t) => [t.schema, t.name, t.cfg.onWrite !== null]),
       });
     },
     // The rows as a webhook body, after a line of counts (takeCounts).
@@ -688,6 +901,20 @@
         throw new Error(scope ? `${scope} failed: ${describeError(e)}` : describeError(e));
       }
     },
+    // A write (onWrite, apply) of a batch, in sections; see "onWrite" above. beginWrite and
+    // resumeWrite run a section (the C++ side then runs its promise jobs), stepWrite says what
+    // the conversation needs next, endWrite abandons it.
+    beginWrite(id, schema, input, catalog, info) {
+      try {
+        beginWrite(id, schema, input, catalog, info);
+      } catch (e) {
+        if (e === "out of memory") throw e;
+        throw new Error(e instanceof ResultError ? e.message : describeError(e));
+      }
+    },
+    resumeWrite,
+    stepWrite,
+    endWrite,
     // The handler that ran out of time, for the message.
     current: currentText,
     // After a failed run: [table ("*" at schema level), function] of the handler that failed

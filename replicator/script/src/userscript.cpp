@@ -435,6 +435,119 @@ std::string_view source_table(const schema_snapshot& target, std::string_view to
     }
 }
 
+// A batch for the script: {"tables":[{"topic","table","rows":[{a, o?, k, kt, b?, u, m?}]}]} (see
+// runtime.js, "Rows").
+std::string batch_input(const schema_snapshot& target, const proto::batch& rows) {
+    std::string input = "{\"tables\":[";
+    std::string originals;
+    for (size_t g = 0; g < rows.tables().size(); ++g) {
+        const proto::table_mutations& group = rows.tables()[g];
+        input += g == 0 ? "{\"topic\":" : ",{\"topic\":";
+        append_json_string(input, group.topic);
+        input += ",\"table\":";
+        append_json_string(input, source_table(target, group.topic));
+        const table_info* own = resolve_topic(target, group.topic);
+        input += ",\"rows\":[";
+        for (size_t i = 0; i < group.mutations.size(); ++i) {
+            const proto::mutation& m = group.mutations[i];
+            input += i == 0 ? "{\"a\":" : ",{\"a\":";
+            originals.clear();
+            if (m.deleted) {
+                input += "null";
+            } else {
+                append_row(input, m.after, own, &originals);
+            }
+            if (!originals.empty()) {
+                input += ",\"o\":{" + originals + '}';
+            }
+            input += ",\"k\":[";
+            for (size_t k = 0; k < m.key_values.size(); ++k) {
+                if (k > 0) {
+                    input += ',';
+                }
+                append_value(input, m.key_values[k]);
+            }
+            input += "],\"kt\":";
+            append_json_string(input, m.key);
+            if (m.has_before) {
+                input += ",\"b\":";
+                if (m.before.empty()) {
+                    input += "null";
+                } else {
+                    append_row(input, m.before, own, nullptr);
+                }
+            }
+            input += ",\"u\":\"" + m.updated.to_string() + '"';
+            if (m.mvcc_timestamp) {
+                input += ",\"m\":\"" + m.mvcc_timestamp->to_string() + '"';
+            }
+            input += '}';
+        }
+        input += "]}";
+    }
+    input += "]}";
+    return input;
+}
+
+// Each table of the target: its name and primary key, by name.
+std::string catalog_json(const schema_snapshot& target) {
+    std::string catalog = "{";
+    for (const table_info& t : target.tables) {
+        if (catalog.size() > 1) {
+            catalog += ',';
+        }
+        append_json_string(catalog, t.name);
+        catalog += ":[";
+        append_json_string(catalog, t.name);
+        for (size_t k = 0; k < t.pk_count; ++k) {
+            catalog += ',';
+            append_json_string(catalog, t.columns[k].name);
+        }
+        catalog += ']';
+    }
+    catalog += '}';
+    return catalog;
+}
+
+// For getTX() in onWrite: each table of `rows`, by name: {schema, table (quoted for `d`),
+// columns: [{name, primary, type, ignored, defaultExpr?}]}, primary key first.
+std::string write_info(const schema_snapshot& target, const proto::batch& rows, dialect d) {
+    std::string info = "{";
+    std::set<const table_info*> seen;
+    for (const proto::table_mutations& group : rows.tables()) {
+        const table_info* t = resolve_topic(target, group.topic);
+        if (t == nullptr || !seen.insert(t).second) {
+            continue;
+        }
+        if (info.size() > 1) {
+            info += ',';
+        }
+        append_json_string(info, t->name);
+        info += ":{\"schema\":";
+        append_json_string(info, target.schema.quoted(d));
+        info += ",\"table\":";
+        append_json_string(info, t->qualified.quoted(d));
+        info += ",\"columns\":[";
+        for (size_t i = 0; i < t->columns.size(); ++i) {
+            const column_info& c = t->columns[i];
+            info += i == 0 ? "{\"name\":" : ",{\"name\":";
+            append_json_string(info, c.name);
+            info += i < t->pk_count ? ",\"primary\":true" : ",\"primary\":false";
+            info += ",\"type\":";
+            append_json_string(info, c.sql_type);
+            info += c.generated ? ",\"ignored\":true" : ",\"ignored\":false";
+            if (c.default_expr) {
+                info += ",\"defaultExpr\":";
+                append_json_string(info, *c.default_expr);
+            }
+            info += '}';
+        }
+        info += "]}";
+    }
+    info += '}';
+    return info;
+}
+
 }  // namespace
 
 // The engine --------------------------------------------------------------------------------------
@@ -467,8 +580,14 @@ struct userscript::engine {
     script::limits limits;
 
     // Configuration, fixed once loaded.
-    std::set<std::string> schemas;                                           ///< folded
-    std::vector<std::pair<std::optional<std::string>, std::string>> tables;  ///< folded
+    std::set<std::string> schemas;  ///< folded
+    struct table_config {
+        std::optional<std::string> schema;  ///< folded; none: any schema
+        std::string name;                   ///< folded
+        bool writes = false;                ///< has onWrite (apply)
+    };
+    std::vector<table_config> tables;    ///< in the order configured (the last one wins)
+    std::atomic<int64_t> next_write{1};  ///< conversation ids (userscript::write)
 
     // The JS thread and its queue.
     std::thread thread;
@@ -1120,7 +1239,7 @@ result<std::unique_ptr<userscript>> userscript::load(const fs::path& file,
         if (t[0].IsString()) {
             schema = t[0].GetString();
         }
-        e->tables.emplace_back(std::move(schema), t[1].GetString());
+        e->tables.push_back({std::move(schema), t[1].GetString(), t[2].GetBool()});
     }
     return std::unique_ptr<userscript>(new userscript(std::move(e)));
 }
@@ -1132,76 +1251,32 @@ bool userscript::handles_schema(const qualified_name& schema) const {
 bool userscript::handles_tables(const qualified_name& schema) const {
     const std::string folded = ident_key(schema.to_string());
     return std::any_of(engine_->tables.begin(), engine_->tables.end(),
-                       [&](const auto& t) { return !t.first || *t.first == folded; });
+                       [&](const auto& t) { return !t.schema || *t.schema == folded; });
+}
+
+bool userscript::writes(const qualified_name& schema, std::string_view table) const {
+    const std::string folded = ident_key(schema.to_string());
+    const std::string name = ident_key(table);
+    for (auto it = engine_->tables.rbegin(); it != engine_->tables.rend(); ++it) {
+        if (it->schema && *it->schema != folded) {
+            continue;
+        }
+        if (table.empty()) {
+            if (it->writes) {
+                return true;
+            }
+        } else if (it->name == name) {
+            return it->writes;
+        }
+    }
+    return false;
 }
 
 result<proto::batch> userscript::run(
     const qualified_name& schema, const schema_snapshot& target, const proto::batch& rows,
     unsigned which, std::optional<std::chrono::steady_clock::time_point> deadline) const {
-    std::string input = "{\"tables\":[";
-    std::string originals;
-    for (size_t g = 0; g < rows.tables().size(); ++g) {
-        const proto::table_mutations& group = rows.tables()[g];
-        input += g == 0 ? "{\"topic\":" : ",{\"topic\":";
-        append_json_string(input, group.topic);
-        input += ",\"table\":";
-        append_json_string(input, source_table(target, group.topic));
-        const table_info* own = resolve_topic(target, group.topic);
-        input += ",\"rows\":[";
-        for (size_t i = 0; i < group.mutations.size(); ++i) {
-            const proto::mutation& m = group.mutations[i];
-            input += i == 0 ? "{\"a\":" : ",{\"a\":";
-            originals.clear();
-            if (m.deleted) {
-                input += "null";
-            } else {
-                append_row(input, m.after, own, &originals);
-            }
-            if (!originals.empty()) {
-                input += ",\"o\":{" + originals + '}';
-            }
-            input += ",\"k\":[";
-            for (size_t k = 0; k < m.key_values.size(); ++k) {
-                if (k > 0) {
-                    input += ',';
-                }
-                append_value(input, m.key_values[k]);
-            }
-            input += "],\"kt\":";
-            append_json_string(input, m.key);
-            if (m.has_before) {
-                input += ",\"b\":";
-                if (m.before.empty()) {
-                    input += "null";
-                } else {
-                    append_row(input, m.before, own, nullptr);
-                }
-            }
-            input += ",\"u\":\"" + m.updated.to_string() + '"';
-            if (m.mvcc_timestamp) {
-                input += ",\"m\":\"" + m.mvcc_timestamp->to_string() + '"';
-            }
-            input += '}';
-        }
-        input += "]}";
-    }
-    input += "]}";
-    // Each table of the target: its name and primary key, by name.
-    std::string catalog = "{";
-    for (const table_info& t : target.tables) {
-        if (catalog.size() > 1) {
-            catalog += ',';
-        }
-        append_json_string(catalog, t.name);
-        catalog += ":[";
-        append_json_string(catalog, t.name);
-        for (size_t k = 0; k < t.pk_count; ++k) {
-            catalog += ',';
-            append_json_string(catalog, t.columns[k].name);
-        }
-        catalog += ']';
-    }
-    catalog += '}';
+    const std::string input = batch_input(target, rows);
+    const std::string catalog = catalog_json(target);
     const std::string schema_text = schema.to_string();
     auto out = engine_->call([&, e = engine_.get()]() -> result<std::string> {
         // A request whose deadline passed while it waited for the script's thread: not run.
@@ -1260,6 +1335,213 @@ result<proto::batch> userscript::run(
                                  decoded.error().message())};
     }
     return std::move(decoded->rows);
+}
+
+namespace {
+
+// The requests of a write's step ({"requests": [{id, kind, sql?, params?, body?}, …]}).
+result<std::vector<std::pair<int64_t, write_request>>> parse_requests(
+    const rapidjson::Value& list) {
+    std::vector<std::pair<int64_t, write_request>> out;
+    for (const auto& r : list.GetArray()) {
+        write_request request;
+        const std::string_view kind = r["kind"].GetString();
+        request.type = kind == "query"  ? write_request::kind::query
+                       : kind == "exec" ? write_request::kind::exec
+                                        : write_request::kind::write;
+        if (request.type == write_request::kind::write) {
+            request.body = r["body"].GetString();
+        } else {
+            request.sql = r["sql"].GetString();
+            for (const auto& v : r["params"].GetArray()) {
+                request.params.push_back(v.IsString() ? std::optional<std::string>(v.GetString())
+                                                      : std::nullopt);
+            }
+        }
+        out.emplace_back(r["id"].GetInt64(), std::move(request));
+    }
+    return out;
+}
+
+void append_rows(std::string& out, const std::vector<sql_row>& rows) {
+    out += '[';
+    for (size_t i = 0; i < rows.size(); ++i) {
+        out += i == 0 ? "[" : ",[";
+        for (size_t c = 0; c < rows[i].size(); ++c) {
+            if (c > 0) {
+                out += ',';
+            }
+            if (rows[i][c]) {
+                append_json_string(out, *rows[i][c]);
+            } else {
+                out += "null";
+            }
+        }
+        out += ']';
+    }
+    out += ']';
+}
+
+}  // namespace
+
+result<void> userscript::write(const qualified_name& schema, const schema_snapshot& target,
+                               molt::dialect dialect, const proto::batch& rows, write_host& host,
+                               clock_type::time_point deadline) const {
+    engine& e = *engine_;
+    const std::string schema_text = schema.to_string();
+    const std::string input = batch_input(target, rows);
+    const std::string catalog = catalog_json(target);
+    const std::string info = write_info(target, rows, dialect);
+    const int64_t id = e.next_write++;
+    const auto named = [&e](const error& why, retry_class retry) {
+        return error{why.code(), fmt::format("userscript {}: {}", e.name, why.message()), retry};
+    };
+    // Ends the conversation on the script's thread and counts the failure under the handler it
+    // was in.
+    const auto abandon = [&](bool count) {
+        e.call([&] {
+            JSAutoRealm realm(e.cx, *e.global);
+            JS::RootedValueArray<1> args(e.cx);
+            args[0].setNumber(static_cast<double>(id));
+            auto where = e.call_api("endWrite", args, "onWrite");
+            rapidjson::Document d;
+            if (count && e.errors != nullptr && where && !d.Parse(where->c_str()).HasParseError() &&
+                d.IsArray() && d.Size() == 2) {
+                const std::string fn = d[1].GetString();
+                e.errors->with({schema_text, d[0].GetString(), fn.empty() ? "onWrite" : fn}).add();
+            }
+        });
+    };
+    std::string results;        // for resumeWrite: [{id, rows} | {id, error}, …]
+    std::vector<error> failed;  // statements that failed and went back to the handler
+    for (bool first = true;; first = false) {
+        auto step = e.call([&]() -> result<std::string> {
+            const auto started = clock_type::now();
+            JSAutoRealm realm(e.cx, *e.global);
+            result<std::string> out = std::string();
+            if (first) {
+                JS::RootedValueArray<5> args(e.cx);
+                args[0].setNumber(static_cast<double>(id));
+                const std::string* texts[] = {&schema_text, &input, &catalog, &info};
+                for (size_t i = 0; i < 4; ++i) {
+                    JSString* s = JS_NewStringCopyUTF8N(
+                        e.cx, JS::UTF8Chars(texts[i]->data(), texts[i]->size()));
+                    if (s == nullptr) {
+                        return e.take_failure(e.name);
+                    }
+                    args[i + 1].setString(s);
+                }
+                out = e.call_api("beginWrite", args, "onWrite");
+            } else {
+                JS::RootedValueArray<2> args(e.cx);
+                args[0].setNumber(static_cast<double>(id));
+                JSString* s =
+                    JS_NewStringCopyUTF8N(e.cx, JS::UTF8Chars(results.data(), results.size()));
+                if (s == nullptr) {
+                    return e.take_failure(e.name);
+                }
+                args[1].setString(s);
+                out = e.call_api("resumeWrite", args, "onWrite");
+            }
+            if (out) {
+                JS::RootedValueArray<1> args(e.cx);
+                args[0].setNumber(static_cast<double>(id));
+                out = e.call_api("stepWrite", args, "onWrite");
+            }
+            if (e.exec_time != nullptr) {
+                e.exec_time->with({schema_text}).observe(metrics::seconds_since(started));
+            }
+            return out;
+        });
+        if (!step) {
+            abandon(true);
+            return named(step.error(), step.error().code() == errc::unavailable
+                                           ? retry_class::retry_now
+                                           : retry_class::none);
+        }
+        const size_t nl = step->find('\n');
+        e.add_counts(schema_text, std::string_view(*step).substr(0, nl));
+        rapidjson::Document d;
+        d.Parse(step->c_str() + nl + 1);
+        if (d.HasParseError() || !d.IsObject()) {
+            abandon(false);
+            return error{errc::internal, "the userscript runtime answered a write badly"};
+        }
+        if (d.HasMember("done")) {
+            if (!failed.empty()) {
+                // The handler caught a failure and went on: a PostgreSQL transaction stays
+                // aborted unless it rolled back to a savepoint, and its COMMIT would roll back.
+                if (auto usable = host.usable(); !usable) {
+                    return error{
+                        errc::invalid_argument,
+                        fmt::format("userscript {}: onWrite went on after a statement "
+                                    "failed ({}), but the transaction cannot commit "
+                                    "(roll back to a savepoint after a failure): {}",
+                                    e.name, failed.back().message(), usable.error().message()),
+                        retry_class::none};
+                }
+            }
+            return ok();
+        }
+        if (d.HasMember("failure")) {
+            const std::string failure = d["failure"].GetString();
+            if (e.errors != nullptr) {
+                const std::string fn = d["function"].GetString();
+                e.errors->with({schema_text, d["table"].GetString(), fn.empty() ? "onWrite" : fn})
+                    .add();
+            }
+            // A statement's failure the handler passed on: retried as that statement's would
+            // be when time heals it (a parent row, a schema change); otherwise a refusal.
+            retry_class why = retry_class::none;
+            for (const error& f : failed) {
+                if ((f.retry() == retry_class::defer || f.retry() == retry_class::schema) &&
+                    failure.find(f.message()) != std::string::npos) {
+                    why = f.retry();
+                }
+            }
+            return error{errc::invalid_argument, fmt::format("userscript {}: {}", e.name, failure),
+                         why};
+        }
+        auto requests = parse_requests(d["requests"]);
+        if (!requests) {
+            abandon(false);
+            return requests.error();
+        }
+        results = "[";
+        for (const auto& [n, request] : *requests) {
+            if (clock_type::now() >= deadline) {
+                abandon(true);
+                return error{errc::timeout,
+                             fmt::format("userscript {}: onWrite was still writing at the "
+                                         "deadline (--applyTimeout); rolled back",
+                                         e.name),
+                             retry_class::retry_now};
+            }
+            auto done = host.run(request);
+            results += results.size() == 1 ? "{\"id\":" : ",{\"id\":";
+            results += std::to_string(n);
+            if (done) {
+                results += ",\"rows\":";
+                append_rows(results, *done);
+            } else {
+                const retry_class why = done.error().retry();
+                if (why == retry_class::retry_now || why == retry_class::reconnect) {
+                    // The transaction is gone (a deadlock, a serialization failure, the
+                    // connection): whatever the handler would do, the attempt starts again.
+                    abandon(false);
+                    return error{done.error().code(),
+                                 fmt::format("userscript {}: a statement of onWrite: {}", e.name,
+                                             done.error().message()),
+                                 why};
+                }
+                failed.push_back(done.error());
+                results += ",\"error\":";
+                append_json_string(results, done.error().message());
+            }
+            results += '}';
+        }
+        results += ']';
+    }
 }
 
 }  // namespace molt::replicator::script

@@ -52,6 +52,32 @@ result<std::optional<proto::batch>> chunk_applier::transform(const chunk_target&
     return changed;
 }
 
+result<std::optional<proto::batch>> chunk_applier::split_custom(const chunk_target& target,
+                                                                proto::batch& rows) const {
+    if (options_.writer == nullptr) {
+        return std::optional<proto::batch>();
+    }
+    auto parts = options_.writer->split(target.schema, *target.snapshot, rows);
+    if (!parts) {
+        return error{parts.error().code(), parts.error().message(), retry_class::none};
+    }
+    if (!*parts) {
+        return std::optional<proto::batch>();
+    }
+    rows = std::move((*parts)->built_in);
+    return std::optional<proto::batch>(std::move((*parts)->custom));
+}
+
+result<void> chunk_applier::write_custom(target_session& db, const chunk_target& target,
+                                         const proto::batch& custom,
+                                         clock_type::time_point deadline) const {
+    auto done = options_.writer->write(db, target.schema, *target.snapshot, custom, deadline);
+    if (!done) {
+        db.rollback();
+    }
+    return done;
+}
+
 struct chunk_applier::retry_state {
     retry_state(const chunk_options& options, uint64_t sequence, const std::string& label)
         : jitter(static_cast<uint32_t>(sequence * 7919 + 17)),
@@ -74,6 +100,8 @@ result<void> chunk_applier::apply(const chunk& c, chunk_target target,
     }
     retry_state state(options_, c.sequence, target.label);
     bool transformed = !options_.transform;
+    bool split = options_.writer == nullptr;
+    std::optional<proto::batch> custom;  // the rows the userscript writes itself
     // How the chunk is written, escalated by unique key and foreign key conflicts (never
     // relaxed for a later attempt of this chunk): the folded plan with upserts first; the folded
     // plan with deletes first (a unique value a deleted row frees for another row of the chunk),
@@ -112,6 +140,15 @@ result<void> chunk_applier::apply(const chunk& c, chunk_target target,
                 transformed = true;
             } else {
                 refused = changed.error();
+            }
+        }
+        if (transformed && !split) {
+            auto parts = split_custom(target, *decoded);
+            if (parts) {
+                custom = std::move(*parts);
+                split = true;
+            } else {
+                refused = parts.error();
             }
         }
         auto plan = refused ? result<apply_plan>(*refused)
@@ -165,6 +202,13 @@ result<void> chunk_applier::apply(const chunk& c, chunk_target target,
                     } else if (auto done = execute_statements(db, *plan); !done) {
                         return done.error();
                     }
+                    if (custom) {
+                        if (auto done =
+                                write_custom(db, target, *custom, start + options_.apply_timeout);
+                            !done) {
+                            return done.error();
+                        }
+                    }
                     switch (hooks.wait_turn(c.sequence)) {
                     case chunk_scheduler::turn::yours: break;
                     case chunk_scheduler::turn::not_yet:
@@ -209,6 +253,13 @@ result<void> chunk_applier::apply(const chunk& c, chunk_target target,
                     }
                     for (const table_counts& t : plan->tables) {
                         metrics_.applied.with({target.label, t.table->name}).add(t.received);
+                    }
+                    for (size_t g = 0; custom && g < custom->tables().size(); ++g) {
+                        const proto::table_mutations& group = custom->tables()[g];
+                        if (const table_info* t = resolve_topic(*target.snapshot, group.topic)) {
+                            metrics_.applied.with({target.label, t->name})
+                                .add(group.mutations.size());
+                        }
                     }
                     return ok();
                 }
@@ -328,12 +379,17 @@ result<chunk_applier::planned_page> chunk_applier::plan_page(std::string body,
             *decoded = std::move(**changed);
         }
     }
+    auto custom = split_custom(target, *decoded);
+    if (!custom) {
+        return custom.error();
+    }
     auto plan = plan_batch(*target.snapshot, *decoded, dialect_, options_.flush_size,
                            statement_order::upserts_first);
     if (!plan) {
         return plan.error();
     }
-    return planned_page{std::move(decoded).value(), std::move(plan).value()};
+    return planned_page{std::move(decoded).value(), std::move(plan).value(),
+                        std::move(custom).value()};
 }
 
 result<bool> chunk_applier::deletes_referenced_rows_large(const chunk& c,
@@ -392,7 +448,11 @@ result<void> chunk_applier::apply_large(const chunk& c, const chunk_target& larg
                     }
                 }
                 auto done = execute_statements(db, plan);
-                rolled_back = !done;  // execute_statements rolls back what failed
+                if (done && !deletes && page->custom) {
+                    // Once per page, in the upserts' pass: every row of the page.
+                    done = write_custom(db, target, *page->custom, start + options_.apply_timeout);
+                }
+                rolled_back = !done;  // both roll back what failed
                 return done;
             };
         };

@@ -87,7 +87,7 @@ consistent_applier::consistent_applier(const target_dialect& dialect, session_po
       chunks_(dialect, target_pool, schemas,
               {apply_metrics_, applied_, apply_errors_, reordered_, large_},
               {options.flush_size, options.apply_timeout, options.first_backoff,
-               options.max_backoff, &fatal_, options.transform}) {}
+               options.max_backoff, &fatal_, options.transform, options.writer}) {}
 
 consistent_applier::~consistent_applier() {
     stop();

@@ -169,6 +169,17 @@ result<void> consistent_applier::apply_late_rows(group& g,
             *decoded = std::move(**changed);
         }
     }
+    std::optional<proto::batch> custom;  // rows the userscript writes itself
+    if (options_.writer != nullptr) {
+        auto parts = options_.writer->split(g.schema, **snapshot, *decoded);
+        if (!parts) {
+            return parts.error();
+        }
+        if (*parts) {
+            *decoded = std::move((*parts)->built_in);
+            custom = std::move((*parts)->custom);
+        }
+    }
     auto plan = plan_batch(**snapshot, *decoded, dialect_, options_.flush_size,
                            statement_order::upserts_first);
     if (!plan) {
@@ -186,6 +197,13 @@ result<void> consistent_applier::apply_late_rows(group& g,
         if (auto done = execute_statements(db, *plan); !done) {
             db.rollback();
             return done.error();
+        }
+        if (custom) {
+            if (auto done = options_.writer->write(db, g.schema, **snapshot, *custom, deadline);
+                !done) {
+                db.rollback();
+                return done.error();
+            }
         }
         return db.commit();
     }();

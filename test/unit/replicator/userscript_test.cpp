@@ -15,6 +15,7 @@
 
 #include "molt/proto/decoder.hpp"
 #include "molt/proto/encoder.hpp"
+#include "molt/replicator/script/script_writer.hpp"
 
 #include "plan_test_support.hpp"
 
@@ -94,7 +95,8 @@ schema_snapshot examples_schema() {
     t("arrays", {col("id", "bigint", "bigint", 0),
                  col("vals", "bigint[]", "bigint", -1, false, true), col("doc", "jsonb", "jsonb")});
     t("orders", {text("id", 0), text("region_code", 1), text("price"), text("qty"), text("total"),
-                 text("status_code"), text("status_description"), text("replicated_at")});
+                 text("status_code"), text("status_description"), text("replicated_at"),
+                 text("customer_id")});
     s.finish();
     return s;
 }
@@ -754,9 +756,9 @@ TEST_CASE("userscript v1: what is not built is refused at load", "[userscript]")
         load_error(d, "import * as api from 'replicator@v1';\napi.setOptions({hello: 'world'});\n"),
         Contains("setOptions() is not supported"));
     CHECK_THAT(load_error(d,
-                          "import * as api from 'replicator@v1';\napi.configureTable('t', {apply: "
-                          "async () => {}});\n"),
-               Contains("configureTable(\"t\"): apply is not supported"));
+                          "import * as api from 'replicator@v1';\napi.configureTable('t', {cas: "
+                          "['v']});\n"),
+               Contains("configureTable(\"t\"): cas is not supported"));
     CHECK_THAT(
         load_error(d, "import * as api from 'replicator@v1';\napi.configureSource('x', {});\n"),
         Contains("one of mapper or target must be set"));
@@ -855,4 +857,301 @@ api.configureTargetSchema(TARGET_SCHEMA_NAME, {
         CHECK(run(*s, body({{"items", "[3]", R"({"id":3})"}})) ==
               std::vector<std::string>{R"(items [3] {id:3})"});
     }
+}
+
+namespace {
+
+// A transaction for the write conversation without a database: it records what the script asks
+// for and answers queries from `answers` (by SQL text); `refuse` fails statements containing
+// it with `refusal`. The real statements run in test/e2e/userscript_test.sh.
+class recording_host final : public script::write_host {
+public:
+    std::vector<std::string> log;  // "query <sql> [params]", "exec …", "write <topic> <key> …"
+    std::map<std::string, std::vector<sql_row>> answers;
+    std::string refuse;
+    error refusal{errc::database_error, "refused (SQLSTATE 23502)", retry_class::fatal};
+    bool usable_after_failure = true;
+    bool failed = false;
+
+    result<std::vector<sql_row>> run(const script::write_request& r) override {
+        if (r.type == script::write_request::kind::write) {
+            auto decoded = proto::decode_webhook(r.body);
+            REQUIRE(decoded);
+            for (const auto& t : decoded->rows.tables()) {
+                for (const auto& m : t.mutations) {
+                    std::string line = "write " + std::string(t.topic) + " " + std::string(m.key);
+                    line += m.deleted ? " delete" : " upsert";
+                    for (const auto& c : m.after) {
+                        line += " " + std::string(c.name) + "=" + std::string(c.val.text);
+                    }
+                    log.push_back(line);
+                }
+            }
+        } else {
+            std::string line = r.type == script::write_request::kind::query ? "query " : "exec ";
+            line += r.sql;
+            for (const auto& p : r.params) {
+                line += " [" + p.value_or("NULL") + "]";
+            }
+            log.push_back(line);
+        }
+        const std::string text = r.type == script::write_request::kind::write ? r.body : r.sql;
+        if (!refuse.empty() && text.find(refuse) != std::string::npos) {
+            failed = true;
+            return refusal;
+        }
+        if (auto it = answers.find(r.sql); it != answers.end()) {
+            return it->second;
+        }
+        return std::vector<sql_row>();
+    }
+    result<void> usable() override {
+        if (usable_after_failure) {
+            return ok();
+        }
+        return error{errc::database_error, "current transaction is aborted (SQLSTATE 25P02)",
+                     retry_class::fatal};
+    }
+};
+
+result<void> write_rows(const script::userscript& s, const std::string& body,
+                        script::write_host& host,
+                        std::chrono::milliseconds budget = std::chrono::seconds(10)) {
+    auto decoded = proto::decode_webhook(body);
+    REQUIRE(decoded);
+    const schema_snapshot schema = examples_schema();
+    return s.write(schema.schema, schema, dialect::postgres, decoded->rows, host,
+                   std::chrono::steady_clock::now() + budget);
+}
+
+}  // namespace
+
+TEST_CASE("userscript: SQL placeholders become the sessions' own", "[userscript]") {
+    using script::bind_placeholders;
+    CHECK(bind_placeholders("SELECT id FROM t WHERE id = $1 AND v = $12", dialect::postgres) ==
+          "SELECT id FROM t WHERE id = :p1 AND v = :p12");
+    CHECK(bind_placeholders("SELECT '$1', \"a$1\", $$ $1 $$, $q$ $2 $q$, x$1, $1::int8 -- $3\n$2",
+                            dialect::postgres) ==
+          "SELECT '$1', \"a$1\", $$ $1 $$, $q$ $2 $q$, x$1, :p1::int8 -- $3\n:p2");
+    CHECK(bind_placeholders("INSERT INTO t VALUES (?, '?', `?`, \"it\\\"s ?\", ?) /* ? */",
+                            dialect::mysql) ==
+          "INSERT INTO t VALUES (:p1, '?', `?`, \"it\\\"s ?\", :p2) /* ? */");
+    CHECK(bind_placeholders("SELECT 'it''s ?', ?", dialect::oracle) == "SELECT 'it''s ?', :p1");
+}
+
+TEST_CASE("userscript: configureTargetTables onWrite is told apart", "[userscript]") {
+    script_dir d;
+    auto s = load(d, header + R"(
+api.configureTargetTables(["orders"], { onWrite: async (rows) => { await api.write(rows); } });
+api.configureTargetTables(["public.items"], { onRowUpsert: (r) => r });
+)");
+    const qualified_name schema{{"defaultdb", "public"}};
+    CHECK(s->writes(schema));
+    CHECK(s->writes(schema, "orders"));
+    CHECK(s->writes(schema, "ORDERS"));
+    CHECK_FALSE(s->writes(schema, "items"));
+    CHECK_FALSE(s->writes(qualified_name{{"db"}}, "items"));
+    CHECK_THAT(load_error(d, header + "api.configureTargetTables(['t'], {onWrite: 1});\n"),
+               Contains("onWrite is not a function"));
+    // getTX() and write() outside onWrite.
+    auto outside = load(d, header + R"(
+api.configureTargetTables(["items"], { onRowUpsert: (r) => { api.getTX(); return r; } });
+)");
+    CHECK_THAT(run_error(*outside, body({{"items", "[\"1\"]", R"({"id":"1"})"}})),
+               Contains("getTX() can only be called inside onWrite"));
+}
+
+TEST_CASE("userscript: A5 onWrite reads and writes in the transaction", "[userscript]") {
+    script_dir d;
+    auto s = load(d, header + R"(
+api.configureTargetTables(["orders"], {
+  onWrite: async (rows) => {
+    const tx = api.getTX();
+    for (const row of rows) {
+      if (row.action === "delete") { await api.write([row]); continue; }
+      const found = [...await tx.query("SELECT id FROM target_db.target_schema.customers WHERE id = $1", row.data.customer_id)];
+      if (found.length === 0) {
+        console.warn("Skipping order: missing customer_id", row.data.id);
+        continue;
+      }
+      await api.write([row]);
+      await tx.exec("UPDATE target_db.target_schema.customers SET num_orders = COALESCE(num_orders, 0) + 1 WHERE id = $1", row.data.customer_id);
+    }
+  },
+});
+)");
+    recording_host host;
+    host.answers["SELECT id FROM target_db.target_schema.customers WHERE id = $1"] = {
+        {std::optional<std::string>("7")}};
+    REQUIRE(write_rows(
+        *s,
+        body({{"orders", R"(["1","US"])", R"({"id":"1","region_code":"US","customer_id":"7"})"},
+              {"orders", R"(["2","US"])", ""}}),
+        host));
+    const std::vector<std::string> want = {
+        "query SELECT id FROM target_db.target_schema.customers WHERE id = $1 [7]",
+        R"(write orders ["1","US"] upsert id=1 region_code=US customer_id=7)",
+        "exec UPDATE target_db.target_schema.customers SET num_orders = COALESCE(num_orders, 0) "
+        "+ 1 WHERE id = $1 [7]",
+        R"(write orders ["2","US"] delete)"};
+    CHECK(host.log == want);
+    // The customer is missing: the order is not written.
+    recording_host none;
+    REQUIRE(write_rows(
+        *s,
+        body({{"orders", R"(["3","US"])", R"({"id":"3","region_code":"US","customer_id":"8"})"}}),
+        none));
+    CHECK(none.log.size() == 1);
+}
+
+TEST_CASE("userscript: C11 onWrite diverts refused rows with savepoints", "[userscript]") {
+    script_dir d;
+    auto s = load(d, header + R"(
+const DLQ_TABLE = "defaultdb.public.dlq";
+const quoted = DLQ_TABLE.split(".").map((p) => `"${p}"`).join(".");
+api.configureTargetSchema(TARGET_SCHEMA_NAME, { onRowUpsert: (row) => row, onRowDelete: (row) => row });
+api.configureTargetTables(["items"], {
+  onWrite: async (rows) => {
+    const tx = api.getTX();
+    await tx.exec("SAVEPOINT dlq_checkpoint");
+    try {
+      await api.write(rows);
+    } catch (e) {
+      if (!e.toString().includes("SQLSTATE 23502")) throw e;
+      await tx.exec("ROLLBACK TO SAVEPOINT dlq_checkpoint");
+      for (const row of rows) {
+        await tx.exec("SAVEPOINT dlq_row");
+        try {
+          await api.write([row]);
+        } catch (err) {
+          if (!err.toString().includes("SQLSTATE 23502")) throw err;
+          await tx.exec("ROLLBACK TO SAVEPOINT dlq_row");
+          await tx.exec(`INSERT INTO ${quoted} (stmt, err) VALUES ($1, $2)`, JSON.stringify(row), err.toString());
+        }
+      }
+    }
+  },
+});
+)");
+    recording_host host;
+    host.refuse = "\"name\":null";  // the row whose name is NULL
+    const std::string rows = body({{"items", R"(["1"])", R"({"id":"1","name":"a"})"},
+                                   {"items", R"(["2"])", R"({"id":"2","name":null})"},
+                                   {"items", R"(["3"])", R"({"id":"3","name":"c"})"}});
+    REQUIRE(write_rows(*s, rows, host));
+    REQUIRE(host.log.size() == 13);
+    CHECK(host.log[0] == "exec SAVEPOINT dlq_checkpoint");
+    CHECK(host.log[4] == "exec ROLLBACK TO SAVEPOINT dlq_checkpoint");
+    CHECK(host.log[8] == R"(write items ["2"] upsert id=2 name=)");
+    CHECK(host.log[9] == "exec ROLLBACK TO SAVEPOINT dlq_row");
+    CHECK_THAT(
+        host.log[10],
+        Contains(
+            R"(INSERT INTO "defaultdb"."public"."dlq" (stmt, err) VALUES ($1, $2) [{"action":"upsert","data":{"id":"2","name":null})"));
+    CHECK_THAT(host.log[10], Contains("[Error: refused (SQLSTATE 23502)]"));
+    CHECK(host.log[12] == R"(write items ["3"] upsert id=3 name=c)");
+
+    // Another error fails the batch, naming the script, the handler and the table.
+    recording_host other;
+    other.refuse = "\"name\":null";
+    other.refusal =
+        error{errc::database_error, "duplicate key (SQLSTATE 23505)", retry_class::unique};
+    auto failed = write_rows(*s, rows, other);
+    REQUIRE_FALSE(failed);
+    CHECK(failed.error().retry() == retry_class::none);
+    CHECK_THAT(failed.error().message(),
+               Contains("onWrite of configureTargetTables on table items failed: Error: "
+                        "duplicate key (SQLSTATE 23505)"));
+
+    // Caught and ignored where the transaction cannot go on: not committed.
+    auto careless = load(d, header + R"(
+api.configureTargetTables(["items"], {
+  onWrite: async (rows) => { try { await api.write(rows); } catch (e) {} },
+});
+)");
+    recording_host aborted;
+    aborted.refuse = "\"name\":null";
+    aborted.usable_after_failure = false;
+    auto lost = write_rows(*careless, rows, aborted);
+    REQUIRE_FALSE(lost);
+    CHECK_THAT(lost.error().message(), Contains("the transaction cannot commit"));
+}
+
+TEST_CASE("userscript: onWrite failures and limits", "[userscript]") {
+    script_dir d;
+    const std::string rows = body({{"items", R"(["1"])", R"({"id":"1","name":"a"})"}});
+    recording_host host;
+    auto never = load(d, header + R"(
+api.configureTargetTables(["items"], { onWrite: () => new Promise(() => {}) });
+)");
+    auto hung = write_rows(*never, rows, host);
+    REQUIRE_FALSE(hung);
+    CHECK_THAT(hung.error().message(), Contains("its promise never settles"));
+
+    auto endless = load(d, header + R"(
+api.configureTargetTables(["items"], { onWrite: async () => { await api.getTX().query("SELECT 1"); for (;;) {} } });
+)");
+    auto stopped = write_rows(*endless, rows, host);
+    REQUIRE_FALSE(stopped);
+    CHECK(stopped.error().code() == errc::unavailable);
+    CHECK_THAT(stopped.error().message(),
+               Contains("onWrite of configureTargetTables on table items"));
+
+    auto wrong = load(d, header + R"(
+api.configureTargetTables(["items"], { onWrite: () => 42 });
+)");
+    auto refused = write_rows(*wrong, rows, host);
+    REQUIRE_FALSE(refused);
+    CHECK_THAT(refused.error().message(), Contains("returned a number"));
+
+    // A statement that ends the transaction ends the write, whatever the handler does.
+    auto catching = load(d, header + R"(
+let later = null;
+api.configureTargetTables(["items"], {
+  onWrite: async (rows) => { later = api.getTX(); try { await api.write(rows); } catch (e) {} },
+});
+api.configureTargetTables(["tbl1"], { onWrite: async () => { await later.exec("SELECT 1"); } });
+)");
+    recording_host deadlock;
+    deadlock.refuse = "items";
+    deadlock.refusal =
+        error{errc::database_error, "deadlock detected (SQLSTATE 40P01)", retry_class::retry_now};
+    auto retried = write_rows(*catching, rows, deadlock);
+    REQUIRE_FALSE(retried);
+    CHECK(retried.error().retry() == retry_class::retry_now);
+    // A transaction object kept past its write refuses.
+    recording_host fine;
+    REQUIRE(write_rows(*catching, rows, fine));
+    auto stale = write_rows(*catching, body({{"tbl1", R"(["1"])", R"({"id":"1"})"}}), fine);
+    REQUIRE_FALSE(stale);
+    CHECK_THAT(stale.error().message(), Contains("the transaction of this onWrite call has ended"));
+}
+
+TEST_CASE("userscript v1: apply with getTX", "[userscript]") {
+    script_dir d;
+    auto s = load(d, R"(
+import * as api from "replicator@v1";
+api.configureSource("defaultdb.public", { target: "t_1" });
+api.configureTable("t_1", {
+  apply: async (ops) => {
+    const tx = api.getTX();
+    const big = [...await tx.query("SELECT (1<<60)::INT8")][0][0];
+    // soft deletes: a delete becomes an upsert of the row before it, marked
+    await tx.apply(ops.map((op) => op.action === "delete"
+      ? { action: "upsert", data: { ...op.before, v: big }, pk: op.pk }
+      : { ...op, data: { pk: String(2 * Number(op.data.pk)), v: JSON.stringify(op) } }));
+  },
+});
+)");
+    recording_host host;
+    host.answers["SELECT (1<<60)::INT8"] = {{std::optional<std::string>("1152921504606846976")}};
+    const std::string rows =
+        R"({"payload":[{"topic":"t_1","key":[5],"after":{"pk":5,"v":"x"},"updated":"1.0"},)"
+        R"({"topic":"t_1","key":[6],"after":null,"before":{"pk":6,"v":"y"},"updated":"2.0"}]})";
+    REQUIRE(write_rows(*s, rows, host));
+    REQUIRE(host.log.size() == 3);
+    CHECK(
+        host.log[1] ==
+        R"(write t_1 ["10"] upsert pk=10 v={"action":"upsert","before":null,"data":{"pk":"5","v":"x"},"meta":null,"pk":["5"]})");
+    CHECK(host.log[2] == R"(write t_1 ["6"] upsert pk=6 v=1152921504606846976)");
 }

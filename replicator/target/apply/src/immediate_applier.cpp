@@ -53,7 +53,20 @@ result<void> commit_unless_stale(target_session& session,
 
 }  // namespace
 
+result<void> immediate_applier::write_custom(target_session& session, const custom_rows& custom) {
+    if (custom.rows == nullptr) {
+        return ok();
+    }
+    auto done = options_.writer->write(session, custom.schema, custom.snapshot, *custom.rows,
+                                       custom.deadline);
+    if (!done) {
+        session.rollback();
+    }
+    return done;
+}
+
 result<void> immediate_applier::run_transaction(target_session& session, const apply_plan& plan,
+                                                const custom_rows& custom,
                                                 const stale_check& stale) {
     if (auto why = stale(); why) {
         return *why;
@@ -64,14 +77,15 @@ result<void> immediate_applier::run_transaction(target_session& session, const a
     if (auto done = execute_statements(session, plan); !done) {
         return done;
     }
+    if (auto done = write_custom(session, custom); !done) {
+        return done;
+    }
     return commit_unless_stale(session, stale);
 }
 
-result<void> immediate_applier::run_in_source_order(target_session& session,
-                                                    const schema_snapshot& snapshot,
-                                                    const proto::batch& rows,
-                                                    std::vector<dead_letter>& letters,
-                                                    const stale_check& stale) {
+result<void> immediate_applier::run_in_source_order(
+    target_session& session, const schema_snapshot& snapshot, const proto::batch& rows,
+    const custom_rows& custom, std::vector<dead_letter>& letters, const stale_check& stale) {
     if (auto why = stale(); why) {
         return *why;
     }
@@ -82,6 +96,9 @@ result<void> immediate_applier::run_in_source_order(target_session& session,
                                       options_.rows_per_statement, &fatal_);
     if (!done) {
         return done.error();
+    }
+    if (auto written = write_custom(session, custom); !written) {
+        return written;
     }
     if (auto committed = commit_unless_stale(session, stale); !committed) {
         return committed;
@@ -122,8 +139,21 @@ result<accept_stats> immediate_applier::accept_rows(const qualified_name& schema
     if (!snapshot) {
         return std::move(snapshot).error();
     }
-    auto plan =
-        plan_batch_deletes_first_if_safe(**snapshot, rows, dialect_, options_.rows_per_statement);
+    // The rows of tables a userscript writes itself leave the plan (table_writer.hpp).
+    std::optional<split_rows> split;
+    auto plan_rows = [&]() -> result<apply_plan> {
+        split.reset();
+        if (options_.writer != nullptr) {
+            auto parts = options_.writer->split(schema, **snapshot, rows);
+            if (!parts) {
+                return std::move(parts).error();
+            }
+            split = std::move(*parts);
+        }
+        return plan_batch_deletes_first_if_safe(**snapshot, split ? split->built_in : rows,
+                                                dialect_, options_.rows_per_statement);
+    };
+    auto plan = plan_rows();
     if (!plan && plan.error().code() == errc::not_found) {
         // A table may have been created since the last introspection: look once more.
         schemas_.invalidate(schema);
@@ -131,23 +161,37 @@ result<accept_stats> immediate_applier::accept_rows(const qualified_name& schema
         if (!snapshot) {
             return std::move(snapshot).error();
         }
-        plan = plan_batch_deletes_first_if_safe(**snapshot, rows, dialect_,
-                                                options_.rows_per_statement);
+        plan = plan_rows();
     }
     if (!plan) {
         return std::move(plan).error();
     }
+    const proto::batch& built_in = split ? split->built_in : rows;
+    const custom_rows custom{schema, **snapshot, split ? &split->custom : nullptr, deadline};
     if (auto ready = fatal_.ready(**snapshot); !ready) {
         // --fatalRowPolicy dlq without its table: nothing is applied until it exists (503).
         schemas_.invalidate(schema);
         log::error().str("schema", schema_label).err(ready.error()).msg("not applying");
         return error{errc::unavailable, ready.error().message(), retry_class::schema};
     }
-    for (const table_counts& t : plan->tables) {
+    // Per table: the plan's, and the rows the userscript writes (as received).
+    std::vector<table_counts> counts = plan->tables;
+    if (split) {
+        for (const proto::table_mutations& group : split->custom.tables()) {
+            table_counts t{resolve_topic(**snapshot, group.topic), group.mutations.size(), 0, 0};
+            for (const proto::mutation& m : group.mutations) {
+                ++(m.deleted ? t.deletes : t.upserts);
+            }
+            if (t.table != nullptr) {
+                counts.push_back(t);
+            }
+        }
+    }
+    for (const table_counts& t : counts) {
         received_.with({schema_label, t.table->name}).add(t.received);
     }
     auto count_failure = [&] {
-        for (const table_counts& t : plan->tables) {
+        for (const table_counts& t : counts) {
             failed_.with({schema_label, t.table->name}).add(t.received);
         }
     };
@@ -192,9 +236,9 @@ result<accept_stats> immediate_applier::accept_rows(const qualified_name& schema
             ~deadline_scope() { s.set_deadline(std::nullopt); }
         } scope{**session};
         (*session)->set_deadline(deadline);
-        auto done = in_source_order
-                        ? run_in_source_order(**session, **snapshot, rows, letters, stale)
-                        : run_transaction(**session, *plan, stale);
+        auto done = in_source_order ? run_in_source_order(**session, **snapshot, built_in, custom,
+                                                          letters, stale)
+                                    : run_transaction(**session, *plan, custom, stale);
         if (done) {
             break;
         }
@@ -285,7 +329,7 @@ result<accept_stats> immediate_applier::accept_rows(const qualified_name& schema
     accept_stats stats;
     fatal_.report(schema_label, letters);
     applied_.applied(schema_label, *plan, metrics::seconds_since(start));
-    for (const table_counts& t : plan->tables) {
+    for (const table_counts& t : counts) {
         succeeded_.with({schema_label, t.table->name}).add(t.received);
         stats.upserts += t.upserts;
         stats.deletes += t.deletes;

@@ -20,6 +20,7 @@
 #include "molt/common/result.hpp"
 #include "molt/proto/batch.hpp"
 #include "molt/replicator/core/schema.hpp"
+#include "molt/replicator/core/target.hpp"
 
 namespace molt::replicator::script {
 
@@ -33,6 +34,27 @@ struct limits {
 /// Which handlers a run calls: the schema-level ones (configureTargetSchema: before staging, in
 /// the request) and the table-level ones (configureTargetTables: at apply time).
 enum phases : unsigned { schema_phase = 1, table_phase = 2 };
+
+/// What a userscript's onWrite (replicator@v1: apply) asks of the target transaction.
+struct write_request {
+    enum class kind { query, exec, write };
+    kind type = kind::exec;
+    std::string sql;    ///< query, exec: as the script wrote it (placeholders $1 or ?)
+    sql_params params;  ///< query, exec
+    std::string body;   ///< write: row operations as a webhook body, for the built-in write
+};
+
+/// Runs those requests on the session that holds the target transaction (script_writer.cpp).
+class write_host {
+public:
+    virtual ~write_host() = default;
+    /// A query's rows; nothing for exec and write.
+    [[nodiscard]] virtual result<std::vector<sql_row>> run(const write_request& request) = 0;
+    /// After a request failed and the handler went on anyway: whether the transaction can
+    /// still commit (a PostgreSQL transaction is aborted by any error not rolled back to a
+    /// savepoint, and its COMMIT would silently roll back).
+    [[nodiscard]] virtual result<void> usable() = 0;
+};
 
 /// The TypeScript declarations of the API served (replicator@v2.d.ts), and an example script:
 /// what `replicator userscript` prints.
@@ -58,6 +80,9 @@ public:
     [[nodiscard]] bool handles_schema(const qualified_name& schema) const;
     /// Whether configureTargetTables named a table that can be in `schema`.
     [[nodiscard]] bool handles_tables(const qualified_name& schema) const;
+    /// Whether a table of `schema` has an onWrite (replicator@v1: apply) handler; `table`
+    /// names the table (empty: any table).
+    [[nodiscard]] bool writes(const qualified_name& schema, std::string_view table = {}) const;
 
     /// Runs the handlers of `which` on `rows` bound for `schema`, and returns the rows they
     /// produce (filtered, changed, routed to other tables of `target`). Errors:
@@ -68,6 +93,19 @@ public:
         const qualified_name& schema, const schema_snapshot& target, const proto::batch& rows,
         unsigned which,
         std::optional<std::chrono::steady_clock::time_point> deadline = std::nullopt) const;
+
+    /// Calls the onWrite (apply) handlers of `rows`' tables, one table after the other, each
+    /// with the table's rows as row operations; what they ask of the transaction runs through
+    /// `host` on the applier's thread (the script's thread never waits for the database).
+    /// `dialect` quotes the names getTX() reports. Errors: errc::invalid_argument
+    /// (retry_class::none) when a handler throws or its promise rejects or never settles,
+    /// naming the script, handler and table; a statement's own error when it ends the
+    /// transaction (serialization, deadlock, lost connection, the deadline: retried);
+    /// errc::unavailable for the time and heap limits.
+    [[nodiscard]] result<void> write(const qualified_name& schema, const schema_snapshot& target,
+                                     molt::dialect dialect, const proto::batch& rows,
+                                     write_host& host,
+                                     std::chrono::steady_clock::time_point deadline) const;
 
     struct engine;
 

@@ -41,6 +41,7 @@
 #include "molt/replicator/target/fatal_rows.hpp"
 #include "molt/replicator/target/schema_cache.hpp"
 #include "molt/replicator/target/session_pool.hpp"
+#include "molt/replicator/target/table_writer.hpp"
 
 namespace molt::replicator {
 
@@ -59,6 +60,8 @@ struct chunk_options {
     /// Rows the target refuses (--fatalRowPolicy): the DLQ, apply_stalled; null: stall.
     const fatal_rows* fatal = nullptr;
     row_transform transform;  ///< empty: rows are applied as staged
+    /// Tables a userscript writes itself (after the transform); null: none.
+    const table_writer* writer = nullptr;
 };
 
 /// The counters a chunk moves.
@@ -123,12 +126,20 @@ private:
     struct planned_page {
         proto::batch rows;
         apply_plan plan;
+        std::optional<proto::batch> custom;  ///< rows options_.writer writes
     };
     result<planned_page> plan_page(std::string body, const chunk_target& target,
                                    const chunk_hooks& hooks) const;
     /// options_.transform on a chunk's rows; its errors retry.
     result<std::optional<proto::batch>> transform(const chunk_target& target,
                                                   const proto::batch& rows) const;
+    /// Takes the rows options_.writer writes out of `rows` (nullopt: none); its errors retry.
+    result<std::optional<proto::batch>> split_custom(const chunk_target& target,
+                                                     proto::batch& rows) const;
+    /// `custom` through options_.writer, in db's transaction (rolled back on failure).
+    result<void> write_custom(target_session& db, const chunk_target& target,
+                              const proto::batch& custom,
+                              std::chrono::steady_clock::time_point deadline) const;
     /// Whether the large chunk deletes rows another table references (a read of its pages).
     result<bool> deletes_referenced_rows_large(const chunk& c, const chunk_target& target,
                                                const chunk_hooks& hooks) const;

@@ -64,6 +64,8 @@ struct consistent_options {
     std::chrono::milliseconds max_backoff{5000};
     fatal_row_options fatal;  ///< --fatalRowPolicy, --dlqTableName
     row_transform transform;  ///< --userscript's table-level handlers (empty: none)
+    /// --userscript's onWrite/apply tables (table_writer.hpp); null: none.
+    const table_writer* writer = nullptr;
 };
 
 /// The name of the progress table the consistent mode keeps in each target schema.

@@ -27,6 +27,7 @@
 #include "molt/replicator/target/fatal_rows.hpp"
 #include "molt/replicator/target/schema_cache.hpp"
 #include "molt/replicator/target/session_pool.hpp"
+#include "molt/replicator/target/table_writer.hpp"
 
 namespace molt::replicator {
 
@@ -40,6 +41,8 @@ struct apply_options {
     /// row another request brings, after a foreign-key failure; beyond, 503 at once. Keep it
     /// below --parallelism, so that requests bringing parents still find a worker.
     size_t max_deferred_waits = 0;
+    /// Tables a userscript writes itself (onWrite, apply); null: none.
+    const table_writer* writer = nullptr;
 };
 
 class immediate_applier final : public mutation_acceptor {
@@ -55,11 +58,20 @@ private:
     /// `stale` says why the attempt must not commit (its deadline passed, its client left);
     /// it is asked before each step and last right before COMMIT.
     using stale_check = std::function<std::optional<error>()>;
+    /// The rows a userscript writes itself (options_.writer), written last in the transaction.
+    struct custom_rows {
+        const qualified_name& schema;
+        const schema_snapshot& snapshot;
+        const proto::batch* rows = nullptr;  ///< null: none
+        std::chrono::steady_clock::time_point deadline;
+    };
     result<void> run_transaction(target_session& session, const apply_plan& plan,
-                                 const stale_check& stale);
+                                 const custom_rows& custom, const stale_check& stale);
     result<void> run_in_source_order(target_session& session, const schema_snapshot& snapshot,
-                                     const proto::batch& rows, std::vector<dead_letter>& letters,
-                                     const stale_check& stale);
+                                     const proto::batch& rows, const custom_rows& custom,
+                                     std::vector<dead_letter>& letters, const stale_check& stale);
+    /// custom.rows through options_.writer (rolled back on failure).
+    result<void> write_custom(target_session& session, const custom_rows& custom);
 
     /// Once per schema: immediate mode cannot keep foreign keys under CockroachDB's order.
     void warn_foreign_keys(const std::string& schema);
