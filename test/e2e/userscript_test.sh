@@ -278,7 +278,7 @@ for mode in immediate consistent; do
         "$(on_target pg 'SELECT (SELECT count(*) FROM items) + (SELECT count(*) FROM others)')" 0
     varz=$(curl -s --max-time 5 "http://127.0.0.1:$REPLICATOR_PORT/_/varz")
     check "onWrite $mode: script_errors_total counts it" \
-        "$(grep -c '^script_errors_total{function="onWrite",schema="us_pg.public",table="items"}' <<<"$varz")" 1
+        "$(grep '^script_errors_total{function="onWrite",schema="us_pg.public",table="items"}' <<<"$varz" | awk '{print ($NF >= 1)}')" 1
     stop_replicator
 done
 

@@ -757,6 +757,14 @@
     if (out.length === 0) return Promise.resolve();
     return ask(conv, { kind: "write", body: `{"payload":[${out.join(",")}]}` }).then(() => undefined);
   }
+  // Whether HLC text a ("wall.logical", digits) is later than b.
+  function laterHlc(a, b) {
+    const [aw, al] = a.split(".");
+    const [bw, bl] = b.split(".");
+    if (aw.length !== bw.length) return aw.length > bw.length;
+    if (aw !== bw) return aw > bw;
+    return Number(al) > Number(bl);
+  }
   function beginWrite(id, schema, input, catalogText, infoText) {
     current = null;
     const lookup = catalogLookup(catalogText);
@@ -793,7 +801,7 @@
         if (!cfg.v1 && Object.prototype.hasOwnProperty.call(r, "b")) op.before = r.b;
         entry.ops.push(op);
         entry.origin.set(op, { ...r, topic: group.topic });
-        entry.newest = r.u;
+        if (laterHlc(r.u, entry.newest)) entry.newest = r.u;
       }
     }
     // One table at a time, each handler's promise settled before the next table's starts.
@@ -838,7 +846,7 @@
     const conv = writes.get(id);
     active = null;
     current = null;
-    if (conv.pending.length > 0) {
+    if (conv.pending.length > 0 && conv.failure === null) {
       const requests = conv.pending;
       conv.pending = [];
       return `\n${JSON.stringify({ requests })}`;

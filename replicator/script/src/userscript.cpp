@@ -1393,9 +1393,6 @@ result<void> userscript::write(const qualified_name& schema, const schema_snapsh
     const std::string catalog = catalog_json(target);
     const std::string info = write_info(target, rows, dialect);
     const int64_t id = e.next_write++;
-    const auto named = [&e](const error& why, retry_class retry) {
-        return error{why.code(), fmt::format("userscript {}: {}", e.name, why.message()), retry};
-    };
     // Ends the conversation on the script's thread and counts the failure under the handler it
     // was in.
     const auto abandon = [&](bool count) {
@@ -1417,6 +1414,11 @@ result<void> userscript::write(const qualified_name& schema, const schema_snapsh
     for (bool first = true;; first = false) {
         auto step = e.call([&]() -> result<std::string> {
             const auto started = clock_type::now();
+            // A batch whose deadline passed while it waited for the script's thread: not run.
+            if (first && started >= deadline) {
+                return error{errc::timeout,
+                             "the rows waited for the userscript until their deadline; not run"};
+            }
             JSAutoRealm realm(e.cx, *e.global);
             result<std::string> out = std::string();
             if (first) {
@@ -1455,9 +1457,13 @@ result<void> userscript::write(const qualified_name& schema, const schema_snapsh
         });
         if (!step) {
             abandon(true);
-            return named(step.error(), step.error().code() == errc::unavailable
-                                           ? retry_class::retry_now
-                                           : retry_class::none);
+            // A time or heap limit: errc::timeout, not unavailable (the target is fine: its
+            // session is kept), and not retried at once (it would hold the script's thread
+            // again for as long).
+            const error& why = step.error();
+            return error{why.code() == errc::unavailable ? errc::timeout : why.code(),
+                         fmt::format("userscript {}: {}", e.name, why.message()),
+                         retry_class::none};
         }
         const size_t nl = step->find('\n');
         e.add_counts(schema_text, std::string_view(*step).substr(0, nl));
@@ -1490,12 +1496,12 @@ result<void> userscript::write(const qualified_name& schema, const schema_snapsh
                 e.errors->with({schema_text, d["table"].GetString(), fn.empty() ? "onWrite" : fn})
                     .add();
             }
-            // A statement's failure the handler passed on: retried as that statement's would
-            // be when time heals it (a parent row, a schema change); otherwise a refusal.
+            // A statement's failure the handler passed on keeps its retry class (a parent row
+            // that has not arrived, a schema change, a unique key another order resolves);
+            // otherwise a refusal.
             retry_class why = retry_class::none;
             for (const error& f : failed) {
-                if ((f.retry() == retry_class::defer || f.retry() == retry_class::schema) &&
-                    failure.find(f.message()) != std::string::npos) {
+                if (failure.find(f.message()) != std::string::npos) {
                     why = f.retry();
                 }
             }

@@ -927,16 +927,54 @@ result<void> write_rows(const script::userscript& s, const std::string& body,
 }  // namespace
 
 TEST_CASE("userscript: SQL placeholders become the sessions' own", "[userscript]") {
-    using script::bind_placeholders;
-    CHECK(bind_placeholders("SELECT id FROM t WHERE id = $1 AND v = $12", dialect::postgres) ==
-          "SELECT id FROM t WHERE id = :p1 AND v = :p12");
-    CHECK(bind_placeholders("SELECT '$1', \"a$1\", $$ $1 $$, $q$ $2 $q$, x$1, $1::int8 -- $3\n$2",
-                            dialect::postgres) ==
-          "SELECT '$1', \"a$1\", $$ $1 $$, $q$ $2 $q$, x$1, :p1::int8 -- $3\n:p2");
-    CHECK(bind_placeholders("INSERT INTO t VALUES (?, '?', `?`, \"it\\\"s ?\", ?) /* ? */",
-                            dialect::mysql) ==
-          "INSERT INTO t VALUES (:p1, '?', `?`, \"it\\\"s ?\", :p2) /* ? */");
-    CHECK(bind_placeholders("SELECT 'it''s ?', ?", dialect::oracle) == "SELECT 'it''s ?', :p1");
+    auto bound = [](std::string_view sql, dialect d, size_t params) {
+        auto b = script::bind_placeholders(sql, d, params);
+        REQUIRE(b);
+        std::string out = b->sql + " |";
+        for (const size_t p : b->order) {
+            out += " " + std::to_string(p);
+        }
+        return out;
+    };
+    auto refused = [](std::string_view sql, dialect d, size_t params) {
+        auto b = script::bind_placeholders(sql, d, params);
+        REQUIRE_FALSE(b);
+        CHECK(b.error().retry() == retry_class::fatal);
+        return b.error().message();
+    };
+    // Out of order and repeated: each occurrence its own parameter, in the order they appear.
+    CHECK(bound("UPDATE t SET v = $2 WHERE id = $1 AND id <= $1", dialect::postgres, 2) ==
+          "UPDATE t SET v = :p1 WHERE id = :p2 AND id <= :p3 | 1 0 0");
+    CHECK(bound("SELECT '$1', \"a$1\", $$ $1 $$, $q$ $2 $q$, x$1, E'\\' $1', $1::int8 -- $3\n$2",
+                dialect::postgres, 2) ==
+          "SELECT '$1', \"a$1\", $$ $1 $$, $q$ $2 $q$, x$1, E'\\' $1', :p1::int8 -- $3\n:p2 | 0 1");
+    CHECK(bound("INSERT INTO t VALUES (?, '?', `?`, \"it\\\"s ?\", ?) /* ? */ # ?", dialect::mysql,
+                2) == "INSERT INTO t VALUES (:p1, '?', `?`, \"it\\\"s ?\", :p2) /* ? */ # ? | 0 1");
+    CHECK(bound("SELECT 'it''s ?', ?;  ", dialect::oracle, 1) == "SELECT 'it''s ?', :p1;   | 0");
+    CHECK(bound("ROLLBACK TO SAVEPOINT dlq", dialect::postgres, 0) ==
+          "ROLLBACK TO SAVEPOINT dlq |");
+    CHECK(bound("SELECT 1;\n-- done\n", dialect::postgres, 0) == "SELECT 1;\n-- done\n |");
+    CHECK_THAT(refused("SELECT $3", dialect::postgres, 2),
+               Contains("$3 has no parameter (2 given)"));
+    CHECK_THAT(refused("SELECT $2", dialect::postgres, 2),
+               Contains("parameter 1 is given but $1 is not in the statement"));
+    CHECK_THAT(refused("SELECT ?, ?", dialect::mysql, 1), Contains("more ? placeholders"));
+    CHECK_THAT(refused("SELECT ?", dialect::mysql, 2), Contains("2 parameters given for 1 ?"));
+    CHECK_THAT(refused("SELECT $0", dialect::postgres, 0), Contains("count from $1"));
+    // What would end the replicator's transaction, and more than one statement.
+    for (const char* sql : {"COMMIT", " /* x */ commit work", "ROLLBACK", "begin", "END",
+                            "START TRANSACTION", "PREPARE TRANSACTION 'x'", "ABORT"}) {
+        CHECK_THAT(refused(sql, dialect::postgres, 0), Contains("would end the replicator's"));
+    }
+    CHECK_THAT(refused("create table dlq (id int)", dialect::mysql, 0),
+               Contains("CREATE would end the replicator's transaction"));
+    CHECK_THAT(refused("SET autocommit = 1", dialect::mysql, 0), Contains("SET would end"));
+    CHECK(bound("CREATE TEMP TABLE x (id int)", dialect::postgres, 0) ==
+          "CREATE TEMP TABLE x (id int) |");
+    CHECK_THAT(refused("SELECT 1; COMMIT", dialect::postgres, 0),
+               Contains("one statement per call"));
+    CHECK_THAT(refused("UPDATE t SET v = 1; DELETE FROM t", dialect::mysql, 0),
+               Contains("one statement per call"));
 }
 
 TEST_CASE("userscript: configureTargetTables onWrite is told apart", "[userscript]") {
@@ -1058,7 +1096,7 @@ api.configureTargetTables(["items"], {
         error{errc::database_error, "duplicate key (SQLSTATE 23505)", retry_class::unique};
     auto failed = write_rows(*s, rows, other);
     REQUIRE_FALSE(failed);
-    CHECK(failed.error().retry() == retry_class::none);
+    CHECK(failed.error().retry() == retry_class::unique);  // the statement's, passed on
     CHECK_THAT(failed.error().message(),
                Contains("onWrite of configureTargetTables on table items failed: Error: "
                         "duplicate key (SQLSTATE 23505)"));
@@ -1093,7 +1131,8 @@ api.configureTargetTables(["items"], { onWrite: async () => { await api.getTX().
 )");
     auto stopped = write_rows(*endless, rows, host);
     REQUIRE_FALSE(stopped);
-    CHECK(stopped.error().code() == errc::unavailable);
+    CHECK(stopped.error().code() == errc::timeout);
+    CHECK(stopped.error().retry() == retry_class::none);
     CHECK_THAT(stopped.error().message(),
                Contains("onWrite of configureTargetTables on table items"));
 

@@ -321,7 +321,10 @@ result<accept_stats> immediate_applier::accept_rows(const qualified_name& schema
             }
             event.msg("the target refused the request (400); the changefeed retries it");
         }
-            return error{e.code() == errc::unavailable ? errc::unavailable : errc::invalid_argument,
+            // A userscript's time or heap limit (errc::timeout): 503, as in its row handlers.
+            return error{e.code() == errc::unavailable || e.code() == errc::timeout
+                             ? errc::unavailable
+                             : errc::invalid_argument,
                          fmt::format("the target refused the batch: {}", e.message()), why};
         }
     }

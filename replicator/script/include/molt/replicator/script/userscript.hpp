@@ -99,9 +99,10 @@ public:
     /// `host` on the applier's thread (the script's thread never waits for the database).
     /// `dialect` quotes the names getTX() reports. Errors: errc::invalid_argument
     /// (retry_class::none) when a handler throws or its promise rejects or never settles,
-    /// naming the script, handler and table; a statement's own error when it ends the
-    /// transaction (serialization, deadlock, lost connection, the deadline: retried);
-    /// errc::unavailable for the time and heap limits.
+    /// naming the script, handler and table (with the retry class of a statement's failure
+    /// it passed on); a statement's own error when it ends the transaction (serialization,
+    /// deadlock, lost connection, the deadline: retried); errc::timeout (retry_class::none)
+    /// for the time and heap limits, and for rows that waited for the script past `deadline`.
     [[nodiscard]] result<void> write(const qualified_name& schema, const schema_snapshot& target,
                                      molt::dialect dialect, const proto::batch& rows,
                                      write_host& host,
