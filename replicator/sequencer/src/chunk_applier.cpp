@@ -451,6 +451,12 @@ result<void> chunk_applier::apply_large(const chunk& c, const chunk_target& larg
                 if (done && !deletes && page->custom) {
                     // Once per page, in the upserts' pass: every row of the page.
                     done = write_custom(db, target, *page->custom, start + options_.apply_timeout);
+                    for (const proto::table_mutations& group : page->custom->tables()) {
+                        if (const table_info* t = resolve_topic(*target.snapshot, group.topic)) {
+                            counts[t].table = t;
+                            counts[t].received += group.mutations.size();
+                        }
+                    }
                 }
                 rolled_back = !done;  // both roll back what failed
                 return done;

@@ -234,6 +234,12 @@ result<void> consistent_applier::apply_late_rows(group& g,
     for (const table_counts& t : plan->tables) {
         applied_.with({g.label, t.table->name}).add(t.received);
     }
+    for (size_t i = 0; custom && i < custom->tables().size(); ++i) {
+        const proto::table_mutations& rows_of = custom->tables()[i];
+        if (const table_info* t = resolve_topic(**snapshot, rows_of.topic)) {
+            applied_.with({g.label, t->name}).add(rows_of.mutations.size());
+        }
+    }
     // Staged after the target holds them: a redelivery is then a duplicate. A failure here
     // (the changefeed retries) writes the same rows again, which changes nothing.
     if (auto staged = staging_.stage(kept, hlc()); !staged) {

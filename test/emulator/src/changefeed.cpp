@@ -926,15 +926,15 @@ void changefeed_job::run() {
             for (const change& c : added_scan_->changes) {
                 first.changes.push_back(c);
             }
-            s->add(first);
+            s->add(first, true);
         } else {
-            s->add(first);
+            s->add(first, true);
             if (added_scan_) {
-                s->add(*added_scan_);
+                s->add(*added_scan_, true);
             }
         }
     } else if (added_scan_ && !(added_scan_->updated < checkpoint_)) {
-        s->add(*added_scan_);
+        s->add(*added_scan_, true);
     }
     s->set_start(std::max(seen, checkpoint_));
     s->advance(std::max(seen, checkpoint_));

@@ -135,11 +135,15 @@ void sender::stop() {
     threads_.clear();
 }
 
-void sender::add(const transaction& txn) {
+void sender::add(const transaction& txn, bool scan) {
     std::unique_lock<std::mutex> lock(mutex_);
     changed_.wait(lock, [&] {
         return stopping_ || log_.size() - first_unacknowledged_ < settings_.max_unacknowledged;
     });
+    if (scan) {
+        // Under the lock that adds its rows: the flusher never sees the one without the other.
+        scan_ = std::max(scan_.value_or(txn.updated), txn.updated);
+    }
     const size_t first = log_.size();
     // Transactions come in HLC order, but the next may share this one's HLC (unrelated
     // transactions can): every row below it is now added. finish() and advance() pass it.
@@ -313,6 +317,12 @@ void sender::set_closed_timestamp(closed_timestamp_settings closed) {
 }
 
 void sender::save_checkpoint_locked() {
+    // While a row of an initial scan is unacknowledged the frontier is empty: nothing is saved,
+    // nothing resolved (log_ is in HLC order: the oldest unacknowledged row tells).
+    if (scan_ && first_unacknowledged_ < log_.size() &&
+        !(*scan_ < log_[first_unacknowledged_].updated)) {
+        return;
+    }
     const hlc closed = closed_locked();
     const hlc top = std::min(source_frontier_, closed);
     // Each range's: just below its oldest unacknowledged row.

@@ -229,8 +229,11 @@ public:
     sender& operator=(const sender&) = delete;
 
     void start();
-    /// Queues a transaction (waits while too many rows are unacknowledged).
-    void add(const transaction& txn);
+    /// Queues a transaction (waits while too many rows are unacknowledged). `scan`: the rows of
+    /// an initial scan (or of tables added with one): until every row at or below its HLC is
+    /// acknowledged, no checkpoint is saved and so no resolved timestamp sent (CockroachDB's
+    /// frontier is empty during an initial scan: changefeed-webhook.md §3.4).
+    void add(const transaction& txn, bool scan = false);
     /// Flushes, waits until everything is acknowledged and the closed timestamp has passed
     /// `last`, then sends a resolved timestamp for `last` and waits for it. False on timeout.
     bool finish(hlc last, std::chrono::nanoseconds timeout);
@@ -361,8 +364,9 @@ private:
     // Per range: below it every row of the range was acknowledged (CockroachDB's span
     // checkpoints ahead of the high-water mark); a restart replays each range from its own.
     std::array<hlc, ranges> range_checkpoints_{};
-    hlc source_frontier_;  // every row at or below it has been added
-    hlc start_;            // set_start()
+    hlc source_frontier_;      // every row at or below it has been added
+    hlc start_;                // set_start()
+    std::optional<hlc> scan_;  // the newest initial scan's HLC (add(…, true))
     std::optional<std::chrono::steady_clock::time_point> rows_acknowledged_at_;
     std::array<bool, 8> fired_{};  // per fault: injected at least once
     std::string last_error_;
