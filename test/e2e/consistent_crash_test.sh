@@ -29,15 +29,19 @@
 #   blackhole  connections accepted, nothing forwarded, for 8 s: longer than --applyTimeout 2s
 #              plus the PostgreSQL call watchdog (2 s more) and the MySQL read/write timeout
 #              (--applyTimeout + 5 s), so each stalled call is detected and fails over
-# Each fault heals with `pass`; then the target must apply more within 30 s, or the test fails
-# naming the fault (a wedge): its _replicator_progress must show a later committed checkpoint,
+# Each fault heals with `pass`; then the target must apply more within 30 s of the heal, or of
+# the last restart after it (a SIGKILL soon after a heal starts the recovery again; several in a
+# row on a loaded machine took 20 s), or the test fails naming the fault (a wedge): its _replicator_progress must show a later committed checkpoint,
 # or more committed chunks of the window in progress (after a stall the backlog is one window,
 # applied chunk by chunk before the checkpoint moves). The next fault starts only after that.
 # How long the committed checkpoint itself took to move after each heal is reported, and more
 # than 30 s is a note (MOLT_CRASH_STRICT_CHECKPOINT=1 makes it a failure), as is when it last
 # moved. Rounds: as many as fit in the stream with 13 s to spare (at least one; 11 at 10 min);
-# every fault must heal while the stream still runs. The final verification is as above, and
-# waits up to 60 s (or as long as the stream, if longer) for the target to catch up.
+# every fault must heal while the stream still runs: on a loaded machine, where recoveries eat
+# the schedule's slack, the stream goes on past its length until the schedule is done (the
+# emulator's --until-file), so every planned fault runs, whatever the timing. The final
+# verification is as above, and waits up to 120 s (or as long as the stream, if longer) for the
+# target to catch up.
 # A replicator restarted during a fault may not start (staging or target unreachable): it is
 # started again, as a supervisor would, for up to 60 s. One killed while a fault still keeps it
 # from reading the target's checkpoint has not resumed yet; every one that ran 20 s, and the
@@ -147,8 +151,8 @@ plan_faults() {
         done
         if [ "$round_ms" = "$HALF_ROUND_MS" ]; then
             # A short stream: the black-holes (the longest holds and recoveries, up to 20 s on
-            # a loaded machine) last, so that they cannot push the short faults past the
-            # stream's end; at most they skip each other.
+            # a loaded machine) last, so that the short faults run within the stream's length
+            # and the black-holes are what may lengthen it.
             local short=() long=()
             for t in "${round[@]}"; do
                 if [ "${t#*:}" = blackhole ]; then long+=("$t"); else short+=("$t"); fi
@@ -205,9 +209,10 @@ now_ms() { echo $((${EPOCHREALTIME/./} / 1000)); }
 # applied whole before it moves). Runs in the background until the emulator exits; leaves its
 # counts in $E2E_TMP/$name.faults.env.
 fault_schedule() {
-    local ep=0 next=${EP_GAP[0]} base healed now cp="" what log
-    local FAULTS_FAILED=0 FAULTS_WEDGES=0 FAULTS_MAX_APPLIED=0 FAULTS_LATE=0 FAULTS_SKIPPED=0
+    local ep=0 next=${EP_GAP[0]} base healed now cp="" what log up
+    local FAULTS_FAILED=0 FAULTS_WEDGES=0 FAULTS_MAX_APPLIED=0
     local pend_base=() pend_healed=() pend_what=() pend=0 sampled=0 max_committed=0 max_what=""
+    trap ': >"$stream_end"' EXIT # whatever happens, the stream ends
     local FAULTS_SLOW_COMMITTED=() FAULTS_LAST_MOVE=0 last_committed=""
     # sample NOW: reads the progress into cp, and settles the heals after which the committed
     # checkpoint has moved since (in order: checkpoints only move forward).
@@ -235,19 +240,11 @@ fault_schedule() {
     while [ "$ep" -lt "$faults_planned" ] && kill -0 "$emulator_pid" 2>/dev/null; do
         what="fault #$((ep + 1)) (${EP_PROXY[ep]} ${EP_ARG[ep]}, ${EP_HOLD[ep]} ms)"
         wait_until "$next"
-        # On a slow machine the recoveries may eat the schedule's slack: a fault that could not
-        # heal at least 3 s before the stream ends is skipped (counted, and bounded below).
-        if [ $((now + EP_HOLD[ep] + 3000)) -gt "$stream_ms" ]; then
-            FAULTS_SKIPPED=$((faults_planned - ep))
-            echo "     $name: $FAULTS_SKIPPED faults skipped: too close to the stream's end"
-            break
-        fi
         # shellcheck disable=SC2086 # the command's words
         fault_cmd "${control[${EP_PROXY[ep]}]}" ${EP_ARG[ep]} || fail "the proxy answered '$FAULT_REPLY'"
         wait_until $((now + EP_HOLD[ep]))
         fault_cmd "${control[${EP_PROXY[ep]}]}" pass || fail "pass answered '$FAULT_REPLY'"
         healed=$(($(now_ms) - t0))
-        [ "$healed" -lt "$stream_ms" ] || FAULTS_LATE=$((FAULTS_LATE + 1))
         sample "$healed"
         base=$cp
         pend_base+=("$cp") pend_healed+=("$healed") pend_what+=("$what")
@@ -266,9 +263,11 @@ fault_schedule() {
                 # The emulator ends once the target holds the whole stream: nothing more to apply.
                 echo "     $name $what: healed at $((healed / 1000)) s; the stream was applied whole"
                 break
-            elif [ $((now - healed)) -ge "$HEAL_BOUND_MS" ]; then
+            elif up=$(tail -1 "$restarts" 2>/dev/null) && up=$((up > healed ? up : healed)) &&
+                [ $((now - up)) -ge "$HEAL_BOUND_MS" ]; then
                 fail "WEDGE: healed at $((healed / 1000)) s, nothing more applied in" \
-                    "$((HEAL_BOUND_MS / 1000)) s: _replicator_progress stayed at '$base'" \
+                    "$((HEAL_BOUND_MS / 1000)) s (since $((up / 1000)) s: the heal or the last" \
+                    "restart): _replicator_progress stayed at '$base'" \
                     "(committed checkpoint, chunks of the window in progress; seed $SEED)"
                 # shellcheck disable=SC2012 # names of our own: NAME-K.log
                 log=$(ls -t "$E2E_TMP/$name"-[0-9]*.log | head -1)
@@ -281,9 +280,10 @@ fault_schedule() {
         ep=$((ep + 1))
         next=$((now + ${EP_GAP[ep]:-0}))
     done
-    if [ "$ep" -lt "$faults_planned" ] && [ "$FAULTS_SKIPPED" = 0 ]; then
-        FAULTS_SKIPPED=$((faults_planned - ep)) # the stream ended first
-    fi
+    # The stream goes on until the schedule is done (the emulator's --until-file), so that every
+    # fault heals while it runs, however long the recoveries take on a loaded machine.
+    : >"$stream_end"
+    local FAULTS_STREAM_END=$(($(now_ms) - t0))
     wait_until $((1 << 40)) # the emulator's end: the stream applied and verified
     sample $(($(now_ms) - t0))
     while [ "$pend" -lt "${#pend_base[@]}" ]; do
@@ -291,7 +291,7 @@ fault_schedule() {
         pend=$((pend + 1))
     done
     local FAULTS_DONE=$ep FAULTS_MAX_COMMITTED="$max_committed ms (after $max_what)"
-    declare -p FAULTS_DONE FAULTS_SKIPPED FAULTS_LATE FAULTS_WEDGES FAULTS_MAX_APPLIED FAULTS_MAX_COMMITTED \
+    declare -p FAULTS_DONE FAULTS_STREAM_END FAULTS_WEDGES FAULTS_MAX_APPLIED FAULTS_MAX_COMMITTED \
         FAULTS_SLOW_COMMITTED FAULTS_FAILED FAULTS_LAST_MOVE >"$E2E_TMP/$name.faults.env"
 }
 
@@ -316,8 +316,10 @@ crash_run() {
 
     # Everything random is drawn here, from the seed, before anything runs alongside.
     local stream_ms=$((SECONDS_PER_TARGET * 1000)) emulator_seed=$RANDOM$RANDOM
-    # The target catches up after the stream: 60 s, or as long as the stream for long ones.
-    local verify_wait=$((SECONDS_PER_TARGET > 60 ? SECONDS_PER_TARGET : 60))
+    # The target catches up after the stream: up to 120 s, or as long as the stream for long
+    # ones (a stream the fault schedule lengthened leaves a longer backlog: 60 s was not always
+    # enough on a loaded machine, with the backlog applying at all times).
+    local verify_wait=$((SECONDS_PER_TARGET > 120 ? SECONDS_PER_TARGET : 120))
     local kill_at=() i t=0 gap=$((SECONDS_PER_TARGET * 1000 / (KILLS + 1)))
     for ((i = 0; i < KILLS; i++)); do # kills at random moments, all within the stream
         t=$((t + gap / 2 + RANDOM % gap))
@@ -328,13 +330,16 @@ crash_run() {
     echo "     $name: $KILLS SIGKILLs and $faults_planned network faults over" \
         "${SECONDS_PER_TARGET}s of stream"
 
-    local t0
+    local t0 stream_end="$E2E_TMP/$name.stream-end" restarts="$E2E_TMP/$name.restarts"
+    echo 0 >"$restarts"
+    rm -f "$stream_end"
     t0=$(now_ms)
     "$EMULATOR" workload \
         --sink-uri "webhook-https://127.0.0.1:$port$path?insecure_tls_skip_verify=true" \
         --webhook-sink-config "$sink_config" --resolved 300ms --min-checkpoint-frequency 300ms \
         --profile "${PROFILE[@]}" \
-        --create "$target" --duration "${SECONDS_PER_TARGET}s" --rate 400 --keys 300 \
+        --create "$target" --duration "${SECONDS_PER_TARGET}s" --until-file "$stream_end" \
+        --rate 400 --keys 300 \
         --seed "$emulator_seed" "${faults[@]}" --verify "$target" --verify-wait "${verify_wait}s" \
         --check-progress 200ms --timeout 3m --summary "$E2E_TMP/$name.json" \
         >/dev/null 2>"$E2E_TMP/$name.err" &
@@ -357,6 +362,7 @@ crash_run() {
         kills=$((kills + 1))
         start_replicator_retrying 60 "$name-$kills" "${args[@]}" --bindAddr "127.0.0.1:$port" ||
             exit 1
+        echo $(($(now_ms) - t0)) >>"$restarts" # for the schedule's wedge check
         starts=$((starts + START_ATTEMPTS - 1))
     done
     wait "$emulator_pid"
@@ -366,7 +372,7 @@ crash_run() {
     fault_cmd "${control[target]}" pass
     fault_cmd "${control[staging]}" pass
     stop_replicator
-    local FAULTS_DONE=0 FAULTS_SKIPPED=0 FAULTS_LATE=0 FAULTS_WEDGES=0 FAULTS_MAX_APPLIED=0
+    local FAULTS_DONE=0 FAULTS_STREAM_END=0 FAULTS_WEDGES=0 FAULTS_MAX_APPLIED=0
     local FAULTS_MAX_COMMITTED=none FAULTS_SLOW_COMMITTED=() FAULTS_FAILED=0 FAULTS_LAST_MOVE=0
     # shellcheck disable=SC1090 # written by fault_schedule
     . "$E2E_TMP/$name.faults.env"
@@ -440,17 +446,15 @@ crash_run() {
         E2E_FAILURES=$((E2E_FAILURES + 1))
     fi
     # The fault schedule ran whole, each fault healed while the stream ran, and no wedge.
-    check "$name: every planned fault injected and healed, or skipped at the stream's end" \
-        "$((FAULTS_DONE + FAULTS_SKIPPED))" "$faults_planned"
-    check "$name: at most 2 faults skipped at the stream's end" "$((FAULTS_SKIPPED <= 2))" 1
-    check "$name: every fault healed before the stream ended" "$FAULTS_LATE" 0
+    check "$name: every planned fault injected and healed" "$FAULTS_DONE" "$faults_planned"
     check "$name: more applied within $((HEAL_BOUND_MS / 1000)) s of every heal (no wedge)" \
         "$FAULTS_WEDGES" 0
     echo "     $name: more applied at most $FAULTS_MAX_APPLIED ms after a heal; the committed" \
         "checkpoint moved at most $FAULTS_MAX_COMMITTED;" \
         "$starts restarts failed during faults and were retried"
     echo "     $name: the committed checkpoint last moved $((FAULTS_LAST_MOVE / 1000)) s into the" \
-        "run (the stream: ${SECONDS_PER_TARGET} s)"
+        "run (the stream: ${SECONDS_PER_TARGET} s, ended at $((FAULTS_STREAM_END / 1000)) s," \
+        "when the fault schedule was done)"
     local slow shown=0
     for slow in "${FAULTS_SLOW_COMMITTED[@]}"; do
         if [ -n "$STRICT_COMMITTED" ]; then

@@ -11,6 +11,7 @@
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -227,8 +228,10 @@ int workload(int argc, char** argv) {
         "mutations", po::value<uint64_t>()->default_value(10000),
         "row changes to send in total (0: only --create and --verify)")(
         "duration", po::value<std::string>(), "send for this long instead of --mutations")(
-        "rate", po::value<double>()->default_value(0),
-        "transactions per second (0: as fast as acknowledged)")(
+        "until-file", po::value<std::string>(),
+        "with --duration: go on sending past it until this file exists (a test's schedule "
+        "ends the stream when it is done)")("rate", po::value<double>()->default_value(0),
+                                            "transactions per second (0: as fast as acknowledged)")(
         "keys", po::value<uint64_t>()->default_value(1000), "keyspace per table")(
         "key-base", po::value<int64_t>()->default_value(1),
         "first key value (e.g. 9007199254740000)")(
@@ -437,6 +440,13 @@ int workload(int argc, char** argv) {
         }
         duration = *d;
     }
+    std::optional<std::string> until_file;
+    if (vm.count("until-file") != 0U) {
+        if (!duration) {
+            return fail("--until-file needs --duration (the stream's shortest length)");
+        }
+        until_file = vm["until-file"].as<std::string>();
+    }
     auto end_timeout = parse_duration(vm["timeout"].as<std::string>());
     if (!end_timeout) {
         return fail("--timeout: " + end_timeout.error().message());
@@ -532,8 +542,24 @@ int workload(int argc, char** argv) {
             }
         }
     };
-    while (duration ? std::chrono::steady_clock::now() - start < *duration
-                    : mutations < target_mutations) {
+    // --until-file is looked for at most ten times a second.
+    auto until_checked = start;
+    auto sending_more = [&] {
+        if (!duration) {
+            return mutations < target_mutations;
+        }
+        const auto now = std::chrono::steady_clock::now();
+        if (now - start < *duration) {
+            return true;
+        }
+        if (!until_file || now - until_checked < std::chrono::milliseconds(100)) {
+            return until_file.has_value();
+        }
+        until_checked = now;
+        std::error_code ec;
+        return !std::filesystem::exists(*until_file, ec);
+    };
+    while (sending_more()) {
         const transaction txn = g.next();
         mutations += txn.changes.size();
         ++transactions;
