@@ -230,8 +230,9 @@ int workload(int argc, char** argv) {
         "duration", po::value<std::string>(), "send for this long instead of --mutations")(
         "until-file", po::value<std::string>(),
         "with --duration: go on sending past it until this file exists (a test's schedule "
-        "ends the stream when it is done)")("rate", po::value<double>()->default_value(0),
-                                            "transactions per second (0: as fast as acknowledged)")(
+        "ends the stream when it is done), for at most --timeout more")(
+        "rate", po::value<double>()->default_value(0),
+        "transactions per second (0: as fast as acknowledged)")(
         "keys", po::value<uint64_t>()->default_value(1000), "keyspace per table")(
         "key-base", po::value<int64_t>()->default_value(1),
         "first key value (e.g. 9007199254740000)")(
@@ -556,8 +557,14 @@ int workload(int argc, char** argv) {
             return until_file.has_value();
         }
         until_checked = now;
+        if (now - start >= *duration + *end_timeout) {
+            std::cerr << "crdb-emulator: " << *until_file << " did not appear within --timeout "
+                      << "past --duration; the stream ends\n";
+            return false;
+        }
         std::error_code ec;
-        return !std::filesystem::exists(*until_file, ec);
+        const bool there = std::filesystem::exists(*until_file, ec);
+        return !there && !ec;  // a file it cannot look for ends the stream too
     };
     while (sending_more()) {
         const transaction txn = g.next();
