@@ -124,6 +124,21 @@ script::limits userscript_limits(const start_config& config) {
     return limits;
 }
 
+result<start_config> with_script_options(const start_config& config,
+                                         const script::userscript& userscript) {
+    if (userscript.options().empty()) {
+        return config;
+    }
+    const std::vector<std::string_view> args(config.args.begin(), config.args.end());
+    auto again = parse_start_flags(args, userscript.options());
+    if (!again) {
+        return error{again.error().code(),
+                     fmt::format("--userscript {}: setOptions: {}",
+                                 log::sanitize(config.userscript), again.error().message())};
+    }
+    return again;
+}
+
 int run_start(start_config cfg) {
     if (auto logging = configure_logging(cfg); !logging) {
         std::cerr << "Error: " << logging.error().message() << "\n";
@@ -137,6 +152,27 @@ int run_start(start_config cfg) {
     sigaddset(&signals, SIGTERM);
     sigaddset(&signals, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+    metrics::registry metrics;
+    // The userscript, loaded (and run once) before anything listens: a bad one ends here. The
+    // flags its setOptions set replace the command line's before anything reads them.
+    std::unique_ptr<script::userscript> userscript;
+    if (!cfg.userscript.empty()) {
+        auto loaded = script::userscript::load(cfg.userscript, userscript_limits(cfg), &metrics);
+        if (!loaded) {
+            return fail(loaded.error().message());
+        }
+        userscript = std::move(loaded).value();
+        auto with_options = with_script_options(cfg, *userscript);
+        if (!with_options) {
+            return fail(with_options.error().message());
+        }
+        cfg = std::move(with_options).value();
+        log::info()
+            .str("userscript", cfg.userscript)
+            .str("setOptions", fmt::format("{}", fmt::join(cfg.set_by_script, ", ")))
+            .msg("userscript loaded");
+    }
 
     const conn_url& target = *cfg.target;
     const auth_mode auth = cfg.disable_authentication   ? auth_mode::disabled
@@ -170,18 +206,6 @@ int run_start(start_config cfg) {
         .msg("Replicator starting");
     if (cfg.staging && cfg.immediate && cfg.disable_authentication) {
         log::info().msg("--stagingConn is not used in immediate mode with --disableAuthentication");
-    }
-
-    metrics::registry metrics;
-    // The userscript, loaded (and run once) before anything listens: a bad one ends here.
-    std::unique_ptr<script::userscript> userscript;
-    if (!cfg.userscript.empty()) {
-        auto loaded = script::userscript::load(cfg.userscript, userscript_limits(cfg), &metrics);
-        if (!loaded) {
-            return fail(loaded.error().message());
-        }
-        userscript = std::move(loaded).value();
-        log::info().str("userscript", cfg.userscript).msg("userscript loaded");
     }
 
     // TLS material. --disableAuthentication trusts every caller: no client certificate is asked
@@ -324,12 +348,15 @@ int run_start(start_config cfg) {
         options.writer = apply.writer;
         if (userscript) {
             options.transform =
-                [&userscript](const qualified_name& schema, const schema_snapshot& snapshot,
-                              const proto::batch& rows) -> result<std::optional<proto::batch>> {
+                [&userscript](
+                    const qualified_name& schema, const schema_snapshot& snapshot,
+                    const proto::batch& rows,
+                    std::vector<refused_row>* refused) -> result<std::optional<proto::batch>> {
                 if (!userscript->handles_tables(schema)) {
                     return std::optional<proto::batch>();
                 }
-                auto changed = userscript->run(schema, snapshot, rows, script::table_phase);
+                auto changed = userscript->run(schema, snapshot, rows, script::table_phase,
+                                               std::nullopt, refused);
                 if (!changed) {
                     return changed.error();
                 }

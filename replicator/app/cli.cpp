@@ -107,10 +107,13 @@ int run_cli(const std::vector<std::string_view>& args, std::ostream& out, std::o
             // The userscript too, as it would load (molt's preflight runs this): a script that
             // does not load is a command line that does not start.
             if (!config->userscript.empty()) {
-                if (auto loaded =
-                        script::userscript::load(config->userscript, userscript_limits(*config));
-                    !loaded) {
+                auto loaded =
+                    script::userscript::load(config->userscript, userscript_limits(*config));
+                if (!loaded) {
                     return usage_error(err, loaded.error().message());
+                }
+                if (auto checked = with_script_options(*config, **loaded); !checked) {
+                    return usage_error(err, checked.error().message());
                 }
             }
             return to_int(exit_code::ok);

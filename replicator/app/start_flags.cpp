@@ -262,9 +262,11 @@ void print_start_help(std::ostream& out) {
                        "-v for debug logging, -vv for trace");
 }
 
-result<start_config> parse_start_flags(const std::vector<std::string_view>& raw_args) {
+result<start_config> parse_start_flags(const std::vector<std::string_view>& raw_args,
+                                       const std::vector<flag_override>& overrides) {
     std::vector<std::string> problems;
     start_config cfg;
+    cfg.args.assign(raw_args.begin(), raw_args.end());
 
     // -v, -vv and --verbose count up; pflag-style "--flag=value" and "--flag value" both work,
     // except for booleans: as in pflag, "--flag" alone means true and a value must be attached
@@ -323,6 +325,32 @@ result<start_config> parse_start_flags(const std::vector<std::string_view>& raw_
                      fmt::format("unknown flag: {}", log::sanitize(e.get_option_name()))};
     } catch (const po::error& e) {
         return error{errc::invalid_argument, log::sanitize(e.what())};
+    }
+    for (const auto& [name, value] : overrides) {
+        const bool known = std::any_of(std::begin(flags), std::end(flags),
+                                       [&](const flag& f) { return f.name == name; }) ||
+                           std::find(std::begin(unsupported_flags), std::end(unsupported_flags),
+                                     name) != std::end(unsupported_flags);
+        if (!known) {
+            return error{errc::invalid_argument,
+                         fmt::format("unknown option \"{}\"", log::sanitize(name))};
+        }
+        static constexpr std::string_view read_before[] = {"userscript",        "userscriptTimeout",
+                                                           "userscriptMaxHeap", "logFormat",
+                                                           "logDestination",    "dryRun"};
+        if (std::find(std::begin(read_before), std::end(read_before), name) !=
+            std::end(read_before)) {
+            return error{errc::invalid_argument,
+                         fmt::format("--{} is read before the userscript runs: set it on the "
+                                     "command line",
+                                     name)};
+        }
+        vm.erase(name);
+        vm.emplace(name, po::variable_value(boost::any(value), false));
+        if (std::find(cfg.set_by_script.begin(), cfg.set_by_script.end(), name) ==
+            cfg.set_by_script.end()) {
+            cfg.set_by_script.push_back(name);  // the last value set wins
+        }
     }
     if (vm.count("molt-positional") != 0U) {
         problems.push_back(fmt::format(

@@ -111,18 +111,25 @@ for db in pg my; do
     done
 done
 
+# refused_script LABEL FILE TEXT: a script the replicator refuses: start exits 1 before
+# listening, with TEXT in its output; --dryRun (molt's preflight) too.
+refused_script() {
+    local out
+    out=$("$REPLICATOR" start --insecureHTTP --disableAuthentication --bindAddr 127.0.0.1:0 \
+        --immediate --targetConn "$OWN_PG_URL" --userscript "$2" 2>&1)
+    check "$1: the start fails" "$?" 1
+    check_contains "$1: named" "$out" "$3"
+    check "$1: nothing listened" "$(grep -c 'Server listening' <<<"$out")" 0
+    out=$("$REPLICATOR" start --dryRun --insecureHTTP --disableAuthentication --immediate \
+        --targetConn "$OWN_PG_URL" --userscript "$2" 2>&1)
+    check "$1: --dryRun fails too" "$?" 1
+    check_contains "$1: --dryRun names it" "$out" "$3"
+}
+
 # A script that does not load: exit 1 before listening, the position named.
 fresh_target
 printf 'import * as api from "replicator@v2";\nconst = 1;\n' >"$E2E_TMP/bad.ts"
-out=$("$REPLICATOR" start --insecureHTTP --disableAuthentication --bindAddr 127.0.0.1:0 \
-    --immediate --targetConn "$OWN_PG_URL" --userscript "$E2E_TMP/bad.ts" 2>&1)
-check "a syntax error ends startup" "$?" 1
-check_contains "the syntax error's position" "$out" "bad.ts:2:7: Expected identifier"
-check "nothing listened" "$(grep -c 'Server listening' <<<"$out")" 0
-out=$("$REPLICATOR" start --dryRun --insecureHTTP --disableAuthentication --immediate \
-    --targetConn "$OWN_PG_URL" --userscript "$E2E_TMP/bad.ts" 2>&1)
-check "--dryRun loads the script too (molt's preflight)" "$?" 1
-check_contains "--dryRun: the syntax error's position" "$out" "bad.ts:2:7: Expected identifier"
+refused_script "a syntax error" "$E2E_TMP/bad.ts" "bad.ts:2:7: Expected identifier"
 # Q1: the quickstart as once published names SCHEMA_NAME, which it never defines.
 cat >"$E2E_TMP/q1.ts" <<'EOF'
 import * as api from "replicator@v2";
@@ -136,6 +143,35 @@ out=$("$REPLICATOR" start --insecureHTTP --disableAuthentication --bindAddr 127.
     --immediate --targetConn "$OWN_PG_URL" --userscript "$E2E_TMP/q1.ts" 2>&1)
 check "Q1: a ReferenceError at load ends startup" "$?" 1
 check_contains "Q1: it names the name and the line" "$out" "ReferenceError: SCHEMA_NAME is not defined (at q1.ts:3:"
+
+# replicator@v1's setOptions: flags of replicator start, set over the command line's while the
+# script loads (here immediate mode, which the command line does not ask for); an unknown name,
+# or a flag read before the script runs, fails the start and --dryRun (molt's preflight).
+cat >"$E2E_TMP/setoptions.ts" <<'EOF'
+import * as v1 from "replicator@v1";
+v1.setOptions({ immediate: "true", flushSize: 7 });
+EOF
+on_target pg "CREATE TABLE opts (id INT PRIMARY KEY)"
+start_replicator "setoptions" --insecureHTTP --disableAuthentication --bindAddr 127.0.0.1:0 \
+    --targetConn "$OWN_PG_URL" --flushSize 100 --userscript "$E2E_TMP/setoptions.ts" || exit 1
+log="$E2E_TMP/setoptions.log"
+check_contains "setOptions: the flags it set are logged by name" \
+    "$(grep 'userscript loaded' "$log")" '"setOptions":"immediate, flushSize"'
+check_contains "setOptions: over the command line's" "$(grep 'Replicator starting' "$log")" \
+    '"mode":"immediate"'
+check_contains "setOptions: a number as a flag's value" "$(grep 'Replicator starting' "$log")" \
+    '"flushSize":7,'
+post "http://127.0.0.1:$REPLICATOR_PORT/$PG_DB/public" '{"payload":[{"after":{"id":1},"key":[1],"topic":"opts","updated":"1000000000000000001.0000000000"}],"length":1}'
+check "setOptions: immediate mode applies the row in its request" \
+    "$STATUS $(on_target pg 'SELECT count(*) FROM opts')" "200 1"
+stop_replicator
+for bad in '{ hello: "world" }|setOptions: unknown option' \
+    '{ userscriptTimeout: "1s" }|--userscriptTimeout is read before the userscript runs' \
+    '{ flushSize: {} }|must be a string, not an object'; do
+    printf 'import * as v1 from "replicator@v1";\nv1.setOptions(%s);\n' "${bad%%|*}" >"$E2E_TMP/badopts.ts"
+    refused_script "setOptions ${bad%%|*}" "$E2E_TMP/badopts.ts" "${bad#*|}"
+done
+on_target pg "DROP TABLE opts"
 
 # Handlers that fail: the request fails whole, the script, handler, table and key named; a
 # handler that runs too long is stopped (503, the changefeed retries). Console output at its
@@ -222,6 +258,83 @@ for mode in immediate consistent; do
     check_contains "$mode: script_invocations_total" "$varz" 'script_invocations_total{function="onRowUpsert",schema="us_pg.public",table="*"}'
     stop_replicator
     on_target pg "DELETE FROM items"
+done
+
+# Consistent mode with --fatalRowPolicy dlq: a row whose table-level handler throws, or returns
+# what cannot be a row, goes to the dead-letter queue as it was staged, in the same target
+# transaction as the rest of its window, which is applied (the stall above is the default). On
+# PostgreSQL also as a large chunk (a source transaction of more rows than --scanSize, read
+# page by page), whose refusal takes the general path.
+cat >"$E2E_TMP/dlq.ts" <<'EOF'
+import * as api from "replicator@v2";
+api.configureTargetTables(["items"], {
+  onRowUpsert: (row) => {
+    if (row.name === "bad") throw new Error("cannot take " + row.id);
+    if (row.name === "odd") return 42;
+    return row;
+  },
+  onRowDelete: (keys) => {
+    if (keys[0] === "5") throw new Error("keeps " + keys[0]);
+    return keys;
+  },
+});
+EOF
+for run in pg my pg-large; do
+    db=${run%-large}
+    fresh_target
+    if [ "$db" = pg ]; then
+        path="/$PG_DB/public" target=$OWN_PG_URL dlq_name=public.items schema=us_pg.public
+        on_target pg "CREATE TABLE replicator_dlq (event BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, dlq_name VARCHAR(256) NOT NULL, source_nanos BIGINT NOT NULL, source_logical BIGINT NOT NULL, data_after JSONB NOT NULL, data_before JSONB NOT NULL)"
+    else
+        path="/$MY_DB" target=$OWN_MY_URL dlq_name=$MY_DB.items schema=$MY_DB
+        on_target my "CREATE TABLE replicator_dlq (event BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY, dlq_name VARCHAR(256) NOT NULL, source_nanos BIGINT NOT NULL, source_logical BIGINT NOT NULL, data_after JSON NOT NULL, data_before JSON NOT NULL) ENGINE InnoDB"
+    fi
+    on_target "$db" "CREATE TABLE items (id INT PRIMARY KEY, name VARCHAR(32))"
+    on_target "$db" "INSERT INTO items VALUES (5, 'kept'), (6, 'gone')"
+    large=()
+    [ "$run" = "$db" ] || large=(--scanSize 2)
+    start_replicator "dlq-$run" --insecureHTTP --disableAuthentication --bindAddr 127.0.0.1:0 \
+        --targetConn "$target" --userscript "$E2E_TMP/dlq.ts" --fatalRowPolicy dlq \
+        --stagingConn "$STAGE_URL" --stagingSchema "$STAGE_DB.public" --stagingCreateSchema \
+        --flushPeriod 100ms "${large[@]}" || exit 1
+    url="http://127.0.0.1:$REPLICATOR_PORT$path"
+    # One source transaction (one HLC) of six rows: more than --scanSize 2 in the large run.
+    post "$url" '{"payload":[{"after":{"id":1,"name":"ok"},"key":[1],"topic":"items","updated":"1000000000000000001.0000000000"},{"after":{"id":2,"name":"bad"},"key":[2],"topic":"items","updated":"1000000000000000001.0000000000"},{"after":{"id":3,"name":"odd"},"key":[3],"topic":"items","updated":"1000000000000000001.0000000000"},{"after":{"id":4,"name":"fine"},"key":[4],"topic":"items","updated":"1000000000000000001.0000000000"},{"after":null,"key":[5],"topic":"items","updated":"1000000000000000001.0000000000"},{"after":null,"key":[6],"topic":"items","updated":"1000000000000000001.0000000000"}],"length":6}'
+    check "dlq $run: staged" "$STATUS" 200
+    post "$url" '{"resolved":"1000000000000000004.0000000000"}'
+    check "dlq $run: resolved" "$STATUS" 200
+    log="$E2E_TMP/dlq-$run.log"
+    for _ in $(seq 1 100); do
+        [ "$(grep -c 'the userscript refused a row' "$log")" = 3 ] && break
+        sleep 0.1
+    done
+    check "dlq $run: the rows the script took were applied (and the delete it kept, kept)" \
+        "$(on_target "$db" 'SELECT id, name FROM items ORDER BY id')" "1|ok
+4|fine
+5|kept"
+    if [ "$db" = pg ]; then
+        rows=$(on_target pg "SELECT dlq_name, source_nanos, source_logical, coalesce(data_after->>'name', 'null'), data_before::text FROM replicator_dlq ORDER BY event")
+    else
+        rows=$(on_target my "SELECT dlq_name, source_nanos, source_logical, coalesce(JSON_UNQUOTE(JSON_EXTRACT(data_after, '\$.name')), 'null'), CAST(data_before AS CHAR) FROM replicator_dlq ORDER BY event")
+    fi
+    check "dlq $run: the refused rows are in the dead-letter queue, as staged" \
+        "$(sort <<<"$rows")" "$dlq_name|1000000000000000001|0|bad|null
+$dlq_name|1000000000000000001|0|null|null
+$dlq_name|1000000000000000001|0|odd|null"
+    check_contains "dlq $run: logged, naming the handler and the key" \
+        "$(grep 'the userscript refused a row' "$log" | grep 'cannot take 2')" \
+        'onRowUpsert of configureTargetTables on table items, key [\"2\"] failed: Error: cannot take 2'
+    check_contains "dlq $run: a wrong result is named too" \
+        "$(grep 'the userscript refused a row' "$log" | grep '\[\\"3\\"\]')" 'returned a number'
+    check_contains "dlq $run: and a failed delete" \
+        "$(grep 'the userscript refused a row' "$log" | grep 'keeps 5')" 'onRowDelete of configureTargetTables'
+    varz=$(curl -s --max-time 5 "http://127.0.0.1:$REPLICATOR_PORT/_/varz")
+    check "dlq $run: dlq_rows_total counts them once" \
+        "$(grep "^dlq_rows_total{schema=\"$schema\",table=\"items\"}" <<<"$varz" | awk '{print $NF}')" 3
+    check "dlq $run: script_errors_total counts them" \
+        "$(grep "^script_errors_total{function=\"onRowUpsert\",schema=\"$schema\",table=\"items\"}" <<<"$varz" |
+            awk '{print ($NF >= 2)}')" 1
+    stop_replicator
 done
 
 # onWrite that fails on an error it does not handle (C11's "a different error fails the batch"):

@@ -64,8 +64,8 @@ declare module "replicator@v2" {
 }
 
 /** The older API (also imported as "cdc-sink@v1"), as far as this replicator serves it: sources,
- *  the row functions of tables and apply. merge, cas, deadlines, exprs, extras, rowLimit and
- *  setOptions are refused at load. */
+ *  the row functions of tables, apply and setOptions. merge, cas, deadlines, exprs, extras and
+ *  rowLimit are refused at load. */
 declare module "replicator@v1" {
   /** "__REPLICATION_KEY__": a document that is exactly { [replicationKey]: [key…] } passes a
    *  delete's key on to another table. */
@@ -113,6 +113,9 @@ declare module "replicator@v1" {
     table(): string;
   };
   function randomUUID(): string;
+  /** While the script loads: sets flags of replicator start by name, over the command line's
+   *  ({ flushSize: "500" }); an unknown name fails the start. */
+  function setOptions(opts: { [k: string]: string }): void;
 }
 
 /** Script output goes to the replicator's log: log and info at info, debug with -v, trace with

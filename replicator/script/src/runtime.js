@@ -235,7 +235,7 @@
   // Modules ------------------------------------------------------------------------------------
   // replicator@v1 (and its old name cdc-sink@v1): configureSource and configureTable with the
   // row functions and apply, on the same machinery. What changes the built-in writer (merge,
-  // cas, deadlines, exprs, extras, rowLimit) and setOptions are refused by name at load.
+  // cas, deadlines, exprs, extras, rowLimit) is refused by name at load.
   function configureSource(name, props) {
     mustLoad("configureSource");
     if (typeof name !== "string" || name === "") {
@@ -277,6 +277,21 @@
     });
   }
   const V1_NOT_BUILT = ["cas", "deadlines", "exprs", "extras", "merge", "rowLimit"];
+  // setOptions({flag: "value"}): flags of replicator start, set over the command line's; the C++
+  // side checks the names (an unknown one fails the start) and parses the values as flags.
+  const options = [];
+  function setOptions(opts) {
+    mustLoad("setOptions");
+    if (opts === null || typeof opts !== "object" || Array.isArray(opts)) {
+      throw new TypeError("setOptions: the argument must be an object of flag names and values");
+    }
+    for (const [name, value] of Object.entries(opts)) {
+      if (!["string", "number", "boolean"].includes(typeof value)) {
+        throw new TypeError(`setOptions: option ${JSON.stringify(name)} must be a string, not ${kind(value)}`);
+      }
+      options.push([name, String(value)]);
+    }
+  }
   function configureTable(name, props) {
     mustLoad("configureTable");
     if (typeof name !== "string" || name === "") {
@@ -324,9 +339,7 @@
     configureTable,
     getTX: () => activeWrite("getTX").entry.tx,
     randomUUID: () => host.uuid(),
-    setOptions: () => {
-      throw new Error("setOptions() is not supported by this replicator: pass the flags on its command line");
-    },
+    setOptions,
     standardMerge: () => {
       throw new Error("standardMerge() is not supported by this replicator yet (merge)");
     },
@@ -410,10 +423,18 @@
     return values.length > 0 && values.every((rows) => Array.isArray(rows) && rows.every(isRow));
   }
   function kind(v) {
-    return v === null ? "null" : Array.isArray(v) ? "an array" : `a ${typeof v}`;
+    if (v === null || v === undefined) return String(v);
+    if (Array.isArray(v)) return "an array";
+    return typeof v === "object" ? "an object" : `a ${typeof v}`;
   }
   function refuse(text) {
     throw new ResultError(`${currentText()} ${text}`);
+  }
+  // A row handler that returned a promise (an async function): refused; a rejection it may
+  // still have is handled here, so that it cannot fail the whole call as an unhandled one.
+  function refusePromise(p) {
+    p.then(undefined, () => {});
+    refuse("returned a Promise; row handlers return their result");
   }
   function checkValues(row) {
     for (const [column, v] of Object.entries(row)) {
@@ -542,8 +563,18 @@
     }
     return text;
   }
+  // What a failed handler's error says: its own text for a wrong result, else where it failed.
+  function failureText(e) {
+    if (e instanceof ResultError) return e.message;
+    const scope = currentText();
+    return scope ? `${scope} failed: ${describeError(e)}` : describeError(e);
+  }
+  // Rows whose table-level handler failed, with phases & 4 (the applier diverts them to its
+  // dead-letter queue): [group, index, table, function, message] each.
+  let refusals = [];
   function run(schema, input, catalogText, phases) {
     current = null;
+    refusals = [];
     active = null;
     const lookup = catalogLookup(catalogText);
     const request = JSON.parse(input);
@@ -570,7 +601,7 @@
         const row = cfg.onRowUpsert(after, meta);
         count(table[0], label, row === null || row === undefined);
         if (row === null || row === undefined) return;
-        if (isPromise(row)) refuse("returned a Promise; row handlers return their result");
+        if (isPromise(row)) refusePromise(row);
         if (!isRow(row)) refuse(`returned ${kind(row)}; expected a row object or null`);
         checkValues(row);
         return emit(topic, r, keyOf(row, table, key), row);
@@ -580,7 +611,7 @@
       const skipped = keys === null || keys === undefined || (Array.isArray(keys) && keys.length === 0);
       count(table[0], label, skipped);
       if (skipped) return;
-      if (isPromise(keys)) refuse("returned a Promise; row handlers return their result");
+      if (isPromise(keys)) refusePromise(keys);
       if (!Array.isArray(keys)) refuse(`returned ${kind(keys)}; expected an array of key values or null`);
       if (keys.length !== table.length - 1) {
         refuse(`returned ${keys.length} key values, but table ${table[0]} has ${table.length - 1} primary key columns`);
@@ -592,15 +623,22 @@
       }
       return emit(topic, r, keys, null);
     };
-    for (const group of request.tables) {
+    request.tables.forEach((group, g) => {
       const own = lookup(group.table);
-      for (const r of group.rows) {
+      group.rows.forEach((r, i) => {
         if (!source) {
           // Without schema-level handlers a table the target lacks goes on unchanged, for the
           // applier to refuse as it refuses any unknown table.
-          if (own) tablePhase(own, group.topic, r, r.k, r.a);
-          else emit(group.topic, r, r.k, r.a);
-          continue;
+          if (!own) return emit(group.topic, r, r.k, r.a);
+          if (!(phases & 4)) return tablePhase(own, group.topic, r, r.k, r.a);
+          try {
+            tablePhase(own, group.topic, r, r.k, r.a);
+          } catch (e) {
+            if (e === "out of memory") throw e;
+            refusals.push([g, i, own[0], current ? current[0] : "", failureText(e)]);
+          }
+          current = null;
+          return;
         }
         const deleted = r.a === null;
         const handler = deleted ? "onRowDelete" : "onRowUpsert";
@@ -629,10 +667,10 @@
         } else {
           result = source[handler](arg, { schema, table: group.table });
         }
-        if (isPromise(result)) refuse("returned a Promise; row handlers return their result");
+        if (isPromise(result)) refusePromise(result);
         const dropped = result === null || result === undefined || (isRow(result) && Object.keys(result).length === 0);
         count("*", label, dropped);
-        if (dropped) continue;
+        if (dropped) return;
         if (!isRow(result)) {
           refuse(`returned ${kind(result)}; expected a row, a map of table names to arrays of rows, or null`);
         }
@@ -653,8 +691,8 @@
             tablePhase(table, home ? group.topic : table[0], r, key, after);
           }
         }
-      }
-    }
+      });
+    });
     current = null;
     return `{"payload":[${out.join(",")}]}`;
   }
@@ -895,18 +933,18 @@
       return JSON.stringify({
         schemas: [...schemaHandlers.values()].map((s) => s.name),
         tables: tableHandlers.map((t) => [t.schema, t.name, t.cfg.onWrite !== null]),
+        options,
       });
     },
-    // The rows as a webhook body, after a line of counts (takeCounts).
+    // The rows as a webhook body, after a line of counts (takeCounts) and a line of the rows
+    // whose handlers failed (with phases & 4; else []).
     run(schema, input, catalog, phases) {
       try {
         const body = run(schema, input, catalog, phases);
-        return `${takeCounts()}\n${body}`;
+        return `${takeCounts()}\n${JSON.stringify(refusals)}\n${body}`;
       } catch (e) {
         if (e === "out of memory") throw e; // the C++ side reports the heap limit
-        if (e instanceof ResultError) throw new Error(e.message);
-        const scope = currentText();
-        throw new Error(scope ? `${scope} failed: ${describeError(e)}` : describeError(e));
+        throw new Error(failureText(e));
       }
     },
     // A write (onWrite, apply) of a batch, in sections; see "onWrite" above. beginWrite and

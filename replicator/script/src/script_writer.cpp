@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cctype>
-#include <limits>
 #include <string>
 #include <utility>
 #include <vector>
@@ -16,14 +15,6 @@
 
 namespace molt::replicator::script {
 namespace {
-
-// The script's rows are the replicator's own: no request limits.
-proto::decode_limits unlimited() {
-    proto::decode_limits limits;
-    limits.max_body_bytes = std::numeric_limits<size_t>::max();
-    limits.max_messages = std::numeric_limits<size_t>::max();
-    return limits;
-}
 
 bool ident_char(char c) {
     return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '_' || c == '$';
@@ -55,7 +46,7 @@ public:
             }
             return std::vector<sql_row>();
         }
-        auto rows = proto::decode_webhook(request.body, unlimited());
+        auto rows = proto::decode_webhook(request.body, proto::decode_limits::unlimited());
         if (!rows) {
             return error{errc::internal,
                          "write(): the rows cannot be read back: " + rows.error().message()};
@@ -303,8 +294,8 @@ result<std::optional<split_rows>> script_writer::split(const qualified_name& sch
                 proto::encode_message(proto::to_message(group.topic, m), options) + '\n';
         }
     }
-    auto built_in = proto::decode_ndjson(std::move(halves[0]), unlimited());
-    auto own = proto::decode_ndjson(std::move(halves[1]), unlimited());
+    auto built_in = proto::decode_ndjson(std::move(halves[0]), proto::decode_limits::unlimited());
+    auto own = proto::decode_ndjson(std::move(halves[1]), proto::decode_limits::unlimited());
     if (!built_in || !own) {
         return error{errc::internal, "the rows of tables with onWrite cannot be set apart: " +
                                          (built_in ? own : built_in).error().message()};

@@ -22,7 +22,6 @@
 #include <deque>
 #include <functional>
 #include <future>
-#include <limits>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -586,7 +585,9 @@ struct userscript::engine {
         std::string name;                   ///< folded
         bool writes = false;                ///< has onWrite (apply)
     };
-    std::vector<table_config> tables;    ///< in the order configured (the last one wins)
+    std::vector<table_config> tables;  ///< in the order configured (the last one wins)
+    /// setOptions (replicator@v1): flag names and values, in the order set.
+    std::vector<std::pair<std::string, std::string>> set_options;
     std::atomic<int64_t> next_write{1};  ///< conversation ids (userscript::write)
 
     // The JS thread and its queue.
@@ -1241,7 +1242,14 @@ result<std::unique_ptr<userscript>> userscript::load(const fs::path& file,
         }
         e->tables.push_back({std::move(schema), t[1].GetString(), t[2].GetBool()});
     }
+    for (const auto& o : d["options"].GetArray()) {
+        e->set_options.emplace_back(o[0].GetString(), o[1].GetString());
+    }
     return std::unique_ptr<userscript>(new userscript(std::move(e)));
+}
+
+const std::vector<std::pair<std::string, std::string>>& userscript::options() const noexcept {
+    return engine_->set_options;
 }
 
 bool userscript::handles_schema(const qualified_name& schema) const {
@@ -1272,9 +1280,24 @@ bool userscript::writes(const qualified_name& schema, std::string_view table) co
     return false;
 }
 
-result<proto::batch> userscript::run(
-    const qualified_name& schema, const schema_snapshot& target, const proto::batch& rows,
-    unsigned which, std::optional<std::chrono::steady_clock::time_point> deadline) const {
+namespace {
+// runtime.js's run(): with this bit of its phases, the rows whose table-level handler fails are
+// listed (refusals), not fatal to the call.
+constexpr unsigned divert_refusals = 4;
+}  // namespace
+
+result<proto::batch> userscript::run(const qualified_name& schema, const schema_snapshot& target,
+                                     const proto::batch& rows, unsigned which,
+                                     std::optional<std::chrono::steady_clock::time_point> deadline,
+                                     std::vector<refused_row>* refused) const {
+    if (refused != nullptr) {
+        // Only table-level handlers' rows can be diverted (a schema-level handler runs in the
+        // request, which answers for its rows).
+        if ((which & schema_phase) != 0U) {
+            return error{errc::internal, "refused rows are listed for table-level handlers only"};
+        }
+        which |= divert_refusals;
+    }
     const std::string input = batch_input(target, rows);
     const std::string catalog = catalog_json(target);
     const std::string schema_text = schema.to_string();
@@ -1299,9 +1322,39 @@ result<proto::batch> userscript::run(
         auto done = e->call_api("run", args, "the script");
         std::string counts;
         if (done) {
+            // The counts, the rows the handlers refused ([group, index, table, function,
+            // message] each), then the body.
             const size_t nl = done->find('\n');
+            const size_t nl2 = done->find('\n', nl == std::string::npos ? done->size() : nl + 1);
             counts = done->substr(0, nl);
-            done->erase(0, nl == std::string::npos ? done->size() : nl + 1);
+            rapidjson::Document list;
+            if (nl != std::string::npos && nl2 != std::string::npos) {
+                list.Parse(done->data() + nl + 1, nl2 - nl - 1);
+            }
+            if (list.HasParseError() || !list.IsArray()) {
+                done = error{errc::internal,
+                             "the script's runtime answered without its list of refused rows"};
+            }
+            for (size_t i = 0; done && i < list.Size(); ++i) {
+                const rapidjson::Value& r = list[static_cast<rapidjson::SizeType>(i)];
+                if (!r.IsArray() || r.Size() != 5 || !r[0].IsUint() || !r[1].IsUint() ||
+                    !r[2].IsString() || !r[3].IsString() || !r[4].IsString()) {
+                    done = error{errc::internal,
+                                 "the script's runtime listed a refused row it did not describe"};
+                    break;
+                }
+                if (refused != nullptr) {
+                    refused->push_back(
+                        {r[0].GetUint(), r[1].GetUint(),
+                         fmt::format("userscript {}: {}", e->name, r[4].GetString())});
+                }
+                if (e->errors != nullptr) {
+                    e->errors->with({schema_text, r[2].GetString(), r[3].GetString()}).add();
+                }
+            }
+            if (done) {
+                done->erase(0, nl2 + 1);
+            }
         } else if (auto failed = e->call_api("failed", JS::HandleValueArray::empty(), ""); failed) {
             // The counts of the handlers before, then [table, function] of the one that failed.
             const size_t nl = failed->find('\n');
@@ -1321,14 +1374,14 @@ result<proto::batch> userscript::run(
         return done;
     });
     if (!out) {
+        if (refused != nullptr) {
+            refused->clear();
+        }
         return error{out.error().code(),
                      fmt::format("userscript {}: {}", engine_->name, out.error().message())};
     }
     // The script may fan rows out: the decoder's limits are the replicator's own here.
-    proto::decode_limits limits;
-    limits.max_body_bytes = std::numeric_limits<size_t>::max();
-    limits.max_messages = std::numeric_limits<size_t>::max();
-    auto decoded = proto::decode_webhook(std::move(out).value(), limits);
+    auto decoded = proto::decode_webhook(std::move(out).value(), proto::decode_limits::unlimited());
     if (!decoded) {
         return error{errc::invalid_argument,
                      fmt::format("userscript {}: its rows cannot be read back: {}", engine_->name,

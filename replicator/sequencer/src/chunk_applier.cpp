@@ -41,9 +41,12 @@ result<bool> begin_chunk(target_session& db, const chunk_target& target, const c
 
 }  // namespace
 
-result<std::optional<proto::batch>> chunk_applier::transform(const chunk_target& target,
-                                                             const proto::batch& rows) const {
-    auto changed = options_.transform(target.schema, *target.snapshot, rows);
+result<std::optional<proto::batch>> chunk_applier::transform(
+    const chunk_target& target, const proto::batch& rows, std::vector<refused_row>& refused) const {
+    const bool divert = options_.fatal != nullptr && options_.fatal->diverts();
+    refused.clear();
+    auto changed =
+        options_.transform(target.schema, *target.snapshot, rows, divert ? &refused : nullptr);
     if (!changed) {
         // Retried with backoff until the script accepts the rows, never applied unchanged: a
         // stall (error-level logs at least once a minute, apply_stalled), not a conflict.
@@ -102,6 +105,10 @@ result<void> chunk_applier::apply(const chunk& c, chunk_target target,
     bool transformed = !options_.transform;
     bool split = options_.writer == nullptr;
     std::optional<proto::batch> custom;  // the rows the userscript writes itself
+    // Rows the userscript's handlers refused (--fatalRowPolicy dlq), in `staged`: the chunk's
+    // rows as they were staged, kept for the DLQ.
+    std::vector<refused_row> script_refused;
+    std::optional<proto::batch> staged;
     // How the chunk is written, escalated by unique key and foreign key conflicts (never
     // relaxed for a later attempt of this chunk): the folded plan with upserts first; the folded
     // plan with deletes first (a unique value a deleted row frees for another row of the chunk),
@@ -121,6 +128,7 @@ result<void> chunk_applier::apply(const chunk& c, chunk_target target,
     bool waited_for_earlier = false;
     bool wait_first = false;  // for earlier chunks, without a session (see not_yet below)
     std::vector<dead_letter> letters;
+    std::vector<dead_letter> script_letters;  // script_refused, written in this attempt
     for (int attempt = 1;; ++attempt) {
         if (wait_first) {
             wait_first = false;
@@ -132,9 +140,16 @@ result<void> chunk_applier::apply(const chunk& c, chunk_target target,
         const auto start = clock_type::now();
         std::optional<error> refused;  // by the userscript: retried like a failed attempt
         if (!transformed) {
-            auto changed = transform(target, *decoded);
+            auto changed = transform(target, *decoded, script_refused);
+            if (changed && !*changed && !script_refused.empty()) {
+                script_refused.clear();
+                changed = error{errc::internal, "the userscript refused rows it left unchanged"};
+            }
             if (changed) {
                 if (*changed) {
+                    if (!script_refused.empty()) {
+                        staged = std::move(*decoded);
+                    }
                     *decoded = std::move(**changed);
                 }
                 transformed = true;
@@ -174,6 +189,15 @@ result<void> chunk_applier::apply(const chunk& c, chunk_target target,
                 auto attempt_once = [&]() -> result<bool> {
                     if (auto fresh = begin_chunk(db, target, c); !fresh || !*fresh) {
                         return fresh;
+                    }
+                    script_letters.clear();
+                    for (const refused_row& r : script_refused) {
+                        if (auto done = options_.fatal->divert(db, *target.snapshot, *staged, r,
+                                                               script_letters);
+                            !done) {
+                            db.rollback();
+                            return done.error();
+                        }
                     }
                     if (how == approach::transactions) {
                         auto done = apply_transactions_in_order(db, *target.snapshot, *decoded,
@@ -229,6 +253,7 @@ result<void> chunk_applier::apply(const chunk& c, chunk_target target,
                 if (done) {
                     hooks.committed(c.first, c.last);
                     if (*done && options_.fatal != nullptr) {
+                        options_.fatal->report(target.label, script_letters);
                         options_.fatal->report(target.label, letters);
                     }
                     if (*done) {
@@ -254,11 +279,9 @@ result<void> chunk_applier::apply(const chunk& c, chunk_target target,
                     for (const table_counts& t : plan->tables) {
                         metrics_.applied.with({target.label, t.table->name}).add(t.received);
                     }
-                    for (size_t g = 0; custom && g < custom->tables().size(); ++g) {
-                        const proto::table_mutations& group = custom->tables()[g];
-                        if (const table_info* t = resolve_topic(*target.snapshot, group.topic)) {
-                            metrics_.applied.with({target.label, t->name})
-                                .add(group.mutations.size());
+                    if (custom) {
+                        for (const table_counts& t : custom_counts(*target.snapshot, *custom)) {
+                            metrics_.applied.with({target.label, t.table->name}).add(t.received);
                         }
                     }
                     return ok();
@@ -371,9 +394,14 @@ result<chunk_applier::planned_page> chunk_applier::plan_page(std::string body,
         return decoded.error().with_context("staged mutations cannot be decoded");
     }
     if (options_.transform) {
-        auto changed = transform(target, *decoded);
+        std::vector<refused_row> refused;
+        auto changed = transform(target, *decoded, refused);
         if (!changed) {
             return changed.error();
+        }
+        if (!refused.empty()) {
+            // The dead-letter queue is written by the general path, with the chunk in memory.
+            return error{errc::invalid_argument, refused.front().why, retry_class::fatal};
         }
         if (*changed) {
             *decoded = std::move(**changed);
@@ -451,11 +479,9 @@ result<void> chunk_applier::apply_large(const chunk& c, const chunk_target& larg
                 if (done && !deletes && page->custom) {
                     // Once per page, in the upserts' pass: every row of the page.
                     done = write_custom(db, target, *page->custom, start + options_.apply_timeout);
-                    for (const proto::table_mutations& group : page->custom->tables()) {
-                        if (const table_info* t = resolve_topic(*target.snapshot, group.topic)) {
-                            counts[t].table = t;
-                            counts[t].received += group.mutations.size();
-                        }
+                    for (const table_counts& t : custom_counts(*target.snapshot, *page->custom)) {
+                        counts[t.table].table = t.table;
+                        counts[t.table].received += t.received;
                     }
                 }
                 rolled_back = !done;  // both roll back what failed

@@ -14,6 +14,7 @@
 #include "molt/common/log.hpp"
 #include "molt/proto/decoder.hpp"
 #include "molt/replicator/target/apply_plan.hpp"
+#include "molt/replicator/target/table_writer.hpp"
 
 #include "group.hpp"
 
@@ -161,7 +162,9 @@ result<void> consistent_applier::apply_late_rows(group& g,
         return decoded.error().with_context("late rows cannot be decoded");
     }
     if (options_.transform) {
-        auto changed = options_.transform(g.schema, **snapshot, *decoded);
+        // No dead-letter queue here: a row the script refuses fails the request (400), as in
+        // immediate mode.
+        auto changed = options_.transform(g.schema, **snapshot, *decoded, nullptr);
         if (!changed) {
             return changed.error();
         }
@@ -234,10 +237,9 @@ result<void> consistent_applier::apply_late_rows(group& g,
     for (const table_counts& t : plan->tables) {
         applied_.with({g.label, t.table->name}).add(t.received);
     }
-    for (size_t i = 0; custom && i < custom->tables().size(); ++i) {
-        const proto::table_mutations& rows_of = custom->tables()[i];
-        if (const table_info* t = resolve_topic(**snapshot, rows_of.topic)) {
-            applied_.with({g.label, t->name}).add(rows_of.mutations.size());
+    if (custom) {
+        for (const table_counts& t : custom_counts(**snapshot, *custom)) {
+            applied_.with({g.label, t.table->name}).add(t.received);
         }
     }
     // Staged after the target holds them: a redelivery is then a duplicate. A failure here

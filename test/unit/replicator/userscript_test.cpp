@@ -565,6 +565,68 @@ api.configureTargetSchema(TARGET_SCHEMA_NAME, {
     }
 }
 
+TEST_CASE("userscript: rows table-level handlers refuse are listed when asked", "[userscript]") {
+    script_dir d;
+    auto s = load(d, header + R"(
+api.configureTargetTables(["items"], {
+  onRowUpsert: (row) => {
+    if (row.id === "2") throw new Error("boom");
+    if (row.id === "3") return "x";
+    if (row.id === "5") for (;;) {}
+    if (row.id === "6") return (async () => { throw new Error("later"); })();
+    return row;
+  },
+  onRowDelete: (keys) => keys,
+});
+)");
+    const schema_snapshot schema = examples_schema();
+    auto decoded = proto::decode_webhook(body({{"tbl1", "[9]", R"({"id":9})"},
+                                               {"items", "[1]", R"({"id":1})"},
+                                               {"items", "[2]", R"({"id":2})"},
+                                               {"items", "[3]", R"({"id":3})"},
+                                               {"items", "[6]", R"({"id":6})"},
+                                               {"items", "[4]", ""}}));
+    REQUIRE(decoded);
+    SECTION("listed: the others pass") {
+        std::vector<refused_row> refused;
+        auto out = s->run(schema.schema, schema, decoded->rows, script::table_phase, std::nullopt,
+                          &refused);
+        REQUIRE(out);
+        size_t rows = 0;
+        for (const auto& t : out->tables()) {
+            rows += t.mutations.size();
+        }
+        CHECK(rows == 3);  // tbl1 [9], items [1] and the delete of [4]
+        REQUIRE(refused.size() == 3);
+        const auto& items = decoded->rows.tables()[refused[0].group];
+        CHECK(items.topic == "items");
+        CHECK(items.mutations[refused[0].index].key == "[2]");
+        CHECK_THAT(refused[0].why, Contains("main.ts: onRowUpsert") && Contains("onRowUpsert") &&
+                                       Contains(R"(key ["2"] failed: Error: boom)"));
+        CHECK(refused[1].group == refused[0].group);
+        CHECK(items.mutations[refused[1].index].key == "[3]");
+        CHECK_THAT(refused[1].why, Contains("returned a string"));
+        // An async handler's rejection is its refusal, not an unhandled one failing the call.
+        CHECK(items.mutations[refused[2].index].key == "[6]");
+        CHECK_THAT(refused[2].why, Contains("returned a Promise"));
+    }
+    SECTION("not asked: the first refusal fails the run") {
+        auto out = s->run(schema.schema, schema, decoded->rows, script::table_phase);
+        REQUIRE_FALSE(out);
+        CHECK_THAT(out.error().message(), Contains("Error: boom"));
+    }
+    SECTION("the time limit is never a row's refusal") {
+        auto endless = proto::decode_webhook(body({{"items", "[5]", R"({"id":5})"}}));
+        REQUIRE(endless);
+        std::vector<refused_row> refused;
+        auto out = s->run(schema.schema, schema, endless->rows, script::table_phase, std::nullopt,
+                          &refused);
+        REQUIRE_FALSE(out);
+        CHECK(out.error().code() == errc::unavailable);
+        CHECK(refused.empty());
+    }
+}
+
 TEST_CASE("userscript: without esbuild the error says what to install", "[userscript]") {
     script_dir d;
     const fs::path file = d.write("main.ts", "export {};\n");
@@ -752,9 +814,6 @@ api.configureTable("defaultdb.public.pairs", { deleteKey: (key) => [key[1], key[
 
 TEST_CASE("userscript v1: what is not built is refused at load", "[userscript]") {
     script_dir d;
-    CHECK_THAT(
-        load_error(d, "import * as api from 'replicator@v1';\napi.setOptions({hello: 'world'});\n"),
-        Contains("setOptions() is not supported"));
     CHECK_THAT(load_error(d,
                           "import * as api from 'replicator@v1';\napi.configureTable('t', {cas: "
                           "['v']});\n"),
@@ -774,6 +833,26 @@ if (!/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/.tes
 }
 )");
     CHECK_FALSE(s->handles_schema(qualified_name{{"defaultdb", "public"}}));
+}
+
+TEST_CASE("userscript v1: setOptions records flags while the script loads", "[userscript]") {
+    script_dir d;
+    auto s = load(d, R"(
+import * as api from "replicator@v1";
+api.setOptions({ hello: "world", flushSize: 7, immediate: true });
+api.setOptions({ hello: "again" });
+)");
+    // In order, values as text; names are checked by replicator start (unknown option).
+    using option = std::pair<std::string, std::string>;
+    CHECK(s->options() ==
+          std::vector<option>{
+              {"hello", "world"}, {"flushSize", "7"}, {"immediate", "true"}, {"hello", "again"}});
+    CHECK_THAT(load_error(d, "import * as api from 'replicator@v1';\napi.setOptions({a: null});\n"),
+               Contains("setOptions: option \"a\" must be a string, not null"));
+    CHECK_THAT(load_error(d, "import * as api from 'replicator@v1';\napi.setOptions('a=b');\n"),
+               Contains("setOptions: the argument must be an object"));
+    auto none = load(d, "import * as api from 'replicator@v1';\n");
+    CHECK(none->options().empty());
 }
 
 TEST_CASE("userscript: keys and JSON values keep their exact text through a script",

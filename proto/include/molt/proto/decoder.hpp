@@ -12,6 +12,7 @@
 // nothing of the body is returned.
 
 #include <cstddef>
+#include <limits>
 #include <string>
 
 #include "molt/common/hlc.hpp"
@@ -24,6 +25,15 @@ struct decode_limits {
     size_t max_body_bytes = 64 * 1024 * 1024;  ///< larger bodies: errc::limit_exceeded
     size_t max_depth = 128;                    ///< JSON nesting, counted from the body's top
     size_t max_messages = 1'000'000;           ///< messages per body
+
+    /// No size or count limit (the depth limit stays): for bodies the replicator made itself,
+    /// such as a userscript's output, which may fan a request's rows out.
+    [[nodiscard]] static decode_limits unlimited() {
+        decode_limits limits;
+        limits.max_body_bytes = std::numeric_limits<size_t>::max();
+        limits.max_messages = std::numeric_limits<size_t>::max();
+        return limits;
+    }
 };
 
 struct webhook_body {

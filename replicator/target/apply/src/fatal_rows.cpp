@@ -109,8 +109,9 @@ fatal_rows::fatal_rows(const target_dialect& dialect, metrics::registry& metrics
     : dialect_(dialect),
       options_(std::move(options)),
       dead_letters_(metrics.counter("dlq_rows_total",
-                                    "Rows the target refused, written to the dead-letter queue "
-                                    "(--fatalRowPolicy dlq), per table",
+                                    "Rows the target (or a userscript's row handler) refused, "
+                                    "written to the dead-letter queue (--fatalRowPolicy dlq), "
+                                    "per table",
                                     {"schema", "table"})),
       stalled_(metrics.gauge("apply_stalled",
                              "Target transactions waiting on a row or a table the target "
@@ -138,7 +139,6 @@ result<void> fatal_rows::divert(target_session& db, const schema_snapshot& schem
                         log::sanitize(st.key), without_row_values(why.message())));
     }
     const table_info& dlq = *schema.find_table(options_.dlq_table);
-    const std::string sql = dialect_.dlq_insert_sql(dlq);
     size_t written = 0;
     for (const proto::table_mutations& group : rows.tables()) {
         if (resolve_topic(schema, group.topic) != &t) {
@@ -148,21 +148,8 @@ result<void> fatal_rows::divert(target_session& db, const schema_snapshot& schem
             if (m.updated != at || m.key != st.key) {
                 continue;
             }
-            const proto::message message = proto::to_message(group.topic, m);
-            const sql_params params{
-                t.qualified.to_string(),
-                std::to_string(at.wall()),
-                std::to_string(at.logical()),
-                m.deleted ? std::string("null") : proto::to_crdb_text(message.after),
-                m.has_before ? proto::to_crdb_text(message.before) : std::string("null"),
-            };
-            if (auto done = db.execute(sql, params); !done) {
-                // Without SOCI's echo of the parameters: they hold the whole row.
-                return error{done.error().code(), without_row_values(done.error().message()),
-                             done.error().retry()}
-                    .with_context(fmt::format(
-                        "writing the row of {} with key {} to the dead-letter queue {}",
-                        t.qualified.to_string(), log::sanitize(st.key), dlq.qualified.to_string()));
+            if (auto done = insert(db, dlq, t.qualified.to_string(), group.topic, m); !done) {
+                return done;
             }
             ++written;
         }
@@ -181,6 +168,57 @@ result<void> fatal_rows::divert(target_session& db, const schema_snapshot& schem
     return ok();
 }
 
+result<void> fatal_rows::insert(target_session& db, const table_info& dlq,
+                                const std::string& table_name, std::string_view topic,
+                                const proto::mutation& m) const {
+    const proto::message message = proto::to_message(topic, m);
+    const sql_params params{
+        table_name,
+        std::to_string(m.updated.wall()),
+        std::to_string(m.updated.logical()),
+        m.deleted ? std::string("null") : proto::to_crdb_text(message.after),
+        m.has_before ? proto::to_crdb_text(message.before) : std::string("null"),
+    };
+    if (auto done = db.execute(dialect_.dlq_insert_sql(dlq), params); !done) {
+        // Without SOCI's echo of the parameters: they hold the whole row.
+        return error{done.error().code(), without_row_values(done.error().message()),
+                     done.error().retry()}
+            .with_context(
+                fmt::format("writing the row of {} with key {} to the dead-letter queue {}",
+                            table_name, log::sanitize(m.key), dlq.qualified.to_string()));
+    }
+    return ok();
+}
+
+result<void> fatal_rows::divert(target_session& db, const schema_snapshot& schema,
+                                const proto::batch& rows, const refused_row& row,
+                                std::vector<dead_letter>& letters) const {
+    if (row.group >= rows.tables().size() ||
+        row.index >= rows.tables()[row.group].mutations.size()) {
+        return error{errc::internal,
+                     fmt::format("no mutation {} of table group {} to write to the dead-letter "
+                                 "queue",
+                                 row.index, row.group),
+                     retry_class::fatal};
+    }
+    const proto::table_mutations& group = rows.tables()[row.group];
+    const proto::mutation& m = group.mutations[row.index];
+    // A table the target lacks keeps the changefeed's topic as its name.
+    const table_info* t = resolve_topic(schema, group.topic);
+    const std::string table = t != nullptr ? t->qualified.to_string() : std::string(group.topic);
+    if (auto checked = check_dlq_table(schema, dialect_, options_.dlq_table); !checked) {
+        return checked.error().with_context(
+            fmt::format("{} (with key {} of {})", row.why, log::sanitize(m.key), table));
+    }
+    if (auto done = insert(db, *schema.find_table(options_.dlq_table), table, group.topic, m);
+        !done) {
+        return done;
+    }
+    letters.push_back({t != nullptr ? t->name : std::string(group.topic), table,
+                       log::sanitize(m.key), m.updated, row.why, true});
+    return ok();
+}
+
 void fatal_rows::report(const std::string& schema, const std::vector<dead_letter>& letters) const {
     for (const dead_letter& l : letters) {
         dead_letters_.with({schema, l.table_name}).add();
@@ -191,9 +229,10 @@ void fatal_rows::report(const std::string& schema, const std::vector<dead_letter
             .str("source", l.at.to_string())
             .str("dlqTable", options_.dlq_table)
             .err(l.why)
-            .msg(
-                "the target refused a row; it went to the dead-letter queue (--fatalRowPolicy "
-                "dlq) and the rest was applied");
+            .msg(l.by_script ? "the userscript refused a row; it went to the dead-letter queue "
+                               "(--fatalRowPolicy dlq) and the rest was applied"
+                             : "the target refused a row; it went to the dead-letter queue "
+                               "(--fatalRowPolicy dlq) and the rest was applied");
     }
 }
 

@@ -177,14 +177,8 @@ result<accept_stats> immediate_applier::accept_rows(const qualified_name& schema
     // Per table: the plan's, and the rows the userscript writes (as received).
     std::vector<table_counts> counts = plan->tables;
     if (split) {
-        for (const proto::table_mutations& group : split->custom.tables()) {
-            table_counts t{resolve_topic(**snapshot, group.topic), group.mutations.size(), 0, 0};
-            for (const proto::mutation& m : group.mutations) {
-                ++(m.deleted ? t.deletes : t.upserts);
-            }
-            if (t.table != nullptr) {
-                counts.push_back(t);
-            }
+        for (const table_counts& t : custom_counts(**snapshot, split->custom)) {
+            counts.push_back(t);
         }
     }
     for (const table_counts& t : counts) {

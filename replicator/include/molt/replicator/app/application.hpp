@@ -18,6 +18,11 @@ namespace molt::replicator {
 /// The userscript's limits from --userscriptTimeout and --userscriptMaxHeap.
 [[nodiscard]] script::limits userscript_limits(const start_config& config);
 
+/// `config` with the flags the loaded userscript's setOptions set (replicator@v1) over the
+/// command line's, checked again as a whole; the error names the script.
+[[nodiscard]] result<start_config> with_script_options(const start_config& config,
+                                                       const script::userscript& userscript);
+
 /// `replicator make-jwt`: the arguments after "make-jwt"; returns the exit code.
 [[nodiscard]] int run_make_jwt(const std::vector<std::string_view>& args, std::ostream& out,
                                std::ostream& err);

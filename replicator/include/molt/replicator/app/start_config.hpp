@@ -9,6 +9,7 @@
 #include <ostream>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "molt/common/conn_url.hpp"
@@ -70,11 +71,21 @@ struct start_config {
     std::chrono::nanoseconds userscript_timeout =
         std::chrono::seconds(10);                    ///< --userscriptTimeout
     size_t userscript_max_heap = size_t{512} << 20;  ///< --userscriptMaxHeap
+
+    std::vector<std::string> args;  ///< the arguments as given, to parse again with overrides
+    std::vector<std::string> set_by_script;  ///< flags a userscript's setOptions set
 };
 
+/// A flag set by name and value over the command line's (a userscript's setOptions).
+using flag_override = std::pair<std::string, std::string>;
+
 /// Parses the arguments after "start" and runs preflight. On failure the error message lists
-/// every problem, one per line.
-[[nodiscard]] result<start_config> parse_start_flags(const std::vector<std::string_view>& args);
+/// every problem, one per line. `overrides` replace the command line's values before preflight;
+/// an unknown name is refused (unknown option "NAME"), and so are the flags read before a
+/// userscript runs (--userscript, --userscriptTimeout, --userscriptMaxHeap, --logFormat,
+/// --logDestination, --dryRun).
+[[nodiscard]] result<start_config> parse_start_flags(
+    const std::vector<std::string_view>& args, const std::vector<flag_override>& overrides = {});
 
 /// The help text of `replicator start`, generated from the flag table.
 void print_start_help(std::ostream& out);

@@ -14,6 +14,8 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "molt/common/ident.hpp"
 #include "molt/common/metrics.hpp"
@@ -21,6 +23,7 @@
 #include "molt/proto/batch.hpp"
 #include "molt/replicator/core/schema.hpp"
 #include "molt/replicator/core/target.hpp"
+#include "molt/replicator/target/fatal_rows.hpp"
 
 namespace molt::replicator::script {
 
@@ -76,6 +79,9 @@ public:
 
     /// The file as given on the command line, for messages.
     [[nodiscard]] const std::string& name() const noexcept;
+    /// What setOptions (replicator@v1) set while the script loaded: flag names of replicator
+    /// start and their values, in the order set (unchecked: the caller knows the flags).
+    [[nodiscard]] const std::vector<std::pair<std::string, std::string>>& options() const noexcept;
     /// Whether configureTargetSchema named `schema` (ignoring ASCII case).
     [[nodiscard]] bool handles_schema(const qualified_name& schema) const;
     /// Whether configureTargetTables named a table that can be in `schema`.
@@ -89,10 +95,14 @@ public:
     /// errc::invalid_argument for an exception or a wrong result in a handler (the message names
     /// the script, the handler, the table and the row's key), errc::unavailable when a call ran
     /// out of time or heap, or when `deadline` passed before the script's thread took the rows.
+    /// With `refused` (table-level handlers only), a row whose handler throws or returns what
+    /// cannot be a row is left out and listed there instead (its group and index in `rows`, and
+    /// the message the error would have had); the time and heap limits still fail the run.
     [[nodiscard]] result<proto::batch> run(
         const qualified_name& schema, const schema_snapshot& target, const proto::batch& rows,
         unsigned which,
-        std::optional<std::chrono::steady_clock::time_point> deadline = std::nullopt) const;
+        std::optional<std::chrono::steady_clock::time_point> deadline = std::nullopt,
+        std::vector<refused_row>* refused = nullptr) const;
 
     /// Calls the onWrite (apply) handlers of `rows`' tables, one table after the other, each
     /// with the table's rows as row operations; what they ask of the transaction runs through

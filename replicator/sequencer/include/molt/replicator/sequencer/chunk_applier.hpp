@@ -48,9 +48,11 @@ namespace molt::replicator {
 /// Changes staged rows before they are applied: the userscript's table-level handlers
 /// (replicator/README.md, "Userscripts"); nullopt when it leaves the schema's rows alone. An
 /// error leaves the rows unapplied: the chunk retries with backoff, logged, until the script
-/// accepts them.
+/// accepts them. With `refused` (--fatalRowPolicy dlq), a row a handler refuses is left out and
+/// listed there, for the chunk to write to the dead-letter queue.
 using row_transform = std::function<result<std::optional<proto::batch>>(
-    const qualified_name& schema, const schema_snapshot& target, const proto::batch& rows)>;
+    const qualified_name& schema, const schema_snapshot& target, const proto::batch& rows,
+    std::vector<refused_row>* refused)>;
 
 struct chunk_options {
     size_t flush_size = 1000;                                           ///< rows per statement
@@ -130,9 +132,11 @@ private:
     };
     result<planned_page> plan_page(std::string body, const chunk_target& target,
                                    const chunk_hooks& hooks) const;
-    /// options_.transform on a chunk's rows; its errors retry.
+    /// options_.transform on a chunk's rows; its errors retry. With --fatalRowPolicy dlq the
+    /// rows its handlers refuse are listed in `refused` (else they fail the transform).
     result<std::optional<proto::batch>> transform(const chunk_target& target,
-                                                  const proto::batch& rows) const;
+                                                  const proto::batch& rows,
+                                                  std::vector<refused_row>& refused) const;
     /// Takes the rows options_.writer writes out of `rows` (nullopt: none); its errors retry.
     result<std::optional<proto::batch>> split_custom(const chunk_target& target,
                                                      proto::batch& rows) const;

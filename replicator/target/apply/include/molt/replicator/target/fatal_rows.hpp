@@ -12,6 +12,8 @@
 //                        same target transaction, so the DLQ row, the other rows and the
 //                        consistent mode's progress commit together; each is logged at error
 //                        level after the commit and counted in dlq_rows_total{schema,table}.
+// In the consistent mode a row a userscript's table-level handler refuses (refused_row) follows
+// the same policy: stalled, or written to the DLQ as it was staged.
 // The DLQ table is never created by the replicator: with dlq, a target schema is not applied
 // until its DLQ table exists with the right columns (check_dlq_table), and the error prints the
 // CREATE TABLE to run (target_dialect::dlq_ddl). Thread-safe.
@@ -61,7 +63,17 @@ struct dead_letter {
     std::string table;       ///< its qualified name
     std::string key;         ///< the key as JSON, sanitised
     hlc at;
-    std::string why;  ///< the target's error
+    std::string why;         ///< the target's error, or the userscript's
+    bool by_script = false;  ///< a userscript's row handler refused it (refused_row)
+};
+
+/// A row a userscript's row handler refused (it threw, or returned what cannot be a row): the
+/// mutation at `index` of table group `group` of the batch the handlers ran on. With dlq it goes
+/// to the DLQ as it was staged, as a row the target refuses does; with stall its chunk stalls.
+struct refused_row {
+    size_t group = 0;
+    size_t index = 0;
+    std::string why;  ///< names the script, the handler, the table and the row's key
 };
 
 class fatal_rows {
@@ -81,6 +93,10 @@ public:
     [[nodiscard]] result<void> divert(target_session& db, const schema_snapshot& schema,
                                       const proto::batch& rows, const planned_statement& st, hlc at,
                                       const error& why, std::vector<dead_letter>& letters) const;
+    /// Writes the mutation `row` names in `rows` to the DLQ, inside the caller's transaction.
+    [[nodiscard]] result<void> divert(target_session& db, const schema_snapshot& schema,
+                                      const proto::batch& rows, const refused_row& row,
+                                      std::vector<dead_letter>& letters) const;
     /// After the commit that holds them: one error line each, and dlq_rows_total.
     void report(const std::string& schema, const std::vector<dead_letter>& letters) const;
 
@@ -90,6 +106,11 @@ public:
     void stalled(const std::string& schema, int delta) const;
 
 private:
+    /// Inserts one DLQ row for `m` of `table` (named `table_name` in the DLQ) into `dlq`.
+    [[nodiscard]] result<void> insert(target_session& db, const table_info& dlq,
+                                      const std::string& table_name, std::string_view topic,
+                                      const proto::mutation& m) const;
+
     const target_dialect& dialect_;
     fatal_row_options options_;
     metrics::family<metrics::counter>& dead_letters_;

@@ -7,12 +7,14 @@
 
 #include <chrono>
 #include <optional>
+#include <vector>
 
 #include "molt/common/ident.hpp"
 #include "molt/common/result.hpp"
 #include "molt/proto/batch.hpp"
 #include "molt/replicator/core/schema.hpp"
 #include "molt/replicator/core/target.hpp"
+#include "molt/replicator/target/apply_plan.hpp"
 
 namespace molt::replicator {
 
@@ -37,5 +39,11 @@ public:
         target_session& db, const qualified_name& schema, const schema_snapshot& target,
         const proto::batch& rows, std::chrono::steady_clock::time_point deadline) const = 0;
 };
+
+/// Per table of `rows` (a split's custom half), its mutations as received, for the metrics the
+/// plan's table_counts feed (received, applied, failed): the script writes them as they came,
+/// unfolded. Topics that name no table of `target` are left out.
+[[nodiscard]] std::vector<table_counts> custom_counts(const schema_snapshot& target,
+                                                      const proto::batch& rows);
 
 }  // namespace molt::replicator
