@@ -133,7 +133,7 @@ result<start_config> with_script_options(const start_config& config,
     auto again = parse_start_flags(args, userscript.options());
     if (!again) {
         return error{again.error().code(),
-                     fmt::format("--userscript {}: setOptions: {}",
+                     fmt::format("--userscript {} set flags (setOptions): {}",
                                  log::sanitize(config.userscript), again.error().message())};
     }
     return again;

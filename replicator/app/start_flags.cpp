@@ -331,19 +331,28 @@ result<start_config> parse_start_flags(const std::vector<std::string_view>& raw_
                                        [&](const flag& f) { return f.name == name; }) ||
                            std::find(std::begin(unsupported_flags), std::end(unsupported_flags),
                                      name) != std::end(unsupported_flags);
-        if (!known) {
-            return error{errc::invalid_argument,
-                         fmt::format("unknown option \"{}\"", log::sanitize(name))};
-        }
         static constexpr std::string_view read_before[] = {"userscript",        "userscriptTimeout",
                                                            "userscriptMaxHeap", "logFormat",
-                                                           "logDestination",    "dryRun"};
+                                                           "logDestination",    "dryRun",
+                                                           "verbose",           "v"};
         if (std::find(std::begin(read_before), std::end(read_before), name) !=
             std::end(read_before)) {
-            return error{errc::invalid_argument,
-                         fmt::format("--{} is read before the userscript runs: set it on the "
-                                     "command line",
-                                     name)};
+            problems.push_back(fmt::format(
+                "setOptions: --{} is read before the userscript runs: set it on the command line",
+                name));
+            continue;
+        }
+        if (!known) {
+            problems.push_back(
+                fmt::format("setOptions: unknown option \"{}\"", log::sanitize(name)));
+            continue;
+        }
+        // A connection set by the script replaces the command line's, given either way.
+        for (const std::string_view pair : {"targetConn", "stagingConn"}) {
+            if (name == pair || name == std::string(pair) + "File") {
+                vm.erase(std::string(pair));
+                vm.erase(std::string(pair) + "File");
+            }
         }
         vm.erase(name);
         vm.emplace(name, po::variable_value(boost::any(value), false));

@@ -115,13 +115,13 @@ done
 # listening, with TEXT in its output; --dryRun (molt's preflight) too.
 refused_script() {
     local out
-    out=$("$REPLICATOR" start --insecureHTTP --disableAuthentication --bindAddr 127.0.0.1:0 \
-        --immediate --targetConn "$OWN_PG_URL" --userscript "$2" 2>&1)
+    out=$(timeout 30 "$REPLICATOR" start --insecureHTTP --disableAuthentication \
+        --bindAddr 127.0.0.1:0 --immediate --targetConn "$OWN_PG_URL" --userscript "$2" 2>&1)
     check "$1: the start fails" "$?" 1
     check_contains "$1: named" "$out" "$3"
     check "$1: nothing listened" "$(grep -c 'Server listening' <<<"$out")" 0
-    out=$("$REPLICATOR" start --dryRun --insecureHTTP --disableAuthentication --immediate \
-        --targetConn "$OWN_PG_URL" --userscript "$2" 2>&1)
+    out=$(timeout 30 "$REPLICATOR" start --dryRun --insecureHTTP --disableAuthentication \
+        --immediate --targetConn "$OWN_PG_URL" --userscript "$2" 2>&1)
     check "$1: --dryRun fails too" "$?" 1
     check_contains "$1: --dryRun names it" "$out" "$3"
 }
@@ -147,16 +147,19 @@ check_contains "Q1: it names the name and the line" "$out" "ReferenceError: SCHE
 # replicator@v1's setOptions: flags of replicator start, set over the command line's while the
 # script loads (here immediate mode, which the command line does not ask for); an unknown name,
 # or a flag read before the script runs, fails the start and --dryRun (molt's preflight).
-cat >"$E2E_TMP/setoptions.ts" <<'EOF'
-import * as v1 from "replicator@v1";
-v1.setOptions({ immediate: "true", flushSize: 7 });
-EOF
+# The script's --targetConn replaces the command line's --targetConnFile (a target that is not
+# there): the row is applied only if it does.
+printf 'import * as v1 from "replicator@v1";\nv1.setOptions({ immediate: "true", flushSize: 7, targetConn: "%s" });\n' \
+    "$OWN_PG_URL" >"$E2E_TMP/setoptions.ts"
+echo "postgres://app@127.0.0.1:1/nowhere" >"$E2E_TMP/nowhere.url"
 on_target pg "CREATE TABLE opts (id INT PRIMARY KEY)"
 start_replicator "setoptions" --insecureHTTP --disableAuthentication --bindAddr 127.0.0.1:0 \
-    --targetConn "$OWN_PG_URL" --flushSize 100 --userscript "$E2E_TMP/setoptions.ts" || exit 1
+    --targetConnFile "$E2E_TMP/nowhere.url" --flushSize 100 --userscript "$E2E_TMP/setoptions.ts" ||
+    exit 1
 log="$E2E_TMP/setoptions.log"
 check_contains "setOptions: the flags it set are logged by name" \
-    "$(grep 'userscript loaded' "$log")" '"setOptions":"immediate, flushSize"'
+    "$(grep 'userscript loaded' "$log")" '"setOptions":"immediate, flushSize, targetConn"'
+check "setOptions: never their values" "$(grep 'userscript loaded' "$log" | grep -c "$PG_DB")" 0
 check_contains "setOptions: over the command line's" "$(grep 'Replicator starting' "$log")" \
     '"mode":"immediate"'
 check_contains "setOptions: a number as a flag's value" "$(grep 'Replicator starting' "$log")" \
@@ -167,7 +170,8 @@ check "setOptions: immediate mode applies the row in its request" \
 stop_replicator
 for bad in '{ hello: "world" }|setOptions: unknown option' \
     '{ userscriptTimeout: "1s" }|--userscriptTimeout is read before the userscript runs' \
-    '{ flushSize: {} }|must be a string, not an object'; do
+    '{ flushSize: {} }|must be a string (or a number or boolean), not an object' \
+    '{ parallelism: "0" }|--parallelism must be a whole number from 1'; do
     printf 'import * as v1 from "replicator@v1";\nv1.setOptions(%s);\n' "${bad%%|*}" >"$E2E_TMP/badopts.ts"
     refused_script "setOptions ${bad%%|*}" "$E2E_TMP/badopts.ts" "${bad#*|}"
 done

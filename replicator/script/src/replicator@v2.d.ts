@@ -115,7 +115,7 @@ declare module "replicator@v1" {
   function randomUUID(): string;
   /** While the script loads: sets flags of replicator start by name, over the command line's
    *  ({ flushSize: "500" }); an unknown name fails the start. */
-  function setOptions(opts: { [k: string]: string }): void;
+  function setOptions(opts: { [k: string]: string | number | boolean }): void;
 }
 
 /** Script output goes to the replicator's log: log and info at info, debug with -v, trace with

@@ -287,7 +287,7 @@
     }
     for (const [name, value] of Object.entries(opts)) {
       if (!["string", "number", "boolean"].includes(typeof value)) {
-        throw new TypeError(`setOptions: option ${JSON.stringify(name)} must be a string, not ${kind(value)}`);
+        throw new TypeError(`setOptions: option ${JSON.stringify(name)} must be a string (or a number or boolean), not ${kind(value)}`);
       }
       options.push([name, String(value)]);
     }

@@ -1243,7 +1243,8 @@ result<std::unique_ptr<userscript>> userscript::load(const fs::path& file,
         e->tables.push_back({std::move(schema), t[1].GetString(), t[2].GetBool()});
     }
     for (const auto& o : d["options"].GetArray()) {
-        e->set_options.emplace_back(o[0].GetString(), o[1].GetString());
+        e->set_options.emplace_back(std::string(o[0].GetString(), o[0].GetStringLength()),
+                                    std::string(o[1].GetString(), o[1].GetStringLength()));
     }
     return std::unique_ptr<userscript>(new userscript(std::move(e)));
 }

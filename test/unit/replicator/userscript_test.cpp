@@ -847,12 +847,26 @@ api.setOptions({ hello: "again" });
     CHECK(s->options() ==
           std::vector<option>{
               {"hello", "world"}, {"flushSize", "7"}, {"immediate", "true"}, {"hello", "again"}});
-    CHECK_THAT(load_error(d, "import * as api from 'replicator@v1';\napi.setOptions({a: null});\n"),
-               Contains("setOptions: option \"a\" must be a string, not null"));
+    CHECK_THAT(
+        load_error(d, "import * as api from 'replicator@v1';\napi.setOptions({a: null});\n"),
+        Contains("setOptions: option \"a\" must be a string (or a number or boolean), not null"));
     CHECK_THAT(load_error(d, "import * as api from 'replicator@v1';\napi.setOptions('a=b');\n"),
                Contains("setOptions: the argument must be an object"));
     auto none = load(d, "import * as api from 'replicator@v1';\n");
     CHECK(none->options().empty());
+    // Only while the script loads: a handler that calls it fails its row.
+    auto late = load(d, R"(
+import * as api from "replicator@v1";
+api.configureTable("tbl1", { map: (doc) => { api.setOptions({ flushSize: "1" }); return doc; } });
+)");
+    auto decoded = proto::decode_webhook(body({{"tbl1", "[1]", R"({"id":1})"}}));
+    REQUIRE(decoded);
+    const schema_snapshot schema = examples_schema();
+    auto out = late->run(schema.schema, schema, decoded->rows, script::table_phase);
+    REQUIRE_FALSE(out);
+    CHECK_THAT(out.error().message(),
+               Contains("setOptions can only be called while the script loads"));
+    CHECK(late->options().empty());
 }
 
 TEST_CASE("userscript: keys and JSON values keep their exact text through a script",

@@ -80,10 +80,11 @@ struct start_config {
 using flag_override = std::pair<std::string, std::string>;
 
 /// Parses the arguments after "start" and runs preflight. On failure the error message lists
-/// every problem, one per line. `overrides` replace the command line's values before preflight;
-/// an unknown name is refused (unknown option "NAME"), and so are the flags read before a
+/// every problem, one per line. `overrides` replace the command line's values before preflight
+/// (--targetConn and --targetConnFile replace each other, as do the staging pair); an unknown
+/// name is a problem (setOptions: unknown option "NAME"), and so are the flags read before a
 /// userscript runs (--userscript, --userscriptTimeout, --userscriptMaxHeap, --logFormat,
-/// --logDestination, --dryRun).
+/// --logDestination, --dryRun, -v).
 [[nodiscard]] result<start_config> parse_start_flags(
     const std::vector<std::string_view>& args, const std::vector<flag_override>& overrides = {});
 
