@@ -327,10 +327,8 @@ result<start_config> parse_start_flags(const std::vector<std::string_view>& raw_
         return error{errc::invalid_argument, log::sanitize(e.what())};
     }
     for (const auto& [name, value] : overrides) {
-        const bool known = std::any_of(std::begin(flags), std::end(flags),
-                                       [&](const flag& f) { return f.name == name; }) ||
-                           std::find(std::begin(unsupported_flags), std::end(unsupported_flags),
-                                     name) != std::end(unsupported_flags);
+        // Every flag, supported or not, is an option of `desc` (the positional one excepted).
+        const bool known = name != "molt-positional" && desc.find_nothrow(name, false) != nullptr;
         static constexpr std::string_view read_before[] = {"userscript",        "userscriptTimeout",
                                                            "userscriptMaxHeap", "logFormat",
                                                            "logDestination",    "dryRun",
