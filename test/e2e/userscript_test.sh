@@ -177,6 +177,21 @@ for bad in '{ hello: "world" }|setOptions: unknown option' \
 done
 on_target pg "DROP TABLE opts"
 
+# replicator@v1 configureTable naming a column its table lacks: writes of the table fail (400 in
+# immediate mode), naming the script's call, the option, the column and the table.
+on_target pg "CREATE TABLE xtra (id INT PRIMARY KEY)"
+printf 'import * as v1 from "replicator@v1";\nv1.configureTable("xtra", { extras: "nowhere" });\n' \
+    >"$E2E_TMP/xtra.ts"
+start_replicator "xtra" --insecureHTTP --disableAuthentication --bindAddr 127.0.0.1:0 --immediate \
+    --targetConn "$OWN_PG_URL" --userscript "$E2E_TMP/xtra.ts" || exit 1
+post "http://127.0.0.1:$REPLICATOR_PORT/$PG_DB/public" '{"payload":[{"after":{"id":1},"key":[1],"topic":"xtra","updated":"1000000000000000001.0000000000"}],"length":1}'
+check "an extras column the table lacks: the request fails" "$STATUS" 400
+check_contains "an extras column the table lacks: named" "$RESPONSE" \
+    'configureTable("xtra"): extras names column "nowhere", which the table does not have (table us_pg.public.xtra)'
+check "an extras column the table lacks: nothing written" "$(on_target pg 'SELECT count(*) FROM xtra')" 0
+stop_replicator
+on_target pg "DROP TABLE xtra"
+
 # Handlers that fail: the request fails whole, the script, handler, table and key named; a
 # handler that runs too long is stopped (503, the changefeed retries). Console output at its
 # levels (Q2): debug only with -v, nothing after console.disable().

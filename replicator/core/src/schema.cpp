@@ -5,6 +5,22 @@
 
 namespace molt::replicator {
 
+bool value_mark_at(std::string_view expr, size_t i) noexcept {
+    return i + 1 < expr.size() && expr[i] == '$' && expr[i + 1] == '0' &&
+           (i + 2 == expr.size() || expr[i + 2] < '0' || expr[i + 2] > '9');
+}
+
+size_t value_params(const column_info& c) noexcept {
+    if (c.expr.empty()) {
+        return 1;
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < c.expr.size(); ++i) {
+        n += value_mark_at(c.expr, i) ? 1 : 0;
+    }
+    return n;
+}
+
 void table_info::index_columns() {
     by_key_.clear();
     for (size_t i = 0; i < columns.size(); ++i) {

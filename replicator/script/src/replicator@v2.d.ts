@@ -64,8 +64,8 @@ declare module "replicator@v2" {
 }
 
 /** The older API (also imported as "cdc-sink@v1"), as far as this replicator serves it: sources,
- *  the row functions of tables, apply and setOptions. merge, cas, deadlines, exprs, extras and
- *  rowLimit are refused at load. */
+ *  the row functions of tables, the built-in writer's options (rowLimit, extras, exprs), apply
+ *  and setOptions. merge, cas and deadlines are refused at load. */
 declare module "replicator@v1" {
   /** "__REPLICATION_KEY__": a document that is exactly { [replicationKey]: [key…] } passes a
    *  delete's key on to another table. */
@@ -93,13 +93,20 @@ declare module "replicator@v1" {
   };
   /** map and deleteKey run when rows are applied; ignore drops columns from what is written;
    *  apply replaces the built-in write, as replicator@v2's onWrite (getTX().apply(ops) is the
-   *  built-in write). */
+   *  built-in write). For the built-in write: rowLimit, the most rows per statement (instead of
+   *  --flushSize); extras, a JSON column that takes the properties the table has no column for
+   *  (as one object; {} when none); exprs, SQL for a column's value where $0 is the value (of
+   *  the column's type on PostgreSQL), also in deletes for key columns, and without $0 written
+   *  by every upsert. */
   function configureTable(
     tableName: Table,
     props: Partial<{
       map: (doc: Document, meta: Document) => Document | null;
       deleteKey: (key: DocumentValue[], meta: Document) => DocumentValue[] | null;
       ignore: { [k: Column]: boolean };
+      rowLimit: number;
+      extras: Column;
+      exprs: { [k: Column]: string };
       apply: (ops: ApplyOp[]) => Promise<any>;
     }>,
   ): void;

@@ -276,7 +276,36 @@
       labels: { onRowUpsert: "dispatch", onRowDelete: "deletesTo" },
     });
   }
-  const V1_NOT_BUILT = ["cas", "deadlines", "exprs", "extras", "merge", "rowLimit"];
+  const V1_NOT_BUILT = ["cas", "deadlines", "merge"];
+  // rowLimit, extras and exprs: how the built-in writer writes the table (the C++ side checks
+  // the columns against the target's tables).
+  function writerOptions(call, props) {
+    const out = { call, rowLimit: 0, extras: "", exprs: [] };
+    if (props.rowLimit !== undefined) {
+      if (!Number.isInteger(props.rowLimit) || props.rowLimit < 1 || props.rowLimit > 1e9) {
+        throw new TypeError(`${call}: rowLimit must be a whole number of rows, at least 1`);
+      }
+      out.rowLimit = props.rowLimit;
+    }
+    if (props.extras !== undefined) {
+      if (typeof props.extras !== "string" || props.extras === "") {
+        throw new TypeError(`${call}: extras must name a column`);
+      }
+      out.extras = props.extras;
+    }
+    if (props.exprs !== undefined) {
+      if (props.exprs === null || typeof props.exprs !== "object" || Array.isArray(props.exprs)) {
+        throw new TypeError(`${call}: exprs must be an object of column names and SQL expressions`);
+      }
+      for (const [column, sql] of Object.entries(props.exprs)) {
+        if (typeof sql !== "string" || sql.trim() === "") {
+          throw new TypeError(`${call}: exprs.${column} must be an SQL expression (a string; $0 is the value)`);
+        }
+        out.exprs.push([column, sql]);
+      }
+    }
+    return out.rowLimit || out.extras || out.exprs.length ? out : null;
+  }
   // setOptions({flag: "value"}): flags of replicator start, set over the command line's; the C++
   // side checks the names (an unknown one fails the start) and parses the values as flags.
   const options = [];
@@ -329,6 +358,7 @@
           : null,
       onRowDelete: deleteKey,
       onWrite: apply,
+      writer: writerOptions(call, props),
       v1: true,
       labels: { onRowUpsert: "map", onRowDelete: "deleteKey", onWrite: "apply" },
     });
@@ -544,8 +574,12 @@
       for (const [column, text] of Object.entries(r.o)) {
         if (!Object.prototype.hasOwnProperty.call(after, column)) continue;
         const v = after[column];
-        if (v === null || (typeof v !== "object" && typeof v !== "number")) continue;
-        if (JSON.stringify(v) !== JSON.stringify(JSON.parse(text))) continue;
+        // A number the script saw as its text (for an extras column) and left as it was.
+        const number = typeof v === "string" && v === text && /^-?[0-9]/.test(text);
+        if (!number) {
+          if (v === null || (typeof v !== "object" && typeof v !== "number")) continue;
+          if (JSON.stringify(v) !== JSON.stringify(JSON.parse(text))) continue;
+        }
         if (!spliced) spliced = { ...after };
         spliced[column] = mark + column;
       }
@@ -926,13 +960,14 @@
         throw new Error(describeError(e));
       }
     },
-    // What the script configured: {schemas: [names], tables: [[schema|null, table]]}; loading
+    // What the script configured: {schemas: [names], tables: [[schema|null, table, writes,
+    // writer options|null]], options}; loading
     // ends here (after the promise jobs of loading ran).
     describe() {
       loading = false;
       return JSON.stringify({
         schemas: [...schemaHandlers.values()].map((s) => s.name),
-        tables: tableHandlers.map((t) => [t.schema, t.name, t.cfg.onWrite !== null]),
+        tables: tableHandlers.map((t) => [t.schema, t.name, t.cfg.onWrite !== null, t.cfg.writer ?? null]),
         options,
       });
     },

@@ -157,6 +157,9 @@ struct transpiled {
 
 // Runs esbuild on `file` (stdin), its messages naming `display`. No type checking: types are
 // stripped, as the original does.
+// The longest esbuild may take for one module (or the call time limit, when longer).
+constexpr std::chrono::milliseconds transpile_timeout{60'000};
+
 result<transpiled> transpile(const fs::path& esbuild, const fs::path& file,
                              const std::string& display, std::string_view loader,
                              std::chrono::milliseconds timeout) {
@@ -233,8 +236,9 @@ result<transpiled> transpile(const fs::path& esbuild, const fs::path& file,
     if (killed) {
         close_all();
         return error{errc::unavailable,
-                     fmt::format("{}: esbuild ran longer than --userscriptTimeout ({} ms)", display,
-                                 timeout.count())};
+                     fmt::format("{}: esbuild ran longer than {} ms (the longer of 60 s and "
+                                 "--userscriptTimeout)",
+                                 display, timeout.count())};
     }
     transpiled t{read_fd(out), {}};
     const std::string messages = read_fd(err);
@@ -372,8 +376,9 @@ void append_numbers_as_strings(std::string& out, std::string_view text) {
 // A row for the script. A number in a JSON column of `t` (a JSONB document that is a bare
 // number) stays a number, so that a row the script passes on keeps its document; the numbers
 // in an array column's elements are strings, as every other number. The exact text of each JSON
-// value (documents, arrays, bare JSON numbers) goes to `originals` ("column":"text",…): a value
-// the script leaves as it came is written back as that text.
+// value (documents, arrays, bare JSON numbers, numbers the extras column of `t` takes) goes to
+// `originals` ("column":"text",…): a value the script leaves as it came is written back as that
+// text.
 void append_row(std::string& out, std::span<const proto::column> columns, const table_info* t,
                 std::string* originals) {
     out += '{';
@@ -394,7 +399,11 @@ void append_row(std::string& out, std::span<const proto::column> columns, const 
         } else {
             append_value(out, v);
         }
-        if (originals != nullptr && (json_number || v.kind == proto::value_kind::json)) {
+        // A number for a table's extras column (replicator@v1 configureTable): kept a number.
+        const bool extra_number =
+            v.kind == proto::value_kind::number && c == nullptr && t != nullptr && t->extras >= 0;
+        if (originals != nullptr &&
+            (json_number || extra_number || v.kind == proto::value_kind::json)) {
             if (!originals->empty()) {
                 *originals += ',';
             }
@@ -584,6 +593,14 @@ struct userscript::engine {
         std::optional<std::string> schema;  ///< folded; none: any schema
         std::string name;                   ///< folded
         bool writes = false;                ///< has onWrite (apply)
+        /// replicator@v1 configureTable's rowLimit, extras and exprs (`call` names the call).
+        struct writer_options {
+            std::string call;
+            size_t row_limit = 0;
+            std::string extras;
+            std::vector<std::pair<std::string, std::string>> exprs;
+        };
+        std::optional<writer_options> writer;
     };
     std::vector<table_config> tables;  ///< in the order configured (the last one wins)
     /// setOptions (replicator@v1): flag names and values, in the order set.
@@ -856,7 +873,6 @@ void out_of_memory(JSContext* cx, void* data) {
 bool host_compile(JSContext* cx, unsigned argc, JS::Value* vp) {
     JS::CallArgs args = JS::CallArgsFromVp(argc, vp);
     auto& e = engine_of(cx);
-    e.tick();  // each module (its esbuild run included) has the whole time limit
     const std::string rel = to_utf8(cx, args.get(0));
     std::error_code ec;
     const fs::path wanted = e.root / rel;
@@ -870,7 +886,13 @@ bool host_compile(JSContext* cx, unsigned argc, JS::Value* vp) {
                            rel.c_str());
         return false;
     }
-    auto t = transpile(e.esbuild, file, rel, loader_of(file), e.limits.call_timeout);
+    // esbuild's run is not the script's time: on a loaded machine starting it can take longer
+    // than a call's limit. It has a bound of its own; each module's code then has the whole
+    // time limit.
+    e.stop_clock();
+    auto t = transpile(e.esbuild, file, rel, loader_of(file),
+                       std::max(e.limits.call_timeout, transpile_timeout));
+    e.tick();
     if (!t) {
         JS_ReportErrorUTF8(cx, "%s", t.error().message().c_str());
         return false;
@@ -1240,7 +1262,20 @@ result<std::unique_ptr<userscript>> userscript::load(const fs::path& file,
         if (t[0].IsString()) {
             schema = t[0].GetString();
         }
-        e->tables.push_back({std::move(schema), t[1].GetString(), t[2].GetBool()});
+        std::optional<engine::table_config::writer_options> writer;
+        if (t[3].IsObject()) {
+            const auto& w = t[3];
+            writer.emplace();
+            writer->call = w["call"].GetString();
+            writer->row_limit = w["rowLimit"].GetUint64();
+            writer->extras = w["extras"].GetString();
+            for (const auto& x : w["exprs"].GetArray()) {
+                writer->exprs.emplace_back(std::string(x[0].GetString(), x[0].GetStringLength()),
+                                           std::string(x[1].GetString(), x[1].GetStringLength()));
+            }
+        }
+        e->tables.push_back(
+            {std::move(schema), t[1].GetString(), t[2].GetBool(), std::move(writer)});
     }
     for (const auto& o : d["options"].GetArray()) {
         e->set_options.emplace_back(std::string(o[0].GetString(), o[0].GetStringLength()),
@@ -1251,6 +1286,52 @@ result<std::unique_ptr<userscript>> userscript::load(const fs::path& file,
 
 const std::vector<std::pair<std::string, std::string>>& userscript::options() const noexcept {
     return engine_->set_options;
+}
+
+void userscript::configure(schema_snapshot& target, molt::dialect dialect) const {
+    const std::string folded = ident_key(target.schema.to_string());
+    for (table_info& t : target.tables) {
+        const std::string name = ident_key(t.name);
+        const auto it = std::find_if(
+            engine_->tables.rbegin(), engine_->tables.rend(), [&](const engine::table_config& c) {
+                return c.name == name && (!c.schema || *c.schema == folded);
+            });
+        if (it == engine_->tables.rend() || !it->writer) {
+            continue;
+        }
+        const auto& w = *it->writer;
+        auto refuse = [&](std::string_view what) {
+            if (t.options_error.empty()) {
+                t.options_error = fmt::format("--userscript {}: {}: {} (table {}.{})",
+                                              log::sanitize(engine_->name), log::sanitize(w.call),
+                                              what, target.schema.to_string(), t.name);
+            }
+        };
+        // A column the script names: one of the table's, not generated.
+        auto column = [&](std::string_view option, const std::string& c) -> int {
+            const int index = t.column_index(c);
+            if (index < 0) {
+                refuse(fmt::format("{} names column \"{}\", which the table does not have", option,
+                                   log::sanitize(c)));
+            } else if (t.columns[static_cast<size_t>(index)].generated) {
+                refuse(fmt::format("{} names column \"{}\", which is generated (never written)",
+                                   option, log::sanitize(c)));
+                return -1;
+            }
+            return index;
+        };
+        t.row_limit = w.row_limit;
+        if (!w.extras.empty()) {
+            t.extras = column("extras", w.extras);
+        }
+        for (const auto& [c, sql] : w.exprs) {
+            if (dialect == molt::dialect::oracle) {
+                refuse("exprs are not supported on Oracle targets");
+            } else if (const int index = column("exprs", c); index >= 0) {
+                t.columns[static_cast<size_t>(index)].expr = sql;
+            }
+        }
+    }
 }
 
 bool userscript::handles_schema(const qualified_name& schema) const {

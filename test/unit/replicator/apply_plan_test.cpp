@@ -508,3 +508,90 @@ TEST_CASE("plan: PostgreSQL binds per value where unnest cannot: array and geome
         });
     CHECK(plan->statements[1].params == sql_params{"1", "{\"x\"}"});
 }
+
+// replicator@v1 configureTable's rowLimit, extras and exprs (userscript::configure sets them).
+TEST_CASE("plan: a table's row limit replaces --flushSize for it", "[plan][script]") {
+    schema_snapshot s = shop();
+    const_cast<table_info*>(s.find_table("orders"))->row_limit = 2;
+    auto d = postgres::make_dialect();
+    std::vector<msg> messages;
+    for (int i = 0; i < 5; ++i) {
+        messages.push_back(
+            {"orders", key({num(i)}), obj({{"id", num(i)}, {"status", str("s")}}), 1});
+        messages.push_back({"order_lines", key({num(i), num(1)}),
+                            obj({{"order_id", num(i)}, {"line", num(1)}, {"qty", num(i)}}), 1});
+    }
+    auto plan = plan_batch(s, decode(messages), *d, 1000);
+    REQUIRE(plan);
+    REQUIRE(plan->statements.size() == 4);
+    CHECK(plan->statements[0].rows == 2);
+    CHECK(plan->statements[1].rows == 2);
+    CHECK(plan->statements[2].rows == 1);
+    CHECK(plan->statements[3].table == s.find_table("order_lines"));
+    CHECK(plan->statements[3].rows == 5);
+}
+
+TEST_CASE("plan: an extras column takes the properties the table has no column for",
+          "[plan][script]") {
+    schema_snapshot s = shop();
+    auto* orders = const_cast<table_info*>(s.find_table("orders"));
+    orders->extras = orders->column_index("note");
+    auto d = postgres::make_dialect();
+    // Column families: a key's properties fold across its messages, the latest value wins;
+    // the payload's own value for the extras column is not used.
+    const auto batch = decode({
+        {"orders", key({num(1)}),
+         obj({{"id", num(1)}, {"status", str("a")}, {"size", num(3)}, {"color", str("red")}}), 1},
+        {"orders", key({num(1)}), obj({{"id", num(1)}, {"color", str("blue\"")}}), 2},
+        {"orders", key({num(2)}), obj({{"id", num(2)}, {"status", str("b")}, {"note", str("n")}}),
+         1},
+    });
+    auto plan = plan_batch(s, batch, *d, 1000);
+    REQUIRE(plan);
+    REQUIRE(plan->statements.size() == 1);
+    CHECK(plan->statements[0].sql.find("\"note\"") != std::string::npos);
+    CHECK(row_values(plan->statements[0]) ==
+          sql_params{"1", "a", R"({"color":"blue\"","size":3})", "2", "b", "{}"});
+
+    // Without it, such a property is refused, naming it.
+    orders->extras = -1;
+    auto refused = plan_batch(s, batch, *d, 1000);
+    REQUIRE_FALSE(refused);
+    CHECK_THAT(refused.error().message(), Catch::Contains("the target has no column \"color\""));
+
+    // A configuration the table cannot take fails every write of it.
+    orders->options_error = "--userscript x.ts: configureTable(\"orders\"): extras names ...";
+    auto bad = plan_batch(s, batch, *d, 1000);
+    REQUIRE_FALSE(bad);
+    CHECK(bad.error().message() == orders->options_error);
+}
+
+TEST_CASE("plan: exprs write SQL around each value, in upserts and in deletes", "[plan][script]") {
+    schema_snapshot s = shop();
+    auto* orders = const_cast<table_info*>(s.find_table("orders"));
+    orders->columns[0].expr = "$0 + 100";             // id
+    orders->columns[1].expr = "concat($0, '-', $0)";  // Status
+    orders->columns[2].expr = "'fixed'";              // note: written by every upsert
+    const auto batch = decode({
+        {"orders", key({num(1)}), obj({{"id", num(1)}, {"status", str("a")}}), 1},
+        {"orders", key({num(2)}), json::null(), 1},
+    });
+
+    auto pg = postgres::make_dialect();
+    auto plan = plan_batch(s, batch, *pg, 1000);
+    REQUIRE(plan);
+    CHECK(
+        sqls(*plan) ==
+        std::vector<std::string>{
+            R"(DELETE FROM "public"."orders" WHERE ("id") IN (((:p1::bigint + 100)::bigint)))",
+            R"(INSERT INTO "public"."orders" ("id","Status","note") VALUES ((:p1::bigint + 100)::bigint,(concat(:p2::text, '-', :p3::text))::text,('fixed')::text) ON CONFLICT ("id") DO UPDATE SET ("Status","note") = ROW(excluded."Status",excluded."note"))"});
+    CHECK(plan->statements[0].params == sql_params{"2"});
+    CHECK(plan->statements[1].params == sql_params{"1", "a", "a"});
+
+    auto my = mysql::make_dialect();
+    auto on_my = plan_batch(s, batch, *my, 1000);
+    REQUIRE(on_my);
+    CHECK(on_my->statements[1].sql.find("VALUES ((:p1 + 100),(concat(:p2, '-', :p3)),('fixed'))") !=
+          std::string::npos);
+    CHECK(on_my->statements[1].params == sql_params{"1", "a", "a"});
+}

@@ -65,8 +65,9 @@ std::unique_ptr<script::userscript> load(const script_dir& d, const std::string&
 }
 
 std::string load_error(const script_dir& d, const std::string& text,
-                       const std::string& name = "main.ts") {
-    auto s = script::userscript::load(d.write(name, text), quick());
+                       const std::string& name = "main.ts",
+                       const script::limits& limits = quick()) {
+    auto s = script::userscript::load(d.write(name, text), limits);
     REQUIRE_FALSE(s);
     return s.error().message();
 }
@@ -468,7 +469,11 @@ api.configureTargetSchema(SCHEMA_NAME, { onRowUpsert: (r) => r, onRowDelete: (r)
         CHECK_THAT(load_error(d, "for (;;) {}\n"), Contains("--userscriptTimeout"));
     }
     SECTION("a huge allocation at load") {
-        CHECK_THAT(load_error(d, "const a = []; for (;;) a.push(new Array(1e6).fill(1.5));\n"),
+        // Only the heap can end it: filling 64 MiB takes more than a second on a loaded machine.
+        script::limits roomy = quick();
+        roomy.call_timeout = std::chrono::seconds(300);
+        CHECK_THAT(load_error(d, "const a = []; for (;;) a.push(new Array(1e6).fill(1.5));\n",
+                              "main.ts", roomy),
                    Contains("--userscriptMaxHeap"));
     }
     SECTION("no such script") {
@@ -810,6 +815,76 @@ api.configureTable("defaultdb.public.pairs", { deleteKey: (key) => [key[1], key[
     REQUIRE(out);
     REQUIRE(out->tables().size() == 1);
     CHECK(out->tables()[0].mutations[0].key == R"(["2","1"])");
+}
+
+TEST_CASE("userscript v1: rowLimit extras and exprs configure the built-in writer",
+          "[userscript]") {
+    script_dir d;
+    auto s = load(d, R"(
+import * as api from "replicator@v1";
+api.configureTable("items", { rowLimit: 1 });
+api.configureTable("defaultdb.public.orders", { rowLimit: 3, extras: "Status_Description", exprs: { PRICE: "$0 || $0", total: "'fixed'" } });
+api.configureTable("otherdb.public.t_1", { rowLimit: 9 });
+api.configureTable("pairs", { extras: "nowhere" });
+api.configureTable("tbl1", { exprs: { id: "$0" } });
+api.configureTable("tbl1", { map: (doc) => doc });
+)");
+    schema_snapshot schema = examples_schema();
+    s->configure(schema, molt::dialect::postgres);
+    const table_info& orders = *schema.find_table("orders");
+    CHECK(schema.find_table("items")->row_limit == 1);
+    CHECK(orders.row_limit == 3);
+    CHECK(orders.extras == orders.column_index("status_description"));
+    CHECK(orders.find_column("price")->expr == "$0 || $0");
+    CHECK(value_params(*orders.find_column("price")) == 2);
+    CHECK(orders.find_column("total")->expr == "'fixed'");
+    CHECK(value_params(*orders.find_column("total")) == 0);
+    CHECK(value_params(*orders.find_column("qty")) == 1);
+    CHECK(orders.options_error.empty());
+    // Another schema's table, and a later call for the table without options: the defaults.
+    CHECK(schema.find_table("t_1")->row_limit == 0);
+    CHECK(schema.find_table("tbl1")->find_column("id")->expr.empty());
+    CHECK_THAT(schema.find_table("pairs")->options_error,
+               Contains("configureTable(\"pairs\"): extras names column \"nowhere\", which the "
+                        "table does not have (table defaultdb.public.pairs)"));
+    // A number for the extras column goes through the script's handlers a number when they
+    // leave it as it came (without extras, numbers come back as their text).
+    auto decoded = proto::decode_webhook(body(
+        {{"orders", R"(["1","EU"])", R"({"id":"1","region_code":"EU","size":3,"weight":2.50})"}}));
+    REQUIRE(decoded);
+    for (const bool with_extras : {true, false}) {
+        const schema_snapshot plain = examples_schema();
+        const schema_snapshot& target = with_extras ? schema : plain;
+        auto out = s->run(target.schema, target, decoded->rows, script::table_phase);
+        REQUIRE(out);
+        REQUIRE(out->tables().size() == 1);
+        std::string kinds;
+        for (const auto& c : out->tables()[0].mutations[0].after) {
+            kinds += std::string(c.name) + "=" + std::string(c.val.text) +
+                     (c.val.kind == proto::value_kind::number ? "#" : "") + " ";
+        }
+        CHECK(kinds == (with_extras ? "id=1 region_code=EU size=3# weight=2.50# "
+                                    : "id=1 region_code=EU size=3 weight=2.50 "));
+    }
+
+    schema_snapshot on_oracle = examples_schema();
+    s->configure(on_oracle, molt::dialect::oracle);
+    CHECK_THAT(on_oracle.find_table("orders")->options_error,
+               Contains("exprs are not supported on Oracle targets"));
+    CHECK(on_oracle.find_table("items")->options_error.empty());
+
+    CHECK_THAT(load_error(d,
+                          "import * as api from 'replicator@v1';\napi.configureTable('t', "
+                          "{rowLimit: 0});\n"),
+               Contains("configureTable(\"t\"): rowLimit must be a whole number of rows"));
+    CHECK_THAT(load_error(d,
+                          "import * as api from 'replicator@v1';\napi.configureTable('t', "
+                          "{exprs: {v: 5}});\n"),
+               Contains("exprs.v must be an SQL expression"));
+    CHECK_THAT(load_error(d,
+                          "import * as api from 'replicator@v1';\napi.configureTable('t', "
+                          "{extras: ''});\n"),
+               Contains("extras must name a column"));
 }
 
 TEST_CASE("userscript v1: what is not built is refused at load", "[userscript]") {

@@ -1,14 +1,17 @@
 #include "molt/replicator/target/apply_plan.hpp"
 
 #include <algorithm>
+#include <deque>
 #include <map>
 #include <numeric>
 #include <optional>
+#include <tuple>
 #include <unordered_map>
 #include <utility>
 
 #include <fmt/format.h>
 
+#include "molt/common/json_text.hpp"
 #include "molt/common/log.hpp"
 
 namespace molt::replicator {
@@ -31,10 +34,16 @@ struct folded_row {
     // delete discards the values before it when the fold ends (finish_fold).
     std::optional<stamp> last, deleted_at, upserted_at;
     std::vector<stamp> value_at;  ///< by target column, with `values`
+    /// With a userscript's extras column: the properties the table has no column for, each
+    /// with its stamp (folded like columns).
+    std::vector<std::tuple<std::string_view, const proto::value*, stamp>> extras;
 };
 
+using sent_columns = std::vector<std::pair<size_t, const proto::value*>>;
+using sent_extras = std::vector<std::pair<std::string_view, const proto::value*>>;
+
 void fold_mutation(folded_row& row, const table_info& t, const proto::mutation& m,
-                   const std::vector<std::pair<size_t, const proto::value*>>& columns) {
+                   const sent_columns& columns, const sent_extras& extras) {
     const stamp at{m.updated, m.message_index};
     if (!row.last || *row.last < at) {
         row.last = at;
@@ -57,6 +66,33 @@ void fold_mutation(folded_row& row, const table_info& t, const proto::mutation& 
             row.value_at[index] = at;
         }
     }
+    for (const auto& [name, v] : extras) {
+        auto it = std::find_if(row.extras.begin(), row.extras.end(),
+                               [&](const auto& e) { return std::get<0>(e) == name; });
+        if (it == row.extras.end()) {
+            row.extras.emplace_back(name, v, at);
+        } else if (!(at < std::get<2>(*it))) {
+            *it = {name, v, at};
+        }
+    }
+}
+
+// The value of a userscript's extras column: the properties without a column as a JSON object,
+// names in order.
+std::string extras_object(
+    std::vector<std::tuple<std::string_view, const proto::value*, stamp>> extras) {
+    std::sort(extras.begin(), extras.end(),
+              [](const auto& a, const auto& b) { return std::get<0>(a) < std::get<0>(b); });
+    std::string out = "{";
+    for (const auto& [name, v, at] : extras) {
+        if (out.size() > 1) {
+            out += ',';
+        }
+        append_json_string(out, name);
+        out += ':';
+        out += proto::json_document(*v).value_or("null");
+    }
+    return out + "}";
 }
 
 // A key's upsert holds the values sent after its latest delete; a column family's message
@@ -76,6 +112,10 @@ void finish_fold(folded_row& row, const table_info& t) {
             row.value_at[c].first < row.deleted_at->first) {
             row.values[c] = nullptr;
         }
+    }
+    if (row.deleted_at) {
+        std::erase_if(row.extras,
+                      [&](const auto& e) { return std::get<2>(e).first < row.deleted_at->first; });
     }
     // Only a key of exactly the primary key's columns (not one with crdb_region or a shard
     // column first); a generated key column is never written.
@@ -132,7 +172,8 @@ result<apply_plan> plan_batch(const schema_snapshot& schema, const proto::batch&
     };
     // Tables in parent-first order; several topics may map to one table (column families).
     std::map<size_t, table_work> work;
-    std::vector<std::pair<size_t, const proto::value*>> sent;  // of one mutation
+    sent_columns sent;  // of one mutation
+    sent_extras extras;
 
     for (const proto::table_mutations& group : rows.tables()) {
         const table_info* table = resolve_topic(schema, group.topic);
@@ -140,6 +181,9 @@ result<apply_plan> plan_batch(const schema_snapshot& schema, const proto::batch&
             return error{errc::not_found,
                          fmt::format("unknown table \"{}\" in target schema {}",
                                      log::sanitize(group.topic), schema.schema.to_string())};
+        }
+        if (!table->options_error.empty()) {
+            return error{errc::invalid_argument, table->options_error};
         }
         if (table->pk_count == 0) {
             return error{errc::invalid_argument,
@@ -163,35 +207,84 @@ result<apply_plan> plan_batch(const schema_snapshot& schema, const proto::batch&
                 w.rows.emplace_back();
             }
             sent.clear();
+            extras.clear();
             for (const proto::column& c : m.after) {
                 const int index = table->column_index(c.name);
+                if (index < 0 && table->extras >= 0) {
+                    extras.emplace_back(c.name, &c.val);
+                    continue;
+                }
                 if (index < 0) {
                     return row_error(
                         *table, m.message_index,
                         fmt::format("the target has no column \"{}\"", log::sanitize(c.name)));
                 }
-                if (!table->columns[static_cast<size_t>(index)].generated) {
+                // The extras column takes what the script's extras collect, never its own.
+                if (!table->columns[static_cast<size_t>(index)].generated &&
+                    index != table->extras) {
                     sent.emplace_back(static_cast<size_t>(index), &c.val);
                 }
             }
-            fold_mutation(w.rows[it->second], *table, m, sent);
+            fold_mutation(w.rows[it->second], *table, m, sent, extras);
         }
     }
+    // The extras columns' values (the plan binds them before returning).
+    std::deque<std::string> extras_text;
+    std::deque<proto::value> extras_values;
+    static const proto::value no_value;
     for (auto& [position, w] : work) {
+        const table_info& t = *w.table;
         for (folded_row& row : w.rows) {
-            finish_fold(row, *w.table);
+            finish_fold(row, t);
+            if (!row.upsert) {
+                continue;
+            }
+            if (t.extras >= 0) {
+                extras_text.push_back(extras_object(std::move(row.extras)));
+                extras_values.push_back({proto::value_kind::json, extras_text.back()});
+                row.values[static_cast<size_t>(t.extras)] = &extras_values.back();
+            }
+            // An expression without the value is written by every upsert.
+            for (size_t c = 0; c < t.columns.size(); ++c) {
+                if (row.values[c] == nullptr && !t.columns[c].expr.empty() &&
+                    value_params(t.columns[c]) == 0 && !t.columns[c].generated) {
+                    row.values[c] = &no_value;
+                }
+            }
         }
     }
 
     apply_plan plan;
-    // Rows per statement: --flushSize, and within the dialect's parameter limit unless a
-    // parameter carries a whole column.
+    // Rows per statement: --flushSize (or the script's rowLimit for the table), and within the
+    // dialect's parameter limit unless a parameter carries a whole column.
     auto chunk_size = [&](const table_info& t, std::span<const size_t> columns) {
+        const size_t per = t.row_limit > 0 ? t.row_limit : rows_per_statement;
         if (dialect.binds_columns(t, columns)) {
-            return std::max<size_t>(1, rows_per_statement);
+            return std::max<size_t>(1, per);
+        }
+        size_t params = 0;
+        for (const size_t c : columns) {
+            params += value_params(t.columns[c]);
         }
         return std::max<size_t>(
-            1, std::min(rows_per_statement, dialect.max_parameters() / columns.size()));
+            1, std::min(per, dialect.max_parameters() / std::max<size_t>(1, params)));
+    };
+    // A value bound once per parameter its column takes (value_params).
+    auto bind_column = [&](const table_info& t, size_t c, const proto::value& v, uint32_t message,
+                           sql_params& params) -> result<void> {
+        const size_t times = value_params(t.columns[c]);
+        if (times == 0) {
+            return ok();
+        }
+        auto bound = dialect.bind_value(t.columns[c], v);
+        if (!bound) {
+            return row_error(t, message, bound.error().message());
+        }
+        for (size_t i = 1; i < times; ++i) {
+            params.push_back(*bound);
+        }
+        params.push_back(std::move(bound).value());
+        return ok();
     };
     // Rows into statements of at most `per` rows and dialect.max_statement_bytes() of bound
     // values (a larger row gets a statement of its own). bind(i, params) appends row i's values;
@@ -280,11 +373,11 @@ result<apply_plan> plan_batch(const schema_snapshot& schema, const proto::batch&
                 chunk_size(t, key_columns),
                 [&](size_t r, sql_params& params) -> result<void> {
                     for (size_t k = 0; k < t.pk_count; ++k) {
-                        auto bound = dialect.bind_value(t.columns[k], deletes[r]->key_values[k]);
-                        if (!bound) {
-                            return row_error(t, deletes[r]->message, bound.error().message());
+                        if (auto bound = bind_column(t, k, deletes[r]->key_values[k],
+                                                     deletes[r]->message, params);
+                            !bound) {
+                            return bound;
                         }
-                        params.push_back(std::move(bound).value());
                     }
                     return ok();
                 },
@@ -336,11 +429,11 @@ result<apply_plan> plan_batch(const schema_snapshot& schema, const proto::batch&
                 planned_statement::kind::upsert, t, columns, group.size(), chunk_size(t, columns),
                 [&](size_t r, sql_params& params) -> result<void> {
                     for (const size_t c : columns) {
-                        auto bound = dialect.bind_value(t.columns[c], *group[r]->values[c]);
-                        if (!bound) {
-                            return row_error(t, group[r]->message, bound.error().message());
+                        if (auto bound =
+                                bind_column(t, c, *group[r]->values[c], group[r]->message, params);
+                            !bound) {
+                            return bound;
                         }
-                        params.push_back(std::move(bound).value());
                     }
                     return ok();
                 },

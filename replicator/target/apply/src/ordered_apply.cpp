@@ -70,9 +70,23 @@ std::vector<const planned_statement*> all_of(const apply_plan& plan) {
     return out;
 }
 
-size_t writable_columns(const table_info& t) {
-    return static_cast<size_t>(std::count_if(t.columns.begin(), t.columns.end(),
-                                             [](const column_info& c) { return !c.generated; }));
+// The parameters of a row that writes every column: one per column, or as many as a
+// userscript's expression takes (value_params).
+size_t writable_params(const table_info& t) {
+    size_t n = 0;
+    for (const column_info& c : t.columns) {
+        n += c.generated ? 0 : value_params(c);
+    }
+    return n;
+}
+
+// The parameters of a row's primary key, first among an upsert's.
+size_t key_params(const table_info& t) {
+    size_t n = 0;
+    for (size_t k = 0; k < t.pk_count; ++k) {
+        n += value_params(t.columns[k]);
+    }
+    return n;
 }
 
 // Step 4: rows that collide with each other whatever the order (a swap). Deletes their keys and
@@ -91,7 +105,7 @@ result<size_t> reinsert_cycle(target_session& db, const schema_snapshot& schema,
             why =
                 "other tables reference it by foreign key, so its rows are not deleted and "
                 "inserted again";
-        } else if (st->params.size() != writable_columns(t)) {
+        } else if (st->params.size() != writable_params(t)) {
             why =
                 "the change does not carry every column (column families), so the row "
                 "cannot be inserted again whole";
@@ -113,7 +127,7 @@ result<size_t> reinsert_cycle(target_session& db, const schema_snapshot& schema,
         // or one-element arrays when it binds by column. A delete binds by column when its key
         // columns allow, which an upsert of an array or geometry column does not.
         erase.params.assign(st->params.begin(),
-                            st->params.begin() + static_cast<std::ptrdiff_t>(t.pk_count));
+                            st->params.begin() + static_cast<std::ptrdiff_t>(key_params(t)));
         std::vector<size_t> key(t.pk_count);
         std::iota(key.begin(), key.end(), size_t{0});
         erase.by_column = dialect.binds_columns(t, key);

@@ -59,6 +59,9 @@ result<std::shared_ptr<const schema_snapshot>> schema_cache::get(
             if (!snapshot && snapshot.error().retry() == retry_class::reconnect) {
                 session->mark_broken();
             }
+            if (snapshot && decorator_) {
+                decorator_(*snapshot);
+            }
             return snapshot;
         } catch (const std::exception& ex) {
             return error{errc::internal, fmt::format("reading the tables of {}: {}",

@@ -150,7 +150,7 @@ public:
         for (size_t r = 0; r < rows; ++r) {
             sql += r == 0 ? "(" : ",(";
             for (size_t k = 0; k < t.pk_count; ++k) {
-                sql += (k == 0 ? "" : ",") + placeholder(t.columns[k], n++);
+                sql += (k == 0 ? "" : ",") + value_sql(t.columns[k], n, placeholder);
             }
             sql += ')';
         }

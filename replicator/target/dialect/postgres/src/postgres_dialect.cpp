@@ -50,6 +50,12 @@ std::string placeholder(const column_info& c, size_t n) {
     return fmt::format(":p{}::{}", n, cast_type(c));
 }
 
+// A userscript's expression (exprs) cast to the column's type, as the value would be; each
+// `$0` in it is the value cast to that type (placeholder).
+std::string cast_expr(const column_info& c, std::string sql) {
+    return sql + "::" + cast_type(c);
+}
+
 void append_array_element(std::string& out, const proto::json& v) {
     switch (v.kind()) {
     case proto::json::type::null: out += "NULL"; break;
@@ -127,8 +133,9 @@ public:
     // Every column of a scalar type: one array parameter per column, unnested. Array columns
     // (unnest would flatten them) and geometries (converted per value) bind per value.
     bool binds_columns(const table_info& t, std::span<const size_t> columns) const override {
+        // A userscript's expression (exprs) takes its value as a parameter of its own.
         return std::none_of(columns.begin(), columns.end(), [&](size_t c) {
-            return t.columns[c].array || is_geometry(t.columns[c]);
+            return t.columns[c].array || is_geometry(t.columns[c]) || !t.columns[c].expr.empty();
         });
     }
 
@@ -156,7 +163,7 @@ public:
         if (binds_columns(t, columns)) {
             sql += ") SELECT * FROM " + unnest(t, columns);
         } else {
-            sql += ") VALUES " + values_rows(t, columns, rows, placeholder);
+            sql += ") VALUES " + values_rows(t, columns, rows, placeholder, cast_expr);
         }
         sql += " ON CONFLICT (";
         for (size_t k = 0; k < t.pk_count; ++k) {
@@ -192,7 +199,7 @@ public:
         for (size_t r = 0; r < rows; ++r) {
             sql += r == 0 ? "(" : ",(";
             for (size_t k = 0; k < t.pk_count; ++k) {
-                sql += (k == 0 ? "" : ",") + placeholder(t.columns[k], n++);
+                sql += (k == 0 ? "" : ",") + value_sql(t.columns[k], n, placeholder, cast_expr);
             }
             sql += ')';
         }

@@ -21,7 +21,17 @@ struct column_info {
     bool generated = false;  ///< computed or generated: accepted in payloads, never written
     std::optional<std::string> default_expr;
     int pk_position = -1;  ///< position in the primary key, or -1
+    /// A userscript's SQL for the value (replicator@v1 configureTable exprs), each `$0` standing
+    /// for the value sent; empty: the value itself. Without `$0` the column is written by every
+    /// upsert (apply_plan.hpp).
+    std::string expr;
 };
+
+/// How many times the built-in writer binds a column's value: once, or once per `$0` of its
+/// expression (none for an expression without one).
+[[nodiscard]] size_t value_params(const column_info& c) noexcept;
+/// Whether `expr` has the value's mark `$0` (not `$01`) at `i`.
+[[nodiscard]] bool value_mark_at(std::string_view expr, size_t i) noexcept;
 
 struct table_info {
     std::string name;                  ///< the table's own name
@@ -29,6 +39,13 @@ struct table_info {
     std::vector<column_info> columns;  ///< primary key columns first (in key order), then the rest
     size_t pk_count = 0;
     std::vector<std::string> parents;  ///< tables this one references (foreign keys)
+    // What a userscript asks of the built-in writer for this table (replicator@v1
+    // configureTable; apply_plan.hpp):
+    size_t row_limit = 0;  ///< rowLimit: the most rows per statement (0: --flushSize)
+    int extras = -1;       ///< extras: the JSON column that takes the properties without a column
+    /// A configuration the table cannot take (a column it does not have): every write of the
+    /// table fails with it.
+    std::string options_error;
 
     /// The column named `name` (ASCII case-insensitive), or nullptr.
     [[nodiscard]] const column_info* find_column(std::string_view column) const;

@@ -98,17 +98,42 @@ struct progress_statements {
     std::string clear;     ///< delete every row
 };
 
+/// A column's value in a statement: `placeholder(column, n++)`; for a column with an expression
+/// (column_info::expr), `finish(column, "(" + expr + ")")` with each `$0` of the expression
+/// replaced by `placeholder(column, n++)`.
+struct plain_expr {
+    std::string operator()(const column_info& /*c*/, std::string sql) const { return sql; }
+};
+template <typename Placeholder, typename Finish = plain_expr>
+[[nodiscard]] std::string value_sql(const column_info& c, size_t& n, Placeholder&& placeholder,
+                                    Finish&& finish = {}) {
+    if (c.expr.empty()) {
+        return placeholder(c, n++);
+    }
+    std::string sql = "(";
+    for (size_t i = 0; i < c.expr.size(); ++i) {
+        if (value_mark_at(c.expr, i)) {
+            sql += placeholder(c, n++);
+            ++i;
+        } else {
+            sql += c.expr[i];
+        }
+    }
+    return finish(c, sql + ")");
+}
+
 /// The rows of a multi-row VALUES list, "(…),(…)": `rows` rows of `columns` (indices into
-/// t.columns), each value's text from `placeholder(column, n)`, n counting from 1 across rows.
-template <typename Placeholder>
+/// t.columns), each value as value_sql writes it, n counting from 1 across rows.
+template <typename Placeholder, typename Finish = plain_expr>
 [[nodiscard]] std::string values_rows(const table_info& t, std::span<const size_t> columns,
-                                      size_t rows, Placeholder&& placeholder) {
+                                      size_t rows, Placeholder&& placeholder,
+                                      Finish&& finish = {}) {
     std::string sql;
     size_t n = 1;
     for (size_t r = 0; r < rows; ++r) {
         sql += r == 0 ? "(" : ",(";
         for (size_t i = 0; i < columns.size(); ++i) {
-            sql += (i == 0 ? "" : ",") + placeholder(t.columns[columns[i]], n++);
+            sql += (i == 0 ? "" : ",") + value_sql(t.columns[columns[i]], n, placeholder, finish);
         }
         sql += ')';
     }

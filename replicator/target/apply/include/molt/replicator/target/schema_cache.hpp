@@ -9,6 +9,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -29,6 +30,11 @@ public:
     /// The schema's snapshot; errc::not_found when the target has no such schema.
     [[nodiscard]] result<std::shared_ptr<const schema_snapshot>> get(
         const qualified_name& schema, std::chrono::steady_clock::time_point deadline);
+    /// Applied to every snapshot as it is read, before anyone sees it (a userscript's table
+    /// options: userscript::configure). Set before the first get().
+    void decorate(std::function<void(schema_snapshot&)> decorator) {
+        decorator_ = std::move(decorator);
+    }
     /// Forces the next get() to introspect again: from now on only an introspection started
     /// after this call serves.
     void invalidate(const qualified_name& schema);
@@ -48,6 +54,7 @@ private:
     const target_dialect& dialect_;
     session_pool& pool_;
     std::chrono::nanoseconds refresh_;
+    std::function<void(schema_snapshot&)> decorator_;
     std::mutex mutex_;
     std::map<std::string, std::shared_ptr<entry>> entries_;
 };

@@ -1,0 +1,2 @@
+CREATE TABLE w (pk BIGINT PRIMARY KEY, label VARCHAR(32), src VARCHAR(32), more JSON);
+INSERT INTO w (pk, label) VALUES (105, 'gone');
