@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <functional>
 
+#include "molt/replicator/core/target.hpp"
+
 namespace molt::replicator {
 
 bool value_mark_at(std::string_view expr, size_t i) noexcept {
@@ -97,6 +99,49 @@ void schema_snapshot::finish() {
         tables[i].index_columns();
         by_key_.emplace(ident_key(tables[i].name), i);
     }
+}
+
+}  // namespace molt::replicator
+
+namespace molt::replicator {
+
+std::string conditional_ctes(const table_info& t, molt::dialect d,
+                             const std::function<std::string(int64_t)>& before_now) {
+    auto q = [d](std::string_view name) { return quote_ident(name, d); };
+    const std::string data = q("data");
+    const std::string deadlined = q("deadlined");
+    const std::string current = q("current");
+    const std::string action = q("action");
+    const std::string target = q("__t");
+    std::string key;
+    for (size_t k = 0; k < t.pk_count; ++k) {
+        key += (k == 0 ? "" : ",") + q(t.columns[k].name);
+    }
+    std::string sql = ", " + deadlined + " AS (SELECT * FROM " + data;
+    for (size_t i = 0; i < t.deadlines.size(); ++i) {
+        const auto& [column, micros] = t.deadlines[i];
+        sql += (i == 0 ? " WHERE (" : " AND (") + q(t.columns[column].name) + " > " +
+               before_now(micros) + ")";
+    }
+    sql += ")";
+    if (t.cas.empty()) {
+        return sql + ", " + action + " AS (SELECT * FROM " + deadlined + ")";
+    }
+    std::string proposed;
+    std::string now;
+    std::string target_columns;
+    for (size_t i = 0; i < t.cas.size(); ++i) {
+        const std::string name = q(t.columns[t.cas[i]].name);
+        proposed += (i == 0 ? "" : ",") + deadlined + "." + name;
+        now += (i == 0 ? "" : ",") + current + "." + name;
+        target_columns += "," + target + "." + name;
+    }
+    sql += ", " + current + " AS (SELECT " + key + target_columns + " FROM " +
+           t.qualified.quoted(d) + " " + target + " JOIN " + deadlined + " USING (" + key + "))";
+    sql += ", " + action + " AS (SELECT " + deadlined + ".* FROM " + deadlined + " LEFT JOIN " +
+           current + " USING (" + key + ") WHERE " + current + "." + q(t.columns[0].name) +
+           " IS NULL OR (" + proposed + ") > (" + now + "))";
+    return sql;
 }
 
 }  // namespace molt::replicator

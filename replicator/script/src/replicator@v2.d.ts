@@ -64,8 +64,8 @@ declare module "replicator@v2" {
 }
 
 /** The older API (also imported as "cdc-sink@v1"), as far as this replicator serves it: sources,
- *  the row functions of tables, the built-in writer's options (rowLimit, extras, exprs), apply
- *  and setOptions. merge, cas and deadlines are refused at load. */
+ *  the row functions of tables, the built-in writer's options (rowLimit, extras, exprs, cas,
+ *  deadlines), apply and setOptions. merge is refused at load. */
 declare module "replicator@v1" {
   /** "__REPLICATION_KEY__": a document that is exactly { [replicationKey]: [key…] } passes a
    *  delete's key on to another table. */
@@ -97,7 +97,9 @@ declare module "replicator@v1" {
    *  --flushSize); extras, a JSON column that takes the properties the table has no column for
    *  (as one object; {} when none); exprs, SQL for a column's value where $0 is the value (of
    *  the column's type on PostgreSQL), also in deletes for key columns, and without $0 written
-   *  by every upsert. */
+   *  by every upsert; cas, an upsert is written only when the target has no row of its key or
+   *  these columns compare greater than the target row's; deadlines, only when each column is
+   *  later than now() less its duration ("1h", "90s"). Rows that lose are dropped. */
   function configureTable(
     tableName: Table,
     props: Partial<{
@@ -107,6 +109,8 @@ declare module "replicator@v1" {
       rowLimit: number;
       extras: Column;
       exprs: { [k: Column]: string };
+      cas: Column[];
+      deadlines: { [k: Column]: string };
       apply: (ops: ApplyOp[]) => Promise<any>;
     }>,
   ): void;

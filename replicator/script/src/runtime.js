@@ -276,11 +276,45 @@
       labels: { onRowUpsert: "dispatch", onRowDelete: "deletesTo" },
     });
   }
-  const V1_NOT_BUILT = ["cas", "deadlines", "merge"];
+  const V1_NOT_BUILT = ["merge"];
+  // A Go duration ("1h", "1h30m", "2.5s", "300ms") in microseconds, or NaN.
+  const GO_UNITS = { ns: 1e-3, us: 1, "\u00b5s": 1, "\u03bcs": 1, ms: 1e3, s: 1e6, m: 60e6, h: 3600e6 };
+  function goDuration(text) {
+    const part = /([0-9]*\.?[0-9]*)(ns|us|\u00b5s|\u03bcs|ms|s|m|h)/y;
+    let total = 0;
+    let at = 0;
+    while (at < text.length) {
+      part.lastIndex = at;
+      const m = part.exec(text);
+      if (!m || m[1] === "" || m[1] === ".") return NaN;
+      total += Number(m[1]) * GO_UNITS[m[2]];
+      at = part.lastIndex;
+    }
+    return text === "" ? NaN : Math.round(total);
+  }
   // rowLimit, extras and exprs: how the built-in writer writes the table (the C++ side checks
   // the columns against the target's tables).
   function writerOptions(call, props) {
-    const out = { call, rowLimit: 0, extras: "", exprs: [] };
+    const out = { call, rowLimit: 0, extras: "", exprs: [], cas: [], deadlines: [] };
+    if (props.cas !== undefined) {
+      if (!Array.isArray(props.cas) || props.cas.length === 0 ||
+          props.cas.some((c) => typeof c !== "string" || c === "")) {
+        throw new TypeError(`${call}: cas must be an array of column names`);
+      }
+      out.cas = [...props.cas];
+    }
+    if (props.deadlines !== undefined) {
+      if (props.deadlines === null || typeof props.deadlines !== "object" || Array.isArray(props.deadlines)) {
+        throw new TypeError(`${call}: deadlines must be an object of column names and durations`);
+      }
+      for (const [column, d] of Object.entries(props.deadlines)) {
+        const us = typeof d === "string" ? goDuration(d) : NaN;
+        if (!(us >= 1) || us > Number.MAX_SAFE_INTEGER) {
+          throw new TypeError(`${call}: deadlines.${column} must be a positive duration such as "1h", "90s" or "1h30m", not ${JSON.stringify(d)}`);
+        }
+        out.deadlines.push([column, us]);
+      }
+    }
     if (props.rowLimit !== undefined) {
       if (!Number.isInteger(props.rowLimit) || props.rowLimit < 1 || props.rowLimit > 1e9) {
         throw new TypeError(`${call}: rowLimit must be a whole number of rows, at least 1`);
@@ -304,7 +338,9 @@
         out.exprs.push([column, sql]);
       }
     }
-    return out.rowLimit || out.extras || out.exprs.length ? out : null;
+    return out.rowLimit || out.extras || out.exprs.length || out.cas.length || out.deadlines.length
+      ? out
+      : null;
   }
   // setOptions({flag: "value"}): flags of replicator start, set over the command line's; the C++
   // side checks the names (an unknown one fails the start) and parses the values as flags.
@@ -570,12 +606,13 @@
   function message(mark, topic, r, key, after) {
     const same = sameKey(key, r);
     let spliced = null;
-    if (after !== null && r.o) {
-      for (const [column, text] of Object.entries(r.o)) {
+    // r.n: numbers for an extras column, which the script sees as their text.
+    const originals = r.n ? { ...r.o, ...r.n } : r.o;
+    if (after !== null && originals) {
+      for (const [column, text] of Object.entries(originals)) {
         if (!Object.prototype.hasOwnProperty.call(after, column)) continue;
         const v = after[column];
-        // A number the script saw as its text (for an extras column) and left as it was.
-        const number = typeof v === "string" && v === text && /^-?[0-9]/.test(text);
+        const number = r.n && Object.prototype.hasOwnProperty.call(r.n, column) && v === text;
         if (!number) {
           if (v === null || (typeof v !== "object" && typeof v !== "number")) continue;
           if (JSON.stringify(v) !== JSON.stringify(JSON.parse(text))) continue;
@@ -591,8 +628,8 @@
     // Functions as replacements: the texts may hold "$&" and the like.
     if (same) text = text.replace(KEY_MARK_JSON, () => r.kt);
     if (spliced) {
-      for (const column of Object.keys(r.o)) {
-        text = text.replace(JSON.stringify(mark + column), () => r.o[column]);
+      for (const column of Object.keys(originals)) {
+        text = text.replace(JSON.stringify(mark + column), () => originals[column]);
       }
     }
     return text;

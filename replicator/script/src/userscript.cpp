@@ -376,11 +376,11 @@ void append_numbers_as_strings(std::string& out, std::string_view text) {
 // A row for the script. A number in a JSON column of `t` (a JSONB document that is a bare
 // number) stays a number, so that a row the script passes on keeps its document; the numbers
 // in an array column's elements are strings, as every other number. The exact text of each JSON
-// value (documents, arrays, bare JSON numbers, numbers the extras column of `t` takes) goes to
-// `originals` ("column":"text",…): a value the script leaves as it came is written back as that
-// text.
+// value (documents, arrays, bare JSON numbers) goes to `originals` ("column":"text",…), and of
+// the numbers the extras column of `t` takes to `numbers`: a value the script leaves as it came
+// is written back as that text.
 void append_row(std::string& out, std::span<const proto::column> columns, const table_info* t,
-                std::string* originals) {
+                std::string* originals, std::string* numbers) {
     out += '{';
     for (size_t i = 0; i < columns.size(); ++i) {
         if (i > 0) {
@@ -402,14 +402,14 @@ void append_row(std::string& out, std::span<const proto::column> columns, const 
         // A number for a table's extras column (replicator@v1 configureTable): kept a number.
         const bool extra_number =
             v.kind == proto::value_kind::number && c == nullptr && t != nullptr && t->extras >= 0;
-        if (originals != nullptr &&
-            (json_number || extra_number || v.kind == proto::value_kind::json)) {
-            if (!originals->empty()) {
-                *originals += ',';
+        std::string* text = extra_number ? numbers : originals;
+        if (text != nullptr && (json_number || extra_number || v.kind == proto::value_kind::json)) {
+            if (!text->empty()) {
+                *text += ',';
             }
-            append_json_string(*originals, columns[i].name);
-            *originals += ':';
-            append_json_string(*originals, v.text);
+            append_json_string(*text, columns[i].name);
+            *text += ':';
+            append_json_string(*text, v.text);
         }
     }
     out += '}';
@@ -443,11 +443,12 @@ std::string_view source_table(const schema_snapshot& target, std::string_view to
     }
 }
 
-// A batch for the script: {"tables":[{"topic","table","rows":[{a, o?, k, kt, b?, u, m?}]}]} (see
-// runtime.js, "Rows").
+// A batch for the script: {"tables":[{"topic","table","rows":[{a, o?, n?, k, kt, b?, u, m?}]}]}
+// (see runtime.js, "Rows").
 std::string batch_input(const schema_snapshot& target, const proto::batch& rows) {
     std::string input = "{\"tables\":[";
     std::string originals;
+    std::string numbers;
     for (size_t g = 0; g < rows.tables().size(); ++g) {
         const proto::table_mutations& group = rows.tables()[g];
         input += g == 0 ? "{\"topic\":" : ",{\"topic\":";
@@ -460,13 +461,17 @@ std::string batch_input(const schema_snapshot& target, const proto::batch& rows)
             const proto::mutation& m = group.mutations[i];
             input += i == 0 ? "{\"a\":" : ",{\"a\":";
             originals.clear();
+            numbers.clear();
             if (m.deleted) {
                 input += "null";
             } else {
-                append_row(input, m.after, own, &originals);
+                append_row(input, m.after, own, &originals, &numbers);
             }
             if (!originals.empty()) {
                 input += ",\"o\":{" + originals + '}';
+            }
+            if (!numbers.empty()) {
+                input += ",\"n\":{" + numbers + '}';
             }
             input += ",\"k\":[";
             for (size_t k = 0; k < m.key_values.size(); ++k) {
@@ -482,7 +487,7 @@ std::string batch_input(const schema_snapshot& target, const proto::batch& rows)
                 if (m.before.empty()) {
                     input += "null";
                 } else {
-                    append_row(input, m.before, own, nullptr);
+                    append_row(input, m.before, own, nullptr, nullptr);
                 }
             }
             input += ",\"u\":\"" + m.updated.to_string() + '"';
@@ -599,6 +604,8 @@ struct userscript::engine {
             size_t row_limit = 0;
             std::string extras;
             std::vector<std::pair<std::string, std::string>> exprs;
+            std::vector<std::string> cas;
+            std::vector<std::pair<std::string, int64_t>> deadlines;  ///< microseconds
         };
         std::optional<writer_options> writer;
     };
@@ -1273,6 +1280,13 @@ result<std::unique_ptr<userscript>> userscript::load(const fs::path& file,
                 writer->exprs.emplace_back(std::string(x[0].GetString(), x[0].GetStringLength()),
                                            std::string(x[1].GetString(), x[1].GetStringLength()));
             }
+            for (const auto& c : w["cas"].GetArray()) {
+                writer->cas.emplace_back(c.GetString(), c.GetStringLength());
+            }
+            for (const auto& x : w["deadlines"].GetArray()) {
+                writer->deadlines.emplace_back(
+                    std::string(x[0].GetString(), x[0].GetStringLength()), x[1].GetInt64());
+            }
         }
         e->tables.push_back(
             {std::move(schema), t[1].GetString(), t[2].GetBool(), std::move(writer)});
@@ -1323,12 +1337,30 @@ void userscript::configure(schema_snapshot& target, molt::dialect dialect) const
         t.row_limit = w.row_limit;
         if (!w.extras.empty()) {
             t.extras = column("extras", w.extras);
+            if (t.extras >= 0 && t.columns[static_cast<size_t>(t.extras)].pk_position >= 0) {
+                refuse(fmt::format("extras names column \"{}\", which is in the primary key",
+                                   log::sanitize(w.extras)));
+                t.extras = -1;
+            }
         }
         for (const auto& [c, sql] : w.exprs) {
             if (dialect == molt::dialect::oracle) {
                 refuse("exprs are not supported on Oracle targets");
             } else if (const int index = column("exprs", c); index >= 0) {
                 t.columns[static_cast<size_t>(index)].expr = sql;
+            }
+        }
+        if (dialect == molt::dialect::oracle && (!w.cas.empty() || !w.deadlines.empty())) {
+            refuse("cas and deadlines are not supported on Oracle targets");
+        }
+        for (const std::string& c : w.cas) {
+            if (const int index = column("cas", c); index >= 0) {
+                t.cas.push_back(static_cast<size_t>(index));
+            }
+        }
+        for (const auto& [c, micros] : w.deadlines) {
+            if (const int index = column("deadlines", c); index >= 0) {
+                t.deadlines.emplace_back(static_cast<size_t>(index), micros);
             }
         }
     }

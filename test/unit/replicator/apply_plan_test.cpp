@@ -595,3 +595,73 @@ TEST_CASE("plan: exprs write SQL around each value, in upserts and in deletes", 
           std::string::npos);
     CHECK(on_my->statements[1].params == sql_params{"1", "a", "a"});
 }
+
+TEST_CASE("plan: a row limit never undoes a caller's single rows", "[plan][script]") {
+    schema_snapshot s = shop();
+    const_cast<table_info*>(s.find_table("orders"))->row_limit = 5;
+    auto d = mysql::make_dialect();
+    std::vector<msg> messages;
+    for (int i = 0; i < 3; ++i) {
+        messages.push_back(
+            {"orders", key({num(i)}), obj({{"id", num(i)}, {"status", str("s")}}), 1});
+    }
+    auto plan = plan_batch(s, decode(messages), *d, 1);
+    REQUIRE(plan);
+    REQUIRE(plan->statements.size() == 3);
+    for (const auto& st : plan->statements) {
+        CHECK(st.rows == 1);
+        CHECK_FALSE(st.key.empty());
+    }
+}
+
+TEST_CASE("plan: a key column's expression binds the key once per $0 in deletes",
+          "[plan][script]") {
+    schema_snapshot s = shop();
+    const_cast<table_info*>(s.find_table("orders"))->columns[0].expr = "$0 * $0";
+    auto my = mysql::make_dialect();
+    auto plan = plan_batch(s, decode({{"orders", key({num(3)}), json::null(), 1}}), *my, 1000);
+    REQUIRE(plan);
+    REQUIRE(plan->statements.size() == 1);
+    CHECK(plan->statements[0].sql ==
+          R"(DELETE FROM `public`.`orders` WHERE (`id`) IN (((:p1 * :p2))))");
+    CHECK(plan->statements[0].params == sql_params{"3", "3"});
+}
+
+TEST_CASE("plan: cas and deadlines make upserts conditional, deletes stay as they are",
+          "[plan][script]") {
+    schema_snapshot s = shop();
+    auto* orders = const_cast<table_info*>(s.find_table("orders"));
+    orders->cas = {static_cast<size_t>(orders->column_index("status"))};
+    orders->deadlines = {{static_cast<size_t>(orders->column_index("note")), 3'600'000'000}};
+    const auto batch = decode({
+        {"orders", key({num(1)}), obj({{"id", num(1)}, {"status", str("b")}, {"note", str("t")}}),
+         1},
+        {"orders", key({num(2)}), json::null(), 1},
+    });
+    auto pg = postgres::make_dialect();
+    auto plan = plan_batch(s, batch, *pg, 1000);
+    REQUIRE(plan);
+    REQUIRE(plan->statements.size() == 2);
+    CHECK(plan->statements[0].sql ==
+          R"(DELETE FROM "public"."orders" WHERE ("id") IN ((:p1::bigint)))");
+    CHECK(
+        plan->statements[1].sql ==
+        R"(WITH "data"("id","Status","note") AS (VALUES (:p1::bigint,:p2::text,:p3::text)), "deadlined" AS (SELECT * FROM "data" WHERE ("note" > now() - '3600000000 microseconds'::interval)), "current" AS (SELECT "id","__t"."Status" FROM "public"."orders" "__t" JOIN "deadlined" USING ("id")), "action" AS (SELECT "deadlined".* FROM "deadlined" LEFT JOIN "current" USING ("id") WHERE "current"."id" IS NULL OR ("deadlined"."Status") > ("current"."Status")) INSERT INTO "public"."orders" ("id","Status","note") SELECT * FROM "action" ON CONFLICT ("id") DO UPDATE SET ("Status","note") = ROW(excluded."Status",excluded."note"))");
+    CHECK(plan->statements[1].params == sql_params{"1", "b", "t"});
+
+    auto my = mysql::make_dialect();
+    auto on_my = plan_batch(s, batch, *my, 1000);
+    REQUIRE(on_my);
+    REQUIRE(on_my->statements.size() == 2);
+    CHECK(
+        on_my->statements[1].sql ==
+        R"(INSERT INTO `public`.`orders` (`id`,`Status`,`note`) WITH `data` AS (SELECT :p1 AS `id`,:p2 AS `Status`,:p3 AS `note`), `deadlined` AS (SELECT * FROM `data` WHERE (`note` > now(6) - INTERVAL 3600000000 MICROSECOND)), `current` AS (SELECT `id`,`__t`.`Status` FROM `public`.`orders` `__t` JOIN `deadlined` USING (`id`)), `action` AS (SELECT `deadlined`.* FROM `deadlined` LEFT JOIN `current` USING (`id`) WHERE `current`.`id` IS NULL OR (`deadlined`.`Status`) > (`current`.`Status`)) SELECT * FROM `action` ON DUPLICATE KEY UPDATE `id`=VALUES(`id`),`Status`=VALUES(`Status`),`note`=VALUES(`note`))");
+
+    // The row must carry the columns it is compared by.
+    auto sparse = plan_batch(
+        s, decode({{"orders", key({num(1)}), obj({{"id", num(1)}, {"note", str("t")}}), 1}}), *pg,
+        1000);
+    REQUIRE_FALSE(sparse);
+    CHECK_THAT(sparse.error().message(),
+               Catch::Contains("the userscript's cas column \"Status\" is not in the row"));
+}

@@ -828,6 +828,8 @@ api.configureTable("otherdb.public.t_1", { rowLimit: 9 });
 api.configureTable("pairs", { extras: "nowhere" });
 api.configureTable("tbl1", { exprs: { id: "$0" } });
 api.configureTable("tbl1", { map: (doc) => doc });
+api.configureTable("employees", { cas: ["department", "EMPLOYEE_NAME"], deadlines: { department: "1h30m", employee_name: "250ms" } });
+api.configureTable("tbl2", { extras: "id" });
 )");
     schema_snapshot schema = examples_schema();
     s->configure(schema, molt::dialect::postgres);
@@ -844,6 +846,12 @@ api.configureTable("tbl1", { map: (doc) => doc });
     // Another schema's table, and a later call for the table without options: the defaults.
     CHECK(schema.find_table("t_1")->row_limit == 0);
     CHECK(schema.find_table("tbl1")->find_column("id")->expr.empty());
+    const table_info& employees = *schema.find_table("employees");
+    CHECK(employees.cas == std::vector<size_t>{2, 1});
+    CHECK(employees.deadlines ==
+          std::vector<std::pair<size_t, int64_t>>{{2, 5'400'000'000}, {1, 250'000}});
+    CHECK_THAT(schema.find_table("tbl2")->options_error,
+               Contains("extras names column \"id\", which is in the primary key"));
     CHECK_THAT(schema.find_table("pairs")->options_error,
                Contains("configureTable(\"pairs\"): extras names column \"nowhere\", which the "
                         "table does not have (table defaultdb.public.pairs)"));
@@ -872,6 +880,8 @@ api.configureTable("tbl1", { map: (doc) => doc });
     CHECK_THAT(on_oracle.find_table("orders")->options_error,
                Contains("exprs are not supported on Oracle targets"));
     CHECK(on_oracle.find_table("items")->options_error.empty());
+    CHECK_THAT(on_oracle.find_table("employees")->options_error,
+               Contains("cas and deadlines are not supported on Oracle targets"));
 
     CHECK_THAT(load_error(d,
                           "import * as api from 'replicator@v1';\napi.configureTable('t', "
@@ -885,14 +895,22 @@ api.configureTable("tbl1", { map: (doc) => doc });
                           "import * as api from 'replicator@v1';\napi.configureTable('t', "
                           "{extras: ''});\n"),
                Contains("extras must name a column"));
+    CHECK_THAT(load_error(d,
+                          "import * as api from 'replicator@v1';\napi.configureTable('t', "
+                          "{deadlines: {ts: '1 hour'}});\n"),
+               Contains("deadlines.ts must be a positive duration such as \"1h\""));
+    CHECK_THAT(load_error(d,
+                          "import * as api from 'replicator@v1';\napi.configureTable('t', "
+                          "{cas: 'v'});\n"),
+               Contains("cas must be an array of column names"));
 }
 
 TEST_CASE("userscript v1: what is not built is refused at load", "[userscript]") {
     script_dir d;
     CHECK_THAT(load_error(d,
-                          "import * as api from 'replicator@v1';\napi.configureTable('t', {cas: "
-                          "['v']});\n"),
-               Contains("configureTable(\"t\"): cas is not supported"));
+                          "import * as api from 'replicator@v1';\napi.configureTable('t', {merge: "
+                          "() => ({ drop: true })});\n"),
+               Contains("configureTable(\"t\"): merge is not supported"));
     CHECK_THAT(
         load_error(d, "import * as api from 'replicator@v1';\napi.configureSource('x', {});\n"),
         Contains("one of mapper or target must be set"));

@@ -258,7 +258,9 @@ result<apply_plan> plan_batch(const schema_snapshot& schema, const proto::batch&
     // Rows per statement: --flushSize (or the script's rowLimit for the table), and within the
     // dialect's parameter limit unless a parameter carries a whole column.
     auto chunk_size = [&](const table_info& t, std::span<const size_t> columns) {
-        const size_t per = t.row_limit > 0 ? t.row_limit : rows_per_statement;
+        // rowLimit only lowers it: a caller asking for single rows (ordered_apply.hpp) gets them.
+        const size_t per =
+            t.row_limit > 0 ? std::min(t.row_limit, rows_per_statement) : rows_per_statement;
         if (dialect.binds_columns(t, columns)) {
             return std::max<size_t>(1, per);
         }
@@ -295,6 +297,11 @@ result<apply_plan> plan_batch(const schema_snapshot& schema, const proto::batch&
                      const auto& sql, const auto& key) -> result<void> {
         const size_t budget = dialect.max_statement_bytes();
         const bool by_column = dialect.binds_columns(t, columns);
+        // A userscript's expressions are written out in each row of the statement's text.
+        size_t expr_bytes = 0;
+        for (const size_t c : columns) {
+            expr_bytes += t.columns[c].expr.size();
+        }
         planned_statement st;
         size_t bytes = 0;
         size_t first = 0;
@@ -321,7 +328,7 @@ result<apply_plan> plan_batch(const schema_snapshot& schema, const proto::batch&
             if (auto done = bind(i, row_params); !done) {
                 return std::move(done).error();
             }
-            size_t row_bytes = 0;
+            size_t row_bytes = expr_bytes;
             if (budget != SIZE_MAX) {  // PostgreSQL binds: no byte budget, nothing to count
                 for (const auto& p : row_params) {
                     row_bytes += dialect.statement_bytes(p);
@@ -413,6 +420,24 @@ result<apply_plan> plan_batch(const schema_snapshot& schema, const proto::batch&
                                      fmt::format("primary key column \"{}\" is in neither "
                                                  "\"after\" nor \"key\"",
                                                  t.columns[k].name));
+                }
+            }
+            // A conditional upsert compares the row's own values: it must carry them.
+            auto missing = [&](size_t c) { return row.values[c] == nullptr; };
+            for (const size_t c : t.cas) {
+                if (missing(c)) {
+                    return row_error(t, row.message,
+                                     fmt::format("the userscript's cas column \"{}\" is not in "
+                                                 "the row (column families?)",
+                                                 t.columns[c].name));
+                }
+            }
+            for (const auto& [c, micros] : t.deadlines) {
+                if (missing(c)) {
+                    return row_error(t, row.message,
+                                     fmt::format("the userscript's deadline column \"{}\" is not "
+                                                 "in the row (column families?)",
+                                                 t.columns[c].name));
                 }
             }
             std::vector<size_t> columns;

@@ -101,6 +101,10 @@ result<size_t> reinsert_cycle(target_session& db, const schema_snapshot& schema,
         std::string why;
         if (st->type != planned_statement::kind::upsert) {
             why = "a delete is refused whatever the order";
+        } else if (t.conditional()) {
+            why =
+                "the userscript's cas or deadlines make its upserts conditional, so its rows are "
+                "not deleted and inserted again";
         } else if (schema.referenced(t)) {
             why =
                 "other tables reference it by foreign key, so its rows are not deleted and "

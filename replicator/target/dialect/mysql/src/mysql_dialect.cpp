@@ -125,7 +125,28 @@ public:
         for (size_t i = 0; i < columns.size(); ++i) {
             sql += (i == 0 ? "" : ",") + q(t.columns[columns[i]].name);
         }
-        sql += ") VALUES " + values_rows(t, columns, rows, placeholder);
+        if (t.conditional()) {
+            // A userscript's cas and deadlines: the rows that win, as the original writes them
+            // (MySQL 8 and MariaDB 10.2 on take a WITH in INSERT … SELECT).
+            sql += ") WITH " + q("data") + " AS (";
+            size_t n = 1;
+            for (size_t r = 0; r < rows; ++r) {
+                sql += r == 0 ? "SELECT " : " UNION ALL SELECT ";
+                for (size_t i = 0; i < columns.size(); ++i) {
+                    const column_info& c = t.columns[columns[i]];
+                    sql += (i == 0 ? "" : ",") + value_sql(c, n, placeholder);
+                    if (r == 0) {
+                        sql += " AS " + q(c.name);
+                    }
+                }
+            }
+            sql += ")" + conditional_ctes(t, dialect::mysql, [](int64_t us) {
+                       return fmt::format("now(6) - INTERVAL {} MICROSECOND", us);
+                   });
+            sql += " SELECT * FROM " + q("action");
+        } else {
+            sql += ") VALUES " + values_rows(t, columns, rows, placeholder);
+        }
         // The key columns are set too. A conflict on the primary key leaves them as they are;
         // a conflict on another unique key (the row that still holds a value this row takes)
         // would otherwise overwrite that row's columns and never insert this one. Setting the

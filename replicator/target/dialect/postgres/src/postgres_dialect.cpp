@@ -133,7 +133,11 @@ public:
     // Every column of a scalar type: one array parameter per column, unnested. Array columns
     // (unnest would flatten them) and geometries (converted per value) bind per value.
     bool binds_columns(const table_info& t, std::span<const size_t> columns) const override {
-        // A userscript's expression (exprs) takes its value as a parameter of its own.
+        // A userscript's expression (exprs) takes its value as a parameter of its own; a
+        // conditional upsert (cas, deadlines) lists its rows.
+        if (t.conditional()) {
+            return false;
+        }
         return std::none_of(columns.begin(), columns.end(), [&](size_t c) {
             return t.columns[c].array || is_geometry(t.columns[c]) || !t.columns[c].expr.empty();
         });
@@ -156,14 +160,27 @@ public:
 
     std::string upsert_sql(const table_info& t, std::span<const size_t> columns,
                            size_t rows) const override {
-        std::string sql = fmt::format("INSERT INTO {} (", t.qualified.quoted(dialect::postgres));
+        std::string names;
         for (size_t i = 0; i < columns.size(); ++i) {
-            sql += (i == 0 ? "" : ",") + q(t.columns[columns[i]].name);
+            names += (i == 0 ? "" : ",") + q(t.columns[columns[i]].name);
         }
-        if (binds_columns(t, columns)) {
-            sql += ") SELECT * FROM " + unnest(t, columns);
+        const std::string table = t.qualified.quoted(dialect::postgres);
+        std::string sql;
+        if (t.conditional()) {
+            // A userscript's cas and deadlines: the rows that win, as the original writes them.
+            auto before_now = [](int64_t us) {
+                return fmt::format("now() - '{} microseconds'::interval", us);
+            };
+            sql = fmt::format(
+                "WITH {}({}) AS (VALUES {}){} INSERT INTO {} ({}) SELECT * FROM {}", q("data"),
+                names, values_rows(t, columns, rows, placeholder, cast_expr),
+                conditional_ctes(t, dialect::postgres, before_now), table, names, q("action"));
+        } else if (binds_columns(t, columns)) {
+            sql = fmt::format("INSERT INTO {} ({}) SELECT * FROM {}", table, names,
+                              unnest(t, columns));
         } else {
-            sql += ") VALUES " + values_rows(t, columns, rows, placeholder, cast_expr);
+            sql = fmt::format("INSERT INTO {} ({}) VALUES {}", table, names,
+                              values_rows(t, columns, rows, placeholder, cast_expr));
         }
         sql += " ON CONFLICT (";
         for (size_t k = 0; k < t.pk_count; ++k) {

@@ -3,10 +3,12 @@
 // and the foreign-key order (parents before children). Built by a dialect's introspection.
 
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "molt/common/ident.hpp"
@@ -43,10 +45,18 @@ struct table_info {
     // configureTable; apply_plan.hpp):
     size_t row_limit = 0;  ///< rowLimit: the most rows per statement (0: --flushSize)
     int extras = -1;       ///< extras: the JSON column that takes the properties without a column
+    /// cas: an upsert writes a row only when the target has none with its key or when these
+    /// columns (in this order) compare greater than the target row's; the others are dropped.
+    std::vector<size_t> cas;
+    /// deadlines: an upsert writes a row only when each of these columns is later than now()
+    /// less the duration (microseconds); the others are dropped.
+    std::vector<std::pair<size_t, int64_t>> deadlines;
     /// A configuration the table cannot take (a column it does not have): every write of the
     /// table fails with it.
     std::string options_error;
 
+    /// Whether upserts are conditional (cas or deadlines).
+    [[nodiscard]] bool conditional() const noexcept { return !cas.empty() || !deadlines.empty(); }
     /// The column named `name` (ASCII case-insensitive), or nullptr.
     [[nodiscard]] const column_info* find_column(std::string_view column) const;
     [[nodiscard]] int column_index(std::string_view column) const;

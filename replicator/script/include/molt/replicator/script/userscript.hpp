@@ -83,8 +83,9 @@ public:
     /// start and their values, in the order set (unchecked: the caller knows the flags).
     [[nodiscard]] const std::vector<std::pair<std::string, std::string>>& options() const noexcept;
     /// Sets what replicator@v1 configureTable asks of the built-in writer (rowLimit, extras,
-    /// exprs; apply_plan.hpp) on the tables of `target` it names; a column the table lacks (or
-    /// generated, or exprs on Oracle) sets the table's options_error, naming the script's call.
+    /// exprs, cas, deadlines; apply_plan.hpp) on the tables of `target` it names; a column the
+    /// table lacks (or generated; or exprs, cas or deadlines on Oracle) sets the table's
+    /// options_error, naming the script's call.
     void configure(schema_snapshot& target, molt::dialect dialect) const;
     /// Whether configureTargetSchema named `schema` (ignoring ASCII case).
     [[nodiscard]] bool handles_schema(const qualified_name& schema) const;
