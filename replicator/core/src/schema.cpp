@@ -105,8 +105,9 @@ void schema_snapshot::finish() {
 
 namespace molt::replicator {
 
-std::string conditional_ctes(const table_info& t, molt::dialect d,
-                             const std::function<std::string(int64_t)>& before_now) {
+std::string conditional_ctes(
+    const table_info& t, molt::dialect d,
+    const std::function<std::string(const column_info&, int64_t)>& before_now) {
     auto q = [d](std::string_view name) { return quote_ident(name, d); };
     const std::string data = q("data");
     const std::string deadlined = q("deadlined");
@@ -121,7 +122,7 @@ std::string conditional_ctes(const table_info& t, molt::dialect d,
     for (size_t i = 0; i < t.deadlines.size(); ++i) {
         const auto& [column, micros] = t.deadlines[i];
         sql += (i == 0 ? " WHERE (" : " AND (") + q(t.columns[column].name) + " > " +
-               before_now(micros) + ")";
+               before_now(t.columns[column], micros) + ")";
     }
     sql += ")";
     if (t.cas.empty()) {

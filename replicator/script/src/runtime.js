@@ -282,7 +282,7 @@
   function goDuration(text) {
     const part = /([0-9]*\.?[0-9]*)(ns|us|\u00b5s|\u03bcs|ms|s|m|h)/y;
     let total = 0;
-    let at = 0;
+    let at = text.startsWith("+") ? 1 : 0;
     while (at < text.length) {
       part.lastIndex = at;
       const m = part.exec(text);
@@ -290,7 +290,7 @@
       total += Number(m[1]) * GO_UNITS[m[2]];
       at = part.lastIndex;
     }
-    return text === "" ? NaN : Math.round(total);
+    return text === "" || text === "+" ? NaN : Math.round(total);
   }
   // rowLimit, extras and exprs: how the built-in writer writes the table (the C++ side checks
   // the columns against the target's tables).
@@ -469,7 +469,8 @@
 
   // Rows -------------------------------------------------------------------------------------
   // A request or staged chunk for one target schema, as the C++ side writes it:
-  //   {tables: [{topic, table, rows: [{a: after|null, k: [key…], b?: before, u, m?}]}]}
+  //   {tables: [{topic, table, rows: [{a: after|null, o?, n?, k: [key…], kt, b?: before, u, m?}]}]}
+  // (o: the original text of the row's JSON values; n: of its numbers for an extras column).
   // with every number as a string. `catalog` maps each folded target table name to
   // [name, pk…]. The answer is a webhook body: {"payload": [messages…]}.
   class ResultError extends Error {}

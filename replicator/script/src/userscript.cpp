@@ -1354,12 +1354,33 @@ void userscript::configure(schema_snapshot& target, molt::dialect dialect) const
             refuse("cas and deadlines are not supported on Oracle targets");
         }
         for (const std::string& c : w.cas) {
-            if (const int index = column("cas", c); index >= 0) {
-                t.cas.push_back(static_cast<size_t>(index));
+            const int index = column("cas", c);
+            if (index < 0) {
+                continue;
+            }
+            const auto at = static_cast<size_t>(index);
+            if (t.columns[at].pk_position >= 0) {
+                refuse(fmt::format("cas names column \"{}\", which is in the primary key",
+                                   log::sanitize(c)));
+            } else if (std::find(t.cas.begin(), t.cas.end(), at) != t.cas.end()) {
+                refuse(fmt::format("cas names column \"{}\" twice", log::sanitize(c)));
+            } else {
+                t.cas.push_back(at);
             }
         }
         for (const auto& [c, micros] : w.deadlines) {
-            if (const int index = column("deadlines", c); index >= 0) {
+            const int index = column("deadlines", c);
+            if (index < 0) {
+                continue;
+            }
+            const column_info& col = t.columns[static_cast<size_t>(index)];
+            if (col.type_name.rfind("timestamp", 0) != 0 && col.type_name != "date" &&
+                col.type_name != "datetime") {
+                refuse(
+                    fmt::format("deadlines names column \"{}\", which is not a date or "
+                                "timestamp ({})",
+                                log::sanitize(c), col.sql_type));
+            } else {
                 t.deadlines.emplace_back(static_cast<size_t>(index), micros);
             }
         }

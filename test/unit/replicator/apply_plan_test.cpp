@@ -655,7 +655,7 @@ TEST_CASE("plan: cas and deadlines make upserts conditional, deletes stay as the
     REQUIRE(on_my->statements.size() == 2);
     CHECK(
         on_my->statements[1].sql ==
-        R"(INSERT INTO `public`.`orders` (`id`,`Status`,`note`) WITH `data` AS (SELECT :p1 AS `id`,:p2 AS `Status`,:p3 AS `note`), `deadlined` AS (SELECT * FROM `data` WHERE (`note` > now(6) - INTERVAL 3600000000 MICROSECOND)), `current` AS (SELECT `id`,`__t`.`Status` FROM `public`.`orders` `__t` JOIN `deadlined` USING (`id`)), `action` AS (SELECT `deadlined`.* FROM `deadlined` LEFT JOIN `current` USING (`id`) WHERE `current`.`id` IS NULL OR (`deadlined`.`Status`) > (`current`.`Status`)) SELECT * FROM `action` ON DUPLICATE KEY UPDATE `id`=VALUES(`id`),`Status`=VALUES(`Status`),`note`=VALUES(`note`))");
+        R"(INSERT INTO `public`.`orders` (`id`,`Status`,`note`) WITH `data` AS (SELECT CAST(:p1 AS SIGNED) AS `id`,:p2 AS `Status`,:p3 AS `note`), `deadlined` AS (SELECT * FROM `data` WHERE (`note` > now(6) - INTERVAL 3600000000 MICROSECOND)), `current` AS (SELECT `id`,`__t`.`Status` FROM `public`.`orders` `__t` JOIN `deadlined` USING (`id`)), `action` AS (SELECT `deadlined`.* FROM `deadlined` LEFT JOIN `current` USING (`id`) WHERE `current`.`id` IS NULL OR (`deadlined`.`Status`) > (`current`.`Status`)) SELECT * FROM `action` ON DUPLICATE KEY UPDATE `id`=VALUES(`id`),`Status`=VALUES(`Status`),`note`=VALUES(`note`))");
 
     // The row must carry the columns it is compared by.
     auto sparse = plan_batch(

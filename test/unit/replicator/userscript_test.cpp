@@ -82,7 +82,9 @@ schema_snapshot examples_schema() {
     auto text = [](const std::string& n, int pk = -1) { return col(n, "text", "text", pk); };
     t("items", {text("id", 0), text("name"), text("price"), text("qty")});
     t("audit_logs", {text("id", 0), text("msg")});
-    t("employees", {text("employee_id", 0), text("employee_name"), text("department")});
+    t("employees", {text("employee_id", 0), text("employee_name"), text("department"),
+                    col("hired", "timestamp with time zone", "timestamp with time zone"),
+                    col("hired_day", "date", "date")});
     t("pairs", {text("id1", 0), text("id2", 1), text("name")});
     t("tbl1", {text("id", 0)});
     t("tbl2", {text("id", 0)});
@@ -828,7 +830,10 @@ api.configureTable("otherdb.public.t_1", { rowLimit: 9 });
 api.configureTable("pairs", { extras: "nowhere" });
 api.configureTable("tbl1", { exprs: { id: "$0" } });
 api.configureTable("tbl1", { map: (doc) => doc });
-api.configureTable("employees", { cas: ["department", "EMPLOYEE_NAME"], deadlines: { department: "1h30m", employee_name: "250ms" } });
+api.configureTable("employees", { cas: ["department", "EMPLOYEE_NAME"], deadlines: { hired: "1h30m", HIRED_DAY: "250ms" } });
+api.configureTable("tbl3", { cas: ["id"] });
+api.configureTable("audit_logs", { cas: ["msg", "MSG"] });
+api.configureTable("CUSTOMERS", { deadlines: { name: "1h" } });
 api.configureTable("tbl2", { extras: "id" });
 )");
     schema_snapshot schema = examples_schema();
@@ -849,7 +854,14 @@ api.configureTable("tbl2", { extras: "id" });
     const table_info& employees = *schema.find_table("employees");
     CHECK(employees.cas == std::vector<size_t>{2, 1});
     CHECK(employees.deadlines ==
-          std::vector<std::pair<size_t, int64_t>>{{2, 5'400'000'000}, {1, 250'000}});
+          std::vector<std::pair<size_t, int64_t>>{{3, 5'400'000'000}, {4, 250'000}});
+    CHECK(employees.options_error.empty());
+    CHECK_THAT(schema.find_table("tbl3")->options_error,
+               Contains("cas names column \"id\", which is in the primary key"));
+    CHECK_THAT(schema.find_table("audit_logs")->options_error,
+               Contains("cas names column \"MSG\" twice"));
+    CHECK_THAT(schema.find_table("customers")->options_error,
+               Contains("deadlines names column \"name\", which is not a date or timestamp"));
     CHECK_THAT(schema.find_table("tbl2")->options_error,
                Contains("extras names column \"id\", which is in the primary key"));
     CHECK_THAT(schema.find_table("pairs")->options_error,

@@ -41,6 +41,31 @@ bool is_floating(const column_info& c) {
     return one_of(c.type_name, {"float", "double", "real", "decimal", "numeric"});
 }
 
+// A row's value as its column's type, where a conditional upsert's rows compare it: a quoted
+// value compares with an integer or DECIMAL column as a double (9007199254740993 equals
+// 9007199254740992), and joins on a key by it.
+std::string typed(const column_info& c, std::string sql) {
+    if (one_of(c.type_name, {"tinyint", "smallint", "mediumint", "int", "integer", "bigint"})) {
+        const bool is_unsigned = c.sql_type.find("unsigned") != std::string::npos;
+        return fmt::format("CAST({} AS {})", sql, is_unsigned ? "UNSIGNED" : "SIGNED");
+    }
+    if (one_of(c.type_name, {"decimal", "numeric"})) {
+        const size_t open = c.sql_type.find('(');
+        const size_t close = c.sql_type.find(')', open);
+        const std::string digits = open != std::string::npos && close != std::string::npos
+                                       ? c.sql_type.substr(open, close - open + 1)
+                                       : std::string();
+        return fmt::format("CAST({} AS DECIMAL{})", sql, digits);
+    }
+    if (is_datetime(c)) {
+        return fmt::format("CAST({} AS DATETIME(6))", sql);
+    }
+    if (c.type_name == "date") {
+        return fmt::format("CAST({} AS DATE)", sql);
+    }
+    return sql;
+}
+
 // The SQL expression for one bound value of a column.
 std::string placeholder(const column_info& c, size_t n) {
     if (is_binary(c)) {
@@ -134,15 +159,16 @@ public:
                 sql += r == 0 ? "SELECT " : " UNION ALL SELECT ";
                 for (size_t i = 0; i < columns.size(); ++i) {
                     const column_info& c = t.columns[columns[i]];
-                    sql += (i == 0 ? "" : ",") + value_sql(c, n, placeholder);
+                    sql += (i == 0 ? "" : ",") + typed(c, value_sql(c, n, placeholder));
                     if (r == 0) {
                         sql += " AS " + q(c.name);
                     }
                 }
             }
-            sql += ")" + conditional_ctes(t, dialect::mysql, [](int64_t us) {
-                       return fmt::format("now(6) - INTERVAL {} MICROSECOND", us);
-                   });
+            sql +=
+                ")" + conditional_ctes(t, dialect::mysql, [](const column_info& /*c*/, int64_t us) {
+                    return fmt::format("now(6) - INTERVAL {} MICROSECOND", us);
+                });
             sql += " SELECT * FROM " + q("action");
         } else {
             sql += ") VALUES " + values_rows(t, columns, rows, placeholder);

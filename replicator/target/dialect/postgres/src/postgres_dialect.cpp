@@ -168,8 +168,13 @@ public:
         std::string sql;
         if (t.conditional()) {
             // A userscript's cas and deadlines: the rows that win, as the original writes them.
-            auto before_now = [](int64_t us) {
-                return fmt::format("now() - '{} microseconds'::interval", us);
+            // A timestamp without time zone holds the changefeed's UTC time: compared with
+            // UTC's wall clock, whatever the session's TimeZone.
+            auto before_now = [](const column_info& c, int64_t us) {
+                const bool local = c.type_name == "timestamp without time zone" ||
+                                   c.type_name == "timestamp" || c.type_name == "date";
+                return fmt::format("{} - '{} microseconds'::interval",
+                                   local ? "(now() AT TIME ZONE 'UTC')" : "now()", us);
             };
             sql = fmt::format(
                 "WITH {}({}) AS (VALUES {}){} INSERT INTO {} ({}) SELECT * FROM {}", q("data"),

@@ -143,11 +143,12 @@ template <typename Placeholder, typename Finish = plain_expr>
 
 /// The common table expressions of a conditional upsert of `t` (table_info::conditional), after
 /// a "data" expression of the rows (named as the table's columns): "deadlined" (the rows whose
-/// deadline columns are later than now() less their durations; `before_now(us)` writes that
+/// deadline columns are later than now() less their durations; `before_now(column, us)` writes that
 /// instant), "current" (the target's rows of their keys) and "action" (the rows without a target
 /// row or whose cas columns compare greater): ", "deadlined" AS (…), … "action" AS (…)".
-[[nodiscard]] std::string conditional_ctes(const table_info& t, molt::dialect d,
-                                           const std::function<std::string(int64_t)>& before_now);
+[[nodiscard]] std::string conditional_ctes(
+    const table_info& t, molt::dialect d,
+    const std::function<std::string(const column_info&, int64_t)>& before_now);
 
 class target_dialect {
 public:
