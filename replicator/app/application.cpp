@@ -281,7 +281,7 @@ int run_start(start_config cfg) {
         script_writer = std::make_unique<script::script_writer>(*userscript, *dialect,
                                                                 apply.rows_per_statement);
         apply.writer = script_writer.get();
-        // replicator@v1 configureTable's rowLimit, extras and exprs, on every snapshot.
+        // replicator@v1 configureTable's options for the built-in writer, on every snapshot.
         schemas.decorate([&userscript, kind = dialect->kind()](schema_snapshot& s) {
             userscript->configure(s, kind);
         });

@@ -101,10 +101,6 @@ void schema_snapshot::finish() {
     }
 }
 
-}  // namespace molt::replicator
-
-namespace molt::replicator {
-
 std::string conditional_ctes(
     const table_info& t, molt::dialect d,
     const std::function<std::string(const column_info&, int64_t)>& before_now) {

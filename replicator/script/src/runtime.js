@@ -292,8 +292,8 @@
     }
     return text === "" || text === "+" ? NaN : Math.round(total);
   }
-  // rowLimit, extras and exprs: how the built-in writer writes the table (the C++ side checks
-  // the columns against the target's tables).
+  // rowLimit, extras, exprs, cas and deadlines: how the built-in writer writes the table (the
+  // C++ side checks the columns against the target's tables).
   function writerOptions(call, props) {
     const out = { call, rowLimit: 0, extras: "", exprs: [], cas: [], deadlines: [] };
     if (props.cas !== undefined) {

@@ -598,7 +598,8 @@ struct userscript::engine {
         std::optional<std::string> schema;  ///< folded; none: any schema
         std::string name;                   ///< folded
         bool writes = false;                ///< has onWrite (apply)
-        /// replicator@v1 configureTable's rowLimit, extras and exprs (`call` names the call).
+        /// replicator@v1 configureTable's rowLimit, extras, exprs, cas and deadlines (`call`
+        /// names the call).
         struct writer_options {
             std::string call;
             size_t row_limit = 0;
@@ -610,6 +611,14 @@ struct userscript::engine {
         std::optional<writer_options> writer;
     };
     std::vector<table_config> tables;  ///< in the order configured (the last one wins)
+    /// The configuration of `table` in `schema` (both folded) that wins: the last naming it.
+    [[nodiscard]] const table_config* table_of(const std::string& schema,
+                                               const std::string& table) const {
+        const auto it = std::find_if(tables.rbegin(), tables.rend(), [&](const table_config& c) {
+            return c.name == table && (!c.schema || *c.schema == schema);
+        });
+        return it == tables.rend() ? nullptr : &*it;
+    }
     /// setOptions (replicator@v1): flag names and values, in the order set.
     std::vector<std::pair<std::string, std::string>> set_options;
     std::atomic<int64_t> next_write{1};  ///< conversation ids (userscript::write)
@@ -1305,15 +1314,11 @@ const std::vector<std::pair<std::string, std::string>>& userscript::options() co
 void userscript::configure(schema_snapshot& target, molt::dialect dialect) const {
     const std::string folded = ident_key(target.schema.to_string());
     for (table_info& t : target.tables) {
-        const std::string name = ident_key(t.name);
-        const auto it = std::find_if(
-            engine_->tables.rbegin(), engine_->tables.rend(), [&](const engine::table_config& c) {
-                return c.name == name && (!c.schema || *c.schema == folded);
-            });
-        if (it == engine_->tables.rend() || !it->writer) {
+        const engine::table_config* config = engine_->table_of(folded, ident_key(t.name));
+        if (config == nullptr || !config->writer) {
             continue;
         }
-        const auto& w = *it->writer;
+        const auto& w = *config->writer;
         auto refuse = [&](std::string_view what) {
             if (t.options_error.empty()) {
                 t.options_error = fmt::format("--userscript {}: {}: {} (table {}.{})",
@@ -1399,20 +1404,14 @@ bool userscript::handles_tables(const qualified_name& schema) const {
 
 bool userscript::writes(const qualified_name& schema, std::string_view table) const {
     const std::string folded = ident_key(schema.to_string());
-    const std::string name = ident_key(table);
-    for (auto it = engine_->tables.rbegin(); it != engine_->tables.rend(); ++it) {
-        if (it->schema && *it->schema != folded) {
-            continue;
-        }
-        if (table.empty()) {
-            if (it->writes) {
-                return true;
-            }
-        } else if (it->name == name) {
-            return it->writes;
-        }
+    if (!table.empty()) {
+        const engine::table_config* c = engine_->table_of(folded, ident_key(table));
+        return c != nullptr && c->writes;
     }
-    return false;
+    return std::any_of(engine_->tables.begin(), engine_->tables.end(),
+                       [&](const engine::table_config& c) {
+                           return c.writes && (!c.schema || *c.schema == folded);
+                       });
 }
 
 namespace {
