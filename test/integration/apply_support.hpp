@@ -118,6 +118,7 @@ struct row {
     proto::json key;
     proto::json after;  ///< null: delete
     int64_t wall = 1;
+    proto::json before = proto::json::null();  ///< the row before (WITH diff) unless null
 };
 
 inline std::string body(const std::vector<row>& rows) {
@@ -127,8 +128,11 @@ inline std::string body(const std::vector<row>& rows) {
         m.topic = r.topic;
         m.key = r.key;
         m.after = r.after;
+        m.before = r.before;
         m.updated = hlc(1'700'000'000'000'000'000 + r.wall, 0);
-        encoded.push_back(proto::encode_message(m));
+        proto::message_options options;
+        options.diff = !r.before.is_null();
+        encoded.push_back(proto::encode_message(m, options));
     }
     return proto::encode_payload(encoded);
 }

@@ -140,7 +140,11 @@ result<accept_stats> consistent_applier::accept_rows(const qualified_name& schem
             staged_mutation sm;
             sm.updated = m.updated;
             sm.key = staged_key(t, group_rows.topic, m.key);
-            sm.message = proto::encode_message(proto::to_message(group_rows.topic, m));
+            // As sent: a "before" (WITH diff) is kept for a userscript's merge and the DLQ.
+            proto::message_options options;
+            options.diff = m.has_before;
+            options.mvcc_timestamp = m.mvcc_timestamp.has_value();
+            sm.message = proto::encode_message(proto::to_message(group_rows.topic, m), options);
             sm.deletion = m.deleted;
             // At or below the newest resolved timestamp received: a redelivery, or a row
             // staging never had (late_rows.cpp).
