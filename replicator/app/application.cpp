@@ -282,9 +282,8 @@ int run_start(start_config cfg) {
                                                                 apply.rows_per_statement);
         apply.writer = script_writer.get();
         // replicator@v1 configureTable's options for the built-in writer, on every snapshot.
-        schemas.decorate([&userscript, kind = dialect->kind()](schema_snapshot& s) {
-            userscript->configure(s, kind);
-        });
+        schemas.decorate([&userscript, kind = dialect->kind(), dlq = cfg.dlq_table_name](
+                             schema_snapshot& s) { userscript->configure(s, kind, dlq); });
     }
 
     // The mode: immediate, or consistent over staging.

@@ -5,6 +5,7 @@
 # tables.sql, requests: one webhook body per line, expect: "> query" lines each followed by the
 # rows it must return, "|"-separated, NULL as empty), then bad scripts and failing handlers.
 # Usage: userscript_test.sh REPLICATOR   (servers from test/support/db/with-dbs.sh)
+# USERSCRIPT_CASES=GLOB runs only the cases GLOB names (while working on one).
 REPLICATOR=$1
 . "$(dirname "$0")/lib.sh"
 e2e_init
@@ -100,12 +101,13 @@ run_case() {
         sleep 0.1
     done
     check "$label: target rows" "$got" "$want"
+    [ "$got" = "$want" ] || tail -n 20 "$E2E_TMP/$name-$db-$mode.log"
     stop_replicator "$REPLICATOR_PID"
 }
 
 for db in pg my; do
     for mode in immediate consistent; do
-        for dir in "$CASES"/*/; do
+        for dir in "$CASES"/${USERSCRIPT_CASES:-*}/; do
             run_case "$db" "$mode" "$(basename "$dir")"
         done
     done
@@ -277,6 +279,59 @@ for mode in immediate consistent; do
     check_contains "$mode: script_invocations_total" "$varz" 'script_invocations_total{function="onRowUpsert",schema="us_pg.public",table="*"}'
     stop_replicator
     on_target pg "DELETE FROM items"
+done
+
+# replicator@v1 merges that fail: one that throws fails the request (immediate) or stalls its
+# window (consistent), naming the handler, table and key, with nothing of the batch written; one
+# that sends a row to a dead-letter queue the target does not have names the table to create.
+cat >"$E2E_TMP/merge.ts" <<'EOF'
+import * as api from "replicator@v1";
+api.configureTable("items", {
+  cas: ["v"],
+  merge: (op) => {
+    if (op.proposed.name === "boom") throw new Error("cannot merge over " + op.target.name);
+    return { dlq: "later" };
+  },
+});
+EOF
+for run in pg-immediate my-immediate pg-consistent; do
+    db=${run%-*} mode=${run#*-}
+    fresh_target
+    if [ "$db" = pg ]; then path="/$PG_DB/public" target=$OWN_PG_URL; else path="/$MY_DB" target=$OWN_MY_URL; fi
+    on_target "$db" "CREATE TABLE items (id INT PRIMARY KEY, v INT, name VARCHAR(32))"
+    on_target "$db" "INSERT INTO items VALUES (1, 5, 'target')"
+    if [ "$mode" = immediate ]; then
+        margs=(--immediate)
+    else
+        margs=(--stagingConn "$STAGE_URL" --stagingSchema "$STAGE_DB.public" --stagingCreateSchema
+            --flushPeriod 100ms)
+    fi
+    start_replicator "merge-$run" --insecureHTTP --disableAuthentication --bindAddr 127.0.0.1:0 \
+        --targetConn "$target" --userscript "$E2E_TMP/merge.ts" "${margs[@]}" || exit 1
+    url="http://127.0.0.1:$REPLICATOR_PORT$path"
+    log="$E2E_TMP/merge-$run.log"
+    # Key 2 is new (written without a merge); key 1's version 4 loses to the target's 5.
+    post "$url" '{"payload":[{"after":{"id":2,"v":1,"name":"new"},"key":[2],"topic":"items","updated":"1000000000000000001.0000000000"},{"after":{"id":1,"v":4,"name":"boom"},"key":[1],"topic":"items","updated":"1000000000000000001.0000000000"}],"length":2}'
+    if [ "$mode" = immediate ]; then
+        check "merge $run: a throwing merge fails the request" "$STATUS" 400
+        check_contains "merge $run: the answer names the handler, table and key" "$RESPONSE" \
+            'merge of configureTable on table items, key [1] failed: Error: cannot merge over target'
+        post "$url" '{"payload":[{"after":{"id":1,"v":3,"name":"x"},"key":[1],"topic":"items","updated":"1000000000000000002.0000000000"}],"length":1}'
+        check "merge $run: a dead-letter queue the target lacks fails the request" "$STATUS" 400
+        check_contains "merge $run: and says which table to create" "$RESPONSE" 'replicator_dlq'
+    else
+        check "merge $run: staged" "$STATUS" 200
+        post "$url" '{"resolved":"2000000000000000000.0000000000"}'
+        for _ in $(seq 1 100); do
+            grep -q 'cannot merge over' "$log" && break
+            sleep 0.1
+        done
+        check_contains "merge $run: the stalled window's log names the handler, table and key" \
+            "$(grep 'cannot merge over' "$log" | head -1)" 'merge of configureTable on table items, key [1] failed'
+    fi
+    check "merge $run: nothing of the batch was written" \
+        "$(on_target "$db" 'SELECT id, v, name FROM items ORDER BY id')" "1|5|target"
+    stop_replicator
 done
 
 # Consistent mode with --fatalRowPolicy dlq: a row whose table-level handler throws, or returns

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <functional>
 
+#include <fmt/format.h>
+
 #include "molt/replicator/core/target.hpp"
 
 namespace molt::replicator {
@@ -101,26 +103,63 @@ void schema_snapshot::finish() {
     }
 }
 
+namespace {
+
+std::string key_list(const table_info& t, molt::dialect d) {
+    std::string key;
+    for (size_t k = 0; k < t.pk_count; ++k) {
+        key += (k == 0 ? "" : ",") + quote_ident(t.columns[k].name, d);
+    }
+    return key;
+}
+
+// ", "deadlined" AS (SELECT * FROM "data" WHERE …)": the rows within their deadlines.
+std::string deadlined_cte(
+    const table_info& t, molt::dialect d,
+    const std::function<std::string(const column_info&, int64_t)>& before_now) {
+    std::string sql =
+        ", " + quote_ident("deadlined", d) + " AS (SELECT * FROM " + quote_ident("data", d);
+    for (size_t i = 0; i < t.deadlines.size(); ++i) {
+        const auto& [column, micros] = t.deadlines[i];
+        sql += (i == 0 ? " WHERE (" : " AND (") + quote_ident(t.columns[column].name, d) + " > " +
+               before_now(t.columns[column], micros) + ")";
+    }
+    return sql + ")";
+}
+
+}  // namespace
+
+std::string merge_conflicts_ctes(
+    const table_info& t, molt::dialect d,
+    const std::function<std::string(const column_info&, int64_t)>& before_now,
+    std::string_view row_json, std::string_view lock) {
+    auto q = [d](std::string_view name) { return quote_ident(name, d); };
+    const std::string deadlined = q("deadlined");
+    const std::string target = q("__t");
+    std::string proposed;
+    std::string now;
+    for (size_t i = 0; i < t.cas.size(); ++i) {
+        const std::string name = q(t.columns[t.cas[i]].name);
+        proposed += (i == 0 ? "" : ",") + deadlined + "." + name;
+        now += (i == 0 ? "" : ",") + target + "." + name;
+    }
+    return fmt::format(
+        "{} SELECT {}.{}, {} FROM {} JOIN {} {} USING ({}) WHERE (({}) > ({})) IS "
+        "NOT TRUE {}",
+        deadlined_cte(t, d, before_now), deadlined, q("__idx__"), row_json, deadlined,
+        t.qualified.quoted(d), target, key_list(t, d), proposed, now, lock);
+}
+
 std::string conditional_ctes(
     const table_info& t, molt::dialect d,
     const std::function<std::string(const column_info&, int64_t)>& before_now) {
     auto q = [d](std::string_view name) { return quote_ident(name, d); };
-    const std::string data = q("data");
     const std::string deadlined = q("deadlined");
     const std::string current = q("current");
     const std::string action = q("action");
     const std::string target = q("__t");
-    std::string key;
-    for (size_t k = 0; k < t.pk_count; ++k) {
-        key += (k == 0 ? "" : ",") + q(t.columns[k].name);
-    }
-    std::string sql = ", " + deadlined + " AS (SELECT * FROM " + data;
-    for (size_t i = 0; i < t.deadlines.size(); ++i) {
-        const auto& [column, micros] = t.deadlines[i];
-        sql += (i == 0 ? " WHERE (" : " AND (") + q(t.columns[column].name) + " > " +
-               before_now(t.columns[column], micros) + ")";
-    }
-    sql += ")";
+    const std::string key = key_list(t, d);
+    std::string sql = deadlined_cte(t, d, before_now);
     if (t.cas.empty()) {
         return sql + ", " + action + " AS (SELECT * FROM " + deadlined + ")";
     }

@@ -65,7 +65,7 @@ declare module "replicator@v2" {
 
 /** The older API (also imported as "cdc-sink@v1"), as far as this replicator serves it: sources,
  *  the row functions of tables, the built-in writer's options (rowLimit, extras, exprs, cas,
- *  deadlines), apply and setOptions. merge is refused at load. */
+ *  deadlines, merge), apply and setOptions. */
 declare module "replicator@v1" {
   /** "__REPLICATION_KEY__": a document that is exactly { [replicationKey]: [key…] } passes a
    *  delete's key on to another table. */
@@ -99,7 +99,12 @@ declare module "replicator@v1" {
    *  the column's type on PostgreSQL), also in deletes for key columns, and without $0 written
    *  by every upsert; cas, an upsert is written only when the target has no row of its key or
    *  these columns compare greater than the target row's; deadlines, only when each column is
-   *  later than now() less its duration ("1h", "90s"). Rows that lose are dropped. */
+   *  later than now() less its duration ("1h", "90s"). Rows that lose are dropped; with merge (and
+   *  cas), those cas does not write go to it with the target's row: a MergeResult applies a row
+   *  (written over the proposed one, unconditionally), sends the proposed row to a dead-letter
+   *  queue of --dlqTableName (dlq_name = its name), or drops it. standardMerge() takes the
+   *  columns only the batch changed (before → proposed) over the target's row and hands those
+   *  both changed to its fallback as unmerged (no fallback: the batch fails). */
   function configureTable(
     tableName: Table,
     props: Partial<{
@@ -111,9 +116,22 @@ declare module "replicator@v1" {
       exprs: { [k: Column]: string };
       cas: Column[];
       deadlines: { [k: Column]: string };
+      merge: MergeFunction | StandardMerge;
       apply: (ops: ApplyOp[]) => Promise<any>;
     }>,
   ): void;
+  /** Numbers come as strings (before and proposed as sent; target as the database has them);
+   *  meta is {}. */
+  type MergeFunction = (op: {
+    before?: Document;
+    meta: Document;
+    proposed: Document;
+    target: Document;
+    unmerged?: Column[];
+  }) => MergeResult;
+  type MergeResult = { apply: Document } | { dlq: string } | { drop: true };
+  type StandardMerge = {};
+  function standardMerge(fallback?: MergeFunction): StandardMerge;
   /** Only inside apply: replicator@v2's TargetTX, and apply(ops), the built-in write. */
   function getTX(): {
     query(sql: string, ...params: any[]): Promise<Array<Array<string | null>>>;

@@ -234,8 +234,8 @@
 
   // Modules ------------------------------------------------------------------------------------
   // replicator@v1 (and its old name cdc-sink@v1): configureSource and configureTable with the
-  // row functions and apply, on the same machinery. What changes the built-in writer (merge,
-  // cas, deadlines, exprs, extras, rowLimit) is refused by name at load.
+  // row functions and apply, on the same machinery; what changes the built-in writer (rowLimit,
+  // extras, exprs, cas, deadlines, merge) goes to the C++ side (describe()).
   function configureSource(name, props) {
     mustLoad("configureSource");
     if (typeof name !== "string" || name === "") {
@@ -276,7 +276,16 @@
       labels: { onRowUpsert: "dispatch", onRowDelete: "deletesTo" },
     });
   }
-  const V1_NOT_BUILT = ["merge"];
+  // standardMerge(fallback?): a marker configureTable recognises, holding the fallback.
+  const standardMerges = new WeakMap();
+  function standardMerge(fallback) {
+    if (fallback !== undefined && fallback !== null && typeof fallback !== "function") {
+      throw new TypeError("standardMerge: the fallback must be a merge function");
+    }
+    const marker = Object.freeze({});
+    standardMerges.set(marker, fallback ?? null);
+    return marker;
+  }
   // A Go duration ("1h", "1h30m", "2.5s", "300ms") in microseconds, or NaN.
   const GO_UNITS = { ns: 1e-3, us: 1, "\u00b5s": 1, "\u03bcs": 1, ms: 1e3, s: 1e6, m: 60e6, h: 3600e6 };
   function goDuration(text) {
@@ -295,7 +304,7 @@
   // rowLimit, extras, exprs, cas and deadlines: how the built-in writer writes the table (the
   // C++ side checks the columns against the target's tables).
   function writerOptions(call, props) {
-    const out = { call, rowLimit: 0, extras: "", exprs: [], cas: [], deadlines: [] };
+    const out = { call, rowLimit: 0, extras: "", exprs: [], cas: [], deadlines: [], merge: false };
     if (props.cas !== undefined) {
       if (!Array.isArray(props.cas) || props.cas.length === 0 ||
           props.cas.some((c) => typeof c !== "string" || c === "")) {
@@ -338,6 +347,15 @@
         out.exprs.push([column, sql]);
       }
     }
+    if (props.merge !== undefined) {
+      if (typeof props.merge !== "function" && !standardMerges.has(props.merge)) {
+        throw new TypeError(`${call}: merge must be a function or standardMerge()`);
+      }
+      if (out.cas.length === 0) {
+        throw new TypeError(`${call}: merge needs cas: the rows it resolves are those the cas columns do not write`);
+      }
+      out.merge = true;
+    }
     return out.rowLimit || out.extras || out.exprs.length || out.cas.length || out.deadlines.length
       ? out
       : null;
@@ -366,11 +384,6 @@
     if (props === null || typeof props !== "object") {
       throw new TypeError(`${call}: the second argument must be an object of table options`);
     }
-    for (const option of V1_NOT_BUILT) {
-      if (props[option] !== undefined) {
-        throw new TypeError(`${call}: ${option} is not supported by this replicator yet`);
-      }
-    }
     const map = checkHandler(call, props, "map", false);
     const deleteKey = checkHandler(call, props, "deleteKey", false);
     const apply = checkHandler(call, props, "apply", false);
@@ -395,6 +408,7 @@
       onRowDelete: deleteKey,
       onWrite: apply,
       writer: writerOptions(call, props),
+      merge: props.merge === undefined ? null : props.merge,
       v1: true,
       labels: { onRowUpsert: "map", onRowDelete: "deleteKey", onWrite: "apply" },
     });
@@ -406,9 +420,7 @@
     getTX: () => activeWrite("getTX").entry.tx,
     randomUUID: () => host.uuid(),
     setOptions,
-    standardMerge: () => {
-      throw new Error("standardMerge() is not supported by this replicator yet (merge)");
-    },
+    standardMerge,
   });
   const modules = new Map([
     ["replicator@v2", { exports: v2 }],
@@ -768,6 +780,106 @@
     current = null;
     return `{"payload":[${out.join(",")}]}`;
   }
+  // merge (replicator@v1 configureTable): the rows cas did not write, each resolved to
+  // {apply: row} (written over the proposed row), {dlq: name} or {drop: true}.
+  // Whether a script's value and a target's are the same (values of both come as text, but a
+  // target's may be spelled otherwise: 1.50 and 1.5, true and 1, timestamps in other forms).
+  const NUMBER = /^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?$/;
+  const decimal = (v) => {
+    const [whole, fraction = ""] = v.replace(/^-/, "").split(".");
+    const digits = fraction.replace(/0+$/, "");
+    const sign = v.startsWith("-") && (whole !== "0" || digits !== "") ? "-" : "";
+    return sign + whole + (digits ? "." + digits : "");
+  };
+  function sameValue(a, b) {
+    if (a === undefined || b === undefined) return a === b;
+    if (JSON.stringify(a) === JSON.stringify(b)) return true;
+    if (a === null || b === null || typeof a === "object" || typeof b === "object") return false;
+    const x = String(a);
+    const y = String(b);
+    if (NUMBER.test(x) && NUMBER.test(y)) {
+      return /[eE]/.test(x + y) ? Number(x) === Number(y) : decimal(x) === decimal(y);
+    }
+    if (typeof a === "boolean" || typeof b === "boolean") {
+      const truth = (v) => (v === true || v === "1" || v === "t" || v === "true" ? true : v === false || v === "0" || v === "f" || v === "false" ? false : v);
+      return truth(a) === truth(b);
+    }
+    const DATE = /^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}/;
+    if (DATE.test(x) && DATE.test(y)) {
+      const utc = (v) => Date.parse(/(Z|[-+]\d{2}(:?\d{2})?)$/.test(v) ? v.replace(" ", "T") : v.replace(" ", "T") + "Z");
+      const tx = utc(x);
+      return !Number.isNaN(tx) && tx === utc(y);
+    }
+    return false;
+  }
+  // standardMerge: the columns only the batch changed (before → proposed) are taken over the
+  // target's row; those both sides changed go to the fallback as `unmerged`.
+  function runStandardMerge(op, fallback, pk) {
+    if (!isRow(op.target) || Object.keys(op.target).length === 0) return { apply: op.proposed };
+    const before = isRow(op.before) ? op.before : {};
+    const target = op.target;
+    const key = new Set(pk.map(fold));
+    const props = new Set();
+    for (const doc of [op.proposed, before, target]) {
+      for (const k of Object.keys(doc)) if (!key.has(fold(k))) props.add(k);
+    }
+    const unmerged = [];
+    const has = (doc, k) => Object.prototype.hasOwnProperty.call(doc, k);
+    for (const k of props) {
+      const b = has(before, k) ? before[k] : undefined;
+      const p = has(op.proposed, k) ? op.proposed[k] : undefined;
+      const t = has(target, k) ? target[k] : undefined;
+      if (sameValue(b, p) || sameValue(t, p)) continue;
+      if (has(target, k) && !sameValue(b, t)) {
+        unmerged.push(k);
+      } else if (p === undefined) {
+        delete target[k];
+      } else {
+        target[k] = p;
+      }
+    }
+    if (unmerged.length === 0) return { apply: target };
+    unmerged.sort();
+    if (!fallback) {
+      throw new Error(`standardMerge cannot merge column${unmerged.length > 1 ? "s" : ""} ${unmerged.join(", ")} (changed both in the batch and in the target) and has no fallback`);
+    }
+    return fallback({ ...op, target, unmerged });
+  }
+  function merge(schema, table, input) {
+    current = null;
+    const cfg = tableConfig(fold(schema), table);
+    if (!cfg || !cfg.merge) throw new Error(`table ${table} has no merge`);
+    const { pk, rows } = JSON.parse(input);
+    const fallback = standardMerges.has(cfg.merge) ? standardMerges.get(cfg.merge) : undefined;
+    const out = rows.map((c) => {
+      current = ["merge", "configureTable", table, c.key];
+      host.tick();
+      const op = { before: c.before ?? undefined, meta: {}, proposed: c.proposed, target: c.target };
+      const result = fallback === undefined ? cfg.merge(op) : runStandardMerge(op, fallback, pk);
+      if (isPromise(result)) refusePromise(result);
+      if (!isRow(result)) refuse(`returned ${kind(result)}; expected a MergeResult: {apply: row}, {dlq: name} or {drop: true}`);
+      const given = ["apply", "dlq", "drop"].filter((k) => result[k] !== undefined);
+      if (given.length !== 1) refuse("did not return a well-formed MergeResult: one of apply, dlq or drop");
+      if (given[0] === "apply") {
+        if (!isRow(result.apply)) refuse(`returned an unexpected type of apply value: ${kind(result.apply)}`);
+        const row = { ...c.proposed, ...result.apply };
+        for (const k of Object.keys(row)) {
+          const col = pk.find((p) => fold(p) === fold(k));
+          if (col !== undefined && !sameValue(row[k], c.proposed[col])) refuse(`returned an apply value that changes key column ${col}; a merge cannot move a row to another key`);
+        }
+        checkValues(row);
+        return ["apply", JSON.stringify(row)];
+      }
+      if (given[0] === "dlq") {
+        if (typeof result.dlq !== "string" || result.dlq === "") refuse("returned a dlq that names no dead-letter queue");
+        return ["dlq", result.dlq];
+      }
+      if (result.drop !== true) refuse("returned a drop that is not true");
+      return ["drop"];
+    });
+    current = null;
+    return JSON.stringify(out);
+  }
   function takeCounts() {
     const out = JSON.stringify([...counts.values()]);
     counts = new Map();
@@ -1029,6 +1141,15 @@
       } catch (e) {
         if (e === "out of memory") throw e;
         throw new Error(e instanceof ResultError ? e.message : describeError(e));
+      }
+    },
+    // The resolutions of a table's merge for its conflicts.
+    merge(schema, table, input) {
+      try {
+        return merge(schema, table, input);
+      } catch (e) {
+        if (e === "out of memory") throw e;
+        throw new Error(failureText(e));
       }
     },
     resumeWrite,

@@ -607,6 +607,7 @@ struct userscript::engine {
             std::vector<std::pair<std::string, std::string>> exprs;
             std::vector<std::string> cas;
             std::vector<std::pair<std::string, int64_t>> deadlines;  ///< microseconds
+            bool merge = false;  ///< merge (a function or standardMerge)
         };
         std::optional<writer_options> writer;
     };
@@ -1296,6 +1297,7 @@ result<std::unique_ptr<userscript>> userscript::load(const fs::path& file,
                 writer->deadlines.emplace_back(
                     std::string(x[0].GetString(), x[0].GetStringLength()), x[1].GetInt64());
             }
+            writer->merge = w["merge"].GetBool();
         }
         e->tables.push_back(
             {std::move(schema), t[1].GetString(), t[2].GetBool(), std::move(writer)});
@@ -1311,7 +1313,28 @@ const std::vector<std::pair<std::string, std::string>>& userscript::options() co
     return engine_->set_options;
 }
 
-void userscript::configure(schema_snapshot& target, molt::dialect dialect) const {
+namespace {
+
+// A table's merge (replicator@v1 configureTable merge), run on the script's thread.
+class script_merger final : public row_merger {
+public:
+    script_merger(userscript::engine& e, std::string dlq_table)
+        : engine_(e), dlq_table_(std::move(dlq_table)) {}
+
+    result<std::vector<merge_resolution>> resolve(
+        const qualified_name& schema, const table_info& t,
+        const std::vector<merge_conflict>& conflicts) const override;
+    const std::string& dlq_table() const noexcept override { return dlq_table_; }
+
+private:
+    userscript::engine& engine_;
+    std::string dlq_table_;
+};
+
+}  // namespace
+
+void userscript::configure(schema_snapshot& target, molt::dialect dialect,
+                           const std::string& dlq_table) const {
     const std::string folded = ident_key(target.schema.to_string());
     for (table_info& t : target.tables) {
         const engine::table_config* config = engine_->table_of(folded, ident_key(t.name));
@@ -1387,6 +1410,13 @@ void userscript::configure(schema_snapshot& target, molt::dialect dialect) const
                                 log::sanitize(c), col.sql_type));
             } else {
                 t.deadlines.emplace_back(static_cast<size_t>(index), micros);
+            }
+        }
+        if (w.merge) {
+            if (dialect == molt::dialect::oracle) {
+                refuse("merge is not supported on Oracle targets");
+            } else {
+                t.merger = std::make_shared<script_merger>(*engine_, dlq_table);
             }
         }
     }
@@ -1567,6 +1597,81 @@ void append_rows(std::string& out, const std::vector<sql_row>& rows) {
         out += ']';
     }
     out += ']';
+}
+
+}  // namespace
+
+namespace {
+
+result<std::vector<merge_resolution>> script_merger::resolve(
+    const qualified_name& schema, const table_info& t,
+    const std::vector<merge_conflict>& conflicts) const {
+    userscript::engine& e = engine_;
+    // {pk: [names], rows: [{key, before, proposed, target}, …]}
+    std::string input = "{\"pk\":[";
+    for (size_t k = 0; k < t.pk_count; ++k) {
+        if (k > 0) {
+            input += ',';
+        }
+        append_json_string(input, t.columns[k].name);
+    }
+    input += "],\"rows\":[";
+    for (size_t i = 0; i < conflicts.size(); ++i) {
+        const merge_conflict& c = conflicts[i];
+        input += fmt::format("{}{{\"key\":{},\"before\":{},\"proposed\":{},\"target\":{}}}",
+                             i == 0 ? "" : ",", c.key, c.before, c.proposed, c.target);
+    }
+    input += "]}";
+    const std::string schema_text = schema.to_string();
+    auto out = e.call([&]() -> result<std::string> {
+        const auto started = clock_type::now();
+        JSAutoRealm realm(e.cx, *e.global);
+        JS::RootedValueArray<3> args(e.cx);
+        for (size_t i = 0; i < 3; ++i) {
+            const std::string& text = i == 0 ? schema_text : i == 1 ? t.name : input;
+            JSString* s = JS_NewStringCopyUTF8N(e.cx, JS::UTF8Chars(text.data(), text.size()));
+            if (s == nullptr) {
+                return e.take_failure(e.name);
+            }
+            args[i].setString(s);
+        }
+        auto done = e.call_api("merge", args, "merge");
+        if (!done && e.errors != nullptr) {
+            e.errors->with({schema_text, t.name, "merge"}).add();
+        }
+        if (e.exec_time != nullptr) {
+            e.exec_time->with({schema_text}).observe(metrics::seconds_since(started));
+        }
+        return done;
+    });
+    if (!out) {
+        return error{out.error().code(),
+                     fmt::format("userscript {}: {}", e.name, out.error().message())};
+    }
+    // [["apply", "<row JSON>"] | ["dlq", "<name>"] | ["drop"], …]
+    rapidjson::Document d;
+    d.Parse(out->data(), out->size());
+    std::vector<merge_resolution> resolved;
+    for (size_t i = 0; !d.HasParseError() && d.IsArray() && i < d.Size(); ++i) {
+        const rapidjson::Value& r = d[static_cast<rapidjson::SizeType>(i)];
+        if (!r.IsArray() || r.Empty() || !r[0].IsString() || (r.Size() > 1 && !r[1].IsString())) {
+            break;
+        }
+        const std::string_view type = r[0].GetString();
+        merge_resolution m;
+        m.type = type == "apply" ? merge_resolution::kind::apply
+                 : type == "dlq" ? merge_resolution::kind::dlq
+                                 : merge_resolution::kind::drop;
+        if (r.Size() > 1) {
+            m.value.assign(r[1].GetString(), r[1].GetStringLength());
+        }
+        resolved.push_back(std::move(m));
+    }
+    if (resolved.size() != conflicts.size()) {
+        return error{errc::internal, "the userscript runtime answered a merge badly",
+                     retry_class::fatal};
+    }
+    return resolved;
 }
 
 }  // namespace

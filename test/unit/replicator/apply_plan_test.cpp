@@ -44,6 +44,7 @@ struct msg {
     json key;
     json after;  // null: delete
     int64_t t = 1;
+    json before = json::null();  // the row before (WITH diff) unless null
 };
 
 molt::proto::batch decode(const std::vector<msg>& messages) {
@@ -53,8 +54,11 @@ molt::proto::batch decode(const std::vector<msg>& messages) {
         out.topic = m.topic;
         out.key = m.key;
         out.after = m.after;
+        out.before = m.before;
         out.updated = hlc(m.t, 0);
-        encoded.push_back(molt::proto::encode_message(out));
+        molt::proto::message_options options;
+        options.diff = !m.before.is_null();
+        encoded.push_back(molt::proto::encode_message(out, options));
     }
     auto body = molt::proto::decode_webhook(molt::proto::encode_payload(encoded));
     REQUIRE(body);
@@ -664,4 +668,67 @@ TEST_CASE("plan: cas and deadlines make upserts conditional, deletes stay as the
     REQUIRE_FALSE(sparse);
     CHECK_THAT(sparse.error().message(),
                Catch::Contains("the userscript's cas column \"Status\" is not in the row"));
+}
+
+// A merge that is never called: the plan only carries it.
+class unused_merger final : public row_merger {
+public:
+    molt::result<std::vector<merge_resolution>> resolve(
+        const molt::qualified_name&, const table_info&,
+        const std::vector<merge_conflict>&) const override {
+        return std::vector<merge_resolution>();
+    }
+    const std::string& dlq_table() const noexcept override { return name_; }
+
+private:
+    std::string name_ = "replicator_dlq";
+};
+
+TEST_CASE("plan: a table with a merge reads the rows cas keeps, with each row's documents",
+          "[plan][script]") {
+    schema_snapshot s = shop();
+    auto* orders = const_cast<table_info*>(s.find_table("orders"));
+    orders->cas = {static_cast<size_t>(orders->column_index("status"))};
+    orders->merger = std::make_shared<unused_merger>();
+    msg first{"orders", key({num(1)}), obj({{"id", num(1)}, {"status", str("b")}}), 1};
+    first.before = obj({{"id", num(1)}, {"status", str("a")}});
+    const auto batch = decode({
+        first,
+        {"orders", key({num(1)}), obj({{"id", num(1)}, {"status", str("c")}}), 2},
+        {"orders", key({num(2)}), obj({{"id", num(2)}, {"status", str("d")}}), 2},
+    });
+    auto pg = postgres::make_dialect();
+    auto plan = plan_batch(s, batch, *pg, 1000);
+    REQUIRE(plan);
+    REQUIRE(plan->statements.size() == 1);
+    const planned_statement& st = plan->statements[0];
+    REQUIRE(st.merge);
+    CHECK(
+        st.merge->conflicts_sql ==
+        R"(WITH "data"("__idx__","id","Status") AS (VALUES (0,:p1::bigint,:p2::text),(1,:p3::bigint,:p4::text)), "deadlined" AS (SELECT * FROM "data") SELECT "deadlined"."__idx__", (SELECT jsonb_object_agg(e.k, CASE jsonb_typeof(e.v) WHEN 'number' THEN to_jsonb(e.v #>> '{}') ELSE e.v END) FROM jsonb_each(to_jsonb("__t")) AS e(k, v)) FROM "deadlined" JOIN "public"."orders" "__t" USING ("id") WHERE (("deadlined"."Status") > ("__t"."Status")) IS NOT TRUE FOR UPDATE OF "__t")");
+    CHECK(st.params == sql_params{"1", "c", "2", "d"});
+    REQUIRE(st.merge->rows.size() == 2);
+    // Key 1: the latest row, with the row before its first change in the batch.
+    CHECK(st.merge->rows[0].key == "[1]");
+    CHECK(st.merge->rows[0].proposed == R"({"id":"1","Status":"c"})");
+    CHECK(st.merge->rows[0].before == R"({"id":"1","Status":"a"})");
+    CHECK(st.merge->rows[0].after_text == R"({"Status": "c", "id": 1})");
+    CHECK(st.merge->rows[0].updated == molt::hlc(2, 0));
+    CHECK(st.merge->rows[1].before == "null");
+    CHECK(st.merge->rows[1].before_text == "null");
+
+    auto my = mysql::make_dialect();
+    auto on_my = plan_batch(s, batch, *my, 1000);
+    REQUIRE(on_my);
+    REQUIRE(on_my->statements.size() == 1);
+    REQUIRE(on_my->statements[0].merge);
+    CHECK(
+        on_my->statements[0].merge->conflicts_sql ==
+        R"(WITH `data` AS (SELECT 0 AS `__idx__`,CAST(:p1 AS SIGNED) AS `id`,:p2 AS `Status` UNION ALL SELECT 1,CAST(:p3 AS SIGNED),:p4), `deadlined` AS (SELECT * FROM `data`) SELECT `deadlined`.`__idx__`, JSON_OBJECT('id',CAST(`__t`.`id` AS CHAR),'Status',`__t`.`Status`,'note',`__t`.`note`,'total',CAST(`__t`.`total` AS CHAR)) FROM `deadlined` JOIN `public`.`orders` `__t` USING (`id`) WHERE ((`deadlined`.`Status`) > (`__t`.`Status`)) IS NOT TRUE FOR UPDATE)");
+
+    // Without cas, no merge (the writer options refuse it before).
+    orders->cas.clear();
+    auto plain = plan_batch(s, batch, *pg, 1000);
+    REQUIRE(plain);
+    CHECK_FALSE(plain->statements[0].merge);
 }

@@ -917,12 +917,8 @@ api.configureTable("tbl2", { extras: "id" });
                Contains("cas must be an array of column names"));
 }
 
-TEST_CASE("userscript v1: what is not built is refused at load", "[userscript]") {
+TEST_CASE("userscript v1: configureSource needs a target and randomUUID is fresh", "[userscript]") {
     script_dir d;
-    CHECK_THAT(load_error(d,
-                          "import * as api from 'replicator@v1';\napi.configureTable('t', {merge: "
-                          "() => ({ drop: true })});\n"),
-               Contains("configureTable(\"t\"): merge is not supported"));
     CHECK_THAT(
         load_error(d, "import * as api from 'replicator@v1';\napi.configureSource('x', {});\n"),
         Contains("one of mapper or target must be set"));
@@ -938,6 +934,107 @@ if (!/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/.tes
 }
 )");
     CHECK_FALSE(s->handles_schema(qualified_name{{"defaultdb", "public"}}));
+}
+
+// The resolutions of `merge` for one conflict of table items (key [1]; the target's row is
+// {id 1, name "t", price "5", qty "1"}), "apply <row>", "dlq <name>" or "drop"; or the error.
+std::string resolve_one(const schema_snapshot& schema, const std::string& table,
+                        const std::string& before, const std::string& proposed,
+                        const std::string& target) {
+    const table_info& t = *schema.find_table(table);
+    REQUIRE(t.merger);
+    auto out = t.merger->resolve(schema.schema, t, {{"[\"1\"]", before, proposed, target}});
+    if (!out) {
+        return out.error().message();
+    }
+    REQUIRE(out->size() == 1);
+    const merge_resolution& r = out->front();
+    return r.type == merge_resolution::kind::apply ? "apply " + r.value
+           : r.type == merge_resolution::kind::dlq ? "dlq " + r.value
+                                                   : std::string("drop");
+}
+
+TEST_CASE("userscript v1: merge and standardMerge resolve the rows cas did not write",
+          "[userscript]") {
+    script_dir d;
+    auto s = load(d, R"(
+import * as api from "replicator@v1";
+api.configureTable("items", { cas: ["qty"], merge: api.standardMerge() });
+api.configureTable("audit_logs", { cas: ["msg"], merge: api.standardMerge((op) => ({ apply: { msg: op.unmerged.join("+") + ":" + op.target.msg } })) });
+api.configureTable("tbl1", { cas: ["id2"] });
+api.configureTable("pairs", { cas: ["name"], merge: (op) => {
+  switch (op.proposed.name) {
+    case "dlq": return { dlq: "later" };
+    case "drop": return { drop: true };
+    case "five": return 5;
+    case "two": return { drop: true, dlq: "x" };
+    case "key": return { apply: { id2: "7" } };
+    case "throw": throw new Error("no way for " + op.target.name);
+    case "async": return Promise.resolve({ drop: true });
+    default: return { apply: { name: op.target.name + "/" + op.proposed.name + "/" + (op.before === undefined ? "none" : op.before.name) } };
+  }
+} });
+)");
+    schema_snapshot schema = examples_schema();
+    s->configure(schema, molt::dialect::postgres, "my_dlq");
+    const table_info& items = *schema.find_table("items");
+    REQUIRE(items.merger);
+    CHECK(items.merger->dlq_table() == "my_dlq");
+    CHECK_FALSE(schema.find_table("tbl1")->merger);
+
+    // standardMerge: a column only the batch changed is taken (price), one only the target
+    // changed is kept (name); equal numbers in other forms are equal (qty 1 and 1.0).
+    CHECK(resolve_one(schema, "items", R"({"id":"1","name":"b","price":"4","qty":"1"})",
+                      R"({"id":"1","name":"b","price":"6","qty":"1.0"})",
+                      R"({"id":"1","name":"t","price":"4","qty":"1"})") ==
+          R"(apply {"id":"1","name":"t","price":"6","qty":"1"})");
+    // Both changed price, without a fallback: an error naming the column.
+    CHECK_THAT(resolve_one(schema, "items", R"({"id":"1","name":"b","price":"4","qty":"1"})",
+                           R"({"id":"1","name":"b","price":"6","qty":"1"})",
+                           R"({"id":"1","name":"b","price":"5","qty":"1"})"),
+               Contains("standardMerge cannot merge column price"));
+    // No target row (deleted since): the proposed row.
+    CHECK(resolve_one(schema, "items", "null", R"({"id":"1","name":"b","price":"6","qty":"1"})",
+                      "{}") == R"(apply {"id":"1","name":"b","price":"6","qty":"1"})");
+    // The fallback sees the unmerged columns.
+    CHECK(resolve_one(schema, "audit_logs", R"({"id":"1","msg":"a"})", R"({"id":"1","msg":"b"})",
+                      R"({"id":"1","msg":"c"})") == R"(apply {"id":"1","msg":"msg:c"})");
+
+    // A merge function: apply is laid over the proposed row; before is undefined without one.
+    const std::string target = R"({"id1":"1","id2":"2","name":"t"})";
+    auto pairs = [&](const std::string& name, const std::string& before = "null") {
+        return resolve_one(schema, "pairs", before,
+                           R"({"id1":"1","id2":"2","name":")" + name + "\"}", target);
+    };
+    CHECK(pairs("p") == R"(apply {"id1":"1","id2":"2","name":"t/p/none"})");
+    CHECK(pairs("p", R"({"id1":"1","id2":"2","name":"b"})") ==
+          R"(apply {"id1":"1","id2":"2","name":"t/p/b"})");
+    CHECK(pairs("dlq") == "dlq later");
+    CHECK(pairs("drop") == "drop");
+    CHECK_THAT(pairs("five"), Contains("merge of configureTable on table pairs, key [\"1\"]") &&
+                                  Contains("expected a MergeResult"));
+    CHECK_THAT(pairs("two"), Contains("one of apply, dlq or drop"));
+    CHECK_THAT(pairs("key"), Contains("changes key column id2"));
+    CHECK_THAT(pairs("throw"), Contains("no way for t") && Contains("pairs"));
+    CHECK_THAT(pairs("async"), Contains("returned a Promise"));
+
+    // Oracle: refused with the cas it needs.
+    schema_snapshot on_oracle = examples_schema();
+    s->configure(on_oracle, molt::dialect::oracle);
+    CHECK_THAT(on_oracle.find_table("items")->options_error,
+               Contains("cas and deadlines are not supported on Oracle targets"));
+    CHECK_FALSE(on_oracle.find_table("items")->merger);
+
+    CHECK_THAT(load_error(d,
+                          "import * as api from 'replicator@v1';\napi.configureTable('t', {merge: "
+                          "() => ({ drop: true })});\n"),
+               Contains("configureTable(\"t\"): merge needs cas"));
+    CHECK_THAT(load_error(d,
+                          "import * as api from 'replicator@v1';\napi.configureTable('t', {cas: "
+                          "['v'], merge: 'mine'});\n"),
+               Contains("merge must be a function or standardMerge()"));
+    CHECK_THAT(load_error(d, "import * as api from 'replicator@v1';\napi.standardMerge(3);\n"),
+               Contains("standardMerge: the fallback must be a merge function"));
 }
 
 TEST_CASE("userscript v1: setOptions records flags while the script loads", "[userscript]") {

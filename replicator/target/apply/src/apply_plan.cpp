@@ -11,8 +11,13 @@
 
 #include <fmt/format.h>
 
+#include "molt/common/integer_text.hpp"
 #include "molt/common/json_text.hpp"
 #include "molt/common/log.hpp"
+#include "molt/proto/decoder.hpp"
+#include "molt/proto/encoder.hpp"
+#include "molt/proto/json.hpp"
+#include "molt/replicator/target/fatal_rows.hpp"
 
 namespace molt::replicator {
 namespace {
@@ -37,6 +42,9 @@ struct folded_row {
     /// With a userscript's extras column: the properties the table has no column for, each
     /// with its stamp (folded like columns).
     std::vector<std::tuple<std::string_view, const proto::value*, stamp>> extras;
+    /// The key's earliest mutation in the batch (its "before" is the row before the batch).
+    const proto::mutation* first = nullptr;
+    std::optional<stamp> first_at;
 };
 
 using sent_columns = std::vector<std::pair<size_t, const proto::value*>>;
@@ -45,6 +53,10 @@ using sent_extras = std::vector<std::pair<std::string_view, const proto::value*>
 void fold_mutation(folded_row& row, const table_info& t, const proto::mutation& m,
                    const sent_columns& columns, const sent_extras& extras) {
     const stamp at{m.updated, m.message_index};
+    if (!row.first_at || at < *row.first_at) {
+        row.first_at = at;
+        row.first = &m;
+    }
     if (!row.last || *row.last < at) {
         row.last = at;
         row.key_values = m.key_values;
@@ -127,6 +139,72 @@ void finish_fold(folded_row& row, const table_info& t) {
             row.values[k] = &row.key_values[k];
         }
     }
+}
+
+// A value as a userscript sees it: numbers as strings (their exact text).
+void append_script_value(std::string& out, const proto::value& v) {
+    switch (v.kind) {
+    case proto::value_kind::null: out += "null"; break;
+    case proto::value_kind::boolean:
+    case proto::value_kind::json: out += v.text; break;
+    case proto::value_kind::number:
+    case proto::value_kind::string: append_json_string(out, v.text); break;
+    }
+}
+
+// A row for a userscript's merge: `script` for the script, `text` as CockroachDB prints it (the
+// DLQ's); properties named as the table's columns where it has them.
+void merge_documents(const table_info& t,
+                     const std::vector<std::pair<std::string_view, const proto::value*>>& row,
+                     std::string& script, std::string& text) {
+    proto::json doc = proto::json::object();
+    script = "{";
+    for (const auto& [sent, v] : row) {
+        const column_info* c = t.find_column(sent);
+        const std::string name = c != nullptr ? c->name : std::string(sent);
+        if (script.size() > 1) {
+            script += ',';
+        }
+        append_json_string(script, name);
+        script += ':';
+        append_script_value(script, *v);
+        doc.members().push_back({name, proto::to_json(*v)});
+    }
+    script += '}';
+    text = proto::to_crdb_text(doc);
+}
+
+// The merge of one upsert statement's rows (table_info::merger).
+std::shared_ptr<const merge_rows> merge_of(const schema_snapshot& schema, const table_info& t,
+                                           const target_dialect& dialect, size_t rows_per_statement,
+                                           std::span<const size_t> columns,
+                                           std::span<const folded_row* const> rows) {
+    auto m = std::make_shared<merge_rows>();
+    m->conflicts_sql = dialect.merge_conflicts_sql(t, columns, rows.size());
+    m->dialect = &dialect;
+    m->schema = &schema;
+    m->rows_per_statement = rows_per_statement;
+    std::vector<std::pair<std::string_view, const proto::value*>> values;
+    for (const folded_row* r : rows) {
+        merge_rows::row out;
+        out.key = std::string(r->key);
+        out.updated = r->last->first;
+        values.clear();
+        for (const size_t c : columns) {
+            values.emplace_back(t.columns[c].name, r->values[c]);
+        }
+        merge_documents(t, values, out.proposed, out.after_text);
+        out.before = out.before_text = "null";
+        if (r->first != nullptr && r->first->has_before && !r->first->before.empty()) {
+            values.clear();
+            for (const proto::column& c : r->first->before) {
+                values.emplace_back(c.name, &c.val);
+            }
+            merge_documents(t, values, out.before, out.before_text);
+        }
+        m->rows.push_back(std::move(out));
+    }
+    return m;
 }
 
 std::string table_display(const table_info& t) {
@@ -450,6 +528,7 @@ result<apply_plan> plan_batch(const schema_snapshot& schema, const proto::batch&
             ++counts.upserts;
         }
         for (const auto& [columns, group] : by_columns) {
+            const size_t planned = plan.statements.size();
             auto done = chunk(
                 planned_statement::kind::upsert, t, columns, group.size(), chunk_size(t, columns),
                 [&](size_t r, sql_params& params) -> result<void> {
@@ -466,6 +545,22 @@ result<apply_plan> plan_batch(const schema_snapshot& schema, const proto::batch&
                 [&](size_t r) { return std::string_view(group[r]->key); });
             if (!done) {
                 return std::move(done).error();
+            }
+            // The statements just planned hold the group's rows in order. A merge resolves the
+            // rows cas keeps out (it needs cas: userscript.cpp).
+            size_t next = 0;
+            for (size_t i = planned; t.merger && !t.cas.empty() && i < plan.statements.size();
+                 ++i) {
+                planned_statement& st = plan.statements[i];
+                st.merge = merge_of(schema, t, dialect, rows_per_statement, columns,
+                                    std::span(group).subspan(next, st.rows));
+                next += st.rows;
+                if (st.merge->conflicts_sql.empty()) {
+                    return error{errc::invalid_argument,
+                                 fmt::format("table {}: the userscript's merge is not supported "
+                                             "on this target",
+                                             table_display(t))};
+                }
             }
         }
         plan.tables.push_back(counts);
@@ -490,7 +585,112 @@ std::vector<hlc> source_transactions(const proto::batch& rows) {
     return out;
 }
 
+namespace {
+
+// An upsert with a userscript's merge (run_statement).
+result<void> run_merge(target_session& session, const planned_statement& st) {
+    const merge_rows& m = *st.merge;
+    const table_info& t = *st.table;
+    auto kept = session.query(m.conflicts_sql, st.params);
+    if (!kept) {
+        return std::move(kept).error().with_context(
+            "reading the target rows that win the cas comparison, for the userscript's merge");
+    }
+    if (auto done = session.execute(st.sql, st.params); !done || kept->empty()) {
+        return done;
+    }
+    std::vector<merge_conflict> conflicts;
+    std::vector<const merge_rows::row*> rows;
+    for (const sql_row& r : *kept) {
+        const auto index =
+            r.size() == 2 && r[0] && r[1] ? parse_integer<size_t>(*r[0]) : std::optional<size_t>();
+        if (!index || *index >= m.rows.size()) {
+            return error{errc::internal, "the target rows for the merge came back unreadable",
+                         retry_class::fatal};
+        }
+        const merge_rows::row& row = m.rows[*index];
+        rows.push_back(&row);
+        conflicts.push_back({row.key, row.before, row.proposed, *r[1]});
+    }
+    auto resolved = t.merger->resolve(m.schema->schema, t, conflicts);
+    if (!resolved) {
+        return std::move(resolved).error();
+    }
+    if (resolved->size() != conflicts.size()) {
+        return error{errc::internal, "the userscript's merge did not resolve every conflict",
+                     retry_class::fatal};
+    }
+    std::string body;  // the rows to apply, as a webhook body
+    for (size_t i = 0; i < rows.size(); ++i) {
+        const merge_resolution& r = (*resolved)[i];
+        if (r.type == merge_resolution::kind::apply) {
+            body += fmt::format("{}{{\"after\":{},\"key\":{},\"topic\":", body.empty() ? "" : ",",
+                                r.value, rows[i]->key);
+            append_json_string(body, t.name);
+            body += fmt::format(",\"updated\":\"{}\"}}", rows[i]->updated.to_string());
+        } else if (r.type == merge_resolution::kind::dlq) {
+            const std::string& name = t.merger->dlq_table();
+            if (auto checked = check_dlq_table(*m.schema, *m.dialect, name); !checked) {
+                return std::move(checked).error().with_context(fmt::format(
+                    "the userscript's merge sent the row of {} with key {} to dead-letter queue "
+                    "\"{}\"",
+                    table_display(t), log::sanitize(rows[i]->key), log::sanitize(r.value)));
+            }
+            const table_info* dlq = m.schema->find_table(name);
+            const sql_params params{r.value, std::to_string(rows[i]->updated.wall()),
+                                    std::to_string(rows[i]->updated.logical()), rows[i]->after_text,
+                                    rows[i]->before_text};
+            if (auto done = session.execute(m.dialect->dlq_insert_sql(*dlq), params); !done) {
+                return error{done.error().code(), without_row_values(done.error().message()),
+                             done.error().retry()}
+                    .with_context(fmt::format(
+                        "writing the row of {} with key {} to the dead-letter queue {}",
+                        table_display(t), log::sanitize(rows[i]->key), dlq->qualified.to_string()));
+            }
+        }
+    }
+    if (body.empty()) {
+        return ok();
+    }
+    auto decoded =
+        proto::decode_webhook("{\"payload\":[" + body + "]}", proto::decode_limits::unlimited());
+    if (!decoded) {
+        return error{errc::invalid_argument,
+                     fmt::format("table {}: the rows the userscript's merge resolved cannot be "
+                                 "read: {}",
+                                 table_display(t), decoded.error().message()),
+                     retry_class::none};
+    }
+    // Written as they are: the table without its conditions and merge.
+    schema_snapshot alone;
+    alone.schema = m.schema->schema;
+    alone.tables.push_back(t);
+    table_info& plain = alone.tables.back();
+    plain.cas.clear();
+    plain.deadlines.clear();
+    plain.merger.reset();
+    plain.parents.clear();
+    alone.finish();
+    auto plan = plan_batch(alone, decoded->rows, *m.dialect, m.rows_per_statement,
+                           statement_order::upserts_first);
+    if (!plan) {
+        return std::move(plan).error().with_context(
+            "writing the rows the userscript's merge resolved");
+    }
+    for (const planned_statement& next : plan->statements) {
+        if (auto done = run_statement(session, next); !done) {
+            return done;
+        }
+    }
+    return ok();
+}
+
+}  // namespace
+
 result<void> run_statement(target_session& session, const planned_statement& st) {
+    if (st.merge) {
+        return run_merge(session, st);
+    }
     if (st.arrays) {
         return session.execute_array(st.sql, st.params, st.rows);
     }

@@ -66,6 +66,20 @@ std::string typed(const column_info& c, std::string sql) {
     return sql;
 }
 
+// A userscript's deadline: now() less the duration.
+std::string before_now(const column_info& /*c*/, int64_t us) {
+    return fmt::format("now(6) - INTERVAL {} MICROSECOND", us);
+}
+
+// A string literal.
+std::string literal(std::string_view text) {
+    std::string out = "'";
+    for (const char c : text) {
+        out += c == '\\' ? "\\\\" : c == '\'' ? "''" : std::string(1, c);
+    }
+    return out + "'";
+}
+
 // The SQL expression for one bound value of a column.
 std::string placeholder(const column_info& c, size_t n) {
     if (is_binary(c)) {
@@ -111,6 +125,29 @@ std::string time_in_utc(std::string_view text) {
                        clock.substr(8));
 }
 
+// "WITH "data" AS (SELECT … UNION ALL SELECT …)": the rows of a conditional upsert, each value
+// as its column's type (typed), named as the columns; with `numbered`, each row's position from
+// 0 first, as "__idx__".
+std::string data_cte(const table_info& t, std::span<const size_t> columns, size_t rows,
+                     bool numbered) {
+    std::string sql = "WITH " + q("data") + " AS (";
+    size_t n = 1;
+    for (size_t r = 0; r < rows; ++r) {
+        sql += r == 0 ? "SELECT " : " UNION ALL SELECT ";
+        if (numbered) {
+            sql += std::to_string(r) + (r == 0 ? " AS " + q("__idx__") + "," : ",");
+        }
+        for (size_t i = 0; i < columns.size(); ++i) {
+            const column_info& c = t.columns[columns[i]];
+            sql += (i == 0 ? "" : ",") + typed(c, value_sql(c, n, placeholder));
+            if (r == 0) {
+                sql += " AS " + q(c.name);
+            }
+        }
+    }
+    return sql + ")";
+}
+
 class mysql_dialect final : public target_dialect {
 public:
     molt::dialect kind() const noexcept override { return dialect::mysql; }
@@ -153,22 +190,8 @@ public:
         if (t.conditional()) {
             // A userscript's cas and deadlines: the rows that win, as the original writes them
             // (MySQL 8 and MariaDB 10.2 on take a WITH in INSERT … SELECT).
-            sql += ") WITH " + q("data") + " AS (";
-            size_t n = 1;
-            for (size_t r = 0; r < rows; ++r) {
-                sql += r == 0 ? "SELECT " : " UNION ALL SELECT ";
-                for (size_t i = 0; i < columns.size(); ++i) {
-                    const column_info& c = t.columns[columns[i]];
-                    sql += (i == 0 ? "" : ",") + typed(c, value_sql(c, n, placeholder));
-                    if (r == 0) {
-                        sql += " AS " + q(c.name);
-                    }
-                }
-            }
-            sql +=
-                ")" + conditional_ctes(t, dialect::mysql, [](const column_info& /*c*/, int64_t us) {
-                    return fmt::format("now(6) - INTERVAL {} MICROSECOND", us);
-                });
+            sql += ") " + data_cte(t, columns, rows, false) +
+                   conditional_ctes(t, dialect::mysql, before_now);
             sql += " SELECT * FROM " + q("action");
         } else {
             sql += ") VALUES " + values_rows(t, columns, rows, placeholder);
@@ -185,6 +208,24 @@ public:
             set += fmt::format("{}{}=VALUES({})", set.empty() ? "" : ",", name, name);
         }
         return sql + " ON DUPLICATE KEY UPDATE " + set;
+    }
+
+    std::string merge_conflicts_sql(const table_info& t, std::span<const size_t> columns,
+                                    size_t rows) const override {
+        // The target's row with its numbers as their text, as a script sees numbers.
+        std::string row_json = "JSON_OBJECT(";
+        for (size_t c = 0; c < t.columns.size(); ++c) {
+            const column_info& col = t.columns[c];
+            const std::string value = q("__t") + "." + q(col.name);
+            const bool number = is_floating(col) || is_bit(col) ||
+                                one_of(col.type_name, {"tinyint", "smallint", "mediumint", "int",
+                                                       "integer", "bigint", "year"});
+            row_json += fmt::format("{}{},{}", c == 0 ? "" : ",", literal(col.name),
+                                    number ? "CAST(" + value + " AS CHAR)" : value);
+        }
+        row_json += ")";
+        return data_cte(t, columns, rows, true) +
+               merge_conflicts_ctes(t, dialect::mysql, before_now, row_json, "FOR UPDATE");
     }
 
     std::string delete_sql(const table_info& t, size_t rows) const override {

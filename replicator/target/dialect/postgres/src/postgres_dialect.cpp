@@ -56,6 +56,15 @@ std::string cast_expr(const column_info& c, std::string sql) {
     return sql + "::" + cast_type(c);
 }
 
+// A userscript's deadline: now() less the duration. A timestamp without time zone holds the
+// changefeed's UTC time: compared with UTC's wall clock, whatever the session's TimeZone.
+std::string before_now(const column_info& c, int64_t us) {
+    const bool local = c.type_name == "timestamp without time zone" || c.type_name == "timestamp" ||
+                       c.type_name == "date";
+    return fmt::format("{} - '{} microseconds'::interval",
+                       local ? "(now() AT TIME ZONE 'UTC')" : "now()", us);
+}
+
 void append_array_element(std::string& out, const proto::json& v) {
     switch (v.kind()) {
     case proto::json::type::null: out += "NULL"; break;
@@ -168,14 +177,6 @@ public:
         std::string sql;
         if (t.conditional()) {
             // A userscript's cas and deadlines: the rows that win, as the original writes them.
-            // A timestamp without time zone holds the changefeed's UTC time: compared with
-            // UTC's wall clock, whatever the session's TimeZone.
-            auto before_now = [](const column_info& c, int64_t us) {
-                const bool local = c.type_name == "timestamp without time zone" ||
-                                   c.type_name == "timestamp" || c.type_name == "date";
-                return fmt::format("{} - '{} microseconds'::interval",
-                                   local ? "(now() AT TIME ZONE 'UTC')" : "now()", us);
-            };
             sql = fmt::format(
                 "WITH {}({}) AS (VALUES {}){} INSERT INTO {} ({}) SELECT * FROM {}", q("data"),
                 names, values_rows(t, columns, rows, placeholder, cast_expr),
@@ -203,6 +204,32 @@ public:
             return sql + ") DO NOTHING";
         }
         return sql + fmt::format(") DO UPDATE SET ({}) = ROW({})", set, from);
+    }
+
+    std::string merge_conflicts_sql(const table_info& t, std::span<const size_t> columns,
+                                    size_t rows) const override {
+        std::string names = q("__idx__");
+        for (const size_t c : columns) {
+            names += "," + q(t.columns[c].name);
+        }
+        // The rows numbered in the text: VALUES keeps no order a query could rely on.
+        std::string values;
+        size_t n = 1;
+        for (size_t r = 0; r < rows; ++r) {
+            values += fmt::format("{}({}", r == 0 ? "" : ",", r);
+            for (const size_t c : columns) {
+                values += "," + value_sql(t.columns[c], n, placeholder, cast_expr);
+            }
+            values += ')';
+        }
+        // The target's row with its numbers as their text, as a script sees numbers.
+        const std::string row_json =
+            "(SELECT jsonb_object_agg(e.k, CASE jsonb_typeof(e.v) WHEN 'number' THEN "
+            "to_jsonb(e.v #>> '{}') ELSE e.v END) FROM jsonb_each(to_jsonb(" +
+            q("__t") + ")) AS e(k, v))";
+        return fmt::format("WITH {}({}) AS (VALUES {}){}", q("data"), names, values,
+                           merge_conflicts_ctes(t, dialect::postgres, before_now, row_json,
+                                                "FOR UPDATE OF " + q("__t")));
     }
 
     std::string delete_sql(const table_info& t, size_t rows) const override {

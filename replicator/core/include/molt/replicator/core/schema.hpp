@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -12,6 +13,7 @@
 #include <vector>
 
 #include "molt/common/ident.hpp"
+#include "molt/common/result.hpp"
 
 namespace molt::replicator {
 
@@ -35,6 +37,38 @@ struct column_info {
 /// Whether `expr` has the value's mark `$0` (not `$01`) at `i`.
 [[nodiscard]] bool value_mark_at(std::string_view expr, size_t i) noexcept;
 
+struct table_info;
+
+/// A row a conditional upsert did not write because the target's row won the cas comparison,
+/// for a userscript's merge (replicator@v1 configureTable merge). The documents are JSON
+/// objects named by the table's columns, with every number as a string (as a script sees rows).
+struct merge_conflict {
+    std::string key;       ///< the row's key as the changefeed sent it (JSON)
+    std::string before;    ///< the row before the change (changefeed "before"), or "null"
+    std::string proposed;  ///< the row the batch would have written
+    std::string target;    ///< the target's row
+};
+
+/// What a merge made of a conflict.
+struct merge_resolution {
+    enum class kind { apply, dlq, drop };
+    kind type = kind::drop;
+    /// apply: the row to write instead (a JSON object); dlq: the dead-letter queue's name.
+    std::string value;
+};
+
+/// A userscript's merge (apply_plan.cpp runs it for the conflicts of a table's upserts).
+class row_merger {
+public:
+    virtual ~row_merger() = default;
+    /// One resolution per conflict, in order. Errors name the script, the table and the key.
+    [[nodiscard]] virtual result<std::vector<merge_resolution>> resolve(
+        const qualified_name& schema, const table_info& t,
+        const std::vector<merge_conflict>& conflicts) const = 0;
+    /// The dead-letter queue table (--dlqTableName) that a dlq resolution writes to.
+    [[nodiscard]] virtual const std::string& dlq_table() const noexcept = 0;
+};
+
 struct table_info {
     std::string name;                  ///< the table's own name
     qualified_name qualified;          ///< schema-qualified name used in SQL
@@ -51,6 +85,9 @@ struct table_info {
     /// deadlines: an upsert writes a row only when each of these columns is later than now()
     /// less the duration (microseconds); the others are dropped.
     std::vector<std::pair<size_t, int64_t>> deadlines;
+    /// merge (with cas): the rows the cas comparison does not write go to it, with the target's
+    /// rows; its resolutions are written, sent to the dead-letter queue, or dropped.
+    std::shared_ptr<const row_merger> merger;
     /// A configuration the table cannot take (a column it does not have): every write of the
     /// table fails with it.
     std::string options_error;

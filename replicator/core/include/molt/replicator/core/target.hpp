@@ -150,6 +150,16 @@ template <typename Placeholder, typename Finish = plain_expr>
     const table_info& t, molt::dialect d,
     const std::function<std::string(const column_info&, int64_t)>& before_now);
 
+/// The query of the rows a conditional upsert with a userscript's merge will not write because
+/// the target's row wins the cas comparison (table_info::merger), after a "data" expression of
+/// the rows (named as the table's columns, and "__idx__" for each row's position from 0): the
+/// rows within their deadlines joined with the target's rows of their keys, selecting
+/// "__idx__" and `row_json` (the target's row "__t" as a JSON object), then `lock`.
+[[nodiscard]] std::string merge_conflicts_ctes(
+    const table_info& t, molt::dialect d,
+    const std::function<std::string(const column_info&, int64_t)>& before_now,
+    std::string_view row_json, std::string_view lock);
+
 class target_dialect {
 public:
     virtual ~target_dialect() = default;
@@ -201,6 +211,15 @@ public:
                                                  size_t rows) const = 0;
     /// Delete of `rows` rows by primary key.
     [[nodiscard]] virtual std::string delete_sql(const table_info& t, size_t rows) const = 0;
+    /// For a table with a userscript's merge (table_info::merger), run before upsert_sql with
+    /// the same parameters: the rows it will not write because the target's row wins the cas
+    /// comparison, each as its position in the statement (from 0) and the target's row as a
+    /// JSON object with numbers as strings, locked for the transaction. Empty: no merge here.
+    [[nodiscard]] virtual std::string merge_conflicts_sql(const table_info& /*t*/,
+                                                          std::span<const size_t> /*columns*/,
+                                                          size_t /*rows*/) const {
+        return {};
+    }
 
     /// The bind text for a changefeed value in a column; nullopt binds NULL.
     [[nodiscard]] virtual result<std::optional<std::string>> bind_value(

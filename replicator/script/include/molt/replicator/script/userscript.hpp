@@ -83,10 +83,12 @@ public:
     /// start and their values, in the order set (unchecked: the caller knows the flags).
     [[nodiscard]] const std::vector<std::pair<std::string, std::string>>& options() const noexcept;
     /// Sets what replicator@v1 configureTable asks of the built-in writer (rowLimit, extras,
-    /// exprs, cas, deadlines; apply_plan.hpp) on the tables of `target` it names; a column the
-    /// table lacks (or generated; or exprs, cas or deadlines on Oracle) sets the table's
-    /// options_error, naming the script's call.
-    void configure(schema_snapshot& target, molt::dialect dialect) const;
+    /// exprs, cas, deadlines, merge; apply_plan.hpp) on the tables of `target` it names; a
+    /// column the table lacks (or generated; or exprs, cas, deadlines or merge on Oracle) sets
+    /// the table's options_error, naming the script's call. A merge's dlq results go to
+    /// `dlq_table` (--dlqTableName) in the target schema.
+    void configure(schema_snapshot& target, molt::dialect dialect,
+                   const std::string& dlq_table = "replicator_dlq") const;
     /// Whether configureTargetSchema named `schema` (ignoring ASCII case).
     [[nodiscard]] bool handles_schema(const qualified_name& schema) const;
     /// Whether configureTargetTables named a table that can be in `schema`.

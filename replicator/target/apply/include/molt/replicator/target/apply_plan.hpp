@@ -22,6 +22,7 @@
 // order, which writes a value a deleted row frees; then) through ordered_apply.hpp instead.
 
 #include <cstddef>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -33,6 +34,25 @@
 #include "molt/replicator/core/target.hpp"
 
 namespace molt::replicator {
+
+/// What an upsert of a table with a userscript's merge (table_info::merger) needs to resolve
+/// the rows it does not write (run_statement).
+struct merge_rows {
+    /// target_dialect::merge_conflicts_sql for the statement's rows, with its parameters.
+    std::string conflicts_sql;
+    const target_dialect* dialect = nullptr;
+    const schema_snapshot* schema = nullptr;  ///< the plan's (the DLQ table is looked up there)
+    size_t rows_per_statement = 0;            ///< for the rows the merge writes
+    struct row {
+        std::string key;          ///< as the changefeed sent it (JSON)
+        hlc updated;              ///< the row's latest change
+        std::string proposed;     ///< the row as written, for the script (merge_conflict)
+        std::string before;       ///< the row before the batch, for the script, or "null"
+        std::string after_text;   ///< the row as written, as CockroachDB prints it (DLQ)
+        std::string before_text;  ///< the row before, as CockroachDB prints it, or "null"
+    };
+    std::vector<row> rows;  ///< the statement's rows, in order
+};
 
 struct planned_statement {
     enum class kind { upsert, erase };
@@ -50,6 +70,8 @@ struct planned_statement {
     /// With rows == 1: the row's key as the changefeed sent it (compact JSON), to name it in
     /// errors and find its mutations (fatal_rows.hpp).
     std::string_view key;
+    /// An upsert of a table with a userscript's merge: what resolves its conflicts.
+    std::shared_ptr<const merge_rows> merge;
 };
 
 struct table_counts {
@@ -95,7 +117,11 @@ enum class statement_order { deletes_first, upserts_first };
 [[nodiscard]] std::vector<hlc> source_transactions(const proto::batch& rows);
 
 /// Runs one planned statement (prepared and reused when it binds by column; with parameter
-/// arrays when it binds arrays).
+/// arrays when it binds arrays). An upsert with `merge` first reads (and locks) the target rows
+/// that win the cas comparison, then writes the others, then hands those conflicts to the
+/// userscript's merge and writes what it resolves: a row to apply (written unconditionally),
+/// a row for the dead-letter queue it names (the DLQ table, with the queue's name as
+/// dlq_name), or nothing.
 [[nodiscard]] result<void> run_statement(target_session& session, const planned_statement& st);
 
 /// Runs the plan's statements in order on a session inside a transaction the caller began; on
