@@ -3,7 +3,8 @@
 # consistent mode: the documented examples of ../shared/spec/userscripts.md §3 in
 # test/e2e/userscripts/<case>/ (script.ts with @SCHEMA@ for the target schema's name, @DB@ pg or my,
 # tables.sql, requests: one webhook body per line, expect: "> query" lines each followed by the
-# rows it must return, "|"-separated, NULL as empty), then bad scripts and failing handlers.
+# rows it must return, "|"-separated, NULL as empty; any other file sits beside the script),
+# then bad scripts and failing handlers.
 # Usage: userscript_test.sh REPLICATOR   (servers from test/support/db/with-dbs.sh)
 # USERSCRIPT_CASES=GLOB runs only the cases GLOB names (while working on one).
 REPLICATOR=$1
@@ -60,7 +61,16 @@ run_case() {
     while IFS= read -r sql; do
         [ -n "$sql" ] && on_target "$db" "$sql"
     done <"$dir/tables.sql"
-    local script="$E2E_TMP/$name-$db-$mode.ts"
+    # The script in a folder of its own, with the case's other files (modules it imports).
+    local script_dir="$E2E_TMP/$name-$db-$mode" file
+    mkdir -p "$script_dir"
+    for file in "$dir"/*; do
+        case ${file##*/} in
+        script.ts | tables.sql | requests | expect) ;;
+        *) cp "$file" "$script_dir/" ;;
+        esac
+    done
+    local script="$script_dir/script.ts"
     sed -e "s/@SCHEMA@/$schema/g" -e "s/@DB@/$db/g" "$dir/script.ts" >"$script"
     local args=(--insecureHTTP --disableAuthentication --bindAddr 127.0.0.1:0 --targetConn "$target"
         --userscript "$script")

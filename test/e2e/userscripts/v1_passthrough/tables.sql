@@ -1,0 +1,1 @@
+CREATE TABLE some_table (id BIGINT PRIMARY KEY, v VARCHAR(32));

@@ -1,0 +1,1 @@
+export const libraryText: string = "Hello Library!";
