@@ -156,6 +156,42 @@ out=$("$REPLICATOR" start --insecureHTTP --disableAuthentication --bindAddr 127.
 check "Q1: a ReferenceError at load ends startup" "$?" 1
 check_contains "Q1: it names the name and the line" "$out" "ReferenceError: SCHEMA_NAME is not defined (at q1.ts:3:"
 
+# Imports of a missing file and from outside the script's folder, and a name the API does not
+# export: refused at load.
+printf 'import { x } from "./nothere";\nconsole.log(x);\n' >"$E2E_TMP/missing.ts"
+refused_script "an import of a missing file" "$E2E_TMP/missing.ts" "nothere.ts: no such file"
+printf 'import { x } from "../../etc/passwd";\nconsole.log(x);\n' >"$E2E_TMP/escape.ts"
+refused_script "an import outside the folder" "$E2E_TMP/escape.ts" "outside the script's folder"
+printf 'import * as api from "replicator@v2";\napi.configureTargetSchemas("x", {});\n' >"$E2E_TMP/noexport.ts"
+refused_script "a name the API does not export" "$E2E_TMP/noexport.ts" "configureTargetSchemas"
+
+# A handler that allocates without end is stopped by --userscriptMaxHeap (503: the changefeed
+# retries), nothing of its request written; the script goes on.
+cat >"$E2E_TMP/hog.ts" <<'EOF'
+import * as api from "replicator@v2";
+api.configureTargetSchema("us_pg.public", {
+  onRowUpsert: (row) => {
+    const kept = [];
+    if (row.name === "hog") for (;;) kept.push(new Array(100000).fill(kept.length));
+    return row;
+  },
+  onRowDelete: (row) => row,
+});
+EOF
+on_target pg "CREATE TABLE items (id INT PRIMARY KEY, name VARCHAR(32))"
+start_replicator hog --insecureHTTP --disableAuthentication --bindAddr 127.0.0.1:0 --immediate \
+    --targetConn "$OWN_PG_URL" --userscript "$E2E_TMP/hog.ts" --userscriptTimeout 300s \
+    --userscriptMaxHeap 16MiB || exit 1
+url="http://127.0.0.1:$REPLICATOR_PORT/$PG_DB/public"
+post "$url" '{"payload":[{"after":{"id":1,"name":"ok"},"key":[1],"topic":"items","updated":"1000000000000000001.0000000000"},{"after":{"id":2,"name":"hog"},"key":[2],"topic":"items","updated":"1000000000000000001.0000000000"}],"length":2}'
+check "heap limit: the request fails for the changefeed to retry" "$STATUS" 503
+check_contains "heap limit: the answer names the flag" "$RESPONSE" "--userscriptMaxHeap"
+check "heap limit: nothing of it was written" "$(on_target pg 'SELECT count(*) FROM items')" 0
+post "$url" '{"payload":[{"after":{"id":3,"name":"fine"},"key":[3],"topic":"items","updated":"1000000000000000002.0000000000"}],"length":1}'
+check "heap limit: the script runs on" "$STATUS" 200
+stop_replicator
+on_target pg "DROP TABLE items"
+
 # replicator@v1's setOptions: flags of replicator start, set over the command line's while the
 # script loads (here immediate mode, which the command line does not ask for); an unknown name,
 # or a flag read before the script runs, fails the start and --dryRun (molt's preflight).
@@ -341,6 +377,36 @@ for run in pg-immediate my-immediate pg-consistent; do
     fi
     check "merge $run: nothing of the batch was written" \
         "$(on_target "$db" 'SELECT id, v, name FROM items ORDER BY id')" "1|5|target"
+    stop_replicator
+done
+
+# standardMerge writes the target's row back with the batch's one change: every other value
+# (bytes, bits, JSON, decimals, doubles, timestamps) as it was, read and written exactly
+# (MariaDB keeps JSON as text: its spacing may change).
+cat >"$E2E_TMP/typed.ts" <<'EOF'
+import * as api from "replicator@v1";
+api.configureTable("typed", { cas: ["v"], merge: api.standardMerge() });
+EOF
+for db in pg my; do
+    fresh_target
+    if [ "$db" = pg ]; then
+        path="/$PG_DB/public" target=$OWN_PG_URL
+        on_target pg "CREATE TABLE typed (id INT PRIMARY KEY, v INT, note VARCHAR(32), b BYTEA, j JSONB, n NUMERIC(10,2), f DOUBLE PRECISION, ts TIMESTAMPTZ)"
+        on_target pg "INSERT INTO typed VALUES (1, 5, 'old', '\xdead', '{\"k\": [1, 2.5], \"n\": 7}', 12.30, 1.5, '2024-01-01 00:00:00.123456+00')"
+        dump="SELECT id, v, note, encode(b, 'hex'), j::text, n, f, ts FROM typed"
+    else
+        path="/$MY_DB" target=$OWN_MY_URL
+        on_target my "CREATE TABLE typed (id INT PRIMARY KEY, v INT, note VARCHAR(32), b VARBINARY(8), bits BIT(4), j JSON, n DECIMAL(10,2), f DOUBLE, ts DATETIME(6))"
+        on_target my "INSERT INTO typed VALUES (1, 5, 'old', X'DEAD', b'0101', JSON_OBJECT('k', JSON_ARRAY(1, 2.5), 'n', 7), 12.30, 1.5, '2024-01-01 00:00:00.123456')"
+        dump="SELECT id, v, note, HEX(b), BIN(bits), JSON_COMPACT(j), n, f, ts FROM typed"
+    fi
+    was=$(on_target "$db" "$dump")
+    start_replicator "typed-$db" --insecureHTTP --disableAuthentication --bindAddr 127.0.0.1:0 \
+        --targetConn "$target" --userscript "$E2E_TMP/typed.ts" --immediate || exit 1
+    post "http://127.0.0.1:$REPLICATOR_PORT$path" '{"payload":[{"after":{"id":1,"v":4,"note":"new"},"before":{"id":1,"v":4,"note":"old"},"key":[1],"topic":"typed","updated":"1000000000000000001.0000000000"}],"length":1}'
+    check "standardMerge $db: applied" "$STATUS" 200
+    check "standardMerge $db: the target's row with the batch's change, every other value exact" \
+        "$(on_target "$db" "$dump")" "${was/|old|/|new|}"
     stop_replicator
 done
 

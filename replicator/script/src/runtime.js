@@ -782,41 +782,71 @@
   }
   // merge (replicator@v1 configureTable): the rows cas did not write, each resolved to
   // {apply: row} (written over the proposed row), {dlq: name} or {drop: true}.
-  // Whether a script's value and a target's are the same (values of both come as text, but a
-  // target's may be spelled otherwise: 1.50 and 1.5, true and 1, timestamps in other forms).
-  const NUMBER = /^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?$/;
+  // Whether a script's value and a target's are the same, by the column's kind (`kinds`: name ->
+  // "number", "float" or "time"; others compare as they are, JSON documents whatever the order
+  // of their keys). Both come as text, but a target may spell a value otherwise: 1.50 for 1.5,
+  // 1 for true, a timestamp with a space or an offset.
+  const NUMBER = /^-?(0|[1-9][0-9]*)(\.[0-9]+)?$/;
   const decimal = (v) => {
     const [whole, fraction = ""] = v.replace(/^-/, "").split(".");
     const digits = fraction.replace(/0+$/, "");
     const sign = v.startsWith("-") && (whole !== "0" || digits !== "") ? "-" : "";
     return sign + whole + (digits ? "." + digits : "");
   };
-  function sameValue(a, b) {
-    if (a === undefined || b === undefined) return a === b;
-    if (JSON.stringify(a) === JSON.stringify(b)) return true;
-    if (a === null || b === null || typeof a === "object" || typeof b === "object") return false;
-    const x = String(a);
-    const y = String(b);
-    if (NUMBER.test(x) && NUMBER.test(y)) {
-      return /[eE]/.test(x + y) ? Number(x) === Number(y) : decimal(x) === decimal(y);
+  // A timestamp as "<seconds since 1970 UTC>.<fraction without trailing zeros>", exact to the
+  // digit; null when it is not one.
+  const TIME = /^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(Z|[-+]\d{2}(?::?\d{2})?)?$/;
+  const instant = (v) => {
+    const m = TIME.exec(v);
+    if (!m) return null;
+    let offset = 0;
+    if (m[8] && m[8] !== "Z") {
+      const digits = m[8].replace(":", "");
+      offset = (digits[0] === "-" ? -1 : 1) * (Number(digits.slice(1, 3)) * 60 + Number(digits.slice(3, 5) || "0"));
     }
+    const seconds = Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6])) / 1000 - offset * 60;
+    return `${seconds}.${(m[7] || "").replace(/0+$/, "")}`;
+  };
+  function sameDocument(a, b) {
+    if (a === b) return true;
+    if (a === null || b === null || typeof a !== "object" || typeof b !== "object") return false;
+    if (Array.isArray(a) !== Array.isArray(b)) return false;
+    const ka = Object.keys(a);
+    if (ka.length !== Object.keys(b).length) return false;
+    return ka.every((k) => Object.prototype.hasOwnProperty.call(b, k) && sameDocument(a[k], b[k]));
+  }
+  function sameValue(a, b, kind) {
+    if (a === undefined || b === undefined) return a === b;
+    if (a === null || b === null) return a === b;
+    if (typeof a === "object" || typeof b === "object") return sameDocument(a, b);
     if (typeof a === "boolean" || typeof b === "boolean") {
+      // A changefeed's BOOL against a target's 1/0 (MySQL) or t/f.
       const truth = (v) => (v === true || v === "1" || v === "t" || v === "true" ? true : v === false || v === "0" || v === "f" || v === "false" ? false : v);
       return truth(a) === truth(b);
     }
-    const DATE = /^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}/;
-    if (DATE.test(x) && DATE.test(y)) {
-      const utc = (v) => Date.parse(/(Z|[-+]\d{2}(:?\d{2})?)$/.test(v) ? v.replace(" ", "T") : v.replace(" ", "T") + "Z");
-      const tx = utc(x);
-      return !Number.isNaN(tx) && tx === utc(y);
+    const x = String(a);
+    const y = String(b);
+    if (x === y) return true;
+    switch (kind) {
+      case "number":
+        return NUMBER.test(x) && NUMBER.test(y) ? decimal(x) === decimal(y) : Number(x) === Number(y) && !Number.isNaN(Number(x));
+      case "float":
+        return Number(x) === Number(y) && !Number.isNaN(Number(x));
+      case "time": {
+        const t = instant(x);
+        return t !== null && t === instant(y);
+      }
+      default:
+        return false;
     }
-    return false;
   }
   // standardMerge: the columns only the batch changed (before → proposed) are taken over the
   // target's row; those both sides changed go to the fallback as `unmerged`.
-  function runStandardMerge(op, fallback, pk) {
+  function runStandardMerge(op, fallback, pk, kinds) {
     if (!isRow(op.target) || Object.keys(op.target).length === 0) return { apply: op.proposed };
-    const before = isRow(op.before) ? op.before : {};
+    // Without the row before (a changefeed without diff), as the original: the proposed row,
+    // so that the target's row is kept.
+    const before = isRow(op.before) ? op.before : op.proposed;
     const target = op.target;
     const key = new Set(pk.map(fold));
     const props = new Set();
@@ -829,8 +859,8 @@
       const b = has(before, k) ? before[k] : undefined;
       const p = has(op.proposed, k) ? op.proposed[k] : undefined;
       const t = has(target, k) ? target[k] : undefined;
-      if (sameValue(b, p) || sameValue(t, p)) continue;
-      if (has(target, k) && !sameValue(b, t)) {
+      if (sameValue(b, p, kinds[k]) || sameValue(t, p, kinds[k])) continue;
+      if (has(target, k) && !sameValue(b, t, kinds[k])) {
         unmerged.push(k);
       } else if (p === undefined) {
         delete target[k];
@@ -849,13 +879,13 @@
     current = null;
     const cfg = tableConfig(fold(schema), table);
     if (!cfg || !cfg.merge) throw new Error(`table ${table} has no merge`);
-    const { pk, rows } = JSON.parse(input);
+    const { pk, kinds, rows } = JSON.parse(input);
     const fallback = standardMerges.has(cfg.merge) ? standardMerges.get(cfg.merge) : undefined;
     const out = rows.map((c) => {
       current = ["merge", "configureTable", table, c.key];
       host.tick();
       const op = { before: c.before ?? undefined, meta: {}, proposed: c.proposed, target: c.target };
-      const result = fallback === undefined ? cfg.merge(op) : runStandardMerge(op, fallback, pk);
+      const result = fallback === undefined ? cfg.merge(op) : runStandardMerge(op, fallback, pk, kinds);
       if (isPromise(result)) refusePromise(result);
       if (!isRow(result)) refuse(`returned ${kind(result)}; expected a MergeResult: {apply: row}, {dlq: name} or {drop: true}`);
       const given = ["apply", "dlq", "drop"].filter((k) => result[k] !== undefined);
@@ -865,7 +895,7 @@
         const row = { ...c.proposed, ...result.apply };
         for (const k of Object.keys(row)) {
           const col = pk.find((p) => fold(p) === fold(k));
-          if (col !== undefined && !sameValue(row[k], c.proposed[col])) refuse(`returned an apply value that changes key column ${col}; a merge cannot move a row to another key`);
+          if (col !== undefined && !sameValue(row[k], c.proposed[col], kinds[col])) refuse(`returned an apply value that changes key column ${col}; a merge cannot move a row to another key`);
         }
         checkValues(row);
         return ["apply", JSON.stringify(row)];

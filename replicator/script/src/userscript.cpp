@@ -1603,11 +1603,36 @@ void append_rows(std::string& out, const std::vector<sql_row>& rows) {
 
 namespace {
 
+// How standardMerge compares a column's values (runtime.js sameValue): "number" (exact
+// decimals), "float", "time" (timestamps, to the digit, whatever their offset), or "" (as they
+// are), by the column's type on PostgreSQL or MySQL/MariaDB.
+std::string_view merge_kind(const column_info& c) {
+    if (c.array) {
+        return "";
+    }
+    static constexpr std::string_view numbers[] = {"smallint",  "integer", "bigint",  "int",
+                                                   "int2",      "int4",    "int8",    "tinyint",
+                                                   "mediumint", "numeric", "decimal", "year"};
+    static constexpr std::string_view floats[] = {"real",  "double precision", "double",
+                                                  "float", "float4",           "float8"};
+    const std::string_view type = c.type_name;
+    if (std::find(std::begin(numbers), std::end(numbers), type) != std::end(numbers)) {
+        return "number";
+    }
+    if (std::find(std::begin(floats), std::end(floats), type) != std::end(floats)) {
+        return "float";
+    }
+    if (type.rfind("timestamp", 0) == 0 || type == "datetime") {
+        return "time";
+    }
+    return "";
+}
+
 result<std::vector<merge_resolution>> script_merger::resolve(
     const qualified_name& schema, const table_info& t,
     const std::vector<merge_conflict>& conflicts) const {
     userscript::engine& e = engine_;
-    // {pk: [names], rows: [{key, before, proposed, target}, …]}
+    // {pk: [names], kinds: {name: kind}, rows: [{key, before, proposed, target}, …]}
     std::string input = "{\"pk\":[";
     for (size_t k = 0; k < t.pk_count; ++k) {
         if (k > 0) {
@@ -1615,7 +1640,18 @@ result<std::vector<merge_resolution>> script_merger::resolve(
         }
         append_json_string(input, t.columns[k].name);
     }
-    input += "],\"rows\":[";
+    input += "],\"kinds\":{";
+    bool first = true;
+    for (const column_info& c : t.columns) {
+        if (const std::string_view kind = merge_kind(c); !kind.empty()) {
+            input += first ? "" : ",";
+            first = false;
+            append_json_string(input, c.name);
+            input += ':';
+            append_json_string(input, kind);
+        }
+    }
+    input += "},\"rows\":[";
     for (size_t i = 0; i < conflicts.size(); ++i) {
         const merge_conflict& c = conflicts[i];
         input += fmt::format("{}{{\"key\":{},\"before\":{},\"proposed\":{},\"target\":{}}}",
@@ -1645,8 +1681,11 @@ result<std::vector<merge_resolution>> script_merger::resolve(
         return done;
     });
     if (!out) {
-        return error{out.error().code(),
-                     fmt::format("userscript {}: {}", e.name, out.error().message())};
+        // A time or heap limit: errc::timeout, not unavailable (the target is fine: its session
+        // is kept), as userscript::write.
+        const error& why = out.error();
+        return error{why.code() == errc::unavailable ? errc::timeout : why.code(),
+                     fmt::format("userscript {}: {}", e.name, why.message()), retry_class::none};
     }
     // [["apply", "<row JSON>"] | ["dlq", "<name>"] | ["drop"], …]
     rapidjson::Document d;

@@ -705,7 +705,7 @@ TEST_CASE("plan: a table with a merge reads the rows cas keeps, with each row's 
     REQUIRE(st.merge);
     CHECK(
         st.merge->conflicts_sql ==
-        R"(WITH "data"("__idx__","id","Status") AS (VALUES (0,:p1::bigint,:p2::text),(1,:p3::bigint,:p4::text)), "deadlined" AS (SELECT * FROM "data") SELECT "deadlined"."__idx__", (SELECT jsonb_object_agg(e.k, CASE jsonb_typeof(e.v) WHEN 'number' THEN to_jsonb(e.v #>> '{}') ELSE e.v END) FROM jsonb_each(to_jsonb("__t")) AS e(k, v)) FROM "deadlined" JOIN "public"."orders" "__t" USING ("id") WHERE (("deadlined"."Status") > ("__t"."Status")) IS NOT TRUE FOR UPDATE OF "__t")");
+        R"(WITH "data"("__idx__","id","Status") AS (VALUES (0,:p1::bigint,:p2::text),(1,:p3::bigint,:p4::text)), "deadlined" AS (SELECT * FROM "data") SELECT "deadlined"."__idx__", (jsonb_build_object('id',"__t"."id"::text,'Status',"__t"."Status",'note',"__t"."note",'total',"__t"."total"::text)) FROM "deadlined" JOIN "public"."orders" "__t" USING ("id") WHERE (("deadlined"."Status") > ("__t"."Status")) IS NOT TRUE FOR UPDATE OF "__t")");
     CHECK(st.params == sql_params{"1", "c", "2", "d"});
     REQUIRE(st.merge->rows.size() == 2);
     // Key 1: the latest row, with the row before its first change in the batch.

@@ -97,6 +97,9 @@ schema_snapshot examples_schema() {
     t("t_1", {col("pk", "bigint", "bigint", 0), text("v")});
     t("arrays", {col("id", "bigint", "bigint", 0),
                  col("vals", "bigint[]", "bigint", -1, false, true), col("doc", "jsonb", "jsonb")});
+    t("measures", {col("id", "bigint", "bigint", 0), col("amount", "numeric", "numeric"),
+                   col("at", "timestamp with time zone", "timestamp with time zone"),
+                   col("doc", "jsonb", "jsonb"), col("flag", "boolean", "boolean")});
     t("orders", {text("id", 0), text("region_code", 1), text("price"), text("qty"), text("total"),
                  text("status_code"), text("status_description"), text("replicated_at"),
                  text("customer_id")});
@@ -960,6 +963,7 @@ TEST_CASE("userscript v1: merge and standardMerge resolve the rows cas did not w
     auto s = load(d, R"(
 import * as api from "replicator@v1";
 api.configureTable("items", { cas: ["qty"], merge: api.standardMerge() });
+api.configureTable("measures", { cas: ["flag"], merge: api.standardMerge() });
 api.configureTable("audit_logs", { cas: ["msg"], merge: api.standardMerge((op) => ({ apply: { msg: op.unmerged.join("+") + ":" + op.target.msg } })) });
 api.configureTable("tbl1", { cas: ["id2"] });
 api.configureTable("pairs", { cas: ["name"], merge: (op) => {
@@ -982,12 +986,27 @@ api.configureTable("pairs", { cas: ["name"], merge: (op) => {
     CHECK(items.merger->dlq_table() == "my_dlq");
     CHECK_FALSE(schema.find_table("tbl1")->merger);
 
-    // standardMerge: a column only the batch changed is taken (price), one only the target
-    // changed is kept (name); equal numbers in other forms are equal (qty 1 and 1.0).
+    // standardMerge: a column only the batch changed is taken (price; qty too: in a text
+    // column "1.0" is not "1"), one only the target changed is kept (name).
     CHECK(resolve_one(schema, "items", R"({"id":"1","name":"b","price":"4","qty":"1"})",
                       R"({"id":"1","name":"b","price":"6","qty":"1.0"})",
                       R"({"id":"1","name":"t","price":"4","qty":"1"})") ==
-          R"(apply {"id":"1","name":"t","price":"6","qty":"1"})");
+          R"(apply {"id":"1","name":"t","price":"6","qty":"1.0"})");
+    // Values compared by their column's type: a numeric 1.50 is 1.5, a timestamp 1 µs later is
+    // another, documents whatever their keys' order, a BOOL true is MySQL's 1.
+    CHECK(resolve_one(schema, "measures",
+                      R"({"id":"1","amount":"1.5","at":"2024-01-01T00:00:00.123456Z",)"
+                      R"("doc":{"a":1,"b":2},"flag":true})",
+                      R"({"id":"1","amount":"1.50","at":"2024-01-01T00:00:00.123457Z",)"
+                      R"("doc":{"b":2,"a":1},"flag":true})",
+                      R"({"id":"1","amount":"1.5","at":"2024-01-01 01:00:00.123456+01:00",)"
+                      R"("doc":{"b":2,"a":1},"flag":"1"})") ==
+          R"(apply {"id":"1","amount":"1.5","at":"2024-01-01T00:00:00.123457Z",)"
+          R"("doc":{"b":2,"a":1},"flag":"1"})");
+    // Without the row before (no diff): as the original, the target's row is kept.
+    CHECK(resolve_one(schema, "items", "null", R"({"id":"1","name":"b","price":"6","qty":"1"})",
+                      R"({"id":"1","name":"t","price":"4","qty":"1"})") ==
+          R"(apply {"id":"1","name":"t","price":"4","qty":"1"})");
     // Both changed price, without a fallback: an error naming the column.
     CHECK_THAT(resolve_one(schema, "items", R"({"id":"1","name":"b","price":"4","qty":"1"})",
                            R"({"id":"1","name":"b","price":"6","qty":"1"})",

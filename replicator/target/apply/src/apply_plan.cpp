@@ -189,18 +189,33 @@ std::shared_ptr<const merge_rows> merge_of(const schema_snapshot& schema, const 
         merge_rows::row out;
         out.key = std::string(r->key);
         out.updated = r->last->first;
+        // The columns the statement writes, but those of an expression without the value
+        // (written by every upsert, not by the row).
         values.clear();
         for (const size_t c : columns) {
-            values.emplace_back(t.columns[c].name, r->values[c]);
+            if (t.columns[c].expr.empty() || value_params(t.columns[c]) > 0) {
+                values.emplace_back(t.columns[c].name, r->values[c]);
+            }
         }
         merge_documents(t, values, out.proposed, out.after_text);
         out.before = out.before_text = "null";
         if (r->first != nullptr && r->first->has_before && !r->first->before.empty()) {
-            values.clear();
+            // The DLQ's text is the whole row; the script's, of those columns only (not what the
+            // script ignored, renamed or sent to extras).
+            std::vector<std::pair<std::string_view, const proto::value*>> whole;
+            std::vector<std::pair<std::string_view, const proto::value*>> written;
             for (const proto::column& c : r->first->before) {
-                values.emplace_back(c.name, &c.val);
+                whole.emplace_back(c.name, &c.val);
+                const column_info* col = t.find_column(c.name);
+                if (col != nullptr && std::any_of(values.begin(), values.end(), [&](const auto& v) {
+                        return v.first == col->name;
+                    })) {
+                    written.emplace_back(c.name, &c.val);
+                }
             }
-            merge_documents(t, values, out.before, out.before_text);
+            std::string unused;
+            merge_documents(t, whole, unused, out.before_text);
+            merge_documents(t, written, out.before, unused);
         }
         m->rows.push_back(std::move(out));
     }
@@ -670,6 +685,7 @@ result<void> run_merge(target_session& session, const planned_statement& st) {
     plain.deadlines.clear();
     plain.merger.reset();
     plain.parents.clear();
+    plain.extras = -1;  // the row holds the extras column's object as it is
     alone.finish();
     auto plan = plan_batch(alone, decoded->rows, *m.dialect, m.rows_per_statement,
                            statement_order::upserts_first);

@@ -6,4 +6,6 @@ CREATE TABLE md (pk BIGINT PRIMARY KEY, version BIGINT, note VARCHAR(32));
 INSERT INTO md VALUES (1, 5, 'target');
 CREATE TABLE mx (pk BIGINT PRIMARY KEY, version BIGINT, note VARCHAR(32));
 INSERT INTO mx VALUES (1, 5, 'target');
+CREATE TABLE me (pk BIGINT PRIMARY KEY, version BIGINT, note VARCHAR(32), more JSON);
+INSERT INTO me (pk, version, note) VALUES (1, 5, 'target');
 CREATE TABLE replicator_dlq (event SERIAL PRIMARY KEY, dlq_name VARCHAR(256) NOT NULL, source_nanos BIGINT NOT NULL, source_logical BIGINT NOT NULL, data_after TEXT NOT NULL, data_before TEXT NOT NULL);

@@ -212,16 +212,35 @@ public:
 
     std::string merge_conflicts_sql(const table_info& t, std::span<const size_t> columns,
                                     size_t rows) const override {
-        // The target's row with its numbers as their text, as a script sees numbers.
+        // The target's row as a changefeed would send it and a script sees it: numbers as their
+        // text, bytes as \\x-prefixed hex, bits as 0s and 1s, geometries as GeoJSON, JSON as
+        // itself.
         std::string row_json = "JSON_OBJECT(";
         for (size_t c = 0; c < t.columns.size(); ++c) {
             const column_info& col = t.columns[c];
             const std::string value = q("__t") + "." + q(col.name);
-            const bool number = is_floating(col) || is_bit(col) ||
-                                one_of(col.type_name, {"tinyint", "smallint", "mediumint", "int",
-                                                       "integer", "bigint", "year"});
-            row_json += fmt::format("{}{},{}", c == 0 ? "" : ",", literal(col.name),
-                                    number ? "CAST(" + value + " AS CHAR)" : value);
+            std::string sql = value;
+            if (is_binary(col)) {
+                sql = fmt::format("CONCAT(CONVERT(0x5C78 USING utf8mb4), LOWER(HEX({})))", value);
+            } else if (is_bit(col)) {
+                const size_t open = col.sql_type.find('(');
+                const auto width =
+                    open == std::string::npos
+                        ? std::optional<int>(1)
+                        : parse_integer<int>(
+                              std::string_view(col.sql_type)
+                                  .substr(open + 1, col.sql_type.find(')') - open - 1));
+                sql = fmt::format("LPAD(BIN({}), {}, '0')", value, width.value_or(1));
+            } else if (is_geometry(col)) {
+                sql = fmt::format("ST_AsGeoJSON({})", value);
+            } else if (is_json(col)) {
+                sql = fmt::format("JSON_EXTRACT({}, '$')", value);
+            } else if (is_floating(col) ||
+                       one_of(col.type_name, {"tinyint", "smallint", "mediumint", "int", "integer",
+                                              "bigint", "year"})) {
+                sql = "CAST(" + value + " AS CHAR)";
+            }
+            row_json += fmt::format("{}{},{}", c == 0 ? "" : ",", literal(col.name), sql);
         }
         row_json += ")";
         return data_cte(t, columns, rows, true) +

@@ -20,6 +20,15 @@ bool is_geometry(const column_info& c) {
     return c.type_name == "geometry" || c.type_name == "geography";
 }
 
+// A string literal (standard_conforming_strings, on since PostgreSQL 9.1).
+std::string literal(std::string_view text) {
+    std::string out = "'";
+    for (const char c : text) {
+        out += c == '\'' ? std::string("''") : std::string(1, c);
+    }
+    return out + "'";
+}
+
 bool is_json(const column_info& c) {
     return !c.array && (c.type_name == "jsonb" || c.type_name == "json");
 }
@@ -222,11 +231,25 @@ public:
             }
             values += ')';
         }
-        // The target's row with its numbers as their text, as a script sees numbers.
-        const std::string row_json =
-            "(SELECT jsonb_object_agg(e.k, CASE jsonb_typeof(e.v) WHEN 'number' THEN "
-            "to_jsonb(e.v #>> '{}') ELSE e.v END) FROM jsonb_each(to_jsonb(" +
-            q("__t") + ")) AS e(k, v))";
+        // The target's row as a script sees rows: numbers as their text, geometries as GeoJSON,
+        // the rest as to_jsonb writes it (a JSON column as itself); jsonb_build_object takes
+        // at most 50 pairs, so in parts joined by ||.
+        std::string row_json;
+        for (size_t c = 0; c < t.columns.size(); ++c) {
+            const column_info& col = t.columns[c];
+            const std::string value = q("__t") + "." + q(col.name);
+            const bool number =
+                !col.array && (col.type_name == "smallint" || col.type_name == "integer" ||
+                               col.type_name == "bigint" || col.type_name == "numeric" ||
+                               col.type_name == "real" || col.type_name == "double precision");
+            row_json +=
+                c % 50 == 0 ? (c == 0 ? "(jsonb_build_object(" : ") || jsonb_build_object(") : ",";
+            row_json += literal(col.name) + "," +
+                        (number             ? value + "::text"
+                         : is_geometry(col) ? "ST_AsGeoJSON(" + value + ")::jsonb"
+                                            : value);
+        }
+        row_json += t.columns.empty() ? "'{}'::jsonb" : "))";
         return fmt::format("WITH {}({}) AS (VALUES {}){}", q("data"), names, values,
                            merge_conflicts_ctes(t, dialect::postgres, before_now, row_json,
                                                 "FOR UPDATE OF " + q("__t")));
