@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include "molt/common/json_text.hpp"
+
 namespace molt::proto {
 
 std::string encode_message(const message& m, const message_options& options) {
@@ -70,6 +72,16 @@ json to_json(const value& v) {
     }
     }
     return json::null();
+}
+
+void append_script_value(std::string& out, const value& v) {
+    switch (v.kind) {
+    case value_kind::null: out += "null"; break;
+    case value_kind::boolean:
+    case value_kind::json: out += v.text; break;
+    case value_kind::number:
+    case value_kind::string: append_json_string(out, v.text); break;
+    }
 }
 
 message to_message(std::string_view topic, const mutation& m) {

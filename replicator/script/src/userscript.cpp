@@ -47,6 +47,7 @@ extern "C" size_t __sanitizer_get_current_allocated_bytes();
 #include "molt/common/json_text.hpp"
 #include "molt/common/log.hpp"
 #include "molt/proto/decoder.hpp"
+#include "molt/proto/encoder.hpp"
 #include "molt/replicator/target/apply_plan.hpp"
 
 extern "C" char** environ;
@@ -333,17 +334,6 @@ size_t allocated_bytes() {
 #endif
 }
 
-// A value for the script: numbers as strings (their exact text), JSON documents as themselves.
-void append_value(std::string& out, const proto::value& v) {
-    switch (v.kind) {
-    case proto::value_kind::null: out += "null"; break;
-    case proto::value_kind::boolean:
-    case proto::value_kind::json: out += v.text; break;
-    case proto::value_kind::number:
-    case proto::value_kind::string: append_json_string(out, v.text); break;
-    }
-}
-
 // Canonical JSON `text` with every number outside strings written as a string: an array column's
 // elements, for the script (numbers are strings, exact); its elements bind as text either way.
 void append_numbers_as_strings(std::string& out, std::string_view text) {
@@ -397,7 +387,7 @@ void append_row(std::string& out, std::span<const proto::column> columns, const 
         } else if (v.kind == proto::value_kind::json && c != nullptr && c->array) {
             append_numbers_as_strings(out, v.text);
         } else {
-            append_value(out, v);
+            proto::append_script_value(out, v);
         }
         // A number for a table's extras column (replicator@v1 configureTable): kept a number.
         const bool extra_number =
@@ -478,7 +468,7 @@ std::string batch_input(const schema_snapshot& target, const proto::batch& rows)
                 if (k > 0) {
                     input += ',';
                 }
-                append_value(input, m.key_values[k]);
+                proto::append_script_value(input, m.key_values[k]);
             }
             input += "],\"kt\":";
             append_json_string(input, m.key);

@@ -141,17 +141,6 @@ void finish_fold(folded_row& row, const table_info& t) {
     }
 }
 
-// A value as a userscript sees it: numbers as strings (their exact text).
-void append_script_value(std::string& out, const proto::value& v) {
-    switch (v.kind) {
-    case proto::value_kind::null: out += "null"; break;
-    case proto::value_kind::boolean:
-    case proto::value_kind::json: out += v.text; break;
-    case proto::value_kind::number:
-    case proto::value_kind::string: append_json_string(out, v.text); break;
-    }
-}
-
 // A row for a userscript's merge: `script` for the script, `text` as CockroachDB prints it (the
 // DLQ's); properties named as the table's columns where it has them.
 void merge_documents(const table_info& t,
@@ -167,7 +156,7 @@ void merge_documents(const table_info& t,
         }
         append_json_string(script, name);
         script += ':';
-        append_script_value(script, *v);
+        proto::append_script_value(script, *v);
         doc.members().push_back({name, proto::to_json(*v)});
     }
     script += '}';
