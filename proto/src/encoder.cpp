@@ -74,12 +74,18 @@ json to_json(const value& v) {
     return json::null();
 }
 
-void append_script_value(std::string& out, const value& v) {
+void append_script_value(std::string& out, const value& v, bool json_column) {
     switch (v.kind) {
     case value_kind::null: out += "null"; break;
     case value_kind::boolean:
     case value_kind::json: out += v.text; break;
     case value_kind::number:
+        if (json_column) {
+            out += v.text;
+        } else {
+            append_json_string(out, v.text);
+        }
+        break;
     case value_kind::string: append_json_string(out, v.text); break;
     }
 }

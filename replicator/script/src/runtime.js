@@ -795,17 +795,31 @@
   };
   // A timestamp as "<seconds since 1970 UTC>.<fraction without trailing zeros>", exact to the
   // digit; null when it is not one.
-  const TIME = /^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(Z|[-+]\d{2}(?::?\d{2})?)?$/;
+  const TIME = /^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(Z|[-+]\d{2}(?::?\d{2}(?::?\d{2})?)?)?$/;
   const instant = (v) => {
     const m = TIME.exec(v);
     if (!m) return null;
-    let offset = 0;
+    let offset = 0; // seconds east of UTC (PostgreSQL prints +05:53:28 for old dates)
     if (m[8] && m[8] !== "Z") {
-      const digits = m[8].replace(":", "");
-      offset = (digits[0] === "-" ? -1 : 1) * (Number(digits.slice(1, 3)) * 60 + Number(digits.slice(3, 5) || "0"));
+      const digits = m[8].replace(/:/g, "");
+      offset = (digits[0] === "-" ? -1 : 1) *
+        (Number(digits.slice(1, 3)) * 3600 + Number(digits.slice(3, 5) || "0") * 60 + Number(digits.slice(5, 7) || "0"));
     }
-    const seconds = Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6])) / 1000 - offset * 60;
+    const day = new Date(0); // setUTCFullYear: years below 100 are not 19xx
+    day.setUTCFullYear(Number(m[1]), Number(m[2]) - 1, Number(m[3]));
+    const seconds = day.getTime() / 1000 + Number(m[4]) * 3600 + Number(m[5]) * 60 + Number(m[6]) - offset;
     return `${seconds}.${(m[7] || "").replace(/0+$/, "")}`;
+  };
+  // A number with an exponent in plain notation ("1.5E+3" -> "1500"), exactly; others as they are.
+  const plain = (v) => {
+    const m = /^(-?)(\d+)(?:\.(\d+))?[eE]([-+]?\d+)$/.exec(v);
+    if (!m) return v;
+    const digits = m[2] + (m[3] || "");
+    const point = m[2].length + Number(m[4]);
+    if (Math.abs(point) > 1000) return v;
+    const whole = point <= 0 ? "0" : digits.slice(0, point).padEnd(point, "0");
+    const fraction = point < 0 ? "0".repeat(-point) + digits : digits.slice(Math.max(point, 0));
+    return `${m[1]}${whole.replace(/^0+(?=\d)/, "")}${fraction ? "." + fraction : ""}`;
   };
   function sameDocument(a, b) {
     if (a === b) return true;
@@ -828,8 +842,10 @@
     const y = String(b);
     if (x === y) return true;
     switch (kind) {
-      case "number":
-        return NUMBER.test(x) && NUMBER.test(y) ? decimal(x) === decimal(y) : Number(x) === Number(y) && !Number.isNaN(Number(x));
+      case "number": {
+        const [px, py] = [plain(x), plain(y)];
+        return NUMBER.test(px) && NUMBER.test(py) && decimal(px) === decimal(py);
+      }
       case "float":
         return Number(x) === Number(y) && !Number.isNaN(Number(x));
       case "time": {
@@ -868,7 +884,9 @@
         target[k] = p;
       }
     }
-    if (unmerged.length === 0) return { apply: target };
+    // The columns the batch writes (the others stay as they are on the target).
+    const written = () => Object.fromEntries(Object.keys(op.proposed).map((k) => [k, has(target, k) ? target[k] : op.proposed[k]]));
+    if (unmerged.length === 0) return { apply: written() };
     unmerged.sort();
     if (!fallback) {
       throw new Error(`standardMerge cannot merge column${unmerged.length > 1 ? "s" : ""} ${unmerged.join(", ")} (changed both in the batch and in the target) and has no fallback`);

@@ -382,12 +382,10 @@ void append_row(std::string& out, std::span<const proto::column> columns, const 
         const column_info* c = t != nullptr ? t->find_column(columns[i].name) : nullptr;
         const bool json_number = v.kind == proto::value_kind::number && c != nullptr && !c->array &&
                                  (c->type_name == "json" || c->type_name == "jsonb");
-        if (json_number) {
-            out += v.text;
-        } else if (v.kind == proto::value_kind::json && c != nullptr && c->array) {
+        if (v.kind == proto::value_kind::json && c != nullptr && c->array) {
             append_numbers_as_strings(out, v.text);
         } else {
-            proto::append_script_value(out, v);
+            proto::append_script_value(out, v, json_number);
         }
         // A number for a table's extras column (replicator@v1 configureTable): kept a number.
         const bool extra_number =

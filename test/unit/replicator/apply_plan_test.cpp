@@ -732,3 +732,44 @@ TEST_CASE("plan: a table with a merge reads the rows cas keeps, with each row's 
     REQUIRE(plain);
     CHECK_FALSE(plain->statements[0].merge);
 }
+
+TEST_CASE("plan: a merge reads the target's row as a changefeed sends values", "[plan][script]") {
+    // MySQL/MariaDB: bytes as \x hex, bits as 0s and 1s of the column's width, JSON and
+    // geometries as JSON values, numbers as text.
+    schema_snapshot s;
+    s.schema.parts = {"appdb"};
+    s.tables.push_back(table(
+        {"appdb", "typed"},
+        {col("id", "int", "int", 0), col("v", "int", "int"), col("b", "varbinary(8)", "varbinary"),
+         col("bits", "bit(4)", "bit"), col("j", "json", "json"), col("g", "point", "point"),
+         col("f", "double", "double")}));
+    s.finish();
+    auto* typed = const_cast<table_info*>(s.find_table("typed"));
+    typed->cas = {1};
+    typed->merger = std::make_shared<unused_merger>();
+    auto my = mysql::make_dialect();
+    const std::string sql = my->merge_conflicts_sql(*typed, std::vector<size_t>{0, 1}, 1);
+    CHECK_THAT(sql, Catch::Contains(
+                        "JSON_OBJECT('id',CAST(`__t`.`id` AS CHAR),'v',CAST(`__t`.`v` AS CHAR),'b',"
+                        "CONCAT(CONVERT(0x5C78 USING utf8mb4), LOWER(HEX(`__t`.`b`))),'bits',"
+                        "LPAD(BIN(`__t`.`bits`), 4, '0'),'j',JSON_EXTRACT(`__t`.`j`, '$'),'g',"
+                        "JSON_EXTRACT(ST_AsGeoJSON(`__t`.`g`), '$'),'f',CAST(`__t`.`f` AS CHAR))"));
+
+    // PostgreSQL: jsonb_build_object takes 50 pairs at most: 51 columns in two, joined by ||.
+    std::vector<column_info> wide{col("id", "bigint", "bigint", 0)};
+    for (int i = 1; i <= 50; ++i) {
+        wide.push_back(col("c" + std::to_string(i), "text", "text"));
+    }
+    schema_snapshot w;
+    w.schema.parts = {"appdb", "public"};
+    w.tables.push_back(table({"public", "wide"}, std::move(wide)));
+    w.finish();
+    auto* t = const_cast<table_info*>(w.find_table("wide"));
+    t->cas = {1};
+    auto pg = postgres::make_dialect();
+    const std::string wide_sql = pg->merge_conflicts_sql(*t, std::vector<size_t>{0, 1}, 1);
+    CHECK_THAT(wide_sql,
+               Catch::Contains(R"((jsonb_build_object('id',"__t"."id"::text,'c1',)") &&
+                   Catch::Contains(R"('c49',"__t"."c49") || jsonb_build_object('c50',)") &&
+                   Catch::Contains(R"('c50',"__t"."c50")) FROM "deadlined")"));
+}

@@ -1000,9 +1000,18 @@ api.configureTable("pairs", { cas: ["name"], merge: (op) => {
                       R"({"id":"1","amount":"1.50","at":"2024-01-01T00:00:00.123457Z",)"
                       R"("doc":{"b":2,"a":1},"flag":true})",
                       R"({"id":"1","amount":"1.5","at":"2024-01-01 01:00:00.123456+01:00",)"
-                      R"("doc":{"b":2,"a":1},"flag":"1"})") ==
+                      R"("doc":{"a":1,"b":2,"c":3},"flag":"1"})") ==
           R"(apply {"id":"1","amount":"1.5","at":"2024-01-01T00:00:00.123457Z",)"
-          R"("doc":{"b":2,"a":1},"flag":"1"})");
+          R"("doc":{"a":1,"b":2,"c":3},"flag":"1"})");
+    // Exponents are read exactly (not as doubles); offsets without colons, no fraction. Only
+    // the columns the batch writes are written.
+    CHECK(resolve_one(schema, "measures",
+                      R"({"id":"1","amount":"12345678901234567890","at":"2024-01-01T00:00:00Z"})",
+                      R"({"id":"1","amount":"1.2345678901234567891E+19",)"
+                      R"("at":"2024-01-01T00:00:01Z"})",
+                      R"({"id":"1","amount":"12345678901234567890",)"
+                      R"("at":"2023-12-31 16:00:00-0800","doc":null,"flag":"0"})") ==
+          R"(apply {"id":"1","amount":"1.2345678901234567891E+19","at":"2024-01-01T00:00:01Z"})");
     // Without the row before (no diff): as the original, the target's row is kept.
     CHECK(resolve_one(schema, "items", "null", R"({"id":"1","name":"b","price":"6","qty":"1"})",
                       R"({"id":"1","name":"t","price":"4","qty":"1"})") ==

@@ -49,9 +49,9 @@ struct message {
 /// A decoded value as a JSON tree (nested JSON is parsed back from its canonical text).
 [[nodiscard]] json to_json(const value& v);
 
-/// Appends a value as JSON with its number as a string of its exact text (how a userscript
-/// sees values); JSON documents as their text.
-void append_script_value(std::string& out, const value& v);
+/// Appends a value as a userscript sees it: a number as a string of its exact text, unless
+/// `json_column` (a bare number in a JSON column stays a number); JSON documents as their text.
+void append_script_value(std::string& out, const value& v, bool json_column = false);
 
 /// A decoded mutation as a message (topic given by the caller: mutations are grouped by it).
 [[nodiscard]] message to_message(std::string_view topic, const mutation& m);

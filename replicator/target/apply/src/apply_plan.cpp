@@ -156,7 +156,11 @@ void merge_documents(const table_info& t,
         }
         append_json_string(script, name);
         script += ':';
-        proto::append_script_value(script, *v);
+        // As the script's handlers see rows (userscript.cpp append_row), but an array column's
+        // numbers stay numbers, as the target's row has them.
+        proto::append_script_value(
+            script, *v,
+            c != nullptr && !c->array && (c->type_name == "json" || c->type_name == "jsonb"));
         doc.members().push_back({name, proto::to_json(*v)});
     }
     script += '}';
@@ -191,16 +195,29 @@ std::shared_ptr<const merge_rows> merge_of(const schema_snapshot& schema, const 
         if (r->first != nullptr && r->first->has_before && !r->first->before.empty()) {
             // The DLQ's text is the whole row; the script's, of those columns only (not what the
             // script ignored, renamed or sent to extras).
+            // An extras column's object is made of the properties without a column, as the
+            // proposed row's.
             std::vector<std::pair<std::string_view, const proto::value*>> whole;
             std::vector<std::pair<std::string_view, const proto::value*>> written;
+            std::vector<std::tuple<std::string_view, const proto::value*, stamp>> extras;
             for (const proto::column& c : r->first->before) {
                 whole.emplace_back(c.name, &c.val);
                 const column_info* col = t.find_column(c.name);
-                if (col != nullptr && std::any_of(values.begin(), values.end(), [&](const auto& v) {
-                        return v.first == col->name;
-                    })) {
+                if (col == nullptr && t.extras >= 0) {
+                    extras.emplace_back(c.name, &c.val, stamp{});
+                } else if (col != nullptr &&
+                           (t.extras < 0 || col != &t.columns[static_cast<size_t>(t.extras)]) &&
+                           std::any_of(values.begin(), values.end(),
+                                       [&](const auto& v) { return v.first == col->name; })) {
                     written.emplace_back(c.name, &c.val);
                 }
+            }
+            const std::string extras_text = extras_object(std::move(extras));
+            const proto::value extras_value{proto::value_kind::json, extras_text};
+            if (t.extras >= 0 && std::any_of(values.begin(), values.end(), [&](const auto& v) {
+                    return v.first == t.columns[static_cast<size_t>(t.extras)].name;
+                })) {
+                written.emplace_back(t.columns[static_cast<size_t>(t.extras)].name, &extras_value);
             }
             std::string unused;
             merge_documents(t, whole, unused, out.before_text);

@@ -232,7 +232,8 @@ public:
                                   .substr(open + 1, col.sql_type.find(')') - open - 1));
                 sql = fmt::format("LPAD(BIN({}), {}, '0')", value, width.value_or(1));
             } else if (is_geometry(col)) {
-                sql = fmt::format("ST_AsGeoJSON({})", value);
+                // MariaDB's is text: as a JSON value, an object.
+                sql = fmt::format("JSON_EXTRACT(ST_AsGeoJSON({}), '$')", value);
             } else if (is_json(col)) {
                 sql = fmt::format("JSON_EXTRACT({}, '$')", value);
             } else if (is_floating(col) ||

@@ -246,7 +246,7 @@ public:
                 c % 50 == 0 ? (c == 0 ? "(jsonb_build_object(" : ") || jsonb_build_object(") : ",";
             row_json += literal(col.name) + "," +
                         (number             ? value + "::text"
-                         : is_geometry(col) ? "ST_AsGeoJSON(" + value + ")::jsonb"
+                         : is_geometry(col) ? "ST_AsGeoJSON(" + value + ", 17)::jsonb"
                                             : value);
         }
         row_json += t.columns.empty() ? "'{}'::jsonb" : "))";
