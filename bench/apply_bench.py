@@ -123,6 +123,7 @@ def reset_staging(admin_url):
 
 class Replicator:
     def __init__(self, binary, workdir, name, flags):
+        self.name = name
         self.log_path = os.path.join(workdir, f"{name}.log")
         self.log = open(self.log_path, "w")
         self.proc = subprocess.Popen([binary, "start", "--tlsSelfSigned", "--disableAuthentication",
@@ -204,9 +205,21 @@ def through_replicator(a, target, shape, mix, mode, workdir, rows=None, extra=No
             cmd += ["--resolved-interval", str(a.resolved_ms), "--target", target.url,
                     "--progress-table", target.progress]
         cmd += extra or []
+        perf = None
+        if a.perf:
+            # The replicator's CPU profile over the sender's run (perf's own CPU is not the
+            # replicator's: own_cpu reads the replicator's process only).
+            os.makedirs(a.perf, exist_ok=True)
+            perf = subprocess.Popen(["perf", "record", "-q", "-e", "cpu-clock", "-g", "-p",
+                                     str(rep.proc.pid), "-o",
+                                     os.path.join(a.perf, f"{rep.name}.data")],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         db_before, rep_before = target.cpu(), rep.cpu()
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=3600)
         db_cpu, rep_cpu = target.cpu() - db_before, rep.cpu() - rep_before
+        if perf:
+            perf.send_signal(2)
+            perf.wait()
         if r.returncode != 0:
             rep.dump()
             fail(f"sender: {r.stderr.strip()}")
@@ -381,6 +394,9 @@ def main():
                         "'' to skip")
     p.add_argument("--json", default=None, help="where to write the results (default BUILD/apply_bench.json)")
     p.add_argument("--keep", action="store_true", help="keep the work folder (replicator logs, SQL)")
+    p.add_argument("--perf", default=None, metavar="DIR",
+                   help="profile the replicator of each run (perf record -e cpu-clock -g) into "
+                        "DIR/<run>.data; read with perf report -i")
     a = p.parse_args()
     a.modes = a.modes.split(",")
     a.replicator = os.path.join(a.build, "bin", "replicator")
