@@ -8,6 +8,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -209,17 +210,23 @@ def through_replicator(a, target, shape, mix, mode, workdir, rows=None, extra=No
         if a.perf:
             # The replicator's CPU profile over the sender's run (perf's own CPU is not the
             # replicator's: own_cpu reads the replicator's process only).
-            os.makedirs(a.perf, exist_ok=True)
+            data = os.path.join(a.perf, f"{rep.name}.data")
+            if os.path.exists(data):
+                os.remove(data)  # so that a run perf did not record cannot show an older one
+            perf_log = open(os.path.join(workdir, f"{rep.name}.perf.log"), "w")
             perf = subprocess.Popen(["perf", "record", "-q", "-e", "cpu-clock", "-g", "-p",
-                                     str(rep.proc.pid), "-o",
-                                     os.path.join(a.perf, f"{rep.name}.data")],
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                     str(rep.proc.pid), "-o", data],
+                                    stdout=perf_log, stderr=subprocess.STDOUT)
         db_before, rep_before = target.cpu(), rep.cpu()
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=3600)
         db_cpu, rep_cpu = target.cpu() - db_before, rep.cpu() - rep_before
         if perf:
-            perf.send_signal(2)
+            perf.send_signal(signal.SIGINT)
             perf.wait()
+            perf_log.close()
+            if not os.path.exists(data):
+                with open(perf_log.name) as f:
+                    fail(f"perf recorded nothing into {data}: {f.read().strip()[:2000]}")
         if r.returncode != 0:
             rep.dump()
             fail(f"sender: {r.stderr.strip()}")
@@ -404,6 +411,10 @@ def main():
     for b in (a.replicator, a.sender):
         if not os.access(b, os.X_OK):
             fail(f"{b} is missing: build with bench/run.sh")
+    if a.perf:
+        if not shutil.which("perf"):
+            fail("--perf needs perf (apt-get install linux-perf)")
+        os.makedirs(a.perf, exist_ok=True)
     for tool in ("psql", "mariadb"):
         if not shutil.which(tool):
             fail(f"{tool} is missing (apt-get install postgresql-client mariadb-client)")
