@@ -544,6 +544,9 @@ asio::awaitable<void> http_server::impl::accept_loop(tcp::acceptor& acceptor, bo
                 continue;
             }
         }
+        // Nagle's algorithm off (as Go's net/http): a response written in two parts must not wait
+        // for the client's delayed ACK of the first.
+        socket.set_option(tcp::no_delay(true), ec);
         auto executor = socket.get_executor();
         asio::co_spawn(executor, connection(std::move(socket), diagnostics, over_limit),
                        asio::detached);

@@ -420,6 +420,10 @@ private:
         }
         auto& lowest = tls_stream_ ? beast::get_lowest_layer(*tls_stream_) : *plain_;
         wait_for([&](auto handler) { lowest.async_connect(endpoints, handler); }, ec);
+        if (!ec) {
+            // As CockroachDB's Go client: every TCP connection has Nagle's algorithm off.
+            lowest.socket().set_option(tcp::no_delay(true), ec);
+        }
         if (!ec && tls_stream_) {
             wait_for(
                 [&](auto handler) {
