@@ -152,6 +152,9 @@ result<void> soci_session::execute(const std::string& text, const sql_params& pa
         return *late;
     }
     return run([&] {
+        if (send_inline(text, params)) {
+            return;
+        }
         soci::statement st(*sql_);
         bind(st, text, params);
         st.execute(true);

@@ -43,6 +43,13 @@ protected:
     /// so the dialect may rethrow to inspect the exception's type.
     [[nodiscard]] virtual error classify_current_exception() = 0;
 
+    /// For execute(): sends `text` with `params` written into it, as a dialect whose driver
+    /// substitutes parameters on the client anyway (SOCI's MySQL backend) can do without
+    /// SOCI's per-value objects. Throws as the driver does. false: not done, bind as usual.
+    virtual bool send_inline(const std::string& /*text*/, const sql_params& /*params*/) {
+        return false;
+    }
+
     /// Around every call into the driver (a dialect may bound it, e.g. with a watchdog).
     virtual void before_call() {}
     virtual void after_call() noexcept {}
