@@ -506,11 +506,20 @@ TEST_CASE("mysql sessions: values reach the server byte for byte, whatever the n
     const std::string insert =
         "INSERT INTO `inline_values` (`id`,`a:p1`,`b``:c'`) VALUES (:p1,:p2,:p3) "
         "ON DUPLICATE KEY UPDATE `a:p1`=VALUES(`a:p1`)";
-    for (size_t i = 0; i < values.size(); ++i) {
-        INFO("value " << i);
-        auto done = s.execute(insert, {std::to_string(i), values[i], std::nullopt});
-        if (!done) {
-            FAIL(done.error().message());
+    // Each value twice: with the server's sql_mode as it is, and with NO_BACKSLASH_ESCAPES
+    // (a backslash is then an ordinary character; a quote is escaped by doubling it).
+    for (const bool backslash_is_plain : {false, true}) {
+        if (backslash_is_plain) {
+            REQUIRE(s.execute(
+                "SET SESSION sql_mode = CONCAT(@@SESSION.sql_mode, ',NO_BACKSLASH_ESCAPES')", {}));
+        }
+        for (size_t i = 0; i < values.size(); ++i) {
+            INFO("value " << i << (backslash_is_plain ? " with NO_BACKSLASH_ESCAPES" : ""));
+            const size_t id = i + (backslash_is_plain ? values.size() : 0);
+            auto done = s.execute(insert, {std::to_string(id), values[i], std::nullopt});
+            if (!done) {
+                FAIL(done.error().message());
+            }
         }
     }
     // (Queries still bind through SOCI, which would take `a:p1` for a placeholder: read through
@@ -523,11 +532,11 @@ TEST_CASE("mysql sessions: values reach the server byte for byte, whatever the n
         "SELECT CAST(id AS CHAR), HEX(a), CAST(b IS NULL AS CHAR) FROM inline_view ORDER BY id",
         {});
     REQUIRE(rows);
-    REQUIRE(rows->size() == values.size());
-    for (size_t i = 0; i < values.size(); ++i) {
-        INFO("value " << i);
+    REQUIRE(rows->size() == 2 * values.size());
+    for (size_t i = 0; i < rows->size(); ++i) {
+        INFO("row " << i);
         std::string hex;
-        for (const unsigned char c : values[i]) {
+        for (const unsigned char c : values[i % values.size()]) {
             hex += fmt::format("{:02X}", c);
         }
         CHECK(rows->at(i).at(1) == hex);
@@ -538,7 +547,7 @@ TEST_CASE("mysql sessions: values reach the server byte for byte, whatever the n
     CHECK_FALSE(s.execute(insert, {"101", "x", "y", "z"}));
     auto count = s.query("SELECT CAST(COUNT(*) AS CHAR) FROM inline_values", {});
     REQUIRE(count);
-    CHECK(count->at(0).at(0) == std::to_string(values.size()));
+    CHECK(count->at(0).at(0) == std::to_string(2 * values.size()));
     REQUIRE(s.execute("DROP VIEW inline_view", {}));
     REQUIRE(s.execute("DROP TABLE inline_values", {}));
 }

@@ -164,9 +164,9 @@ public:
     // connection (2006, "server has gone away"). 4 MiB of values leaves room for the SQL text
     // under every default.
     size_t max_statement_bytes() const noexcept override { return 4 * 1024 * 1024 - 64 * 1024; }
-    // SOCI's MySQL backend writes values into the statement's text, escaped and quoted, inside
-    // the placeholder's conversion (CAST, UNHEX): each escaped byte counts twice, and 24 bytes
-    // cover the quotes, the comma and the conversion.
+    // Sessions write values into the statement's text (mysql_session.cpp, send_inline), escaped
+    // and quoted, inside the placeholder's conversion (CAST, UNHEX): each escaped byte counts
+    // twice, and 24 bytes cover the quotes, the comma and the conversion.
     size_t statement_bytes(const std::optional<std::string>& value) const noexcept override {
         if (!value) {
             return 24;

@@ -4,9 +4,9 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cctype>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include <fmt/format.h>
 #include <openssl/ssl.h>
@@ -34,69 +34,59 @@ public:
     using soci_session::soci_session;
 
 private:
-    // SOCI's MySQL backend substitutes parameters on the client too: each value escaped by
-    // mysql_real_escape_string() on this connection and quoted, NULL as NULL, the i-th
-    // placeholder taking the i-th value. Doing it here writes the statement once, where SOCI
-    // makes several objects and copies per value (most of the replicator's allocations on a
-    // MySQL target). Placeholders are read as SOCI reads them (':' then letters, digits, '_'),
-    // but never inside a quoted string or a `quoted identifier`.
+    // SOCI's MySQL backend substitutes parameters on the client too: each value escaped for
+    // the connection and quoted, NULL as NULL, the i-th placeholder taking the i-th value.
+    // Doing it here writes the statement once, where SOCI makes several objects and copies per
+    // value (most of the replicator's allocations on a MySQL target). Placeholders are read as
+    // SOCI reads them (':' then letters, digits, '_'), but never inside a quoted string or a
+    // `quoted identifier`.
     bool send_inline(const std::string& text, const sql_params& params) override {
         MYSQL* conn = static_cast<soci::mysql_session_backend*>(sql().get_backend())->conn_;
+        // The server says in every reply whether its sql_mode has NO_BACKSLASH_ESCAPES.
+        const bool no_backslash_escapes =
+            (conn->server_status & SERVER_STATUS_NO_BACKSLASH_ESCAPES) != 0;
         std::string out;
         size_t bytes = text.size();
         for (const auto& p : params) {
-            bytes += p ? 2 * p->size() + 3 : 4;
+            bytes += p ? p->size() + p->size() / 8 + 2 : 4;
         }
         out.reserve(bytes);
         size_t next = 0;
-        bool fits = true;
-        auto write_value = [&] {
-            if (next >= params.size()) {
-                fits = false;
-                return;
-            }
-            const std::optional<std::string>& v = params[next++];
-            if (!v) {
-                out += "NULL";
-                return;
-            }
-            const size_t at = out.size();
-            out.resize(at + 2 * v->size() + 2);
-            out[at] = '\'';
-            const unsigned long n = mysql_real_escape_string(conn, out.data() + at + 1, v->data(),
-                                                             static_cast<unsigned long>(v->size()));
-            out.resize(at + 1 + n);
-            out += '\'';
-        };
-        char quote = 0;  // inside '...', "..." or `...`
-        for (size_t i = 0; i < text.size() && fits; ++i) {
+        size_t from = 0;  // text[from, i) not copied yet
+        char quote = 0;   // inside '...', "..." or `...`
+        for (size_t i = 0; i < text.size(); ++i) {
             const char c = text[i];
             if (quote != 0) {
-                out += c;
-                if (c == '\\' && quote != '`' && i + 1 < text.size()) {
-                    out += text[++i];
+                if (c == '\\' && quote != '`' && !no_backslash_escapes) {
+                    ++i;
                 } else if (c == quote) {
                     quote = 0;  // a doubled quote reopens at once
                 }
             } else if (c == '\'' || c == '"' || c == '`') {
                 quote = c;
-                out += c;
-            } else if (c == ':' && i + 1 < text.size() &&
-                       (std::isalnum(static_cast<unsigned char>(text[i + 1])) != 0 ||
-                        text[i + 1] == '_')) {
-                while (i + 1 < text.size() &&
-                       (std::isalnum(static_cast<unsigned char>(text[i + 1])) != 0 ||
-                        text[i + 1] == '_')) {
+            } else if (c == ':' && i + 1 < text.size() && name_char(text[i + 1])) {
+                out.append(text, from, i - from);
+                while (i + 1 < text.size() && name_char(text[i + 1])) {
                     ++i;
                 }
-                write_value();
-            } else {
-                out += c;
+                from = i + 1;
+                if (next >= params.size()) {
+                    return false;  // SOCI's binding says what is wrong
+                }
+                const std::optional<std::string>& v = params[next++];
+                if (v) {
+                    out += '\'';
+                    append_escaped(out, *v, no_backslash_escapes);
+                    out += '\'';
+                } else {
+                    out += "NULL";
+                }
             }
         }
-        if (!fits || next != params.size()) {
-            return false;  // SOCI's binding says what is wrong
+        if (next != params.size()) {
+            return false;
         }
+        out.append(text, from, text.size() - from);
         if (mysql_real_query(conn, out.data(), static_cast<unsigned long>(out.size())) != 0) {
             const auto number = static_cast<int>(mysql_errno(conn));
             throw soci::mysql_soci_error(mysql_error(conn), number);
@@ -105,6 +95,41 @@ private:
             mysql_free_result(mysql_store_result(conn));
         }
         return true;
+    }
+
+    static bool name_char(char c) noexcept {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+               c == '_';
+    }
+
+    // As mysql_real_escape_string() on a utf8mb4 connection (the sessions' SET NAMES): no byte
+    // of a multi-byte UTF-8 character is ASCII, so escaping byte by byte is exact. With
+    // NO_BACKSLASH_ESCAPES a backslash is an ordinary character and a quote is doubled.
+    static void append_escaped(std::string& out, std::string_view v, bool no_backslash_escapes) {
+        size_t from = 0;
+        for (size_t i = 0; i < v.size(); ++i) {
+            const char* with = nullptr;
+            if (no_backslash_escapes) {
+                with = v[i] == '\'' ? "''" : nullptr;
+            } else {
+                switch (v[i]) {
+                case '\0': with = "\\0"; break;
+                case '\n': with = "\\n"; break;
+                case '\r': with = "\\r"; break;
+                case '\\': with = "\\\\"; break;
+                case '\'': with = "\\'"; break;
+                case '"': with = "\\\""; break;
+                case '\x1a': with = "\\Z"; break;
+                default: break;
+                }
+            }
+            if (with != nullptr) {
+                out.append(v.data() + from, i - from);
+                out.append(with, 2);
+                from = i + 1;
+            }
+        }
+        out.append(v.data() + from, v.size() - from);
     }
 
     error classify_current_exception() override {
