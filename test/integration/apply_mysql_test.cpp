@@ -542,9 +542,29 @@ TEST_CASE("mysql sessions: values reach the server byte for byte, whatever the n
         CHECK(rows->at(i).at(1) == hex);
         CHECK(rows->at(i).at(2) == "1");
     }
-    // One value too few or too many: an error naming the count, nothing written.
-    CHECK_FALSE(s.execute(insert, {"100", "x"}));
-    CHECK_FALSE(s.execute(insert, {"101", "x", "y", "z"}));
+    // One value too few or too many: an error that says so, nothing written.
+    const std::string one = "INSERT INTO `inline_values` (`id`) VALUES (:p1)";
+    for (const sql_params& wrong : {sql_params{}, sql_params{"100", "101"}}) {
+        auto refused = s.execute(one, wrong);
+        REQUIRE_FALSE(refused);
+        CHECK_THAT(refused.error().message(),
+                   Catch::Matchers::Contains(
+                       fmt::format("{} values for a statement with 1 placeholders", wrong.size())));
+    }
+    // A statement answering several results (a userscript's CALL) is read to its end: the
+    // session takes the next statement.
+    REQUIRE(s.execute("DROP PROCEDURE IF EXISTS inline_results", {}));
+    REQUIRE(s.execute("CREATE PROCEDURE inline_results() BEGIN SELECT 1; SELECT 2, 3; END", {}));
+    auto called = s.execute("CALL inline_results()", {});
+    if (!called) {
+        FAIL(called.error().message());
+    }
+    auto after = s.execute(one, {"102"});
+    if (!after) {
+        FAIL(after.error().message());
+    }
+    REQUIRE(s.execute("DELETE FROM inline_values WHERE id = :p1", {"102"}));
+    REQUIRE(s.execute("DROP PROCEDURE inline_results", {}));
     auto count = s.query("SELECT CAST(COUNT(*) AS CHAR) FROM inline_values", {});
     REQUIRE(count);
     CHECK(count->at(0).at(0) == std::to_string(2 * values.size()));

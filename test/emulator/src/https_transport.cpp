@@ -422,7 +422,8 @@ private:
         wait_for([&](auto handler) { lowest.async_connect(endpoints, handler); }, ec);
         if (!ec) {
             // As CockroachDB's Go client: every TCP connection has Nagle's algorithm off.
-            lowest.socket().set_option(tcp::no_delay(true), ec);
+            error_code ignored;
+            lowest.socket().set_option(tcp::no_delay(true), ignored);
         }
         if (!ec && tls_stream_) {
             wait_for(

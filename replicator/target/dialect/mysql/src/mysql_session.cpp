@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <atomic>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 
@@ -37,12 +38,17 @@ private:
     // SOCI's MySQL backend substitutes parameters on the client too: each value escaped for
     // the connection and quoted, NULL as NULL, the i-th placeholder taking the i-th value.
     // Doing it here writes the statement once, where SOCI makes several objects and copies per
-    // value (most of the replicator's allocations on a MySQL target). Placeholders are read as
-    // SOCI reads them (':' then letters, digits, '_'), but never inside a quoted string or a
-    // `quoted identifier`.
+    // value (most of the replicator's allocations on a MySQL target). A placeholder is ':' then
+    // letters, digits or '_', never inside a quoted string or a `quoted identifier`.
     bool send_inline(const std::string& text, const sql_params& params) override {
         MYSQL* conn = static_cast<soci::mysql_session_backend*>(sql().get_backend())->conn_;
-        // The server says in every reply whether its sql_mode has NO_BACKSLASH_ESCAPES.
+        // Byte-by-byte escaping is exact for UTF-8 only (connect() sets utf8mb4; a userscript's
+        // statement may set another, which the server reports and the client library records).
+        const std::string_view charset = mysql_character_set_name(conn);
+        if (charset != "utf8mb4" && charset != "utf8mb3" && charset != "utf8") {
+            return false;
+        }
+        // Whether the session's sql_mode has NO_BACKSLASH_ESCAPES: in every reply's status.
         const bool no_backslash_escapes =
             (conn->server_status & SERVER_STATUS_NO_BACKSLASH_ESCAPES) != 0;
         std::string out;
@@ -70,10 +76,10 @@ private:
                     ++i;
                 }
                 from = i + 1;
-                if (next >= params.size()) {
-                    return false;  // SOCI's binding says what is wrong
+                if (next++ >= params.size()) {
+                    continue;  // counted, for the error below
                 }
-                const std::optional<std::string>& v = params[next++];
+                const std::optional<std::string>& v = params[next - 1];
                 if (v) {
                     out += '\'';
                     append_escaped(out, *v, no_backslash_escapes);
@@ -84,17 +90,36 @@ private:
             }
         }
         if (next != params.size()) {
-            return false;
+            // A bug in the statement's making, not a database error (SOCI sent such a statement
+            // cut short, or failed on an index out of range).
+            throw std::invalid_argument(
+                fmt::format("{} values for a statement with {} placeholders", params.size(), next));
         }
         out.append(text, from, text.size() - from);
+        auto fail = [conn] {
+            throw soci::mysql_soci_error(mysql_error(conn), static_cast<int>(mysql_errno(conn)));
+        };
         if (mysql_real_query(conn, out.data(), static_cast<unsigned long>(out.size())) != 0) {
-            const auto number = static_cast<int>(mysql_errno(conn));
-            throw soci::mysql_soci_error(mysql_error(conn), number);
+            fail();
         }
-        if (mysql_field_count(conn) > 0) {
-            mysql_free_result(mysql_store_result(conn));
+        // Every result read and freed (a userscript's statement may return rows, or several
+        // results), so that the next statement finds the connection ready.
+        for (;;) {
+            if (mysql_field_count(conn) > 0) {
+                MYSQL_RES* rows = mysql_store_result(conn);
+                if (rows == nullptr) {
+                    fail();
+                }
+                mysql_free_result(rows);
+            }
+            const int more = mysql_next_result(conn);
+            if (more > 0) {
+                fail();
+            }
+            if (more < 0) {
+                return true;
+            }
         }
-        return true;
     }
 
     static bool name_char(char c) noexcept {
@@ -102,9 +127,10 @@ private:
                c == '_';
     }
 
-    // As mysql_real_escape_string() on a utf8mb4 connection (the sessions' SET NAMES): no byte
-    // of a multi-byte UTF-8 character is ASCII, so escaping byte by byte is exact. With
-    // NO_BACKSLASH_ESCAPES a backslash is an ordinary character and a quote is doubled.
+    // The escapes of mysql_real_escape_string(), byte by byte: on a UTF-8 connection no byte of
+    // a multi-byte character is ASCII, so no escape can join one (the server reads the same
+    // bytes). With NO_BACKSLASH_ESCAPES a backslash is an ordinary character and a quote is
+    // doubled.
     static void append_escaped(std::string& out, std::string_view v, bool no_backslash_escapes) {
         size_t from = 0;
         for (size_t i = 0; i < v.size(); ++i) {
@@ -251,7 +277,11 @@ result<std::unique_ptr<target_session>> connect(const conn_url& url,
         if (auto tls = check_tls(backend->conn_, url); !tls) {
             return tls.error().with_context(fmt::format("cannot connect to {}", url.redacted()));
         }
-        *s << "SET NAMES utf8mb4";
+        // Through the client library, so that it knows the character set it escapes for.
+        if (mysql_set_character_set(backend->conn_, "utf8mb4") != 0) {
+            throw soci::mysql_soci_error(mysql_error(backend->conn_),
+                                         static_cast<int>(mysql_errno(backend->conn_)));
+        }
         *s << "SET SESSION time_zone = '+00:00'";
         *s << "SET SESSION sql_mode = CONCAT(@@SESSION.sql_mode, ',STRICT_ALL_TABLES')";
         // InnoDB's default, REPEATABLE READ, locks gaps between keys: transactions writing
