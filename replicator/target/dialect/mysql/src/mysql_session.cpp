@@ -42,8 +42,10 @@ private:
     // letters, digits or '_', never inside a quoted string or a `quoted identifier`.
     bool send_inline(const std::string& text, const sql_params& params) override {
         MYSQL* conn = static_cast<soci::mysql_session_backend*>(sql().get_backend())->conn_;
-        // Byte-by-byte escaping is exact for UTF-8 only (connect() sets utf8mb4; a userscript's
-        // statement may set another, which the server reports and the client library records).
+        // Byte-by-byte escaping is exact for UTF-8 only. connect() sets utf8mb4; a userscript's
+        // statement may set another, which the server reports (session tracking, on by default)
+        // and the client library records. With tracking off the record stays utf8mb4, as SOCI's
+        // own escaping would assume too.
         const std::string_view charset = mysql_character_set_name(conn);
         if (charset != "utf8mb4" && charset != "utf8mb3" && charset != "utf8") {
             return false;
