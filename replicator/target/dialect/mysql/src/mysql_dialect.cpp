@@ -527,6 +527,7 @@ retry_class classify_error_number(unsigned int number) noexcept {
     case 2003:
     case 2006:
     case 2013:
+    case 2014:  // commands out of sync: results left unread, the session takes nothing more
     case 2055:
     case 1040:
     case 1053:
