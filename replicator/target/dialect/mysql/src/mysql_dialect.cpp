@@ -7,6 +7,8 @@
 #include "molt/proto/batch.hpp"
 #include "molt/replicator/dialect/mysql.hpp"
 
+#include "escape.hpp"
+
 namespace molt::replicator::mysql {
 namespace {
 
@@ -173,10 +175,7 @@ public:
         }
         size_t escaped = 0;
         for (const char c : *value) {
-            escaped += c == '\\' || c == '\'' || c == '"' || c == '\0' || c == '\n' || c == '\r' ||
-                               c == '\x1a'
-                           ? 1
-                           : 0;
+            escaped += backslash_escape(c) != nullptr ? 1 : 0;
         }
         return 24 + value->size() + escaped;
     }

@@ -27,6 +27,8 @@ typedef unsigned char uchar;
 #include "molt/replicator/dialect/mysql.hpp"
 #include "molt/replicator/dialect/soci_session.hpp"
 
+#include "escape.hpp"
+
 namespace molt::replicator::mysql {
 namespace {
 
@@ -127,37 +129,6 @@ private:
     static bool name_char(char c) noexcept {
         return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
                c == '_';
-    }
-
-    // The escapes of mysql_real_escape_string(), byte by byte: on a UTF-8 connection no byte of
-    // a multi-byte character is ASCII, so no escape can join one (the server reads the same
-    // bytes). With NO_BACKSLASH_ESCAPES a backslash is an ordinary character and a quote is
-    // doubled.
-    static void append_escaped(std::string& out, std::string_view v, bool no_backslash_escapes) {
-        size_t from = 0;
-        for (size_t i = 0; i < v.size(); ++i) {
-            const char* with = nullptr;
-            if (no_backslash_escapes) {
-                with = v[i] == '\'' ? "''" : nullptr;
-            } else {
-                switch (v[i]) {
-                case '\0': with = "\\0"; break;
-                case '\n': with = "\\n"; break;
-                case '\r': with = "\\r"; break;
-                case '\\': with = "\\\\"; break;
-                case '\'': with = "\\'"; break;
-                case '"': with = "\\\""; break;
-                case '\x1a': with = "\\Z"; break;
-                default: break;
-                }
-            }
-            if (with != nullptr) {
-                out.append(v.data() + from, i - from);
-                out.append(with, 2);
-                from = i + 1;
-            }
-        }
-        out.append(v.data() + from, v.size() - from);
     }
 
     error classify_current_exception() override {
